@@ -1,0 +1,3 @@
+from syncd.config.model import Settings
+
+__all__ = ["Settings"]

@@ -1,0 +1,58 @@
+"""What a flow runs with: the ports for one platform and the state store.
+
+Built by ``syncd.bootstrap`` for the daemon and the CLI, or directly by a test; a flow never
+builds an adapter itself, so the same flow runs against the sandbox, SQLite or a real ERP.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncd.config.model import PlatformSettings, Settings
+    from syncd.ports import ErpPort, LayoutRenderer, MailTransport, ShopPort
+    from syncd.state.db import StateStore
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PlatformContext:
+    settings: Settings
+    platform: PlatformSettings
+    erp: ErpPort
+    shop: ShopPort
+    state: StateStore
+    mail: MailTransport | None = None
+    layouts: LayoutRenderer | None = None
+    clock: Callable[[], datetime] = utcnow
+    # Called with (done, total | None) after each batch; the CLI draws a progress bar with it.
+    progress: Callable[[int, int | None], None] | None = None
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    record: str  # ERP number or shop id
+    action: str  # created | linked | updated | mailed | skipped | failed | imported | would-create ...
+    detail: str = ""
+
+
+@dataclass
+class CycleReport:
+    """What one cycle of one direction did (or, with ``dry_run``, would do)."""
+
+    platform: str
+    direction: str
+    dry_run: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    items: list[ReportItem] = field(default_factory=list)
+
+    def add(self, record: Any, action: str, detail: str = "") -> None:
+        self.counts[action] += 1
+        self.items.append(ReportItem(str(record), action, detail))

@@ -1,0 +1,96 @@
+"""The small interfaces flows talk to. Adapters live in ``connectors/``; flows receive
+them from ``syncd.bootstrap`` (or a test) and never build one themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from syncd.domain import CheckItem, ErpAddress, OutgoingMail, PushResult, RenderedLayout, ShopCustomer
+
+
+class ChangeScan(Protocol):
+    """One pass of change detection. Iterate ``batches()`` to the end, then ``cursor()`` gives
+    the bookmark to store *after* the records it covers are processed."""
+
+    def batches(self) -> Iterator[list[ErpAddress]]: ...
+
+    def cursor(self) -> dict[str, Any]: ...
+
+
+class ErpPort(Protocol):
+    def check(self) -> list[CheckItem]: ...
+
+    def scan_changes(self, cursor: Mapping[str, Any] | None, *, batch_size: int = 500) -> ChangeScan: ...
+
+    def get_address(self, number: int) -> ErpAddress | None: ...
+
+    def get_addresses(self, numbers: Iterable[int]) -> dict[int, ErpAddress]: ...
+
+    # --- the password field (spec §1 step 3b/3f, I2) ---
+    def write_password_fields(self, values: Mapping[int, str]) -> None:
+        """Write all values in one transaction."""
+
+    def read_password_fields(self, numbers: Iterable[int]) -> dict[int, str | None]: ...
+
+    def numbers_with_password(self) -> list[int]:
+        """Every address whose password field is non-empty (the start-up sweep)."""
+
+    def clear_password_fields(self, numbers: Iterable[int]) -> None:
+        """One statement; idempotent."""
+
+    # --- shop -> ERP import ---
+    def number_exists(self, number: int) -> bool: ...
+
+    def create_address(self, number: int, values: Mapping[str, Any]) -> bool:
+        """Insert a new address; ``values`` by logical name or column name. False when the
+        number is taken (the caller takes the next one); raises PermanentError on bad values."""
+
+    def read_columns(self, number: int, columns: Sequence[str]) -> dict[str, Any]: ...
+
+    def write_value(self, number: int, column: str, value: Any) -> None: ...
+
+    def find_numbers(self, column: str, value: Any) -> list[int]: ...
+
+
+class ShopPort(Protocol):
+    name: str
+    login_url: str
+
+    def check(self) -> list[CheckItem]: ...
+
+    def push(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> list[PushResult]:
+        """Create or update ``addresses``; ``links`` are the shop ids already linked per ERP
+        number. One result per address, in order."""
+
+    def set_passwords(self, passwords: Mapping[str, str]) -> dict[str, str | None]:
+        """shop id -> password, one bulk call; returns shop id -> error reason (None = ok)."""
+
+    def set_active(self, shop_ids: Sequence[str], active: bool) -> dict[str, str | None]: ...
+
+    def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]: ...
+
+    def get_customers(self, shop_ids: Sequence[str]) -> dict[str, ShopCustomer]: ...
+
+    def set_customer_number(self, shop_id: str, number: str) -> None: ...
+
+
+class MailSession(Protocol):
+    def send(self, mail: OutgoingMail) -> None:
+        """Raises TransientError (SMTP 4xx, dropped connection) or PermanentError (5xx)."""
+
+
+class MailTransport(Protocol):
+    def session(self) -> AbstractContextManager[MailSession]: ...
+
+    def check(self) -> list[CheckItem]: ...
+
+
+class LayoutRenderer(Protocol):
+    def names(self) -> list[str]: ...
+
+    def render(self, name: str, context: Mapping[str, Any]) -> RenderedLayout: ...
+
+    def check(self, name: str, password_column: str | None) -> list[CheckItem]: ...

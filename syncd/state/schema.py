@@ -1,0 +1,159 @@
+"""Tables of the state store. One store, many small repositories over it (``syncd.state.*``).
+
+Never stored here: a generated password, a secret, or any value registered with
+``syncd.redaction``. The credential job table records *steps*, not passwords; the in-flight
+password lives only in the ERP password field (spec I2/I3).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+
+# Binding between an ERP address and a shop account, per platform (OCA/connector style).
+# kind: 'erp' (created in the shop by syncd), 'email' (linked to an existing shop account),
+# 'import' (shop customer imported into the ERP), 'collective' (many shop customers -> one address).
+links = Table(
+    "links",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("shop_id", String(64), primary_key=True),
+    Column("erp_number", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("email", String(320)),
+    Column("erp_blocked", Boolean, nullable=False, server_default=text("false")),
+    Column("shop_active", Boolean, nullable=False, server_default=text("true")),
+    Column("fingerprint", String(64)),  # hash of the last pushed payload: skip unchanged
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+Index(
+    "uq_links_platform_erp_number",
+    links.c.platform,
+    links.c.erp_number,
+    unique=True,
+    sqlite_where=text("kind != 'collective'"),
+    postgresql_where=text("kind != 'collective'"),
+)
+
+# Bookmarks of incremental syncs: name is e.g. 'erp-to-shop' or 'shop-to-erp'.
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# One row per credential job. step: pending -> field_written -> sending -> sent -> done | failed.
+# send_attempts counts sends whose outcome is unknown (started, not confirmed refused): it bounds
+# resends after crashes (I5).
+credential_jobs = Table(
+    "credential_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("platform", String(64), nullable=False),
+    Column("erp_number", BigInteger, nullable=False),
+    Column("shop_id", String(64)),
+    Column("email", String(320)),
+    Column("mode", String(16), nullable=False, server_default=text("'password'")),
+    Column("reason", String(32), nullable=False, server_default=text("'created'")),  # created|resend|reset
+    Column("step", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("send_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("next_attempt_at", TS),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("finished_at", TS),
+)
+Index("ix_credential_jobs_platform_step", credential_jobs.c.platform, credential_jobs.c.step)
+Index(
+    "uq_credential_jobs_active",
+    credential_jobs.c.platform,
+    credential_jobs.c.erp_number,
+    unique=True,
+    sqlite_where=text("step NOT IN ('done', 'failed')"),
+    postgresql_where=text("step NOT IN ('done', 'failed')"),
+)
+
+# Per-record permanent failures, visible in `syncd status`; removed when the record succeeds.
+failures = Table(
+    "failures",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("direction", String(16), primary_key=True),
+    Column("record", String(64), primary_key=True),  # ERP number or shop id
+    Column("step", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("code", String(64)),
+    Column("count", Integer, nullable=False, server_default=text("1")),
+    Column("first_seen", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+)
+
+# Tenant cache: ERP and shop metadata (columns, sales channels, groups, countries ...).
+cache = Table(
+    "cache",
+    metadata,
+    Column("scope", String(64), primary_key=True),  # 'erp' or a platform name
+    Column("key", String(128), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("fetched_at", TS, nullable=False),
+)
+
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("platform", String(64), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("started", TS, nullable=False),
+    Column("finished", TS),
+    Column("ok", Boolean),
+    Column("counts", JSON),
+    Column("error", Text),
+    Column("holder", String(128)),
+)
+Index("ix_cycles_platform_direction_started", cycles.c.platform, cycles.c.direction, cycles.c.started)
+
+# Work leases between instances sharing one state store (spec §3).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
+
+# Shop -> ERP number allocation, per platform: advanced, never reused.
+number_allocations = Table(
+    "number_allocations",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("next_number", BigInteger, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
