@@ -1,0 +1,69 @@
+"""Real-database test helpers.
+
+``pg_url()`` / ``mariadb_url()`` return the server URL from the environment. Unset: the test is
+skipped and says which variable to set. Set but unreachable: the test fails when
+``SYNCD_REQUIRE_REALDB=1`` (CI), otherwise it is skipped with the connection error.
+
+Several engineers and CI jobs share these databases: name every table/schema with
+``unique_name()`` and drop it afterwards; never drop the database.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+
+import pytest
+
+PG_ENV = "SYNCD_TEST_PG_URL"
+MARIADB_ENV = "SYNCD_TEST_MARIADB_URL"
+REQUIRE_ENV = "SYNCD_REQUIRE_REALDB"
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A lower-case identifier safe for tables and schemas on every backend (<= 63 chars)."""
+    clean = "".join(c if c.isalnum() else "_" for c in prefix.lower())[:40]
+    return f"{clean}_{uuid.uuid4().hex[:12]}"
+
+
+def _required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0", "false", "no")
+
+
+@functools.cache
+def _probe(url: str) -> str | None:
+    """None when the server answers, else the error text. Cached: one probe per run."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(url, pool_pre_ping=False)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:  # any driver error means "not reachable" here
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return None
+
+
+def _url(env: str, what: str) -> str:
+    url = os.environ.get(env, "").strip()
+    if not url:
+        pytest.skip(f"{env} unset: no {what} server configured for real-database tests")
+    error = _probe(url)
+    if error is not None:
+        message = f"{what} at ${env} unreachable: {error}"
+        if _required():
+            pytest.fail(f"{message} ({REQUIRE_ENV}=1 makes real-database tests mandatory)")
+        pytest.skip(message)
+    return url
+
+
+def pg_url() -> str:
+    return _url(PG_ENV, "PostgreSQL")
+
+
+def mariadb_url() -> str:
+    return _url(MARIADB_ENV, "MariaDB")
