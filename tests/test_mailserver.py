@@ -8,8 +8,6 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.mailserver import MailServer
-
 pytest_plugins = ["tests.mailserver"]
 
 
@@ -91,6 +89,8 @@ def test_starttls_required_and_unknown_ca_refused(smtp_server_factory):
 
 
 def test_plain_class_start_stop():
+    from tests.mailserver import MailServer
+
     server = MailServer().start()
     try:
         with smtplib.SMTP(server.host, server.port, timeout=5) as c:
