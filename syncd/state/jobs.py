@@ -1,0 +1,285 @@
+"""Credential jobs: one durable record per (platform, ERP address) credential mail.
+
+A job records *steps*, never the password (I3): the in-flight password lives only in the ERP
+password field. Steps::
+
+    pending -> field_written -> sending -> sent -> done
+                     \\-----------\\---------------> failed
+
+``send_attempts`` counts sends whose outcome is unknown (started, not confirmed refused); it is
+raised *before* SMTP is spoken, durably, so a crash can cause at most one extra mail (I5).
+At most one job per (platform, address) is active (not done/failed): a partial unique index.
+
+Every method takes an optional ``conn`` so a caller can make a job part of a larger state
+transaction (the link and its job are recorded together).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from syncd.redaction import redact
+from syncd.state.schema import credential_jobs as t
+
+if TYPE_CHECKING:
+    from syncd.state.db import StateStore
+
+PENDING = "pending"
+FIELD_WRITTEN = "field_written"
+SENDING = "sending"
+SENT = "sent"
+DONE = "done"
+FAILED = "failed"
+
+ACTIVE_STEPS = (PENDING, FIELD_WRITTEN, SENDING, SENT)
+FINAL_STEPS = (DONE, FAILED)
+# Steps reached before SMTP may have accepted the mail: restarting these with a fresh password
+# cannot contradict a mail already sent.
+BEFORE_SEND = (PENDING, FIELD_WRITTEN)
+
+
+@dataclass(frozen=True)
+class CredentialJob:
+    id: int
+    platform: str
+    erp_number: int
+    shop_id: str | None
+    email: str | None
+    mode: str
+    reason: str
+    step: str
+    attempts: int
+    send_attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.step in ACTIVE_STEPS
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every timestamp syncd stores is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _job(row: Any) -> CredentialJob:
+    m = row._mapping
+    return CredentialJob(
+        id=m["id"],
+        platform=m["platform"],
+        erp_number=int(m["erp_number"]),
+        shop_id=m["shop_id"],
+        email=m["email"],
+        mode=m["mode"],
+        reason=m["reason"],
+        step=m["step"],
+        attempts=m["attempts"],
+        send_attempts=m["send_attempts"],
+        last_error=m["last_error"],
+        next_attempt_at=_aware(m["next_attempt_at"]),
+        created_at=_aware(m["created_at"]),
+        updated_at=_aware(m["updated_at"]),
+        finished_at=_aware(m["finished_at"]),
+    )
+
+
+def _error_text(error: object) -> str:
+    # The last line of defence for I3: whatever the caller passes is redacted and bounded.
+    return redact(str(error))[:2000]
+
+
+class CredentialJobs:
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    @contextmanager
+    def _conn(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.store.engine.begin() as c:
+                yield c
+
+    # --- creating -------------------------------------------------------------------------
+    def create(
+        self,
+        *,
+        platform: str,
+        erp_number: int,
+        shop_id: str | None,
+        email: str | None,
+        now: datetime,
+        reason: str = "created",
+        mode: str = "password",
+        conn: Connection | None = None,
+    ) -> int | None:
+        """Record a pending job; None when the address already has an active one (idempotent:
+        a replayed push must not queue a second mail)."""
+        with self._conn(conn) as c:
+            existing = c.execute(
+                select(t.c.id).where(
+                    t.c.platform == platform, t.c.erp_number == erp_number, t.c.step.in_(ACTIVE_STEPS)
+                )
+            ).first()
+            if existing is not None:
+                return None
+            values = dict(
+                platform=platform,
+                erp_number=erp_number,
+                shop_id=shop_id,
+                email=email,
+                mode=mode,
+                reason=reason,
+                step=PENDING,
+                attempts=0,
+                send_attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+            if conn is None:
+                try:
+                    return int(c.execute(insert(t).values(**values)).inserted_primary_key[0])
+                except IntegrityError:  # another instance queued it between select and insert
+                    return None
+            # Inside the caller's transaction a failed insert would poison it; the select above
+            # and the unique index together keep one active job.
+            return int(c.execute(insert(t).values(**values)).inserted_primary_key[0])
+
+    # --- reading --------------------------------------------------------------------------
+    def get(self, job_id: int, *, conn: Connection | None = None) -> CredentialJob | None:
+        with self._conn(conn) as c:
+            row = c.execute(select(t).where(t.c.id == job_id)).first()
+        return _job(row) if row is not None else None
+
+    def active(
+        self, platforms: str | Iterable[str], numbers: Iterable[int] | None = None, *,
+        conn: Connection | None = None,
+    ) -> list[CredentialJob]:
+        names = [platforms] if isinstance(platforms, str) else list(platforms)
+        q = select(t).where(t.c.platform.in_(names), t.c.step.in_(ACTIVE_STEPS))
+        if numbers is not None:
+            wanted = sorted({int(n) for n in numbers})
+            if not wanted:
+                return []
+            q = q.where(t.c.erp_number.in_(wanted))
+        with self._conn(conn) as c:
+            return [_job(r) for r in c.execute(q.order_by(t.c.id))]
+
+    def due(self, platform: str, now: datetime, *, limit: int, numbers: Iterable[int] | None = None
+            ) -> list[CredentialJob]:
+        """Pending jobs whose backoff has passed, oldest first."""
+        q = select(t).where(
+            t.c.platform == platform,
+            t.c.step == PENDING,
+            or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now),
+        )
+        if numbers is not None:
+            q = q.where(t.c.erp_number.in_(sorted({int(n) for n in numbers})))
+        with self._conn(None) as c:
+            return [_job(r) for r in c.execute(q.order_by(t.c.id).limit(limit))]
+
+    def ever_had(self, platform: str, erp_number: int, *, conn: Connection | None = None) -> bool:
+        with self._conn(conn) as c:
+            return c.execute(
+                select(t.c.id).where(t.c.platform == platform, t.c.erp_number == erp_number).limit(1)
+            ).first() is not None
+
+    def history(self, platform: str, erp_number: int) -> list[CredentialJob]:
+        with self._conn(None) as c:
+            q = select(t).where(t.c.platform == platform, t.c.erp_number == erp_number).order_by(t.c.id)
+            return [_job(r) for r in c.execute(q)]
+
+    def counts(self, platform: str) -> Counter[str]:
+        with self._conn(None) as c:
+            rows = c.execute(
+                select(t.c.step, func.count()).where(t.c.platform == platform).group_by(t.c.step)
+            )
+            return Counter({step: n for step, n in rows})
+
+    def failed(self, platform: str) -> list[CredentialJob]:
+        with self._conn(None) as c:
+            q = select(t).where(t.c.platform == platform, t.c.step == FAILED).order_by(t.c.id)
+            return [_job(r) for r in c.execute(q)]
+
+    # --- moving steps ---------------------------------------------------------------------
+    def set_step(self, ids: Iterable[int], step: str, now: datetime, *, conn: Connection | None = None
+                 ) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        values: dict[str, Any] = {"step": step, "updated_at": now}
+        if step in FINAL_STEPS:
+            values["finished_at"] = now
+        with self._conn(conn) as c:
+            c.execute(update(t).where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS)).values(**values))
+
+    def start_sending(self, job_id: int, now: datetime) -> None:
+        """Durably count a send whose outcome will be unknown until the server answers (I5)."""
+        with self._conn(None) as c:
+            c.execute(
+                update(t)
+                .where(t.c.id == job_id)
+                .values(step=SENDING, send_attempts=t.c.send_attempts + 1, updated_at=now)
+            )
+
+    def refused(self, job_id: int, now: datetime) -> None:
+        """The server refused the send: its outcome is known, so it no longer counts."""
+        with self._conn(None) as c:
+            c.execute(
+                update(t)
+                .where(and_(t.c.id == job_id, t.c.send_attempts > 0))
+                .values(send_attempts=t.c.send_attempts - 1, updated_at=now)
+            )
+
+    def retry_later(self, ids: Iterable[int], *, error: object, next_attempt_at: datetime, now: datetime,
+                    conn: Connection | None = None) -> None:
+        """Back to pending with a backoff; the next attempt starts with a fresh password."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._conn(conn) as c:
+            c.execute(
+                update(t)
+                .where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS))
+                .values(
+                    step=PENDING,
+                    attempts=t.c.attempts + 1,
+                    last_error=_error_text(error),
+                    next_attempt_at=next_attempt_at,
+                    updated_at=now,
+                )
+            )
+
+    def restart(self, ids: Iterable[int], now: datetime, *, conn: Connection | None = None) -> None:
+        """Start over (crash before the field was written): pending, due now."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._conn(conn) as c:
+            c.execute(
+                update(t)
+                .where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS))
+                .values(step=PENDING, next_attempt_at=None, updated_at=now)
+            )
+
+    def fail(self, job_id: int, error: object, now: datetime, *, conn: Connection | None = None) -> None:
+        with self._conn(conn) as c:
+            c.execute(
+                update(t)
+                .where(t.c.id == job_id, t.c.step.in_(ACTIVE_STEPS))
+                .values(step=FAILED, last_error=_error_text(error), updated_at=now, finished_at=now)
+            )
