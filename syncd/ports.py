@@ -76,6 +76,11 @@ class ShopPort(Protocol):
 
     def set_customer_number(self, shop_id: str, number: str) -> None: ...
 
+    def customers_with_orders(self, since: datetime | None) -> Iterator[ShopCustomer]:
+        """Customers (no guests) with an order placed at or after ``since`` (None: any order).
+        A first order does not touch the customer's updatedAt, so the shop -> ERP import asks
+        for these separately when ``only_with_orders`` is on."""
+
 
 class MailSession(Protocol):
     def send(self, mail: OutgoingMail) -> None:
