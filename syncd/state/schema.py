@@ -7,6 +7,8 @@ password lives only in the ERP password field (spec I2/I3).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(
     naming_convention={
@@ -30,7 +33,35 @@ metadata = MetaData(
     }
 )
 
-TS = DateTime(timezone=True)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, on every backend.
+
+    SQLite keeps no offset and PostgreSQL returns session-time-zone values; repositories and
+    flows compare timestamps from both, so the column type normalises. Naive datetimes are
+    refused on write: an unlabelled local time is a bug that would shift leases by hours.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the state store; use UTC-aware values")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+TS = UTCDateTime()
 
 # Binding between an ERP address and a shop account, per platform (OCA/connector style).
 # kind: 'erp' (created in the shop by syncd), 'email' (linked to an existing shop account),

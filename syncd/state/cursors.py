@@ -1,0 +1,46 @@
+"""Cursors: the bookmark of each incremental sync, per (platform, name).
+
+Callers write a cursor only after the records it covers are processed; pass ``conn`` to
+write it in the same transaction as that work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from syncd.state.db import StateStore, upsert, utcnow
+from syncd.state.schema import cursors as t
+
+
+class Cursors:
+    def __init__(self, store: StateStore, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    def get(self, platform: str, name: str) -> dict[str, Any] | None:
+        with self.store.connect() as conn:
+            value = conn.execute(
+                select(t.c.value).where(t.c.platform == platform, t.c.name == name)
+            ).scalar_one_or_none()
+        return dict(value) if value is not None else None
+
+    def set(self, platform: str, name: str, value: dict[str, Any], *, conn: Connection | None = None) -> None:
+        if not isinstance(value, dict):
+            raise TypeError(f"a cursor value is a dict, got {type(value).__name__}")
+        row = {"platform": platform, "name": name, "value": value, "updated_at": self.clock()}
+        if conn is not None:
+            upsert(conn, t, row, keys=["platform", "name"], update=["value", "updated_at"])
+            return
+        with self.store.begin() as own:
+            upsert(own, t, row, keys=["platform", "name"], update=["value", "updated_at"])
+
+    def delete(self, platform: str, name: str | None = None) -> int:
+        stmt = t.delete().where(t.c.platform == platform)
+        if name is not None:
+            stmt = stmt.where(t.c.name == name)
+        with self.store.begin() as conn:
+            return conn.execute(stmt).rowcount

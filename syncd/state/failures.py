@@ -1,0 +1,117 @@
+"""Per-record permanent failures: what `syncd status` lists, until the record succeeds.
+
+A reason passes ``syncd.redaction.redact`` before it is stored: a peer's error text may echo a
+password back (I3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from syncd.redaction import redact
+from syncd.state.db import StateStore, chunked, upsert, utcnow
+from syncd.state.schema import failures as t
+
+MAX_REASON = 4000
+
+
+@dataclass(frozen=True)
+class Failure:
+    platform: str
+    direction: str
+    record: str
+    step: str
+    reason: str
+    code: str | None
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+def _clean_reason(reason: str) -> str:
+    text = redact(str(reason))
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+class Failures:
+    def __init__(self, store: StateStore, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    def record(
+        self, platform: str, direction: str, record: object, step: str, reason: str, code: str | None = None
+    ) -> None:
+        """Remember that ``record`` failed at ``step``; repeated failures count up."""
+        now = self.clock()
+        row = {
+            "platform": platform,
+            "direction": str(direction),
+            "record": str(record),
+            "step": step,
+            "reason": _clean_reason(reason),
+            "code": code,
+            "count": 1,
+            "first_seen": now,
+            "last_seen": now,
+        }
+        with self.store.begin() as conn:
+            upsert(
+                conn,
+                t,
+                row,
+                keys=["platform", "direction", "record"],
+                update={
+                    "step": lambda ex: ex.step,
+                    "reason": lambda ex: ex.reason,
+                    "code": lambda ex: ex.code,
+                    "last_seen": lambda ex: ex.last_seen,
+                    "count": t.c.count + 1,
+                },
+            )
+
+    def clear(self, platform: str, direction: str, record: object) -> bool:
+        return self.clear_many(platform, direction, [record]) > 0
+
+    def clear_many(self, platform: str, direction: str, records: Iterable[object]) -> int:
+        removed = 0
+        keys = sorted({str(r) for r in records})
+        with self.store.begin() as conn:
+            for batch in chunked(keys):
+                removed += conn.execute(
+                    t.delete().where(
+                        t.c.platform == platform, t.c.direction == str(direction), t.c.record.in_(batch)
+                    )
+                ).rowcount
+        return removed
+
+    def list(self, platform: str | None = None, *, limit: int | None = None) -> list[Failure]:
+        stmt = select(t).order_by(t.c.last_seen.desc(), t.c.record)
+        if platform is not None:
+            stmt = stmt.where(t.c.platform == platform)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.store.connect() as conn:
+            return [
+                Failure(
+                    platform=r.platform,
+                    direction=r.direction,
+                    record=r.record,
+                    step=r.step,
+                    reason=r.reason,
+                    code=r.code,
+                    count=r.count,
+                    first_seen=r.first_seen,
+                    last_seen=r.last_seen,
+                )
+                for r in conn.execute(stmt)
+            ]
+
+    def count(self, platform: str) -> int:
+        with self.store.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(t).where(t.c.platform == platform)).scalar_one()
+            )
