@@ -83,6 +83,12 @@ class PushResult:
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None  # the shop's error code when rejected
+    # "existed_with_deterministic_id": UPDATED, but no link was known - the account was created by
+    # an earlier push whose link was never stored (crash between shop write and link record).
+    detail: str | None = None
+    # Hash of the payload the shop now holds (None when nothing of ours was written); pass it back
+    # as ``fingerprints`` to let an unchanged address come back UNCHANGED without a write.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
