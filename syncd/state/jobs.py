@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from syncd.redaction import redact
 from syncd.state.schema import credential_jobs as t
@@ -150,13 +149,9 @@ class CredentialJobs:
                 created_at=now,
                 updated_at=now,
             )
-            if conn is None:
-                try:
-                    return int(c.execute(insert(t).values(**values)).inserted_primary_key[0])
-                except IntegrityError:  # another instance queued it between select and insert
-                    return None
-            # Inside the caller's transaction a failed insert would poison it; the select above
-            # and the unique index together keep one active job.
+            # The unique index backs the select: a racing instance makes this insert fail, which
+            # rolls back the caller's transaction (link and job together) rather than queueing
+            # a second mail.
             return int(c.execute(insert(t).values(**values)).inserted_primary_key[0])
 
     # --- reading --------------------------------------------------------------------------
@@ -179,16 +174,18 @@ class CredentialJobs:
         with self._conn(conn) as c:
             return [_job(r) for r in c.execute(q.order_by(t.c.id))]
 
-    def due(self, platform: str, now: datetime, *, limit: int, numbers: Iterable[int] | None = None
+    def due(self, platform: str, now: datetime, *, limit: int, exclude: Iterable[int] = ()
             ) -> list[CredentialJob]:
-        """Pending jobs whose backoff has passed, oldest first."""
+        """Pending jobs whose backoff has passed, oldest first; ``exclude``: job ids already
+        handled in this cycle (a job deferred with no backoff must not loop)."""
         q = select(t).where(
             t.c.platform == platform,
             t.c.step == PENDING,
             or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now),
         )
-        if numbers is not None:
-            q = q.where(t.c.erp_number.in_(sorted({int(n) for n in numbers})))
+        skip = sorted(set(exclude))
+        if skip:
+            q = q.where(t.c.id.not_in(skip))
         with self._conn(None) as c:
             return [_job(r) for r in c.execute(q.order_by(t.c.id).limit(limit))]
 

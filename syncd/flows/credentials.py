@@ -1,0 +1,377 @@
+"""Credential mails (spec §1 step 3) and the start-up sweep (I2).
+
+A batch of jobs moves through: generate passwords -> write all fields in one ERP transaction ->
+set all passwords in one shop call -> re-read the rows -> render -> per mail: count the send
+durably, then send over one SMTP session -> clear all fields in one statement -> done.
+
+The password exists only in memory (registered with ``syncd.redaction`` while it lives), in the
+ERP field, in the shop call and in the mail. Every state change is recorded *before* the field
+is cleared, so that after a crash at any instruction the sweep can tell what to do:
+
+* field set, job active and not yet sent -> finish with the field's password (I1, I2);
+  ``send_attempts`` caps resends at one (I5);
+* field set, job sent or no job -> clear it;
+* field empty, job not yet sent -> start over with a fresh password (no mail carried the old
+  one: a mail is only sent while the field holds its password);
+* field empty, job sent -> done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from syncd.domain import ErpAddress, OutgoingMail
+from syncd.errors import PermanentError, SyncdError, TransientError
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.passwords import generate_password
+from syncd.flows.push_addresses import clear_failure, email_problem, record_failure
+from syncd.redaction import redact, sensitive
+from syncd.retry import call_with_retry
+from syncd.state import jobs as steps
+from syncd.state.jobs import CredentialJob, CredentialJobs
+
+log = structlog.get_logger("syncd.flows.credentials")
+
+MAX_SENDS = 2  # the first send plus at most one after a crash with unknown outcome (I5)
+STEP = "credentials"
+
+# Test hook: the kill tests stop the process at named points (see tests/kill_runner.py).
+checkpoint: Callable[[str], None] = lambda _name: None  # noqa: E731
+
+
+def enabled(ctx: PlatformContext) -> bool:
+    a = ctx.platform.addresses
+    return bool(a.erp_to_shop and a.send_credentials and a.credential_mode == "password" and a.password_field)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before a job that met a transient fault is tried again: 30 s doubling, max 1 h."""
+    return timedelta(seconds=min(3600, 30 * 2 ** min(attempts, 7)))
+
+
+@dataclass
+class _Item:
+    job: CredentialJob
+    password: str
+    mail: OutgoingMail | None = None
+    result: str = ""  # sent | failed | retry | skip
+
+
+# ---------------------------------------------------------------------------------------- new work
+def send_due(ctx: PlatformContext, report: CycleReport) -> None:
+    """Run every due pending job of the platform, batch by batch."""
+    if not enabled(ctx):
+        return
+    repo = CredentialJobs(ctx.state)
+    size = ctx.settings.mail.batch_size
+    seen: set[int] = set()
+    while True:
+        jobs = repo.due(ctx.platform.name, ctx.clock(), limit=size, exclude=seen)
+        if not jobs:
+            return
+        seen.update(j.id for j in jobs)
+        field_length = getattr(ctx.erp, "password_field_length", None)
+        a = ctx.platform.addresses
+        passwords = {
+            j.erp_number: generate_password(a.password_length, a.password_alphabet, field_length=field_length)
+            for j in jobs
+        }
+        with sensitive(*passwords.values()):
+            deliver(ctx, jobs, passwords, report, field_written=False)
+
+
+# ---------------------------------------------------------------------------------------- one batch
+def deliver(
+    ctx: PlatformContext,
+    jobs: list[CredentialJob],
+    passwords: Mapping[int, str],
+    report: CycleReport,
+    *,
+    field_written: bool,
+) -> None:
+    """Take ``jobs`` from their current step to done/failed/retry with ``passwords`` (ERP number ->
+    password). ``field_written``: the fields already hold these passwords (the sweep)."""
+    repo = CredentialJobs(ctx.state)
+    items = [_Item(j, passwords[j.erp_number]) for j in jobs]
+    numbers = [i.job.erp_number for i in items]
+    if not items:
+        return
+
+    # b. the field becomes the one durable place of the password
+    if not field_written:
+        try:
+            call_with_retry(lambda: ctx.erp.write_password_fields(dict(passwords)),
+                            what="write password fields")
+        except TransientError as exc:
+            _retry(ctx, items, exc, report)  # nothing written: no field to clear
+            return
+        checkpoint("after_field_write")
+        repo.set_step([i.job.id for i in items], steps.FIELD_WRITTEN, ctx.clock())
+        checkpoint("after_field_written")
+
+    # c. the shop account gets the field's value
+    live = _set_shop_passwords(ctx, items, report)
+    checkpoint("after_set_passwords")
+
+    # d. render from the row as it now stands in the ERP
+    if live:
+        _render(ctx, live, report)
+    checkpoint("after_render")
+
+    # e. send over one session; each send is counted durably before SMTP is spoken
+    ready = [i for i in live if i.mail is not None and not i.result]
+    if ready:
+        _send(ctx, ready, report)
+
+    # f. clear every field of the batch in one statement, after each job's outcome is recorded
+    call_with_retry(lambda: ctx.erp.clear_password_fields(numbers), what="clear password fields")
+    checkpoint("after_clear")
+    sent = [i for i in items if i.result == "sent"]
+    repo.set_step([i.job.id for i in sent], steps.DONE, ctx.clock())
+    for i in sent:
+        clear_failure(ctx, i.job.erp_number, step=STEP)
+        report.add(i.job.erp_number, "mailed", i.job.email or "")
+        log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")
+
+
+def _set_shop_passwords(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> list[_Item]:
+    """One bulk call; returns the items whose account now has the password."""
+    for i in items:
+        if not i.job.shop_id:
+            _fail(ctx, i, "no shop account id recorded for this job", report)
+    pending = [i for i in items if not i.result]
+    if not pending:
+        return []
+    by_shop = {i.job.shop_id: i.password for i in pending}
+    try:
+        errors = call_with_retry(lambda: ctx.shop.set_passwords(by_shop), what="set shop passwords")
+    except TransientError as exc:
+        _retry(ctx, pending, exc, report)
+        return []
+    except PermanentError as exc:
+        for i in pending:
+            _fail(ctx, i, f"shop refused the password: {exc}", report, code=exc.code)
+        return []
+    live = []
+    for i in pending:
+        reason = (errors or {}).get(i.job.shop_id)
+        if reason:
+            _fail(ctx, i, f"shop refused the password: {reason}", report)
+        else:
+            live.append(i)
+    return live
+
+
+def _render(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> None:
+    field = ctx.platform.addresses.password_field or ""
+    try:
+        rows = call_with_retry(
+            lambda: ctx.erp.get_addresses([i.job.erp_number for i in items]), what="re-read addresses"
+        )
+    except TransientError as exc:
+        _retry(ctx, items, exc, report)
+        return
+    for i in items:
+        address = rows.get(i.job.erp_number)
+        if address is None:
+            _fail(ctx, i, "the address no longer exists in the ERP", report)
+            continue
+        if _field_value(address, field) != i.password:
+            # Someone else wrote the field between our write and this read: start over rather
+            # than mail a password the shop does not have.
+            _retry(ctx, [i], "the password field changed while the mail was prepared", report)
+            continue
+        problem = email_problem(address.email)
+        if problem:
+            _fail(ctx, i, problem, report, code="email")
+            continue
+        try:
+            i.mail = build_mail(ctx, address, i.job)
+        except SyncdError as exc:
+            _fail(ctx, i, f"layout {ctx.platform.addresses.email_layout!r}: {exc}", report, code="layout")
+        except Exception as exc:  # a template error must end this job, not the batch
+            _fail(ctx, i, f"layout {ctx.platform.addresses.email_layout!r}: {type(exc).__name__}: {exc}",
+                  report, code="layout")
+
+
+def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> None:
+    repo = CredentialJobs(ctx.state)
+    assert ctx.mail is not None
+    try:
+        with ctx.mail.session() as session:
+            for i in items:
+                if i.job.send_attempts >= MAX_SENDS:
+                    _fail(ctx, i, "delivery unknown after an interrupted resend; not sent again (use "
+                          "`syncd accounts send-credentials` to send new credentials)", report)
+                    continue
+                repo.start_sending(i.job.id, ctx.clock())
+                checkpoint("before_smtp")
+                mail = i.mail
+                assert mail is not None
+                try:
+                    call_with_retry(lambda m=mail: session.send(m), what="send credentials mail")
+                except TransientError as exc:
+                    repo.refused(i.job.id, ctx.clock())
+                    _retry(ctx, [i], f"mail server: {exc}", report)
+                    continue
+                except PermanentError as exc:
+                    repo.refused(i.job.id, ctx.clock())
+                    _fail(ctx, i, f"mail server refused: {exc}", report, code=exc.code)
+                    continue
+                checkpoint("after_smtp")
+                repo.set_step([i.job.id], steps.SENT, ctx.clock())
+                i.result = "sent"
+                checkpoint("after_sent")
+    except TransientError as exc:  # the session could not be opened (or re-opened)
+        _retry(ctx, [i for i in items if not i.result], f"mail server: {exc}", report)
+
+
+# ---------------------------------------------------------------------------------------- outcomes
+def _retry(ctx: PlatformContext, items: Iterable[_Item], error: object, report: CycleReport) -> None:
+    items = [i for i in items if not i.result]
+    if not items:
+        return
+    now = ctx.clock()
+    repo = CredentialJobs(ctx.state)
+    for i in items:
+        repo.retry_later([i.job.id], error=error, next_attempt_at=now + backoff(i.job.attempts), now=now)
+        i.result = "retry"
+        report.add(i.job.erp_number, "deferred", redact(str(error)))
+        log.warning("credentials deferred", platform=ctx.platform.name, address=i.job.erp_number,
+                    step=i.job.step, error=str(error))
+
+
+def _fail(ctx: PlatformContext, item: _Item, reason: str, report: CycleReport, *, code: str | None = None
+          ) -> None:
+    repo = CredentialJobs(ctx.state)
+    repo.fail(item.job.id, reason, ctx.clock())
+    record_failure(ctx, item.job.erp_number, step=STEP, reason=reason, code=code)
+    item.result = "failed"
+    report.add(item.job.erp_number, "failed", redact(reason))
+    log.warning("credentials failed", platform=ctx.platform.name, address=item.job.erp_number,
+                step=STEP, reason=reason)
+
+
+# ---------------------------------------------------------------------------------------- rendering
+def _field_value(address: ErpAddress, field: str) -> str | None:
+    value = address.row.get(field)
+    if value is None:
+        # Column names may come back in another case from some drivers.
+        lowered = field.lower()
+        value = next((v for k, v in address.row.items() if str(k).lower() == lowered), None)
+    return None if value is None else str(value).strip()
+
+
+def render_context(ctx: PlatformContext, address: ErpAddress) -> dict[str, Any]:
+    """The layout context of spec §2: erp (by column), address (by logical name), shop, customer."""
+    try:
+        from syncd.layouts import build_context  # the layout module owns the context's shape
+    except ImportError:  # pragma: no cover - only while the layout module is not there
+        build_context = None
+    if build_context is not None:
+        return build_context(address=address, platform=ctx.platform, shop=ctx.shop)
+    logical = {k: getattr(address, k) for k in (
+        "number", "email", "company", "salutation", "first_name", "last_name", "street", "zip",
+        "city", "country", "phone", "customer_group")}
+    login_url = getattr(ctx.shop, "login_url", None) or ctx.platform.login_url or (
+        ctx.platform.url.rstrip("/") + "/account/login")
+    return {
+        "erp": dict(address.row),
+        "address": logical,
+        "shop": {"name": ctx.platform.name, "url": ctx.platform.url, "login_url": login_url},
+        "customer": {"email": address.email, "number": str(address.number)},
+    }
+
+
+def build_mail(ctx: PlatformContext, address: ErpAddress, job: CredentialJob) -> OutgoingMail:
+    assert ctx.layouts is not None
+    rendered = ctx.layouts.render(ctx.platform.addresses.email_layout, render_context(ctx, address))
+    name = " ".join(p for p in (address.first_name, address.last_name) if p) or address.company
+    return OutgoingMail(
+        to_addr=address.email or "",
+        to_name=name or None,
+        sender=ctx.platform.sender or ctx.settings.mail.sender,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        key=f"{ctx.platform.name}:{job.erp_number}:{job.id}",
+    )
+
+
+# ---------------------------------------------------------------------------------------- the sweep
+def sharing_platforms(ctx: PlatformContext) -> list[str]:
+    """Platforms that use the same ERP password field: a field one of them owns is not stray."""
+    field = (ctx.platform.addresses.password_field or "").lower()
+    return [p.name for p in ctx.settings.platforms if (p.addresses.password_field or "").lower() == field]
+
+
+def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
+    """Finish or clear every in-flight password of the platform (I2).
+
+    ``full``: look at every non-empty field in the ERP (start-up). Otherwise only at the fields of
+    this platform's unfinished jobs (each cycle: cheap, O(active jobs)).
+    """
+    if not enabled(ctx):
+        return
+    repo = CredentialJobs(ctx.state)
+    now = ctx.clock()
+    active = repo.active(ctx.platform.name)
+    if not full:
+        active = [j for j in active if j.step != steps.PENDING]
+        if not active:
+            return
+    if full:
+        holding = set(call_with_retry(ctx.erp.numbers_with_password, what="find set password fields"))
+        owned_elsewhere = {j.erp_number for j in repo.active([p for p in sharing_platforms(ctx)
+                                                             if p != ctx.platform.name], holding)}
+    else:
+        holding, owned_elsewhere = set(), set()
+    numbers = holding | {j.erp_number for j in active}
+    values = call_with_retry(lambda: ctx.erp.read_password_fields(sorted(numbers)),
+                             what="read password fields")
+    values = {n: (v.strip() if isinstance(v, str) else v) for n, v in values.items()}
+    with sensitive(*[v for v in values.values() if v]):
+        by_number = {j.erp_number: j for j in active}
+        stray = sorted(n for n in numbers
+                       if values.get(n) and n not in by_number and n not in owned_elsewhere)
+        finish: list[CredentialJob] = []
+        restart: list[int] = []
+        done: list[int] = []
+        clear: list[int] = []
+        for n, job in by_number.items():
+            value = values.get(n)
+            if job.step == steps.SENT:
+                done.append(job.id)
+                if value:
+                    clear.append(n)
+            elif value:
+                finish.append(job)
+            else:
+                restart.append(job.id)
+        if stray:
+            log.warning("clearing password fields no job owns", platform=ctx.platform.name, addresses=stray)
+        if clear or stray:
+            call_with_retry(lambda: ctx.erp.clear_password_fields(clear + stray),
+                            what="clear password fields")
+            for n in stray:
+                report.add(n, "field-cleared", "password field held a value no job owns")
+        repo.set_step(done, steps.DONE, now)
+        for j in active:
+            if j.id in done:
+                clear_failure(ctx, j.erp_number, step=STEP)
+        repo.restart(restart, now)
+        for j in active:
+            if j.id in restart:
+                report.add(j.erp_number, "restarted", f"interrupted at {j.step} before the field was written")
+        if finish:
+            log.info("finishing interrupted credential jobs", platform=ctx.platform.name,
+                     addresses=[j.erp_number for j in finish])
+            for start in range(0, len(finish), ctx.settings.mail.batch_size):
+                chunk = finish[start:start + ctx.settings.mail.batch_size]
+                deliver(ctx, chunk, {j.erp_number: str(values[j.erp_number]) for j in chunk}, report,
+                        field_written=True)

@@ -1,0 +1,118 @@
+"""One ERP -> shop cycle of one platform (spec §1 steps 1-3), and the start-up sweep (I2).
+
+Order inside a cycle: finish credential jobs an earlier cycle left half-done, send the mails
+whose backoff has passed, then scan the ERP for changes batch by batch (push, link, mail). The
+cursor is stored only after every batch it covers is processed; a crash re-reads the overlap,
+which is harmless because pushes, links and jobs are idempotent.
+
+The daemon runs ``settle_password_fields`` once per platform at start-up, before any cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+import structlog
+
+from syncd.domain import ErpAddress
+from syncd.flows import credentials
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.push_addresses import DIRECTION, apply_batch, load_links, plan_batch
+from syncd.state.cursors import Cursors
+from syncd.state.jobs import CredentialJobs
+
+log = structlog.get_logger("syncd.flows.erp_to_shop")
+
+CURSOR = "erp-to-shop"
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def settle_password_fields(ctx: PlatformContext) -> CycleReport:
+    """Start-up sweep: every non-empty password field is finished (its job's mail sent with the
+    password it holds) or cleared (no job owns it); interrupted jobs are reset. Run it before
+    new work."""
+    report = CycleReport(ctx.platform.name, DIRECTION)
+    credentials.settle(ctx, report, full=True)
+    if report.items:
+        log.info("password fields settled", platform=ctx.platform.name, **dict(report.counts))
+    return report
+
+
+def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleReport:
+    """One cycle. Transient faults that outlast the retry budget escape (the cycle failed; the
+    cursor did not move); permanent per-record faults are recorded and the batch goes on."""
+    report = CycleReport(ctx.platform.name, DIRECTION, dry_run=dry_run)
+    if not ctx.platform.addresses.erp_to_shop:
+        return report
+    if dry_run:
+        return _dry_run(ctx, report)
+    name = ctx.platform.name
+    mail = credentials.enabled(ctx)
+    credentials.settle(ctx, report, full=False)
+    credentials.send_due(ctx, report)
+
+    cursors = Cursors(ctx.state, clock=ctx.clock)
+    scan = ctx.erp.scan_changes(cursors.get(name, CURSOR), batch_size=ctx.settings.erp.batch_size)
+    total = getattr(scan, "total", None)
+    done = 0
+    for batch in scan.batches():
+        for chunk in _chunks(batch, ctx.platform.batch_size):
+            apply_batch(ctx, chunk, report, credentials=mail)
+            credentials.send_due(ctx, report)
+        done += len(batch)
+        if ctx.progress is not None:
+            ctx.progress(done, total)
+    cursors.set(name, CURSOR, scan.cursor())
+    log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
+    return report
+
+
+def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
+    """What a cycle would do, from reads only: nothing is written to the ERP, the shop, the
+    state store or a mail server."""
+    name = ctx.platform.name
+    a = ctx.platform.addresses
+    mail = credentials.enabled(ctx)
+    jobs = CredentialJobs(ctx.state)
+    for job in jobs.active(name):
+        report.add(job.erp_number, "would-mail", f"unfinished credentials job ({job.step})")
+    scan = ctx.erp.scan_changes(Cursors(ctx.state).get(name, CURSOR), batch_size=ctx.settings.erp.batch_size)
+    total = getattr(scan, "total", None)
+    done = 0
+    for batch in scan.batches():
+        links, owners = load_links(ctx, batch)
+        plan = plan_batch(batch, links, owners, a)
+        for addr, reason, _code in plan.fail:
+            report.add(addr.number, "would-fail", reason)
+        for addr, reason in plan.skip:
+            report.add(addr.number, "would-skip", reason)
+        for addr in plan.unchanged:
+            report.add(addr.number, "unchanged")
+        for addr in plan.push:
+            link = links.get(addr.number)
+            if link is None or link.kind == "collective":
+                report.add(addr.number, "would-create", "or link to a shop account with this e-mail")
+                if mail and not addr.blocked:
+                    report.add(addr.number, "would-mail", _to(addr))
+            else:
+                report.add(addr.number, "would-update", link.shop_id)
+        for addr, link in plan.deactivate:
+            report.add(addr.number, "would-deactivate", link.shop_id)
+        for addr, link in plan.reactivate:
+            report.add(addr.number, "would-reactivate", link.shop_id)
+            if mail and link.kind == "erp" and not jobs.ever_had(name, addr.number):
+                report.add(addr.number, "would-mail", _to(addr))
+        done += len(batch)
+        if ctx.progress is not None:
+            ctx.progress(done, total)
+    return report
+
+
+def _to(address: ErpAddress) -> str:
+    return (address.email or "").strip()

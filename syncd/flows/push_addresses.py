@@ -1,0 +1,284 @@
+"""ERP -> shop, spec §1 steps 1-2: decide per changed address what to do, push, link.
+
+``plan_batch`` is the pure part (no I/O): from a batch of ERP addresses and their links it
+decides push / deactivate / reactivate / skip / fail / unchanged. ``apply_batch`` carries the
+plan out against the shop and records links, failures and credential jobs. A link and the
+credential job of a newly created account are recorded in ONE state transaction, so a crash can
+never leave an account that was linked but forgotten for its mail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+
+from syncd.config.model import AddressSettings
+from syncd.domain import ErpAddress, Outcome, PushResult
+from syncd.errors import PermanentError
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.retry import call_with_retry
+from syncd.state.db import upsert
+from syncd.state.failures import Failures
+from syncd.state.jobs import CredentialJobs
+from syncd.state.links import Link, Links
+from syncd.state.schema import links as links_table
+
+log = structlog.get_logger("syncd.flows.push_addresses")
+
+DIRECTION = "erp-to-shop"
+RECOVERED_CREATE = "existed_with_deterministic_id"
+# Mail failures are kept apart from push failures: a later successful update of the address
+# must not hide that its credentials mail bounced.
+MAIL_DIRECTION = "credentials"
+
+# Deliberately plain: one @, a dot in the domain, no spaces or control characters. The mail
+# server has the last word (5xx = permanent failure with its reason).
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,251}\.[^@\s\x00-\x1f\x7f.]{2,63}$")
+
+
+def email_problem(email: str | None) -> str | None:
+    """Why ``email`` cannot receive credentials, or None when it can."""
+    if email is None or not str(email).strip():
+        return "no e-mail address"
+    value = str(email).strip()
+    if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
+        return f"invalid e-mail address {value!r}"
+    return None
+
+
+def email_key(email: str | None) -> str:
+    return (email or "").strip().lower()
+
+
+def address_fingerprint(a: ErpAddress) -> str:
+    """What the shop sees of an address: an unchanged fingerprint means nothing to push."""
+    data = asdict(a)
+    for key in ("row", "problems", "modified_at", "blocked"):
+        data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- bookkeeping
+def record_failure(ctx: PlatformContext, number: object, *, step: str, reason: str, code: str | None = None,
+                   direction: str | None = None) -> None:
+    d = direction or (MAIL_DIRECTION if step == "credentials" else DIRECTION)
+    Failures(ctx.state, clock=ctx.clock).record(ctx.platform.name, d, number, step, reason, code)
+
+
+def clear_failure(ctx: PlatformContext, number: object, *, step: str) -> None:
+    d = MAIL_DIRECTION if step == "credentials" else DIRECTION
+    Failures(ctx.state, clock=ctx.clock).clear(ctx.platform.name, d, number)
+
+
+# ---------------------------------------------------------------------------------------- the plan
+@dataclass
+class Plan:
+    push: list[ErpAddress] = field(default_factory=list)
+    deactivate: list[tuple[ErpAddress, Link]] = field(default_factory=list)
+    reactivate: list[tuple[ErpAddress, Link]] = field(default_factory=list)
+    skip: list[tuple[ErpAddress, str]] = field(default_factory=list)
+    fail: list[tuple[ErpAddress, str, str]] = field(default_factory=list)  # address, reason, code
+    unchanged: list[ErpAddress] = field(default_factory=list)
+
+
+def plan_batch(
+    addresses: Sequence[ErpAddress],
+    links: Mapping[int, Link],
+    email_owners: Mapping[str, int],
+    settings: AddressSettings,
+) -> Plan:
+    """Decide what happens to each address of a batch (pure).
+
+    ``email_owners``: lower-cased e-mail -> the ERP number already linked with it on this
+    platform; a second address with the same e-mail fails instead of taking over the account.
+    """
+    plan = Plan()
+    owners = dict(email_owners)
+    for a in sorted(addresses, key=lambda x: x.number):
+        link = links.get(a.number)
+        if link is not None and link.kind == "collective":
+            link = None  # the collective address is many shop customers; never pushed as one
+        if a.blocked and settings.skip_blocked:
+            if link is not None and link.shop_active and settings.deactivate_blocked:
+                plan.deactivate.append((a, link))
+            else:
+                plan.skip.append((a, "blocked in the ERP"))
+            continue
+        if a.problems:
+            plan.fail.append((a, "; ".join(a.problems), "validation"))
+            continue
+        problem = email_problem(a.email)
+        if problem:
+            plan.fail.append((a, problem, "email"))
+            continue
+        key = email_key(a.email)
+        owner = owners.get(key)
+        if owner is not None and owner != a.number:
+            reason = f"e-mail address {a.email} is also used by ERP address {owner}"
+            plan.fail.append((a, reason, "email-duplicate"))
+            continue
+        owners[key] = a.number
+        acted = False
+        if link is None or link.fingerprint != address_fingerprint(a):
+            plan.push.append(a)
+            acted = True
+        if link is not None and not link.shop_active and not a.blocked:
+            plan.reactivate.append((a, link))
+            acted = True
+        if link is not None and link.shop_active and a.blocked and settings.deactivate_blocked:
+            plan.deactivate.append((a, link))  # blocked, but transferred: skip_blocked is off
+            acted = True
+        if not acted:
+            plan.unchanged.append(a)
+    return plan
+
+
+# ---------------------------------------------------------------------------------------- doing it
+def load_links(
+    ctx: PlatformContext, addresses: Sequence[ErpAddress]
+) -> tuple[dict[int, Link], dict[str, int]]:
+    """The batch's links, and which ERP number owns each of the batch's e-mails on this platform."""
+    links = Links(ctx.state, clock=ctx.clock).get_many(ctx.platform.name, [a.number for a in addresses])
+    keys = sorted({email_key(a.email) for a in addresses if a.email and email_key(a.email)})
+    owners: dict[str, int] = {}
+    if keys:
+        t = links_table
+        with ctx.state.connect() as conn:
+            rows = conn.execute(
+                select(func.lower(t.c.email), t.c.erp_number)
+                .where(t.c.platform == ctx.platform.name, t.c.kind != "collective",
+                       func.lower(t.c.email).in_(keys))
+                .order_by(t.c.erp_number)
+            )
+            for email, number in rows:
+                owners.setdefault(email, int(number))
+    return links, owners
+
+
+def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport, *,
+                credentials: bool) -> Plan:
+    """Carry out the plan of one batch. Transient shop faults escape after the retry budget so
+    the cycle stops before its cursor moves past this batch."""
+    links, owners = load_links(ctx, addresses)
+    plan = plan_batch(addresses, links, owners, ctx.platform.addresses)
+    name = ctx.platform.name
+    link_repo = Links(ctx.state, clock=ctx.clock)
+
+    for a, reason, code in plan.fail:
+        record_failure(ctx, a.number, step="validate", reason=reason, code=code)
+        report.add(a.number, "failed", reason)
+        log.warning("address not transferred", platform=name, address=a.number, step="validate",
+                    reason=reason)
+    for a, reason in plan.skip:
+        if a.number in links and not links[a.number].erp_blocked and links[a.number].kind != "collective":
+            link_repo.set_state(name, a.number, erp_blocked=True)
+        report.add(a.number, "skipped", reason)
+    for a in plan.unchanged:
+        report.add(a.number, "unchanged")
+
+    if plan.push:
+        known = {n: lk.shop_id for n, lk in links.items() if lk.kind != "collective"}
+        results = ctx.shop.push(plan.push, known)
+        _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
+
+    if plan.deactivate:
+        _set_active(ctx, plan.deactivate, False, report, credentials=False)
+    if plan.reactivate:
+        _set_active(ctx, plan.reactivate, True, report, credentials=credentials)
+    return plan
+
+
+def _is_new(result: PushResult, had_link: bool) -> bool:
+    """Created by syncd: a fresh account, or our own account from a run that crashed before it
+    recorded the link (the connector flags it in ``PushResult.detail``)."""
+    if result.outcome == Outcome.CREATED:
+        return True
+    return not had_link and result.detail == RECOVERED_CREATE
+
+
+def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: Sequence[PushResult],
+                   links: Mapping[int, Link], report: CycleReport, *, credentials: bool) -> None:
+    name = ctx.platform.name
+    by_number = {a.number: a for a in pushed}
+    now = ctx.clock()
+    new_links: list[dict[str, Any]] = []
+    new_jobs: list[ErpAddress] = []
+    ok: list[int] = []
+    actions: list[tuple[int, str, str]] = []
+    for r in results:
+        a = by_number.get(r.number)
+        if a is None:  # pragma: no cover - a connector answering for an address it was not given
+            continue
+        if r.outcome == Outcome.REJECTED or not r.shop_id:
+            reason = r.reason or "the shop rejected the address"
+            record_failure(ctx, a.number, step="push", reason=reason, code=r.code)
+            actions.append((a.number, "failed", reason))
+            continue
+        old = links.get(a.number)
+        had_link = old is not None and old.kind != "collective"
+        new = _is_new(r, had_link)
+        kind = "erp" if new else (old.kind if had_link else "email")
+        new_links.append({
+            "platform": name, "shop_id": r.shop_id, "erp_number": a.number, "kind": kind,
+            "email": (a.email or "").strip() or None, "erp_blocked": a.blocked,
+            "shop_active": old.shop_active if had_link else True,
+            "fingerprint": address_fingerprint(a), "created_at": now, "updated_at": now,
+        })
+        if new and credentials and not a.blocked:
+            new_jobs.append(a)
+        action = "created" if new else ("linked" if not had_link else str(r.outcome))
+        actions.append((a.number, action, r.shop_id))
+        ok.append(a.number)
+    jobs = CredentialJobs(ctx.state)
+    shop_ids = {r.number: r.shop_id for r in results}
+    with ctx.state.begin() as conn:
+        if new_links:
+            keep = [c for c in new_links[0] if c not in ("platform", "shop_id", "created_at")]
+            upsert(conn, links_table, new_links, keys=["platform", "shop_id"], update=keep)
+        for a in new_jobs:
+            jobs.create(platform=name, erp_number=a.number, shop_id=shop_ids[a.number],
+                        email=(a.email or "").strip(), now=now, conn=conn)
+    if ok:
+        Failures(ctx.state, clock=ctx.clock).clear_many(name, DIRECTION, ok)
+    for number, action, detail in actions:
+        report.add(number, action, detail)
+        log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+
+
+def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
+                report: CycleReport, *, credentials: bool) -> None:
+    pairs = list(pairs)
+    name = ctx.platform.name
+    try:
+        errors = call_with_retry(lambda: ctx.shop.set_active([lk.shop_id for _, lk in pairs], active),
+                                 what="activate" if active else "deactivate")
+    except PermanentError as exc:
+        errors = {lk.shop_id: str(exc) for _, lk in pairs}
+    jobs = CredentialJobs(ctx.state)
+    action = "reactivated" if active else "deactivated"
+    for a, lk in pairs:
+        reason = (errors or {}).get(lk.shop_id)
+        if reason:
+            record_failure(ctx, a.number, step=action[:-1], reason=reason)
+            report.add(a.number, "failed", reason)
+            continue
+        with ctx.state.begin() as conn:
+            conn.execute(links_table.update().where(
+                links_table.c.platform == name, links_table.c.shop_id == lk.shop_id
+            ).values(erp_blocked=a.blocked, shop_active=active, updated_at=ctx.clock()))
+            # An account syncd created while the address was blocked never got its mail: the
+            # customer gets it now that the address is usable.
+            if active and credentials and lk.kind == "erp" and not jobs.ever_had(name, a.number, conn=conn) \
+                    and email_problem(a.email) is None:
+                jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
+                            email=(a.email or "").strip(), now=ctx.clock(), conn=conn)
+        report.add(a.number, action, lk.shop_id)
+        log.info("account " + action, platform=name, address=a.number, step=action)
