@@ -1,0 +1,30 @@
+"""Mail transports (SMTP, outbox folder) and message building.
+
+``open_transport(settings.mail, password=...)`` is what ``syncd.bootstrap`` calls; flows only
+see the ``syncd.ports.MailTransport`` interface.
+"""
+
+from __future__ import annotations
+
+from connectors.mail.message import build_message
+from connectors.mail.outbox import OutboxTransport
+from connectors.mail.smtp import SmtpSession, SmtpTransport
+from syncd.config.model import MailSettings
+from syncd.errors import ConfigError
+
+__all__ = ["OutboxTransport", "SmtpSession", "SmtpTransport", "build_message", "open_transport"]
+
+
+def open_transport(mail: MailSettings, *, password: str | None = None) -> SmtpTransport | OutboxTransport:
+    """The transport ``[mail] transport`` names. ``password`` is the resolved SMTP secret.
+
+    Nothing connects here: ``check()`` or the first ``send`` does.
+    """
+    if mail.transport == "outbox":
+        if not mail.outbox_dir:
+            raise ConfigError('is required when transport = "outbox"', key="mail.outbox_dir")
+        return OutboxTransport(mail.outbox_dir, sender=mail.sender, reply_to=mail.reply_to)
+    if mail.transport == "smtp":
+        return SmtpTransport(mail, password=password)
+    raise ConfigError("unknown mail transport", key="mail.transport", value=mail.transport,
+                      allowed="smtp, outbox")

@@ -1,0 +1,300 @@
+"""SMTP transport: one connection per batch, TLS verified by default, errors classified.
+
+Classification (what the flow's retry policy sees):
+- 4xx anywhere, a refused/lost/timed-out connection, TLS or AUTH failures -> ``TransientError``:
+  nothing about the recipient is wrong, the job waits until the server (or its settings) is fixed;
+- 5xx to RCPT TO or DATA (and to MAIL FROM, except "authenticate/TLS first") ->
+  ``PermanentError(code="550")`` for that one mail; the connection stays usable.
+
+The transport does not loop: the only repetition is re-opening a connection that was dropped
+while idle (found out at MAIL FROM / RCPT TO, before any content went out, so nothing can be
+delivered twice). A drop after the content was sent is a ``TransientError`` whose outcome is
+unknown: the caller decides (I5 bounds it).
+"""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.headerregistry import Address
+
+import structlog
+
+from connectors.mail.message import build_message, message_bytes, parse_sender
+from syncd.config.model import MailSettings
+from syncd.domain import CheckItem, OutgoingMail
+from syncd.errors import PermanentError, TransientError
+
+log = structlog.get_logger("syncd.mail")
+
+# 5xx answers to MAIL FROM that mean "this connection is not allowed to send yet": a server
+# or settings problem, not a problem of the mail, so retrying after the fix must work.
+_SESSION_REFUSALS = {530, 534, 535, 538}
+
+
+class _Dropped(Exception):
+    """The connection was found dead before any content went out."""
+
+
+def _text(resp: bytes | str) -> str:
+    return resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
+
+
+class SmtpTransport:
+    """``MailTransport`` over SMTP. ``password`` is the resolved secret (never the reference)."""
+
+    def __init__(self, settings: MailSettings, *, password: str | None = None) -> None:
+        self.settings = settings
+        self._password = password
+        self._local_hostname = socket.gethostname() or "localhost"
+        self._sender: Address | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def sender(self, override: str | None = None) -> Address:
+        if override and override != self.settings.sender:
+            return parse_sender(override)
+        if self._sender is None:
+            self._sender = parse_sender(self.settings.sender)
+        return self._sender
+
+    # -- connection
+
+    def tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.settings.ca_file)
+        if not self.settings.verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def connect(self) -> smtplib.SMTP:
+        """A ready connection: greeted, TLS as configured, authenticated. TransientError if not."""
+        s = self.settings
+        conn: smtplib.SMTP | None = None
+        try:
+            if s.security == "ssl":
+                conn = smtplib.SMTP_SSL(s.host, s.port, local_hostname=self._local_hostname,
+                                        timeout=s.timeout, context=self.tls_context())
+            else:
+                conn = smtplib.SMTP(s.host, s.port, local_hostname=self._local_hostname, timeout=s.timeout)
+            conn.ehlo()
+            if s.security == "starttls":
+                if not conn.has_extn("starttls"):
+                    raise TransientError(f"SMTP server {self.where} does not offer STARTTLS "
+                                         '(security = "starttls"); refusing to send in clear text')
+                conn.starttls(context=self.tls_context())
+                conn.ehlo()
+            if s.username:
+                if self._password is None:
+                    raise TransientError(f"SMTP username {s.username!r} is set but no password was resolved")
+                if not conn.has_extn("auth"):
+                    raise TransientError(f"SMTP server {self.where} does not offer AUTH")
+                _login(conn, s.username, self._password)
+            return conn
+        except TransientError:
+            _close(conn)
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            _close(conn)
+            raise TransientError(
+                f"SMTP authentication as {s.username!r} at {self.where} failed: "
+                f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            _close(conn)
+            raise TransientError(
+                f"TLS certificate of {self.where} not trusted: {exc.verify_message or exc}"
+                " (set [mail] ca_file to the server's CA)"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            _close(conn)
+            raise TransientError(f"SMTP server {self.where} refused the session: "
+                                 f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            _close(conn)
+            reason = str(exc) or type(exc).__name__
+            raise TransientError(f"cannot connect to SMTP server {self.where}: {reason}") from None
+
+    @contextmanager
+    def session(self) -> Iterator[SmtpSession]:
+        session = SmtpSession(self)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def send(self, mail: OutgoingMail) -> None:
+        """One mail on its own connection (for single sends; batches use ``session()``)."""
+        with self.session() as session:
+            session.send(mail)
+
+    def check(self) -> list[CheckItem]:
+        """Connect, greet, TLS, AUTH as configured; no mail is sent."""
+        items: list[CheckItem] = []
+        try:
+            sender = self.sender()
+            items.append(CheckItem("mail", "sender", True, str(sender)))
+        except PermanentError as exc:
+            items.append(CheckItem("mail", "sender", False, f"[mail] sender: {exc}"))
+        s = self.settings
+        what = f"{s.security} to {self.where}" + ("" if s.verify_tls else " (certificate NOT verified)")
+        if s.username:
+            what += f", AUTH as {s.username}"
+        try:
+            conn = self.connect()
+        except TransientError as exc:
+            items.append(CheckItem("mail", "smtp", False, str(exc)))
+            return items
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        items.append(CheckItem("mail", "smtp", True, what))
+        return items
+
+
+class SmtpSession:
+    """One batch: the connection is opened at the first ``send`` and reused for the rest."""
+
+    def __init__(self, transport: SmtpTransport) -> None:
+        self._transport = transport
+        self._conn: smtplib.SMTP | None = None
+        self.sent = 0
+        self.connections = 0
+
+    def send(self, mail: OutgoingMail) -> None:
+        t = self._transport
+        sender = t.sender(mail.sender)
+        msg = build_message(mail, reply_to=t.settings.reply_to, sender=sender)
+        data = message_bytes(msg)
+        to_addr = msg["To"].addresses[0].addr_spec
+        from_addr = sender.addr_spec
+        reused = self._conn is not None
+        conn = self._connection()
+        try:
+            self._transact(conn, from_addr, to_addr, data)
+        except _Dropped as first:
+            self._discard()
+            if not reused:
+                raise TransientError(f"SMTP server {t.where} closed the connection: {first}") from None
+            # An idle connection the server has since closed: open a fresh one, once.
+            log.info("smtp.reconnect", host=t.settings.host, port=t.settings.port, reason=str(first))
+            conn = self._connection()
+            try:
+                self._transact(conn, from_addr, to_addr, data)
+            except _Dropped as second:
+                self._discard()
+                raise TransientError(f"SMTP server {t.where} closed the connection again: {second}") from None
+        self.sent += 1
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            _close(conn)
+
+    # -- internals
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self._transport.connect()
+            self.connections += 1
+        return self._conn
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        _close(conn)
+
+    def _transact(self, conn: smtplib.SMTP, from_addr: str, to_addr: str, data: bytes) -> None:
+        where = self._transport.where
+        try:
+            code, resp = conn.mail(from_addr)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise _Dropped(str(exc) or type(exc).__name__) from None
+        except OSError as exc:  # timeout and the like: the connection is unusable
+            self._discard()
+            raise TransientError(f"SMTP MAIL FROM at {where} failed: {exc or type(exc).__name__}") from None
+        if code != 250:
+            self._reset(conn)
+            if code in _SESSION_REFUSALS:
+                raise TransientError(
+                    f"SMTP server {where} refused MAIL FROM:<{from_addr}>: {code} {_text(resp)}"
+                )
+            raise _classify(code, resp, f"MAIL FROM:<{from_addr}>", to_addr)
+        try:
+            code, resp = conn.rcpt(to_addr)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise _Dropped(str(exc) or type(exc).__name__) from None
+        except OSError as exc:
+            self._discard()
+            raise TransientError(f"SMTP RCPT TO at {where} failed: {exc or type(exc).__name__}") from None
+        if code not in (250, 251):
+            self._reset(conn)
+            raise _classify(code, resp, f"RCPT TO:<{to_addr}>", to_addr)
+        try:
+            code, resp = conn.data(data)
+        except smtplib.SMTPResponseException as exc:  # refused before the content went out
+            self._reset(conn)
+            raise _classify(exc.smtp_code, exc.smtp_error, "DATA", to_addr) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            # The content may or may not have been accepted: never resend it here.
+            self._discard()
+            raise TransientError(
+                f"SMTP connection to {where} lost while sending to <{to_addr}>; delivery unknown: "
+                f"{exc or type(exc).__name__}"
+            ) from None
+        if code != 250:
+            raise _classify(code, resp, "end of DATA", to_addr)
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._discard()
+
+
+def _classify(code: int, resp: bytes | str, stage: str, to_addr: str) -> Exception:
+    text = f"SMTP {code} {_text(resp)} (at {stage}, mail to <{to_addr}>)"
+    if 400 <= code < 500:
+        return TransientError(text)
+    if code >= 500:
+        return PermanentError(text, code=str(code))
+    return TransientError(f"unexpected SMTP answer: {text}")
+
+
+def _login(conn: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH; smtplib encodes credentials as ASCII only, so a password with an umlaut would
+    fail with a UnicodeEncodeError carrying the password. RFC 4616/4954 say UTF-8."""
+    if username.isascii() and password.isascii():
+        conn.login(username, password)
+        return
+    mechanisms = conn.esmtp_features.get("auth", "").upper().split()
+    if "PLAIN" in mechanisms:
+        token = base64.b64encode(b"\0" + username.encode() + b"\0" + password.encode()).decode("ascii")
+        code, resp = conn.docmd("AUTH", "PLAIN " + token)
+    elif "LOGIN" in mechanisms:
+        code, resp = conn.docmd("AUTH", "LOGIN " + base64.b64encode(username.encode()).decode("ascii"))
+        if code == 334:
+            code, resp = conn.docmd(base64.b64encode(password.encode()).decode("ascii"))
+    else:
+        raise smtplib.SMTPException("no AUTH mechanism for non-ASCII credentials (need PLAIN or LOGIN)")
+    if code not in (235, 503):
+        raise smtplib.SMTPAuthenticationError(code, resp)
+
+
+def _close(conn: smtplib.SMTP | None) -> None:
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except OSError:
+        pass

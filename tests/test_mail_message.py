@@ -1,0 +1,146 @@
+"""Message building: headers, encodings, structure, and no header injection."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
+
+import pytest
+
+from connectors.mail.message import build_message, message_bytes, normalize_address, parse_sender
+from syncd.domain import OutgoingMail
+from syncd.errors import PermanentError
+
+
+def _mail(**kw) -> OutgoingMail:
+    base = dict(
+        to_addr="juergen@example.com",
+        to_name="Jürgen Müller-Lüdenscheidt",
+        sender="Möbelhaus Süd <shop@moebel.example>",
+        subject="Ihre Zugangsdaten für Möbelhaus Süd",
+        text="Guten Tag Herr Müller,\nIhr Passwort: äöüß€\n",
+    )
+    base.update(kw)
+    return OutgoingMail(**base)
+
+
+def _wire(mail: OutgoingMail, **kw):
+    raw = message_bytes(build_message(mail, **kw))
+    return raw, message_from_bytes(raw, policy=policy.default)
+
+
+def test_headers_are_complete_and_names_rfc2047_encoded():
+    raw, msg = _wire(_mail())
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()  # nothing 8-bit in the header block: names went through RFC 2047
+    assert b"=?utf-8?" in head
+    assert msg["To"].addresses[0].display_name == "Jürgen Müller-Lüdenscheidt"
+    assert msg["To"].addresses[0].addr_spec == "juergen@example.com"
+    assert msg["From"].addresses[0].display_name == "Möbelhaus Süd"
+    assert msg["Subject"] == "Ihre Zugangsdaten für Möbelhaus Süd"
+    assert str(make_header(decode_header(msg["Subject"]))) == "Ihre Zugangsdaten für Möbelhaus Süd"
+    assert msg["Date"].datetime is not None
+    assert msg["Message-ID"].endswith("@moebel.example>")
+    assert msg["MIME-Version"] == "1.0"
+
+
+def test_message_ids_are_unique():
+    ids = {build_message(_mail())["Message-ID"] for _ in range(200)}
+    assert len(ids) == 200
+
+
+def test_text_only_is_single_part_utf8():
+    raw, msg = _wire(_mail())
+    assert raw.isascii()  # quoted-printable: no 8BITMIME needed
+    assert not msg.is_multipart()
+    assert msg.get_content_type() == "text/plain"
+    assert msg.get_content_charset() == "utf-8"
+    assert "Ihr Passwort: äöüß€" in msg.get_content()
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_html_makes_multipart_alternative():
+    _, msg = _wire(_mail(html="<p>Grüße, <b>Jürgen</b></p>"))
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    assert "Grüße, <b>Jürgen</b>" in msg.get_body(("html",)).get_content()
+    assert "äöüß€" in msg.get_body(("plain",)).get_content()
+
+
+def test_reply_to_from_settings_and_from_mail_headers():
+    _, msg = _wire(_mail(), reply_to="Service <service@moebel.example>")
+    assert msg["Reply-To"].addresses[0].addr_spec == "service@moebel.example"
+    _, msg = _wire(_mail(headers={"Reply-To": "other@moebel.example"}), reply_to="service@moebel.example")
+    assert msg["Reply-To"].addresses[0].addr_spec == "other@moebel.example"
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("to_name", "Eve\r\nBcc: victim@evil.example"),
+        ("to_name", "Eve\nBcc: victim@evil.example"),
+        ("subject", "Hallo\r\nBcc: victim@evil.example"),
+    ],
+)
+def test_crlf_in_names_and_subject_is_folded_not_injected(field, value):
+    raw, msg = _wire(_mail(**{field: value}))
+    assert msg["Bcc"] is None
+    assert b"\r\nBcc:" not in raw
+    if field == "to_name":
+        assert msg["To"].addresses[0].display_name == "Eve Bcc: victim@evil.example"
+        assert len(msg["To"].addresses) == 1
+    else:
+        assert msg["Subject"] == "Hallo Bcc: victim@evil.example"
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "eve@example.com\r\nBcc: victim@evil.example",
+        "eve@example.com\nBcc: victim@evil.example",
+        "eve@exa\rmple.com",
+        "eve@example.com, victim@evil.example",
+        "Eve <eve@example.com>",
+        "eve",
+        "",
+        "eve@localhost",
+        "e ve@example.com",
+        "eve@-bad-.example",
+    ],
+)
+def test_bad_recipient_addresses_are_refused(addr):
+    with pytest.raises(PermanentError) as err:
+        build_message(_mail(to_addr=addr))
+    assert err.value.code == "invalid-address"
+    assert "recipient address" in str(err.value)
+
+
+def test_crlf_in_sender_or_extra_header_refused():
+    with pytest.raises(PermanentError):
+        build_message(_mail(sender="Shop <shop@example.com>\r\nBcc: x@evil.example"))
+    with pytest.raises(PermanentError):
+        build_message(_mail(headers={"X-Job": "1\r\nBcc: x@evil.example"}))
+    with pytest.raises(PermanentError):
+        build_message(_mail(headers={"Bcc": "x@evil.example"}))
+    with pytest.raises(PermanentError):
+        build_message(_mail(headers={"Bad Name": "x"}))
+
+
+def test_extra_headers_are_kept():
+    _, msg = _wire(_mail(headers={"X-Syncd-Job": "shop/10001"}))
+    assert msg["X-Syncd-Job"] == "shop/10001"
+
+
+def test_umlaut_domain_is_idna_encoded_and_whitespace_trimmed():
+    assert normalize_address(" kunde@müller.de ") == "kunde@xn--mller-kva.de"
+    _, msg = _wire(_mail(to_addr="kunde@müller.de"))
+    assert msg["To"].addresses[0].addr_spec == "kunde@xn--mller-kva.de"
+
+
+def test_parse_sender_forms():
+    assert parse_sender("shop@example.com").addr_spec == "shop@example.com"
+    a = parse_sender('"Shop, GmbH" <shop@example.com>')
+    assert (a.display_name, a.addr_spec) == ("Shop, GmbH", "shop@example.com")
+    with pytest.raises(PermanentError):
+        parse_sender("not an address")
