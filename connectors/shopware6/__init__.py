@@ -1,0 +1,51 @@
+"""Shopware 6 connector (Admin API, versions 6.5 - 6.7).
+
+``open_shop(platform, client_secret=...)`` builds the ``ShopPort`` adapter for one platform.
+The bundled sandbox server lives in ``connectors.shopware6.sandbox``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from syncd.config.model import PlatformSettings
+
+from .http import ShopwareHttp
+from .mapping import address_id, customer_id
+from .metadata import MemoryCache, TenantCache
+from .push import DETAIL_EXISTED
+from .shop import ShopwareShop
+
+
+def open_shop(
+    platform: PlatformSettings,
+    *,
+    client_secret: str,
+    cache: TenantCache | None = None,
+    erp_columns: Mapping[str, str] | None = None,
+    pool_size: int = 10,
+) -> ShopwareShop:
+    """The adapter for ``platform``. ``client_secret`` is the resolved secret (never the
+    reference); ``cache`` is the state store's tenant cache (scope = platform name), None for an
+    in-memory one; ``erp_columns`` (logical -> ERP column) only improves rejection reasons."""
+    http = ShopwareHttp(
+        platform.url,
+        platform.client_id,
+        client_secret,
+        timeout=platform.timeout,
+        verify=platform.verify_tls,
+        pool_size=pool_size,
+        platform=platform.name,
+    )
+    return ShopwareShop(platform, http, cache if cache is not None else MemoryCache(), erp_columns)
+
+
+__all__ = [
+    "DETAIL_EXISTED",
+    "MemoryCache",
+    "ShopwareHttp",
+    "ShopwareShop",
+    "address_id",
+    "customer_id",
+    "open_shop",
+]

@@ -1,0 +1,293 @@
+"""ERP address -> Shopware customer payload, and shop JSON -> ``ShopCustomer``. Pure functions.
+
+Rules an operator sees (also in docs/connectors/shopware6.md):
+
+- ids: customer ``uuid5(NAMESPACE, "<platform>:<number>")``, its default address
+  ``uuid5(NAMESPACE, "<platform>:<number>:address")``, as 32 hex digits. A replayed push upserts
+  the same rows instead of adding new ones.
+- text: CR, LF and tabs become spaces, runs of whitespace collapse, ends are trimmed.
+- salutation: Herr/Herrn/Mr -> ``mr``, Frau/Mrs/Ms -> ``mrs``, anything else (Firma, empty) ->
+  ``not_specified``.
+- names (Shopware needs both): a missing first name becomes ``-``; a missing last name takes the
+  first name (and the first name becomes ``-``); an address with neither but a company gets
+  first name ``-`` and the company as last name, shortened at a word boundary to the shop's limit
+  (it is a derived value, not ERP data). No name and no company -> rejected.
+- ``accountType`` = business when a company is set (6.5.1+), ``active`` = not blocked,
+  ``customerNumber`` = ERP number, empty country -> the sales channel's default country.
+- a value longer than the shop version allows, an unknown country, a missing e-mail, street or
+  city -> the record is rejected with a reason before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from syncd.config.model import PlatformSettings
+from syncd.domain import ErpAddress, ShopCustomer
+
+from .metadata import ShopMetadata
+from .versions import VersionTraits
+
+# Fixed forever: changing it would make every existing link look like a foreign account.
+NAMESPACE = uuid.UUID("5d0c2f0e-6a4b-5b8e-9b4f-2f3d6c1a7e10")
+
+NO_NAME = "-"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SALUTATIONS = {
+    "herr": "mr",
+    "herrn": "mr",
+    "mr": "mr",
+    "mr.": "mr",
+    "frau": "mrs",
+    "mrs": "mrs",
+    "mrs.": "mrs",
+    "ms": "mrs",
+    "ms.": "mrs",
+}
+_SALUTATION_BACK = {"mr": "Herr", "mrs": "Frau"}
+
+
+class Rejected(Exception):
+    """A record that cannot be sent; ``code`` is syncd's own (prefix ``SYNCD__``)."""
+
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+def customer_id(platform: str, number: int) -> str:
+    return uuid.uuid5(NAMESPACE, f"{platform}:{number}").hex
+
+
+def address_id(platform: str, number: int) -> str:
+    return uuid.uuid5(NAMESPACE, f"{platform}:{number}:address").hex
+
+
+def clean(value: Any) -> str | None:
+    """One line of text: no CR/LF/tabs (they break shop lists and mail headers), trimmed."""
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def normalise_email(value: Any) -> str | None:
+    return clean(value)
+
+
+def email_key(value: str | None) -> str:
+    """Comparison key for e-mails: the shop treats addresses case-insensitively."""
+    return (value or "").strip().casefold()
+
+
+def salutation_key(value: str | None) -> str:
+    return _SALUTATIONS.get((clean(value) or "").casefold(), "not_specified")
+
+
+def _shorten(text: str, cap: int) -> str:
+    if len(text) <= cap:
+        return text
+    cut = text[:cap]
+    space = cut.rfind(" ")
+    return (cut[:space] if space >= cap // 2 else cut).rstrip()
+
+
+@dataclass(frozen=True)
+class MappedCustomer:
+    number: int
+    customer_id: str
+    address_id: str
+    email: str
+    payload: dict[str, Any]
+
+
+class CustomerMapper:
+    """Builds payloads for one platform, one shop version and one metadata snapshot."""
+
+    def __init__(
+        self,
+        platform: PlatformSettings,
+        meta: ShopMetadata,
+        traits: VersionTraits,
+        erp_columns: Mapping[str, str] | None = None,
+    ) -> None:
+        self.platform = platform
+        self.meta = meta
+        self.traits = traits
+        self.columns = dict(erp_columns or {})
+
+    def _field(self, logical: str) -> str:
+        column = self.columns.get(logical)
+        return f"{logical} (ERP column {column})" if column else logical
+
+    def _check_len(self, logical: str, value: str | None, cap: int) -> None:
+        if value is not None and len(value) > cap:
+            raise Rejected(
+                f"{self._field(logical)} is {len(value)} characters long, Shopware {self.traits.version} "
+                f"allows at most {cap}: {value[:40]!r}...",
+                "SYNCD__VALUE_TOO_LONG",
+            )
+
+    def group_id(self, erp_group: Any) -> str:
+        mapped = None
+        if erp_group is not None and str(erp_group).strip():
+            mapped = self.platform.customer_group_map.get(str(erp_group).strip())
+        name = mapped or self.platform.customer_group
+        if name is None:
+            if not self.meta.customer_group_id:
+                raise Rejected("the sales channel has no default customer group", "SYNCD__UNKNOWN_GROUP")
+            return self.meta.customer_group_id
+        gid = self.meta.group_id(name)
+        if gid is None:
+            source = f"ERP group {erp_group!r} maps to" if mapped else "default"
+            raise Rejected(
+                f"customer group {name!r} ({source}) does not exist in the shop; create it there, then "
+                "run `syncd clear-cache`",
+                "SYNCD__UNKNOWN_GROUP",
+            )
+        return gid
+
+    def names(self, address: ErpAddress) -> tuple[str, str]:
+        first, last, company = clean(address.first_name), clean(address.last_name), clean(address.company)
+        if first and last:
+            return first, last
+        if first or last:
+            return NO_NAME, (last or first)  # type: ignore[return-value]
+        if company:
+            return NO_NAME, _shorten(company, self.traits.address_caps["lastName"])
+        raise Rejected(
+            f"address has neither {self._field('first_name')}, {self._field('last_name')} nor "
+            f"{self._field('company')}",
+            "SYNCD__NO_NAME",
+        )
+
+    def map(self, address: ErpAddress, *, shop_id: str | None = None) -> MappedCustomer:
+        """Full payload for ``address``. ``shop_id`` is the linked account when it is not ours
+        (then the sales channel, language and payment method the customer chose stay as they are)."""
+        if address.problems:
+            raise Rejected("; ".join(address.problems), "SYNCD__ERP_VALUE")
+        email = normalise_email(address.email)
+        if not email:
+            raise Rejected(f"no {self._field('email')}", "SYNCD__NO_EMAIL")
+        if not _EMAIL.match(email):
+            raise Rejected(f"{self._field('email')} {email!r} is not an e-mail address", "SYNCD__BAD_EMAIL")
+        first, last = self.names(address)
+        company = clean(address.company)
+        street, city = clean(address.street), clean(address.city)
+        zipcode, phone = clean(address.zip), clean(address.phone)
+        if not street:
+            raise Rejected(f"no {self._field('street')}", "SYNCD__NO_STREET")
+        if not city:
+            raise Rejected(f"no {self._field('city')}", "SYNCD__NO_CITY")
+        iso = (clean(address.country) or "").upper()
+        country = self.meta.countries.get(iso) if iso else self.meta.country_id
+        if not country:
+            raise Rejected(
+                f"{self._field('country')} {address.country!r} is not a country of the shop",
+                "SYNCD__UNKNOWN_COUNTRY",
+            )
+        cc, ac = self.traits.customer_caps, self.traits.address_caps
+        self._check_len("email", email, cc["email"])
+        self._check_len("company", company, min(cc["company"], ac["company"]))
+        self._check_len("first_name", first, min(cc["firstName"], ac["firstName"]))
+        self._check_len("last_name", last, min(cc["lastName"], ac["lastName"]))
+        self._check_len("street", street, ac["street"])
+        self._check_len("city", city, ac["city"])
+        self._check_len("zip", zipcode, ac["zipcode"])
+        self._check_len("phone", phone, ac["phoneNumber"])
+
+        salutation = self.meta.salutations.get(salutation_key(address.salutation))
+        cid = shop_id or customer_id(self.platform.name, address.number)
+        aid = address_id(self.platform.name, address.number)
+        payload: dict[str, Any] = {
+            "id": cid,
+            "customerNumber": str(address.number),
+            "groupId": self.group_id(address.customer_group),
+            "firstName": first,
+            "lastName": last,
+            "company": company,
+            "email": email,
+            "active": not address.blocked,
+        }
+        if salutation:
+            payload["salutationId"] = salutation
+        if self.traits.has_account_type:
+            payload["accountType"] = "business" if company else "private"
+        if shop_id is None:
+            payload["salesChannelId"] = self.meta.sales_channel_id
+            payload["guest"] = False
+            if self.meta.language_id:
+                payload["languageId"] = self.meta.language_id
+            if self.traits.requires_payment_method:
+                payload["defaultPaymentMethodId"] = self.meta.payment_method_id
+        addr: dict[str, Any] = {
+            "id": aid,
+            "countryId": country,
+            "firstName": first,
+            "lastName": last,
+            "street": street,
+            "zipcode": zipcode,
+            "city": city,
+            "company": company,
+            "phoneNumber": phone,
+        }
+        if salutation:
+            addr["salutationId"] = salutation
+        payload["addresses"] = [addr]
+        payload["defaultBillingAddressId"] = aid
+        payload["defaultShippingAddressId"] = aid
+        return MappedCustomer(address.number, cid, aid, email, payload)
+
+
+def fingerprint(payload: Mapping[str, Any]) -> str:
+    """Stable hash of what would be sent: equal hashes mean the shop already has this state."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def to_shop_customer(data: Mapping[str, Any], meta: ShopMetadata | None) -> ShopCustomer:
+    """Shop JSON (with ``defaultBillingAddress`` when it was requested) -> ``ShopCustomer``."""
+    billing = data.get("defaultBillingAddress") or {}
+    salutation = None
+    sal = data.get("salutation") or {}
+    key = sal.get("salutationKey") or (meta.salutation_key(data.get("salutationId")) if meta else None)
+    if key:
+        salutation = _SALUTATION_BACK.get(key)
+    country = (billing.get("country") or {}).get("iso")
+    if country is None and meta is not None and billing.get("countryId"):
+        country = meta.country_iso(billing.get("countryId"))
+    return ShopCustomer(
+        id=data["id"],
+        email=data.get("email") or "",
+        customer_number=data.get("customerNumber"),
+        first_name=data.get("firstName"),
+        last_name=data.get("lastName"),
+        company=data.get("company") or billing.get("company"),
+        salutation=salutation,
+        street=billing.get("street"),
+        zip=billing.get("zipcode"),
+        city=billing.get("city"),
+        country=country,
+        phone=billing.get("phoneNumber"),
+        active=bool(data.get("active", True)),
+        guest=bool(data.get("guest", False)),
+        order_count=int(data.get("orderCount") or 0),
+        created_at=parse_timestamp(data.get("createdAt")),
+        updated_at=parse_timestamp(data.get("updatedAt")),
+    )

@@ -1,0 +1,200 @@
+"""ERP addresses -> shop customers, one batch at a time (``ShopwareShop.push``).
+
+Per batch: map every address (bad ones are rejected before anything is sent), one customer
+search for the batch's deterministic/linked ids and e-mails, decide each record's outcome, one
+sync upsert (``SyncWriter`` splits out records the shop refuses).
+
+E-mail rules (Shopware up to 6.6 accepts duplicates, so syncd enforces them itself):
+- two ERP addresses with one e-mail (in the call, or one already linked: ``linked_emails``):
+  the later one is rejected naming both numbers;
+- no account of ours yet, and a non-guest account with the e-mail exists in the shop:
+  - it belongs to another ERP address (our id for that number, or linked to it) -> rejected;
+  - otherwise the customer registered themselves -> LINKED. Only ``customerNumber`` is written
+    on linking, nothing the customer entered is overwritten; later pushes of that address
+    update it like our own accounts (names, company, group, active, and syncd's own address,
+    made default) but keep its sales channel, language and payment method;
+- an account of ours whose e-mail would change to one another account uses -> rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from syncd.domain import ErpAddress, Outcome, PushResult
+
+from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, email_key, fingerprint
+from .sync import SyncWriter
+
+DETAIL_EXISTED = "existed_with_deterministic_id"
+LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
+
+
+@dataclass
+class _Plan:
+    position: int
+    address: ErpAddress
+    mapped: MappedCustomer | None = None
+    outcome: Outcome | None = None
+    shop_id: str | None = None
+    reason: str | None = None
+    code: str | None = None
+    detail: str | None = None
+    fingerprint: str | None = None
+    write: dict[str, Any] | None = None
+
+
+class CustomerPusher:
+    def __init__(self, platform: str, sales_channel_id: str, search, writer: SyncWriter) -> None:
+        self.platform = platform
+        self.sales_channel_id = sales_channel_id
+        self.search = search  # search(entity, criteria) -> iterator over all pages
+        self.writer = writer
+
+    def lookup(self, ids: set[str], emails: set[str]) -> list[dict[str, Any]]:
+        queries = []
+        if ids:
+            queries.append({"type": "equalsAny", "field": "id", "value": sorted(ids)})
+        if emails:
+            queries.append({"type": "equalsAny", "field": "email", "value": sorted(emails)})
+        if not queries:
+            return []
+        criteria = {
+            "filter": [
+                queries[0] if len(queries) == 1 else {"type": "multi", "operator": "or", "queries": queries}
+            ],
+            "includes": {"customer": LOOKUP_FIELDS},
+        }
+        return list(self.search("customer", criteria))
+
+    def push_batch(
+        self,
+        mapper: CustomerMapper,
+        batch: Sequence[tuple[int, ErpAddress]],
+        links: Mapping[int, str],
+        owners: dict[str, int],
+        reverse_links: Mapping[str, int],
+        fingerprints: Mapping[int, str],
+    ) -> list[_Plan]:
+        plans: list[_Plan] = []
+        for position, address in batch:
+            plan = _Plan(position, address)
+            plans.append(plan)
+            linked = links.get(address.number)
+            ours = customer_id(self.platform, address.number)
+            try:
+                plan.mapped = mapper.map(address, shop_id=linked if linked and linked != ours else None)
+            except Rejected as exc:
+                plan.outcome, plan.reason, plan.code = Outcome.REJECTED, exc.reason, exc.code
+                continue
+            key = email_key(plan.mapped.email)
+            owner = owners.setdefault(key, address.number)
+            if owner != address.number:
+                plan.outcome, plan.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
+                plan.reason = (
+                    f"e-mail {plan.mapped.email} is already used by ERP address {owner}; "
+                    f"ERP address {address.number} gets no second shop account for it"
+                )
+                continue
+            plan.fingerprint = fingerprint(plan.mapped.payload)
+            if linked and fingerprints.get(address.number) == plan.fingerprint:
+                plan.outcome, plan.shop_id = Outcome.UNCHANGED, linked
+
+        todo = [p for p in plans if p.outcome is None and p.mapped is not None]
+        ids = {links.get(p.address.number) or p.mapped.customer_id for p in todo}  # type: ignore[union-attr]
+        emails: set[str] = set()
+        for p in todo:
+            emails.add(p.mapped.email)  # type: ignore[union-attr]
+            emails.add(p.mapped.email.lower())  # type: ignore[union-attr]
+        found = self.lookup(ids, emails)
+        by_id = {c["id"]: c for c in found}
+        by_email: dict[str, list[dict[str, Any]]] = {}
+        for c in sorted(found, key=lambda c: (c.get("createdAt") or "", c["id"])):
+            if c.get("guest"):
+                continue
+            bound = c.get("boundSalesChannelId")
+            if bound and bound != self.sales_channel_id:
+                continue  # bound to another sales channel: the shop lets both log in separately
+            by_email.setdefault(email_key(c.get("email")), []).append(c)
+
+        for p in todo:
+            self._decide(p, links, by_id, by_email, reverse_links)
+
+        writes = [p for p in plans if p.write is not None]
+        if writes:
+            rejected = self.writer.upsert("customer", [p.write for p in writes])  # type: ignore[misc]
+            for index, (reason, code) in rejected.items():
+                p = writes[index]
+                p.outcome, p.reason, p.code, p.shop_id = Outcome.REJECTED, reason, code, None
+                p.fingerprint = None
+        return plans
+
+    def _decide(
+        self,
+        p: _Plan,
+        links: Mapping[int, str],
+        by_id: Mapping[str, dict[str, Any]],
+        by_email: Mapping[str, list[dict[str, Any]]],
+        reverse_links: Mapping[str, int],
+    ) -> None:
+        mapped = p.mapped
+        assert mapped is not None
+        number = mapped.number
+        key = email_key(mapped.email)
+        linked = links.get(number)
+        own = linked if linked else (mapped.customer_id if mapped.customer_id in by_id else None)
+        others = [c for c in by_email.get(key, []) if c["id"] not in (own, mapped.customer_id)]
+        if own is not None:
+            current = by_id.get(own)
+            if others and (current is None or email_key(current.get("email")) != key):
+                other = others[0]
+                p.outcome, p.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
+                p.reason = (
+                    f"e-mail {mapped.email} is already used by shop account {other['id']}"
+                    f"{self._owner_text(other, reverse_links)}; not changing ERP address {number} to it"
+                )
+                return
+            p.outcome, p.shop_id, p.write = Outcome.UPDATED, own, mapped.payload
+            if not linked:
+                p.detail = DETAIL_EXISTED  # a crash after create, before the link was stored
+            return
+        if others:
+            other = others[0]
+            owner = self._owner_number(other, reverse_links)
+            if owner is not None and owner != number:
+                p.outcome, p.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
+                p.reason = (
+                    f"e-mail {mapped.email} is already used by ERP address {owner} (shop account "
+                    f"{other['id']}); ERP address {number} gets no second shop account for it"
+                )
+                return
+            p.outcome, p.shop_id = Outcome.LINKED, other["id"]
+            p.write = {"id": other["id"], "customerNumber": str(number)}
+            p.fingerprint = None  # the account still holds the customer's data, not ours
+            return
+        p.outcome, p.shop_id, p.write = Outcome.CREATED, mapped.customer_id, mapped.payload
+
+    def _owner_number(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> int | None:
+        if account["id"] in reverse_links:
+            return reverse_links[account["id"]]
+        number = str(account.get("customerNumber") or "")
+        if number.isdigit() and customer_id(self.platform, int(number)) == account["id"]:
+            return int(number)
+        return None
+
+    def _owner_text(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> str:
+        owner = self._owner_number(account, reverse_links)
+        return f" of ERP address {owner}" if owner is not None else ""
+
+
+def to_result(p: _Plan) -> PushResult:
+    return PushResult(
+        number=p.address.number,
+        outcome=p.outcome or Outcome.REJECTED,
+        shop_id=p.shop_id,
+        reason=p.reason,
+        code=p.code,
+        detail=p.detail,
+        fingerprint=p.fingerprint,
+    )

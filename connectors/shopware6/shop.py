@@ -1,0 +1,345 @@
+"""``ShopwareShop``: the ``syncd.ports.ShopPort`` adapter for Shopware 6.5 - 6.7."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from syncd import redaction
+from syncd.config.model import PlatformSettings
+from syncd.domain import CheckItem, ErpAddress, Outcome, PushResult, ShopCustomer
+from syncd.errors import ConfigError, PermanentError, SyncdError
+
+from .http import ShopwareHttp
+from .mapping import (
+    CustomerMapper,
+    Rejected,
+    customer_id,
+    email_key,
+    fingerprint,
+    normalise_email,
+    to_shop_customer,
+)
+from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, TenantCache, fetch_metadata
+from .push import CustomerPusher, to_result
+from .sync import WRITE_HEADERS, SyncWriter
+from .versions import VersionTraits, traits_for
+
+log = structlog.get_logger("syncd.shopware6")
+
+PAGE = 100  # Admin API max_limit is 100 on 6.4-6.5.0 (notes §3): safe on every version
+CHANGE_OVERLAP = timedelta(minutes=5)  # re-read a window before the bookmark: clocks and commits lag
+
+
+def _shop_time(value: datetime) -> str:
+    """Shopware compares range values raw against its UTC storage format."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.000")
+
+
+class ShopwareShop:
+    def __init__(
+        self,
+        platform: PlatformSettings,
+        http: ShopwareHttp,
+        cache: TenantCache | None = None,
+        erp_columns: Mapping[str, str] | None = None,
+    ) -> None:
+        self.platform = platform
+        self.name = platform.name
+        self.url = platform.url.rstrip("/")
+        self.login_url = platform.login_url or self.url + "/account/login"
+        self.http = http
+        self.cache: TenantCache = cache if cache is not None else MemoryCache()
+        self.erp_columns = dict(erp_columns or {})
+        self.writer = SyncWriter(http)
+        self._traits: VersionTraits | None = None
+        self._meta: ShopMetadata | None = None
+        self.log = log.bind(platform=self.name)
+
+    # --- reading helpers ---------------------------------------------------------------------
+    def search(
+        self, entity: str, criteria: Mapping[str, Any], *, limit: int = PAGE
+    ) -> Iterator[dict[str, Any]]:
+        """Every entity matching ``criteria``, page by page (``entity`` as in the URL)."""
+        page = 1
+        while True:
+            body = dict(criteria, page=page, limit=limit)
+            data = self.http.call("POST", f"/api/search/{entity}", body).body or {}
+            rows = data.get("data") or []
+            yield from rows
+            if len(rows) < limit:
+                return
+            page += 1
+
+    def traits(self) -> VersionTraits:
+        if self._traits is None:
+            body = self.http.call("GET", "/api/_info/version").body or {}
+            traits = traits_for(str(body.get("version", "")))
+            if not traits.supported:
+                raise PermanentError(
+                    f"Shopware {traits.version} at {self.url} is not supported; syncd supports 6.5 to 6.7",
+                    code="SYNCD__UNSUPPORTED_VERSION",
+                )
+            self._traits = traits
+        return self._traits
+
+    @property
+    def _cache_key(self) -> str:
+        digest = hashlib.sha256(self.platform.sales_channel.encode()).hexdigest()[:16]
+        return f"shopware6.metadata.{digest}"
+
+    def metadata(self, *, refresh: bool = False) -> ShopMetadata:
+        if self._meta is not None and not refresh:
+            return self._meta
+        meta = None if refresh else ShopMetadata.from_json(self.cache.get(self.name, self._cache_key))
+        if meta is None:
+            meta = fetch_metadata(
+                self.search, self.platform.sales_channel, f"platforms.{self.name}.sales_channel"
+            )
+            self.cache.set(self.name, self._cache_key, meta.to_json())
+        self._meta = meta
+        return meta
+
+    def mapper(self) -> CustomerMapper:
+        return CustomerMapper(self.platform, self.metadata(), self.traits(), self.erp_columns)
+
+    # --- check -------------------------------------------------------------------------------
+    def check(self) -> list[CheckItem]:
+        area = f"shop:{self.name}"
+        items: list[CheckItem] = []
+        try:
+            self.http.token()
+            items.append(CheckItem(area, "connection", True, f"{self.url}: authenticated"))
+        except SyncdError as exc:
+            items.append(CheckItem(area, "connection", False, f"{self.url}: {redaction.redact(str(exc))}"))
+            return items
+        try:
+            traits = self.traits()
+            items.append(CheckItem(area, "version", True, f"Shopware {traits.version}"))
+        except SyncdError as exc:
+            items.append(CheckItem(area, "version", False, redaction.redact(str(exc))))
+            return items
+        try:
+            meta = self.metadata(refresh=True)
+        except ConfigError as exc:
+            items.append(CheckItem(area, "sales channel", False, str(exc)))
+            return items
+        except SyncdError as exc:
+            items.append(CheckItem(area, "metadata", False, redaction.redact(str(exc))))
+            return items
+        items.append(
+            CheckItem(area, "sales channel", True, f"{meta.sales_channel_name} ({meta.sales_channel_id})")
+        )
+
+        def found(name: str, value: str | None, missing: str) -> None:
+            items.append(CheckItem(area, name, bool(value), value or missing))
+
+        found("language", meta.language_id, "the sales channel has no language")
+        found("default customer group", meta.customer_group_id, "the sales channel has no customer group")
+        if traits.requires_payment_method:
+            found("payment method", meta.payment_method_id, "the sales channel has no payment method")
+        found("default country", meta.country_id, "the sales channel has no country")
+        wanted = {}
+        if self.platform.customer_group:
+            wanted[self.platform.customer_group] = f"platforms.{self.name}.customer_group"
+        for erp_group, name in self.platform.customer_group_map.items():
+            wanted.setdefault(name, f"platforms.{self.name}.customer_group_map.{erp_group}")
+        for name, key in wanted.items():
+            gid = meta.group_id(name)
+            found(f"customer group {name!r}", gid, f"not found in the shop ({key})")
+        for key in SALUTATION_KEYS:
+            found(f"salutation {key}", meta.salutations.get(key), "not found in the shop")
+        items.append(
+            CheckItem(area, "countries", bool(meta.countries), f"{len(meta.countries)} countries by ISO code")
+        )
+        return items
+
+    # --- push --------------------------------------------------------------------------------
+    def fingerprint(self, address: ErpAddress, shop_id: str | None = None) -> str | None:
+        """The fingerprint ``push`` would report for ``address`` (None when it would be rejected)."""
+        mapper = self.mapper()
+        ours = customer_id(self.name, address.number)
+        try:
+            mapped = mapper.map(address, shop_id=shop_id if shop_id and shop_id != ours else None)
+        except Rejected:
+            return None
+        return fingerprint(mapped.payload)
+
+    def push(
+        self,
+        addresses: Sequence[ErpAddress],
+        links: Mapping[int, str],
+        *,
+        linked_emails: Mapping[str, int] | None = None,
+        fingerprints: Mapping[int, str] | None = None,
+    ) -> list[PushResult]:
+        """Create, link or update ``addresses``; one result per address, in order.
+
+        ``links``: ERP number -> shop id already linked. ``linked_emails``: e-mail -> ERP number of
+        addresses linked on this platform (so a new address cannot take an e-mail another address
+        already has). ``fingerprints``: ERP number -> last fingerprint stored for a linked address;
+        an equal one comes back UNCHANGED without a write.
+        """
+        if not addresses:
+            return []
+        mapper = self.mapper()
+        owners = {email_key(e): n for e, n in (linked_emails or {}).items()}
+        for address in addresses:
+            if address.number in links and address.email:
+                owners.setdefault(email_key(normalise_email(address.email)), address.number)
+        reverse_links = {shop_id: number for number, shop_id in links.items()}
+        pusher = CustomerPusher(self.name, mapper.meta.sales_channel_id, self.search, self.writer)
+        results: list[PushResult] = []
+        size = self.platform.batch_size
+        for start in range(0, len(addresses), size):
+            batch = list(enumerate(addresses[start : start + size], start))
+            plans = pusher.push_batch(mapper, batch, links, owners, reverse_links, fingerprints or {})
+            results.extend(to_result(p) for p in plans)
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
+        self.log.info("pushed customers", step="push", **counts)
+        return results
+
+    # --- account operations ------------------------------------------------------------------
+    def _upsert_each(self, records: list[dict[str, Any]]) -> dict[str, str | None]:
+        rejected = self.writer.upsert("customer", records)
+        return {r["id"]: (rejected[i][0] if i in rejected else None) for i, r in enumerate(records)}
+
+    def set_passwords(self, passwords: Mapping[str, str]) -> dict[str, str | None]:
+        """shop id -> password in one bulk upsert; returns shop id -> error reason (None = set)."""
+        if not passwords:
+            return {}
+        with redaction.sensitive(*passwords.values()):
+            return self._upsert_each([{"id": sid, "password": pw} for sid, pw in passwords.items()])
+
+    def set_active(self, shop_ids: Sequence[str], active: bool) -> dict[str, str | None]:
+        if not shop_ids:
+            return {}
+        return self._upsert_each([{"id": sid, "active": bool(active)} for sid in shop_ids])
+
+    def set_customer_number(self, shop_id: str, number: str) -> None:
+        self.http.call(
+            "PATCH", f"/api/customer/{shop_id}", {"customerNumber": str(number)}, headers=WRITE_HEADERS
+        )
+
+    # --- reading customers -------------------------------------------------------------------
+    def _customers(self, criteria: dict[str, Any]) -> Iterator[ShopCustomer]:
+        meta = self.metadata()
+        criteria = dict(criteria)
+        criteria.setdefault("associations", {"defaultBillingAddress": {"associations": {"country": {}}}})
+        criteria.setdefault("sort", [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}])
+        for row in self.search("customer", criteria):
+            yield to_shop_customer(row, meta)
+
+    def customers_changed_since(
+        self, since: datetime | None, *, overlap: timedelta = CHANGE_OVERLAP
+    ) -> Iterator[ShopCustomer]:
+        """Non-guest customers created or updated at/after ``since - overlap`` (all when None),
+        oldest first, with order count and default billing address. Sorted by creation so that
+        records changing while we page cannot move between pages."""
+        filters: list[dict[str, Any]] = [{"type": "equals", "field": "guest", "value": False}]
+        if since is not None:
+            start = _shop_time(since - overlap)
+            filters.append(
+                {
+                    "type": "multi",
+                    "operator": "or",
+                    "queries": [
+                        {"type": "range", "field": "createdAt", "parameters": {"gte": start}},
+                        {"type": "range", "field": "updatedAt", "parameters": {"gte": start}},
+                    ],
+                }
+            )
+        return self._customers({"filter": filters})
+
+    def customers_with_orders(self) -> Iterator[ShopCustomer]:
+        return self._customers(
+            {
+                "filter": [
+                    {"type": "equals", "field": "guest", "value": False},
+                    {"type": "range", "field": "orderCount", "parameters": {"gt": 0}},
+                ]
+            }
+        )
+
+    def get_customers(self, shop_ids: Sequence[str]) -> dict[str, ShopCustomer]:
+        out: dict[str, ShopCustomer] = {}
+        ids = list(dict.fromkeys(shop_ids))
+        for start in range(0, len(ids), PAGE):
+            chunk = ids[start : start + PAGE]
+            for c in self._customers({"filter": [{"type": "equalsAny", "field": "id", "value": chunk}]}):
+                out[c.id] = c
+        return out
+
+    def find_by_email(self, emails: Iterable[str]) -> dict[str, ShopCustomer]:
+        """Non-guest accounts of this sales channel by e-mail (key: lower-case e-mail); when the
+        shop holds several for one e-mail (possible up to 6.6), the oldest."""
+        wanted = {e for e in (normalise_email(x) for x in emails) if e}
+        values = sorted(wanted | {e.lower() for e in wanted})
+        meta = self.metadata()
+        out: dict[str, ShopCustomer] = {}
+        for start in range(0, len(values), PAGE):
+            criteria = {
+                "filter": [
+                    {"type": "equalsAny", "field": "email", "value": values[start : start + PAGE]},
+                    {"type": "equals", "field": "guest", "value": False},
+                ]
+            }
+            for c in self._customers(criteria):
+                out.setdefault(email_key(c.email), c)
+        keys = {email_key(e) for e in wanted}
+        del meta
+        return {k: v for k, v in out.items() if k in keys}
+
+    def orders_of(self, shop_id: str) -> list[dict[str, Any]]:
+        """Orders of one customer, newest first: id, number, date, total, currency id."""
+        criteria = {
+            "filter": [{"type": "equals", "field": "orderCustomer.customerId", "value": shop_id}],
+            "sort": [{"field": "orderDateTime", "order": "DESC"}],
+        }
+        return [
+            {
+                "id": o.get("id"),
+                "number": o.get("orderNumber"),
+                "date": o.get("orderDateTime"),
+                "total": o.get("amountTotal"),
+                "currency_id": o.get("currencyId"),
+            }
+            for o in self.search("order", criteria)
+        ]
+
+    def send_recovery_link(self, shop_id: str) -> None:
+        """Let the shop mail its own one-time "set your password" link (link mode, spec §3),
+        through the Store API recovery route of the platform's sales channel."""
+        meta = self.metadata()
+        customers = self.get_customers([shop_id])
+        if shop_id not in customers:
+            raise PermanentError(f"shop account {shop_id} not found", code="FRAMEWORK__RESOURCE_NOT_FOUND")
+        if not meta.access_key:
+            raise PermanentError(f"sales channel {meta.sales_channel_name!r} has no access key")
+        storefront = meta.domains[0] if meta.domains else self.url
+        self.http.call(
+            "POST",
+            "/store-api/account/recovery-password",
+            {"email": customers[shop_id].email, "storefrontUrl": storefront},
+            headers={"sw-access-key": meta.access_key},
+            auth=False,
+        )
+
+    def clear_cache(self) -> None:
+        """Forget metadata and version held in memory (the tenant cache is cleared by its owner)."""
+        self._meta = None
+        self._traits = None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+__all__ = ["ShopwareShop", "Outcome"]
