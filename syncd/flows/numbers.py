@@ -30,7 +30,12 @@ if TYPE_CHECKING:
 MAX_SKIPS = 100_000
 
 
-class NumberRefused(PermanentError):
+class ImportBlocked(PermanentError):
+    """A fault that every further import of the platform would meet too (no number left, the
+    template or collective address missing): the flow stops importing and reports it."""
+
+
+class NumberRefused(ImportBlocked):
     """The next address number lies outside the debtor range (or the range is used up)."""
 
     def __init__(self, message: str, *, number: int) -> None:

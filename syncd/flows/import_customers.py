@@ -1,0 +1,545 @@
+"""Shop -> ERP: import shop customers that have no ERP address yet (spec §1 step 4, issue 6).
+
+What is polled: customers created or changed since the cursor ``shop-to-erp`` (minus an
+overlap window, so a change committed late in the shop is still seen), plus, when
+``only_with_orders`` is on, customers with an order since then (a first order does not touch a
+customer's updatedAt), plus the records that failed before. Guests are never imported.
+
+Per customer, in this order:
+
+1. Linked already (``links``): done when the shop's customer number equals the linked ERP
+   number; an ``import`` link whose write-back is missing is *resumed* (below). Links of the
+   ERP -> shop flow (kinds ``erp``/``email``) are that flow's business.
+2. Not linked, but an ERP address already belongs to the customer: the row whose ``shop_id``
+   column holds the customer id (when ``[erp.columns] shop_id`` is mapped), or the address the
+   customer number names, when its e-mail is the customer's. It is adopted (link + write-back),
+   never imported again. A customer number naming an address with another e-mail is taken for
+   the shop's own number range and ignored.
+3. ``shop_to_erp`` off: linked to ``collective_address`` (kind ``collective``); nothing is
+   created in the ERP.
+4. Otherwise a new ERP address: content from the default billing address (shop values always
+   win for the address fields, even when empty), plus ``copy_fields`` read from
+   ``template_address``; a number from ``syncd.flows.numbers``.
+
+Crash safety (I4), and what the ERP -> shop flow sees: the link (kind ``import``, with the
+number and the e-mail written) is recorded in the state store **before** the ERP insert, so
+the ERP -> shop scan can never meet the new row unlinked (it would create a second shop
+account and mail credentials). Then the ERP insert, then the write-back of the number as the
+shop's customer number. The write-back is the "done" mark. After a crash anywhere in between,
+the next cycle sees an ``import`` link whose number the shop does not carry yet and finds out
+whether the ERP row is ours: by the ``shop_id`` column when it is mapped (the stable key,
+written into the new row), else by the e-mail recorded in the link. Ours: write back. Missing:
+insert it now. Someone else's (the number was taken while we were down): start over with a new
+number. The cursor only moves after the whole cycle went through, so a crashed customer is
+polled again.
+
+``dry_run`` reads only: it reports the numbers it would allocate (``would-create``) and the
+links it would make (``would-link``) and writes nothing anywhere, not even the cursor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pycountry
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from syncd.config.profiles import effective_columns
+from syncd.domain import CheckItem, Direction, ShopCustomer
+from syncd.errors import PermanentError, SyncdError, TransientError
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.numbers import ImportBlocked, NumberAllocator, NumberPolicy
+from syncd.state.allocations import Allocations
+from syncd.state.cursors import Cursors
+from syncd.state.failures import Failures
+from syncd.state.links import Link, Links
+
+log = structlog.get_logger("syncd.flows.import_customers")
+
+DIRECTION = Direction.SHOP_TO_ERP.value
+CURSOR = "shop-to-erp"
+# Re-read this much before the cursor: shop transactions that committed late, clock skew
+# between syncd and the shop. Re-reading is harmless, every step is idempotent.
+OVERLAP = timedelta(minutes=5)
+BATCH = 100
+# The kill tests name a point here; the process SIGKILLs itself on reaching it.
+KILL_ENV = "SYNCD_TEST_KILL_AT"
+
+# Logical fields a new address takes from the shop's default billing address.
+SHOP_FIELDS = ("company", "salutation", "first_name", "last_name", "street", "zip", "city", "country",
+               "email", "phone")
+
+
+class InvalidAddress(PermanentError):
+    step = "validate"
+
+
+class WriteBackFailed(PermanentError):
+    step = "write-back"
+
+
+class SettingMissing(ImportBlocked):
+    step = "settings"
+
+
+def checkpoint(name: str) -> None:
+    if os.environ.get(KILL_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_shop_to_erp(ctx: PlatformContext, *, dry_run: bool = False) -> CycleReport:
+    """One cycle of the shop -> ERP import for ``ctx.platform``. Permanent faults of a record
+    are recorded and reported, and the others continue; a transient fault that outlived its
+    retries ends the cycle (raised) without moving the cursor, so the next cycle redoes it."""
+    report = CycleReport(ctx.platform.name, DIRECTION, dry_run=dry_run)
+    a = ctx.platform.addresses
+    if not a.shop_to_erp and a.collective_address is None:
+        report.add("-", "skipped", "shop_to_erp is off and no collective_address is set")
+        return report
+    _Import(ctx, report, dry_run).run()
+    return report
+
+
+@dataclass
+class _Import:
+    ctx: PlatformContext
+    report: CycleReport
+    dry_run: bool
+    links: Links = field(init=False)
+    failures: Failures = field(init=False)
+    allocator: NumberAllocator = field(init=False)
+    columns: dict[str, str] = field(init=False)
+    _template: dict[str, Any] | None = field(default=None, init=False)
+    _collective_ok: bool = field(default=False, init=False)
+    _preview: Iterator[int] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        store = self.ctx.state
+        self.platform = self.ctx.platform.name
+        self.settings = self.ctx.platform.addresses
+        self.links = Links(store, clock=self.ctx.clock)
+        self.failures = Failures(store, clock=self.ctx.clock)
+        self.cursors = Cursors(store, clock=self.ctx.clock)
+        policy = NumberPolicy.from_settings(self.ctx.settings, self.ctx.platform)
+        self.allocator = NumberAllocator(Allocations(store), self.ctx.erp, policy)
+        self.columns = effective_columns(self.ctx.settings.erp)
+        self.log = log.bind(platform=self.platform, direction=DIRECTION)
+
+    # --- the cycle ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        started = self.ctx.clock()
+        cursor = self.cursors.get(self.platform, CURSOR)
+        since = datetime.fromisoformat(cursor["since"]) - OVERLAP if cursor else None
+        customers = self._collect(since)
+        total = len(customers)
+        done = 0
+        self.log.info("import cycle", since=since.isoformat() if since else None, customers=total,
+                      dry_run=self.dry_run)
+        for batch in _chunks(customers.values(), BATCH):
+            linked = self.links.get_by_shops(self.platform, [c.id for c in batch])
+            for customer in batch:
+                if not self._one(customer, linked.get(customer.id)):
+                    self.log.warning("imports stopped for this platform until the cause is fixed")
+                    return  # the cursor stays: the unprocessed customers are polled again
+            done += len(batch)
+            if self.ctx.progress is not None:
+                self.ctx.progress(done, total)
+        if not self.dry_run:
+            self.cursors.set(self.platform, CURSOR, {"since": started.isoformat()})
+
+    def _collect(self, since: datetime | None) -> dict[str, ShopCustomer]:
+        shop = self.ctx.shop
+        found: dict[str, ShopCustomer] = {c.id: c for c in shop.customers_changed_since(since)}
+        if self.settings.only_with_orders and since is not None:
+            for c in _ordered_since(shop, since):
+                found.setdefault(c.id, c)
+        retry = [
+            f.record for f in self.failures.list(self.platform)
+            if f.direction == DIRECTION and f.record not in found
+        ]
+        if retry:
+            again = shop.get_customers(retry)
+            found.update(again)
+            gone = [r for r in retry if r not in again]
+            if gone and not self.dry_run:
+                self.failures.clear_many(self.platform, DIRECTION, gone)  # deleted in the shop
+        return found
+
+    def _one(self, c: ShopCustomer, link: Link | None) -> bool:
+        """Handle one customer; False when imports must stop for the platform."""
+        try:
+            with structlog.contextvars.bound_contextvars(shop_id=c.id):
+                self._decide(c, link)
+        except ImportBlocked as exc:
+            self._failed(c, getattr(exc, "step", "allocate"), exc)
+            return False
+        except TransientError:
+            raise
+        except PermanentError as exc:
+            self._failed(c, getattr(exc, "step", "import"), exc)
+        except SyncdError as exc:  # e.g. a config problem met at run time: this record only
+            self._failed(c, "import", exc)
+        return True
+
+    def _failed(self, c: ShopCustomer, step: str, exc: SyncdError) -> None:
+        reason = str(exc)
+        self.report.add(c.id, "failed", reason)
+        self.log.error("import failed", step=step, reason=reason)
+        if not self.dry_run:
+            self.failures.record(self.platform, DIRECTION, c.id, step, reason,
+                                 getattr(exc, "code", None))
+
+    def _succeeded(self, c: ShopCustomer, action: str, detail: str) -> None:
+        self.report.add(c.id, action, detail)
+        self.log.info("import " + action, detail=detail)
+        if not self.dry_run:
+            self.failures.clear(self.platform, DIRECTION, c.id)
+
+    # --- deciding what a customer needs ----------------------------------------------------
+
+    def _decide(self, c: ShopCustomer, link: Link | None) -> None:
+        if c.guest:
+            self.report.counts["guest"] += 1
+            return
+        if link is not None:
+            if c.customer_number == str(link.erp_number) or link.kind not in ("import", "collective"):
+                self.report.counts["unchanged"] += 1
+                if not self.dry_run:
+                    self.failures.clear(self.platform, DIRECTION, c.id)
+                return
+            if link.kind == "collective":
+                self._write_back(c, link.erp_number, "linked", f"collective address {link.erp_number}")
+            else:
+                self._resume(c, link)
+            return
+        if self.settings.only_with_orders and c.order_count < 1:
+            self.report.counts["no-orders"] += 1
+            return
+        own = self._own_address(c)
+        if own is not None:
+            self._adopt(c, own)
+        elif not self.settings.shop_to_erp:
+            self._link_collective(c)
+        else:
+            self._import(c)
+
+    def _own_address(self, c: ShopCustomer) -> int | None:
+        """An ERP address that already belongs to ``c`` (see the module docstring, step 2)."""
+        shop_col = self.columns.get("shop_id")
+        if shop_col:
+            numbers = self.ctx.erp.find_numbers(shop_col, c.id)
+            if numbers:
+                return min(numbers)
+        number = _as_number(c.customer_number)
+        if number is None or not self.ctx.erp.number_exists(number):
+            return None
+        if self.links.get_by_erp(self.platform, number) is not None:
+            return None  # that address belongs to another shop account
+        return number if self._email_matches(number, c.email) else None
+
+    def _email_matches(self, number: int, email: str | None) -> bool:
+        col = self.columns.get("email")
+        if not col or not email:
+            return False
+        value = self.ctx.erp.read_columns(number, [col]).get(col)
+        return _same_email(value, email)
+
+    # --- the four outcomes -----------------------------------------------------------------
+
+    def _adopt(self, c: ShopCustomer, number: int) -> None:
+        if self.dry_run:
+            self.report.add(c.id, "would-link", f"existing ERP address {number}")
+            return
+        self.links.upsert(Link(self.platform, c.id, number, kind="import", email=c.email))
+        self._write_back(c, number, "linked", f"existing ERP address {number}")
+
+    def _link_collective(self, c: ShopCustomer) -> None:
+        number = self.settings.collective_address
+        assert number is not None  # run_shop_to_erp returns early otherwise
+        if not self._collective_ok:
+            if not self.ctx.erp.number_exists(number):
+                raise SettingMissing(
+                    f"platform {self.platform}: collective_address {number} does not exist in the ERP; "
+                    "create it or correct platforms.addresses.collective_address",
+                    code="collective-missing",
+                )
+            self._collective_ok = True
+        if self.dry_run:
+            self.report.add(c.id, "would-link", f"collective address {number}")
+            return
+        self.links.upsert(Link(self.platform, c.id, number, kind="collective", email=c.email))
+        self._write_back(c, number, "linked", f"collective address {number}")
+
+    def _import(self, c: ShopCustomer) -> None:
+        values = self._values(c)
+        if self.dry_run:
+            if self._preview is None:
+                self._preview = self.allocator.preview()
+            number = next(self._preview)
+            self.report.add(c.id, "would-create", f"ERP address {number}")
+            return
+
+        def insert(number: int) -> bool:
+            try:
+                # Linked before the row exists: the ERP -> shop scan must never see it unlinked.
+                self.links.upsert(Link(self.platform, c.id, number, kind="import", email=c.email))
+            except IntegrityError:
+                return False  # the number is linked to another shop account already
+            checkpoint("import:after-link")
+            return self.ctx.erp.create_address(number, values)
+
+        try:
+            number = self.allocator.place(insert)
+        except TransientError:
+            raise  # outcome unknown: the link stays and the next cycle resumes from it
+        except BaseException:
+            self.links.delete(self.platform, c.id)  # nothing of ours was written to the ERP
+            raise
+        checkpoint("import:after-insert")
+        self._write_back(c, number, "imported", f"ERP address {number}")
+
+    def _resume(self, c: ShopCustomer, link: Link) -> None:
+        number = link.erp_number
+        owner = self._owner(number, c, link)
+        if owner is None:  # the crash came before the insert
+            values = self._values(c)
+            if self.dry_run:
+                self.report.add(c.id, "would-create", f"ERP address {number}")
+                return
+            owner = True if self.ctx.erp.create_address(number, values) else self._owner(number, c, link)
+        if owner:
+            self._write_back(c, number, "imported", f"ERP address {number} (resumed)")
+            return
+        self.log.warning("linked number was taken by someone else, importing anew", number=number)
+        self._import(c)
+
+    def _owner(self, number: int, c: ShopCustomer, link: Link) -> bool | None:
+        """Whether ERP address ``number`` is the row we inserted for ``c``; None: no such row."""
+        if not self.ctx.erp.number_exists(number):
+            return None
+        shop_col = self.columns.get("shop_id")
+        if shop_col:
+            return self.ctx.erp.read_columns(number, [shop_col]).get(shop_col) == c.id
+        return self._email_matches(number, link.email)
+
+    def _write_back(self, c: ShopCustomer, number: int, action: str, detail: str) -> None:
+        if self.dry_run:
+            self.report.add(c.id, "would-write-back", detail)
+            return
+        if c.customer_number != str(number):
+            try:
+                self.ctx.shop.set_customer_number(c.id, str(number))
+            except PermanentError as exc:
+                raise WriteBackFailed(
+                    f"writing customer number {number} to the shop failed: {exc}", code=exc.code
+                ) from exc
+        checkpoint("import:after-write-back")
+        self._succeeded(c, action, detail)
+
+    # --- the new address -------------------------------------------------------------------
+
+    def _values(self, c: ShopCustomer) -> dict[str, Any]:
+        problems = address_problems(c)
+        if problems:
+            raise InvalidAddress("; ".join(problems), code="invalid-address")
+        shop = {
+            "company": c.company,
+            "salutation": c.salutation or ("Firma" if c.company else None),
+            "first_name": c.first_name,
+            "last_name": c.last_name,
+            "street": c.street,
+            "zip": c.zip,
+            "city": c.city,
+            "country": c.country.upper() if c.country else None,
+            "email": c.email,
+            "phone": c.phone,
+        }
+        values: dict[str, Any] = dict(self._template_values())
+        for logical, value in shop.items():
+            column = self.columns.get(logical)
+            if column:
+                values[column] = value  # the shop wins, even with an empty value
+        shop_col = self.columns.get("shop_id")
+        if shop_col:
+            values[shop_col] = c.id
+        return values
+
+    def _template_values(self) -> dict[str, Any]:
+        if self._template is None:
+            number = self.settings.template_address
+            copy = copy_columns(self.ctx)
+            if number is None or not copy:
+                self._template = {}
+            elif not self.ctx.erp.number_exists(number):
+                raise SettingMissing(
+                    f"platform {self.platform}: template_address {number} does not exist in the ERP; "
+                    "create it or correct platforms.addresses.template_address",
+                    code="template-missing",
+                )
+            else:
+                self._template = dict(self.ctx.erp.read_columns(number, copy))
+        return self._template
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def address_problems(c: ShopCustomer) -> list[str]:
+    """Why ``c`` cannot become an ERP address (empty list: it can)."""
+    problems = []
+    if not (c.email or "").strip():
+        problems.append("e-mail address is missing")
+    if not ((c.last_name or "").strip() or (c.company or "").strip()):
+        problems.append("last name and company are both empty")
+    if not (c.street or "").strip():
+        problems.append("street is missing in the default billing address")
+    if not (c.city or "").strip():
+        problems.append("city is missing in the default billing address")
+    if not (c.country or "").strip():
+        problems.append("country is missing or has no ISO code in the shop")
+    elif pycountry.countries.get(alpha_2=c.country.strip().upper()) is None:
+        problems.append(f"unknown country {c.country!r} (not an ISO 3166 alpha-2 code)")
+    return problems
+
+
+def copy_columns(ctx: PlatformContext) -> list[str]:
+    """The ERP columns ``copy_fields`` names, without the fields the shop always supplies."""
+    columns = effective_columns(ctx.settings.erp)
+    own = {columns[f] for f in (*SHOP_FIELDS, "number", "shop_id", "modified_at") if columns.get(f)}
+    out = []
+    for name in ctx.platform.addresses.copy_fields:
+        column = columns.get(name, name)
+        if column not in own and column not in out:
+            out.append(column)
+    return out
+
+
+def _ordered_since(shop: Any, since: datetime) -> Iterable[ShopCustomer]:
+    try:
+        return shop.customers_with_orders(since)
+    except TypeError:
+        # A connector without the ``since`` parameter of ``ShopPort.customers_with_orders``
+        # returns every customer with an order: correct, only slower.
+        return shop.customers_with_orders()
+
+
+def _as_number(value: str | None) -> int | None:
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _same_email(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
+
+
+def _chunks(items: Iterable[ShopCustomer], size: int) -> Iterator[list[ShopCustomer]]:
+    batch: list[ShopCustomer] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- syncd check -----------------------------------------------------------------------------
+
+
+def check_import_settings(ctx: PlatformContext) -> list[CheckItem]:
+    """What ``syncd check`` shows for the shop -> ERP settings of ``ctx.platform``: the start
+    number against the debtor range, the template address and every copy field, the collective
+    address. Reads only."""
+    p = ctx.platform
+    a = p.addresses
+    key = f"platforms[{p.name}].addresses"
+    items: list[CheckItem] = []
+
+    def item(name: str, ok: bool, detail: str) -> None:
+        items.append(CheckItem("config", f"{key}.{name}", ok, detail))
+
+    if not a.shop_to_erp:
+        if a.collective_address is None:
+            item("shop_to_erp", True, "off, and no collective_address: shop customers are left alone")
+        else:
+            found = _exists(ctx, a.collective_address)
+            item("collective_address", found is True,
+                 f"ERP address {a.collective_address} " + _presence(found))
+        return items
+
+    policy = NumberPolicy.from_settings(ctx.settings, p)
+    start_key = "next_address_number" if a.next_address_number is not None else "next_address_number (unset)"
+    try:
+        policy.check(policy.start)
+        counter = Allocations(ctx.state).peek(p.name)
+        nxt = policy.start if counter is None else max(counter, policy.start)
+        policy.check(nxt)
+        lo, hi = policy.debtor_range
+        item(start_key, True, f"next number {nxt}, debtor_range {lo}-{hi}"
+             + (" (numbers outside allowed)" if policy.allow_outside else ""))
+    except ImportBlocked as exc:
+        item(start_key, False, str(exc))
+
+    columns = effective_columns(ctx.settings.erp)
+    shop_col = columns.get("shop_id")
+    item("shop_id column", True,
+         f"new rows carry the shop customer id in {shop_col!r}" if shop_col
+         else "[erp.columns] shop_id not mapped: an interrupted import is recognised by its e-mail")
+
+    if a.template_address is None:
+        if a.copy_fields:
+            item("copy_fields", False, "copy_fields needs template_address to copy from")
+        return items
+    found = _exists(ctx, a.template_address)
+    item("template_address", found is True, f"ERP address {a.template_address} " + _presence(found))
+    shop_supplied = {columns[f] for f in SHOP_FIELDS if columns.get(f)}
+    forbidden = {
+        columns.get("number"): "the address number",
+        shop_col: "the shop id column",
+        a.password_field: "the password field",
+    }
+    for name in a.copy_fields:
+        column = columns.get(name, name)
+        where = f"copy_fields: {name!r}"
+        if column in forbidden and column:
+            item(where, False, f"{column!r} is {forbidden[column]}, which is never copied")
+        elif column in shop_supplied:
+            item(where, True, f"{column!r} comes from the shop customer; the template value is not used")
+        elif name in columns:
+            item(where, True, f"mapped to column {column!r}")
+        elif found is True:
+            ok, detail = _column_readable(ctx, a.template_address, column)
+            item(where, ok, detail)
+        else:
+            item(where, False, "cannot be checked: the template address is not available")
+    return items
+
+
+def _exists(ctx: PlatformContext, number: int) -> bool | str:
+    try:
+        return bool(ctx.erp.number_exists(number))
+    except SyncdError as exc:
+        return str(exc)
+
+
+def _presence(found: bool | str) -> str:
+    if found is True:
+        return "exists"
+    if found is False:
+        return "does not exist in the ERP"
+    return f"could not be read: {found}"
+
+
+def _column_readable(ctx: PlatformContext, number: int, column: str) -> tuple[bool, str]:
+    try:
+        ctx.erp.read_columns(number, [column])
+    except (SyncdError, LookupError) as exc:
+        return False, f"not a column of the ERP address table: {exc}"
+    return True, f"existing column {column!r}"
