@@ -1,0 +1,164 @@
+"""``syncd check`` and start-up validation for the ERP side: connectivity, the read source and
+address table, every mapped column, the key of the number column, and the password field
+(exists in the address table, a text type, long enough, mapped to nothing else, readable by
+layouts). Every refusal names the config key, table and column, and the column's real type.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from connectors.erp.engine import translate
+from connectors.erp.layout import Finding, Layout, LayoutError, near
+from syncd.domain import CheckItem
+from syncd.errors import ConfigError, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from connectors.erp.connector import SqlErp
+
+MIN_PASSWORD_FIELD = 10  # the reference ERP's minimum size for the field
+
+
+def password_findings(layout: Layout, field: str, length: int, key: str) -> tuple[list[Finding], str]:
+    """Problems with the password field, and a description of the column for the OK line."""
+    write = layout.write
+    column = write.column(field)
+    if column is None:
+        names = [c.name for c in write.columns]
+        return [
+            Finding(
+                key, f"column {field!r} not found in address table {write.name}{near(field, names)}", field
+            )
+        ], ""
+    described = f"{write.name}.{column.name}: {column.type}, " + (
+        f"{column.length} characters" if column.length else "unbounded length"
+    )
+    found: list[Finding] = []
+    if column.kind != "text":
+        found.append(
+            Finding(key, f"column {write.name}.{column.name} is {column.type}, not a text type", field)
+        )
+    need = max(length, MIN_PASSWORD_FIELD)
+    if column.kind == "text" and column.length is not None and column.length < need:
+        found.append(
+            Finding(
+                key,
+                f"column {write.name}.{column.name} is {column.type} and holds {column.length} characters; "
+                f"it needs at least {need} (password_length {length}, ERP minimum {MIN_PASSWORD_FIELD})",
+                field,
+            )
+        )
+    for logical, bound in layout.logical.items():
+        if bound.table is write and bound.column.name == column.name:
+            found.append(
+                Finding(
+                    key, f"column {write.name}.{column.name} is also mapped as erp.columns.{logical}", field
+                )
+            )
+    if (
+        layout.bind_in_sources(column.name) is None
+        and layout.bind_in_sources(f"{write.name}.{column.name}") is None
+    ):
+        found.append(
+            Finding(
+                key,
+                f"column {column.name!r} is not part of the read source {layout.sources[0].name}; "
+                "layouts could not read the password from it",
+                field,
+            )
+        )
+    return found, described
+
+
+def _layout(erp: SqlErp, fresh: bool) -> tuple[Layout | None, list[Finding]]:
+    try:
+        if fresh:
+            erp.refresh()
+        return erp.layout, []
+    except ConfigError:
+        try:
+            erp._load_layout(fresh=True)
+        except LayoutError as e:
+            return e.layout, e.findings
+        raise
+
+
+def _findings(
+    erp: SqlErp, field: str | None, length: int, key: str, fresh: bool
+) -> tuple[Layout | None, list[Finding], list[CheckItem]]:
+    layout, findings = _layout(erp, fresh)
+    ok: list[CheckItem] = []
+    if layout is None:
+        return None, findings, ok
+    sources = " + ".join(s.name for s in layout.sources)
+    ok.append(CheckItem("erp", "read source", True, sources))
+    ok.append(CheckItem("erp", "address table", True, layout.write.name))
+    for logical, bound in layout.logical.items():
+        ok.append(
+            CheckItem(
+                "erp",
+                f"erp.columns.{logical}",
+                True,
+                f"{bound.table.name}.{bound.column.name} ({bound.column.type})",
+            )
+        )
+    if not findings and "number" in layout.logical:
+        number = layout.write_number()
+        if not layout.write.is_unique(number.name):
+            findings.append(
+                Finding(
+                    "erp.columns.number",
+                    f"column {layout.write.name}.{number.name} is neither primary key nor unique: a taken "
+                    "number could not be detected when creating addresses",
+                    number.name,
+                )
+            )
+    if not findings:
+        mode = (
+            f"watermark on {layout.logical['modified_at'].column.name} (overlap {erp.settings.overlap:g}s)"
+            if "modified_at" in layout.logical
+            else "row hashing: every poll reads the whole table (map erp.columns.modified_at to avoid it)"
+        )
+        ok.append(CheckItem("erp", "change detection", True, mode))
+    if field and not findings:
+        problems, described = password_findings(layout, field, length, key)
+        findings += problems
+        if not problems:
+            ok.append(CheckItem("erp", key, True, described))
+    return layout, findings, ok
+
+
+def _ping(erp: SqlErp) -> None:
+    with erp.engine.connect() as conn:
+        conn.execute(
+            sa.text("SELECT 1") if erp.engine.dialect.name != "oracle" else sa.text("SELECT 1 FROM dual")
+        )
+
+
+def run_checks(erp: SqlErp, field: str | None, length: int, key: str) -> list[CheckItem]:
+    url = erp.engine.url.render_as_string(hide_password=True)
+    try:
+        _ping(erp)  # once, no retries: check reports, it does not wait
+    except Exception as e:  # any driver or network failure is a failed line, not a crash
+        reason = translate(e, "connect") if isinstance(e, sa.exc.DBAPIError) else e
+        return [CheckItem("erp", "connection", False, f"{url}: {reason}")]
+    items = [CheckItem("erp", "connection", True, url)]
+    try:
+        _layout_, findings, ok = _findings(erp, field, length, key, fresh=True)
+    except (TransientError, PermanentError) as e:
+        return items + [CheckItem("erp", "reflection", False, str(e))]
+    items += ok
+    items += [CheckItem("erp", f.key, False, f.message) for f in findings]
+    return items
+
+
+def validate(erp: SqlErp, field: str | None, length: int, key: str) -> None:
+    _layout_, findings, _ok = _findings(erp, field, length, key, fresh=False)
+    if findings:
+        first = findings[0]
+        more = "; ".join(f"{f.key}: {f.message}" for f in findings[1:])
+        raise ConfigError(
+            first.message + (f" (also: {more})" if more else ""), key=first.key, value=first.value
+        )
