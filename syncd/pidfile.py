@@ -8,12 +8,18 @@ crashed daemon (its pid no longer runs) is stale and replaced.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from syncd.errors import SyncdError
+
+if TYPE_CHECKING:
+    from syncd.config.model import Settings
 
 log = structlog.get_logger("syncd.pidfile")
 
@@ -117,3 +123,30 @@ class PidFile:
 
     def __exit__(self, *exc: object) -> None:
         remove_pid(self.path)
+
+
+def default_pid_file(settings: Settings) -> Path:
+    """Where the daemon writes its pid and `syncd clear-cache --restart` looks for it.
+
+    ``[daemon] pid_file`` when set; else next to a SQLite state database (``state.db`` ->
+    ``state.pid``: one per tenant, in the service's StateDirectory); else a runtime folder,
+    named after the state URL so tenants sharing one PostgreSQL store do not collide."""
+    if settings.daemon.pid_file:
+        return Path(settings.daemon.pid_file).expanduser()
+    from sqlalchemy.engine import make_url
+
+    url = settings.daemon.state_url
+    try:
+        parsed = make_url(url)
+    except Exception:
+        parsed = None
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and parsed.query.get("mode") != "memory":
+            return Path(database).expanduser().with_suffix(".pid")
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
+    name = f"syncd-{digest}.pid"
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), "/run/syncd"):
+        if base and os.path.isdir(base) and os.access(base, os.W_OK):
+            return Path(base) / name
+    return Path(tempfile.gettempdir()) / name

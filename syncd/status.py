@@ -1,0 +1,157 @@
+"""`syncd status`: per platform the last cycle, counts linked / pending / failed, and the failed
+records with reasons — read from the state store, also while the daemon runs (reads only; on
+SQLite WAL lets them pass the daemon's writes).
+
+``collect_status`` returns the documented machine shape of `syncd status --json`:
+
+    {"platforms": [{"name", "last_cycle": {"started", "finished", "ok"},
+                    "linked", "pending", "failed": [{"address", "step", "reason"}]}]}
+
+* ``last_cycle``: the newest cycle of the platform, either direction; times ISO 8601 UTC;
+  all three null before the first cycle; ``finished``/``ok`` null while it runs (or when the
+  process died in it).
+* ``linked``: ERP address <-> shop account links of the platform (all kinds).
+* ``pending``: credential jobs not finished yet (step neither ``done`` nor ``failed``): mails
+  still owed to customers, e.g. waiting for the SMTP server to come back.
+* ``failed``: the records whose last attempt failed permanently, newest first; a record
+  leaves the list when it later succeeds.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from syncd.state.schema import credential_jobs, cycles, failures, links
+
+if TYPE_CHECKING:
+    from syncd.config.model import Settings
+    from syncd.state.db import StateStore
+
+FINISHED_STEPS = ("done", "failed")
+TABLE_FAILURE_LIMIT = 50  # per platform in the table; --json lists all
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns naive datetimes; the store writes UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _connect(store: StateStore) -> Any:
+    # StateStore.connect() opens read transactions that never take SQLite's write lock.
+    connect = getattr(store, "connect", None)
+    return connect() if connect is not None else store.engine.connect()
+
+
+def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
+    platforms = []
+    with _connect(store) as conn:
+        for platform in settings.platforms:
+            name = platform.name
+            last = conn.execute(
+                select(cycles.c.started, cycles.c.finished, cycles.c.ok)
+                .where(cycles.c.platform == name)
+                .order_by(cycles.c.started.desc(), cycles.c.id.desc())
+                .limit(1)
+            ).first()
+            linked = conn.execute(select(func.count()).select_from(links).where(links.c.platform == name))
+            pending = conn.execute(
+                select(func.count())
+                .select_from(credential_jobs)
+                .where(credential_jobs.c.platform == name, credential_jobs.c.step.not_in(FINISHED_STEPS))
+            )
+            failed = conn.execute(
+                select(failures.c.record, failures.c.step, failures.c.reason)
+                .where(failures.c.platform == name)
+                .order_by(failures.c.last_seen.desc(), failures.c.record)
+            )
+            platforms.append(
+                {
+                    "name": name,
+                    "last_cycle": {
+                        "started": _iso(last.started) if last else None,
+                        "finished": _iso(last.finished) if last else None,
+                        "ok": (None if last.ok is None else bool(last.ok)) if last else None,
+                    },
+                    "linked": int(linked.scalar_one()),
+                    "pending": int(pending.scalar_one()),
+                    "failed": [{"address": r.record, "step": r.step, "reason": r.reason} for r in failed],
+                }
+            )
+    return {"platforms": platforms}
+
+
+# --- the table ----------------------------------------------------------------------------
+
+_TEXT = {
+    "en": {
+        "platform": "Platform", "started": "Last cycle started", "finished": "finished", "ok": "result",
+        "linked": "linked", "pending": "pending", "failed": "failed", "address": "Address", "step": "Step",
+        "reason": "Reason", "yes": "ok", "no": "FAILED", "running": "running", "never": "never",
+        "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
+    },
+    "de": {
+        "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
+        "linked": "verknüpft", "pending": "offen", "failed": "fehlerhaft", "address": "Adresse",
+        "step": "Schritt", "reason": "Grund", "yes": "ok", "no": "FEHLER", "running": "läuft",
+        "never": "noch nie", "title": "syncd-Status", "failures": "Fehlerhafte Datensätze",
+        "more": "… und {n} weitere (syncd status --json)",
+    },
+}
+
+
+def locale_language() -> str:
+    """'de' when the operator's locale is German, else 'en'."""
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        value = os.environ.get(var)
+        if value:
+            return "de" if value.lower().startswith("de") else "en"
+    return "en"
+
+
+def _short(value: str | None) -> str:
+    return value.replace("T", " ").replace("Z", "")[:19] if value else "–"
+
+
+def render_status_table(status: dict[str, Any], *, lang: str | None = None, width: int = 120) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = _TEXT.get(lang or locale_language(), _TEXT["en"])
+    summary = Table(title=t["title"])
+    for key in ("platform", "started", "finished", "ok", "linked", "pending", "failed"):
+        summary.add_column(t[key], justify="right" if key in ("linked", "pending", "failed") else "left")
+    details = Table(title=t["failures"])
+    for key in ("platform", "address", "step", "reason"):
+        details.add_column(t[key], overflow="fold")
+    any_failed = False
+    for p in status["platforms"]:
+        last = p["last_cycle"]
+        if last["started"] is None:
+            result = t["never"]
+        elif last["ok"] is None:
+            result = t["running"]
+        else:
+            result = t["yes"] if last["ok"] else t["no"]
+        summary.add_row(
+            p["name"], _short(last["started"]), _short(last["finished"]), result, str(p["linked"]),
+            str(p["pending"]), str(len(p["failed"])),
+        )
+        for f in p["failed"][:TABLE_FAILURE_LIMIT]:
+            any_failed = True
+            details.add_row(p["name"], str(f["address"]), str(f["step"]), str(f["reason"]))
+        if len(p["failed"]) > TABLE_FAILURE_LIMIT:
+            details.add_row(p["name"], t["more"].format(n=len(p["failed"]) - TABLE_FAILURE_LIMIT), "", "")
+    out = io.StringIO()
+    console = Console(file=out, width=width, no_color=True, force_terminal=False)
+    console.print(summary)
+    if any_failed:
+        console.print(details)
+    return out.getvalue()
