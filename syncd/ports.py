@@ -21,7 +21,14 @@ class ChangeScan(Protocol):
 
 
 class ErpPort(Protocol):
-    def check(self) -> list[CheckItem]: ...
+    def check(
+        self, password_field: str | None = None, password_length: int | None = None
+    ) -> list[CheckItem]:
+        """Connectivity, tables, mapped columns and the password field; defaults: the field and
+        length the connector was opened with."""
+
+    def validate(self, password_field: str | None = None, password_length: int | None = None) -> None:
+        """Start-up: ConfigError naming the key when the mapping or password field is wrong."""
 
     def scan_changes(self, cursor: Mapping[str, Any] | None, *, batch_size: int = 500) -> ChangeScan: ...
 
@@ -41,6 +48,9 @@ class ErpPort(Protocol):
     def clear_password_fields(self, numbers: Iterable[int]) -> None:
         """One statement; idempotent."""
 
+    def clear_all_password_fields(self) -> int:
+        """The sweep: empty every non-empty password field in one statement; how many were."""
+
     # --- shop -> ERP import ---
     def number_exists(self, number: int) -> bool: ...
 
@@ -53,6 +63,10 @@ class ErpPort(Protocol):
     def write_value(self, number: int, column: str, value: Any) -> None: ...
 
     def find_numbers(self, column: str, value: Any) -> list[int]: ...
+
+    def copy_from_template(self, template_number: int, fields: Sequence[str]) -> dict[str, Any]:
+        """The template address's ``fields`` (column or logical names), ready for
+        ``create_address``; PermanentError when the template does not exist."""
 
 
 class ShopPort(Protocol):
