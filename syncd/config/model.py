@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -44,6 +44,17 @@ def default_state_url() -> str:
         base = os.environ.get("PROGRAMDATA", r"C:\ProgramData")
         return "sqlite:///" + os.path.join(base, "syncd", "state.db").replace("\\", "/")
     return "sqlite:////var/lib/syncd/state.db"
+
+
+class FieldProblem(ValueError):
+    """A cross-field check failed; ``path`` names the key at fault relative to the model that
+    raised it, so the loader reports ``platforms[0].addresses.password_field`` rather than
+    just the enclosing table."""
+
+    def __init__(self, path: str | tuple[str | int, ...], message: str, value: Any = None) -> None:
+        super().__init__(message)
+        self.path = (path,) if isinstance(path, str) else tuple(path)
+        self.value = value
 
 
 class _Model(BaseModel):
@@ -97,7 +108,9 @@ class ErpSettings(_Model):
     def _range(self) -> ErpSettings:
         lo, hi = self.debtor_range
         if lo > hi:
-            raise ValueError(f"debtor_range: lower bound {lo} is above upper bound {hi}")
+            raise FieldProblem(
+                "debtor_range", f"lower bound {lo} is above upper bound {hi}", list(self.debtor_range)
+            )
         return self
 
 
@@ -120,7 +133,7 @@ class MailSettings(_Model):
     @model_validator(mode="after")
     def _outbox(self) -> MailSettings:
         if self.transport == "outbox" and not self.outbox_dir:
-            raise ValueError('outbox_dir is required when transport = "outbox"')
+            raise FieldProblem("outbox_dir", 'outbox_dir is required when transport = "outbox"')
         return self
 
 
@@ -146,12 +159,22 @@ class AddressSettings(_Model):
     def _credentials_need_field(self) -> AddressSettings:
         if self.erp_to_shop and self.send_credentials and self.credential_mode == "password":
             if not self.password_field:
-                raise ValueError(
+                raise FieldProblem(
+                    "password_field",
                     "password_field is required when send_credentials = true and "
-                    'credential_mode = "password"'
+                    'credential_mode = "password"',
                 )
         if len(set(self.password_alphabet)) < 10:
-            raise ValueError("password_alphabet needs at least 10 distinct characters")
+            raise FieldProblem(
+                "password_alphabet", "needs at least 10 distinct characters", self.password_alphabet
+            )
+        if self.password_field and self.password_field in self.copy_fields:
+            raise FieldProblem(
+                "copy_fields",
+                f"must not contain the password field {self.password_field!r}: "
+                "a template's password field is never copied",
+                list(self.copy_fields),
+            )
         return self
 
 
@@ -172,6 +195,21 @@ class PlatformSettings(_Model):
     verify_tls: bool = True
     addresses: AddressSettings = AddressSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_login_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("login_url") and isinstance(data.get("url"), str):
+            data = {**data, "login_url": data["url"].rstrip("/") + "/account/login"}
+        return data
+
+    @model_validator(mode="after")
+    def _urls(self) -> PlatformSettings:
+        for name in ("url", "login_url"):
+            value = getattr(self, name)
+            if value is not None and not value.startswith(("http://", "https://")):
+                raise FieldProblem(name, "must be an http:// or https:// URL", value)
+        return self
+
 
 class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
@@ -181,8 +219,13 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        names = [p.name for p in self.platforms]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate platform name(s): {', '.join(dupes)}")
+        seen: dict[str, int] = {}
+        for index, platform in enumerate(self.platforms):
+            if platform.name in seen:
+                raise FieldProblem(
+                    ("platforms", index, "name"),
+                    f"duplicate platform name (already used by platforms[{seen[platform.name]}])",
+                    platform.name,
+                )
+            seen[platform.name] = index
         return self
