@@ -1,0 +1,430 @@
+"""E-mail layouts: Jinja2, sandboxed, found by name (spec §2 "Files and service").
+
+A layout NAME is a folder ``NAME/`` with ``subject.txt.j2``, ``body.txt.j2`` and optionally
+``body.html.j2``. The operator's ``[mail] layouts_dir`` is searched first, then the layouts
+shipped in the ``layouts`` package; a NAME found in the operator's folder replaces the shipped
+one as a whole (never file by file: a shipped HTML body next to an operator's text body would
+say different things).
+
+Templates are loaded *by file name* so autoescaping follows the file: ``.html.j2`` escaped,
+``.txt.j2`` not (a template made with ``from_string`` would be escaped even for text).
+``StrictUndefined`` turns a typo into an error naming layout, file and variable; ``None``
+renders as an empty string, not "None".
+
+The render context (``build_context``): ``erp`` (row by column name), ``address`` (by logical
+name), ``shop`` (name, display_name, url, login_url), ``customer`` (email, number),
+``password_column`` (the name of the password column, so a layout can read
+``erp[password_column]``), and in link mode ``link`` / ``link_expires``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.utils import parseaddr
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from syncd.domain import CheckItem, ErpAddress, RenderedLayout
+from syncd.errors import ConfigError, PermanentError
+
+SUBJECT, TEXT, HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
+FILES = (SUBJECT, TEXT, HTML)
+REQUIRED = (SUBJECT, TEXT)
+PREVIEW_PLACEHOLDER = "••••••••••"
+CONTEXT_NAMES = frozenset({"erp", "address", "shop", "customer", "password_column", "link", "link_expires"})
+ADDRESS_FIELDS = (
+    "number", "email", "company", "salutation", "first_name", "last_name", "street", "zip", "city",
+    "country", "phone", "customer_group", "blocked", "modified_at",
+)
+SHOP_FIELDS = ("name", "display_name", "url", "login_url")
+CUSTOMER_FIELDS = ("email", "number")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+
+
+class LayoutError(PermanentError):
+    """A layout cannot be rendered. Raised per mail, so the job fails with this reason (the
+    layout is the same for every record, but ``syncd check`` catches static faults before a
+    run; what is left depends on one record's data)."""
+
+    def __init__(self, message: str, *, layout: str, file: str | None = None) -> None:
+        super().__init__(message, code="layout")
+        self.layout = layout
+        self.file = file
+
+
+# --------------------------------------------------------------------------- finding layouts
+
+
+def shipped_root() -> Traversable:
+    return resources.files("layouts")
+
+
+class _LayoutLoader(jinja2.BaseLoader):
+    """Template names are ``NAME/FILE``; NAME resolves to one folder (operator's or shipped)."""
+
+    def __init__(self, store: LayoutStore) -> None:
+        self._store = store
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool]]:
+        name, _, file = template.partition("/")
+        folder = self._store.folder(name)
+        if folder is None or "/" in file or file not in FILES:
+            raise jinja2.TemplateNotFound(template)
+        entry = folder / file
+        if not entry.is_file():
+            raise jinja2.TemplateNotFound(template)
+        source = entry.read_text(encoding="utf-8")
+        if isinstance(entry, Path):
+            mtime = entry.stat().st_mtime
+            return source, str(entry), lambda: _mtime(entry) == mtime
+        return source, f"<shipped>/{template}", lambda: True
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _finalize(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _format_datetime(value: Any, fmt: str = "%d.%m.%Y %H:%M") -> str:
+    if isinstance(value, datetime | date):
+        return value.strftime(fmt)
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    folder: Traversable
+    operator: bool
+
+
+class LayoutStore:
+    """``syncd.ports.LayoutRenderer`` over the operator's folder and the shipped layouts."""
+
+    def __init__(self, layouts_dir: str | os.PathLike[str] | None = None) -> None:
+        self.layouts_dir = Path(layouts_dir) if layouts_dir else None
+        if self.layouts_dir is not None and not self.layouts_dir.is_dir():
+            raise ConfigError("is not a directory", key="mail.layouts_dir", value=str(layouts_dir))
+        self._shipped = shipped_root()
+        self.env = SandboxedEnvironment(
+            loader=_LayoutLoader(self),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html.j2", "html"), disabled_extensions=("txt.j2", "txt"),
+                default_for_string=False, default=False,
+            ),
+            finalize=_finalize,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=True,
+        )
+        self.env.filters["datetime"] = _format_datetime
+
+    # -- where
+
+    def _source(self, name: str) -> _Source | None:
+        if not _NAME.match(name or ""):
+            return None
+        if self.layouts_dir is not None:
+            folder = self.layouts_dir / name
+            if folder.is_dir():
+                return _Source(name, folder, True)
+        shipped = self._shipped / name
+        if shipped.is_dir():
+            return _Source(name, shipped, False)
+        return None
+
+    def folder(self, name: str) -> Traversable | None:
+        source = self._source(name)
+        return source.folder if source else None
+
+    def origin(self, name: str) -> str:
+        """Where NAME comes from, for messages: the operator's path or "shipped"."""
+        source = self._source(name)
+        if source is None:
+            return "nowhere"
+        return str(source.folder) if source.operator else f"shipped layouts ({name}/)"
+
+    def names(self) -> list[str]:
+        found: set[str] = set()
+        roots: list[Traversable] = [self._shipped]
+        if self.layouts_dir is not None:
+            roots.append(self.layouts_dir)
+        for root in roots:
+            for entry in root.iterdir():
+                if entry.is_dir() and _NAME.match(entry.name) and (entry / TEXT).is_file():
+                    found.add(entry.name)
+        return sorted(found)
+
+    def _require(self, name: str) -> _Source:
+        source = self._source(name)
+        if source is None:
+            where = f"{self.layouts_dir} or " if self.layouts_dir else ""
+            raise LayoutError(
+                f"layout {name!r} not found in {where}the shipped layouts (available: "
+                f"{', '.join(self.names()) or 'none'})",
+                layout=name,
+            )
+        return source
+
+    # -- render
+
+    def render(self, name: str, context: Mapping[str, Any]) -> RenderedLayout:
+        source = self._require(name)
+        for file in REQUIRED:
+            if not (source.folder / file).is_file():
+                raise LayoutError(f"layout {name!r} ({self.origin(name)}) has no {file}",
+                                  layout=name, file=file)
+        has_html = (source.folder / HTML).is_file()
+        subject = self._render_file(name, SUBJECT, context)
+        text = self._render_file(name, TEXT, context)
+        html = self._render_file(name, HTML, context) if has_html else None
+        return RenderedLayout(subject=_one_line(subject), text=text, html=html)
+
+    def _render_file(self, name: str, file: str, context: Mapping[str, Any]) -> str:
+        try:
+            template = self.env.get_template(f"{name}/{file}")
+        except jinja2.TemplateSyntaxError as exc:
+            raise LayoutError(f"layout {name!r}, {file} line {exc.lineno}: {exc.message}",
+                              layout=name, file=file) from None
+        try:
+            return template.render(context)
+        except jinja2.UndefinedError as exc:
+            raise LayoutError(
+                f"layout {name!r}, {file}{_line_of(exc, template)}: undefined variable: {exc.message}",
+                layout=name, file=file,
+            ) from None
+        except jinja2.TemplateError as exc:  # SecurityError and friends
+            raise LayoutError(f"layout {name!r}, {file}{_line_of(exc, template)}: {exc}",
+                              layout=name, file=file) from None
+        except Exception as exc:  # a filter or test choking on one record's value
+            raise LayoutError(
+                f"layout {name!r}, {file}{_line_of(exc, template)}: {type(exc).__name__}: {exc}",
+                layout=name, file=file,
+            ) from None
+
+    # -- check
+
+    def check(self, name: str, password_column: str | None, *, mode: str = "password") -> list[CheckItem]:
+        """``syncd check`` lines for layout NAME: found, complete, compiles, uses only known
+        variables, and reads the password column (``mode="password"``) or the link
+        (``mode="link"``). Nothing is rendered or sent."""
+        area = "layout"
+        source = self._source(name)
+        if source is None:
+            try:
+                self._require(name)
+            except LayoutError as exc:
+                return [CheckItem(area, name, False, str(exc))]
+        assert source is not None
+        origin = self.origin(name)
+        items: list[CheckItem] = []
+        parsed: dict[str, nodes.Template] = {}
+        for file in FILES:
+            entry = source.folder / file
+            if not entry.is_file():
+                if file in REQUIRED:
+                    items.append(CheckItem(area, name, False, f"{origin}: {file} is missing"))
+                continue
+            try:
+                text = entry.read_text(encoding="utf-8")
+                parsed[file] = self.env.parse(text, name=f"{name}/{file}", filename=str(entry))
+            except UnicodeDecodeError as exc:
+                items.append(CheckItem(area, name, False, f"{origin}: {file} is not UTF-8: {exc}"))
+            except jinja2.TemplateSyntaxError as exc:
+                detail = f"{origin}: {file} line {exc.lineno}: {exc.message}"
+                items.append(CheckItem(area, name, False, detail))
+        for file, tree in parsed.items():
+            items.extend(CheckItem(area, name, False, f"{origin}: {file}: {problem}")
+                         for problem in _unknown_names(tree))
+        if mode == "link":
+            items.extend(_check_reads(name, origin, parsed, "the set-password link ({{ link }})",
+                                      lambda tree: _reads_name(tree, "link")))
+        elif password_column:
+            items.extend(_check_reads(name, origin, parsed, f"the password column {password_column!r}",
+                                      lambda tree: reads_column(tree, password_column)))
+        if not any(not i.ok for i in items):
+            if mode == "link":
+                origin += ": reads the link"
+            elif password_column:
+                origin += f": reads {password_column!r}"
+            items.append(CheckItem(area, name, True, origin))
+        return items
+
+    # -- preview
+
+    def preview(
+        self,
+        name: str,
+        address: ErpAddress,
+        password_column: str | None,
+        placeholder: str = PREVIEW_PLACEHOLDER,
+        **context: Any,
+    ) -> RenderedLayout:
+        """Render NAME for ``address`` with ``placeholder`` in the password column (and as the
+        link in link mode). Reads nothing beyond its arguments and writes nothing."""
+        row = dict(address.row)
+        if password_column:
+            key = _row_key(row, password_column)
+            row[key] = placeholder
+        context.setdefault("link", f"https://…/{placeholder}")
+        ctx = build_context(address, row, password_column=password_column, **context)
+        return self.render(name, ctx)
+
+
+def _row_key(row: Mapping[str, Any], column: str) -> str:
+    """The row's own spelling of ``column`` (drivers differ in case)."""
+    if column in row:
+        return column
+    lowered = column.lower()
+    return next((str(k) for k in row if str(k).lower() == lowered), column)
+
+
+def _one_line(subject: str) -> str:
+    return " ".join(_LINE_BREAKS.sub(" ", subject).split())
+
+
+def _line_of(exc: BaseException, template: jinja2.Template) -> str:
+    """`` line N`` of the template where ``exc`` happened, from the rewritten traceback."""
+    filename = template.filename
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if filename and tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" line {line}" if line else ""
+
+
+# --------------------------------------------------------------------------- static analysis
+
+
+def reads_column(tree: nodes.Template, column: str) -> bool:
+    """Does the template read ``erp.<column>``, ``erp['<column>']`` or ``erp[password_column]``?"""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "erp"):
+            continue
+        if isinstance(node, nodes.Getattr) and node.attr == column:
+            return True
+        if isinstance(node, nodes.Getitem):
+            arg = node.arg
+            if isinstance(arg, nodes.Const) and arg.value == column:
+                return True
+            if isinstance(arg, nodes.Name) and arg.name == "password_column":
+                return True
+    return False
+
+
+def _reads_name(tree: nodes.Template, name: str) -> bool:
+    return any(n.name == name and n.ctx == "load" for n in tree.find_all(nodes.Name))
+
+
+def _check_reads(name: str, origin: str, parsed: Mapping[str, nodes.Template], what: str,
+                 reads: Callable[[nodes.Template], bool]) -> list[CheckItem]:
+    if not parsed:
+        return []
+    text_files = [f for f in (SUBJECT, TEXT) if f in parsed]
+    if any(reads(parsed[f]) for f in text_files):
+        if HTML in parsed and not reads(parsed[HTML]):
+            return [CheckItem("layout", name, False,
+                              f"{origin}: {HTML} does not read {what}; mail clients that show the HTML "
+                              "part would not show it")]
+        return []
+    where = HTML if HTML in parsed and reads(parsed[HTML]) else None
+    hint = f" (only {where} does; the text part must carry it too)" if where else ""
+    return [CheckItem("layout", name, False,
+                      f"{origin}: neither {SUBJECT} nor {TEXT} reads {what}{hint}")]
+
+
+def _unknown_names(tree: nodes.Template) -> Iterator[str]:
+    for var in sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES):
+        yield f"unknown variable {var!r} (known: {', '.join(sorted(CONTEXT_NAMES))})"
+    allowed = {"address": ADDRESS_FIELDS, "shop": SHOP_FIELDS, "customer": CUSTOMER_FIELDS}
+    seen: set[tuple[str, str]] = set()
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name in allowed:
+            if node.attr not in allowed[node.node.name] and (node.node.name, node.attr) not in seen:
+                seen.add((node.node.name, node.attr))
+                yield (f"unknown field {node.node.name}.{node.attr} "
+                       f"(known: {', '.join(allowed[node.node.name])})")
+
+
+# --------------------------------------------------------------------------- context
+
+
+def build_context(
+    address: ErpAddress,
+    row: Mapping[str, Any] | None = None,
+    platform: Any = None,
+    customer_number: str | int | None = None,
+    email: str | None = None,
+    *,
+    shop: Any = None,
+    sender: str | None = None,
+    password_column: str | None = None,
+    link: str | None = None,
+    link_expires: Any = None,
+) -> dict[str, Any]:
+    """The render context for ``address``.
+
+    ``row`` defaults to ``address.row`` (the row as re-read after the password was written).
+    ``platform`` is a ``PlatformSettings`` (or anything with ``name``/``url``/``login_url``);
+    ``shop`` a ``ShopPort`` whose ``login_url`` wins. ``customer_number`` defaults to the ERP
+    number (the number syncd writes to the shop account), ``email`` to the address's e-mail.
+    ``password_column`` defaults to the platform's ``addresses.password_field``. ``sender``
+    (``"Name <addr>"``) gives ``shop.display_name``; default: the platform's sender, then the
+    shop's host name.
+    """
+    erp_row = dict(address.row if row is None else row)
+    if password_column is None:
+        password_column = getattr(getattr(platform, "addresses", None), "password_field", None)
+    if password_column:
+        password_column = _row_key(erp_row, password_column)
+    name = _attr(platform, "name") or _attr(shop, "name") or ""
+    url = (_attr(platform, "url") or "").rstrip("/")
+    login_url = (_attr(shop, "login_url") or _attr(platform, "login_url")
+                 or (f"{url}/account/login" if url else ""))
+    display = parseaddr(sender or _attr(platform, "sender") or "")[0] or urlsplit(url).hostname or name
+    ctx: dict[str, Any] = {
+        "erp": erp_row,
+        "address": {f: getattr(address, f) for f in ADDRESS_FIELDS},
+        "shop": {"name": name, "display_name": display, "url": url, "login_url": login_url},
+        "customer": {
+            "email": email if email is not None else address.email,
+            "number": str(customer_number if customer_number is not None else address.number),
+        },
+        "password_column": password_column or "",
+    }
+    if link is not None:
+        ctx["link"] = link
+        ctx["link_expires"] = link_expires
+    return ctx
+
+
+def _attr(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
