@@ -1,0 +1,357 @@
+"""Admin API routes (``/api/...``): token, info, search, CRUD, sync, a few actions.
+
+``AdminApi.handle`` takes a parsed request and returns ``(status, headers, body)``; HTTP glue,
+fault injection and logging live in ``server.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors as e
+from .criteria import Searcher
+from .errors import ApiError
+from .faults import Faults, TokenLimiter
+from .render import Renderer, json_api_resource, json_api_search
+from .schema import Entity, url_to_entity
+from .store import Store
+from .writer import Writer
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    client_ip: str = "127.0.0.1"
+    base_url: str = ""
+    _json: Any = field(default=None, repr=False)
+
+    def json(self) -> Any:
+        if self._json is None:
+            if not self.body.strip():
+                self._json = {}
+            else:
+                try:
+                    self._json = json.loads(self.body)
+                except ValueError:
+                    raise e.simple(
+                        400, "FRAMEWORK__INVALID_REQUEST_PARAMETER", "The JSON payload is malformed."
+                    ) from None
+        return self._json
+
+    @property
+    def wants_json(self) -> bool:
+        return "application/json" in self.headers.get("accept", "")
+
+    def flag(self, name: str) -> bool:
+        return self.headers.get(name, "").strip().lower() in _TRUE
+
+
+Response = tuple[int, dict[str, str], Any]
+
+
+class Credentials:
+    """The integration's access key and the bearer tokens handed out for it."""
+
+    def __init__(self, token_lifetime: float):
+        self.client_id = "SWIA" + secrets.token_hex(11).upper()
+        self.client_secret = secrets.token_urlsafe(39)
+        self.token_lifetime = token_lifetime
+        self._tokens: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        token = secrets.token_urlsafe(48)
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
+            self._tokens[token] = now + self.token_lifetime
+        return token
+
+    def check(self, header: str | None) -> None:
+        if not header:
+            raise _oauth_denied('Missing "Authorization" header')
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise _oauth_denied("Access token could not be verified")
+        with self._lock:
+            expires = self._tokens.get(token.strip())
+        if expires is None or expires <= time.monotonic():
+            raise _oauth_denied("Access token could not be verified")
+
+    def revoke_all(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+def _oauth_denied(hint: str) -> ApiError:
+    return ApiError(
+        401,
+        [
+            e.error(
+                401,
+                "9",
+                "The resource owner or authorization server denied the request.",
+                title="The resource owner or authorization server denied the request.",
+            )
+            | {"detail": hint}
+        ],
+        {"WWW-Authenticate": 'Bearer realm="OAuth"'},
+    )
+
+
+_SEARCH = re.compile(r"^/api/(search|search-ids)/([a-z-]+)$")
+_ENTITY = re.compile(r"^/api/([a-z-]+)(?:/([0-9A-Za-z]+))?$")
+_RESERVE = re.compile(r"^/api/_action/number-range/reserve/customer(?:/([0-9a-f]{32}))?$")
+
+
+class AdminApi:
+    def __init__(
+        self,
+        store: Store,
+        searcher: Searcher,
+        writer: Writer,
+        credentials: Credentials,
+        faults: Faults,
+        version_text: str,
+        settings: dict[str, Any],
+    ):
+        self.store = store
+        self.searcher = searcher
+        self.renderer = Renderer(searcher)
+        self.writer = writer
+        self.credentials = credentials
+        self.faults = faults
+        self.limiter = TokenLimiter()
+        self.version_text = version_text
+        self.settings = settings
+        self.next_customer_number = 10000
+
+    def handle(self, req: Request) -> Response:
+        if req.path == "/api/oauth/token":
+            if req.method != "POST":
+                raise e.simple(405, "FRAMEWORK__METHOD_NOT_ALLOWED", "Method not allowed, use POST.")
+            return self.token(req)
+        self.credentials.check(req.headers.get("authorization"))
+        if req.path == "/api/_info/version" and req.method == "GET":
+            return 200, {}, {"version": self.version_text}
+        if req.path == "/api/_action/sync" and req.method == "POST":
+            return self.sync(req)
+        if (m := _SEARCH.match(req.path)) and req.method == "POST":
+            return self.search(req, self._entity(m.group(2)), ids_only=m.group(1) == "search-ids")
+        if (m := _RESERVE.match(req.path)) and req.method == "GET":
+            with self.store.lock:
+                self.next_customer_number += 1
+                return 200, {}, {"number": str(self.next_customer_number)}
+        if req.path == "/api/_admin/check-customer-email-valid" and req.method == "POST":
+            return self.check_email(req)
+        if req.path == "/api/_action/system-config" and req.method == "GET":
+            return 200, {}, self._system_config(req.query.get("domain", ""))
+        if m := _ENTITY.match(req.path):
+            return self.crud(req, self._entity(m.group(1)), m.group(2))
+        raise e.simple(404, "FRAMEWORK__ROUTE_NOT_FOUND", f'No route found for "{req.method} {req.path}"')
+
+    # --- auth ------------------------------------------------------------------------------
+    def token(self, req: Request) -> Response:
+        body = req.json() if req.body.strip() else {}
+        if not isinstance(body, dict):
+            body = {}
+        body = {**req.query, **body}
+        grant = body.get("grant_type")
+        key = f"{body.get('client_id') or body.get('username') or ''}-{req.client_ip}"
+        wait = self.faults.token_wait() or self.limiter.attempt(key)
+        if wait:
+            raise ApiError(
+                429,
+                [
+                    e.error(
+                        429,
+                        "FRAMEWORK__AUTH_THROTTLED",
+                        f"Auth throttled for {wait} seconds.",
+                        title="Too Many Requests",
+                        parameters={"seconds": wait},
+                    )
+                ],
+            )
+        if grant != "client_credentials":
+            raise ApiError(
+                400,
+                [
+                    e.error(
+                        400,
+                        "2",
+                        "The authorization grant type is not supported by the authorization server.",
+                        title="The authorization grant type is not supported by the authorization server.",
+                    )
+                    | {"detail": "Check that all required parameters have been provided"}
+                ],
+            )
+        if body.get("client_id") != self.credentials.client_id or not secrets.compare_digest(
+            str(body.get("client_secret", "")), self.credentials.client_secret
+        ):
+            raise ApiError(
+                401, [e.error(401, "4", "Client authentication failed", title="Client authentication failed")]
+            )
+        self.limiter.success(key)
+        lifetime = (
+            int(self.credentials.token_lifetime)
+            if self.credentials.token_lifetime >= 1
+            else self.credentials.token_lifetime
+        )
+        return (
+            200,
+            {},
+            {"token_type": "Bearer", "expires_in": lifetime, "access_token": self.credentials.issue()},
+        )
+
+    # --- search ----------------------------------------------------------------------------
+    def _entity(self, url_name: str) -> Entity:
+        entity = self.store.entities.get(url_to_entity(url_name))
+        if entity is None or "_" in url_name:
+            raise e.simple(
+                404, "FRAMEWORK__DEFINITION_NOT_FOUND", f'Definition for entity "{url_name}" does not exist.'
+            )
+        return entity
+
+    def search(self, req: Request, entity: Entity, *, ids_only: bool) -> Response:
+        criteria = req.json()
+        if not isinstance(criteria, dict):
+            raise e.simple(400, "FRAMEWORK__INVALID_CRITERIA", "The criteria must be a JSON object.")
+        if "total-count-mode" not in criteria and "total-count-mode" in req.query:
+            criteria["total-count-mode"] = req.query["total-count-mode"]
+        with self.store.lock:
+            total, rows = self.searcher.search(entity, criteria)
+            if ids_only:
+                return 200, {}, {"total": total, "data": [r["id"] for r in rows]}
+            data = [
+                self.renderer.record(entity, r, criteria.get("associations"), criteria.get("includes"))
+                for r in rows
+            ]
+        if not req.wants_json:
+            return (
+                200,
+                {"Content-Type": "application/vnd.api+json"},
+                json_api_search(entity, total, data, req.base_url),
+            )
+        return 200, {}, {"total": total, "data": data, "aggregations": {}}
+
+    # --- CRUD ------------------------------------------------------------------------------
+    def crud(self, req: Request, entity: Entity, rid: str | None) -> Response:
+        skip_flow = req.flag("sw-skip-trigger-flow")
+        language = req.headers.get("sw-language-id")
+        writable = entity.name in ("customer", "customer_address")
+        if req.method == "GET" and rid is None:
+            return self.search(req, entity, ids_only=False)
+        if req.method == "GET":
+            with self.store.lock:
+                record = self.store.get(entity.name, rid)
+                if record is None:
+                    raise self._not_found(entity, rid)
+                data = self.renderer.record(entity, record, None, None)
+            if not req.wants_json:
+                return (
+                    200,
+                    {"Content-Type": "application/vnd.api+json"},
+                    {"data": json_api_resource(entity, data, req.base_url)},
+                )
+            return 200, {}, {"data": data}
+        if not writable:
+            raise e.simple(
+                403,
+                "FRAMEWORK__MISSING_PRIVILEGE_ERROR",
+                json.dumps({"message": "Missing privilege", "missingPrivileges": [f"{entity.name}:write"]}),
+            )
+        if req.method == "POST" and rid is None:
+            if isinstance(req.json(), list):
+                raise e.simple(
+                    400,
+                    "FRAMEWORK__INVALID_REQUEST_PARAMETER",
+                    "Only single write operations are supported. Please send the entities one by "
+                    "one or use the /sync api endpoint.",
+                )
+            written = self.writer.write_one(
+                entity.name, req.json(), rid=None, insert=True, skip_flow=skip_flow, language_id=language
+            )
+            return self._written(req, entity, written, 204)
+        if req.method == "PATCH" and rid is not None:
+            if self.store.get(entity.name, rid) is None:
+                raise self._not_found(entity, rid)
+            written = self.writer.write_one(
+                entity.name, req.json(), rid=rid, insert=False, skip_flow=skip_flow, language_id=language
+            )
+            return self._written(req, entity, written, 204)
+        if req.method == "DELETE" and rid is not None:
+            if not self.writer.delete_one(entity.name, rid):
+                raise self._not_found(entity, rid)
+            return 204, {}, None
+        raise e.simple(405, "FRAMEWORK__METHOD_NOT_ALLOWED", f"Method {req.method} not allowed here.")
+
+    def _written(self, req: Request, entity: Entity, rid: str, status: int) -> Response:
+        location = f"{req.base_url}/api/{entity.name.replace('_', '-')}/{rid}"
+        if "_response" not in req.query:
+            return status, {"Location": location}, None
+        with self.store.lock:
+            data = self.renderer.record(entity, self.store.get(entity.name, rid), None, None)
+        return 200, {"Location": location}, {"data": data}
+
+    @staticmethod
+    def _not_found(entity: Entity, rid: str) -> ApiError:
+        return e.simple(
+            404,
+            "FRAMEWORK__RESOURCE_NOT_FOUND",
+            f"The {entity.name} resource with the following primary key was not found: id({rid})",
+            parameters={"entity": entity.name, "primaryKey": f"id({rid})"},
+        )
+
+    # --- sync ------------------------------------------------------------------------------
+    def sync(self, req: Request) -> Response:
+        body = req.json()
+        if isinstance(body, list):
+            operations = [(str(i), op) for i, op in enumerate(body)]
+        elif isinstance(body, dict):
+            operations = [(str(k), op) for k, op in body.items()]
+        else:
+            raise e.simple(
+                400, "FRAMEWORK__INVALID_SYNC_OPERATION", "The sync payload must be a list or object."
+            )
+        result = self.writer.sync(
+            operations,
+            skip_flow=req.flag("sw-skip-trigger-flow"),
+            language_id=req.headers.get("sw-language-id"),
+        )
+        return 200, {}, result
+
+    # --- actions ---------------------------------------------------------------------------
+    def check_email(self, req: Request) -> Response:
+        body = req.json() if isinstance(req.json(), dict) else {}
+        email = str(body.get("email") or "")
+        own_id = body.get("id")
+        bound = body.get("boundSalesChannelId")
+        with self.store.lock:
+            for cid in self.store.ids_by("customer", "email", email):
+                other = self.store.get("customer", cid)
+                if cid == own_id or other.get("guest"):
+                    continue
+                if bound is None or other.get("boundSalesChannelId") in (None, bound):
+                    raise ApiError(400, [e.email_not_unique("/email", email)])
+        return 200, {}, {"isValid": True}
+
+    def _system_config(self, domain: str) -> dict[str, Any]:
+        if domain != "core.loginRegistration":
+            return {}
+        return {
+            "core.loginRegistration.passwordMinLength": self.settings["password_min"],
+            "core.loginRegistration.doubleOptInRegistration": False,
+            "core.loginRegistration.pwdRecoverUrl": "/account/recover/password?hash=%%RECOVERHASH%%",
+        }

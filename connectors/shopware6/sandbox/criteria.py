@@ -1,0 +1,291 @@
+"""Criteria evaluation for ``/api/search`` and ``/api/search-ids`` (the DAL subset an ERP connector uses).
+
+Filters: equals, equalsAny, contains, prefix, suffix, range, multi, not. String comparison is
+case-insensitive like MySQL's ``utf8mb4_unicode_ci``; range values on date fields accept the
+storage format (``2024-10-01 00:00:00.000``) and ISO 8601, as MySQL does.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import ApiError, error
+from .schema import DATETIME_FIELDS, Entity
+from .store import Store, format_dt, index_key
+
+_MISSING = object()
+
+
+def _bad(code: str, detail: str, pointer: str) -> ApiError:
+    return ApiError(400, [error(400, code, detail, title="Bad Request", pointer=pointer)])
+
+
+def parse_datetime(value: Any, pointer: str) -> str:
+    """Normalise a filter's date value to the fixed-width API format used for stored dates."""
+    if not isinstance(value, str):
+        raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Invalid date value {value!r}", pointer)
+    text = value.strip().replace(" ", "T", 1)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Invalid date value {value!r}", pointer) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # Shopware stores and compares UTC
+    return format_dt(dt)
+
+
+class Searcher:
+    def __init__(self, store: Store, max_limit: int | None):
+        self.store = store
+        self.max_limit = max_limit
+
+    # --- field access ----------------------------------------------------------------------
+    def resolve(self, entity: Entity, record: dict[str, Any], path: list[str]) -> list[Any]:
+        """All values a dotted path reaches (to-many associations fan out: any match counts)."""
+        head, rest = path[0], path[1:]
+        if head in entity.associations:
+            assoc = entity.associations[head]
+            target = self.store.entities[assoc.target]
+            related = self.related(record, entity, head)
+            if not rest:
+                return related
+            values: list[Any] = []
+            for rel in related:
+                values.extend(self.resolve(target, rel, rest))
+            return values
+        value = record.get(head)
+        if rest:
+            # json fields (customFields.erp_no) and translated.name
+            for part in rest:
+                value = value.get(part) if isinstance(value, dict) else None
+        return [value]
+
+    def related(self, record: dict[str, Any], entity: Entity, name: str) -> list[dict[str, Any]]:
+        assoc = entity.associations[name]
+        table = self.store.tables[assoc.target]
+        if assoc.kind == "one":
+            rel = table.get(record.get(assoc.key) or "")
+            return [rel] if rel is not None else []
+        if assoc.kind == "m2m":
+            return [table[i] for i in record.get(assoc.key) or () if i in table]
+        if self.store.is_indexed(assoc.target, assoc.key):
+            return [table[i] for i in self.store.ids_by(assoc.target, assoc.key, record["id"])]
+        return [r for r in table.values() if r.get(assoc.key) == record["id"]]
+
+    def check_field(self, entity: Entity, path: list[str], pointer: str) -> None:
+        current = entity
+        for i, part in enumerate(path):
+            if part in current.associations:
+                current = self.store.entities[current.associations[part].target]
+                continue
+            if part in current.fields and (
+                i == len(path) - 1 or current.fields[part].kind == "json" or part == "translated"
+            ):
+                return
+            raise _bad(
+                "FRAMEWORK__UNMAPPED_FIELD",
+                f'Field "{".".join(path)}" in entity "{entity.name}" was not found.',
+                pointer,
+            )
+
+    # --- filters ---------------------------------------------------------------------------
+    def compile(self, entity: Entity, spec: Any, pointer: str):
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "Parameter type is required for a filter", pointer)
+        kind = spec["type"]
+        if kind in ("multi", "not"):
+            op = str(spec.get("operator", "and")).lower()
+            if op not in ("and", "or", "&&", "||"):
+                raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Unsupported operator {op}", pointer)
+            subs = [
+                self.compile(entity, q, f"{pointer}/queries/{i}")
+                for i, q in enumerate(spec.get("queries") or [])
+            ]
+            combine = any if op in ("or", "||") else all
+            if kind == "not":
+                return lambda r: not combine(s(r) for s in subs)
+            return lambda r: combine(s(r) for s in subs)
+        fname = spec.get("field")
+        if not isinstance(fname, str) or not fname:
+            raise _bad(
+                "FRAMEWORK__INVALID_FILTER_QUERY", f"Parameter field for {kind} filter is missing.", pointer
+            )
+        path = fname.split(".")
+        if path[0] == entity.name:  # "customer.email" is the same as "email"
+            path = path[1:]
+        self.check_field(entity, path, pointer)
+        is_date = path[-1] in DATETIME_FIELDS
+        get = lambda r: self.resolve(entity, r, path)  # noqa: E731
+        if kind == "equals":
+            want = _normalise(spec.get("value"), is_date, pointer)
+            return lambda r: any(_equal(v, want) for v in get(r))
+        if kind == "equalsAny":
+            values = spec.get("value")
+            if isinstance(values, str):
+                values = values.split("|")
+            wants = [_normalise(v, is_date, pointer) for v in values or []]
+            return lambda r: any(_equal(v, w) for v in get(r) for w in wants)
+        if kind in ("contains", "prefix", "suffix"):
+            needle = str(spec.get("value", "")).casefold()
+            test = {"contains": str.__contains__, "prefix": str.startswith, "suffix": str.endswith}[kind]
+            return lambda r: any(v is not None and test(str(v).casefold(), needle) for v in get(r))
+        if kind == "range":
+            params = spec.get("parameters") or {}
+            bounds = []
+            for op in ("gte", "gt", "lte", "lt"):
+                if op in params:
+                    bound = parse_datetime(params[op], pointer) if is_date else params[op]
+                    bounds.append((op, bound))
+            return lambda r: any(
+                v is not None and all(_compare(v, op, b) for op, b in bounds) for v in get(r)
+            )
+        raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Unsupported filter type: {kind}", pointer)
+
+    # --- search ----------------------------------------------------------------------------
+    def search(self, entity: Entity, criteria: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+        filters = criteria.get("filter") or []
+        post = criteria.get("post-filter") or []
+        if not isinstance(filters, list) or not isinstance(post, list):
+            raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "The filter parameter has to be a list.", "/filter")
+        tests = [self.compile(entity, f, f"/filter/{i}") for i, f in enumerate(filters)]
+        tests += [self.compile(entity, f, f"/post-filter/{i}") for i, f in enumerate(post)]
+        candidates = self._candidates(entity, criteria.get("ids"), filters)
+        rows = [r for r in candidates if all(t(r) for t in tests)]
+        self._sort(entity, rows, criteria.get("sort"))
+        limit, page = self._paging(criteria)
+        offset = (page - 1) * limit if limit else 0
+        page_rows = rows[offset : offset + limit] if limit else rows[offset:]
+        mode = int(criteria.get("total-count-mode") or 0)
+        if mode == 1:
+            total = len(rows)
+        elif mode == 2 and limit:
+            # next-pages detection: the DAL fetches limit * 6 + 1 rows and counts those
+            total = offset + min(len(rows) - offset, limit * 6 + 1)
+        else:
+            total = len(page_rows)
+        return total, page_rows
+
+    def _candidates(self, entity: Entity, ids: Any, filters: list[Any]):
+        table = self.store.tables[entity.name]
+        if ids:
+            if isinstance(ids, str):
+                ids = ids.split("|")
+            return [table[i] for i in dict.fromkeys(ids) if i in table]
+        # A top-level equals/equalsAny on id or an indexed field narrows the scan to a dict hit.
+        for f in filters:
+            if not isinstance(f, dict) or f.get("type") not in ("equals", "equalsAny"):
+                continue
+            fname = str(f.get("field", "")).removeprefix(f"{entity.name}.")
+            values = f.get("value")
+            values = values.split("|") if f["type"] == "equalsAny" and isinstance(values, str) else values
+            values = values if f["type"] == "equalsAny" else [values]
+            if not isinstance(values, list) or any(v is None for v in values):
+                continue
+            if fname == "id":
+                return [table[v] for v in dict.fromkeys(index_key(v) for v in values) if v in table]
+            if self.store.is_indexed(entity.name, fname):
+                found: dict[str, None] = {}
+                for v in values:
+                    found.update(dict.fromkeys(self.store.ids_by(entity.name, fname, v)))
+                return [table[i] for i in found]
+        return list(table.values())
+
+    def _sort(self, entity: Entity, rows: list[dict[str, Any]], sort: Any) -> None:
+        if not sort:
+            return
+        if isinstance(sort, str):  # query-string form "-createdAt,id"
+            sort = [
+                {"field": s.lstrip("-"), "order": "DESC" if s.startswith("-") else "ASC"}
+                for s in sort.split(",")
+            ]
+        for i, spec in reversed(list(enumerate(sort))):
+            path = str(spec.get("field", "")).removeprefix(f"{entity.name}.").split(".")
+            self.check_field(entity, path, f"/sort/{i}")
+            desc = str(spec.get("order", "ASC")).upper() == "DESC"
+
+            def key(r, path=path):
+                vals = [v for v in self.resolve(entity, r, path) if v is not None]
+                if not vals:
+                    return (0, "")  # NULL sorts first ascending, as in MySQL
+                v = vals[0]
+                return (1, v.casefold() if isinstance(v, str) else v)
+
+            rows.sort(key=key, reverse=desc)
+
+    def _paging(self, criteria: dict[str, Any]) -> tuple[int | None, int]:
+        limit = criteria.get("limit")
+        try:
+            limit = int(limit) if limit is not None else None
+            page = int(criteria.get("page") or 1)
+        except (TypeError, ValueError):
+            raise _bad(
+                "FRAMEWORK__INVALID_LIMIT_QUERY", "The limit parameter must be a positive integer.", "/limit"
+            ) from None
+        if limit is not None and limit < 1:
+            raise _bad(
+                "FRAMEWORK__INVALID_LIMIT_QUERY", "The limit parameter must be a positive integer.", "/limit"
+            )
+        if page < 1:
+            raise _bad(
+                "FRAMEWORK__INVALID_PAGE_QUERY", "The page parameter must be a positive integer.", "/page"
+            )
+        if self.max_limit is not None:
+            if limit is None:
+                limit = self.max_limit
+            elif limit > self.max_limit:
+                raise ApiError(
+                    400,
+                    [
+                        error(
+                            400,
+                            "FRAMEWORK__QUERY_LIMIT_EXCEEDED",
+                            f"The limit must be lower than or equal to MAX_LIMIT"
+                            f"(={self.max_limit}). Given: {limit}",
+                            title="Bad Request",
+                            parameters={"maxLimit": self.max_limit, "limit": limit},
+                        )
+                    ],
+                )
+        return limit, page
+
+
+def _normalise(value: Any, is_date: bool, pointer: str) -> Any:
+    if value is None:
+        return None
+    if is_date:
+        return parse_datetime(value, pointer)
+    return value
+
+
+def _equal(stored: Any, wanted: Any) -> bool:
+    if wanted is None or stored is None:
+        return stored is None and wanted is None
+    if isinstance(stored, bool):
+        return stored == (wanted in (True, 1, "1", "true"))
+    if isinstance(stored, (int, float)):
+        try:
+            return math.isclose(float(stored), float(wanted))
+        except (TypeError, ValueError):
+            return False
+    return str(stored).casefold() == str(wanted).casefold()
+
+
+def _compare(stored: Any, op: str, bound: Any) -> bool:
+    if isinstance(stored, str):
+        stored, bound = stored.casefold(), str(bound).casefold()
+    else:
+        try:
+            bound = float(bound)
+        except (TypeError, ValueError):
+            return False
+    if op == "gte":
+        return stored >= bound
+    if op == "gt":
+        return stored > bound
+    if op == "lte":
+        return stored <= bound
+    return stored < bound

@@ -1,0 +1,347 @@
+"""The public face: ``Sandbox(version=...).start()`` gives a Shopware 6 look-alike on a loopback port."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from typing import Any
+
+import bcrypt
+
+from .api import AdminApi, Credentials
+from .criteria import Searcher
+from .faults import Faults
+from .schema import build_entities
+from .seed import SeedIds, seed, sid
+from .server import LoggedRequest, serve
+from .store import Store, now_iso
+from .storeapi import StoreApi
+from .versions import ShopVersion
+from .writer import Writer
+
+# A sandbox, not a shop: bcrypt cost 4 (~1 ms per hash) instead of PHP's default 10 keeps bulk
+# pushes with passwords fast while stored passwords stay real bcrypt hashes.
+BCRYPT_ROUNDS = 4
+
+
+class Sandbox:
+    def __init__(
+        self,
+        version: str = "6.6.10.0",
+        *,
+        token_lifetime: float = 600,
+        seed: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        random_seed: int = 0,
+        password_min_length: int = 8,
+        bcrypt_rounds: int = BCRYPT_ROUNDS,
+    ):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"the sandbox binds loopback addresses only, not {host!r}")
+        self.version = version
+        self.shop_version = ShopVersion.parse(version)
+        self._host, self._port = host, port
+        self.faults = Faults(random_seed)
+        self.request_log: list[LoggedRequest] = []
+        self.flow_mails: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._server = None
+        self._thread = None
+        self.url = ""
+        self._bcrypt_rounds = bcrypt_rounds
+        self._password_min = password_min_length
+        self._credentials = Credentials(token_lifetime)
+        self._store = Store(build_entities(self.shop_version))
+        self._seeded = seed
+        self._writer = Writer(
+            self._store,
+            self._store.entities,
+            self.shop_version,
+            password_min=password_min_length,
+            bcrypt_rounds=bcrypt_rounds,
+            on_register=self._record_flow_mail,
+        )
+        self.ids: SeedIds | None = None
+        self.admin_api: AdminApi | None = None
+        self.store_api: StoreApi | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Sandbox:
+        if self._server is not None:
+            return self
+        self._server, self._thread = serve(self, self._host, self._port)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        if self.ids is None:
+            self._build()
+        return self
+
+    def _build(self) -> None:
+        if self._seeded:
+            self.ids = seed(self._store, self.url)
+        else:  # an empty shop still has its system language and salutations
+            self.ids = seed(self._store, self.url)
+            for entity in ("customer_group", "payment_method", "sales_channel", "sales_channel_domain"):
+                self._store.tables[entity].clear()
+        self._writer.default_salutation = self.ids.salutations["not_specified"]
+        self.admin_api = AdminApi(
+            self._store,
+            Searcher(self._store, self.shop_version.max_limit),
+            self._writer,
+            self._credentials,
+            self.faults,
+            self.version,
+            {"password_min": self._password_min},
+        )
+        self.store_api = StoreApi(
+            self._store,
+            self.shop_version,
+            sales_channel_id=self.ids.sales_channel,
+            access_key=self.ids.access_key,
+            password_min=self._password_min,
+            bcrypt_rounds=self._bcrypt_rounds,
+        )
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- credentials and seeded ids ---------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        return self._credentials.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self._credentials.client_secret
+
+    @property
+    def token_lifetime(self) -> float:
+        return self._credentials.token_lifetime
+
+    @token_lifetime.setter
+    def token_lifetime(self, seconds: float) -> None:
+        """Applies to tokens issued from now on."""
+        self._credentials.token_lifetime = seconds
+
+    def expire_tokens(self) -> None:
+        """Every token handed out so far stops working (the next call gets 401)."""
+        self._credentials.revoke_all()
+
+    @property
+    def access_key(self) -> str:
+        return self._require_ids().access_key
+
+    @property
+    def sales_channel_id(self) -> str:
+        return self._require_ids().sales_channel
+
+    @property
+    def storefront_url(self) -> str:
+        return self.url
+
+    def _require_ids(self) -> SeedIds:
+        if self.ids is None:
+            raise RuntimeError("start() the sandbox first")
+        return self.ids
+
+    # --- inspection ------------------------------------------------------------------------
+    def customers(self) -> list[dict[str, Any]]:
+        """Stored customers as the API returns them with ``addresses`` loaded; never a password hash."""
+        with self._store.lock:
+            out = []
+            for record in self._store.tables["customer"].values():
+                c = copy.deepcopy(record)
+                c["addresses"] = [
+                    copy.deepcopy(self._store.tables["customer_address"][aid])
+                    for aid in self._store.ids_by("customer_address", "customerId", record["id"])
+                ]
+                out.append(c)
+        return out
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        return next((c for c in self.customers() if c["id"] == customer_id), None)
+
+    def has_password(self, customer_id: str) -> bool:
+        with self._store.lock:
+            return customer_id in self._store.passwords
+
+    @property
+    def recovery_hashes(self) -> dict[str, str]:
+        """Open password-recovery hashes -> customer id."""
+        api = self.store_api
+        return {h: cid for h, (cid, _) in api.recovery_hashes.items()} if api else {}
+
+    @property
+    def recovery_mails(self) -> list:
+        return list(self.store_api.recovery_mails) if self.store_api else []
+
+    def _log(self, entry: LoggedRequest) -> None:
+        with self._log_lock:
+            self.request_log.append(entry)
+
+    def _record_flow_mail(self, customer: dict[str, Any]) -> None:
+        # CustomerFlowEventsSubscriber: every customer inserted via the Admin API or sync dispatches
+        # checkout.customer.register, whose default flow sends the customer_register mail.
+        with self._log_lock:
+            self.flow_mails.append(
+                {
+                    "event": "checkout.customer.register",
+                    "template": "customer_register",
+                    "customer_id": customer["id"],
+                    "email": customer.get("email"),
+                    "first_name": customer.get("firstName"),
+                    "last_name": customer.get("lastName"),
+                    "sales_channel_id": customer.get("salesChannelId"),
+                }
+            )
+
+    # --- shop-side events ------------------------------------------------------------------
+    def add_order(self, customer_id: str, amount: float = 119.0) -> str:
+        """An order placed by that customer; bumps orderCount like Shopware's order-count updater
+        (a plain SQL update: ``updatedAt`` of the customer does not change)."""
+        with self._store.lock:
+            customer = self._store.get("customer", customer_id)
+            if customer is None:
+                raise KeyError(f"no customer {customer_id}")
+            number = len(self._store.tables["order"]) + 10000
+            order_id = sid("order", f"{customer_id}:{number}")
+            stamp = now_iso()
+            self._store.put(
+                "order",
+                {
+                    "id": order_id,
+                    "orderNumber": str(number),
+                    "orderDateTime": stamp,
+                    "salesChannelId": customer.get("salesChannelId"),
+                    "billingAddressId": None,
+                    "amountTotal": amount,
+                    "amountNet": round(amount / 1.19, 2),
+                    "currencyId": None,
+                    "languageId": customer.get("languageId"),
+                    "stateId": None,
+                    "createdAt": stamp,
+                    "updatedAt": None,
+                    "apiAlias": "order",
+                },
+            )
+            self._store.put(
+                "order_customer",
+                {
+                    "id": sid("order_customer", order_id),
+                    "orderId": order_id,
+                    "customerId": customer_id,
+                    "email": customer.get("email"),
+                    "firstName": customer.get("firstName"),
+                    "lastName": customer.get("lastName"),
+                    "company": customer.get("company"),
+                    "customerNumber": customer.get("customerNumber"),
+                    "salutationId": customer.get("salutationId"),
+                    "vatIds": customer.get("vatIds"),
+                    "createdAt": stamp,
+                    "updatedAt": None,
+                    "apiAlias": "order_customer",
+                },
+            )
+            self._store.put(
+                "customer",
+                {
+                    **customer,
+                    "orderCount": customer.get("orderCount", 0) + 1,
+                    "orderTotalAmount": customer.get("orderTotalAmount", 0) + amount,
+                    "lastOrderDate": stamp,
+                },
+            )
+        return order_id
+
+    def create_customer_as_shop_user(
+        self,
+        email: str,
+        password: str,
+        *,
+        first_name: str = "Erika",
+        last_name: str = "Musterfrau",
+        street: str = "Hauptstr. 1",
+        zipcode: str = "10115",
+        city: str = "Berlin",
+        country: str = "DE",
+        salutation: str = "mrs",
+        company: str | None = None,
+        active: bool = True,
+    ) -> dict[str, Any]:
+        """A customer who registered in the storefront: the shop numbered them (RegisterRoute),
+        they are bound to no sales channel, and they can log in with ``password``."""
+        ids = self._require_ids()
+        with self._store.lock:
+            self.admin_api.next_customer_number += 1
+            number = str(self.admin_api.next_customer_number)
+        customer_id = hashlib.md5(f"storefront:{email}:{number}".encode(), usedforsecurity=False).hexdigest()
+        address_id = hashlib.md5(
+            f"storefront-address:{email}:{number}".encode(), usedforsecurity=False
+        ).hexdigest()
+        payload: dict[str, Any] = {
+            "id": customer_id,
+            "customerNumber": number,
+            "groupId": ids.customer_groups["Standard-Kundengruppe"],
+            "salesChannelId": ids.sales_channel,
+            "languageId": ids.language,
+            "salutationId": ids.salutations[salutation],
+            "firstName": first_name,
+            "lastName": last_name,
+            "email": email,
+            "company": company,
+            "active": active,
+            "guest": False,
+            "password": password,
+            "addresses": [
+                {
+                    "id": address_id,
+                    "countryId": ids.countries[country],
+                    "firstName": first_name,
+                    "lastName": last_name,
+                    "street": street,
+                    "zipcode": zipcode,
+                    "city": city,
+                    "salutationId": ids.salutations[salutation],
+                }
+            ],
+            "defaultBillingAddressId": address_id,
+            "defaultShippingAddressId": address_id,
+        }
+        if self.shop_version.payment_method_on_customer:
+            payload["defaultPaymentMethodId"] = ids.payment_method
+        if self.shop_version.has_account_type:
+            payload["accountType"] = "business" if company else "private"
+        # The storefront registration sends its own mail; flow_mails only lists mails caused by API
+        # writes, the ones syncd is responsible for suppressing.
+        self._writer.sync(
+            [("storefront", {"entity": "customer", "action": "upsert", "payload": [payload]})],
+            skip_flow=True,
+            language_id=None,
+        )
+        return self.customer(customer_id)
+
+    def check_password(self, email: str, password: str) -> bool:
+        """Whether the Store API would log this customer in (no HTTP round trip)."""
+        from .storeapi import _verify
+
+        with self._store.lock:
+            customer = self.store_api._customer_by_email(email, active_only=True)
+            stored = self._store.passwords.get(customer["id"]) if customer else None
+        return stored is not None and _verify(password, stored)
+
+    def hash_password(self, password: str) -> str:
+        """A bcrypt hash as PHP writes it, for payloads that send a pre-hashed password."""
+        return "$2y$" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(self._bcrypt_rounds)).decode()[4:]

@@ -1,0 +1,210 @@
+"""Store API routes (``/store-api/...``): customer login and password recovery.
+
+These prove what a customer experiences: a mailed password logs in, an inactive account does not,
+a recovery link sets a new password.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import bcrypt
+
+from . import errors as e
+from .api import Request, Response
+from .errors import ApiError
+from .store import Store, now_iso
+from .versions import ShopVersion
+
+RECOVERY_TTL = 2 * 3600  # ResetPasswordRoute: a hash is valid for 2 hours
+
+
+@dataclass(frozen=True)
+class RecoveryMail:
+    """The ``customer.recovery.request`` mail the shop would send."""
+
+    customer_id: str
+    email: str
+    hash: str
+    reset_url: str
+
+
+class StoreApi:
+    def __init__(
+        self,
+        store: Store,
+        version: ShopVersion,
+        *,
+        sales_channel_id: str,
+        access_key: str,
+        password_min: int,
+        bcrypt_rounds: int,
+    ):
+        self.store = store
+        self.version = version
+        self.sales_channel_id = sales_channel_id
+        self.access_key = access_key
+        self.password_min = password_min
+        self.bcrypt_rounds = bcrypt_rounds
+        self.recovery_hashes: dict[str, tuple[str, float]] = {}  # hash -> (customer id, created)
+        self.recovery_mails: list[RecoveryMail] = []
+        self._lock = threading.Lock()
+
+    def handle(self, req: Request) -> Response:
+        if req.headers.get("sw-access-key") != self.access_key:
+            raise e.simple(
+                412, "FRAMEWORK__ROUTING_SALES_CHANNEL_NOT_FOUND", "No matching sales channel found."
+            )
+        if req.method == "POST" and req.path == "/store-api/account/login":
+            return self.login(req.json())
+        if req.method == "POST" and req.path == "/store-api/account/recovery-password":
+            return self.recover(req.json())
+        if req.method == "POST" and req.path == "/store-api/account/recovery-password-confirm":
+            return self.confirm(req.json())
+        raise e.simple(404, "FRAMEWORK__ROUTE_NOT_FOUND", f'No route found for "{req.method} {req.path}"')
+
+    # --- login -----------------------------------------------------------------------------
+    def login(self, body: Any) -> Response:
+        body = body if isinstance(body, dict) else {}
+        email = str(body.get("email") or body.get("username") or "")
+        password = str(body.get("password") or "")
+        bad = e.simple(401, "CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS", "Invalid username and/or password.")
+        with self.store.lock:
+            customer = self._customer_by_email(email, active_only=self.version.at_least(6, 6))
+            if customer is None:
+                if self.version.login_hides_unknown_email:
+                    raise bad
+                raise e.simple(
+                    401,
+                    "CHECKOUT__CUSTOMER_NOT_FOUND",
+                    f'No matching customer for the email "{email}" was found.',
+                    parameters={"email": email},
+                )
+            stored = self.store.passwords.get(customer["id"])
+        if len(password) > 4096 or stored is None or not _verify(password, stored):
+            raise bad
+        if not customer.get("active"):
+            raise e.simple(
+                401,
+                self.version.inactive_login_code,
+                f'The customer with the id "{customer["id"]}" is inactive.',
+                parameters={"customerId": customer["id"]},
+            )
+        with self.store.lock:
+            # AccountService writes lastLogin through the DAL, which bumps updatedAt
+            current = self.store.get("customer", customer["id"])
+            if current is not None:
+                stamp = now_iso()
+                self.store.put("customer", {**current, "lastLogin": stamp, "updatedAt": stamp})
+        token = secrets.token_urlsafe(24)
+        return 200, {"sw-context-token": token}, {"contextToken": token, "apiAlias": "array_struct"}
+
+    def _customer_by_email(self, email: str, *, active_only: bool) -> dict[str, Any] | None:
+        """The first non-guest customer of this sales channel with that e-mail (creation order),
+        like ``AccountService::getCustomerByEmail`` — a duplicate e-mail shadows the later account."""
+        matches = []
+        for cid in self.store.ids_by("customer", "email", email):
+            c = self.store.get("customer", cid)
+            if c.get("guest") or c.get("boundSalesChannelId") not in (None, self.sales_channel_id):
+                continue
+            if active_only and not c.get("active"):
+                continue
+            matches.append(c)
+        matches.sort(key=lambda c: c.get("createdAt") or "")
+        return matches[0] if matches else None
+
+    # --- recovery --------------------------------------------------------------------------
+    def recover(self, body: Any) -> Response:
+        body = body if isinstance(body, dict) else {}
+        email = str(body.get("email") or "")
+        url = body.get("storefrontUrl")
+        with self.store.lock:
+            domains = [
+                d["url"]
+                for d in self.store.tables["sales_channel_domain"].values()
+                if d.get("salesChannelId") == self.sales_channel_id
+            ]
+            if url not in domains:
+                raise ApiError(400, [e.no_such_choice("/storefrontUrl", url)])
+            matches = [
+                c
+                for cid in self.store.ids_by("customer", "email", email)
+                if (c := self.store.get("customer", cid))
+                and c.get("active")
+                and not c.get("guest")
+                and c.get("boundSalesChannelId") in (None, self.sales_channel_id)
+            ]
+        if len(matches) != 1:
+            # exactly one match is required; duplicates break recovery (notes §5)
+            raise e.simple(
+                401,
+                "CHECKOUT__CUSTOMER_NOT_FOUND",
+                f'No matching customer for the email "{email}" was found.',
+                parameters={"email": email},
+            )
+        recovery_hash = secrets.token_urlsafe(24)[:32]
+        with self._lock:
+            self.recovery_hashes[recovery_hash] = (matches[0]["id"], time.monotonic())
+            self.recovery_mails.append(
+                RecoveryMail(
+                    matches[0]["id"],
+                    matches[0]["email"],
+                    recovery_hash,
+                    f"{url}/account/recover/password?hash={recovery_hash}",
+                )
+            )
+        return 200, {}, {"success": True, "apiAlias": "response"}
+
+    def confirm(self, body: Any) -> Response:
+        body = body if isinstance(body, dict) else {}
+        recovery_hash = str(body.get("hash") or "")
+        new, repeat = body.get("newPassword"), body.get("newPasswordConfirm")
+        with self._lock:
+            entry = self.recovery_hashes.get(recovery_hash)
+        if entry is None:
+            raise e.simple(
+                404,
+                "CHECKOUT__CUSTOMER_NOT_FOUND_BY_HASH",
+                f'No matching customer for the hash "{recovery_hash}" was found.',
+            )
+        if time.monotonic() - entry[1] > RECOVERY_TTL:
+            raise e.simple(
+                410, "CHECKOUT__CUSTOMER_RECOVERY_HASH_EXPIRED", f'The hash "{recovery_hash}" is expired.'
+            )
+        violations = []
+        if not isinstance(new, str) or not new:
+            violations.append(e.not_blank("/newPassword"))
+        elif self.password_min and len(new) < self.password_min:
+            violations.append(e.too_short("/newPassword", self.password_min))
+        if new != repeat:
+            violations.append(
+                e.violation(
+                    "/newPasswordConfirm", "FRAMEWORK__EQUAL_TO", "The password confirmation does not match."
+                )
+            )
+        if violations:
+            raise ApiError(400, violations)
+        hashed = bcrypt.hashpw(new.encode(), bcrypt.gensalt(self.bcrypt_rounds))
+        with self.store.lock:
+            current = self.store.get("customer", entry[0])
+            if current is None:
+                raise e.simple(404, "CHECKOUT__CUSTOMER_NOT_FOUND_BY_HASH", "The customer no longer exists.")
+            self.store.passwords[entry[0]] = hashed
+            self.store.put("customer", {**current, "updatedAt": now_iso()})
+        with self._lock:
+            self.recovery_hashes.pop(recovery_hash, None)
+        return 200, {}, {"contextToken": secrets.token_urlsafe(24), "apiAlias": "array_struct"}
+
+
+def _verify(password: str, stored: bytes) -> bool:
+    # PHP writes $2y$; the bcrypt library reads it as $2b$ (same algorithm)
+    if stored.startswith(b"$2y$"):
+        stored = b"$2b$" + stored[4:]
+    try:
+        return bcrypt.checkpw(password.encode(), stored)
+    except ValueError:
+        return False

@@ -1,0 +1,463 @@
+"""Writes through the DAL rules: validate a whole request, then apply all of it or nothing.
+
+A write is staged in ``_Batch`` (records by entity and id, shadowing the store), validated field
+by field with JSON pointers, checked for foreign keys at the end (as the database would), and only
+then applied under the store lock. Any violation rejects the whole request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import bcrypt
+
+from . import errors as e
+from .errors import ApiError
+from .schema import SYSTEM_LANGUAGE_ID, Entity
+from .store import Store, now_iso
+from .validation import BCRYPT, EMAIL_HTML5, EMAIL_LOOSE, INVALID, check
+from .versions import ShopVersion
+
+_NESTED_ADDRESS_KEYS = ("defaultBillingAddress", "defaultShippingAddress")
+_FK_TABLE = {"customer": "customer", "customer_address": "customer_address"}
+_FK_COLUMN = {
+    "groupId": "customer_group_id",
+    "requestedGroupId": "requested_customer_group_id",
+    "salesChannelId": "sales_channel_id",
+    "boundSalesChannelId": "bound_sales_channel_id",
+    "languageId": "language_id",
+    "defaultBillingAddressId": "default_billing_address_id",
+    "defaultShippingAddressId": "default_shipping_address_id",
+    "salutationId": "salutation_id",
+    "defaultPaymentMethodId": "default_payment_method_id",
+    "lastPaymentMethodId": "last_payment_method_id",
+    "customerId": "customer_id",
+    "countryId": "country_id",
+    "countryStateId": "country_state_id",
+}
+
+
+class _Batch:
+    def __init__(self, store: Store):
+        self.store = store
+        self.records: dict[tuple[str, str], dict[str, Any]] = {}
+        self.inserted: dict[tuple[str, str], None] = {}
+        self.passwords: dict[str, bytes] = {}
+        self.deleted: dict[tuple[str, str], None] = {}
+        self.violations: list[dict[str, Any]] = []
+        self.pointers: dict[tuple[str, str], str] = {}
+
+    def get(self, entity: str, rid: str) -> dict[str, Any] | None:
+        if (entity, rid) in self.deleted:
+            return None
+        staged = self.records.get((entity, rid))
+        return staged if staged is not None else self.store.get(entity, rid)
+
+
+class Writer:
+    def __init__(
+        self,
+        store: Store,
+        entities: dict[str, Entity],
+        version: ShopVersion,
+        *,
+        password_min: int,
+        bcrypt_rounds: int,
+        on_register: Callable[[dict[str, Any]], None],
+    ):
+        self.store = store
+        self.entities = entities
+        self.version = version
+        self.password_min = password_min
+        self.bcrypt_rounds = bcrypt_rounds
+        self.on_register = on_register
+        self.email_pattern = EMAIL_HTML5 if version.at_least(6, 6) else EMAIL_LOOSE
+        self.default_salutation: str | None = None  # set by the sandbox after seeding
+
+    # --- public entry points ---------------------------------------------------------------
+    def sync(
+        self, operations: list[tuple[str, dict[str, Any]]], *, skip_flow: bool, language_id: str | None
+    ) -> dict[str, Any]:
+        hashes = self._prehash(op.get("payload") for _, op in operations)
+        with self.store.lock:
+            batch = _Batch(self.store)
+            deleted: dict[str, list[str]] = {}
+            not_found: dict[str, list[str]] = {}
+            for key, op in operations:
+                self._operation(batch, key, op, hashes, language_id, deleted, not_found)
+            self._finish(batch)
+            written = self._apply(batch, skip_flow)
+        return {
+            "data": written or [],
+            "notFound": not_found or [],
+            "deleted": deleted or [],
+            "extensions": [],
+        }
+
+    def write_one(
+        self,
+        entity: str,
+        payload: Any,
+        *,
+        rid: str | None,
+        insert: bool,
+        skip_flow: bool,
+        language_id: str | None,
+    ) -> str:
+        """POST (insert) or PATCH (update) of one entity; the pointer prefix is ``/0``."""
+        if not isinstance(payload, dict):
+            raise e.simple(
+                400,
+                "FRAMEWORK__INVALID_REQUEST_PARAMETER",
+                "The payload must be an object; use the /sync api endpoint for lists.",
+            )
+        payload = dict(payload)
+        if rid is not None:
+            payload["id"] = rid
+        hashes = self._prehash([[payload]])
+        with self.store.lock:
+            target = payload.get("id")
+            exists = isinstance(target, str) and self.store.get(entity, target) is not None
+            if exists == insert and target is not None:
+                want, got = (
+                    ("InsertCommand", "UpdateCommand") if insert else ("UpdateCommand", "InsertCommand")
+                )
+                raise e.simple(
+                    400,
+                    "FRAMEWORK__WRITE_TYPE_INTEND_ERROR",
+                    f'Expected command for "{entity}" to be "{want}". (Got: {got})',
+                )
+            batch = _Batch(self.store)
+            written_id = self._record(batch, self.entities[entity], payload, "/0", hashes, language_id)
+            self._finish(batch)
+            self._apply(batch, skip_flow)
+        return written_id
+
+    def delete_one(self, entity: str, rid: str) -> bool:
+        with self.store.lock:
+            batch = _Batch(self.store)
+            if self.store.get(entity, rid) is None:
+                return False
+            self._delete(batch, entity, rid)
+            self._finish(batch)
+            self._apply(batch, skip_flow=True)
+        return True
+
+    # --- staging ---------------------------------------------------------------------------
+    def _operation(
+        self,
+        batch: _Batch,
+        key: str,
+        op: Any,
+        hashes: dict[str, bytes],
+        language_id: str | None,
+        deleted: dict[str, list[str]],
+        not_found: dict[str, list[str]],
+    ) -> None:
+        pointer = f"/{key}"
+        if not isinstance(op, dict):
+            raise ApiError(
+                400,
+                [
+                    e.violation(
+                        pointer,
+                        "FRAMEWORK__INVALID_SYNC_OPERATION",
+                        f"Expected data at {pointer} to be an array.",
+                    )
+                ],
+            )
+        entity_name, action, payload = op.get("entity"), op.get("action"), op.get("payload")
+        if entity_name not in self.entities or entity_name not in ("customer", "customer_address"):
+            raise e.simple(
+                400,
+                "FRAMEWORK__INVALID_SYNC_OPERATION" if entity_name else "FRAMEWORK__SYNC_ENTITY_MISSING",
+                f'Entity "{entity_name}" is not writable through the sandbox sync api'
+                if entity_name
+                else f"Missing entity for operation {key}",
+            )
+        if action not in ("upsert", "delete"):
+            raise e.simple(
+                400,
+                "FRAMEWORK__INVALID_SYNC_OPERATION",
+                f'Action "{action}" for operation {key} is not supported, use "upsert" or "delete"',
+            )
+        if not isinstance(payload, list):
+            raise e.simple(
+                400, "FRAMEWORK__INVALID_SYNC_OPERATION", f"Payload for operation {key} has to be a list"
+            )
+        entity = self.entities[entity_name]
+        for i, item in enumerate(payload):
+            item_pointer = f"{pointer}/{i}"
+            if not isinstance(item, dict):
+                batch.violations.append(
+                    e.violation(
+                        item_pointer,
+                        "FRAMEWORK__WRITE_MALFORMED_INPUT",
+                        f"Expected data at {item_pointer} to be an array.",
+                    )
+                )
+                continue
+            if action == "upsert":
+                self._record(batch, entity, item, item_pointer, hashes, language_id)
+                continue
+            rid = item.get("id")
+            if not isinstance(rid, str) or batch.get(entity_name, rid) is None:
+                not_found.setdefault(entity_name, []).append(str(rid))
+                continue
+            self._delete(batch, entity_name, rid)
+            deleted.setdefault(entity_name, []).append(rid)
+
+    def _record(
+        self,
+        batch: _Batch,
+        entity: Entity,
+        item: dict[str, Any],
+        pointer: str,
+        hashes: dict[str, bytes],
+        language_id: str | None,
+        parent: tuple[str, str] | None = None,
+    ) -> str:
+        before = len(batch.violations)
+        rid = item.get("id")
+        if rid is None:
+            rid = uuid.uuid4().hex
+        elif (
+            check(
+                "id",
+                entity.fields["id"],
+                rid,
+                f"{pointer}/id",
+                batch.violations,
+                email_pattern=self.email_pattern,
+                password_min=0,
+            )
+            is INVALID
+        ):
+            return str(rid)
+        existing = batch.get(entity.name, rid)
+        record = dict(existing) if existing is not None else {"id": rid}
+        if parent is not None:
+            record[parent[0]] = parent[1]
+        batch.records[(entity.name, rid)] = record  # before nested addresses: keeps write order
+        batch.pointers[(entity.name, rid)] = pointer
+        nested: list[tuple[str, Any]] = []
+        for name, value in item.items():
+            field_pointer = f"{pointer}/{name}"
+            if name == "id":
+                continue
+            if entity.name == "customer" and name in ("addresses", *_NESTED_ADDRESS_KEYS):
+                nested.append((name, value))
+                continue
+            spec = entity.fields.get(name)
+            if spec is None:
+                batch.violations.append(e.unexpected_field(field_pointer, name))
+                continue
+            if spec.protected:
+                batch.violations.append(e.write_protected(field_pointer))
+                continue
+            if spec.auto:
+                continue
+            checked = check(
+                name,
+                spec,
+                value,
+                field_pointer,
+                batch.violations,
+                email_pattern=self.email_pattern,
+                password_min=self.password_min,
+            )
+            if checked is INVALID:
+                continue
+            if spec.kind == "password":
+                batch.passwords[rid] = checked.encode() if BCRYPT.match(checked) else hashes[checked]
+                continue
+            record[name] = checked
+        for name, value in nested:
+            self._nested_addresses(batch, record, name, value, f"{pointer}/{name}", hashes, language_id)
+        if existing is None:
+            self._defaults(entity, record, language_id)
+            reported = {v["source"]["pointer"] for v in batch.violations[before:]}
+            for name, spec in entity.fields.items():
+                if spec.required and record.get(name) is None and f"{pointer}/{name}" not in reported:
+                    batch.violations.append(e.not_blank(f"{pointer}/{name}"))
+            batch.inserted[(entity.name, rid)] = None
+        else:
+            record["updatedAt"] = now_iso()
+        return rid
+
+    def _nested_addresses(
+        self,
+        batch: _Batch,
+        customer: dict[str, Any],
+        name: str,
+        value: Any,
+        pointer: str,
+        hashes: dict[str, bytes],
+        language_id: str | None,
+    ) -> None:
+        address = self.entities["customer_address"]
+        parent = ("customerId", customer["id"])
+        if name == "addresses":
+            if not isinstance(value, list):
+                batch.violations.append(e.invalid_type(pointer, "array"))
+                return
+            for j, item in enumerate(value):
+                if not isinstance(item, dict):
+                    batch.violations.append(
+                        e.violation(
+                            f"{pointer}/{j}",
+                            "FRAMEWORK__WRITE_MALFORMED_INPUT",
+                            f"Expected data at {pointer}/{j} to be an array.",
+                        )
+                    )
+                    continue
+                self._record(batch, address, item, f"{pointer}/{j}", hashes, language_id, parent)
+            return
+        if not isinstance(value, dict):
+            batch.violations.append(e.invalid_type(pointer, "array"))
+            return
+        rid = self._record(batch, address, value, pointer, hashes, language_id, parent)
+        customer[f"{name}Id"] = rid
+
+    def _defaults(self, entity: Entity, record: dict[str, Any], language_id: str | None) -> None:
+        now = now_iso()
+        record.setdefault("createdAt", now)
+        record.setdefault("updatedAt", None)
+        if self.version.fills_default_salutation and record.get("salutationId") is None:
+            record["salutationId"] = self.default_salutation
+        if entity.name == "customer":
+            record.setdefault("languageId", language_id or SYSTEM_LANGUAGE_ID)
+            for name, default in (
+                ("active", True),
+                ("guest", False),
+                ("company", None),
+                ("title", None),
+                ("vatIds", None),
+                ("boundSalesChannelId", None),
+                ("customFields", None),
+                ("lastLogin", None),
+                ("firstLogin", None),
+                ("birthday", None),
+                ("lastOrderDate", None),
+                ("orderCount", 0),
+                ("orderTotalAmount", 0.0),
+                ("reviewCount", 0),
+                ("affiliateCode", None),
+                ("campaignCode", None),
+                ("doubleOptInRegistration", False),
+            ):
+                record.setdefault(name, default)
+            if self.version.has_account_type:
+                record.setdefault("accountType", "private")
+        else:
+            for name in (
+                "zipcode",
+                "company",
+                "department",
+                "title",
+                "phoneNumber",
+                "additionalAddressLine1",
+                "additionalAddressLine2",
+                "countryStateId",
+                "customFields",
+            ):
+                record.setdefault(name, None)
+        record["apiAlias"] = entity.name
+
+    def _delete(self, batch: _Batch, entity: str, rid: str) -> None:
+        batch.deleted[(entity, rid)] = None
+        if entity == "customer":  # addresses cascade
+            for aid in list(self.store.ids_by("customer_address", "customerId", rid)):
+                batch.deleted[("customer_address", aid)] = None
+
+    # --- checks that need the whole batch ----------------------------------------------------
+    def _finish(self, batch: _Batch) -> None:
+        if self.version.enforces_unique_email:
+            self._unique_emails(batch)
+        if batch.violations:
+            raise ApiError(400, batch.violations)
+        for (entity_name, rid), record in batch.records.items():
+            if (entity_name, rid) in batch.deleted:
+                continue
+            for name, spec in self.entities[entity_name].fields.items():
+                target = record.get(name)
+                if spec.kind == "fk" and target is not None and batch.get(spec.target, target) is None:
+                    raise e.foreign_key_failure(entity_name, _FK_COLUMN.get(name, name), spec.target)
+        for entity_name, rid in batch.deleted:
+            if entity_name != "customer_address":
+                continue
+            for cid in self._customers_defaulting_to(batch, rid):
+                if ("customer", cid) not in batch.deleted:
+                    raise e.restrict_delete("customer", "default_billing_address_id")
+
+    def _customers_defaulting_to(self, batch: _Batch, address_id: str) -> list[str]:
+        address = self.store.get("customer_address", address_id)
+        if address is None:
+            return []
+        customer = batch.get("customer", address["customerId"])
+        if customer and address_id in (
+            customer.get("defaultBillingAddressId"),
+            customer.get("defaultShippingAddressId"),
+        ):
+            return [customer["id"]]
+        return []
+
+    def _unique_emails(self, batch: _Batch) -> None:
+        seen: dict[tuple[str, str | None], str] = {}
+        for (entity_name, rid), record in batch.records.items():
+            if entity_name != "customer" or record.get("guest") or not record.get("email"):
+                continue
+            email, bound = record["email"].casefold(), record.get("boundSalesChannelId")
+            clash = seen.get((email, bound)) or seen.get((email, None))
+            if clash is None:
+                for other in self.store.ids_by("customer", "email", email):
+                    if other == rid or ("customer", other) in batch.deleted:
+                        continue
+                    stored = batch.get("customer", other)
+                    if (
+                        stored
+                        and not stored.get("guest")
+                        and (bound is None or stored.get("boundSalesChannelId") in (None, bound))
+                    ):
+                        clash = other
+                        break
+            if clash is not None and clash != rid:
+                batch.violations.append(
+                    e.email_not_unique(f"{batch.pointers[(entity_name, rid)]}/email", record["email"])
+                )
+            seen[(email, bound)] = rid
+
+    # --- apply -----------------------------------------------------------------------------
+    def _apply(self, batch: _Batch, skip_flow: bool) -> dict[str, list[str]]:
+        written: dict[str, list[str]] = {}
+        for entity_name, rid in batch.deleted:
+            self.store.remove(entity_name, rid)
+        for (entity_name, rid), record in batch.records.items():
+            if (entity_name, rid) in batch.deleted:
+                continue
+            self.store.put(entity_name, record)
+            written.setdefault(entity_name, []).append(rid)
+        self.store.passwords.update(batch.passwords)
+        if not skip_flow:
+            for entity_name, rid in batch.inserted:
+                if entity_name == "customer":
+                    self.on_register(batch.records[(entity_name, rid)])
+        return written
+
+    def _prehash(self, payload_lists) -> dict[str, bytes]:
+        """Hash every plain password of the request before taking the store lock (bcrypt is slow)."""
+        hashes: dict[str, bytes] = {}
+        for payload in payload_lists:
+            for item in payload if isinstance(payload, list) else ():
+                pw = item.get("password") if isinstance(item, dict) else None
+                if (
+                    isinstance(pw, str)
+                    and pw
+                    and pw not in hashes
+                    and not BCRYPT.match(pw)
+                    and len(pw) >= self.password_min
+                ):
+                    hashes[pw] = bcrypt.hashpw(pw.encode(), bcrypt.gensalt(self.bcrypt_rounds))
+        return hashes
