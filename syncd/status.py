@@ -1,6 +1,8 @@
 """`syncd status`: per platform the last cycle, counts linked / pending / failed, and the failed
 records with reasons — read from the state store, also while the daemon runs (reads only; on
-SQLite WAL lets them pass the daemon's writes).
+SQLite WAL lets them pass the daemon's writes). Open the store for it with
+``open_state(url, migrate=False)``: migrating takes SQLite's write lock even when there is
+nothing to do, and would wait for the daemon's running cycle.
 
 ``collect_status`` returns the documented machine shape of `syncd status --json`:
 
@@ -11,10 +13,14 @@ SQLite WAL lets them pass the daemon's writes).
   all three null before the first cycle; ``finished``/``ok`` null while it runs (or when the
   process died in it).
 * ``linked``: ERP address <-> shop account links of the platform (all kinds).
-* ``pending``: credential jobs not finished yet (step neither ``done`` nor ``failed``): mails
-  still owed to customers, e.g. waiting for the SMTP server to come back.
-* ``failed``: the records whose last attempt failed permanently, newest first; a record
-  leaves the list when it later succeeds.
+* ``pending``: credential jobs not finished yet (pending, field_written, sending, sent — not
+  done or failed): mails still owed to customers, e.g. waiting for the SMTP server to come
+  back. Addresses merely waiting for the next poll are not counted: nothing tracks them
+  before the cycle reads them, and a count that needs an ERP scan would make status slow.
+* ``failed``: the records whose last attempt failed permanently (table ``failures``, both
+  directions and the credential step), newest first; a record leaves the list when it later
+  succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
+  could not be imported.
 """
 
 from __future__ import annotations
@@ -26,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from syncd.state.jobs import ACTIVE_STEPS
 from syncd.state.schema import credential_jobs, cycles, failures, links
 
 if TYPE_CHECKING:
     from syncd.config.model import Settings
     from syncd.state.db import StateStore
 
-FINISHED_STEPS = ("done", "failed")
 TABLE_FAILURE_LIMIT = 50  # per platform in the table; --json lists all
 
 
@@ -65,7 +71,7 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
             pending = conn.execute(
                 select(func.count())
                 .select_from(credential_jobs)
-                .where(credential_jobs.c.platform == name, credential_jobs.c.step.not_in(FINISHED_STEPS))
+                .where(credential_jobs.c.platform == name, credential_jobs.c.step.in_(ACTIVE_STEPS))
             )
             failed = conn.execute(
                 select(failures.c.record, failures.c.step, failures.c.reason)

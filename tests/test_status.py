@@ -1,0 +1,161 @@
+"""`syncd status`: the documented JSON shape from a real state store, readable while a writer
+holds the store, and the table in German and English."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, insert, text
+
+from syncd.config.model import Settings
+from syncd.state.cycles import Cycles
+from syncd.state.db import open_state
+from syncd.state.failures import Failures
+from syncd.state.schema import credential_jobs, links
+from syncd.status import collect_status, render_status_table
+from tests.dbs import pg_url, unique_name
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def settings_for(url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "daemon": {"state_url": url},
+            "erp": {"url": "sqlite://"},
+            "platforms": [
+                {"name": n, "url": "http://127.0.0.1:9", "client_id": "id", "client_secret": "env:X"}
+                for n in ("shop", "b2b", "idle")
+            ],
+        }
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    base = pg_url()
+    schema = unique_name("status")
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def populate(store) -> None:
+    clock = iter(T0 + timedelta(minutes=i) for i in range(100))
+    cycles = Cycles(store, clock=lambda: next(clock))
+    first = cycles.start("shop", "erp-to-shop", "h")
+    cycles.finish(first, ok=True, counts={"created": 2})
+    second = cycles.start("shop", "shop-to-erp", "h")
+    cycles.finish(second, ok=False, counts={}, error="TransientError: shop 503")
+    cycles.start("b2b", "erp-to-shop", "h")  # still running
+    with store.begin() as conn:
+        conn.execute(insert(links), [
+            {"platform": "shop", "shop_id": f"s{i}", "erp_number": 10000 + i, "kind": "erp",
+             "created_at": T0, "updated_at": T0}
+            for i in range(3)
+        ] + [{"platform": "b2b", "shop_id": "x", "erp_number": 10000, "kind": "erp", "created_at": T0,
+              "updated_at": T0}])
+        conn.execute(insert(credential_jobs), [
+            {"platform": "shop", "erp_number": 10000 + i, "step": step, "created_at": T0, "updated_at": T0}
+            for i, step in enumerate(["pending", "field_written", "sending", "sent", "done", "failed"])
+        ])
+    fclock = iter([T0, T0 + timedelta(hours=1)])
+    failures = Failures(store, clock=lambda: next(fclock))
+    failures.record("shop", "erp-to-shop", 10005, "credentials", "SMTP 550 mailbox unavailable", "550")
+    failures.record("shop", "shop-to-erp", "0190abc", "import", "number 70001 outside debtor range")
+
+
+def test_json_shape_and_counts(url):
+    store = open_state(url)
+    try:
+        populate(store)
+        status = collect_status(store, settings_for(url))
+    finally:
+        store.close()
+    json.dumps(status)  # what `syncd status --json` prints must serialise as is
+    shop, b2b, idle = status["platforms"]
+    assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed"]
+    assert list(shop["last_cycle"]) == ["started", "finished", "ok"]
+    assert shop["name"] == "shop"
+    assert shop["last_cycle"] == {"started": "2026-03-01T08:02:00Z", "finished": "2026-03-01T08:03:00Z",
+                                  "ok": False}
+    assert shop["linked"] == 3
+    assert shop["pending"] == 4, "pending, field_written, sending and sent jobs; not done or failed"
+    assert shop["failed"] == [
+        {"address": "0190abc", "step": "import", "reason": "number 70001 outside debtor range"},
+        {"address": "10005", "step": "credentials", "reason": "SMTP 550 mailbox unavailable"},
+    ]
+    assert b2b["last_cycle"] == {"started": "2026-03-01T08:04:00Z", "finished": None, "ok": None}
+    assert (b2b["linked"], b2b["pending"], b2b["failed"]) == (1, 0, [])
+    assert idle == {"name": "idle", "last_cycle": {"started": None, "finished": None, "ok": None},
+                    "linked": 0, "pending": 0, "failed": []}
+
+
+def test_status_reads_while_a_writer_holds_the_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    daemon_store = open_state(url)
+    populate(daemon_store)
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with daemon_store.begin() as conn:  # BEGIN IMMEDIATE: the write lock, as a cycle holds it
+            conn.execute(insert(links).values(platform="shop", shop_id="new", erp_number=20000, kind="erp",
+                                              created_at=T0, updated_at=T0))
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert holding.wait(5)
+        # `syncd status` opens without migrating: migrate_store takes SQLite's write lock even
+        # when the schema is current, which would wait for the daemon's cycle.
+        reader = open_state(url, migrate=False)
+        started = time.monotonic()
+        status = collect_status(reader, settings_for(url))
+        assert time.monotonic() - started < 2, "status must not wait for the writer's lock"
+        assert status["platforms"][0]["linked"] == 3, "uncommitted rows are not seen"
+        reader.close()
+    finally:
+        release.set()
+        t.join()
+        daemon_store.close()
+
+
+def test_table_german_and_english(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = open_state(url)
+    populate(store)
+    status = collect_status(store, settings_for(url))
+    store.close()
+    en = render_status_table(status, lang="en")
+    de = render_status_table(status, lang="de")
+    assert "Platform" in en and "pending" in en and "FAILED" in en and "running" in en and "never" in en
+    assert "SMTP 550 mailbox unavailable" in en and "10005" in en
+    assert "Plattform" in de and "offen" in de and "FEHLER" in de and "läuft" in de and "noch nie" in de
+    assert "Fehlerhafte Datensätze" in de
+
+
+def test_table_language_follows_locale(monkeypatch):
+    status = {"platforms": [{"name": "shop", "last_cycle": {"started": None, "finished": None, "ok": None},
+                             "linked": 0, "pending": 0, "failed": []}]}
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    assert "Plattform" in render_status_table(status)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert "Platform" in render_status_table(status)
+    assert "Failed records" not in render_status_table(status), "no failures table without failures"
