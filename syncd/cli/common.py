@@ -1,0 +1,65 @@
+"""What every verb shares: the global options, lazily loaded configuration and secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import click
+
+from syncd.config.loader import LoadedConfig, load_settings
+from syncd.config.secrets import Secrets, resolve_all
+from syncd.errors import NotAvailableError
+
+from .messages import msg
+
+
+@dataclass
+class CliState:
+    config_path: str | None = None
+    log_format: str | None = None
+    log_level: str = "info"
+    _loaded: LoadedConfig | None = field(default=None, repr=False)
+    _secrets: Secrets | None = field(default=None, repr=False)
+
+    def load(self) -> LoadedConfig:
+        """The validated configuration (ConfigError -> exit 2 before anything is written)."""
+        if self._loaded is None:
+            self._loaded = load_settings(self.config_path)
+        return self._loaded
+
+    def secrets(self) -> Secrets:
+        """All secrets resolved (a missing one is a ConfigError -> exit 2)."""
+        if self._secrets is None:
+            loaded = self.load()
+            self._secrets = resolve_all(loaded.settings, loaded.path)
+        return self._secrets
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def not_available(what: str) -> NoReturn:
+    raise NotAvailableError(msg("not_available", what=what))
+
+
+def platform_option(required: bool = False):  # noqa: ANN201 - a click decorator
+    return click.option(
+        "--platform",
+        "platform",
+        metavar="NAME",
+        required=required,
+        help="Only this platform ([[platforms]] name); default: all.",
+    )
+
+
+def check_platform(state: CliState, name: str | None) -> None:
+    """Unknown --platform is a usage error naming the configured ones."""
+    if name is None:
+        return
+    names = [p.name for p in state.load().settings.platforms]
+    if name not in names:
+        raise click.BadParameter(
+            f"{name!r} is not a configured platform; configured: {', '.join(names)}",
+            param_hint="--platform",
+        )
