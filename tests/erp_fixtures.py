@@ -144,6 +144,7 @@ def insert_addresses(url: str, table: str, rows: Iterable[Mapping[str, Any]]) ->
             v = _to_columns(row, t)
             if "Geaendert" in t.c:
                 v.setdefault("Geaendert", now)
+            v.setdefault("Gesperrt", "N")  # executemany sends one key set: no server default
             values.append(v)
         if not values:
             return

@@ -275,10 +275,14 @@ class SqlErp(WritesMixin):
         self, cursor: Mapping[str, Any] | None, *, batch_size: int = 500
     ) -> scan.WatermarkScan | scan.HashScan:
         layout = self.layout
-        if "modified_at" in layout.logical:
-            return scan.WatermarkScan(self, cursor, batch_size)
         skip = frozenset(b.key for b in layout.row_keys if self._is_password_column(b))
-        return scan.HashScan(self, cursor, batch_size, lambda row: scan.row_fingerprint(row, skip))
+
+        def fingerprint(row: Mapping[str, Any]) -> str:
+            return scan.row_fingerprint(row, skip)
+
+        if "modified_at" in layout.logical:
+            return scan.WatermarkScan(self, cursor, batch_size, fingerprint)
+        return scan.HashScan(self, cursor, batch_size, fingerprint)
 
     def _is_password_column(self, bound: Bound) -> bool:
         field = self.password_field

@@ -3,7 +3,8 @@
 Watermark mode (a ``modified_at`` column is mapped): each poll reads the rows with
 ``modified_at >= watermark - overlap`` in keyset pages ordered by (modified_at, number), so its
 cost is the rows changed within the overlap window, not the table. The cursor keeps, for that
-window, which (number, modified_at) pairs were already delivered: a row committed late with an
+window, which (number, modified_at) pairs were already delivered, with a hash of each row (so a
+second change within one tick of a coarse timestamp is not lost): a row committed late with an
 older timestamp, or sharing the watermark's timestamp, is new to that set and is delivered; an
 idle poll delivers nothing. Rows changed longer than ``overlap`` before the watermark but
 committed after the poll are missed: ``overlap`` must exceed the ERP's longest transaction plus
@@ -30,7 +31,7 @@ from syncd.domain import ErpAddress
 if TYPE_CHECKING:
     from connectors.erp.connector import SqlErp
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 
 
 def _encode(value: Any) -> Any:
@@ -60,8 +61,11 @@ def _number_key(raw: Any) -> str:
 
 
 class WatermarkScan:
-    def __init__(self, erp: SqlErp, cursor: Mapping[str, Any] | None, batch_size: int) -> None:
+    def __init__(
+        self, erp: SqlErp, cursor: Mapping[str, Any] | None, batch_size: int, fingerprint: Callable
+    ) -> None:
         self._erp = erp
+        self._fingerprint = fingerprint
         self._batch = batch_size
         layout = erp.layout
         self._kind = layout.logical["modified_at"].column.kind
@@ -69,9 +73,12 @@ class WatermarkScan:
         valid = bool(cursor) and cursor.get("mode") == "watermark" and cursor.get("v") == CURSOR_VERSION
         self._start = _decode(cursor.get("watermark"), self._kind) if valid and cursor else None
         seen = cursor.get("seen", {}) if valid and cursor else {}
-        self._seen = {(n, ts) for ts, numbers in seen.items() for n in numbers}
+        self._seen: dict[tuple[str, str], str] = {
+            (number, ts): digest for ts, rows in seen.items() for number, digest in rows.items()
+        }
         self._max = self._start
-        self._window: deque[tuple[Any, str, str]] = deque()  # (modified_at, encoded, number key)
+        # (modified_at, encoded modified_at, number key, row digest) of the rows read in the window
+        self._window: deque[tuple[Any, str, str, str]] = deque()
         self._full_done = self._start is not None
 
     def _lower(self) -> Any:
@@ -81,10 +88,10 @@ class WatermarkScan:
             return self._start - timedelta(seconds=self._overlap)
         return self._start  # a growing number: the watermark row itself is the overlap
 
-    def _note(self, modified: Any, number: str) -> None:
+    def _note(self, modified: Any, number: str, digest: str) -> None:
         if self._max is None or modified > self._max:
             self._max = modified
-        self._window.append((modified, _encode(modified), number))
+        self._window.append((modified, _encode(modified), number, digest))
         if self._kind in ("datetime", "date"):
             edge = self._max - timedelta(seconds=self._overlap)
         else:
@@ -115,11 +122,14 @@ class WatermarkScan:
             batch = []
             for row, number, modified in rows:
                 key = _number_key(number)
-                if (key, _encode(modified)) not in self._seen:
+                digest = self._fingerprint(row)
+                # Same number and stamp but other content: an ERP with second-precision stamps
+                # changed the row twice within one second. Deliver it again.
+                if self._seen.get((key, _encode(modified))) != digest:
                     address = erp._to_address(row)
                     if address is not None:
                         batch.append(address)
-                self._note(modified, key)
+                self._note(modified, key, digest)
             after = (rows[-1][2], rows[-1][1])
             if batch:
                 yield batch
@@ -129,9 +139,9 @@ class WatermarkScan:
     def cursor(self) -> dict[str, Any]:
         if not self._full_done or self._max is None:
             return {"mode": "watermark", "v": CURSOR_VERSION, "watermark": None, "seen": {}}
-        seen: dict[str, list[str]] = {}
-        for _m, encoded, number in self._window:
-            seen.setdefault(encoded, []).append(number)
+        seen: dict[str, dict[str, str]] = {}
+        for _m, encoded, number, digest in self._window:
+            seen.setdefault(encoded, {})[number] = digest
         # Pairs of the previous cursor still inside the window were re-read by this scan (the
         # window only moves forward), so the window built here is complete.
         return {"mode": "watermark", "v": CURSOR_VERSION, "watermark": _encode(self._max), "seen": seen}
