@@ -48,6 +48,18 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("syncd.daemon")
 
+# Set by the Windows service (``syncd.winservice``) before it runs `syncd run` in-process: its
+# stop request is the Windows counterpart of SIGTERM.
+_external_stop: threading.Event | None = None
+
+
+def use_external_stop(event: threading.Event | None) -> threading.Event | None:
+    """Make daemons created from now on stop when ``event`` is set; returns the previous one."""
+    global _external_stop
+    previous, _external_stop = _external_stop, event
+    return previous
+
+
 BuildContext = Callable[["PlatformSettings"], "PlatformContext"]
 Reload = Callable[[], "Settings"]
 HEARTBEAT_ID = "_heartbeat"
@@ -82,7 +94,7 @@ class Daemon:
         self._pid_file = pid_file
         self.metrics = metrics if metrics is not None else Metrics()
         self._install_signals = install_signals
-        self.stop_event = stop_event or threading.Event()
+        self.stop_event = stop_event or _external_stop or threading.Event()
         self._force_stop = threading.Event()
         self._reload_requested = threading.Event()
         self.holder = make_holder()
