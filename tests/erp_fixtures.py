@@ -256,3 +256,75 @@ def fill_addresses(
     finally:
         engine.dispose()
     return base + timedelta(seconds=step_seconds * (count - 1))
+
+
+def create_bueroplus_tables(url: str, *, schema: str | None = None, password_len: int = 40) -> ErpSettings:
+    """The reference ERP's three address datasets with the names of bueroplus-notes.md, as plain
+    tables: ``Adressen`` (AdrNr text key, ReAnsNr, GspKz, LtzAend, Status, Sel1…Sel15 with
+    ``Sel10`` of ``password_len``), ``Anschriften`` (postal data, e-mail, ``Land`` as ISO numeric)
+    and ``Ansprechpartner`` (contact names). Returns ``profile = "bueroplus"`` settings; pass
+    a fresh ``schema`` on a shared server (the table names are fixed)."""
+    metadata = sa.MetaData(schema=schema)
+    sels = [sa.Column(f"Sel{i}", sa.Unicode(password_len if i == 10 else 80)) for i in range(1, 16)]
+    tables = [
+        sa.Table(
+            "Adressen",
+            metadata,
+            sa.Column("AdrNr", sa.Unicode(20), primary_key=True),
+            sa.Column("ReAnsNr", sa.Integer),
+            sa.Column("Status", sa.Unicode(20)),
+            sa.Column("GspKz", sa.Boolean, nullable=False, server_default=sa.false()),
+            sa.Column("WShopID", sa.Unicode(64)),
+            sa.Column("LtzAend", sa.DateTime, index=True),
+            *sels,
+        ),
+        sa.Table(
+            "Anschriften",
+            metadata,
+            sa.Column("AdrNr", sa.Unicode(20), primary_key=True),
+            sa.Column("AnsNr", sa.Integer, primary_key=True),
+            sa.Column("Na1", sa.Unicode(40)),
+            sa.Column("Na2", sa.Unicode(80)),
+            sa.Column("Str", sa.Unicode(80)),
+            sa.Column("PLZ", sa.Unicode(10)),
+            sa.Column("Ort", sa.Unicode(60)),
+            sa.Column("Land", sa.Integer),
+            sa.Column("Tel", sa.Unicode(40)),
+            sa.Column("EMail1", sa.Unicode(254)),
+            sa.Column("AspNr", sa.Integer),
+            sa.Column("LtzAend", sa.DateTime),
+        ),
+        sa.Table(
+            "Ansprechpartner",
+            metadata,
+            sa.Column("AdrNr", sa.Unicode(20), primary_key=True),
+            sa.Column("AnsNr", sa.Integer, primary_key=True),
+            sa.Column("AspNr", sa.Integer, primary_key=True),
+            sa.Column("Anr", sa.Unicode(20)),
+            sa.Column("VNa", sa.Unicode(60)),
+            sa.Column("NNa", sa.Unicode(60)),
+            sa.Column("EMail1", sa.Unicode(254)),
+        ),
+    ]
+    engine = _engine(url)
+    try:
+        if schema:
+            with engine.begin() as conn:
+                conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+        metadata.drop_all(engine, tables=tables, checkfirst=True)
+        metadata.create_all(engine, tables=tables)
+    finally:
+        engine.dispose()
+    settings = {"url": url, "profile": "bueroplus"}
+    if schema:
+        settings["schema"] = schema
+    return ErpSettings(**settings)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.DropSchema(schema, cascade=True, if_exists=True))
+    finally:
+        engine.dispose()
