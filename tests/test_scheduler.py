@@ -1,0 +1,160 @@
+"""One cycle under its lease (CycleRunner) and the APScheduler set-up, on a real SQLite store."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.redaction import sensitive
+from syncd.scheduler import CycleRunner, Outcome, build_scheduler, error_text, schedule_cycles
+from syncd.state.db import open_state
+from syncd.state.leases import Leases
+from syncd.state.schema import cycles
+from tests.test_daemon import make_settings
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def ctx(tmp_path, store):
+    settings = make_settings(tmp_path)
+    platform = settings.platforms[0]
+    return PlatformContext(settings=settings, platform=platform, erp=None, shop=None, state=store)
+
+
+def ok_job(ctx):
+    r = CycleReport(ctx.platform.name, "erp-to-shop")
+    r.add(1, "created")
+    return r
+
+
+def test_lease_is_renewed_while_a_long_cycle_runs(store, ctx):
+    runner = CycleRunner(store, holder="me", lease_ttl=0.6)
+    other = Leases(store)
+    attempts = []
+
+    def long_job(c):
+        for _ in range(6):  # 1.5 s: more than twice the ttl
+            time.sleep(0.25)
+            attempts.append(other.acquire("shop/erp-to-shop", "intruder", 5))
+        return ok_job(c)
+
+    result = runner.run(ctx, "erp-to-shop", long_job)
+    assert result.outcome is Outcome.OK
+    assert attempts == [False] * 6, "the lease expired under a running cycle"
+    assert other.holder_of("shop/erp-to-shop") is None, "released at the end"
+
+
+def test_error_text_is_redacted_and_keeps_the_cause(store, ctx):
+    runner = CycleRunner(store, holder="me", lease_ttl=30)
+    secret = "Xk9-pw-unique-4711"
+
+    def leaky(c):
+        try:
+            raise ValueError(f"shop rejected password {secret}")
+        except ValueError as exc:
+            raise RuntimeError("push failed") from exc
+
+    with sensitive(secret):
+        result = runner.run(ctx, "erp-to-shop", leaky)
+    assert result.outcome is Outcome.FAILED
+    with store.connect() as conn:
+        (row,) = conn.execute(select(cycles)).all()
+    assert secret not in row.error and "[REDACTED]" in row.error
+    assert row.error.startswith("RuntimeError: push failed; caused by ValueError")
+    assert row.ok is False and row.counts == {}
+
+
+def test_error_text_is_bounded():
+    assert len(error_text(RuntimeError("x" * 10_000))) <= 2000
+
+
+def test_standby_when_another_instance_holds_the_lease(store, ctx):
+    Leases(store).acquire("shop/erp-to-shop", "other", 30)
+    runner = CycleRunner(store, holder="me", lease_ttl=30)
+    called = []
+    result = runner.run(ctx, "erp-to-shop", lambda c: called.append(1))
+    assert result.outcome is Outcome.STANDBY and called == []
+    with store.connect() as conn:
+        assert conn.execute(select(cycles)).all() == [], "a standby is not a cycle"
+
+
+def test_sweep_of_a_shop_to_erp_cycle_waits_for_the_erp_to_shop_lease(store, ctx):
+    """The sweep touches password fields: it must not run while anyone (even this process's
+    own erp-to-shop job) works that direction."""
+    swept = []
+    runner = CycleRunner(store, holder="me", lease_ttl=30, sweep=lambda c: swept.append(1))
+    Leases(store).acquire("shop/erp-to-shop", "me:erp-to-shop", 30)  # our own erp-to-shop cycle
+    result = runner.run(ctx, "shop-to-erp", ok_job)
+    assert result.outcome is Outcome.WAITING and swept == []
+    Leases(store).release("shop/erp-to-shop", "me:erp-to-shop")
+    assert runner.run(ctx, "shop-to-erp", ok_job).outcome is Outcome.OK
+    assert swept == [1]
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
+    assert swept == [1], "one sweep per platform and start"
+
+
+def test_closed_runner_starts_nothing(store, ctx):
+    runner = CycleRunner(store, holder="me", lease_ttl=30)
+    runner.close()
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.STOPPED
+    assert runner.wait_idle(0.1)
+
+
+def test_lost_lease_is_logged(store, ctx, captured_logs):
+    runner = CycleRunner(store, holder="me", lease_ttl=0.3)
+
+    def job(c):
+        # Simulate a stall past the ttl during which another instance takes over.
+        with store.begin() as conn:
+            from syncd.state.schema import leases
+
+            conn.execute(leases.update().values(holder="thief"))
+        time.sleep(0.5)
+        return ok_job(c)
+
+    runner.run(ctx, "erp-to-shop", job)
+    assert "lease lost while working" in captured_logs
+
+
+def test_scheduler_never_overlaps_a_job_and_survives_errors():
+    scheduler = build_scheduler()
+    lock = threading.Lock()
+    running = {"now": 0, "max": 0, "calls": 0}
+
+    def job(platform, direction):
+        with lock:
+            running["now"] += 1
+            running["calls"] += 1
+            running["max"] = max(running["max"], running["now"])
+            n = running["calls"]
+        try:
+            time.sleep(0.25)  # longer than the interval
+            if n == 1:
+                raise RuntimeError("first run fails")
+        finally:
+            with lock:
+                running["now"] -= 1
+
+    ids = schedule_cycles(scheduler, {"erp-to-shop": job}, {"shop": 0.05})
+    assert ids == ["shop/erp-to-shop"]
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while running["calls"] < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        scheduler.shutdown(wait=False)
+    assert running["max"] == 1, "max_instances=1: a job never overlaps itself"
+    job_threads = [t for t in threading.enumerate() if t.name.startswith("job:")]
+    assert all(t.daemon for t in job_threads), "job threads must not keep a stopping process alive"
