@@ -15,6 +15,9 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)$")
 # the first patch release carrying it is not documented. 6.7.10.0 is the first release after the
 # last one known without it (issue #17037 was reported on 6.7.9.1).
 EMAIL_UNIQUE_SINCE = (6, 7, 10, 0)
+# PR #18306 then moved that violation's pointer from "/<customerId>/email" to the sync path
+# ("/write-customer/0/email"); again the release is undocumented, assumed one minor later.
+EMAIL_POINTER_FIXED_SINCE = (6, 7, 11, 0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ class ShopVersion:
     @property
     def enforces_unique_email(self) -> bool:
         return self.parts >= EMAIL_UNIQUE_SINCE
+
+    @property
+    def email_violation_points_at_payload(self) -> bool:
+        return self.parts >= EMAIL_POINTER_FIXED_SINCE
 
     # --- search ----------------------------------------------------------------------------
     @property

@@ -322,9 +322,7 @@ class Writer:
         customer[f"{name}Id"] = rid
 
     def _defaults(self, entity: Entity, record: dict[str, Any], language_id: str | None) -> None:
-        now = now_iso()
-        record.setdefault("createdAt", now)
-        record.setdefault("updatedAt", None)
+        record.setdefault("createdAt", now_iso())
         if self.version.fills_default_salutation and record.get("salutationId") is None:
             record["salutationId"] = self.default_salutation
         if entity.name == "customer":
@@ -332,37 +330,17 @@ class Writer:
             for name, default in (
                 ("active", True),
                 ("guest", False),
-                ("company", None),
-                ("title", None),
-                ("vatIds", None),
-                ("boundSalesChannelId", None),
-                ("customFields", None),
-                ("lastLogin", None),
-                ("firstLogin", None),
-                ("birthday", None),
-                ("lastOrderDate", None),
                 ("orderCount", 0),
-                ("orderTotalAmount", 0.0),
                 ("reviewCount", 0),
-                ("affiliateCode", None),
-                ("campaignCode", None),
+                ("orderTotalAmount", 0.0),
                 ("doubleOptInRegistration", False),
             ):
                 record.setdefault(name, default)
             if self.version.has_account_type:
                 record.setdefault("accountType", "private")
-        else:
-            for name in (
-                "zipcode",
-                "company",
-                "department",
-                "title",
-                "phoneNumber",
-                "additionalAddressLine1",
-                "additionalAddressLine2",
-                "countryStateId",
-                "customFields",
-            ):
+        # every field is present in a stored record, NULL when never written (never the password)
+        for name, spec in entity.fields.items():
+            if spec.kind != "password":
                 record.setdefault(name, None)
         record["apiAlias"] = entity.name
 
@@ -424,9 +402,10 @@ class Writer:
                         clash = other
                         break
             if clash is not None and clash != rid:
-                batch.violations.append(
-                    e.email_not_unique(f"{batch.pointers[(entity_name, rid)]}/email", record["email"])
-                )
+                pointer = batch.pointers[(entity_name, rid)]
+                if not self.version.email_violation_points_at_payload:
+                    pointer = f"/{rid}"  # before PR #18306 the pointer named the customer id
+                batch.violations.append(e.email_not_unique(f"{pointer}/email", record["email"]))
             seen[(email, bound)] = rid
 
     # --- apply -----------------------------------------------------------------------------
