@@ -154,7 +154,7 @@ class Daemon:
             store, holder=self.holder, lease_ttl=self.settings.daemon.lease_ttl, metrics=self.metrics,
             sweep=self._sweep,
         )
-        self._contexts = self._build_contexts(self.settings, strict=True)
+        self._contexts = self._build_contexts(self.settings)
         if self._install_signals:
             self._trap_signals(stack)
         self._start_metrics(stack)
@@ -178,13 +178,20 @@ class Daemon:
 
         next_ping = 0.0
         tick = min(0.5, watchdog / 4) if watchdog else 0.5
-        while not self.stop_event.wait(tick):
-            if self._reload_requested.is_set():
-                self._reload_requested.clear()
-                self._reload()
-            if watchdog and time.monotonic() >= next_ping and self.healthy():
-                notify.watchdog()
-                next_ping = time.monotonic() + watchdog / 2
+        try:
+            while not self.stop_event.wait(tick):
+                if self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    self._reload()
+                if watchdog and time.monotonic() >= next_ping and self.healthy():
+                    notify.watchdog()
+                    next_ping = time.monotonic() + watchdog / 2
+        except BaseException:
+            # A bug in the loop itself: no new cycles, and let the caller report it (exit 1).
+            self.runner.close()
+            scheduler.shutdown(wait=False)
+            notify.stopping("failed, see log")
+            raise
         return self._shutdown()
 
     def _shutdown(self) -> int:
@@ -243,7 +250,7 @@ class Daemon:
         self.metrics_server = server.start()
         stack.callback(server.stop)
 
-    def _build_contexts(self, settings: Settings, *, strict: bool) -> dict[str, PlatformContext]:
+    def _build_contexts(self, settings: Settings) -> dict[str, PlatformContext]:
         """A context per platform. A ConfigError is fatal (exit 2 at start; at reload the old
         configuration stays). Any other error leaves the platform out for now: its cycles try
         again and record the failure, so a shop that is down at start does not stop the rest."""
@@ -319,7 +326,7 @@ class Daemon:
         notify.reloading("reloading configuration")
         try:
             settings = self._reload_fn() if self._reload_fn is not None else self.settings
-            contexts = self._build_contexts(settings, strict=True)
+            contexts = self._build_contexts(settings)
         except Exception as exc:
             log.error("reload refused; the running configuration stays", error=error_text(exc))
             notify.ready("running (reload refused, see log)")
