@@ -75,10 +75,10 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
         if not jobs:
             return
         seen.update(j.id for j in jobs)
-        field_length = getattr(ctx.erp, "password_field_length", None)
+        size_limit = field_length(ctx.erp)
         a = ctx.platform.addresses
         passwords = {
-            j.erp_number: generate_password(a.password_length, a.password_alphabet, field_length=field_length)
+            j.erp_number: generate_password(a.password_length, a.password_alphabet, field_length=size_limit)
             for j in jobs
         }
         with sensitive(*passwords.values()):
@@ -105,10 +105,13 @@ def deliver(
     # b. the field becomes the one durable place of the password
     if not field_written:
         try:
-            call_with_retry(lambda: ctx.erp.write_password_fields(dict(passwords)),
-                            what="write password fields")
+            ctx.erp.write_password_fields(dict(passwords))
         except TransientError as exc:
-            _retry(ctx, items, exc, report)  # nothing written: no field to clear
+            _retry(ctx, items, exc, report)  # nothing written (one transaction): no field to clear
+            return
+        except PermanentError as exc:
+            for i in items:
+                _fail(ctx, i, f"cannot write the ERP password field: {exc}", report, code=exc.code)
             return
         checkpoint("after_field_write")
         repo.set_step([i.job.id for i in items], steps.FIELD_WRITTEN, ctx.clock())
@@ -129,7 +132,7 @@ def deliver(
         _send(ctx, ready, report)
 
     # f. clear every field of the batch in one statement, after each job's outcome is recorded
-    call_with_retry(lambda: ctx.erp.clear_password_fields(numbers), what="clear password fields")
+    ctx.erp.clear_password_fields(numbers)
     checkpoint("after_clear")
     sent = [i for i in items if i.result == "sent"]
     repo.set_step([i.job.id for i in sent], steps.DONE, ctx.clock())
@@ -149,7 +152,7 @@ def _set_shop_passwords(ctx: PlatformContext, items: list[_Item], report: CycleR
         return []
     by_shop = {i.job.shop_id: i.password for i in pending}
     try:
-        errors = call_with_retry(lambda: ctx.shop.set_passwords(by_shop), what="set shop passwords")
+        errors = ctx.shop.set_passwords(by_shop)
     except TransientError as exc:
         _retry(ctx, pending, exc, report)
         return []
@@ -170,9 +173,7 @@ def _set_shop_passwords(ctx: PlatformContext, items: list[_Item], report: CycleR
 def _render(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> None:
     field = ctx.platform.addresses.password_field or ""
     try:
-        rows = call_with_retry(
-            lambda: ctx.erp.get_addresses([i.job.erp_number for i in items]), what="re-read addresses"
-        )
+        rows = ctx.erp.get_addresses([i.job.erp_number for i in items])
     except TransientError as exc:
         _retry(ctx, items, exc, report)
         return
@@ -268,24 +269,26 @@ def _field_value(address: ErpAddress, field: str) -> str | None:
 
 
 def render_context(ctx: PlatformContext, address: ErpAddress) -> dict[str, Any]:
-    """The layout context of spec §2: erp (by column), address (by logical name), shop, customer."""
-    try:
-        from syncd.layouts import build_context  # the layout module owns the context's shape
-    except ImportError:  # pragma: no cover - only while the layout module is not there
-        build_context = None
-    if build_context is not None:
-        return build_context(address=address, platform=ctx.platform, shop=ctx.shop)
-    logical = {k: getattr(address, k) for k in (
-        "number", "email", "company", "salutation", "first_name", "last_name", "street", "zip",
-        "city", "country", "phone", "customer_group")}
-    login_url = getattr(ctx.shop, "login_url", None) or ctx.platform.login_url or (
-        ctx.platform.url.rstrip("/") + "/account/login")
-    return {
-        "erp": dict(address.row),
-        "address": logical,
-        "shop": {"name": ctx.platform.name, "url": ctx.platform.url, "login_url": login_url},
-        "customer": {"email": address.email, "number": str(address.number)},
-    }
+    """The layout context of spec §2 (erp by column, address by logical name, shop, customer)."""
+    from syncd.layouts import build_context
+
+    return build_context(address, platform=ctx.platform, shop=ctx.shop, sender=_sender(ctx))
+
+
+def _sender(ctx: PlatformContext) -> str:
+    return ctx.platform.sender or ctx.settings.mail.sender
+
+
+def field_length(erp: Any) -> int | None:
+    """The ERP password field's size, when the connector can tell: passwords never exceed it."""
+    known = getattr(erp, "password_field_length", None)
+    if isinstance(known, int):
+        return known
+    try:  # connectors.erp.SqlErp keeps it in its resolved layout
+        column = erp.layout.write.column(erp.password_field)
+        return int(column.length) if column is not None and column.length else None
+    except Exception:  # any other adapter: the ERP refuses an over-long value itself
+        return None
 
 
 def build_mail(ctx: PlatformContext, address: ErpAddress, job: CredentialJob) -> OutgoingMail:
@@ -295,7 +298,7 @@ def build_mail(ctx: PlatformContext, address: ErpAddress, job: CredentialJob) ->
     return OutgoingMail(
         to_addr=address.email or "",
         to_name=name or None,
-        sender=ctx.platform.sender or ctx.settings.mail.sender,
+        sender=_sender(ctx),
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
@@ -321,19 +324,16 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
     repo = CredentialJobs(ctx.state)
     now = ctx.clock()
     active = repo.active(ctx.platform.name)
-    if not full:
-        active = [j for j in active if j.step != steps.PENDING]
-        if not active:
-            return
+    if not full and not active:
+        return
     if full:
-        holding = set(call_with_retry(ctx.erp.numbers_with_password, what="find set password fields"))
+        holding = set(ctx.erp.numbers_with_password())
         owned_elsewhere = {j.erp_number for j in repo.active([p for p in sharing_platforms(ctx)
                                                              if p != ctx.platform.name], holding)}
     else:
         holding, owned_elsewhere = set(), set()
     numbers = holding | {j.erp_number for j in active}
-    values = call_with_retry(lambda: ctx.erp.read_password_fields(sorted(numbers)),
-                             what="read password fields")
+    values = ctx.erp.read_password_fields(sorted(numbers))
     values = {n: (v.strip() if isinstance(v, str) else v) for n, v in values.items()}
     with sensitive(*[v for v in values.values() if v]):
         by_number = {j.erp_number: j for j in active}
@@ -351,13 +351,12 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
                     clear.append(n)
             elif value:
                 finish.append(job)
-            else:
-                restart.append(job.id)
+            elif job.step != steps.PENDING:
+                restart.append(job.id)  # a pending job with an empty field just waits its turn
         if stray:
             log.warning("clearing password fields no job owns", platform=ctx.platform.name, addresses=stray)
         if clear or stray:
-            call_with_retry(lambda: ctx.erp.clear_password_fields(clear + stray),
-                            what="clear password fields")
+            ctx.erp.clear_password_fields(clear + stray)
             for n in stray:
                 report.add(n, "field-cleared", "password field held a value no job owns")
         repo.set_step(done, steps.DONE, now)

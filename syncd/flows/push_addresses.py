@@ -23,7 +23,6 @@ from syncd.config.model import AddressSettings
 from syncd.domain import ErpAddress, Outcome, PushResult
 from syncd.errors import PermanentError
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.retry import call_with_retry
 from syncd.state.db import upsert
 from syncd.state.failures import Failures
 from syncd.state.jobs import CredentialJobs
@@ -258,8 +257,7 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
     pairs = list(pairs)
     name = ctx.platform.name
     try:
-        errors = call_with_retry(lambda: ctx.shop.set_active([lk.shop_id for _, lk in pairs], active),
-                                 what="activate" if active else "deactivate")
+        errors = ctx.shop.set_active([lk.shop_id for _, lk in pairs], active)
     except PermanentError as exc:
         errors = {lk.shop_id: str(exc) for _, lk in pairs}
     jobs = CredentialJobs(ctx.state)
