@@ -53,20 +53,19 @@ class CustomerPusher:
         self.writer = writer
 
     def lookup(self, ids: set[str], emails: set[str]) -> list[dict[str, Any]]:
-        queries = []
-        if ids:
-            queries.append({"type": "equalsAny", "field": "id", "value": sorted(ids)})
-        if emails:
-            queries.append({"type": "equalsAny", "field": "email", "value": sorted(emails)})
-        if not queries:
-            return []
-        criteria = {
-            "filter": [
-                queries[0] if len(queries) == 1 else {"type": "multi", "operator": "or", "queries": queries}
-            ],
-            "includes": {"customer": LOOKUP_FIELDS},
-        }
-        return list(self.search("customer", criteria))
+        """Accounts with one of ``ids`` or ``emails``. Two single-filter searches rather than one
+        OR: each is an index lookup in the shop, an OR across two columns is not."""
+        found: dict[str, dict[str, Any]] = {}
+        for field, values in (("id", ids), ("email", emails)):
+            if not values:
+                continue
+            criteria = {
+                "filter": [{"type": "equalsAny", "field": field, "value": sorted(values)}],
+                "includes": {"customer": LOOKUP_FIELDS},
+            }
+            for row in self.search("customer", criteria):
+                found.setdefault(row["id"], row)
+        return list(found.values())
 
     def push_batch(
         self,

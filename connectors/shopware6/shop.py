@@ -259,15 +259,40 @@ class ShopwareShop:
             )
         return self._customers({"filter": filters})
 
-    def customers_with_orders(self) -> Iterator[ShopCustomer]:
-        return self._customers(
-            {
-                "filter": [
-                    {"type": "equals", "field": "guest", "value": False},
-                    {"type": "range", "field": "orderCount", "parameters": {"gt": 0}},
-                ]
-            }
-        )
+    def customers_with_orders(
+        self, since: datetime | None = None, *, overlap: timedelta = CHANGE_OVERLAP
+    ) -> Iterator[ShopCustomer]:
+        """Non-guest customers with an order placed at/after ``since - overlap`` (None: any
+        order). A new order does not bump the customer's ``updatedAt``, so this reads orders."""
+        if since is None:
+            yield from self._customers(
+                {
+                    "filter": [
+                        {"type": "equals", "field": "guest", "value": False},
+                        {"type": "range", "field": "orderCount", "parameters": {"gt": 0}},
+                    ]
+                }
+            )
+            return
+        criteria = {
+            "filter": [
+                {
+                    "type": "range",
+                    "field": "orderDateTime",
+                    "parameters": {"gte": _shop_time(since - overlap)},
+                }
+            ],
+            "associations": {"orderCustomer": {}},
+            "sort": [{"field": "orderDateTime", "order": "ASC"}, {"field": "id", "order": "ASC"}],
+        }
+        ids: dict[str, None] = {}
+        for order in self.search("order", criteria):
+            cid = (order.get("orderCustomer") or {}).get("customerId")
+            if cid:
+                ids[cid] = None
+        for customer in self.get_customers(list(ids)).values():
+            if not customer.guest:
+                yield customer
 
     def get_customers(self, shop_ids: Sequence[str]) -> dict[str, ShopCustomer]:
         out: dict[str, ShopCustomer] = {}
