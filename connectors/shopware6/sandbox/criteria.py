@@ -220,7 +220,7 @@ class Searcher:
         limit = criteria.get("limit")
         try:
             limit = int(limit) if limit is not None else None
-            page = int(criteria.get("page") or 1)
+            page = int(criteria.get("page", 1))
         except (TypeError, ValueError):
             raise _bad(
                 "FRAMEWORK__INVALID_LIMIT_QUERY", "The limit parameter must be a positive integer.", "/limit"
