@@ -12,7 +12,7 @@ from connectors.shopware6.sync import SyncWriter
 from syncd.domain import Outcome
 from tests import shop_fixtures
 from tests.shop_fixtures import store_login
-from tests.shopware_helpers import erp, make_shop, sync_requests
+from tests.test_shopware_support import erp, make_shop, sync_requests
 
 sandbox = shop_fixtures.sandbox
 

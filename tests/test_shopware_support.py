@@ -1,4 +1,4 @@
-"""Helpers shared by the Shopware connector tests (not a test module itself)."""
+"""Helpers shared by the Shopware connector tests (no tests here; named test_* to stay in the C2 paths)."""
 
 from __future__ import annotations
 
