@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from syncd.scheduler import (
     build_scheduler,
     error_text,
     poll_interval,
+    prune_cycles,
     schedule_cycles,
 )
 from syncd.state.leases import make_holder
@@ -63,6 +65,9 @@ def use_external_stop(event: threading.Event | None) -> threading.Event | None:
 BuildContext = Callable[["PlatformSettings"], "PlatformContext"]
 Reload = Callable[[], "Settings"]
 HEARTBEAT_ID = "_heartbeat"
+HOUSEKEEPING_ID = "_housekeeping"
+HOUSEKEEPING_EVERY = 3600.0
+INTERNAL_JOBS = (HEARTBEAT_ID, HOUSEKEEPING_ID)
 
 
 class Daemon:
@@ -169,6 +174,8 @@ class Daemon:
         self._schedule(self.settings)
         scheduler.add_job(self._heartbeat, "interval", seconds=self._beat_every, id=HEARTBEAT_ID,
                           misfire_grace_time=None)
+        scheduler.add_job(self._housekeeping, "interval", seconds=HOUSEKEEPING_EVERY, id=HOUSEKEEPING_ID,
+                          next_run_time=datetime.now(UTC) + timedelta(minutes=1), misfire_grace_time=None)
         scheduler.start()
         self._last_beat = time.monotonic()
         platforms = ", ".join(p.name for p in self.settings.platforms)
@@ -282,12 +289,21 @@ class Daemon:
         intervals = self._intervals(settings)
         wanted = set(schedule_cycles(self._scheduler, dict.fromkeys(self._jobs, self._cycle), intervals))
         for job in self._scheduler.get_jobs():
-            if job.id != HEARTBEAT_ID and job.id not in wanted:
+            if job.id not in INTERNAL_JOBS and job.id not in wanted:
                 job.remove()
         self.metrics.set_jobs((p, d, i) for p, i in intervals.items() for d in self._jobs)
 
     def _heartbeat(self) -> None:
         self._last_beat = time.monotonic()
+
+    def _housekeeping(self) -> None:
+        try:
+            deleted = prune_cycles(self.store)
+        except Exception as exc:
+            log.warning("housekeeping failed; it runs again in an hour", error=error_text(exc))
+            return
+        if deleted:
+            log.info("old cycle records deleted", count=deleted)
 
     def healthy(self) -> bool:
         """The scheduler still dispatches jobs: its heartbeat job ran recently."""

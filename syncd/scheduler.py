@@ -371,3 +371,25 @@ def schedule_cycles(
             )
             ids.append(job_id)
     return ids
+
+
+# Cycle records older than this are deleted: `syncd status` needs the newest only, and a
+# minute-by-minute poll writes about a million rows a year per platform and direction.
+CYCLE_RETENTION_DAYS = 30
+
+
+def prune_cycles(
+    store: StateStore, *, now: datetime | None = None, days: float = CYCLE_RETENTION_DAYS
+) -> int:
+    """Delete cycle records started more than ``days`` ago (also those a crash left open: no
+    cycle runs for a month); the number deleted. Idempotent: instances may run it at once."""
+    from datetime import timedelta
+
+    from syncd.state.schema import cycles
+
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    with store.begin() as conn:
+        result = conn.execute(
+            cycles.delete().where(cycles.c.started < cutoff)
+        )
+    return int(result.rowcount or 0)

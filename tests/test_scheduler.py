@@ -158,3 +158,22 @@ def test_scheduler_never_overlaps_a_job_and_survives_errors():
     assert running["max"] == 1, "max_instances=1: a job never overlaps itself"
     job_threads = [t for t in threading.enumerate() if t.name.startswith("job:")]
     assert all(t.daemon for t in job_threads), "job threads must not keep a stopping process alive"
+
+
+def test_old_cycle_records_are_pruned(store):
+    from datetime import UTC, datetime, timedelta
+
+    from syncd.scheduler import prune_cycles
+    from syncd.state.cycles import Cycles
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    for days_ago in (40, 31, 29, 1):
+        started = now - timedelta(days=days_ago)
+        cid = Cycles(store, clock=lambda s=started: s).start("shop", "erp-to-shop", "h")
+        if days_ago != 31:  # one left open by a crash
+            Cycles(store, clock=lambda s=started: s).finish(cid, ok=True, counts={})
+    assert prune_cycles(store, now=now) == 2
+    with store.connect() as conn:
+        left = conn.execute(select(cycles.c.started).order_by(cycles.c.started)).scalars().all()
+    assert [(now - s.replace(tzinfo=UTC)).days for s in left] == [29, 1]
+    assert prune_cycles(store, now=now) == 0
