@@ -18,7 +18,7 @@ is cleared, so that after a crash at any instruction the sweep can tell what to 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from syncd.domain import ErpAddress, OutgoingMail
 from syncd.errors import PermanentError, SyncdError, TransientError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.passwords import generate_password
-from syncd.flows.push_addresses import clear_failure, email_problem, record_failure
+from syncd.flows.push_addresses import checkpoint, clear_failure, email_problem, record_failure
 from syncd.redaction import redact, sensitive
 from syncd.retry import call_with_retry
 from syncd.state import jobs as steps
@@ -40,8 +40,6 @@ log = structlog.get_logger("syncd.flows.credentials")
 MAX_SENDS = 2  # the first send plus at most one after a crash with unknown outcome (I5)
 STEP = "credentials"
 
-# Test hook: the kill tests stop the process at named points (see tests/kill_runner.py).
-checkpoint: Callable[[str], None] = lambda _name: None  # noqa: E731
 
 
 def enabled(ctx: PlatformContext) -> bool:

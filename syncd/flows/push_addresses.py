@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +36,21 @@ RECOVERED_CREATE = "existed_with_deterministic_id"
 # Mail failures are kept apart from push failures: a later successful update of the address
 # must not hide that its credentials mail bounced.
 MAIL_DIRECTION = "credentials"
+
+
+
+class Checkpoints:
+    """Named step boundaries of the flow. Production leaves ``hook`` unset; the crash tests set
+    it to stop the process exactly between two durable writes."""
+
+    hook: Callable[[str], None] | None = None
+
+    def __call__(self, name: str) -> None:
+        if self.hook is not None:
+            self.hook(name)
+
+
+checkpoint = Checkpoints()
 
 # Deliberately plain: one @, a dot in the domain, no spaces or control characters. The mail
 # server has the last word (5xx = permanent failure with its reason).
@@ -186,6 +201,7 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     if plan.push:
         known = {n: lk.shop_id for n, lk in links.items() if lk.kind != "collective"}
         results = ctx.shop.push(plan.push, known)
+        checkpoint("after_push")
         _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
 
     if plan.deactivate:
@@ -245,6 +261,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         for a in new_jobs:
             jobs.create(platform=name, erp_number=a.number, shop_id=shop_ids[a.number],
                         email=(a.email or "").strip(), now=now, conn=conn)
+    checkpoint("after_link")
     if ok:
         Failures(ctx.state, clock=ctx.clock).clear_many(name, DIRECTION, ok)
     for number, action, detail in actions:
