@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("syncd.scheduler")
 
 Job = Callable[["PlatformContext"], "CycleReport"]
-Sweep = Callable[["PlatformContext"], None]
+Sweep = Callable[["PlatformContext"], object]  # a returned CycleReport's counts are logged
 
 # The start-up sweep settles password fields, which only the erp-to-shop direction writes: it
 # runs under that direction's lease so it never overlaps another instance's credential work.
@@ -221,10 +221,11 @@ class CycleRunner:
                 started = time.monotonic()
                 log.info("start-up sweep", platform=platform)
                 with LeaseKeeper(self.leases, name, holder, self.lease_ttl):
-                    self.sweep(ctx)
+                    outcome = self.sweep(ctx)
                 self.gate.done.add(platform)
+                counts = getattr(outcome, "counts", None)  # the real sweep returns a CycleReport
                 log.info("start-up sweep done", platform=platform,
-                         seconds=round(time.monotonic() - started, 3))
+                         seconds=round(time.monotonic() - started, 3), counts=dict(counts or {}))
                 return True
             except Exception as exc:
                 log.error("start-up sweep failed; the platform waits until it succeeds",
