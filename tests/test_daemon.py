@@ -273,3 +273,43 @@ def test_config_error_from_build_context_exits_2(tmp_path, store):
                     install_signals=False)
     assert daemon.run() == 2
     assert not (tmp_path / "syncd.pid").exists()
+
+
+def test_watchdog_pings_stop_when_the_scheduler_stalls(tmp_path, store, monkeypatch):
+    import os
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "n.sock"))
+    sock.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "n.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+
+    def drain() -> list[str]:
+        got = []
+        while True:
+            try:
+                got.append(sock.recv(4096).decode())
+            except TimeoutError:
+                return got
+
+    rec = Recorder()
+    daemon = Daemon(make_settings(tmp_path), build_context=build_context_for(store),
+                    jobs={"erp-to-shop": rec.erp_to_shop}, store=store, install_signals=False)
+    thread, result = start(daemon)
+    try:
+        wait_for(lambda: rec.count("erp-to-shop") >= 1, what="first cycle")
+        time.sleep(0.5)
+        assert sum(m == "WATCHDOG=1" for m in drain()) >= 3, "pings every 0.1 s while healthy"
+        daemon._scheduler.pause()  # the scheduler stops dispatching: its heartbeat goes stale
+        time.sleep(2.5)
+        drain()
+        time.sleep(0.5)
+        assert "WATCHDOG=1" not in drain(), "no pings for a stalled scheduler: systemd restarts us"
+        assert not daemon.healthy()
+        daemon._scheduler.resume()
+        wait_for(daemon.healthy, what="recovery")
+    finally:
+        assert stop(daemon, thread, result) == 0
+        sock.close()
