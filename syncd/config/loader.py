@@ -273,6 +273,15 @@ def _cross_checks(settings: Settings, file: str) -> None:
                 allowed="a free text column reserved for the password, not one of: "
                 + ", ".join(sorted(columns.values())),
             )
+        if field and field.lower() in {c.lower() for c in addresses.copy_fields}:
+            raise ConfigError(
+                "copy_fields must not contain the password field: a template's in-flight password "
+                "would be copied into a new address",
+                file=file,
+                key=f"{where}.copy_fields",
+                value=list(addresses.copy_fields),
+                allowed=f"ERP columns other than {field!r}",
+            )
         number = addresses.next_address_number
         if number is not None and not addresses.allow_numbers_outside_debtor_range and not lo <= number <= hi:
             raise ConfigError(

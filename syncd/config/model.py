@@ -168,13 +168,6 @@ class AddressSettings(_Model):
             raise FieldProblem(
                 "password_alphabet", "needs at least 10 distinct characters", self.password_alphabet
             )
-        if self.password_field and self.password_field in self.copy_fields:
-            raise FieldProblem(
-                "copy_fields",
-                f"must not contain the password field {self.password_field!r}: "
-                "a template's password field is never copied",
-                list(self.copy_fields),
-            )
         return self
 
 
