@@ -48,6 +48,7 @@ class _Batch:
         self.deleted: dict[tuple[str, str], None] = {}
         self.violations: list[dict[str, Any]] = []
         self.pointers: dict[tuple[str, str], str] = {}
+        self.now = now_iso()  # one transaction, one timestamp
 
     def get(self, entity: str, rid: str) -> dict[str, Any] | None:
         if (entity, rid) in self.deleted:
@@ -75,6 +76,32 @@ class Writer:
         self.on_register = on_register
         self.email_pattern = EMAIL_HTML5 if version.at_least(6, 6) else EMAIL_LOOSE
         self.default_salutation: str | None = None  # set by the sandbox after seeding
+        self._required = {
+            n: [f for f, spec in ent.fields.items() if spec.required] for n, ent in entities.items()
+        }
+        self._foreign_keys = {
+            n: [(f, spec.target) for f, spec in ent.fields.items() if spec.kind == "fk"]
+            for n, ent in entities.items()
+        }
+        self._template = {n: self._insert_template(ent) for n, ent in entities.items()}
+
+    def _insert_template(self, entity: Entity) -> dict[str, Any]:
+        template: dict[str, Any] = {}
+        if entity.name == "customer":
+            template.update(
+                active=True,
+                guest=False,
+                orderCount=0,
+                reviewCount=0,
+                orderTotalAmount=0.0,
+                doubleOptInRegistration=False,
+            )
+            if self.version.has_account_type:
+                template["accountType"] = "private"
+        for name, spec in entity.fields.items():
+            if spec.kind != "password":
+                template.setdefault(name, None)
+        return template
 
     # --- public entry points ---------------------------------------------------------------
     def sync(
@@ -277,14 +304,14 @@ class Writer:
         for name, value in nested:
             self._nested_addresses(batch, record, name, value, f"{pointer}/{name}", hashes, language_id)
         if existing is None:
-            self._defaults(entity, record, language_id)
+            self._defaults(entity, record, language_id, batch.now)
             reported = {v["source"]["pointer"] for v in batch.violations[before:]}
-            for name, spec in entity.fields.items():
-                if spec.required and record.get(name) is None and f"{pointer}/{name}" not in reported:
+            for name in self._required[entity.name]:
+                if record.get(name) is None and f"{pointer}/{name}" not in reported:
                     batch.violations.append(e.not_blank(f"{pointer}/{name}"))
             batch.inserted[(entity.name, rid)] = None
         else:
-            record["updatedAt"] = now_iso()
+            record["updatedAt"] = batch.now
         return rid
 
     def _nested_addresses(
@@ -321,27 +348,16 @@ class Writer:
         rid = self._record(batch, address, value, pointer, hashes, language_id, parent)
         customer[f"{name}Id"] = rid
 
-    def _defaults(self, entity: Entity, record: dict[str, Any], language_id: str | None) -> None:
-        record.setdefault("createdAt", now_iso())
+    def _defaults(self, entity: Entity, record: dict[str, Any], language_id: str | None, now: str) -> None:
+        record.setdefault("createdAt", now)
         if self.version.fills_default_salutation and record.get("salutationId") is None:
             record["salutationId"] = self.default_salutation
         if entity.name == "customer":
             record.setdefault("languageId", language_id or SYSTEM_LANGUAGE_ID)
-            for name, default in (
-                ("active", True),
-                ("guest", False),
-                ("orderCount", 0),
-                ("reviewCount", 0),
-                ("orderTotalAmount", 0.0),
-                ("doubleOptInRegistration", False),
-            ):
-                record.setdefault(name, default)
-            if self.version.has_account_type:
-                record.setdefault("accountType", "private")
         # every field is present in a stored record, NULL when never written (never the password)
-        for name, spec in entity.fields.items():
-            if spec.kind != "password":
-                record.setdefault(name, None)
+        for name, default in self._template[entity.name].items():
+            if name not in record:
+                record[name] = default
         record["apiAlias"] = entity.name
 
     def _delete(self, batch: _Batch, entity: str, rid: str) -> None:
@@ -359,10 +375,10 @@ class Writer:
         for (entity_name, rid), record in batch.records.items():
             if (entity_name, rid) in batch.deleted:
                 continue
-            for name, spec in self.entities[entity_name].fields.items():
+            for name, target_entity in self._foreign_keys[entity_name]:
                 target = record.get(name)
-                if spec.kind == "fk" and target is not None and batch.get(spec.target, target) is None:
-                    raise e.foreign_key_failure(entity_name, _FK_COLUMN.get(name, name), spec.target)
+                if target is not None and batch.get(target_entity, target) is None:
+                    raise e.foreign_key_failure(entity_name, _FK_COLUMN.get(name, name), target_entity)
         for entity_name, rid in batch.deleted:
             if entity_name != "customer_address":
                 continue
