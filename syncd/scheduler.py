@@ -262,12 +262,20 @@ class CycleRunner:
         name = lease_name(platform, direction)
         holder = self._holder(direction)
         bound = log.bind(platform=platform, direction=direction)
+        prior = self.leases.get(name) if direction == SWEEP_LEASE_DIRECTION else None
         if not self.leases.acquire(name, holder, self.lease_ttl):
             other = self.leases.holder_of(name)
             bound.info("cycle skipped: another instance holds the lease", holder=other)
             if self.metrics is not None:
                 self.metrics.record_standby(platform, direction, other)
             return CycleResult(platform, direction, Outcome.STANDBY)
+        if prior is not None and prior.holder != holder and self.sweep is not None:
+            # A clean release deletes the row: an expired row of another holder means that
+            # holder died (or stalled) mid-cycle, maybe with passwords in flight. Settle them
+            # before new work, as if this process had just started (I2).
+            bound.warning("took over the lease of a holder that did not release it; sweeping first",
+                          previous_holder=prior.holder)
+            self.gate.done.discard(platform)
         try:
             held = holder if direction == SWEEP_LEASE_DIRECTION else None
             if not self.ensure_swept(ctx, held_holder=held):

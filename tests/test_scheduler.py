@@ -177,3 +177,21 @@ def test_old_cycle_records_are_pruned(store):
         left = conn.execute(select(cycles.c.started).order_by(cycles.c.started)).scalars().all()
     assert [(now - s.replace(tzinfo=UTC)).days for s in left] == [29, 1]
     assert prune_cycles(store, now=now) == 0
+
+
+def test_taking_over_a_dead_holders_lease_sweeps_again(store, ctx, captured_logs):
+    from datetime import UTC, datetime, timedelta
+
+    swept = []
+    runner = CycleRunner(store, holder="me", lease_ttl=30, sweep=lambda c: swept.append(1))
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
+    assert swept == [1]
+    # Another instance took the lease, then died without releasing it; the lease expired.
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    assert Leases(store, clock=lambda: past).acquire("shop/erp-to-shop", "dead:1:x:erp-to-shop", 60)
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
+    assert swept == [1, 1], "the dead holder's in-flight passwords are settled before new work"
+    assert "took over the lease" in captured_logs
+    assert runner.run(ctx, "shop-to-erp", ok_job).outcome is Outcome.OK
+    assert swept == [1, 1], "a lease it released cleanly is no reason to sweep"
