@@ -226,3 +226,41 @@ def test_module_entry_point_refuses_a_bad_version():
         cwd=os.path.dirname(os.path.dirname(__file__)),
     )
     assert proc.returncode == 2 and "5.7" in proc.stderr
+
+
+def test_recovery_through_the_admin_proxy_needs_no_access_key(sandbox):
+    c = sandbox.create_customer_as_shop_user("erika@example.com", "altes-passwort")
+    s = admin_session(sandbox)
+    resp = s.post(
+        f"{sandbox.url}/api/_proxy/store-api/{sandbox.sales_channel_id}/account/recovery-password",
+        json={"email": c["email"], "storefrontUrl": sandbox.storefront_url},
+    )
+    assert resp.status_code == 200
+    assert [m.customer_id for m in sandbox.recovery_mails] == [c["id"]]
+    anonymous = requests.post(
+        f"{sandbox.url}/api/_proxy/store-api/{sandbox.sales_channel_id}/account/recovery-password",
+        json={"email": c["email"], "storefrontUrl": sandbox.storefront_url},
+        timeout=10,
+    )
+    assert anonymous.status_code == 401
+
+
+def test_token_accepts_a_form_encoded_body(sandbox):
+    resp = requests.post(
+        f"{sandbox.url}/api/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+        },
+        timeout=10,
+    )
+    assert resp.status_code == 200 and resp.json()["access_token"]
+
+
+def test_get_list_takes_criteria_from_the_query(sandbox):
+    s = admin_session(sandbox)
+    for n in range(1, 4):
+        assert s.post(f"{sandbox.url}/api/customer", json=customer_payload(sandbox, n)).status_code == 204
+    body = s.get(f"{sandbox.url}/api/customer?limit=2&page=2&total-count-mode=1").json()
+    assert body["total"] == 3 and len(body["data"]) == 1

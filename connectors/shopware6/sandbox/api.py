@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from . import errors as e
 from .criteria import Searcher
@@ -113,6 +114,7 @@ def _oauth_denied(hint: str) -> ApiError:
 
 _SEARCH = re.compile(r"^/api/(search|search-ids)/([a-z-]+)$")
 _ENTITY = re.compile(r"^/api/([a-z-]+)(?:/([0-9A-Za-z]+))?$")
+_PROXY = re.compile(r"^/api/_proxy/store-api/([0-9a-f]{32})(/account/.*)$")
 _RESERVE = re.compile(r"^/api/_action/number-range/reserve/customer(?:/([0-9a-f]{32}))?$")
 
 
@@ -137,6 +139,7 @@ class AdminApi:
         self.version_text = version_text
         self.settings = settings
         self.next_customer_number = 10000
+        self.store_api: Any = None  # set by the sandbox; the proxy route forwards to it
 
     def handle(self, req: Request) -> Response:
         if req.path == "/api/oauth/token":
@@ -156,6 +159,8 @@ class AdminApi:
                 return 200, {}, {"number": str(self.next_customer_number)}
         if req.path == "/api/_admin/check-customer-email-valid" and req.method == "POST":
             return self.check_email(req)
+        if (m := _PROXY.match(req.path)) and req.method == "POST":
+            return self.proxy_store_api(req, m.group(1), m.group(2))
         if req.path == "/api/_action/system-config" and req.method == "GET":
             return 200, {}, self._system_config(req.query.get("domain", ""))
         if m := _ENTITY.match(req.path):
@@ -164,7 +169,10 @@ class AdminApi:
 
     # --- auth ------------------------------------------------------------------------------
     def token(self, req: Request) -> Response:
-        body = req.json() if req.body.strip() else {}
+        if req.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            body: Any = dict(parse_qsl(req.body.decode("utf-8", "replace")))  # RFC 6749 form body
+        else:
+            body = req.json() if req.body.strip() else {}
         if not isinstance(body, dict):
             body = {}
         body = {**req.query, **body}
@@ -228,8 +236,9 @@ class AdminApi:
         criteria = req.json()
         if not isinstance(criteria, dict):
             raise e.simple(400, "FRAMEWORK__INVALID_CRITERIA", "The criteria must be a JSON object.")
-        if "total-count-mode" not in criteria and "total-count-mode" in req.query:
-            criteria["total-count-mode"] = req.query["total-count-mode"]
+        for key in ("total-count-mode", "limit", "page", "sort", "ids"):
+            if key not in criteria and key in req.query:  # GET lists take criteria as query parameters
+                criteria[key] = req.query[key]
         with self.store.lock:
             total, rows = self.searcher.search(entity, criteria)
             if ids_only:
@@ -333,6 +342,22 @@ class AdminApi:
         return 200, {}, result
 
     # --- actions ---------------------------------------------------------------------------
+    def proxy_store_api(self, req: Request, sales_channel_id: str, route: str) -> Response:
+        """SalesChannelProxyController: Store API routes with an admin token instead of an access key."""
+        with self.store.lock:
+            channel = self.store.get("sales_channel", sales_channel_id)
+        if channel is None or self.store_api is None:
+            raise e.simple(
+                400, "FRAMEWORK__INVALID_SALES_CHANNEL", f"Sales channel {sales_channel_id} not found."
+            )
+        headers = {k: v for k, v in req.headers.items() if k != "authorization"}
+        headers["sw-access-key"] = channel["accessKey"]
+        return self.store_api.handle(
+            Request(
+                req.method, f"/store-api{route}", req.query, headers, req.body, req.client_ip, req.base_url
+            )
+        )
+
     def check_email(self, req: Request) -> Response:
         body = req.json() if isinstance(req.json(), dict) else {}
         email = str(body.get("email") or "")

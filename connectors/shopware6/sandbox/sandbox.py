@@ -103,6 +103,7 @@ class Sandbox:
             password_min=self._password_min,
             bcrypt_rounds=self._bcrypt_rounds,
         )
+        self.admin_api.store_api = self.store_api
 
     def stop(self) -> None:
         if self._server is None:
