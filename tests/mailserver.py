@@ -364,6 +364,13 @@ class MailServer:
                 self._arrived.wait(remaining)
         return self.messages
 
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no client connection is open (a QUIT is processed asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while self.open_connections and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.open_connections == 0
+
     def clear(self) -> None:
         with self._lock:
             self._raw.clear()
@@ -416,9 +423,7 @@ class MailServer:
 
         controller.loop.call_soon_threadsafe(close)
         done.wait(5)
-        deadline = time.monotonic() + 5
-        while self.open_connections and time.monotonic() < deadline:
-            time.sleep(0.005)
+        self.wait_idle()
 
     # -- called from the server thread
 

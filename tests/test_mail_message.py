@@ -144,3 +144,45 @@ def test_parse_sender_forms():
     assert (a.display_name, a.addr_spec) == ("Shop, GmbH", "shop@example.com")
     with pytest.raises(PermanentError):
         parse_sender("not an address")
+
+
+def test_long_headers_are_folded_and_decode_back():
+    subject = "Ihre Zugangsdaten für den Möbelhaus-Süd-Onlineshop – bitte ändern Sie Ihr Passwort bald " * 3
+    name = "Jürgen-Müller Lüdenscheidt Schäfer Größe Überall Weiß Straße Bäcker Öztürk Çelik Ñandú"
+    raw, msg = _wire(_mail(subject=subject, to_name=name))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    assert msg["Subject"] == subject.strip()
+    # stdlib's parser keeps folds between encoded words as spaces in display names (RFC 2047
+    # says to drop them); breaking after spaces keeps the words themselves whole.
+    assert msg["To"].addresses[0].display_name.split() == name.split()
+
+
+def test_ascii_that_looks_like_an_encoded_word_is_not_decoded():
+    _, msg = _wire(_mail(subject="=?utf-8?b?SGFjaw==?= literally", to_name="=?utf-8?b?SGFjaw==?="))
+    assert msg["Subject"] == "=?utf-8?b?SGFjaw==?= literally"
+    assert msg["To"].addresses[0].display_name == "=?utf-8?b?SGFjaw==?="
+
+
+def test_bodies_survive_quoted_printable_and_the_boundary():
+    text = "a=b\r\nline2\rline3\n.\n..dots\nFrom here\n" + "x" * 300 + "\ttab end \n=_syncd_ fake boundary"
+    html = "<p style=\"a=b\">" + "ü" * 200 + "</p>\n--=_syncd_abc\n"
+    raw, msg = _wire(_mail(text=text, html=html))
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    plain = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")  # the parser keeps wire CRLFs
+    expected = "a=b\nline2\nline3\n.\n..dots\nFrom here\n" + "x" * 300
+    expected += "\ttab end \n=_syncd_ fake boundary\n"
+    assert plain == expected
+    assert msg.get_body(("html",)).get_content().replace("\r\n", "\n") == html
+    assert len(list(msg.iter_parts())) == 2
+
+
+def test_build_message_and_encode_message_agree():
+    from connectors.mail.message import encode_message
+
+    mail = _mail(html="<b>x</b>")
+    encoded = encode_message(mail)
+    assert encoded.envelope_from == "shop@moebel.example" and encoded.envelope_to == "juergen@example.com"
+    msg = message_from_bytes(encoded.data, policy=policy.default)
+    assert msg["Message-ID"] == encoded.message_id
+    assert msg.defects == [] and all(p.defects == [] for p in msg.walk())

@@ -6,13 +6,16 @@ see the ``syncd.ports.MailTransport`` interface.
 
 from __future__ import annotations
 
-from connectors.mail.message import build_message
+from connectors.mail.message import EncodedMail, build_message, encode_message
 from connectors.mail.outbox import OutboxTransport
 from connectors.mail.smtp import SmtpSession, SmtpTransport
 from syncd.config.model import MailSettings
 from syncd.errors import ConfigError
 
-__all__ = ["OutboxTransport", "SmtpSession", "SmtpTransport", "build_message", "open_transport"]
+__all__ = [
+    "EncodedMail", "OutboxTransport", "SmtpSession", "SmtpTransport", "build_message", "encode_message",
+    "open_transport",
+]
 
 
 def open_transport(mail: MailSettings, *, password: str | None = None) -> SmtpTransport | OutboxTransport:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.mail.message import build_message, message_bytes, parse_sender
+from connectors.mail.message import encode_message, parse_sender
 from syncd.domain import CheckItem, OutgoingMail
 from syncd.errors import PermanentError, TransientError
 
@@ -39,8 +39,7 @@ class OutboxTransport:
 
     def send(self, mail: OutgoingMail) -> Path:
         """Write ``mail``; returns the file's path."""
-        msg = build_message(mail, reply_to=self.reply_to)
-        data = message_bytes(msg)
+        data = encode_message(mail, reply_to=self.reply_to).data
         self._ensure_dir()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         key = _UNSAFE.sub("_", mail.key).strip("._")[:100] or "mail"

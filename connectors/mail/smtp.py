@@ -24,7 +24,7 @@ from email.headerregistry import Address
 
 import structlog
 
-from connectors.mail.message import build_message, message_bytes, parse_sender
+from connectors.mail.message import encode_message, parse_sender
 from syncd.config.model import MailSettings
 from syncd.domain import CheckItem, OutgoingMail
 from syncd.errors import PermanentError, TransientError
@@ -171,10 +171,8 @@ class SmtpSession:
     def send(self, mail: OutgoingMail) -> None:
         t = self._transport
         sender = t.sender(mail.sender)
-        msg = build_message(mail, reply_to=t.settings.reply_to, sender=sender)
-        data = message_bytes(msg)
-        to_addr = msg["To"].addresses[0].addr_spec
-        from_addr = sender.addr_spec
+        encoded = encode_message(mail, reply_to=t.settings.reply_to, sender=sender)
+        data, from_addr, to_addr = encoded.data, encoded.envelope_from, encoded.envelope_to
         reused = self._conn is not None
         conn = self._connection()
         try:
