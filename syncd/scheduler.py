@@ -301,13 +301,19 @@ class CycleRunner:
         started = time.monotonic()
         report: CycleReport | None = None
         error: str | None = None
+        keeper = LeaseKeeper(self.leases, name, holder, self.lease_ttl)
         try:
-            with LeaseKeeper(self.leases, name, holder, self.lease_ttl):
+            with keeper:
                 bound.info("cycle started", cycle=cycle_id)
                 report = job(ctx)
         except Exception as exc:
             error = error_text(exc)
             bound.error("cycle failed", cycle=cycle_id, error=error, exc_info=True)
+        if keeper.lost and error is None:
+            # The work is done, but another instance may have done the same at the same time:
+            # visible as a failed cycle, so that a too short [daemon] lease_ttl gets noticed.
+            error = (f"lease {name} lost during the cycle: it stalled longer than lease_ttl "
+                     f"({self.lease_ttl:g}s) and another instance may have run it too")
         duration = time.monotonic() - started
         counts = dict(report.counts) if report is not None else {}
         ok = error is None

@@ -122,8 +122,10 @@ def test_lost_lease_is_logged(store, ctx, captured_logs):
         time.sleep(0.5)
         return ok_job(c)
 
-    runner.run(ctx, "erp-to-shop", job)
+    result = runner.run(ctx, "erp-to-shop", job)
     assert "lease lost while working" in captured_logs
+    assert result.outcome is Outcome.FAILED and "lease shop/erp-to-shop lost" in result.error
+    assert result.report is not None and result.report.counts == {"created": 1}, "the work itself was done"
 
 
 def test_scheduler_never_overlaps_a_job_and_survives_errors():
