@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import keyring
 import pytest
+import structlog
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
-from syncd import retry
+from syncd import redaction, retry
 from syncd.logs import configure_logging, reset_logging
 
 
@@ -54,6 +55,29 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
         yield backend
     finally:
         keyring.core._keyring_backend = previous
+
+
+@pytest.fixture(autouse=True)
+def isolated_logging_and_redaction() -> Iterator[None]:
+    """Undo what a test did to process-wide state: logging set up by a CLI run (its handler
+    would write to a closed capture stream later) and values registered as sensitive (a
+    resolved test secret such as "test" would mask that word in every later test's logs)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog_config = structlog.get_config()
+    with redaction._lock:
+        registered = redaction._values.copy()
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+        structlog.configure(**structlog_config)
+        with redaction._lock:
+            redaction._values.clear()
+            redaction._values.update(registered)
+            redaction._rebuild()
 
 
 class CapturedLogs:

@@ -21,17 +21,6 @@ client_secret = "credential:shop-secret"
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean_registry():
-    # Resolved secrets stay registered for the process; tests must not leak into each other.
-    before = redaction._values.copy()
-    yield
-    with redaction._lock:
-        redaction._values.clear()
-        redaction._values.update(before)
-        redaction._rebuild()
-
-
 def test_env_reference(monkeypatch):
     monkeypatch.setenv("MY_SECRET", "from-env-123")
     assert resolve_secret("env:MY_SECRET", file="f.toml", key="erp.password") == "from-env-123"
