@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.mail import OutboxTransport, SmtpTransport, open_transport
+from connectors.mail import DeliveryUnknown, OutboxTransport, SmtpTransport, open_transport
 from syncd.config.model import MailSettings
 from syncd.domain import OutgoingMail
 from syncd.errors import ConfigError, PermanentError, TransientError
@@ -177,7 +177,7 @@ def test_drop_after_content_is_not_resent(smtp_server):
     with open_transport(_settings(smtp_server)).session() as session:
         session.send(_mail(n=1))
         smtp_server.drop_next(1, stage="data")
-        with pytest.raises(TransientError, match="delivery unknown"):
+        with pytest.raises(DeliveryUnknown, match="delivery unknown"):
             session.send(_mail(n=2))
         session.send(_mail(n=3))
     assert [m["Subject"] for m in smtp_server.wait_for(2)] == ["Zugangsdaten 1", "Zugangsdaten 3"]
@@ -274,3 +274,28 @@ def test_outbox_check_and_config_errors(tmp_path):
     bad = MailSettings.model_construct(transport="pigeon")
     with pytest.raises(ConfigError, match="mail.transport"):
         open_transport(bad)
+
+
+def test_nothing_of_the_mail_reaches_logs_or_errors(smtp_server, captured_logs):
+    secret = "Zq8PwSecret"
+    smtp_server.reject_recipient("gone@example.com")
+    transport = open_transport(_settings(smtp_server))
+    errors = []
+    with transport.session() as session:
+        message_id = session.send(_mail(text=f"Passwort: {secret}", subject=f"S {secret}"))
+        smtp_server.disconnect_all()
+        session.send(_mail(text=f"Passwort: {secret}"))  # reconnect is logged
+        for fault in ("gone", "451", "drop"):
+            if fault == "451":
+                smtp_server.fail_next(1, code=451)
+            if fault == "drop":
+                smtp_server.drop_next(1, stage="data")
+            try:
+                session.send(_mail(to="gone@example.com" if fault == "gone" else "a@example.com",
+                                   text=f"Passwort: {secret}"))
+            except (TransientError, PermanentError) as exc:
+                errors.append(str(exc))
+    assert len(errors) == 3
+    assert "smtp.reconnect" in captured_logs.text
+    assert secret not in captured_logs.text and not any(secret in e for e in errors)
+    assert smtp_server.wait_for(2)[0]["Message-ID"] == message_id

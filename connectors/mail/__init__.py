@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from connectors.mail.message import EncodedMail, build_message, encode_message
 from connectors.mail.outbox import OutboxTransport
-from connectors.mail.smtp import SmtpSession, SmtpTransport
+from connectors.mail.smtp import DeliveryUnknown, SmtpSession, SmtpTransport
 from syncd.config.model import MailSettings
 from syncd.errors import ConfigError
 
 __all__ = [
-    "EncodedMail", "OutboxTransport", "SmtpSession", "SmtpTransport", "build_message", "encode_message",
-    "open_transport",
+    "DeliveryUnknown", "EncodedMail", "OutboxTransport", "SmtpSession", "SmtpTransport",
+    "build_message", "encode_message", "open_transport",
 ]
 
 

@@ -9,7 +9,7 @@ Classification (what the flow's retry policy sees):
 The transport does not loop: the only repetition is re-opening a connection that was dropped
 while idle (found out at MAIL FROM / RCPT TO, before any content went out, so nothing can be
 delivered twice). A drop after the content was sent is a ``TransientError`` whose outcome is
-unknown: the caller decides (I5 bounds it).
+unknown (``DeliveryUnknown``, a ``TransientError``): the caller decides (I5 bounds it).
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ log = structlog.get_logger("syncd.mail")
 # 5xx answers to MAIL FROM that mean "this connection is not allowed to send yet": a server
 # or settings problem, not a problem of the mail, so retrying after the fix must work.
 _SESSION_REFUSALS = {530, 534, 535, 538}
+
+
+class DeliveryUnknown(TransientError):
+    """The connection broke after the message content was sent: the server may have accepted
+    it. Retrying may deliver the mail twice; a caller that must bound resends (I5) counts it."""
 
 
 class _Dropped(Exception):
@@ -129,10 +134,10 @@ class SmtpTransport:
         finally:
             session.close()
 
-    def send(self, mail: OutgoingMail) -> None:
+    def send(self, mail: OutgoingMail) -> str:
         """One mail on its own connection (for single sends; batches use ``session()``)."""
         with self.session() as session:
-            session.send(mail)
+            return session.send(mail)
 
     def check(self) -> list[CheckItem]:
         """Connect, greet, TLS, AUTH as configured; no mail is sent."""
@@ -168,7 +173,8 @@ class SmtpSession:
         self.sent = 0
         self.connections = 0
 
-    def send(self, mail: OutgoingMail) -> None:
+    def send(self, mail: OutgoingMail) -> str:
+        """Send ``mail``; returns its Message-ID. Raises as the module docstring says."""
         t = self._transport
         sender = t.sender(mail.sender)
         encoded = encode_message(mail, reply_to=t.settings.reply_to, sender=sender)
@@ -190,6 +196,7 @@ class SmtpSession:
                 self._discard()
                 raise TransientError(f"SMTP server {t.where} closed the connection again: {second}") from None
         self.sent += 1
+        return encoded.message_id
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -246,7 +253,7 @@ class SmtpSession:
         except (smtplib.SMTPException, OSError) as exc:
             # The content may or may not have been accepted: never resend it here.
             self._discard()
-            raise TransientError(
+            raise DeliveryUnknown(
                 f"SMTP connection to {where} lost while sending to <{to_addr}>; delivery unknown: "
                 f"{exc or type(exc).__name__}"
             ) from None
