@@ -277,7 +277,9 @@ class Daemon:
             ctx = self._contexts.get(platform)
             if ctx is not None:
                 return ctx
-            settings = next(p for p in self.settings.platforms if p.name == platform)
+            settings = next((p for p in self.settings.platforms if p.name == platform), None)
+        if settings is None:
+            raise KeyError(f"platform {platform!r} is no longer configured")
         ctx = self._build_context(settings)
         with self._contexts_lock:
             return self._contexts.setdefault(platform, ctx)
@@ -320,7 +322,7 @@ class Daemon:
         except Exception as exc:
             error = error_text(exc)
             log.error("cycle failed: platform not ready", platform=platform, direction=direction, error=error)
-            self.metrics.record_cycle(platform, direction, None, 0.0, False, error)
+            self.runner.record_failed(platform, direction, f"platform not ready: {error}")
             return None
         try:
             result = self.runner.run(ctx, direction, self._jobs[direction])

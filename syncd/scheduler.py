@@ -189,6 +189,18 @@ class CycleRunner:
                       reason=reason)
         return list(ids)
 
+    def record_failed(self, platform: str, direction: str, error: str) -> None:
+        """A cycle that could not even start (its platform's adapters cannot be built): a
+        failed record all the same, so `syncd status` shows it. Best effort."""
+        try:
+            cycle_id = self.cycles.start(platform, direction, self._holder(direction))
+            self.cycles.finish(cycle_id, ok=False, counts={}, error=error)
+        except Exception as exc:
+            log.warning("could not record the failed cycle", platform=platform, direction=direction,
+                        error=error_text(exc))
+        if self.metrics is not None:
+            self.metrics.record_cycle(platform, direction, None, 0.0, False, error)
+
     def release_all(self, platforms: list[str], directions: list[str]) -> None:
         for platform in platforms:
             for direction in directions:

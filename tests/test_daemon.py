@@ -259,6 +259,9 @@ def test_platform_that_cannot_be_built_fails_its_cycles_not_the_daemon(tmp_path,
     ok, body = daemon.metrics.health()
     assert not ok
     assert "shop DNS lookup failed" in body["jobs"]["bad/erp-to-shop"]["reason"]
+    bad = [r for r in cycle_rows(store) if r.platform == "bad"]
+    assert bad and all(r.ok is False and "platform not ready" in r.error for r in bad), \
+        "`syncd status` must show the failing platform"
 
 
 def test_config_error_from_build_context_exits_2(tmp_path, store):
