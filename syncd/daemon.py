@@ -435,8 +435,11 @@ def restart_running_service(
     unit = unit_for(config_path)
     under_systemd = booted if booted is not None else systemd_booted()
     if under_systemd:
-        active = subprocess.run([systemctl, "is-active", "--quiet", unit], check=False, timeout=30)
-        if active.returncode == 0:
+        try:
+            active = subprocess.run([systemctl, "is-active", "--quiet", unit], check=False, timeout=30)
+        except FileNotFoundError:  # systemd without its client (a minimal container image)
+            active = None
+        if active is not None and active.returncode == 0:
             done = subprocess.run([systemctl, "restart", unit], capture_output=True, text=True, check=False,
                                   timeout=120)
             if done.returncode != 0:

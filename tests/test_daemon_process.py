@@ -255,3 +255,96 @@ def test_inactive_unit_falls_back_to_pid_file(tmp_path):
     settings = Settings.model_validate(settings_dict(tmp_path))
     with pytest.raises(SyncdError, match=r"no active systemd unit syncd.service.*state.pid"):
         restart_running_service(settings, systemctl=str(fake), booted=True)
+
+
+def test_missing_systemctl_falls_back_to_pid_file(tmp_path):
+    settings = Settings.model_validate(settings_dict(tmp_path))
+    with pytest.raises(SyncdError, match="no running syncd found"):
+        restart_running_service(settings, systemctl=str(tmp_path / "no-such-systemctl"), booted=True)
+
+
+TWO_CHILD = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from syncd.config.model import Settings
+    from syncd.daemon import run_daemon
+    from syncd.flows.context import CycleReport, PlatformContext
+    from syncd.logs import configure_logging
+
+    configure_logging("json", "warning", stream=sys.stderr)
+    url, out, piddir = sys.argv[1:4]
+    settings = Settings.model_validate({
+        "daemon": {"state_url": url, "poll_interval": "50ms", "lease_ttl": "30s",
+                   "pid_file": os.path.join(piddir, f"{os.getpid()}.pid")},
+        "erp": {"url": "sqlite://"},
+        "platforms": [{"name": "shop", "url": "http://127.0.0.1:9", "client_id": "i",
+                       "client_secret": "env:X"}],
+    })
+
+    def build(platform):
+        return PlatformContext(settings=None, platform=platform, erp=None, shop=None, state=None)
+
+    def job(ctx):
+        start = time.time()
+        time.sleep(0.03)
+        with open(out, "a") as fh:
+            fh.write(json.dumps([os.getpid(), start, time.time()]) + "\\n")
+        return CycleReport("shop", "erp-to-shop")
+
+    sys.exit(run_daemon(settings, build_context=build, jobs={"erp-to-shop": job}))
+    """
+)
+
+
+@pytest.mark.realdb
+def test_two_daemons_on_one_postgresql_store_never_overlap(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from tests.dbs import pg_url, unique_name
+
+    base = pg_url()
+    schema = unique_name("daemons")
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{base}?options=-csearch_path%3D{schema}"
+    script = tmp_path / "two.py"
+    script.write_text(TWO_CHILD)
+    out = tmp_path / "runs.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC"):
+        env.pop(k, None)
+    procs = []
+    try:
+        procs = [subprocess.Popen([sys.executable, str(script), url, str(out), str(tmp_path)], env=env,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        deadline = time.monotonic() + 30
+        def progress() -> tuple[int, set[int]]:
+            lines = out.read_text().splitlines() if out.exists() else []
+            return len(lines), {json.loads(line)[0] for line in lines}
+
+        while progress()[0] < 20 or len(progress()[1]) < 2:
+            assert time.monotonic() < deadline, f"too few cycles or one instance never worked: {progress()}"
+            assert all(p.poll() is None for p in procs), [p.stderr.read() for p in procs]
+            time.sleep(0.1)
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=30) for p in procs]
+        assert codes == [0, 0], [p.stderr.read() for p in procs]
+        with admin.connect() as conn:
+            rows = conn.execute(text(f'SELECT holder, started, finished FROM "{schema}".cycles')).all()
+            left = conn.execute(text(f'SELECT count(*) FROM "{schema}".leases')).scalar_one()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    runs = sorted((json.loads(line) for line in out.read_text().splitlines()), key=lambda r: r[1])
+    assert {r[0] for r in runs} == {p.pid for p in procs}, "both instances should have worked"
+    for (pid1, _s1, e1), (pid2, s2, _e2) in zip(runs, runs[1:], strict=False):
+        assert s2 >= e1, f"pid {pid2} started at {s2} while pid {pid1} ran until {e1}"
+    assert len(rows) == len(runs) and all(r.finished is not None for r in rows)
+    assert left == 0, "both released their leases at stop"
