@@ -299,3 +299,30 @@ def test_nothing_of_the_mail_reaches_logs_or_errors(smtp_server, captured_logs):
     assert "smtp.reconnect" in captured_logs.text
     assert secret not in captured_logs.text and not any(secret in e for e in errors)
     assert smtp_server.wait_for(2)[0]["Message-ID"] == message_id
+
+
+def test_check_probes_the_senders_without_sending(smtp_server):
+    transport = open_transport(_settings(smtp_server))
+    smtp_server.fail_next(1, code=553, stage="mail", text="Sender address not allowed")
+    items = transport.check(senders=("Zweitshop <b2b@zweit.example>", "broken\r\nBcc: x"))
+    assert [i.ok for i in items if i.name == "smtp"] == [True]
+    senders = [i for i in items if i.name == "sender"]
+    assert any(not i.ok and "broken" in i.detail for i in senders)
+    assert any(not i.ok and "553" in i.detail and "shop@moebel.example" in i.detail for i in senders)
+    assert any(i.ok and "b2b@zweit.example" in i.detail for i in senders)
+    assert smtp_server.accepted == 0
+
+
+def test_silent_server_times_out_as_transient():
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the TCP connection, never greets
+    try:
+        port = listener.getsockname()[1]
+        settings = MailSettings(host="127.0.0.1", port=port, security="none", timeout="0.3s")
+        with pytest.raises(TransientError, match="cannot connect"):
+            open_transport(settings).send(_mail())
+    finally:
+        listener.close()

@@ -85,7 +85,8 @@ class OutboxTransport:
 
     def _ensure_dir(self) -> None:
         try:
-            self.outbox_dir.mkdir(parents=True, exist_ok=True)
+            # The mails carry passwords: a new outbox is for the service user only.
+            self.outbox_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise TransientError(f"cannot create outbox {self.outbox_dir}: {exc}") from None
 

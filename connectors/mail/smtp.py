@@ -139,14 +139,22 @@ class SmtpTransport:
         with self.session() as session:
             return session.send(mail)
 
-    def check(self) -> list[CheckItem]:
-        """Connect, greet, TLS, AUTH as configured; no mail is sent."""
+    def check(self, senders: tuple[str, ...] = ()) -> list[CheckItem]:
+        """Connect, greet, TLS, AUTH as configured, then offer each sender in MAIL FROM and
+        reset: a server that will refuse the sender says so now. No mail is sent.
+
+        ``senders``: further sender addresses to probe (per-platform ``sender``)."""
         items: list[CheckItem] = []
-        try:
-            sender = self.sender()
-            items.append(CheckItem("mail", "sender", True, str(sender)))
-        except PermanentError as exc:
-            items.append(CheckItem("mail", "sender", False, f"[mail] sender: {exc}"))
+        probes: list[Address] = []
+        for label, value in (("[mail] sender", self.settings.sender),
+                             *((f"sender {v!r}", v) for v in senders)):
+            try:
+                address = parse_sender(value)
+            except PermanentError as exc:
+                items.append(CheckItem("mail", "sender", False, f"{label}: {exc}"))
+                continue
+            if address.addr_spec not in {p.addr_spec for p in probes}:
+                probes.append(address)
         s = self.settings
         what = f"{s.security} to {self.where}" + ("" if s.verify_tls else " (certificate NOT verified)")
         if s.username:
@@ -156,11 +164,20 @@ class SmtpTransport:
         except TransientError as exc:
             items.append(CheckItem("mail", "smtp", False, str(exc)))
             return items
-        try:
-            conn.quit()
-        except (smtplib.SMTPException, OSError):
-            pass
         items.append(CheckItem("mail", "smtp", True, what))
+        try:
+            for address in probes:
+                code, resp = conn.mail(address.addr_spec)
+                conn.rset()
+                ok = code == 250
+                refused = f"server refuses sender {address}: {code} {_text(resp)}"
+                items.append(CheckItem("mail", "sender", ok, f"{address} accepted" if ok else refused))
+            conn.quit()
+        except (smtplib.SMTPException, OSError) as exc:
+            dropped = f"SMTP server {self.where} dropped the check: {exc}"
+            items.append(CheckItem("mail", "smtp", False, dropped))
+        finally:
+            _close(conn)
         return items
 
 
