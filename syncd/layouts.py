@@ -88,10 +88,16 @@ class _LayoutLoader(jinja2.BaseLoader):
         if not entry.is_file():
             raise jinja2.TemplateNotFound(template)
         source = entry.read_text(encoding="utf-8")
-        if isinstance(entry, Path):
-            mtime = entry.stat().st_mtime
-            return source, str(entry), lambda: _mtime(entry) == mtime
-        return source, f"<shipped>/{template}", lambda: True
+
+        def still_current() -> bool:
+            # Edited, or NAME now resolves elsewhere (an override added or removed)?
+            if self._store.folder(name) != folder:
+                return False
+            return not isinstance(entry, Path) or _mtime(entry) == mtime
+
+        mtime = entry.stat().st_mtime if isinstance(entry, Path) else None
+        filename = str(entry) if isinstance(entry, Path) else f"<shipped>/{template}"
+        return source, filename, still_current
 
 
 def _mtime(path: Path) -> float | None:

@@ -143,6 +143,18 @@ def test_operator_edits_take_effect_without_restart(tmp_path):
     assert store.render("mine", ctx).text.startswith("Version 2")
 
 
+def test_override_added_or_removed_while_running(tmp_path):
+    store = LayoutStore(tmp_path)
+    ctx = build_context(_address(), platform=_platform())
+    assert store.render("credentials", ctx).html is not None  # shipped
+    folder = _layout(tmp_path, "credentials", "Neu", "Eigenes {{ erp.KU_PASSWORT }}")
+    assert store.render("credentials", ctx).subject == "Neu"
+    for file in folder.iterdir():
+        file.unlink()
+    folder.rmdir()
+    assert store.render("credentials", ctx).subject.startswith("Ihre Zugangsdaten")
+
+
 def test_missing_layouts_dir_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="mail.layouts_dir"):
         LayoutStore(tmp_path / "nope")
