@@ -21,6 +21,7 @@ from connectors.shopware6 import open_shop
 from syncd.config.model import AddressSettings, DaemonSettings, ErpSettings, PlatformSettings, Settings
 from syncd.flows.context import PlatformContext
 from syncd.flows.import_customers import CURSOR, KILL_ENV, check_import_settings, run_shop_to_erp
+from syncd.flows.numbers import ImportBlocked, NumberRefused
 from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors
 from syncd.state.db import open_state
@@ -286,7 +287,9 @@ def test_number_outside_debtor_range_is_refused_and_stops_the_platform(world):
     insert_addresses(world.erp_settings.url, world.table, [{"number": 69999, "email": "x@example.com"}])
     a = world.shop_user("a@example.com")
     b = world.shop_user("b@example.com")
-    report = run_shop_to_erp(world.ctx(next_address_number=69999))
+    with pytest.raises(NumberRefused) as info:  # the cycle fails visibly, with the reason
+        run_shop_to_erp(world.ctx(next_address_number=69999))
+    report = info.value.report
     assert imported(report) == []
     failed = [i for i in report.items if i.action == "failed"]
     assert len(failed) == 1  # the first refusal stops the run: the second is not even tried
@@ -327,7 +330,9 @@ def test_missing_template_is_refused_by_check_and_at_run_time(world):
     ctx = world.ctx(template_address=10000, copy_fields=["Status", "Nonsense"])
     bad = {i.name: i for i in check_import_settings(ctx) if not i.ok}
     assert any("template_address" in n for n in bad)
-    report = run_shop_to_erp(ctx)
+    with pytest.raises(ImportBlocked) as info:
+        run_shop_to_erp(ctx)
+    report = info.value.report
     assert imported(report) == [] and report.counts["failed"] == 1
     assert "template_address 10000 does not exist" in report.items[0].detail
     assert world.erp_rows() == {} and cid not in world.links()
@@ -366,7 +371,9 @@ def test_missing_collective_address_is_reported(world):
     world.shop_user("a@example.com")
     ctx = world.ctx(shop_to_erp=False, collective_address=10000)
     assert [i.ok for i in check_import_settings(ctx)] == [False]
-    report = run_shop_to_erp(ctx)
+    with pytest.raises(ImportBlocked) as info:
+        run_shop_to_erp(ctx)
+    report = info.value.report
     assert report.counts["failed"] == 1 and "collective_address 10000" in report.items[0].detail
     assert world.links() == {}
 
@@ -390,6 +397,22 @@ def test_customer_number_naming_their_erp_address_is_adopted_not_imported(world)
     assert world.links()[clash].erp_number == 10019
     assert world.customer(clash)["customerNumber"] == "10019"
     assert sorted(world.erp_rows()) == [10019, 10050, 10051]
+
+
+def test_the_one_erp_address_with_the_customers_email_is_adopted(world):
+    insert_addresses(world.erp_settings.url, world.table, [
+        {"number": 10060, "email": "stamm@example.com", "last_name": "Stammkunde"},
+        {"number": 10061, "email": "familie@example.com", "last_name": "Vater"},
+        {"number": 10062, "email": "familie@example.com", "last_name": "Mutter"},
+    ])
+    regular = world.shop_user("stamm@example.com")
+    family = world.shop_user("familie@example.com")
+    report = run_shop_to_erp(world.ctx())
+    assert world.links()[regular].erp_number == 10060
+    assert world.customer(regular)["customerNumber"] == "10060"
+    # two addresses share that e-mail: no guessing, a new address
+    assert imported(report) == [family] and world.links()[family].erp_number == 10019
+    assert sorted(world.erp_rows()) == [10019, 10060, 10061, 10062]
 
 
 # --- bad records ---------------------------------------------------------------------------------

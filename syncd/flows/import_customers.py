@@ -11,10 +11,11 @@ Per customer, in this order:
    number; an ``import`` link whose write-back is missing is *resumed* (below). Links of the
    ERP -> shop flow (kinds ``erp``/``email``) are that flow's business.
 2. Not linked, but an ERP address already belongs to the customer: the row whose ``shop_id``
-   column holds the customer id (when ``[erp.columns] shop_id`` is mapped), or the address the
-   customer number names, when its e-mail is the customer's. It is adopted (link + write-back),
-   never imported again. A customer number naming an address with another e-mail is taken for
-   the shop's own number range and ignored.
+   column holds the customer id (when ``[erp.columns] shop_id`` is mapped), the address the
+   customer number names when its e-mail is the customer's, or the one and only ERP address
+   with the customer's e-mail. It is adopted (link ``import`` + write-back), never imported
+   again; an address linked to another shop account is never adopted. A customer number naming
+   an address with another e-mail is taken for the shop's own number range and ignored.
 3. ``shop_to_erp`` off: linked to ``collective_address`` (kind ``collective``); nothing is
    created in the ERP.
 4. Otherwise a new ERP address: content from the default billing address (shop values always
@@ -137,56 +138,66 @@ class _Import:
         started = self.ctx.clock()
         cursor = self.cursors.get(self.platform, CURSOR)
         since = datetime.fromisoformat(cursor["since"]) - OVERLAP if cursor else None
-        customers = self._collect(since)
-        total = len(customers)
+        self.log.info("import cycle", since=since.isoformat() if since else None, dry_run=self.dry_run)
         done = 0
-        self.log.info("import cycle", since=since.isoformat() if since else None, customers=total,
-                      dry_run=self.dry_run)
-        for batch in _chunks(customers.values(), BATCH):
+        for batch in _chunks(self._customers(since), BATCH):
             linked = self.links.get_by_shops(self.platform, [c.id for c in batch])
             for customer in batch:
-                if not self._one(customer, linked.get(customer.id)):
+                blocked = self._one(customer, linked.get(customer.id))
+                if blocked is not None:
                     self.log.warning("imports stopped for this platform until the cause is fixed")
-                    return  # the cursor stays: the unprocessed customers are polled again
+                    if self.dry_run:
+                        return
+                    # The cursor stays, so the customers not reached are polled again; raising
+                    # marks the cycle failed (``syncd status``, metrics) with the reason.
+                    blocked.report = self.report  # type: ignore[attr-defined]
+                    raise blocked
             done += len(batch)
             if self.ctx.progress is not None:
-                self.ctx.progress(done, total)
+                self.ctx.progress(done, None)
         if not self.dry_run:
             self.cursors.set(self.platform, CURSOR, {"since": started.isoformat()})
 
-    def _collect(self, since: datetime | None) -> dict[str, ShopCustomer]:
+    def _customers(self, since: datetime | None) -> Iterator[ShopCustomer]:
+        """Changed customers, then (only-with-orders) customers with orders since, then the
+        ones that failed before; each once. Streamed: only the ids seen are kept."""
         shop = self.ctx.shop
-        found: dict[str, ShopCustomer] = {c.id: c for c in shop.customers_changed_since(since)}
+        seen: set[str] = set()
+        sources: list[Iterable[ShopCustomer]] = [shop.customers_changed_since(since)]
         if self.settings.only_with_orders and since is not None:
-            for c in _ordered_since(shop, since):
-                found.setdefault(c.id, c)
+            sources.append(_ordered_since(shop, since))
+        for source in sources:
+            for c in source:
+                if c.id not in seen:
+                    seen.add(c.id)
+                    yield c
         retry = [
             f.record for f in self.failures.list(self.platform)
-            if f.direction == DIRECTION and f.record not in found
+            if f.direction == DIRECTION and f.record not in seen
         ]
-        if retry:
-            again = shop.get_customers(retry)
-            found.update(again)
-            gone = [r for r in retry if r not in again]
-            if gone and not self.dry_run:
-                self.failures.clear_many(self.platform, DIRECTION, gone)  # deleted in the shop
-        return found
+        if not retry:
+            return
+        again = shop.get_customers(retry)
+        gone = [r for r in retry if r not in again]
+        if gone and not self.dry_run:
+            self.failures.clear_many(self.platform, DIRECTION, gone)  # deleted in the shop
+        yield from again.values()
 
-    def _one(self, c: ShopCustomer, link: Link | None) -> bool:
-        """Handle one customer; False when imports must stop for the platform."""
+    def _one(self, c: ShopCustomer, link: Link | None) -> ImportBlocked | None:
+        """Handle one customer; returns the fault when imports must stop for the platform."""
         try:
             with structlog.contextvars.bound_contextvars(shop_id=c.id):
                 self._decide(c, link)
         except ImportBlocked as exc:
             self._failed(c, getattr(exc, "step", "allocate"), exc)
-            return False
+            return exc
         except TransientError:
             raise
         except PermanentError as exc:
             self._failed(c, getattr(exc, "step", "import"), exc)
         except SyncdError as exc:  # e.g. a config problem met at run time: this record only
             self._failed(c, "import", exc)
-        return True
+        return None
 
     def _failed(self, c: ShopCustomer, step: str, exc: SyncdError) -> None:
         reason = str(exc)
@@ -232,17 +243,31 @@ class _Import:
 
     def _own_address(self, c: ShopCustomer) -> int | None:
         """An ERP address that already belongs to ``c`` (see the module docstring, step 2)."""
+        erp = self.ctx.erp
         shop_col = self.columns.get("shop_id")
         if shop_col:
-            numbers = self.ctx.erp.find_numbers(shop_col, c.id)
+            numbers = erp.find_numbers(shop_col, c.id)
             if numbers:
                 return min(numbers)
         number = _as_number(c.customer_number)
-        if number is None or not self.ctx.erp.number_exists(number):
+        if (number is not None and erp.number_exists(number) and self._unlinked(number)
+                and self._email_matches(number, c.email)):
+            return number
+        email_col = self.columns.get("email")
+        email = (c.email or "").strip()
+        if not email_col or not email:
             return None
-        if self.links.get_by_erp(self.platform, number) is not None:
-            return None  # that address belongs to another shop account
-        return number if self._email_matches(number, c.email) else None
+        candidates = set(erp.find_numbers(email_col, email))
+        if email.lower() != email:
+            candidates |= set(erp.find_numbers(email_col, email.lower()))
+        # Exactly one address with this e-mail, linked to no other account: the customer's own.
+        # Several (a shared family address?) are left to the operator: imported as new.
+        if len(candidates) == 1 and self._unlinked(next(iter(candidates))):
+            return candidates.pop()
+        return None
+
+    def _unlinked(self, number: int) -> bool:
+        return self.links.get_by_erp(self.platform, number) is None
 
     def _email_matches(self, number: int, email: str | None) -> bool:
         col = self.columns.get("email")
