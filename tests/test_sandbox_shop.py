@@ -9,6 +9,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from tests import shop_fixtures
@@ -264,3 +265,25 @@ def test_get_list_takes_criteria_from_the_query(sandbox):
         assert s.post(f"{sandbox.url}/api/customer", json=customer_payload(sandbox, n)).status_code == 204
     body = s.get(f"{sandbox.url}/api/customer?limit=2&page=2&total-count-mode=1").json()
     assert body["total"] == 3 and len(body["data"]) == 1
+
+
+def test_storefront_edits_are_validated_and_move_updated_at(sandbox):
+    c = sandbox.create_customer_as_shop_user("erika@example.com", "passwort12")
+    edited = sandbox.edit_customer_as_shop_user(c["id"], lastName="Neuname")
+    assert edited["lastName"] == "Neuname" and edited["updatedAt"] is not None
+    address = sandbox.edit_address_as_shop_user(c["defaultBillingAddressId"], city="Köln")
+    assert address["city"] == "Köln" and address["updatedAt"] is not None
+    with pytest.raises(ValueError, match="email"):
+        sandbox.edit_customer_as_shop_user(c["id"], email="kaputt")
+    with pytest.raises(KeyError):
+        sandbox.edit_customer_as_shop_user("a" * 32, lastName="X")
+
+
+def test_an_added_country_is_searchable(sandbox):
+    country_id = sandbox.add_country("SE", "Schweden", "SWE")
+    s = admin_session(sandbox)
+    body = s.post(
+        f"{sandbox.url}/api/search/country",
+        json={"filter": [{"type": "equals", "field": "iso", "value": "SE"}]},
+    ).json()
+    assert [c["id"] for c in body["data"]] == [country_id]

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import threading
 from typing import Any
-
-import bcrypt
 
 from .api import AdminApi, Credentials
 from .criteria import Searcher
 from .faults import Faults
 from .schema import build_entities
-from .seed import SeedIds, seed, sid
+from .seed import SeedIds, seed
 from .server import LoggedRequest, serve
-from .store import Store, now_iso
+from .shopside import ShopSide
+from .store import Store
 from .storeapi import StoreApi
 from .versions import ShopVersion
 from .writer import Writer
@@ -25,7 +23,7 @@ from .writer import Writer
 BCRYPT_ROUNDS = 4
 
 
-class Sandbox:
+class Sandbox(ShopSide):
     def __init__(
         self,
         version: str = "6.6.10.0",
@@ -208,141 +206,3 @@ class Sandbox:
                     "sales_channel_id": customer.get("salesChannelId"),
                 }
             )
-
-    # --- shop-side events ------------------------------------------------------------------
-    def add_order(self, customer_id: str, amount: float = 119.0) -> str:
-        """An order placed by that customer; bumps orderCount like Shopware's order-count updater
-        (a plain SQL update: ``updatedAt`` of the customer does not change)."""
-        with self._store.lock:
-            customer = self._store.get("customer", customer_id)
-            if customer is None:
-                raise KeyError(f"no customer {customer_id}")
-            number = len(self._store.tables["order"]) + 10000
-            order_id = sid("order", f"{customer_id}:{number}")
-            stamp = now_iso()
-            self._store.put(
-                "order",
-                {
-                    "id": order_id,
-                    "orderNumber": str(number),
-                    "orderDateTime": stamp,
-                    "salesChannelId": customer.get("salesChannelId"),
-                    "billingAddressId": None,
-                    "amountTotal": amount,
-                    "amountNet": round(amount / 1.19, 2),
-                    "currencyId": None,
-                    "languageId": customer.get("languageId"),
-                    "stateId": None,
-                    "createdAt": stamp,
-                    "updatedAt": None,
-                    "apiAlias": "order",
-                },
-            )
-            self._store.put(
-                "order_customer",
-                {
-                    "id": sid("order_customer", order_id),
-                    "orderId": order_id,
-                    "customerId": customer_id,
-                    "email": customer.get("email"),
-                    "firstName": customer.get("firstName"),
-                    "lastName": customer.get("lastName"),
-                    "company": customer.get("company"),
-                    "customerNumber": customer.get("customerNumber"),
-                    "salutationId": customer.get("salutationId"),
-                    "vatIds": customer.get("vatIds"),
-                    "createdAt": stamp,
-                    "updatedAt": None,
-                    "apiAlias": "order_customer",
-                },
-            )
-            self._store.put(
-                "customer",
-                {
-                    **customer,
-                    "orderCount": customer.get("orderCount", 0) + 1,
-                    "orderTotalAmount": customer.get("orderTotalAmount", 0) + amount,
-                    "lastOrderDate": stamp,
-                },
-            )
-        return order_id
-
-    def create_customer_as_shop_user(
-        self,
-        email: str,
-        password: str,
-        *,
-        first_name: str = "Erika",
-        last_name: str = "Musterfrau",
-        street: str = "Hauptstr. 1",
-        zipcode: str = "10115",
-        city: str = "Berlin",
-        country: str = "DE",
-        salutation: str = "mrs",
-        company: str | None = None,
-        active: bool = True,
-    ) -> dict[str, Any]:
-        """A customer who registered in the storefront: the shop numbered them (RegisterRoute),
-        they are bound to no sales channel, and they can log in with ``password``."""
-        ids = self._require_ids()
-        with self._store.lock:
-            self.admin_api.next_customer_number += 1
-            number = str(self.admin_api.next_customer_number)
-        customer_id = hashlib.md5(f"storefront:{email}:{number}".encode(), usedforsecurity=False).hexdigest()
-        address_id = hashlib.md5(
-            f"storefront-address:{email}:{number}".encode(), usedforsecurity=False
-        ).hexdigest()
-        payload: dict[str, Any] = {
-            "id": customer_id,
-            "customerNumber": number,
-            "groupId": ids.customer_groups["Standard-Kundengruppe"],
-            "salesChannelId": ids.sales_channel,
-            "languageId": ids.language,
-            "salutationId": ids.salutations[salutation],
-            "firstName": first_name,
-            "lastName": last_name,
-            "email": email,
-            "company": company,
-            "active": active,
-            "guest": False,
-            "password": password,
-            "addresses": [
-                {
-                    "id": address_id,
-                    "countryId": ids.countries[country],
-                    "firstName": first_name,
-                    "lastName": last_name,
-                    "street": street,
-                    "zipcode": zipcode,
-                    "city": city,
-                    "salutationId": ids.salutations[salutation],
-                }
-            ],
-            "defaultBillingAddressId": address_id,
-            "defaultShippingAddressId": address_id,
-        }
-        if self.shop_version.payment_method_on_customer:
-            payload["defaultPaymentMethodId"] = ids.payment_method
-        if self.shop_version.has_account_type:
-            payload["accountType"] = "business" if company else "private"
-        # The storefront registration sends its own mail; flow_mails only lists mails caused by API
-        # writes, the ones syncd is responsible for suppressing.
-        self._writer.sync(
-            [("storefront", {"entity": "customer", "action": "upsert", "payload": [payload]})],
-            skip_flow=True,
-            language_id=None,
-        )
-        return self.customer(customer_id)
-
-    def check_password(self, email: str, password: str) -> bool:
-        """Whether the Store API would log this customer in (no HTTP round trip)."""
-        from .storeapi import _verify
-
-        with self._store.lock:
-            customer = self.store_api._customer_by_email(email, active_only=True)
-            stored = self._store.passwords.get(customer["id"]) if customer else None
-        return stored is not None and _verify(password, stored)
-
-    def hash_password(self, password: str) -> str:
-        """A bcrypt hash as PHP writes it, for payloads that send a pre-hashed password."""
-        return "$2y$" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(self._bcrypt_rounds)).decode()[4:]
