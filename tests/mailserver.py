@@ -515,3 +515,36 @@ def smtp_starttls_server(smtp_server_factory: Any) -> MailServer:
 def smtp_ssl_server(smtp_server_factory: Any) -> MailServer:
     """Implicit TLS (SMTPS); the certificate is signed by ``server.ca_file``."""
     return smtp_server_factory("ssl")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.mailserver``: serve in the foreground (own process, so a benchmark's
+    client does not share the GIL with the server). Prints one JSON line with host, port and
+    ca_file when ready; on SIGTERM/SIGINT prints the number of accepted messages and exits."""
+    import argparse
+    import json
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.mailserver")
+    parser.add_argument("--security", choices=["none", "starttls", "ssl"], default="none")
+    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD")
+    parser.add_argument("--keep", action="store_true", help="keep (parse) messages; default: count only")
+    args = parser.parse_args(argv)
+    users = dict(u.split(":", 1) for u in args.user)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with MailServer(security=args.security, users=users, keep_messages=args.keep) as server:
+        print(json.dumps({"host": server.host, "port": server.port, "ca_file": server.ca_file}), flush=True)
+        stop.wait()
+        print(json.dumps({"accepted": server.accepted, "connections": server.connections}),
+              file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

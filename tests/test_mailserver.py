@@ -100,3 +100,23 @@ def test_plain_class_start_stop():
         server.stop()
     with pytest.raises(OSError):
         smtplib.SMTP(server.host, server.port, timeout=2)
+
+
+def test_runs_as_its_own_process():
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "tests.mailserver"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        with smtplib.SMTP(info["host"], info["port"], timeout=5) as c:
+            c.send_message(_msg())
+            c.send_message(_msg())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert json.loads(err.strip().splitlines()[-1]) == {"accepted": 2, "connections": 1}
+    assert proc.returncode == 0
