@@ -21,7 +21,14 @@ from connectors.erp import open_erp
 from connectors.mail import open_transport
 from connectors.shopware6 import open_shop
 from connectors.shopware6.sandbox import Sandbox
-from syncd.config.model import AddressSettings, DaemonSettings, MailSettings, PlatformSettings, Settings
+from syncd.config.model import (
+    AddressSettings,
+    DaemonSettings,
+    ErpSettings,
+    MailSettings,
+    PlatformSettings,
+    Settings,
+)
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop, settle_password_fields
 from syncd.layouts import LayoutStore
@@ -113,11 +120,17 @@ class Harness:
     def config_file(self) -> Path:
         """The JSON the kill runner reads (settings plus the resolved shop secret)."""
         path = self.tmp / "runner.json"
+        erp = self.erp_settings
         path.write_text(json.dumps({
-            "settings": self.settings.model_dump(mode="json", by_alias=True),
+            "erp": {"url": erp.url, "profile": erp.profile, "address_table": erp.address_table,
+                    "columns": erp.columns.model_dump(exclude_none=True)},
+            "shop_url": self.sandbox.url, "client_id": self.sandbox.client_id,
             "client_secret": self.sandbox.client_secret,
+            "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
+            "state_url": self.state_url, "addresses": self.addresses,
         }))
         return path
+
 
     def close(self) -> None:
         for ctx in self._contexts:
@@ -171,3 +184,11 @@ class Harness:
             for r in m.rcpt_tos:
                 counts[r.lower()] = counts.get(r.lower(), 0) + 1
         return counts
+
+
+def settings_from_config(config: dict[str, Any]) -> Settings:
+    """The inverse of ``Harness.config_file`` (for the kill runner)."""
+    return build_settings(
+        ErpSettings.model_validate(config["erp"]), config["shop_url"], config["client_id"],
+        config["smtp_host"], config["smtp_port"], config["state_url"], **config["addresses"],
+    )
