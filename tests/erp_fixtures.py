@@ -253,6 +253,9 @@ def fill_addresses(
                 )
             else:
                 raise NotImplementedError(f"fill_addresses: no bulk insert for {name}")
+        if engine.dialect.name == "postgresql":  # a live ERP table has statistics; a fresh one not
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ANALYZE {q}"))
     finally:
         engine.dispose()
     return base + timedelta(seconds=step_seconds * (count - 1))

@@ -70,6 +70,7 @@ class _Shared:
         self.engine = engine
         self.cache = cache
         self.layout: Layout | None = None
+        self.plan: tuple | None = None
         self.stats = ErpStats()
 
         @event.listens_for(engine, "before_cursor_execute")
@@ -213,36 +214,57 @@ class SqlErp(WritesMixin):
         )
 
     # --- normalisation ------------------------------------------------------------------------
-    def _to_address(self, row: Mapping[str, Any]) -> ErpAddress | None:
+    @staticmethod
+    def _clean(rows: list[sa.Row[Any]]) -> list[dict[str, Any]]:
+        """Rows as plain dicts by column name, CHAR padding trimmed (what ``ErpAddress.row`` is)."""
+        if not rows:
+            return []
+        keys = rows[0]._fields
+        return [dict(zip(keys, map(clean_raw, r), strict=True)) for r in rows]
+
+    def _plan(self) -> tuple:
+        """Which row keys feed which logical fields; worked out once per layout, not per row."""
         layout = self.layout
-        raw = {k: clean_raw(v) for k, v in row.items()}
-        number_key = layout.number().key
+        if self._shared.plan is None or self._shared.plan[0] is not layout:
+
+            def key_of(name: str) -> tuple[str, str] | None:
+                bound = layout.logical.get(name)
+                return (bound.key, bound.column.name) if bound is not None else None
+
+            texts = tuple((name, layout.logical[name].key) for name in _TEXT_FIELDS if name in layout.logical)
+            self._shared.plan = (
+                layout,
+                key_of("number"),
+                texts,
+                key_of("country"),
+                key_of("blocked"),
+                key_of("modified_at"),
+            )
+        return self._shared.plan
+
+    def _to_address(self, raw: dict[str, Any]) -> ErpAddress | None:
+        """``raw`` comes from ``_clean``."""
+        _layout, number_of, texts, country_of, blocked_of, modified_of = self._plan()
         try:
-            number = parse_number(raw[number_key])
+            number = parse_number(raw[number_of[0]])
         except ValueProblem as e:
-            log.warning("erp_row_skipped", reason=str(e), column=layout.number().column.name)
+            log.warning("erp_row_skipped", reason=str(e), column=number_of[1])
             return None
         problems: list[str] = []
-        fields: dict[str, Any] = {}
-        for name in _TEXT_FIELDS:
-            bound = layout.logical.get(name)
-            if bound is not None:
-                fields[name] = text_or_none(raw.get(bound.key))
-        if (b := layout.logical.get("country")) is not None:
+        fields: dict[str, Any] = {name: text_or_none(raw[key]) for name, key in texts}
+        if country_of is not None:
             try:
-                fields["country"] = parse_country(raw.get(b.key))
+                fields["country"] = parse_country(raw[country_of[0]])
             except ValueProblem as e:
-                problems.append(f"{b.column.name}: {e}")
+                problems.append(f"{country_of[1]}: {e}")
         blocked = False
-        if (b := layout.logical.get("blocked")) is not None:
+        if blocked_of is not None:
             try:
-                blocked = parse_blocked(raw.get(b.key))
+                blocked = parse_blocked(raw[blocked_of[0]])
             except ValueProblem as e:
                 blocked = True  # unknown flag: do not publish what may be blocked
-                problems.append(f"{b.column.name}: {e}")
-        modified = None
-        if (b := layout.logical.get("modified_at")) is not None:
-            modified = raw.get(b.key)
+                problems.append(f"{blocked_of[1]}: {e}")
+        modified = raw[modified_of[0]] if modified_of is not None else None
         return ErpAddress(
             number=number,
             blocked=blocked,
@@ -262,8 +284,8 @@ class SqlErp(WritesMixin):
         number_col = layout.col(layout.number())
         found: dict[int, ErpAddress] = {}
         for chunk in self._number_params(numbers):
-            for row in self._read("read addresses", self._select().where(number_col.in_(chunk))):
-                address = self._to_address(row._mapping)
+            for row in self._clean(self._read("read addresses", self._select().where(number_col.in_(chunk)))):
+                address = self._to_address(row)
                 if address is not None:
                     found[address.number] = address
         return found
@@ -296,10 +318,14 @@ class SqlErp(WritesMixin):
         if lower is not None:
             stmt = stmt.where(mod >= lower)
         if after is not None:
-            stmt = stmt.where(sa.or_(mod > after[0], sa.and_(mod == after[0], num > after[1])))
+            # The redundant leading ">=" lets every backend use the modified_at index as a range.
+            stmt = stmt.where(mod >= after[0], sa.or_(mod > after[0], num > after[1]))
         stmt = stmt.order_by(mod, num).limit(limit)
         rows = self._read("scan changes", stmt)
-        return [(r._mapping, r._mapping[num_b.key], r._mapping[mod_b.key]) for r in rows]
+        if not rows:
+            return []
+        n, m = rows[0]._fields.index(num_b.key), rows[0]._fields.index(mod_b.key)
+        return [(c, r[n], r[m]) for c, r in zip(self._clean(rows), rows, strict=True)]
 
     def _page_null_modified(self, after: Any, limit: int) -> list[tuple]:
         layout = self.layout
@@ -314,7 +340,10 @@ class SqlErp(WritesMixin):
         if after is not None:
             stmt = stmt.where(num > after)
         rows = self._read("scan addresses", stmt.order_by(num).limit(limit))
-        return [(r._mapping, r._mapping[num_b.key]) for r in rows]
+        if not rows:
+            return []
+        n = rows[0]._fields.index(num_b.key)
+        return [(c, r[n]) for c, r in zip(self._clean(rows), rows, strict=True)]
 
     def iter_all(self, *, batch_size: int = 500) -> Iterator[list[ErpAddress]]:
         """Every address in number order, one page in memory at a time (exports, demo)."""

@@ -77,8 +77,9 @@ class WatermarkScan:
             (number, ts): digest for ts, rows in seen.items() for number, digest in rows.items()
         }
         self._max = self._start
-        # (modified_at, encoded modified_at, number key, row digest) of the rows read in the window
-        self._window: deque[tuple[Any, str, str, str]] = deque()
+        # (modified_at, encoded modified_at, number key, row) of the rows read in the window; the
+        # row's digest is computed only for the rows that stay in it (a first scan reads them all)
+        self._window: deque[tuple[Any, str, str, Mapping[str, Any]]] = deque()
         self._full_done = self._start is not None
 
     def _lower(self) -> Any:
@@ -88,10 +89,10 @@ class WatermarkScan:
             return self._start - timedelta(seconds=self._overlap)
         return self._start  # a growing number: the watermark row itself is the overlap
 
-    def _note(self, modified: Any, number: str, digest: str) -> None:
+    def _note(self, modified: Any, encoded: str, number: str, row: Mapping[str, Any]) -> None:
         if self._max is None or modified > self._max:
             self._max = modified
-        self._window.append((modified, _encode(modified), number, digest))
+        self._window.append((modified, encoded, number, row))
         if self._kind in ("datetime", "date"):
             edge = self._max - timedelta(seconds=self._overlap)
         else:
@@ -121,15 +122,15 @@ class WatermarkScan:
                 break
             batch = []
             for row, number, modified in rows:
-                key = _number_key(number)
-                digest = self._fingerprint(row)
+                key, encoded = _number_key(number), _encode(modified)
+                known = self._seen.get((key, encoded))
                 # Same number and stamp but other content: an ERP with second-precision stamps
                 # changed the row twice within one second. Deliver it again.
-                if self._seen.get((key, _encode(modified))) != digest:
+                if known is None or known != self._fingerprint(row):
                     address = erp._to_address(row)
                     if address is not None:
                         batch.append(address)
-                self._note(modified, key, digest)
+                self._note(modified, encoded, key, row)
             after = (rows[-1][2], rows[-1][1])
             if batch:
                 yield batch
@@ -140,8 +141,8 @@ class WatermarkScan:
         if not self._full_done or self._max is None:
             return {"mode": "watermark", "v": CURSOR_VERSION, "watermark": None, "seen": {}}
         seen: dict[str, dict[str, str]] = {}
-        for _m, encoded, number, digest in self._window:
-            seen.setdefault(encoded, {})[number] = digest
+        for _m, encoded, number, row in self._window:
+            seen.setdefault(encoded, {})[number] = self._fingerprint(row)
         # Pairs of the previous cursor still inside the window were re-read by this scan (the
         # window only moves forward), so the window built here is complete.
         return {"mode": "watermark", "v": CURSOR_VERSION, "watermark": _encode(self._max), "seen": seen}
@@ -191,12 +192,7 @@ class HashScan:
 
 
 def row_fingerprint(row: Mapping[str, Any], skip: frozenset[str]) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for key in sorted(row):
-        if key in skip:
-            continue
-        h.update(key.encode())
-        h.update(b"\x1f")
-        h.update(repr(_encode(row[key])).encode())
-        h.update(b"\x1e")
-    return h.hexdigest()
+    """Stable across runs: the read source's columns come in reflection order, and the repr of
+    str/int/Decimal/datetime values does not change between Python versions."""
+    data = repr([(k, v) for k, v in row.items() if k not in skip])
+    return hashlib.blake2b(data.encode(), digest_size=8).hexdigest()

@@ -23,6 +23,8 @@ class ValueProblem(ValueError):
 
 def clean_raw(value: Any) -> Any:
     """Raw row value as a layout should see it: CHAR padding trimmed, bytes decoded."""
+    if type(value) is str:  # the common case first: this runs for every column of every row
+        return value.rstrip(" ")
     if isinstance(value, bytes | bytearray | memoryview):
         try:
             value = bytes(value).decode("utf-8")
@@ -111,6 +113,11 @@ _EXTRA_NAMES = {
 
 
 @cache
+def _alpha2() -> dict[str, str]:
+    return {c.alpha_2: c.alpha_2 for c in pycountry.countries}
+
+
+@cache
 def _country_index() -> dict[str, str]:
     try:
         german = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["de"])
@@ -136,6 +143,10 @@ def parse_country(value: Any) -> str | None:
     German/English name. Empty means absent; anything else unknown is a problem."""
     if value is None:
         return None
+    if type(value) is str and len(value) == 2 and value.isupper():
+        found = _alpha2().get(value)  # the common case, without pycountry's slower lookup
+        if found:
+            return found
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
         found = pycountry.countries.get(numeric=f"{int(value):03d}")
         if found is None:
