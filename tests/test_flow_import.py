@@ -153,7 +153,7 @@ def imported(report) -> list[str]:
 # --- the basic import ----------------------------------------------------------------------------
 
 
-def test_imports_registered_customers_with_billing_address_and_writes_the_number_back(world):
+def test_imports_registered_customers_with_billing_address_and_writes_the_number_back(world, captured_logs):
     a = world.shop_user("juergen@example.com", first_name="Jürgen", last_name="Größ", street="Straße 1 ä",
                         zipcode="01067", city="Dresden", company="Müller & Söhne GmbH")
     b = world.shop_user("erika@example.com", salutation="mrs", country="AT", city="Wien")
@@ -175,6 +175,8 @@ def test_imports_registered_customers_with_billing_address_and_writes_the_number
     assert {(lk.erp_number, lk.kind) for lk in links.values()} == {
         (ra["AdrNr"], "import"), (rb["AdrNr"], "import")}
     assert Cursors(world.state).get(PLATFORM, CURSOR) is not None
+    events = [e for e in captured_logs.events() if e.get("event") == "import imported"]
+    assert {(e["platform"], e["shop_id"]) for e in events} == {(PLATFORM, a), (PLATFORM, b)}
 
 
 def test_rerun_imports_nothing(world):
@@ -441,6 +443,49 @@ def test_bad_records_fail_with_reason_and_the_others_continue(world):
     again = run_shop_to_erp(world.ctx())
     assert imported(again) == [no_street]
     assert {f.record for f in Failures(world.state).list(PLATFORM)} == {kosovo}
+
+
+class FaultyShop:
+    """The real shop connector; right before a customer-number write-back the sandbox is told
+    to answer the next requests with ``status`` (the fault happens on the wire)."""
+
+    def __init__(self, shop, sandbox, status: int, times: int) -> None:
+        self._shop, self._sb, self.status, self.times = shop, sandbox, status, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shop, name)
+
+    def set_customer_number(self, shop_id: str, number: str) -> None:
+        if self.times:
+            self._sb.faults.fail_next(self.times, self.status)
+            self.times = 0
+        return self._shop.set_customer_number(shop_id, number)
+
+
+def test_transient_write_back_fault_is_retried_and_the_import_completes(world):
+    cid = world.shop_user("wackelig@example.com")
+    ctx = world.ctx()
+    ctx.shop = FaultyShop(ctx.shop, world.sb, 503, 2)
+    report = run_shop_to_erp(ctx)
+    assert imported(report) == [cid]
+    assert world.customer(cid)["customerNumber"] == "10019"
+
+
+def test_refused_write_back_is_recorded_and_resumed_without_a_second_address(world):
+    cid = world.shop_user("abgelehnt@example.com")
+    ctx = world.ctx()
+    ctx.shop = FaultyShop(ctx.shop, world.sb, 400, 1)
+    report = run_shop_to_erp(ctx)
+    assert report.counts["failed"] == 1 and imported(report) == []
+    (failure,) = Failures(world.state).list(PLATFORM)
+    assert failure.step == "write-back" and "10019" in failure.reason
+    assert sorted(world.erp_rows()) == [10019] and world.links()[cid].erp_number == 10019
+
+    again = run_shop_to_erp(world.ctx())
+    assert [i.detail for i in again.items if i.action == "imported"] == ["ERP address 10019 (resumed)"]
+    assert sorted(world.erp_rows()) == [10019]
+    assert world.customer(cid)["customerNumber"] == "10019"
+    assert Failures(world.state).list(PLATFORM) == []
 
 
 # --- dry run -------------------------------------------------------------------------------------

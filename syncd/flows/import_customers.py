@@ -165,7 +165,7 @@ class _Import:
         seen: set[str] = set()
         sources: list[Iterable[ShopCustomer]] = [shop.customers_changed_since(since)]
         if self.settings.only_with_orders and since is not None:
-            sources.append(_ordered_since(shop, since))
+            sources.append(shop.customers_with_orders(since))
         for source in sources:
             for c in source:
                 if c.id not in seen:
@@ -444,15 +444,6 @@ def copy_columns(ctx: PlatformContext) -> list[str]:
         if column not in own and column not in out:
             out.append(column)
     return out
-
-
-def _ordered_since(shop: Any, since: datetime) -> Iterable[ShopCustomer]:
-    try:
-        return shop.customers_with_orders(since)
-    except TypeError:
-        # A connector without the ``since`` parameter of ``ShopPort.customers_with_orders``
-        # returns every customer with an order: correct, only slower.
-        return shop.customers_with_orders()
 
 
 def _as_number(value: str | None) -> int | None:
