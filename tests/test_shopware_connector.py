@@ -161,6 +161,21 @@ def test_shop_side_rejections_map_to_their_records_and_bisect_without_pointers(s
     assert meta.sales_channel_id
 
 
+def test_fingerprints_skip_unchanged_linked_addresses(sandbox):
+    shop = make_shop(sandbox)
+    [first] = shop.push([erp(10001)], {}, fingerprints={})
+    assert first.fingerprint
+    assert shop.fingerprint(erp(10001)) == first.fingerprint
+    before = len(sandbox.request_log)
+    [same] = shop.push([erp(10001)], {10001: first.shop_id}, fingerprints={10001: first.fingerprint})
+    assert same.outcome == Outcome.UNCHANGED and len(sandbox.request_log) == before  # no request at all
+    [changed] = shop.push(
+        [erp(10001, city="Münster")], {10001: first.shop_id}, fingerprints={10001: first.fingerprint}
+    )
+    assert changed.outcome == Outcome.UPDATED and changed.fingerprint != first.fingerprint
+    assert shop.push([erp(10002)], {})[0].fingerprint is None  # not asked for
+
+
 def test_batches_follow_batch_size(sandbox):
     shop = make_shop(sandbox, batch_size=3)
     results = shop.push([erp(n) for n in range(10001, 10008)], {})

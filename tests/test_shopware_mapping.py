@@ -60,6 +60,15 @@ def addr(**kw) -> ErpAddress:
     return ErpAddress(**values)
 
 
+def test_ids_are_uuid5_of_platform_and_number():
+    import uuid
+
+    from connectors.shopware6.mapping import NAMESPACE
+
+    assert customer_id("shop", 10001) == uuid.uuid5(NAMESPACE, "shop:10001").hex
+    assert address_id("shop", 10001) == uuid.uuid5(NAMESPACE, "shop:10001:address").hex
+
+
 def test_ids_are_deterministic_hex_and_distinct_per_platform_and_record():
     a = customer_id("shop", 10001)
     assert a == customer_id("shop", 10001)

@@ -1,6 +1,6 @@
 """ERP address -> Shopware customer payload, and shop JSON -> ``ShopCustomer``. Pure functions.
 
-Rules an operator sees (also in docs/connectors/shopware6.md):
+Rules an operator sees:
 
 - ids: customer ``uuid5(NAMESPACE, "<platform>:<number>")``, its default address
   ``uuid5(NAMESPACE, "<platform>:<number>:address")``, as 32 hex digits. A replayed push upserts
@@ -63,12 +63,25 @@ class Rejected(Exception):
         self.code = code
 
 
+_NAMESPACE_BYTES = NAMESPACE.bytes
+
+
+def _uuid5_hex(name: str) -> str:
+    """``uuid.uuid5(NAMESPACE, name).hex`` without building UUID objects (hot path of push)."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return digest.hex()
+
+
 def customer_id(platform: str, number: int) -> str:
-    return uuid.uuid5(NAMESPACE, f"{platform}:{number}").hex
+    return _uuid5_hex(f"{platform}:{number}")
 
 
 def address_id(platform: str, number: int) -> str:
-    return uuid.uuid5(NAMESPACE, f"{platform}:{number}:address").hex
+    return _uuid5_hex(f"{platform}:{number}:address")
 
 
 def clean(value: Any) -> str | None:

@@ -1,8 +1,15 @@
 """ERP addresses -> shop customers, one batch at a time (``ShopwareShop.push``).
 
 Per batch: map every address (bad ones are rejected before anything is sent), one customer
-search for the batch's deterministic/linked ids and e-mails, decide each record's outcome, one
-sync upsert (``SyncWriter`` splits out records the shop refuses).
+search for the batch's e-mails, decide each record's outcome, one sync upsert (``SyncWriter``
+splits out records the shop refuses). So a batch costs two requests whatever its size.
+
+Outcomes: CREATED (no account of ours known), UPDATED (linked, or found under our deterministic
+id - then ``detail = "existed_with_deterministic_id"``: an earlier push wrote it but its link was
+never stored), LINKED, UNCHANGED (only with ``fingerprints``), REJECTED. An unlinked account of
+ours is found through its e-mail; if the ERP e-mail changed between that crash and the replay it
+is reported CREATED - the upsert still hits the same id, so nothing is duplicated, and the flow
+treats both cases alike (a new account of ours).
 
 E-mail rules (Shopware up to 6.6 accepts duplicates, so syncd enforces them itself):
 - two ERP addresses with one e-mail (in the call, or one already linked: ``linked_emails``):
@@ -52,30 +59,28 @@ class CustomerPusher:
         self.search = search  # search(entity, criteria) -> iterator over all pages
         self.writer = writer
 
-    def lookup(self, ids: set[str], emails: set[str]) -> list[dict[str, Any]]:
-        """Accounts with one of ``ids`` or ``emails``. Two single-filter searches rather than one
-        OR: each is an index lookup in the shop, an OR across two columns is not."""
-        found: dict[str, dict[str, Any]] = {}
-        for field, values in (("id", ids), ("email", emails)):
-            if not values:
-                continue
-            criteria = {
-                "filter": [{"type": "equalsAny", "field": field, "value": sorted(values)}],
-                "includes": {"customer": LOOKUP_FIELDS},
-            }
-            for row in self.search("customer", criteria):
-                found.setdefault(row["id"], row)
-        return list(found.values())
+    def lookup(self, emails: set[str]) -> list[dict[str, Any]]:
+        """Accounts holding one of ``emails`` (the shop compares case-insensitively). One indexed
+        search serves every rule: our own account is found under its unchanged e-mail, so its
+        absence means the e-mail is about to change."""
+        if not emails:
+            return []
+        criteria = {
+            "filter": [{"type": "equalsAny", "field": "email", "value": sorted(emails)}],
+            "includes": {"customer": LOOKUP_FIELDS},
+        }
+        return list(self.search("customer", criteria))
 
-    def push_batch(
+    def prepare(
         self,
         mapper: CustomerMapper,
         batch: Sequence[tuple[int, ErpAddress]],
         links: Mapping[int, str],
         owners: dict[str, int],
-        reverse_links: Mapping[str, int],
-        fingerprints: Mapping[int, str],
+        fingerprints: Mapping[int, str] | None,
     ) -> list[_Plan]:
+        """Map a batch and apply the in-call e-mail rule. No I/O: runs while the previous
+        batch is on the wire."""
         plans: list[_Plan] = []
         for position, address in batch:
             plan = _Plan(position, address)
@@ -96,17 +101,18 @@ class CustomerPusher:
                     f"ERP address {address.number} gets no second shop account for it"
                 )
                 continue
-            plan.fingerprint = fingerprint(plan.mapped.payload)
-            if linked and fingerprints.get(address.number) == plan.fingerprint:
-                plan.outcome, plan.shop_id = Outcome.UNCHANGED, linked
+            if fingerprints is not None:
+                plan.fingerprint = fingerprint(plan.mapped.payload)
+                if linked and fingerprints.get(address.number) == plan.fingerprint:
+                    plan.outcome, plan.shop_id = Outcome.UNCHANGED, linked
+        return plans
 
+    def complete(
+        self, plans: list[_Plan], links: Mapping[int, str], reverse_links: Mapping[str, int]
+    ) -> list[_Plan]:
+        """Look the batch's e-mails up in the shop, decide each outcome, write."""
         todo = [p for p in plans if p.outcome is None and p.mapped is not None]
-        ids = {links.get(p.address.number) or p.mapped.customer_id for p in todo}  # type: ignore[union-attr]
-        emails: set[str] = set()
-        for p in todo:
-            emails.add(p.mapped.email)  # type: ignore[union-attr]
-            emails.add(p.mapped.email.lower())  # type: ignore[union-attr]
-        found = self.lookup(ids, emails)
+        found = self.lookup({p.mapped.email for p in todo})  # type: ignore[union-attr]
         by_id = {c["id"]: c for c in found}
         by_email: dict[str, list[dict[str, Any]]] = {}
         for c in sorted(found, key=lambda c: (c.get("createdAt") or "", c["id"])):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -184,7 +186,8 @@ class ShopwareShop:
         ``links``: ERP number -> shop id already linked. ``linked_emails``: e-mail -> ERP number of
         addresses linked on this platform (so a new address cannot take an e-mail another address
         already has). ``fingerprints``: ERP number -> last fingerprint stored for a linked address;
-        an equal one comes back UNCHANGED without a write.
+        an equal one comes back UNCHANGED without a write. ``PushResult.fingerprint`` is filled
+        only when ``fingerprints`` is given (an empty mapping will do): hashing costs time.
         """
         if not addresses:
             return []
@@ -195,12 +198,25 @@ class ShopwareShop:
                 owners.setdefault(email_key(normalise_email(address.email)), address.number)
         reverse_links = {shop_id: number for number, shop_id in links.items()}
         pusher = CustomerPusher(self.name, mapper.meta.sales_channel_id, self.search, self.writer)
-        results: list[PushResult] = []
         size = self.platform.batch_size
-        for start in range(0, len(addresses), size):
-            batch = list(enumerate(addresses[start : start + size], start))
-            plans = pusher.push_batch(mapper, batch, links, owners, reverse_links, fingerprints or {})
-            results.extend(to_result(p) for p in plans)
+        batches = (list(enumerate(addresses[i : i + size], i)) for i in range(0, len(addresses), size))
+        results: list[PushResult] = []
+        # Two stages: this thread maps batch k+1 while one worker talks to the shop about batch k.
+        # The worker is the only thread using the session during push; results keep their order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.name}") as worker:
+            queued: deque[Future[list[Any]]] = deque()
+            try:
+                for batch in batches:
+                    plans = pusher.prepare(mapper, batch, links, owners, fingerprints)
+                    queued.append(worker.submit(pusher.complete, plans, links, reverse_links))
+                    if len(queued) > 1:
+                        results.extend(to_result(p) for p in queued.popleft().result())
+                while queued:
+                    results.extend(to_result(p) for p in queued.popleft().result())
+            except BaseException:
+                for future in queued:
+                    future.cancel()  # a failed batch ends the push; later ones must not start
+                raise
         counts: dict[str, int] = {}
         for r in results:
             counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1

@@ -1,0 +1,177 @@
+"""Connector overhead: N customers pushed through ``ShopwareShop.push`` vs a bare loop posting the
+same sync payloads to the same kind of sandbox endpoint, in the same run.
+
+The bare loop is the floor: one token, pre-built payloads, one ``POST /api/_action/sync`` per
+batch, no lookups, no error mapping. The connector additionally maps ERP rows, resolves metadata
+and searches existing accounts by id and e-mail per batch (what makes replays and self-registered
+accounts safe). Each side gets a fresh sandbox so both write into an empty shop. The sandbox
+runs in its own process (``python -m connectors.shopware6.sandbox``), as a real shop would: in
+this process it would compete with the client for the GIL and measure that instead.
+
+    python benchmarks/shop_push.py                 # 20,000 and 100,000 customers
+    python benchmarks/shop_push.py --sizes 5000    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import requests
+
+from connectors.shopware6 import open_shop
+from connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
+from syncd.config.model import PlatformSettings
+from syncd.domain import ErpAddress, Outcome
+from syncd.logs import configure_logging
+
+
+def addresses(n: int) -> list[ErpAddress]:
+    return [
+        ErpAddress(
+            number=100000 + i,
+            email=f"kunde{i}@example.com",
+            salutation="Frau" if i % 2 else "Herr",
+            first_name="Jürgen" if i % 3 else "Anna",
+            last_name=f"Müller{i}",
+            company="Muster GmbH" if i % 5 == 0 else None,
+            street=f"Hauptstraße {i % 200 + 1}",
+            zip=f"{48000 + i % 1000}",
+            city="Münster",
+            country="DE" if i % 7 else "AT",
+            phone="0251 123456",
+        )
+        for i in range(n)
+    ]
+
+
+@dataclass
+class Shop:
+    url: str
+    client_id: str
+    client_secret: str
+
+
+@contextmanager
+def sandbox_process(version: str) -> Iterator[Shop]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connectors.shopware6.sandbox", "--version", version],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        url = re.search(r"on (http://\S+)", lines[0]).group(1)
+        yield Shop(url, lines[1].split("=", 1)[1].strip(), lines[2].split("=", 1)[1].strip())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def count_customers(session: requests.Session, sb: Shop, headers: dict[str, str]) -> int:
+    resp = session.post(
+        f"{sb.url}/api/search-ids/customer",
+        json={"limit": 1, "total-count-mode": 1},
+        headers=headers,
+        timeout=60,
+    )
+    resp.raise_for_status()
+    return resp.json()["total"]
+
+
+def token_headers(session: requests.Session, sb: Shop) -> dict[str, str]:
+    token = session.post(
+        f"{sb.url}/api/oauth/token",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": sb.client_id,
+            "client_secret": sb.client_secret,
+        },
+        timeout=30,
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}", "Accept": "application/json", **WRITE_HEADERS}
+
+
+def platform(sb: Shop, batch_size: int) -> PlatformSettings:
+    return PlatformSettings(
+        name="bench", url=sb.url, client_id=sb.client_id, client_secret="env:X", batch_size=batch_size
+    )
+
+
+def run_connector(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[float, int]:
+    with sandbox_process(version) as sb:
+        shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
+        started = time.perf_counter()
+        results = shop.push(rows, {})
+        elapsed = time.perf_counter() - started
+        created = sum(r.outcome == Outcome.CREATED for r in results)
+        assert created == len(rows), f"only {created} of {len(rows)} created"
+        requests_sent = shop.http.requests_sent
+        shop.close()
+        with requests.Session() as session:
+            assert count_customers(session, sb, token_headers(session, sb)) == len(rows)
+    return elapsed, requests_sent
+
+
+def run_bare(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[float, int]:
+    with sandbox_process(version) as sb:
+        # Payloads built by the connector's own mapper, before the clock starts: the same bytes.
+        shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
+        mapper = shop.mapper()
+        payloads = [mapper.map(a).payload for a in rows]
+        shop.close()
+        session = requests.Session()
+        started = time.perf_counter()
+        headers = token_headers(session, sb)
+        count = 1
+        for start in range(0, len(payloads), batch_size):
+            body = {
+                "write-customer": {
+                    "entity": "customer",
+                    "action": "upsert",
+                    "payload": payloads[start : start + batch_size],
+                }
+            }
+            resp = session.post(sb.url + SYNC_PATH, json=body, headers=headers, timeout=60)
+            count += 1
+            resp.raise_for_status()
+        elapsed = time.perf_counter() - started
+        assert count_customers(session, sb, headers) == len(rows)
+        session.close()
+    return elapsed, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--version", default="6.6.10.0")
+    parser.add_argument("--batch-size", type=int, default=250)
+    args = parser.parse_args()
+    configure_logging("json", "warning", stream=io.StringIO())  # per-request debug lines off
+
+    print(f"Shopware sandbox {args.version}, batch size {args.batch_size}")
+    print(f"{'customers':>10} {'bare s':>9} {'connector s':>12} {'ratio':>7} {'bare req':>9} {'conn req':>9}")
+    for n in args.sizes:
+        rows = addresses(n)
+        bare, bare_requests = run_bare(args.version, rows, args.batch_size)
+        gc.collect()
+        conn, conn_requests = run_connector(args.version, rows, args.batch_size)
+        gc.collect()
+        print(
+            f"{n:>10} {bare:>9.2f} {conn:>12.2f} {conn / bare:>6.2f}x {bare_requests:>9} {conn_requests:>9}"
+        )
+    print("goal: connector <= 1.20x the bare loop")
+
+
+if __name__ == "__main__":
+    main()
