@@ -251,3 +251,16 @@ def test_passwords_are_stored_as_bcrypt_and_never_returned(sandbox):
     assert "password" not in got
     found = s.post(f"{sandbox.url}/api/search/customer", json={}).json()["data"][0]
     assert "password" not in found and "geheim123" not in str(sandbox.customers())
+
+
+def test_an_unseeded_shop_has_system_data_but_no_sales_channel():
+    from connectors.shopware6.sandbox import Sandbox
+
+    with Sandbox(seed=False) as sb:
+        s = admin_session(sb)
+
+        def total(entity):
+            return s.post(f"{sb.url}/api/search/{entity}", json={"total-count-mode": 1}).json()["total"]
+
+        assert total("sales-channel") == 0 and total("customer-group") == 0 and total("payment-method") == 0
+        assert total("salutation") == 3 and total("country") > 5

@@ -77,10 +77,10 @@ class Sandbox(ShopSide):
         return self
 
     def _build(self) -> None:
-        if self._seeded:
-            self.ids = seed(self._store, self.url)
-        else:  # an empty shop still has its system language and salutations
-            self.ids = seed(self._store, self.url)
+        self.ids = seed(self._store, self.url)
+        if not self._seeded:
+            # seed=False: a shop that nobody set up for syncd -- system data (languages, currency,
+            # countries, salutations) only, no sales channel, customer groups or payment methods
             for entity in ("customer_group", "payment_method", "sales_channel", "sales_channel_domain"):
                 self._store.tables[entity].clear()
         self._writer.default_salutation = self.ids.salutations["not_specified"]
