@@ -250,3 +250,27 @@ def test_malformed_sync_bodies(sandbox):
     )
     resp = s.post(url, json={"x": {"entity": "customer", "action": "upsert", "payload": ["nope"]}})
     assert _errors(resp) == [("/x/0", "FRAMEWORK__WRITE_MALFORMED_INPUT")]
+
+
+def test_flow_with_a_language_the_channel_lacks_answers_412_and_removes_that_customer(sandbox):
+    english = "2fbb5fe2e29a4d70aa5854ce7ce3e20b"
+    sandbox._store.put(
+        "sales_channel",
+        {
+            **sandbox._store.get("sales_channel", sandbox.sales_channel_id),
+            "languageIds": [sandbox.ids.language],
+        },
+    )
+    ok = customer_payload(sandbox, 1)
+    foreign = customer_payload(sandbox, 2, languageId=english)
+    # with the skip header no flow runs, so nothing is checked
+    assert _sync(sandbox, [customer_payload(sandbox, 3, languageId=english)]).status_code == 200
+    s = admin_session(sandbox)
+    resp = s.post(
+        f"{sandbox.url}/api/_action/sync",
+        json={"w": {"entity": "customer", "action": "upsert", "payload": [ok, foreign]}},
+    )
+    assert resp.status_code == 412
+    assert resp.json()["errors"][0]["code"] == "SYSTEM__SALES_CHANNEL_LANGUAGE_NOT_AVAILABLE_EXCEPTION"
+    assert sorted(c["customerNumber"] for c in sandbox.customers()) == ["1", "3"]
+    assert [m["customer_id"] for m in sandbox.flow_mails] == [ok["id"]]

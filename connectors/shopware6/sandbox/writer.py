@@ -436,10 +436,35 @@ class Writer:
             written.setdefault(entity_name, []).append(rid)
         self.store.passwords.update(batch.passwords)
         if not skip_flow:
-            for entity_name, rid in batch.inserted:
-                if entity_name == "customer":
-                    self.on_register(batch.records[(entity_name, rid)])
+            self._register_flows(batch)
         return written
+
+    def _register_flows(self, batch: _Batch) -> None:
+        """CustomerFlowEventsSubscriber after the write: restoring the customer's sales channel context
+        fails for a language the channel does not offer; the subscriber deletes the customer again
+        and the request answers 412 (the rest of the request stays written)."""
+        refused: list[tuple[str, list[str]]] = []
+        for entity_name, rid in batch.inserted:
+            if entity_name != "customer":
+                continue
+            customer = batch.records[(entity_name, rid)]
+            channel = self.store.get("sales_channel", customer.get("salesChannelId") or "") or {}
+            languages = channel.get("languageIds") or []
+            if customer.get("languageId") not in languages:
+                refused.append((customer["languageId"], languages))
+                for aid in list(self.store.ids_by("customer_address", "customerId", rid)):
+                    self.store.remove("customer_address", aid)
+                self.store.remove("customer", rid)
+                continue
+            self.on_register(customer)
+        if refused:
+            language, available = refused[0]
+            raise e.simple(
+                412,
+                "SYSTEM__SALES_CHANNEL_LANGUAGE_NOT_AVAILABLE_EXCEPTION",
+                f'Provided language "{language}" is not in list of available languages: '
+                + ", ".join(available),
+            )
 
     def _prehash(self, payload_lists) -> dict[str, bytes]:
         """Hash every plain password of the request before taking the store lock (bcrypt is slow)."""
