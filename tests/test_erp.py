@@ -578,3 +578,92 @@ def test_lost_connection_is_retried(erp, db_url, table, pre_ping, captured_logs)
     assert erp.read_password_fields([1]) == {1: "after-kill-123"}
     if not pre_ping:
         assert '"retrying"' in captured_logs.text and "connection problem" in captured_logs.text
+
+
+# --- read source, ODBC strings, cache -----------------------------------------------------------
+
+
+def test_view_as_read_source_and_table_for_writes(db_url, table, settings):
+    view = table + "_v"
+    engine = sa.create_engine(db_url)
+    q = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE VIEW {q(view)} AS SELECT {q('AdrNr')}, {q('EMail')}, {q('Gesperrt')}, {q('Geaendert')}, "
+            f"{q('Sel5')} FROM {q(table)} WHERE {q('Status')} = 'Web'"
+        )
+    engine.dispose()
+    columns = ErpColumns(number="AdrNr", email="EMail", blocked="Gesperrt", modified_at="Geaendert")
+    erp = open_erp(
+        ErpSettings(url=db_url, address_table=table, read_source=view, columns=columns), password_field="Sel5"
+    )
+    try:
+        insert_addresses(db_url, table, [{"number": 1, "Status": "Web"}, {"number": 2, "Status": "Intern"}])
+        found, _ = scan_all(erp, None)
+        assert [a.number for a in found] == [1]  # the view decides what is synced
+        assert set(found[0].row) == {"AdrNr", "EMail", "Gesperrt", "Geaendert", "Sel5"}
+        erp.write_password_fields({1: "via-the-table-1"})
+        assert erp.get_address(1).row["Sel5"] == "via-the-table-1"
+        assert erp.create_address(3, {"email": "c@example.com", "Status": "Web"})  # a table column
+        assert erp.get_address(3).email == "c@example.com"
+        assert [i for i in erp.check() if not i.ok] == []
+        detail = failed(erp.check("Sel4", 12))["platforms[].addresses.password_field"]
+        assert "not part of the read source" in detail
+    finally:
+        erp.close()
+        engine = sa.create_engine(db_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {q(view)}")
+        engine.dispose()
+
+
+def test_odbc_connection_string_url(table):
+    """The reference ODBC path with an ``odbc_connect`` string, as an operator writes it for a DSN-less
+    connection; the MariaDB server of the tests answers it."""
+    url = mariadb_url()
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    odbc = (
+        f"DRIVER={{MariaDB Unicode}};SERVER={u.host};PORT={u.port or 3306};DATABASE={u.database};"
+        f"UID={u.username};CHARSET=utf8mb4"
+    )
+    from urllib.parse import quote_plus
+
+    settings = create_address_table(url, table)
+    odbc_settings = settings.model_copy(update={"url": "mysql+pyodbc:///?odbc_connect=" + quote_plus(odbc)})
+    erp = open_erp(odbc_settings, password_field="Sel5")
+    try:
+        insert_addresses(url, table, [{"number": 1, "last_name": "Weiß 李"}])
+        assert erp.get_address(1).last_name == "Weiß 李"
+        assert [i for i in erp.check() if not i.ok] == []
+    finally:
+        erp.close()
+        drop_table(url, table)
+
+
+def test_reflection_is_kept_in_the_callers_cache(settings, db_url, table):
+    class Cache:
+        def __init__(self):
+            self.data = {}
+
+        def get(self, scope, key):
+            return self.data.get((scope, key))
+
+        def set(self, scope, key, value):
+            import json
+
+            self.data[(scope, key)] = json.loads(json.dumps(value))  # must survive a JSON store
+
+    cache = Cache()
+    first = open_erp(settings, cache=cache, password_field="Sel5")
+    first.layout
+    assert [k for k in cache.data] == [("erp", f"table::{table}")]
+    first.close()
+    second = open_erp(settings, cache=cache, password_field="Sel5")
+    insert_addresses(db_url, table, [{"number": 1, "email": "a@example.com"}])
+    before = second.stats.statements
+    assert second.get_address(1).email == "a@example.com"
+    assert second.stats.statements - before == 1  # no catalogue queries: the layout came from the cache
+    assert second.layout.write.column("Sel5").length == 40
+    second.close()

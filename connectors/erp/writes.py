@@ -162,7 +162,10 @@ class WritesMixin(_Base):  # type: ignore[misc,valid-type]
         layout = self.layout
         bound = layout.logical.get(name)
         if bound is not None:
-            return bound.table, bound.column
+            joined = [t for t in layout.sources[1:] if layout.joins]
+            if bound.table is layout.write or any(bound.table is t for t in joined):
+                return bound.table, bound.column
+            name = bound.column.name  # read through a view: write the table's column of that name
         table_name, _, col_name = name.rpartition(".")
         for info in [layout.write, *layout.sources[1:]]:
             if table_name and info.name.lower() != table_name.lower():
@@ -239,7 +242,10 @@ class WritesMixin(_Base):  # type: ignore[misc,valid-type]
         for join in layout.joins:
             if join.table in rows:
                 info = next(t for t in layout.sources if t.name.lower() == join.table.lower())
-                statements.append(sa.insert(layout.table(info)).values(rows[join.table]))
+                statements.append(sa.insert(layout.table(info)).values(rows.pop(join.table)))
+        rows.pop(layout.write.name)
+        if rows:  # never drop a value silently
+            raise ConfigError(f"cannot write into {', '.join(rows)}", key="values", value=sorted(rows))
 
         def go() -> bool:
             try:
@@ -314,8 +320,7 @@ class WritesMixin(_Base):  # type: ignore[misc,valid-type]
         """The configured fields of the template address, ready to pass to ``create_address``."""
         key = "platforms[].addresses.copy_fields"
         for name in fields:
-            self._write_target(name, key=key)  # must be writable into a new address
-            target = self._write_target(name, key=key)[1].name
+            target = self._write_target(name, key=key)[1].name  # must be writable into a new address
             self._refuse_protected(target, key=key)
         try:
             return self.read_columns(template_number, list(fields))
