@@ -285,6 +285,32 @@ def test_concurrent_writer_takes_the_number_between_check_and_insert(world):
     assert world.customer(cid)["customerNumber"] == "10020"
 
 
+class LostReplyErp:
+    """The real connector; the first insert commits but its reply is lost, so the same insert
+    is sent again (what the retry policy does after a dropped connection)."""
+
+    def __init__(self, erp) -> None:
+        self._erp = erp
+        self.sent = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._erp, name)
+
+    def create_address(self, number: int, values) -> bool:
+        if not self.sent:
+            self.sent += 1
+            assert self._erp.create_address(number, values)
+        return self._erp.create_address(number, values)
+
+
+def test_insert_repeated_after_a_lost_reply_is_recognised_as_ours(world):
+    cid = world.shop_user("verloren@example.com")
+    report = run_shop_to_erp(world.ctx(erp_port=LostReplyErp(open_erp(world.erp_settings))))
+    assert imported(report) == [cid]
+    assert sorted(world.erp_rows()) == [10019]  # not a second address under 10020
+    assert world.links()[cid].erp_number == 10019
+
+
 def test_number_outside_debtor_range_is_refused_and_stops_the_platform(world):
     insert_addresses(world.erp_settings.url, world.table, [{"number": 69999, "email": "x@example.com"}])
     a = world.shop_user("a@example.com")

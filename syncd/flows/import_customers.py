@@ -386,14 +386,14 @@ class _Import:
             "email": c.email,
             "phone": c.phone,
         }
+        # Template values by column name, the shop's by logical name (the shop wins, even with an
+        # empty value; ``copy_columns`` keeps the two apart). ``shop_id`` by its logical name too:
+        # that is how the ERP connector recognises its own row when an insert is retried after a
+        # lost reply, instead of reporting the number as taken.
         values: dict[str, Any] = dict(self._template_values())
-        for logical, value in shop.items():
-            column = self.columns.get(logical)
-            if column:
-                values[column] = value  # the shop wins, even with an empty value
-        shop_col = self.columns.get("shop_id")
-        if shop_col:
-            values[shop_col] = c.id
+        values.update({k: v for k, v in shop.items() if self.columns.get(k)})
+        if self.columns.get("shop_id"):
+            values["shop_id"] = c.id
         return values
 
     def _template_values(self) -> dict[str, Any]:
