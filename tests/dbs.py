@@ -10,9 +10,11 @@ Several engineers and CI jobs share these databases: name every table/schema wit
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -67,3 +69,24 @@ def pg_url() -> str:
 
 def mariadb_url() -> str:
     return _url(MARIADB_ENV, "MariaDB")
+
+
+@contextlib.contextmanager
+def pg_schema_url(prefix: str = "syncd_state") -> Iterator[str]:
+    """A PostgreSQL URL whose search path is a fresh schema, dropped (CASCADE) afterwards:
+    what a test needs to put a whole state store on the shared server."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = pg_url()
+    schema = unique_name(prefix)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()

@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select, text
 
 from syncd.state import schema
 from syncd.state.db import current_revisions, head_revisions, open_state
 from syncd.state.links import Link, Links
-from tests.dbs import pg_url, unique_name
+from tests.dbs import pg_schema_url
 
 
 def _diff(store):
@@ -119,18 +118,8 @@ def test_concurrent_first_start_sqlite(tmp_path):
 
 @pytest.fixture
 def pg_state_url():
-    base = pg_url()
-    schema_name = unique_name("syncd_state")
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema_name}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema_name}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
-        admin.dispose()
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.mark.realdb

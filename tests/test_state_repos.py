@@ -12,6 +12,7 @@ from syncd.state.cycles import Cycles
 from syncd.state.db import open_state
 from syncd.state.failures import Failures
 from syncd.state.links import Link, Links
+from tests.dbs import pg_schema_url
 
 
 class Clock:
@@ -25,11 +26,17 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+        yield s
+        s.close()
+        return
+    with pg_schema_url() as url:
+        s = open_state(url)
+        yield s
+        s.close()
 
 
 @pytest.fixture
@@ -156,8 +163,9 @@ def test_failure_reason_is_redacted_before_storage(store, tmp_path):
         Failures(store).record("shop", "erp-to-shop", 1, "mail", f"SMTP said: bad password {secret}")
     [f] = Failures(store).list()
     assert secret not in f.reason and redaction.MASK in f.reason
-    store.close()
-    assert secret.encode() not in (tmp_path / "state.db").read_bytes()
+    if store.dialect_name == "sqlite":
+        store.close()
+        assert secret.encode() not in (tmp_path / "state.db").read_bytes()
 
 
 # --- cache ---------------------------------------------------------------------------------
