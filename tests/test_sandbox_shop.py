@@ -287,3 +287,17 @@ def test_an_added_country_is_searchable(sandbox):
         json={"filter": [{"type": "equals", "field": "iso", "value": "SE"}]},
     ).json()
     assert [c["id"] for c in body["data"]] == [country_id]
+
+
+def test_store_login_is_throttled_after_repeated_failures(sandbox):
+    sandbox.create_customer_as_shop_user("erika@example.com", "richtiges-pw")
+    codes = [
+        _store(sandbox, "login", {"username": "erika@example.com", "password": "falsch123"}).status_code
+        for _ in range(11)
+    ]
+    assert codes == [401] * 10 + [429]
+    throttled = _store(sandbox, "login", {"username": "erika@example.com", "password": "richtiges-pw"})
+    assert throttled.status_code == 429
+    assert throttled.json()["errors"][0]["code"] == "CHECKOUT__CUSTOMER_AUTH_THROTTLED"
+    assert store_login(sandbox, "other@example.com", "x") is False  # other keys are not affected
+    assert _store(sandbox, "login", {"username": "other@example.com", "password": "x"}).status_code == 401

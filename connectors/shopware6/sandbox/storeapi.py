@@ -17,6 +17,7 @@ import bcrypt
 from . import errors as e
 from .api import Request, Response
 from .errors import ApiError
+from .faults import TokenLimiter
 from .store import Store, now_iso
 from .versions import ShopVersion
 
@@ -53,6 +54,7 @@ class StoreApi:
         self.recovery_hashes: dict[str, tuple[str, float]] = {}  # hash -> (customer id, created)
         self.recovery_mails: list[RecoveryMail] = []
         self._lock = threading.Lock()
+        self.login_limiter = TokenLimiter()  # the "login" policy has the oauth steps
 
     def handle(self, req: Request) -> Response:
         if req.headers.get("sw-access-key") != self.access_key:
@@ -60,7 +62,7 @@ class StoreApi:
                 412, "FRAMEWORK__ROUTING_SALES_CHANNEL_NOT_FOUND", "No matching sales channel found."
             )
         if req.method == "POST" and req.path == "/store-api/account/login":
-            return self.login(req.json())
+            return self.login(req.json(), req.client_ip)
         if req.method == "POST" and req.path == "/store-api/account/recovery-password":
             return self.recover(req.json())
         if req.method == "POST" and req.path == "/store-api/account/recovery-password-confirm":
@@ -68,10 +70,25 @@ class StoreApi:
         raise e.simple(404, "FRAMEWORK__ROUTE_NOT_FOUND", f'No route found for "{req.method} {req.path}"')
 
     # --- login -----------------------------------------------------------------------------
-    def login(self, body: Any) -> Response:
+    def login(self, body: Any, client_ip: str) -> Response:
         body = body if isinstance(body, dict) else {}
         email = str(body.get("email") or body.get("username") or "")
         password = str(body.get("password") or "")
+        limiter_key = f"{email.lower()}-{client_ip}"
+        wait = self.login_limiter.attempt(limiter_key)
+        if wait:
+            raise ApiError(
+                429,
+                [
+                    e.error(
+                        429,
+                        "CHECKOUT__CUSTOMER_AUTH_THROTTLED",
+                        f"Customer auth throttled for {wait} seconds.",
+                        title="Too Many Requests",
+                        parameters={"seconds": wait},
+                    )
+                ],
+            )
         bad = e.simple(401, "CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS", "Invalid username and/or password.")
         with self.store.lock:
             customer = self._customer_by_email(email, active_only=self.version.at_least(6, 6))
@@ -100,6 +117,7 @@ class StoreApi:
             if current is not None:
                 stamp = now_iso()
                 self.store.put("customer", {**current, "lastLogin": stamp, "updatedAt": stamp})
+        self.login_limiter.success(limiter_key)
         token = secrets.token_urlsafe(24)
         return 200, {"sw-context-token": token}, {"contextToken": token, "apiAlias": "array_struct"}
 
