@@ -95,6 +95,15 @@ class ShopPort(Protocol):
         A first order does not touch the customer's updatedAt, so the shop -> ERP import asks
         for these separately when ``only_with_orders`` is on."""
 
+    def find_by_email(self, emails: Iterable[str]) -> dict[str, ShopCustomer]:
+        """Non-guest accounts by lower-case e-mail (the oldest when the shop holds several)."""
+
+    def orders_of(self, shop_id: str) -> list[dict[str, Any]]:
+        """Orders of one customer, newest first: ``id``, ``number``, ``date``, ``total``."""
+
+    def send_recovery_link(self, shop_id: str) -> None:
+        """Let the shop mail its own one-time set-password link (credential_mode = "link")."""
+
 
 class MailSession(Protocol):
     def send(self, mail: OutgoingMail) -> None:
