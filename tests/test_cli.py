@@ -293,3 +293,22 @@ def test_german_messages(cfg, capsys, monkeypatch):
     monkeypatch.delenv("LC_MESSAGES", raising=False)
     code, _, err = _run(capsys, "--config", write("[mail]\nport = \"x\"\n"), "status")
     assert code == 2 and "Konfigurationsfehler" in err
+
+
+def test_check_reports_the_state_store_without_creating_it(cfg, capsys):
+    write, state_db = cfg
+    code, out, _ = _run(capsys, "--config", write(), "check")
+    assert code == 0 and "daemon.state_url" in out and "will be created" in out
+    assert not state_db.parent.exists()
+
+
+def test_check_fails_on_a_store_from_a_newer_syncd(cfg, capsys):
+    from sqlalchemy import text
+
+    from syncd.state.db import open_state
+
+    write, state_db = cfg
+    with open_state(f"sqlite:///{state_db}") as store, store.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    code, out, _ = _run(capsys, "--config", write(), "check")
+    assert code == 2 and "newer syncd" in out

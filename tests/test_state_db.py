@@ -141,3 +141,51 @@ def test_concurrent_first_start_postgres(pg_state_url):
     _open_concurrently(pg_state_url, n=4)
     with open_state(pg_state_url, migrate=False) as store:
         assert current_revisions(store) == head_revisions()
+
+
+def test_probe_state_changes_nothing(tmp_path):
+    from syncd.state.db import probe_state
+
+    path = tmp_path / "new" / "state.db"
+    ok, detail = probe_state(f"sqlite:///{path}")
+    assert ok and "will be created" in detail
+    assert not path.exists() and not path.parent.exists()
+
+    with open_state(f"sqlite:///{path}"):
+        pass
+    ok, detail = probe_state(f"sqlite:///{path}")
+    assert ok and "schema current" in detail
+
+    os.chmod(path, 0o644)
+    ok, detail = probe_state(f"sqlite:///{path}")
+    assert ok and "chmod 600" in detail
+
+    assert probe_state("nonsense")[0] is False
+    assert probe_state("mysql://x@127.0.0.1/db")[0] is False
+
+
+def test_probe_state_behind_and_ahead(tmp_path):
+    from syncd.state.db import probe_state
+
+    path = tmp_path / "s.db"
+    with open_state(f"sqlite:///{path}", migrate=False):
+        pass
+    ok, detail = probe_state(f"sqlite:///{path}")
+    assert ok and "migrated to" in detail
+    with open_state(f"sqlite:///{path}") as store, store.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    ok, detail = probe_state(f"sqlite:///{path}")
+    assert not ok and "newer syncd" in detail
+    from syncd.state.db import StateStoreError
+
+    with pytest.raises(StateStoreError, match="newer syncd"):
+        open_state(f"sqlite:///{path}")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_probe_state_unwritable_folder(tmp_path):
+    from syncd.state.db import probe_state
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert probe_state(f"sqlite:///{locked / 'sub' / 's.db'}")[0] is False

@@ -13,6 +13,7 @@ from syncd.config.loader import LoadedConfig
 from syncd.config.secrets import Secrets, resolve_secret
 from syncd.domain import CheckItem
 from syncd.errors import ConfigError
+from syncd.state.db import probe_state
 
 from .common import CliState, pass_state
 from .messages import msg
@@ -79,6 +80,8 @@ def render_checks(items: list[CheckItem], console: Console) -> None:
 def check_cmd(ctx: click.Context, state: CliState) -> None:
     loaded = state.load()
     items = [CheckItem("config", str(loaded.path), True, "valid")]
+    ok, detail = probe_state(loaded.settings.daemon.state_url)
+    items.append(CheckItem("state", "daemon.state_url", ok, detail))
     found, secrets = secret_checks(loaded)
     items += found
     items += collect_checks(loaded, secrets)

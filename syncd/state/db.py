@@ -251,3 +251,51 @@ def chunked(items: Iterable[T], size: int = 500) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def probe_state(url: str) -> tuple[bool, str]:
+    """For `syncd check`: can the store be opened and migrated? Changes nothing: a SQLite file
+    that does not exist yet is not created, a schema that is behind is not migrated."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False, f"not a database URL: {url!r}"
+    safe = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    note = ""
+    if backend not in ("sqlite", "postgresql"):
+        return False, f"unsupported backend {backend!r} in {safe}; use sqlite or postgresql"
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            return True, "in-memory SQLite (state is lost at exit)"
+        path = Path(database).expanduser()
+        if not path.exists():
+            ancestor = path.parent
+            while not ancestor.exists() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                return False, f"{path} does not exist and {ancestor} is not writable for this user"
+            return True, f"{path} will be created (mode 0600) on first start"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return False, f"{path} is not readable and writable for this user"
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            note = f"; note: readable by other users (mode {oct(mode)}), consider chmod 600"
+    try:
+        engine = create_engine(parsed, poolclass=StaticPool) if backend == "sqlite" else create_engine(parsed)
+        try:
+            with engine.connect() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        return False, f"cannot open {safe}: {str(exc).splitlines()[0]}"
+    heads = head_revisions()
+    if current == heads:
+        return True, f"{safe}: schema current ({', '.join(sorted(heads))}){note}"
+    unknown = current - _all_revisions()
+    if unknown:
+        return False, f"{safe} was migrated by a newer syncd (revision {', '.join(sorted(unknown))})"
+    before = ", ".join(sorted(current)) or "empty"
+    return True, f"{safe}: schema {before}, migrated to {', '.join(sorted(heads))} on start{note}"
