@@ -301,3 +301,52 @@ def test_recovery_link_is_sent_by_the_shop(sandbox):
     [r] = shop.push([erp(10001)], {})
     shop.send_recovery_link(r.shop_id)
     assert list(sandbox.recovery_hashes.values()) == [r.shop_id]
+
+
+@pytest.mark.parametrize("sandbox", ["6.7.10.0"], indirect=True)
+def test_storefront_registration_racing_our_create_is_linked_on_a_unique_email_shop(sandbox, monkeypatch):
+    assert sandbox.shop_version.enforces_unique_email
+    import connectors.shopware6.push as push_module
+
+    shop = make_shop(sandbox)
+    real_lookup = push_module.CustomerPusher.lookup
+    calls = []
+
+    def racing_lookup(self, emails):
+        calls.append(emails)
+        if len(calls) == 1:  # the customer registers right after our lookup
+            sandbox.create_customer_as_shop_user("race@example.com", "geheim1234")
+            return []
+        return real_lookup(self, emails)
+
+    monkeypatch.setattr(push_module.CustomerPusher, "lookup", racing_lookup)
+    results = shop.push([erp(10001, email="race@example.com"), erp(10002)], {})
+    assert [r.outcome for r in results] == [Outcome.LINKED, Outcome.CREATED]
+    assert len(calls) == 2 and calls[1] == {"race@example.com"}
+    assert len(sandbox.customers()) == 2
+
+
+@pytest.mark.parametrize("sandbox", VERSIONS, indirect=True)
+def test_link_update_and_passwords_on_every_version(sandbox):
+    own = sandbox.create_customer_as_shop_user("self@example.com", "geheim1234")
+    shop = make_shop(sandbox)
+    results = shop.push([erp(10001, email="self@example.com"), erp(10002, first_name="Ä" * 51)], {})
+    assert results[0].outcome == Outcome.LINKED and results[0].shop_id == own["id"]
+    if sandbox.shop_version.address_name_caps:
+        assert results[1].outcome == Outcome.REJECTED and results[1].code == "SYNCD__VALUE_TOO_LONG"
+    else:
+        assert results[1].outcome == Outcome.CREATED
+    [r] = shop.push([erp(10003)], {})
+    assert shop.set_passwords({r.shop_id: "Kx7pQ2mZr9Tw"}) == {r.shop_id: None}
+    assert store_login(sandbox, "kunde10003@example.com", "Kx7pQ2mZr9Tw")
+    assert {c.id for c in shop.customers_changed_since(None)} >= {own["id"], r.shop_id}
+
+
+def test_shop_down_is_transient(sandbox):
+    shop = make_shop(sandbox)
+    sandbox.stop()
+    from syncd.errors import TransientError
+
+    with pytest.raises(TransientError) as exc:
+        shop.push([erp(10001)], {})
+    assert "connection failed" in str(exc.value) and sandbox.client_secret not in str(exc.value)

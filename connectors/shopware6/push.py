@@ -35,6 +35,8 @@ from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, emai
 from .sync import SyncWriter
 
 DETAIL_EXISTED = "existed_with_deterministic_id"
+# Shopware's CustomerEmailUnique constraint (Store API always, Admin API/sync from 6.7 patches).
+EMAIL_NOT_UNIQUE = "79d30fe0-febf-421e-ac9b-1bfd5c9007f7"
 LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
 
 
@@ -112,6 +114,21 @@ class CustomerPusher:
     ) -> list[_Plan]:
         """Look the batch's e-mails up in the shop, decide each outcome, write."""
         todo = [p for p in plans if p.outcome is None and p.mapped is not None]
+        self._decide_all(todo, links, reverse_links)
+        self._write([p for p in todo if p.write is not None])
+        # A customer registered in the storefront between our lookup and our write: a shop that
+        # enforces unique e-mails (6.7) refuses the create. Look again once and link instead.
+        raced = [p for p in todo if p.code == EMAIL_NOT_UNIQUE and p.mapped is not None]
+        if raced:
+            for p in raced:
+                p.outcome = p.reason = p.code = p.shop_id = p.write = p.detail = None
+            self._decide_all(raced, links, reverse_links)
+            self._write([p for p in raced if p.write is not None])
+        return plans
+
+    def _decide_all(
+        self, todo: list[_Plan], links: Mapping[int, str], reverse_links: Mapping[str, int]
+    ) -> None:
         found = self.lookup({p.mapped.email for p in todo})  # type: ignore[union-attr]
         by_id = {c["id"]: c for c in found}
         by_email: dict[str, list[dict[str, Any]]] = {}
@@ -122,18 +139,17 @@ class CustomerPusher:
             if bound and bound != self.sales_channel_id:
                 continue  # bound to another sales channel: the shop lets both log in separately
             by_email.setdefault(email_key(c.get("email")), []).append(c)
-
         for p in todo:
             self._decide(p, links, by_id, by_email, reverse_links)
 
-        writes = [p for p in plans if p.write is not None]
-        if writes:
-            rejected = self.writer.upsert("customer", [p.write for p in writes])  # type: ignore[misc]
-            for index, (reason, code) in rejected.items():
-                p = writes[index]
-                p.outcome, p.reason, p.code, p.shop_id = Outcome.REJECTED, reason, code, None
-                p.fingerprint = None
-        return plans
+    def _write(self, writes: list[_Plan]) -> None:
+        if not writes:
+            return
+        rejected = self.writer.upsert("customer", [p.write for p in writes])  # type: ignore[misc]
+        for index, (reason, code) in rejected.items():
+            p = writes[index]
+            p.outcome, p.reason, p.code, p.shop_id = Outcome.REJECTED, reason, code, None
+            p.fingerprint = None
 
     def _decide(
         self,

@@ -33,8 +33,6 @@ class VersionTraits:
     requires_payment_method: bool
     # accountType exists since 6.5.1.0.
     has_account_type: bool
-    # The shop itself refuses a second account for one e-mail (6.7 patches with PR #17170).
-    enforces_unique_email: bool
     # Per-field maximum lengths of the customer and its address, as the shop validates them.
     customer_caps: dict[str, int]
     address_caps: dict[str, int]
@@ -64,7 +62,6 @@ def traits_for(version: str) -> VersionTraits:
         parts=parts,
         requires_payment_method=parts < (6, 7, 0, 0),
         has_account_type=parts >= (6, 5, 1, 0),
-        enforces_unique_email=parts >= (6, 7, 0, 0),
         customer_caps=customer_caps,
         address_caps=address_caps,
     )
