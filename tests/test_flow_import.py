@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from connectors.erp import open_erp
 from connectors.shopware6 import open_shop
 from syncd.config.model import AddressSettings, DaemonSettings, ErpSettings, PlatformSettings, Settings
+from syncd.errors import ConfigError
 from syncd.flows.context import PlatformContext
 from syncd.flows.import_customers import CURSOR, KILL_ENV, check_import_settings, run_shop_to_erp
 from syncd.flows.numbers import ImportBlocked, NumberRefused
@@ -514,6 +515,18 @@ def test_refused_write_back_is_recorded_and_resumed_without_a_second_address(wor
     assert Failures(world.state).list(PLATFORM) == []
 
 
+def test_unknown_erp_column_stops_the_platform_with_a_clear_error(world):
+    world.shop_user("a@example.com")
+    world.shop_user("b@example.com")
+    erp = world.erp_settings
+    erp = erp.model_copy(update={"columns": erp.columns.model_copy(update={"shop_id": "GibtEsNicht"})})
+    with pytest.raises(ConfigError) as info:
+        run_shop_to_erp(world.ctx(erp=erp))
+    assert "GibtEsNicht" in str(info.value)
+    assert info.value.report.counts["failed"] == 1  # not once per customer
+    assert world.erp_rows() == {} and world.links() == {}
+
+
 # --- dry run -------------------------------------------------------------------------------------
 
 
@@ -544,7 +557,8 @@ CHILD = textwrap.dedent(
     import json, pickle, sys
     from connectors.erp import open_erp
     from connectors.shopware6 import open_shop
-    from syncd.flows.context import PlatformContext
+    from syncd.errors import ConfigError
+from syncd.flows.context import PlatformContext
     from syncd.flows.import_customers import run_shop_to_erp
     from syncd.state.db import open_state
 

@@ -53,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 
 from syncd.config.profiles import effective_columns
 from syncd.domain import CheckItem, Direction, ShopCustomer
-from syncd.errors import PermanentError, SyncdError, TransientError
+from syncd.errors import ConfigError, PermanentError, SyncdError, TransientError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.numbers import ImportBlocked, NumberAllocator, NumberPolicy
 from syncd.state.allocations import Allocations
@@ -87,6 +87,7 @@ class WriteBackFailed(PermanentError):
 
 class SettingMissing(ImportBlocked):
     step = "settings"
+
 
 
 def checkpoint(name: str) -> None:
@@ -183,20 +184,20 @@ class _Import:
             self.failures.clear_many(self.platform, DIRECTION, gone)  # deleted in the shop
         yield from again.values()
 
-    def _one(self, c: ShopCustomer, link: Link | None) -> ImportBlocked | None:
+    def _one(self, c: ShopCustomer, link: Link | None) -> SyncdError | None:
         """Handle one customer; returns the fault when imports must stop for the platform."""
         try:
             with structlog.contextvars.bound_contextvars(shop_id=c.id):
                 self._decide(c, link)
-        except ImportBlocked as exc:
-            self._failed(c, getattr(exc, "step", "allocate"), exc)
+        except (ImportBlocked, ConfigError) as exc:
+            # Every further customer would meet it too (no number left, a missing template,
+            # an unknown ERP column): stop instead of failing them one by one.
+            self._failed(c, getattr(exc, "step", "settings"), exc)
             return exc
         except TransientError:
             raise
         except PermanentError as exc:
             self._failed(c, getattr(exc, "step", "import"), exc)
-        except SyncdError as exc:  # e.g. a config problem met at run time: this record only
-            self._failed(c, "import", exc)
         return None
 
     def _failed(self, c: ShopCustomer, step: str, exc: SyncdError) -> None:

@@ -38,6 +38,8 @@ class ImportBlocked(PermanentError):
 class NumberRefused(ImportBlocked):
     """The next address number lies outside the debtor range (or the range is used up)."""
 
+    step = "allocate"
+
     def __init__(self, message: str, *, number: int) -> None:
         super().__init__(message, code="number-out-of-range")
         self.number = number
