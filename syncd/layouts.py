@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from syncd.domain import CheckItem, ErpAddress, RenderedLayout
 from syncd.errors import ConfigError, PermanentError
@@ -132,7 +132,8 @@ class LayoutStore:
         if self.layouts_dir is not None and not self.layouts_dir.is_dir():
             raise ConfigError("is not a directory", key="mail.layouts_dir", value=str(layouts_dir))
         self._shipped = shipped_root()
-        self.env = SandboxedEnvironment(
+        # Immutable: a layout cannot change the row (erp.clear(), erp.update(...)) a caller reuses.
+        self.env = ImmutableSandboxedEnvironment(
             loader=_LayoutLoader(self),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(

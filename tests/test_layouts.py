@@ -222,6 +222,14 @@ def test_sandbox_blocks_unsafe_access(tmp_path):
         LayoutStore(tmp_path).render("evil", build_context(_address()))
 
 
+def test_layouts_cannot_change_the_context(tmp_path):
+    _layout(tmp_path, "mutate", "S", "{{ erp.clear() }}{{ erp.update({'KU_PASSWORT': 'x'}) }}")
+    ctx = build_context(_address())
+    with pytest.raises(LayoutError, match="mutate"):
+        LayoutStore(tmp_path).render("mutate", ctx)
+    assert ctx["erp"][PW_COL] == PASSWORD
+
+
 def test_umlauts_in_templates_and_data(tmp_path):
     _layout(tmp_path, "umlaut", "Grüße für {{ address.last_name }}", "Ä Ö Ü ß € {{ address.first_name }}")
     out = LayoutStore(tmp_path).render("umlaut", build_context(_address()))
