@@ -444,6 +444,39 @@ def test_the_one_erp_address_with_the_customers_email_is_adopted(world):
     assert sorted(world.erp_rows()) == [10019, 10060, 10061, 10062]
 
 
+def test_import_into_the_bueroplus_layout(sandbox, tmp_path):
+    """The reference ERP's shape: Adressen (text AdrNr, Status, WShopID) + Anschriften (postal
+    data, Land as ISO numeric) + Ansprechpartner (names), written as one new address."""
+    from tests.erp_fixtures import create_bueroplus_tables, fetch_row
+
+    url = f"sqlite:///{tmp_path / 'bp.sqlite'}"
+    erp = create_bueroplus_tables(url)
+    erp = erp.model_copy(update={"columns": erp.columns.model_copy(update={"shop_id": "WShopID"})})
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO \"Adressen\" (\"AdrNr\", \"Status\", \"GspKz\") "
+                             "VALUES ('10000', 'Shop-Kunde', 0)"))
+    engine.dispose()
+    w = World(sandbox, erp, tmp_path)
+    try:
+        cid = w.shop_user("bp@example.com", first_name="Jörg", last_name="Weiß", street="Königsallee 1",
+                          zipcode="40212", city="Düsseldorf", country="AT", company="Weiß KG")
+        ctx = w.ctx(erp=erp, template_address=10000, copy_fields=["Status"])
+        assert all(i.ok for i in check_import_settings(ctx)), check_import_settings(ctx)
+        assert imported(run_shop_to_erp(ctx)) == [cid]
+        head = fetch_row(url, "Adressen", "10019")
+        assert head is not None and head["Status"] == "Shop-Kunde" and head["WShopID"] == cid
+        assert w.customer(cid)["customerNumber"] == "10019"
+        again = run_shop_to_erp(w.ctx(erp=erp, template_address=10000, copy_fields=["Status"]))
+        assert imported(again) == []
+        (address,) = open_erp(erp).get_addresses([10019]).values()
+        assert (address.first_name, address.last_name, address.street, address.city, address.country,
+                address.email, address.company) == ("Jörg", "Weiß", "Königsallee 1", "Düsseldorf", "AT",
+                                                     "bp@example.com", "Weiß KG")
+    finally:
+        w.close()
+
+
 # --- bad records ---------------------------------------------------------------------------------
 
 
