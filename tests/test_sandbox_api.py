@@ -264,3 +264,15 @@ def test_an_unseeded_shop_has_system_data_but_no_sales_channel():
 
         assert total("sales-channel") == 0 and total("customer-group") == 0 and total("payment-method") == 0
         assert total("salutation") == 3 and total("country") > 5
+
+
+@pytest.mark.parametrize("behavior", ["use-queue-indexing", "disable-indexing"])
+def test_indexing_behavior_header_is_accepted(sandbox, behavior):
+    s = admin_session(sandbox)
+    resp = s.post(
+        f"{sandbox.url}/api/_action/sync",
+        json={"w": {"entity": "customer", "action": "upsert", "payload": [customer_payload(sandbox, 1)]}},
+        headers={"indexing-behavior": behavior, "sw-skip-trigger-flow": "1"},
+    )
+    assert resp.status_code == 200
+    assert sandbox.request_log[-1].headers["indexing-behavior"] == behavior
