@@ -156,3 +156,25 @@ def test_write_done_but_answer_lost_is_replayed_without_duplicates(sandbox):
     assert len(sandbox.customers()) == 5
     assert len({a["id"] for c in sandbox.customers() for a in c["addresses"]}) == 5
     assert len(sync_requests(sandbox)) >= 1
+
+
+def test_forbidden_is_permanent_and_not_retried(sandbox):
+    shop = warmed(sandbox)
+    before = len(sandbox.request_log)
+    sandbox.faults.fail_next(1, 403)
+    with pytest.raises(PermanentError) as exc:
+        shop.push([erp(10001)], {})
+    assert "403" in str(exc.value)
+    assert len(sandbox.request_log) - before == 1
+    assert sandbox.customers() == []
+
+
+def test_retry_log_lines_carry_the_callers_context_from_the_push_worker(sandbox, captured_logs):
+    import structlog
+
+    shop = warmed(sandbox)
+    sandbox.faults.fail_next(1, 503)
+    with structlog.contextvars.bound_contextvars(cycle="c-42"):
+        shop.push([erp(10001)], {})
+    retries = [e for e in captured_logs.events() if e.get("event") == "retrying"]
+    assert retries and all(e.get("cycle") == "c-42" for e in retries)

@@ -185,6 +185,12 @@ class ShopwareHttp:
             resp = self.session.request(
                 method, self.base_url + path, data=data, headers=hdrs, timeout=self.timeout
             )
+        except requests.exceptions.SSLError as exc:
+            # A certificate the shop does not pass today will not pass on retry either.
+            raise PermanentError(
+                f"shop {method} {path}: TLS verification failed ({redaction.redact(str(exc))[:200]})",
+                code="SYNCD__TLS",
+            ) from None
         except requests.Timeout as exc:
             raise TransientError(f"shop {method} {path} timed out ({type(exc).__name__})") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -208,7 +209,9 @@ class ShopwareShop:
             try:
                 for batch in batches:
                     plans = pusher.prepare(mapper, batch, links, owners, fingerprints)
-                    queued.append(worker.submit(pusher.complete, plans, links, reverse_links))
+                    # The caller's bound log context (platform, step) follows the batch.
+                    context = contextvars.copy_context()
+                    queued.append(worker.submit(context.run, pusher.complete, plans, links, reverse_links))
                     if len(queued) > 1:
                         results.extend(to_result(p) for p in queued.popleft().result())
                 while queued:
