@@ -181,3 +181,13 @@ def test_search_limit_is_capped_per_version(sandbox, max_limit):
     resp = s.post(f"{sandbox.url}/api/search/country", json={"limit": max_limit + 1})
     assert resp.status_code == 400
     assert resp.json()["errors"][0]["code"] == "FRAMEWORK__QUERY_LIMIT_EXCEEDED"
+
+
+@pytest.mark.parametrize("sandbox", ["6.7.11.0"], indirect=True)
+def test_an_email_freed_in_the_same_request_can_be_taken(sandbox):
+    a = customer_payload(sandbox, 1, email="wechsel@example.com")
+    assert _sync(sandbox, [a]).status_code == 200
+    moved = {"id": a["id"], "email": "neu@example.com"}
+    taker = customer_payload(sandbox, 2, email="wechsel@example.com")
+    assert _sync(sandbox, [moved, taker]).status_code == 200
+    assert sorted(c["email"] for c in sandbox.customers()) == ["neu@example.com", "wechsel@example.com"]

@@ -15,46 +15,14 @@ import bcrypt
 
 from . import errors as e
 from .errors import ApiError
+from .integrity import Batch as _Batch
+from .integrity import check_batch
 from .schema import SYSTEM_LANGUAGE_ID, Entity
-from .store import Store, now_iso
+from .store import Store
 from .validation import BCRYPT, EMAIL_HTML5, EMAIL_LOOSE, INVALID, check
 from .versions import ShopVersion
 
 _NESTED_ADDRESS_KEYS = ("defaultBillingAddress", "defaultShippingAddress")
-_FK_TABLE = {"customer": "customer", "customer_address": "customer_address"}
-_FK_COLUMN = {
-    "groupId": "customer_group_id",
-    "requestedGroupId": "requested_customer_group_id",
-    "salesChannelId": "sales_channel_id",
-    "boundSalesChannelId": "bound_sales_channel_id",
-    "languageId": "language_id",
-    "defaultBillingAddressId": "default_billing_address_id",
-    "defaultShippingAddressId": "default_shipping_address_id",
-    "salutationId": "salutation_id",
-    "defaultPaymentMethodId": "default_payment_method_id",
-    "lastPaymentMethodId": "last_payment_method_id",
-    "customerId": "customer_id",
-    "countryId": "country_id",
-    "countryStateId": "country_state_id",
-}
-
-
-class _Batch:
-    def __init__(self, store: Store):
-        self.store = store
-        self.records: dict[tuple[str, str], dict[str, Any]] = {}
-        self.inserted: dict[tuple[str, str], None] = {}
-        self.passwords: dict[str, bytes] = {}
-        self.deleted: dict[tuple[str, str], None] = {}
-        self.violations: list[dict[str, Any]] = []
-        self.pointers: dict[tuple[str, str], str] = {}
-        self.now = now_iso()  # one transaction, one timestamp
-
-    def get(self, entity: str, rid: str) -> dict[str, Any] | None:
-        if (entity, rid) in self.deleted:
-            return None
-        staged = self.records.get((entity, rid))
-        return staged if staged is not None else self.store.get(entity, rid)
 
 
 class Writer:
@@ -114,7 +82,7 @@ class Writer:
             not_found: dict[str, list[str]] = {}
             for key, op in operations:
                 self._operation(batch, key, op, hashes, language_id, deleted, not_found)
-            self._finish(batch)
+            check_batch(batch, self.version, self._foreign_keys)
             written = self._apply(batch, skip_flow)
         return {
             "data": written or [],
@@ -158,7 +126,7 @@ class Writer:
                 )
             batch = _Batch(self.store)
             written_id = self._record(batch, self.entities[entity], payload, "/0", hashes, language_id)
-            self._finish(batch)
+            check_batch(batch, self.version, self._foreign_keys)
             self._apply(batch, skip_flow)
         return written_id
 
@@ -168,7 +136,7 @@ class Writer:
             if self.store.get(entity, rid) is None:
                 return False
             self._delete(batch, entity, rid)
-            self._finish(batch)
+            check_batch(batch, self.version, self._foreign_keys)
             self._apply(batch, skip_flow=True)
         return True
 
@@ -365,64 +333,6 @@ class Writer:
         if entity == "customer":  # addresses cascade
             for aid in list(self.store.ids_by("customer_address", "customerId", rid)):
                 batch.deleted[("customer_address", aid)] = None
-
-    # --- checks that need the whole batch ----------------------------------------------------
-    def _finish(self, batch: _Batch) -> None:
-        if self.version.enforces_unique_email:
-            self._unique_emails(batch)
-        if batch.violations:
-            raise ApiError(400, batch.violations)
-        for (entity_name, rid), record in batch.records.items():
-            if (entity_name, rid) in batch.deleted:
-                continue
-            for name, target_entity in self._foreign_keys[entity_name]:
-                target = record.get(name)
-                if target is not None and batch.get(target_entity, target) is None:
-                    raise e.foreign_key_failure(entity_name, _FK_COLUMN.get(name, name), target_entity)
-        for entity_name, rid in batch.deleted:
-            if entity_name != "customer_address":
-                continue
-            for cid in self._customers_defaulting_to(batch, rid):
-                if ("customer", cid) not in batch.deleted:
-                    raise e.restrict_delete("customer", "default_billing_address_id")
-
-    def _customers_defaulting_to(self, batch: _Batch, address_id: str) -> list[str]:
-        address = self.store.get("customer_address", address_id)
-        if address is None:
-            return []
-        customer = batch.get("customer", address["customerId"])
-        if customer and address_id in (
-            customer.get("defaultBillingAddressId"),
-            customer.get("defaultShippingAddressId"),
-        ):
-            return [customer["id"]]
-        return []
-
-    def _unique_emails(self, batch: _Batch) -> None:
-        seen: dict[tuple[str, str | None], str] = {}
-        for (entity_name, rid), record in batch.records.items():
-            if entity_name != "customer" or record.get("guest") or not record.get("email"):
-                continue
-            email, bound = record["email"].casefold(), record.get("boundSalesChannelId")
-            clash = seen.get((email, bound)) or seen.get((email, None))
-            if clash is None:
-                for other in self.store.ids_by("customer", "email", email):
-                    if other == rid or ("customer", other) in batch.deleted:
-                        continue
-                    stored = batch.get("customer", other)
-                    if (
-                        stored
-                        and not stored.get("guest")
-                        and (bound is None or stored.get("boundSalesChannelId") in (None, bound))
-                    ):
-                        clash = other
-                        break
-            if clash is not None and clash != rid:
-                pointer = batch.pointers[(entity_name, rid)]
-                if not self.version.email_violation_points_at_payload:
-                    pointer = f"/{rid}"  # before PR #18306 the pointer named the customer id
-                batch.violations.append(e.email_not_unique(f"{pointer}/email", record["email"]))
-            seen[(email, bound)] = rid
 
     # --- apply -----------------------------------------------------------------------------
     def _apply(self, batch: _Batch, skip_flow: bool) -> dict[str, list[str]]:
