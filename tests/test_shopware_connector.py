@@ -350,3 +350,37 @@ def test_shop_down_is_transient(sandbox):
     with pytest.raises(TransientError) as exc:
         shop.push([erp(10001)], {})
     assert "connection failed" in str(exc.value) and sandbox.client_secret not in str(exc.value)
+
+
+def test_account_deleted_in_the_shop_is_created_again_and_flagged(sandbox):
+    from connectors.shopware6 import DETAIL_LINK_GONE
+    from tests.shop_fixtures import admin_session
+
+    shop = make_shop(sandbox)
+    [mine] = shop.push([erp(10001)], {})
+    foreign = sandbox.create_customer_as_shop_user("self@example.com", "geheim1234")
+    [linked] = shop.push([erp(10002, email="self@example.com")], {})
+    assert linked.outcome == Outcome.LINKED
+    admin = admin_session(sandbox)
+    for cid in (mine.shop_id, foreign["id"]):
+        assert admin.delete(f"{sandbox.url}/api/customer/{cid}").status_code == 204
+    results = shop.push(
+        [erp(10001), erp(10002, email="self@example.com")], {10001: mine.shop_id, 10002: foreign["id"]}
+    )
+    assert [(r.outcome, r.detail) for r in results] == [(Outcome.CREATED, DETAIL_LINK_GONE)] * 2
+    assert [r.shop_id for r in results] == [customer_id("shop", 10001), customer_id("shop", 10002)]
+    assert {c["id"] for c in sandbox.customers()} == {customer_id("shop", 10001), customer_id("shop", 10002)}
+
+
+def test_email_changed_in_the_shop_is_set_back_from_the_erp(sandbox):
+    from tests.shop_fixtures import admin_session
+
+    shop = make_shop(sandbox)
+    [mine] = shop.push([erp(10001)], {})
+    admin = admin_session(sandbox)
+    resp = admin.patch(f"{sandbox.url}/api/customer/{mine.shop_id}", json={"email": "changed@example.com"})
+    assert resp.status_code == 204
+    [again] = shop.push([erp(10001)], {10001: mine.shop_id})
+    assert again.outcome == Outcome.UPDATED and again.detail is None
+    assert sandbox.customer(mine.shop_id)["email"] == "kunde10001@example.com"
+    assert len(sandbox.customers()) == 1

@@ -13,7 +13,7 @@ from syncd.config.model import PlatformSettings
 from .http import ShopwareHttp
 from .mapping import address_id, customer_id
 from .metadata import MemoryCache, TenantCache
-from .push import DETAIL_EXISTED
+from .push import DETAIL_EXISTED, DETAIL_LINK_GONE
 from .shop import ShopwareShop
 
 
@@ -42,6 +42,7 @@ def open_shop(
 
 __all__ = [
     "DETAIL_EXISTED",
+    "DETAIL_LINK_GONE",
     "MemoryCache",
     "ShopwareHttp",
     "ShopwareShop",

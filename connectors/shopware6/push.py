@@ -35,6 +35,8 @@ from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, emai
 from .sync import SyncWriter
 
 DETAIL_EXISTED = "existed_with_deterministic_id"
+# CREATED (or LINKED) although ``links`` named an account: that account no longer exists in the shop.
+DETAIL_LINK_GONE = "linked_account_missing"
 # Shopware's CustomerEmailUnique constraint (Store API always, Admin API/sync from 6.7 patches).
 EMAIL_NOT_UNIQUE = "79d30fe0-febf-421e-ac9b-1bfd5c9007f7"
 LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
@@ -55,9 +57,10 @@ class _Plan:
 
 
 class CustomerPusher:
-    def __init__(self, platform: str, sales_channel_id: str, search, writer: SyncWriter) -> None:
+    def __init__(self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter) -> None:
         self.platform = platform
-        self.sales_channel_id = sales_channel_id
+        self.mapper = mapper
+        self.sales_channel_id = mapper.meta.sales_channel_id
         self.search = search  # search(entity, criteria) -> iterator over all pages
         self.writer = writer
 
@@ -75,7 +78,6 @@ class CustomerPusher:
 
     def prepare(
         self,
-        mapper: CustomerMapper,
         batch: Sequence[tuple[int, ErpAddress]],
         links: Mapping[int, str],
         owners: dict[str, int],
@@ -90,7 +92,7 @@ class CustomerPusher:
             linked = links.get(address.number)
             ours = customer_id(self.platform, address.number)
             try:
-                plan.mapped = mapper.map(address, shop_id=linked if linked and linked != ours else None)
+                plan.mapped = self.mapper.map(address, shop_id=linked if linked and linked != ours else None)
             except Rejected as exc:
                 plan.outcome, plan.reason, plan.code = Outcome.REJECTED, exc.reason, exc.code
                 continue
@@ -139,8 +141,20 @@ class CustomerPusher:
             if bound and bound != self.sales_channel_id:
                 continue  # bound to another sales channel: the shop lets both log in separately
             by_email.setdefault(email_key(c.get("email")), []).append(c)
+        # An account we hold a link for but did not find under the e-mail: its e-mail was changed
+        # in the shop, or it was deleted there. One id search (only then) tells which.
+        expected = {links[p.mapped.number] for p in todo if p.mapped.number in links}  # type: ignore[union-attr]
+        unseen = expected - by_id.keys()
+        if unseen:
+            criteria = {
+                "filter": [{"type": "equalsAny", "field": "id", "value": sorted(unseen)}],
+                "includes": {"customer": LOOKUP_FIELDS},
+            }
+            for row in self.search("customer", criteria):
+                by_id[row["id"]] = row
+        gone = unseen - by_id.keys()
         for p in todo:
-            self._decide(p, links, by_id, by_email, reverse_links)
+            self._decide(p, links, by_id, by_email, reverse_links, gone)
 
     def _write(self, writes: list[_Plan]) -> None:
         if not writes:
@@ -158,12 +172,19 @@ class CustomerPusher:
         by_id: Mapping[str, dict[str, Any]],
         by_email: Mapping[str, list[dict[str, Any]]],
         reverse_links: Mapping[str, int],
+        gone: set[str],
     ) -> None:
         mapped = p.mapped
         assert mapped is not None
         number = mapped.number
         key = email_key(mapped.email)
         linked = links.get(number)
+        if linked in gone:
+            # Deleted in the shop: the address gets an account again, as if it had never had one.
+            p.detail = DETAIL_LINK_GONE
+            if linked != customer_id(self.platform, number):
+                p.mapped = mapped = self.mapper.map(p.address)  # full payload under our own id
+            linked = None
         own = linked if linked else (mapped.customer_id if mapped.customer_id in by_id else None)
         others = [c for c in by_email.get(key, []) if c["id"] not in (own, mapped.customer_id)]
         if own is not None:
@@ -177,7 +198,7 @@ class CustomerPusher:
                 )
                 return
             p.outcome, p.shop_id, p.write = Outcome.UPDATED, own, mapped.payload
-            if not linked:
+            if not linked and p.detail is None:
                 p.detail = DETAIL_EXISTED  # a crash after create, before the link was stored
             return
         if others:

@@ -198,7 +198,7 @@ class ShopwareShop:
             if address.number in links and address.email:
                 owners.setdefault(email_key(normalise_email(address.email)), address.number)
         reverse_links = {shop_id: number for number, shop_id in links.items()}
-        pusher = CustomerPusher(self.name, mapper.meta.sales_channel_id, self.search, self.writer)
+        pusher = CustomerPusher(self.name, mapper, self.search, self.writer)
         size = self.platform.batch_size
         batches = (list(enumerate(addresses[i : i + size], i)) for i in range(0, len(addresses), size))
         results: list[PushResult] = []
@@ -208,7 +208,7 @@ class ShopwareShop:
             queued: deque[Future[list[Any]]] = deque()
             try:
                 for batch in batches:
-                    plans = pusher.prepare(mapper, batch, links, owners, fingerprints)
+                    plans = pusher.prepare(batch, links, owners, fingerprints)
                     # The caller's bound log context (platform, step) follows the batch.
                     context = contextvars.copy_context()
                     queued.append(worker.submit(context.run, pusher.complete, plans, links, reverse_links))
