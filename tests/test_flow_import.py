@@ -590,8 +590,7 @@ CHILD = textwrap.dedent(
     import json, pickle, sys
     from connectors.erp import open_erp
     from connectors.shopware6 import open_shop
-    from syncd.errors import ConfigError
-from syncd.flows.context import PlatformContext
+    from syncd.flows.context import PlatformContext
     from syncd.flows.import_customers import run_shop_to_erp
     from syncd.state.db import open_state
 
