@@ -29,7 +29,7 @@ from syncd.domain import ErpAddress, OutgoingMail
 from syncd.errors import PermanentError, SyncdError, TransientError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.passwords import generate_password
-from syncd.flows.push_addresses import checkpoint, clear_failure, email_problem, record_failure
+from syncd.flows.push_addresses import checkpoint, clear_failures, email_problem, record_failure
 from syncd.redaction import redact, sensitive
 from syncd.retry import call_with_retry
 from syncd.state import jobs as steps
@@ -38,6 +38,9 @@ from syncd.state.jobs import CredentialJob, CredentialJobs
 log = structlog.get_logger("syncd.flows.credentials")
 
 MAX_SENDS = 2  # the first send plus at most one after a crash with unknown outcome (I5)
+# Mails counted as "sending" per durable write (see ``_send``): the most a crash can make the
+# sweep send twice. 1 = one extra mail at most per crash, at two state transactions per mail.
+SEND_WINDOW = 20
 STEP = "credentials"
 
 
@@ -134,8 +137,8 @@ def deliver(
     checkpoint("after_clear")
     sent = [i for i in items if i.result == "sent"]
     repo.set_step([i.job.id for i in sent], steps.DONE, ctx.clock())
+    clear_failures(ctx, [i.job.erp_number for i in sent], step=STEP)
     for i in sent:
-        clear_failure(ctx, i.job.erp_number, step=STEP)
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")
 
@@ -199,35 +202,55 @@ def _render(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> No
 
 
 def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> None:
+    """Send over one session. Sends are counted durably a window at a time, before SMTP is
+    spoken: the write that records window k as sent also counts window k+1, so the state store
+    sees two transactions per window instead of two per mail. A crash inside a window makes the
+    sweep resend that window once, with the same passwords (I5)."""
     repo = CredentialJobs(ctx.state)
     assert ctx.mail is not None
+    for i in items:
+        if i.job.send_attempts >= MAX_SENDS:
+            _fail(ctx, i, "delivery unknown after an interrupted resend; not sent again (use "
+                  "`syncd accounts send-credentials` to send new credentials)", report)
+    todo = [i for i in items if not i.result]
+    accepted: list[_Item] = []  # accepted by SMTP, not yet recorded as sent
     try:
         with ctx.mail.session() as session:
-            for i in items:
-                if i.job.send_attempts >= MAX_SENDS:
-                    _fail(ctx, i, "delivery unknown after an interrupted resend; not sent again (use "
-                          "`syncd accounts send-credentials` to send new credentials)", report)
-                    continue
-                repo.start_sending(i.job.id, ctx.clock())
-                checkpoint("before_smtp")
-                mail = i.mail
-                assert mail is not None
-                try:
-                    call_with_retry(lambda m=mail: session.send(m), what="send credentials mail")
-                except TransientError as exc:
-                    repo.refused(i.job.id, ctx.clock())
-                    _retry(ctx, [i], f"mail server: {exc}", report)
-                    continue
-                except PermanentError as exc:
-                    repo.refused(i.job.id, ctx.clock())
-                    _fail(ctx, i, f"mail server refused: {exc}", report, code=exc.code)
-                    continue
-                checkpoint("after_smtp")
-                repo.set_step([i.job.id], steps.SENT, ctx.clock())
-                i.result = "sent"
-                checkpoint("after_sent")
+            for start in range(0, len(todo), SEND_WINDOW):
+                window = todo[start:start + SEND_WINDOW]
+                repo.advance(sent=[i.job.id for i in accepted], sending=[i.job.id for i in window],
+                             now=ctx.clock())
+                _mark_sent(accepted)
+                for i in window:
+                    checkpoint("before_smtp")
+                    mail = i.mail
+                    assert mail is not None
+                    try:
+                        call_with_retry(lambda m=mail: session.send(m), what="send credentials mail")
+                    except TransientError as exc:
+                        repo.refused(i.job.id, ctx.clock())
+                        _retry(ctx, [i], f"mail server: {exc}", report)
+                        continue
+                    except PermanentError as exc:
+                        repo.refused(i.job.id, ctx.clock())
+                        _fail(ctx, i, f"mail server refused: {exc}", report, code=exc.code)
+                        continue
+                    accepted.append(i)
+                    checkpoint("after_smtp")
     except TransientError as exc:  # the session could not be opened (or re-opened)
-        _retry(ctx, [i for i in items if not i.result], f"mail server: {exc}", report)
+        _retry(ctx, [i for i in todo if not i.result and i not in accepted], f"mail server: {exc}", report)
+    finally:
+        # What the server accepted is recorded before anything else happens to these jobs.
+        if accepted:
+            repo.set_step([i.job.id for i in accepted], steps.SENT, ctx.clock())
+            _mark_sent(accepted)
+    checkpoint("after_sent")
+
+
+def _mark_sent(accepted: list[_Item]) -> None:
+    for i in accepted:
+        i.result = "sent"
+    accepted.clear()
 
 
 # ---------------------------------------------------------------------------------------- outcomes
@@ -358,9 +381,7 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
             for n in stray:
                 report.add(n, "field-cleared", "password field held a value no job owns")
         repo.set_step(done, steps.DONE, now)
-        for j in active:
-            if j.id in done:
-                clear_failure(ctx, j.erp_number, step=STEP)
+        clear_failures(ctx, [j.erp_number for j in active if j.id in done], step=STEP)
         repo.restart(restart, now)
         for j in active:
             if j.id in restart:

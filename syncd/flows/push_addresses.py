@@ -87,9 +87,11 @@ def record_failure(ctx: PlatformContext, number: object, *, step: str, reason: s
     Failures(ctx.state, clock=ctx.clock).record(ctx.platform.name, d, number, step, reason, code)
 
 
-def clear_failure(ctx: PlatformContext, number: object, *, step: str) -> None:
-    d = MAIL_DIRECTION if step == "credentials" else DIRECTION
-    Failures(ctx.state, clock=ctx.clock).clear(ctx.platform.name, d, number)
+def clear_failures(ctx: PlatformContext, numbers: Iterable[object], *, step: str) -> None:
+    numbers = list(numbers)
+    if numbers:
+        d = MAIL_DIRECTION if step == "credentials" else DIRECTION
+        Failures(ctx.state, clock=ctx.clock).clear_many(ctx.platform.name, d, numbers)
 
 
 # ---------------------------------------------------------------------------------------- the plan

@@ -224,14 +224,28 @@ class CredentialJobs:
         with self._conn(conn) as c:
             c.execute(update(t).where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS)).values(**values))
 
-    def start_sending(self, job_id: int, now: datetime) -> None:
-        """Durably count a send whose outcome will be unknown until the server answers (I5)."""
-        with self._conn(None) as c:
+    def start_sending(
+        self, ids: int | Iterable[int], now: datetime, *, conn: Connection | None = None
+    ) -> None:
+        """Durably count sends whose outcome will be unknown until the server answers (I5)."""
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        if not ids:
+            return
+        with self._conn(conn) as c:
             c.execute(
                 update(t)
-                .where(t.c.id == job_id)
+                .where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS))
                 .values(step=SENDING, send_attempts=t.c.send_attempts + 1, updated_at=now)
             )
+
+    def advance(self, *, sent: Iterable[int], sending: Iterable[int], now: datetime) -> None:
+        """One transaction: record ``sent`` as sent and count the sends of ``sending``."""
+        sent, sending = list(sent), list(sending)
+        if not sent and not sending:
+            return
+        with self._conn(None) as c:
+            self.set_step(sent, SENT, now, conn=c)
+            self.start_sending(sending, now, conn=c)
 
     def refused(self, job_id: int, now: datetime) -> None:
         """The server refused the send: its outcome is known, so it no longer counts."""
@@ -254,6 +268,7 @@ class CredentialJobs:
                 .where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS))
                 .values(
                     step=PENDING,
+                    send_attempts=0,  # the next attempt has a fresh password: a new I5 budget
                     attempts=t.c.attempts + 1,
                     last_error=_error_text(error),
                     next_attempt_at=next_attempt_at,
@@ -270,7 +285,7 @@ class CredentialJobs:
             c.execute(
                 update(t)
                 .where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS))
-                .values(step=PENDING, next_attempt_at=None, updated_at=now)
+                .values(step=PENDING, send_attempts=0, next_attempt_at=None, updated_at=now)
             )
 
     def fail(self, job_id: int, error: object, now: datetime, *, conn: Connection | None = None) -> None:
