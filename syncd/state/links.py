@@ -7,7 +7,7 @@ most one link per platform, except the collective address, which many shop custo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -101,7 +101,8 @@ class Links:
         keep = [c for c in _FIELDS if c not in ("platform", "shop_id", "created_at")]
         with self.store.begin() as conn:
             for batch in chunked(prepared):
-                upsert(conn, t, [asdict(x) for x in batch], keys=["platform", "shop_id"], update=keep)
+                rows = [{name: getattr(x, name) for name in _FIELDS} for x in batch]  # asdict deep-copies
+                upsert(conn, t, rows, keys=["platform", "shop_id"], update=keep)
             # Read back so callers see the kept created_at.
             stored: dict[tuple[str, str], Link] = {}
             by_platform: dict[str, list[str]] = {}

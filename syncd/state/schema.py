@@ -80,6 +80,9 @@ links = Table(
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+# Lookups by ERP number include collective links, which the partial unique index below cannot
+# serve (neither SQLite nor PostgreSQL uses a partial index for a query not implying its WHERE).
+Index("ix_links_platform_erp_number", links.c.platform, links.c.erp_number)
 Index(
     "uq_links_platform_erp_number",
     links.c.platform,

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("updated_at", TS(), nullable=False),
         sa.PrimaryKeyConstraint("platform", "shop_id", name="pk_links"),
     )
+    op.create_index("ix_links_platform_erp_number", "links", ["platform", "erp_number"])
     op.create_index(
         "uq_links_platform_erp_number",
         "links",
