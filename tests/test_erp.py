@@ -667,3 +667,31 @@ def test_reflection_is_kept_in_the_callers_cache(settings, db_url, table):
     assert second.stats.statements - before == 1  # no catalogue queries: the layout came from the cache
     assert second.layout.write.column("Sel5").length == 40
     second.close()
+
+
+def test_configured_names_match_a_catalogue_in_other_case(db_url, table):
+    """PostgreSQL folds unquoted names to lower case: an operator's AdrNr/Sel5 must still work,
+    and layouts must find the password under the configured spelling."""
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE {table} (adrnr INTEGER PRIMARY KEY, email VARCHAR(100), sel5 VARCHAR(40), "
+            "geaendert TIMESTAMP NULL)"
+        )
+    engine.dispose()
+    settings = ErpSettings(
+        url=db_url,
+        address_table=table.upper(),
+        columns=ErpColumns(number="AdrNr", email="EMail", modified_at="Geaendert"),
+    )
+    erp = open_erp(settings, password_field="Sel5")
+    try:
+        assert [i for i in erp.check() if not i.ok] == []
+        assert erp.create_address(1, {"email": "a@example.com"})
+        erp.write_password_fields({1: "case-folded-1"})
+        (address,) = [a for batch in erp.scan_changes(None).batches() for a in batch]
+        assert address.email == "a@example.com"
+        assert address.row["Sel5"] == address.row["sel5"] == "case-folded-1"
+        assert address.row["EMail"] == "a@example.com"
+    finally:
+        erp.close()

@@ -32,6 +32,7 @@ from connectors.erp.values import (
 )
 from connectors.erp.writes import WritesMixin
 from syncd.config.model import ErpSettings
+from syncd.config.profiles import effective_columns
 from syncd.domain import CheckItem, ErpAddress
 from syncd.errors import ConfigError, PermanentError
 
@@ -232,6 +233,7 @@ class SqlErp(WritesMixin):
                 return (bound.key, bound.column.name) if bound is not None else None
 
             texts = tuple((name, layout.logical[name].key) for name in _TEXT_FIELDS if name in layout.logical)
+            configured = effective_columns(self.settings)
             self._shared.plan = (
                 layout,
                 key_of("number"),
@@ -239,12 +241,34 @@ class SqlErp(WritesMixin):
                 key_of("country"),
                 key_of("blocked"),
                 key_of("modified_at"),
+                tuple(
+                    (configured[name], bound.key)
+                    for name, bound in layout.logical.items()
+                    if configured.get(name) and configured[name] != bound.key
+                ),
             )
         return self._shared.plan
 
+    def _aliases(self) -> tuple[tuple[str, str], ...]:
+        """Configured spellings that differ from the catalogue's (PostgreSQL folds unquoted names
+        to lower case): the row carries both, so a layout's ``erp.Sel10`` finds ``sel10``."""
+        plan = self._plan()
+        cached = getattr(self, "_alias_cache", None)
+        if cached is not None and cached[0] is plan:
+            return cached[1]
+        aliases = plan[6]
+        field = self.password_field
+        if field:
+            bound = self.layout.bind_in_sources(field)
+            if bound is not None and bound.key != field:
+                aliases += ((field, bound.key),)
+        self._alias_cache = (plan, aliases)
+        return aliases
+
     def _to_address(self, raw: dict[str, Any]) -> ErpAddress | None:
-        """``raw`` comes from ``_clean``."""
-        _layout, number_of, texts, country_of, blocked_of, modified_of = self._plan()
+        """``raw`` comes from ``_clean`` and is not changed (scans hash it)."""
+        _layout, number_of, texts, country_of, blocked_of, modified_of, _a = self._plan()
+        aliases = self._aliases() if _a or self.password_field else ()
         try:
             number = parse_number(raw[number_of[0]])
         except ValueProblem as e:
@@ -265,11 +289,12 @@ class SqlErp(WritesMixin):
                 blocked = True  # unknown flag: do not publish what may be blocked
                 problems.append(f"{blocked_of[1]}: {e}")
         modified = raw[modified_of[0]] if modified_of is not None else None
+        row = {**raw, **{alias: raw[key] for alias, key in aliases if alias not in raw}} if aliases else raw
         return ErpAddress(
             number=number,
             blocked=blocked,
             modified_at=modified if hasattr(modified, "isoformat") else None,
-            row=raw,
+            row=row,
             problems=tuple(problems),
             **fields,
         )
