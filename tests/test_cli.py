@@ -88,7 +88,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 BAD_INPUTS = {
-    "broken toml": (('client_id = "id"', "client_id = id"), "", "platforms.client_id", "client_id = id"),
+    "broken toml": (('client_id = "id"', "client_id = id"), "", "platforms[0].client_id", "client_id = id"),
     "wrong type": (None, "[mail]\nport = \"smtp\"\n", "mail.port", "'smtp'"),
     "unknown key": (None, "[platforms.addresses]\nskip_blokced = true\n", "skip_blokced", "True"),
     "duplicate platform": (

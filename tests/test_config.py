@@ -114,7 +114,7 @@ def test_absent_file_names_the_file(tmp_path):
 def test_broken_toml_reports_line_column_key_and_line():
     err = _error(MINIMAL.replace('client_id = "id"', "client_id = id-without-quotes"))
     assert "line 7" in err.message and "column" in err.message
-    assert err.key == "platforms.client_id"
+    assert err.key == "platforms[0].client_id"
     assert err.value == "client_id = id-without-quotes"
     assert err.file == "/etc/syncd/x.toml"
 
@@ -226,3 +226,10 @@ def test_not_utf8(tmp_path):
     p.write_bytes(MINIMAL.encode("utf-16"))
     with pytest.raises(ConfigError, match="UTF-8"):
         load_settings(str(p))
+
+
+def test_broken_toml_in_second_platform_names_its_index():
+    second = MINIMAL.split("[[platforms]]")[1].replace('name = "shop"', 'name = "b"')
+    text = MINIMAL + "[[platforms]]" + second + "[platforms.addresses]\nsend_credentials = yes\n"
+    err = _error(text)
+    assert err.key == "platforms[1].addresses.send_credentials"

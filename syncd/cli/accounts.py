@@ -64,7 +64,7 @@ def list_cmd(state: CliState, platform: str | None, **filters: bool) -> None:
     list_accounts(*_prepare(state, platform), platform=platform, **filters)
 
 
-@accounts_group.command("export", help="Export linked customer accounts as CSV (stable columns, see README).")
+@accounts_group.command("export", help="Export linked customer accounts as CSV (stable, documented columns).")
 @platform_option()
 @_filters
 @click.option("--output", "-o", default="-", metavar="FILE", help="CSV file to write; '-' = stdout.")

@@ -116,20 +116,38 @@ def _parse_toml(text: str, file: str) -> dict[str, Any]:
 
 
 def _key_at_line(lines: list[str], line: int) -> str | None:
-    """Dotted key of an assignment on ``line`` (1-based), prefixed by the table it sits in."""
+    """Dotted key of an assignment on ``line`` (1-based), with the table it sits in and the
+    index of array tables (``platforms[1].addresses.password_field``)."""
     if not 0 < line <= len(lines):
         return None
     m = _ASSIGN.match(lines[line - 1])
     if not m:
         return None
+    counts: dict[str, int] = {}
     table = ""
-    for previous in reversed(lines[: line - 1]):
+    for previous in lines[: line - 1]:
         h = _HEADER.match(previous)
-        if h:
-            table = h.group(1).replace('"', "").replace("'", "")
-            break
+        if not h:
+            continue
+        name = h.group(1).replace('"', "").replace("'", "").replace(" ", "")
+        if previous.lstrip().startswith("[["):
+            counts[name] = counts.get(name, 0) + 1
+            table = f"{_indexed(name, counts)}[{counts[name] - 1}]"
+        else:
+            table = _indexed(name, counts)
     name = m.group(1).replace('"', "").replace("'", "")
     return f"{table}.{name}" if table else name
+
+
+def _indexed(dotted: str, counts: dict[str, int]) -> str:
+    """``platforms.addresses`` -> ``platforms[1].addresses`` after two ``[[platforms]]``."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:cut])
+        if prefix in counts and cut < len(parts):
+            rest = ".".join(parts[cut:])
+            return f"{_indexed(prefix, counts)}[{counts[prefix] - 1}].{rest}"
+    return dotted
 
 
 def _mask_line(source: str, key: str | None) -> str:
