@@ -401,7 +401,9 @@ def test_password_field_too_short(db_url, table):
         assert "holds 8 characters" in detail and "at least 12" in detail
         # the ERP's own minimum applies even to a short configured password
         assert "at least 10" in failed(erp.check(password_length=8))["platforms[].addresses.password_field"]
+        assert erp.password_field_length == 8
         assert failed(erp.with_password_field("Sel6").check(password_length=20)) == {}
+        assert erp.with_password_field("Sel6").password_field_length == 80
         assert "at least 90" in failed(erp.check("Sel6", 90))["platforms[].addresses.password_field"]
     finally:
         erp.close()

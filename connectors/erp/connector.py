@@ -122,6 +122,15 @@ class SqlErp(WritesMixin):
     def stats(self) -> ErpStats:
         return self._shared.stats
 
+    @property
+    def password_field_length(self) -> int | None:
+        """Characters the password column holds (None: unbounded, or no field configured); the
+        credential flow never generates a longer password."""
+        if not self.password_field:
+            return None
+        column = self.layout.write.column(self.password_field)
+        return column.length if column is not None and column.kind == "text" else None
+
     def close(self) -> None:
         self.engine.dispose()
 
