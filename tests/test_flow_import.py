@@ -27,7 +27,7 @@ from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors
 from syncd.state.db import open_state
 from syncd.state.failures import Failures
-from syncd.state.links import Links
+from syncd.state.links import Link, Links
 from tests import shop_fixtures
 from tests.dbs import mariadb_url, unique_name
 from tests.erp_fixtures import create_address_table, insert_addresses
@@ -310,6 +310,51 @@ def test_insert_repeated_after_a_lost_reply_is_recognised_as_ours(world):
     assert imported(report) == [cid]
     assert sorted(world.erp_rows()) == [10019]  # not a second address under 10020
     assert world.links()[cid].erp_number == 10019
+
+
+class LinkingErp:
+    """The real connector; while our cycle allocates a number, the ERP -> shop flow (running at
+    the same time) links the customer's account to an ERP address it found by e-mail."""
+
+    def __init__(self, erp, state, shop_id: str) -> None:
+        self._erp, self._state, self._shop_id, self.done = erp, state, shop_id, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._erp, name)
+
+    def number_exists(self, number: int) -> bool:
+        if not self.done:
+            self.done = True
+            link = Link(PLATFORM, self._shop_id, 10050, kind="email", email="x@example.com")
+            Links(self._state).upsert(link)
+        return self._erp.number_exists(number)
+
+
+def test_a_link_made_by_the_other_direction_meanwhile_is_never_overwritten(world):
+    cid = world.shop_user("zugleich@example.com")
+    racing = LinkingErp(open_erp(world.erp_settings), world.state, cid)
+    report = run_shop_to_erp(world.ctx(erp_port=racing))
+    assert racing.done
+    assert [i.action for i in report.items] == ["skipped"] and "10050" in report.items[0].detail
+    assert world.links()[cid].kind == "email" and world.links()[cid].erp_number == 10050
+    assert world.erp_rows() == {}
+    assert Allocations(world.state).peek(PLATFORM) == 10019  # the number went back
+    assert Failures(world.state).list(PLATFORM) == []
+
+
+def test_number_taken_while_we_were_down_is_replaced_by_a_new_one(world):
+    """State after a crash between link and insert, and the ERP desk used the number since."""
+    cid = world.shop_user("spaet@example.com")
+    Allocations(world.state).reserve(PLATFORM, floor=10019)
+    Links(world.state).upsert(Link(PLATFORM, cid, 10019, kind="import", email="spaet@example.com"))
+    insert_addresses(world.erp_settings.url, world.table,
+                     [{"number": 10019, "email": "desk@example.com", "last_name": "Schreibtisch"}])
+    report = run_shop_to_erp(world.ctx())
+    assert imported(report) == [cid]
+    rows = world.erp_rows()
+    assert rows[10019]["EMail"] == "desk@example.com" and rows[10020]["EMail"] == "spaet@example.com"
+    assert world.links()[cid].erp_number == 10020
+    assert world.customer(cid)["customerNumber"] == "10020"
 
 
 def test_number_outside_debtor_range_is_refused_and_stops_the_platform(world):

@@ -85,6 +85,14 @@ class WriteBackFailed(PermanentError):
     step = "write-back"
 
 
+class LinkedMeanwhile(PermanentError):
+    """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
+
+    def __init__(self, link: Link) -> None:
+        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
+        self.link = link
+
+
 class SettingMissing(ImportBlocked):
     step = "settings"
 
@@ -196,6 +204,8 @@ class _Import:
             return exc
         except TransientError:
             raise
+        except LinkedMeanwhile as exc:
+            self.report.add(c.id, "skipped", str(exc))
         except PermanentError as exc:
             self._failed(c, getattr(exc, "step", "import"), exc)
         return None
@@ -283,6 +293,7 @@ class _Import:
         if self.dry_run:
             self.report.add(c.id, "would-link", f"existing ERP address {number}")
             return
+        self._claim(c)
         self.links.upsert(Link(self.platform, c.id, number, kind="import", email=c.email))
         self._write_back(c, number, "linked", f"existing ERP address {number}")
 
@@ -300,10 +311,11 @@ class _Import:
         if self.dry_run:
             self.report.add(c.id, "would-link", f"collective address {number}")
             return
+        self._claim(c)
         self.links.upsert(Link(self.platform, c.id, number, kind="collective", email=c.email))
         self._write_back(c, number, "linked", f"collective address {number}")
 
-    def _import(self, c: ShopCustomer) -> None:
+    def _import(self, c: ShopCustomer, replacing: int | None = None) -> None:
         values = self._values(c)
         if self.dry_run:
             if self._preview is None:
@@ -311,8 +323,11 @@ class _Import:
             number = next(self._preview)
             self.report.add(c.id, "would-create", f"ERP address {number}")
             return
+        ours = {replacing} if replacing is not None else set()
 
         def insert(number: int) -> bool:
+            self._claim(c, ours)
+            ours.add(number)
             try:
                 # Linked before the row exists: the ERP -> shop scan must never see it unlinked.
                 self.links.upsert(Link(self.platform, c.id, number, kind="import", email=c.email))
@@ -325,11 +340,21 @@ class _Import:
             number = self.allocator.place(insert)
         except TransientError:
             raise  # outcome unknown: the link stays and the next cycle resumes from it
+        except LinkedMeanwhile as exc:
+            self.report.add(c.id, "skipped", str(exc))
+            return
         except BaseException:
             self.links.delete(self.platform, c.id)  # nothing of ours was written to the ERP
             raise
         checkpoint("import:after-insert")
         self._write_back(c, number, "imported", f"ERP address {number}")
+
+    def _claim(self, c: ShopCustomer, ours: set[int] | None = None) -> None:
+        """Refuse to overwrite a link someone else made after this cycle read the links: the
+        ERP -> shop flow runs at the same time and links accounts it creates or finds."""
+        current = self.links.get_by_shop(self.platform, c.id)
+        if current is not None and not (current.kind == "import" and current.erp_number in (ours or ())):
+            raise LinkedMeanwhile(current)
 
     def _resume(self, c: ShopCustomer, link: Link) -> None:
         number = link.erp_number
@@ -344,7 +369,7 @@ class _Import:
             self._write_back(c, number, "imported", f"ERP address {number} (resumed)")
             return
         self.log.warning("linked number was taken by someone else, importing anew", number=number)
-        self._import(c)
+        self._import(c, replacing=number)
 
     def _owner(self, number: int, c: ShopCustomer, link: Link) -> bool | None:
         """Whether ERP address ``number`` is the row we inserted for ``c``; None: no such row."""
