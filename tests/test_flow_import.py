@@ -424,6 +424,21 @@ def test_check_names_unknown_and_forbidden_copy_fields(world):
     assert items["'city'"].ok and "shop" in items["'city'"].detail
 
 
+def test_check_reports_a_start_number_outside_the_debtor_range(world):
+    def number_item(**addresses):
+        items = check_import_settings(world.ctx(**addresses))
+        (item,) = [i for i in items if "next_address_number" in i.name]
+        return item
+
+    assert number_item().ok and "10019" in number_item().detail
+    bad = number_item(next_address_number=70000)
+    assert not bad.ok and "70000" in bad.detail and "10000-69999" in bad.detail
+    assert number_item(next_address_number=70000, allow_numbers_outside_debtor_range=True).ok
+    # the persisted counter counts, not only the configured start
+    Allocations(world.state).reserve(PLATFORM, floor=69999)
+    assert not number_item(next_address_number=69999).ok
+
+
 def test_collective_address_links_and_creates_nothing(world):
     insert_addresses(world.erp_settings.url, world.table, [{"number": 10000, "email": "sammel@example.com",
                                                             "last_name": "Sammelkunde"}])
