@@ -245,3 +245,28 @@ def test_bad_criteria_are_400(shop):
         {"sort": [{"field": "nope"}]},
     ):
         assert s.post(url, json=crit).status_code == 400, crit
+
+
+def test_a_repeated_search_sees_writes_made_in_between(shop):
+    s, sb, ids = shop
+    crit = {"filter": [{"type": "equals", "field": "active", "value": True}], "sort": [{"field": "lastName"}]}
+    before = _numbers(_search(shop, {**crit, "limit": 2, "page": 1}))
+    assert before == [2, 4]  # Bravo, Delta
+    assert s.patch(f"{sb.url}/api/customer/{ids[1]}", json={"active": True}).status_code == 204
+    assert _numbers(_search(shop, {**crit, "limit": 2, "page": 1})) == [1, 2]  # Alpha now active
+    sb.add_order(ids[8])
+    body = _search(shop, {"filter": [{"type": "range", "field": "orderCount", "parameters": {"gt": 0}}]})
+    assert _numbers(body) == [8]
+
+
+def test_mixed_sort_directions(shop):
+    body = _search(
+        shop, {"sort": [{"field": "active", "order": "DESC"}, {"field": "customerNumber", "order": "ASC"}]}
+    )
+    numbers = _numbers(body)
+    # active first, then customer numbers as the strings they are
+    assert numbers == [10, 2, 4, 6, 8, 1, 3, 5, 7, 9]
+    by_created = _search(
+        shop, {"sort": [{"field": "createdAt", "order": "DESC"}, {"field": "id", "order": "ASC"}]}
+    )
+    assert len(by_created["data"]) == 10

@@ -7,7 +7,9 @@ storage format (``2024-10-01 00:00:00.000``) and ISO 8601, as MySQL does.
 
 from __future__ import annotations
 
+import json
 import math
+import operator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ from .schema import DATETIME_FIELDS, Entity
 from .store import Store, format_dt, index_key
 
 _MISSING = object()
+_OPS = {"gte": operator.ge, "gt": operator.gt, "lte": operator.le, "lt": operator.lt}
 
 
 def _bad(code: str, detail: str, pointer: str) -> ApiError:
@@ -42,6 +45,7 @@ class Searcher:
     def __init__(self, store: Store, max_limit: int | None):
         self.store = store
         self.max_limit = max_limit
+        self._cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # callers hold the store lock
 
     # --- field access ----------------------------------------------------------------------
     def resolve(self, entity: Entity, record: dict[str, Any], path: list[str]) -> list[Any]:
@@ -105,10 +109,10 @@ class Searcher:
                 self.compile(entity, q, f"{pointer}/queries/{i}")
                 for i, q in enumerate(spec.get("queries") or [])
             ]
-            combine = any if op in ("or", "||") else all
+            combined = _any_of(subs) if op in ("or", "||") else _all_of(subs)
             if kind == "not":
-                return lambda r: not combine(s(r) for s in subs)
-            return lambda r: combine(s(r) for s in subs)
+                return lambda r: not combined(r)
+            return combined
         fname = spec.get("field")
         if not isinstance(fname, str) or not fname:
             raise _bad(
@@ -119,9 +123,14 @@ class Searcher:
             path = path[1:]
         self.check_field(entity, path, pointer)
         is_date = path[-1] in DATETIME_FIELDS
-        get = lambda r: self.resolve(entity, r, path)  # noqa: E731
+        plain = len(path) == 1 and path[0] not in entity.associations
+        head = path[0]
+        # a plain field is one dict lookup; only association paths need the general resolver
+        get = (lambda r: (r.get(head),)) if plain else (lambda r: self.resolve(entity, r, path))
         if kind == "equals":
             want = _normalise(spec.get("value"), is_date, pointer)
+            if plain:
+                return lambda r: _equal(r.get(head), want)
             return lambda r: any(_equal(v, want) for v in get(r))
         if kind == "equalsAny":
             values = spec.get("value")
@@ -140,6 +149,13 @@ class Searcher:
                 if op in params:
                     bound = parse_datetime(params[op], pointer) if is_date else params[op]
                     bounds.append((op, bound))
+            if plain and is_date:
+                # stored dates and normalised bounds share one fixed-width format: compare as strings
+                checks = [(_OPS[op], b) for op, b in bounds]
+                if len(checks) == 1:
+                    [(cmp, bound)] = checks
+                    return lambda r: (v := r.get(head)) is not None and cmp(v, bound)
+                return lambda r: (v := r.get(head)) is not None and all(cmp(v, b) for cmp, b in checks)
             return lambda r: any(
                 v is not None and all(_compare(v, op, b) for op, b in bounds) for v in get(r)
             )
@@ -151,12 +167,8 @@ class Searcher:
         post = criteria.get("post-filter") or []
         if not isinstance(filters, list) or not isinstance(post, list):
             raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "The filter parameter has to be a list.", "/filter")
-        tests = [self.compile(entity, f, f"/filter/{i}") for i, f in enumerate(filters)]
-        tests += [self.compile(entity, f, f"/post-filter/{i}") for i, f in enumerate(post)]
-        candidates = self._candidates(entity, criteria.get("ids"), filters)
-        rows = [r for r in candidates if all(t(r) for t in tests)]
-        self._sort(entity, rows, criteria.get("sort"))
         limit, page = self._paging(criteria)
+        rows = self._matching(entity, criteria, filters, post)
         offset = (page - 1) * limit if limit else 0
         page_rows = rows[offset : offset + limit] if limit else rows[offset:]
         mode = int(criteria.get("total-count-mode") or 0)
@@ -168,6 +180,31 @@ class Searcher:
         else:
             total = len(page_rows)
         return total, page_rows
+
+    def _matching(self, entity: Entity, criteria: dict[str, Any], filters: list[Any], post: list[Any]):
+        """All matching rows in order. Paging through a result re-asks the same question page after
+        page; while nothing was written in between, the sorted answer is reused (O(limit) per page)."""
+        try:
+            key = json.dumps(
+                [entity.name, filters, post, criteria.get("ids"), criteria.get("sort")], sort_keys=True
+            )
+        except (TypeError, ValueError):
+            key = None
+        hit = self._cache.get(key) if key is not None else None
+        if hit is not None and hit[0] == self.store.generation:
+            return hit[1]
+        tests = [self.compile(entity, f, f"/filter/{i}") for i, f in enumerate(filters)]
+        tests += [self.compile(entity, f, f"/post-filter/{i}") for i, f in enumerate(post)]
+        candidates = self._candidates(entity, criteria.get("ids"), filters)
+        rows = list(candidates)
+        for test in tests:  # one pass per filter: list comprehensions beat a generator per row
+            rows = [r for r in rows if test(r)]
+        self._sort(entity, rows, criteria.get("sort"))
+        if key is not None:
+            if len(self._cache) >= 16:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (self.store.generation, rows)
+        return rows
 
     def _candidates(self, entity: Entity, ids: Any, filters: list[Any]):
         table = self.store.tables[entity.name]
@@ -202,19 +239,46 @@ class Searcher:
                 {"field": s.lstrip("-"), "order": "DESC" if s.startswith("-") else "ASC"}
                 for s in sort.split(",")
             ]
-        for i, spec in reversed(list(enumerate(sort))):
+        keys = []
+        for i, spec in enumerate(sort):
             path = str(spec.get("field", "")).removeprefix(f"{entity.name}.").split(".")
             self.check_field(entity, path, f"/sort/{i}")
-            desc = str(spec.get("order", "ASC")).upper() == "DESC"
-
-            def key(r, path=path):
-                vals = [v for v in self.resolve(entity, r, path) if v is not None]
-                if not vals:
-                    return (0, "")  # NULL sorts first ascending, as in MySQL
-                v = vals[0]
-                return (1, v.casefold() if isinstance(v, str) else v)
-
+            keys.append((self._sort_key(entity, path), str(spec.get("order", "ASC")).upper() == "DESC"))
+        if len({desc for _, desc in keys}) == 1:  # one direction: a single sort on a composite key
+            funcs = [k for k, _ in keys]
+            if len(funcs) == 1:
+                rows.sort(key=funcs[0], reverse=keys[0][1])
+            elif len(funcs) == 2:
+                first, second = funcs
+                rows.sort(key=lambda r: (first(r), second(r)), reverse=keys[0][1])
+            else:
+                rows.sort(key=lambda r: tuple(f(r) for f in funcs), reverse=keys[0][1])
+            return
+        for key, desc in reversed(keys):  # mixed directions: stable sorts, last criterion first
             rows.sort(key=key, reverse=desc)
+
+    def _sort_key(self, entity: Entity, path: list[str]):
+        head = path[0]
+        spec = entity.fields.get(head) if len(path) == 1 else None
+        if spec is not None and (head in DATETIME_FIELDS or spec.kind in ("id", "fk")):
+            # fixed-width lower-case strings: compare as they are; NULL ("") sorts first, as in MySQL
+            return lambda r: r.get(head) or ""
+        if spec is not None:
+
+            def plain(r):
+                v = r.get(head)
+                return (0, "") if v is None else (1, v.casefold() if isinstance(v, str) else v)
+
+            return plain
+
+        def related(r):
+            vals = [v for v in self.resolve(entity, r, path) if v is not None]
+            if not vals:
+                return (0, "")
+            v = vals[0]
+            return (1, v.casefold() if isinstance(v, str) else v)
+
+        return related
 
     def _paging(self, criteria: dict[str, Any]) -> tuple[int | None, int]:
         limit = criteria.get("limit")
@@ -251,6 +315,26 @@ class Searcher:
                     ],
                 )
         return limit, page
+
+
+def _any_of(tests):
+    def match(r):
+        for test in tests:
+            if test(r):
+                return True
+        return False
+
+    return match
+
+
+def _all_of(tests):
+    def match(r):
+        for test in tests:
+            if not test(r):
+                return False
+        return True
+
+    return match
 
 
 def _normalise(value: Any, is_date: bool, pointer: str) -> Any:

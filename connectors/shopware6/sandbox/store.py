@@ -45,6 +45,7 @@ class Store:
         self.lock = threading.RLock()
         self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in entities}
         self.passwords: dict[str, bytes] = {}
+        self.generation = 0  # bumped by every write: search caches compare it
         self.index: dict[tuple[str, str], dict[Any, dict[str, None]]] = {pair: {} for pair in INDEXED}
         self._indexed_fields: dict[str, tuple[str, ...]] = {}
         for entity, fname in INDEXED:
@@ -62,6 +63,7 @@ class Store:
 
     # --- writes (callers hold ``lock``) -----------------------------------------------------
     def put(self, entity: str, record: dict[str, Any]) -> None:
+        self.generation += 1
         table = self.tables[entity]
         rid = record["id"]
         old = table.get(rid)
@@ -80,6 +82,7 @@ class Store:
         record = self.tables[entity].pop(rid, None)
         if record is None:
             return None
+        self.generation += 1
         for fname in self._indexed_fields.get(entity, ()):
             if record.get(fname) is not None:
                 self._unindex(entity, fname, record[fname], rid)
