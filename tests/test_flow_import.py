@@ -4,6 +4,7 @@ SQLite and in MariaDB through ODBC (mysql+pyodbc, "MariaDB Unicode"), the state 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -29,7 +30,7 @@ from syncd.state.db import open_state
 from syncd.state.failures import Failures
 from syncd.state.links import Link, Links
 from tests import shop_fixtures
-from tests.dbs import mariadb_url, unique_name
+from tests.dbs import mariadb_url, pg_schema_url, unique_name
 from tests.erp_fixtures import create_address_table, insert_addresses
 from tests.shop_fixtures import admin_session
 
@@ -57,11 +58,11 @@ class World:
     """One ERP table, one sandbox shop, one state store; ``ctx(...)`` wires a platform with
     the given ``[platforms.addresses]`` values, as bootstrap would."""
 
-    def __init__(self, sandbox, erp_settings: ErpSettings, tmp_path) -> None:
+    def __init__(self, sandbox, erp_settings: ErpSettings, tmp_path, state_url: str | None = None) -> None:
         self.sb = sandbox
         self.erp_settings = erp_settings
         self.tmp_path = tmp_path
-        self.state_url = f"sqlite:///{tmp_path / 'state.db'}"
+        self.state_url = state_url or f"sqlite:///{tmp_path / 'state.db'}"
         self.state = open_state(self.state_url)
         self._open: list[Any] = []
         self.table = erp_settings.address_table
@@ -355,6 +356,30 @@ def test_number_taken_while_we_were_down_is_replaced_by_a_new_one(world):
     assert rows[10019]["EMail"] == "desk@example.com" and rows[10020]["EMail"] == "spaet@example.com"
     assert world.links()[cid].erp_number == 10020
     assert world.customer(cid)["customerNumber"] == "10020"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+def any_state_world(request, sandbox, tmp_path):
+    """SQLite ERP; the state store on SQLite or on PostgreSQL (its own schema)."""
+    erp = create_address_table(f"sqlite:///{tmp_path / 'erp.db'}", "adressen")
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(pg_schema_url("imp_state")) if request.param == "postgresql" else None
+        w = World(sandbox, erp, tmp_path, url)
+        stack.callback(w.close)
+        yield w
+
+
+def test_number_held_by_an_unfinished_import_of_another_customer_is_skipped(any_state_world):
+    """A link without its ERP row (an import interrupted before the insert) keeps its number:
+    the link table's unique number refuses it to anybody else."""
+    world = any_state_world
+    ghost = "0" * 32
+    Links(world.state).upsert(Link(PLATFORM, ghost, 10019, kind="import", email="ghost@example.com"))
+    cid = world.shop_user("lebendig@example.com")
+    report = run_shop_to_erp(world.ctx())
+    assert imported(report) == [cid]
+    assert world.links()[cid].erp_number == 10020 and world.links()[ghost].erp_number == 10019
+    assert sorted(world.erp_rows()) == [10020]
 
 
 def test_number_outside_debtor_range_is_refused_and_stops_the_platform(world):
