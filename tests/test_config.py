@@ -233,3 +233,18 @@ def test_broken_toml_in_second_platform_names_its_index():
     text = MINIMAL + "[[platforms]]" + second + "[platforms.addresses]\nsend_credentials = yes\n"
     err = _error(text)
     assert err.key == "platforms[1].addresses.send_credentials"
+
+
+@pytest.mark.parametrize(
+    "extra, key, value",
+    [
+        ('[mail]\nport = "587"\n', "mail.port", "587"),
+        ('[platforms.addresses]\nskip_blocked = "no"\n', "platforms[0].addresses.skip_blocked", "no"),
+        ("[platforms.addresses]\npassword_length = true\n", "platforms[0].addresses.password_length", True),
+        ("[daemon]\nmetrics_port = 9000.0\n", "daemon.metrics_port", 9000.0),
+        ('[erp.columns]\nemail = 5\n', "erp.columns.email", 5),
+    ],
+)
+def test_types_are_strict_no_silent_coercion(extra, key, value):
+    err = _error(MINIMAL + extra)
+    assert (err.key, err.value) == (key, value)

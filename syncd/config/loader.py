@@ -26,6 +26,8 @@ from syncd.errors import ConfigError
 from syncd.redaction import MASK, is_sensitive_key, redact_value
 
 ENV_VAR = "SYNCD_CONFIG"
+# Keys that look sensitive by name but hold settings, not secrets: their bad values are shown.
+_NOT_SECRET = frozenset({"password_field", "password_length", "password_alphabet", "send_credentials"})
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,21 @@ def parse_settings(raw: bytes | str, *, file: str = "<config>") -> Settings:
         ) from None
     data = _parse_toml(text, file)
     try:
-        settings = Settings.model_validate(data)
+        # Strict: TOML has real types, so "yes" for a flag or "587" for a port is a typo to
+        # report, not something to coerce. Arrays become tuples, which strict tuples require.
+        settings = Settings.model_validate(_arrays_as_tuples(data), strict=True)
     except ValidationError as exc:
         raise _validation_to_config_error(exc, data, file) from None
     _cross_checks(settings, file)
     return settings
+
+
+def _arrays_as_tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_arrays_as_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _arrays_as_tuples(v) for k, v in value.items()}
+    return value
 
 
 # --- TOML syntax ----------------------------------------------------------------------------
@@ -151,7 +163,8 @@ def _indexed(dotted: str, counts: dict[str, int]) -> str:
 
 
 def _mask_line(source: str, key: str | None) -> str:
-    if key and is_sensitive_key(key.rsplit(".", 1)[-1]):
+    last = key.rsplit(".", 1)[-1] if key else ""
+    if last and last not in _NOT_SECRET and is_sensitive_key(last):
         return source.split("=", 1)[0] + "= " + MASK
     return source
 
@@ -215,6 +228,8 @@ def _value_at(data: Any, loc: tuple[str | int, ...]) -> Any:
 def _shown(loc: tuple[str | int, ...], value: Any) -> Any:
     """The value as it may appear in an error: secret keys masked, also inside tables."""
     names = [p for p in loc if isinstance(p, str)]
+    if names and names[-1] in _NOT_SECRET:
+        return value
     if names and is_sensitive_key(names[-1]) and value not in (None, ""):
         return MASK
     return redact_value(value)
