@@ -43,7 +43,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,30 +115,27 @@ def run_shop_to_erp(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     return report
 
 
-@dataclass
 class _Import:
-    ctx: PlatformContext
-    report: CycleReport
-    dry_run: bool
-    links: Links = field(init=False)
-    failures: Failures = field(init=False)
-    allocator: NumberAllocator = field(init=False)
-    columns: dict[str, str] = field(init=False)
-    _template: dict[str, Any] | None = field(default=None, init=False)
-    _collective_ok: bool = field(default=False, init=False)
-    _preview: Iterator[int] | None = field(default=None, init=False)
+    """One cycle's worth of state: the repositories, the allocator, and what was read once
+    (template values, whether the collective address exists, the dry-run number preview)."""
 
-    def __post_init__(self) -> None:
-        store = self.ctx.state
-        self.platform = self.ctx.platform.name
-        self.settings = self.ctx.platform.addresses
-        self.links = Links(store, clock=self.ctx.clock)
-        self.failures = Failures(store, clock=self.ctx.clock)
-        self.cursors = Cursors(store, clock=self.ctx.clock)
-        policy = NumberPolicy.from_settings(self.ctx.settings, self.ctx.platform)
-        self.allocator = NumberAllocator(Allocations(store), self.ctx.erp, policy)
-        self.columns = effective_columns(self.ctx.settings.erp)
+    def __init__(self, ctx: PlatformContext, report: CycleReport, dry_run: bool) -> None:
+        store = ctx.state
+        self.ctx = ctx
+        self.report = report
+        self.dry_run = dry_run
+        self.platform = ctx.platform.name
+        self.settings = ctx.platform.addresses
+        self.links = Links(store, clock=ctx.clock)
+        self.failures = Failures(store, clock=ctx.clock)
+        self.cursors = Cursors(store, clock=ctx.clock)
+        policy = NumberPolicy.from_settings(ctx.settings, ctx.platform)
+        self.allocator = NumberAllocator(Allocations(store), ctx.erp, policy)
+        self.columns = effective_columns(ctx.settings.erp)
         self.log = log.bind(platform=self.platform, direction=DIRECTION)
+        self._template: dict[str, Any] | None = None
+        self._collective_ok = False
+        self._preview: Iterator[int] | None = None
 
     # --- the cycle ---------------------------------------------------------------------------
 
