@@ -16,7 +16,9 @@ closes every open connection, as an idle timeout would).
 ``connections`` counts client connections, so tests can assert that a batch reused one.
 
 To use the fixtures, put ``pytest_plugins = ["tests.mailserver"]`` in the test module (or in the
-root ``tests/conftest.py``).
+root ``tests/conftest.py``); importing names from it directly works too.
+
+PYTEST_DONT_REWRITE: no plain asserts here, so it may be imported before pytest loads it as a plugin.
 """
 
 from __future__ import annotations
