@@ -50,7 +50,7 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
         chosen, source = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
     else:
         chosen, source = default_config_path(), "the default location"
-    chosen = chosen.expanduser()
+    chosen = chosen.expanduser().absolute()  # the daemon or service may change its working folder
     if not chosen.is_file():
         what = "is a directory, not a file" if chosen.is_dir() else "does not exist"
         raise ConfigError(
