@@ -697,3 +697,35 @@ def test_configured_names_match_a_catalogue_in_other_case(db_url, table):
         assert address.row["EMail"] == "a@example.com"
     finally:
         erp.close()
+
+
+@pytest.mark.parametrize("with_modified_at", [True, False], ids=["watermark", "hash"])
+def test_a_row_with_a_non_numeric_number_is_skipped_not_fatal(db_url, table, with_modified_at, captured_logs):
+    engine = sa.create_engine(db_url)
+    t = sa.Table(
+        table,
+        sa.MetaData(),
+        sa.Column("Nr", sa.Unicode(12), primary_key=True),
+        sa.Column("Mail", sa.Unicode(100)),
+        sa.Column("Pw", sa.Unicode(40)),
+        *([sa.Column("Stamp", sa.DateTime)] if with_modified_at else []),
+    )
+    t.create(engine)
+    stamp = {"Stamp": utcnow()} if with_modified_at else {}
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(t),
+            [{"Nr": nr, "Mail": f"{i}@example.com", **stamp} for i, nr in enumerate(["100", "K-7", "101"])],
+        )
+    engine.dispose()
+    columns = ErpColumns(number="Nr", email="Mail", modified_at="Stamp" if with_modified_at else None)
+    erp = open_erp(ErpSettings(url=db_url, address_table=table, columns=columns), password_field="Pw")
+    try:
+        found, cursor = scan_all(erp, None)
+        assert sorted(a.number for a in found) == [100, 101]
+        assert "erp_row_skipped" in captured_logs.text and "K-7" in captured_logs.text
+        assert scan_all(erp, cursor)[0] == []
+        erp.write_password_fields({101: "text-number-1"})
+        assert erp.numbers_with_password() == [101]
+    finally:
+        erp.close()
