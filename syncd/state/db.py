@@ -58,7 +58,11 @@ class StateStore:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A connection in a write transaction: committed on success, rolled back on error."""
+        """A connection in a write transaction: committed on success, rolled back on error.
+
+        Do not open a second ``begin()`` while holding one in the same thread: on SQLite the
+        inner one waits for the outer one's write lock until the busy timeout. Pass ``conn``
+        to the repository call instead where it accepts one."""
         with self.engine.begin() as conn:
             yield conn
 
