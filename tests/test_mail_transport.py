@@ -62,7 +62,7 @@ def test_starttls_verified_against_the_test_ca_with_auth(smtp_server_factory):
     assert all(item.ok for item in transport.check()), transport.check()
 
 
-def test_starttls_refuses_an_untrusted_certificate(smtp_server_factory):
+def test_starttls_refuses_an_untrusted_certificate(smtp_server_factory, captured_logs):
     server = smtp_server_factory("starttls")
     transport = open_transport(_settings(server, ca_file=None))  # system CAs do not know the test CA
     with pytest.raises(TransientError, match="not trusted"):
@@ -73,6 +73,7 @@ def test_starttls_refuses_an_untrusted_certificate(smtp_server_factory):
     # verify_tls = false is the operator's explicit opt-out
     open_transport(_settings(server, ca_file=None, verify_tls=False)).send(_mail())
     assert server.accepted == 1
+    assert "smtp.tls_unverified" in captured_logs.text
 
 
 def test_implicit_ssl_with_auth(smtp_server_factory):

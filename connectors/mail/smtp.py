@@ -57,6 +57,7 @@ class SmtpTransport:
         self._password = password
         self._local_hostname = socket.gethostname() or "localhost"
         self._sender: Address | None = None
+        self._warned_unverified = False
 
     @property
     def where(self) -> str:
@@ -74,6 +75,10 @@ class SmtpTransport:
     def tls_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.settings.ca_file)
         if not self.settings.verify_tls:
+            if not self._warned_unverified:
+                self._warned_unverified = True
+                log.warning("smtp.tls_unverified", host=self.settings.host,
+                            hint="[mail] verify_tls = false: anyone on the path can read the mails")
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
