@@ -1,8 +1,10 @@
 """ERP addresses -> shop customers, one batch at a time (``ShopwareShop.push``).
 
-Per batch: map every address (bad ones are rejected before anything is sent), one customer
-search for the batch's e-mails, decide each record's outcome, one sync upsert (``SyncWriter``
-splits out records the shop refuses). So a batch costs two requests whatever its size.
+Per group of at least ``LOOKUP_GROUP`` addresses (whole batches): map every address (bad ones
+are rejected before anything is sent), one customer search for the group's e-mails, decide each
+record's outcome, then one sync upsert per ``batch_size`` records (``SyncWriter`` splits out
+records the shop refuses). Reads are cheap for the shop and writes are not, so the lookup spans
+more records than a write.
 
 Outcomes: CREATED (no account of ours known), UPDATED (linked, or found under our deterministic
 id - then ``detail = "existed_with_deterministic_id"``: an earlier push wrote it but its link was
@@ -39,6 +41,7 @@ DETAIL_EXISTED = "existed_with_deterministic_id"
 DETAIL_LINK_GONE = "linked_account_missing"
 # Shopware's CustomerEmailUnique constraint (Store API always, Admin API/sync from 6.7 patches).
 EMAIL_NOT_UNIQUE = "79d30fe0-febf-421e-ac9b-1bfd5c9007f7"
+LOOKUP_GROUP = 500  # addresses per e-mail lookup (Admin API max_limit is 500 since 6.6)
 LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
 
 
@@ -57,8 +60,11 @@ class _Plan:
 
 
 class CustomerPusher:
-    def __init__(self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter) -> None:
+    def __init__(
+        self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter, batch_size: int
+    ) -> None:
         self.platform = platform
+        self.batch_size = batch_size
         self.mapper = mapper
         self.sales_channel_id = mapper.meta.sales_channel_id
         self.search = search  # search(entity, criteria) -> iterator over all pages
@@ -157,13 +163,14 @@ class CustomerPusher:
             self._decide(p, links, by_id, by_email, reverse_links, gone)
 
     def _write(self, writes: list[_Plan]) -> None:
-        if not writes:
-            return
-        rejected = self.writer.upsert("customer", [p.write for p in writes])  # type: ignore[misc]
-        for index, (reason, code) in rejected.items():
-            p = writes[index]
-            p.outcome, p.reason, p.code, p.shop_id = Outcome.REJECTED, reason, code, None
-            p.fingerprint = None
+        """One sync request per ``batch_size`` records (small writes: fewer lock waits in the shop)."""
+        for start in range(0, len(writes), self.batch_size):
+            chunk = writes[start : start + self.batch_size]
+            rejected = self.writer.upsert("customer", [p.write for p in chunk])  # type: ignore[misc]
+            for index, (reason, code) in rejected.items():
+                p = chunk[index]
+                p.outcome, p.reason, p.code, p.shop_id = Outcome.REJECTED, reason, code, None
+                p.fingerprint = None
 
     def _decide(
         self,

@@ -28,13 +28,13 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, TenantCache, fetch_metadata
-from .push import CustomerPusher, to_result
+from .push import LOOKUP_GROUP, CustomerPusher, to_result
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
 
 log = structlog.get_logger("syncd.shopware6")
 
-PAGE = 100  # Admin API max_limit is 100 on 6.4-6.5.0 (notes §3): safe on every version
+ID_CHUNK = 100  # values per equalsAny filter when reading given ids/e-mails: small, predictable requests
 CHANGE_OVERLAP = timedelta(minutes=5)  # re-read a window before the bookmark: clocks and commits lag
 
 
@@ -67,9 +67,11 @@ class ShopwareShop:
 
     # --- reading helpers ---------------------------------------------------------------------
     def search(
-        self, entity: str, criteria: Mapping[str, Any], *, limit: int = PAGE
+        self, entity: str, criteria: Mapping[str, Any], *, limit: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every entity matching ``criteria``, page by page (``entity`` as in the URL)."""
+        """Every entity matching ``criteria``, page by page (``entity`` as in the URL); pages
+        as large as the shop version allows."""
+        limit = limit or self.traits().page_limit
         page = 1
         while True:
             body = dict(criteria, page=page, limit=limit)
@@ -198,11 +200,12 @@ class ShopwareShop:
             if address.number in links and address.email:
                 owners.setdefault(email_key(normalise_email(address.email)), address.number)
         reverse_links = {shop_id: number for number, shop_id in links.items()}
-        pusher = CustomerPusher(self.name, mapper, self.search, self.writer)
         size = self.platform.batch_size
-        batches = (list(enumerate(addresses[i : i + size], i)) for i in range(0, len(addresses), size))
+        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size)
+        group = size * max(1, LOOKUP_GROUP // size)
+        batches = (list(enumerate(addresses[i : i + group], i)) for i in range(0, len(addresses), group))
         results: list[PushResult] = []
-        # Two stages: this thread maps batch k+1 while one worker talks to the shop about batch k.
+        # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.name}") as worker:
             queued: deque[Future[list[Any]]] = deque()
@@ -316,8 +319,8 @@ class ShopwareShop:
     def get_customers(self, shop_ids: Sequence[str]) -> dict[str, ShopCustomer]:
         out: dict[str, ShopCustomer] = {}
         ids = list(dict.fromkeys(shop_ids))
-        for start in range(0, len(ids), PAGE):
-            chunk = ids[start : start + PAGE]
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
             for c in self._customers({"filter": [{"type": "equalsAny", "field": "id", "value": chunk}]}):
                 out[c.id] = c
         return out
@@ -329,10 +332,10 @@ class ShopwareShop:
         values = sorted(wanted | {e.lower() for e in wanted})
         meta = self.metadata()
         out: dict[str, ShopCustomer] = {}
-        for start in range(0, len(values), PAGE):
+        for start in range(0, len(values), ID_CHUNK):
             criteria = {
                 "filter": [
-                    {"type": "equalsAny", "field": "email", "value": values[start : start + PAGE]},
+                    {"type": "equalsAny", "field": "email", "value": values[start : start + ID_CHUNK]},
                     {"type": "equals", "field": "guest", "value": False},
                 ]
             }

@@ -36,6 +36,8 @@ class VersionTraits:
     # Per-field maximum lengths of the customer and its address, as the shop validates them.
     customer_caps: dict[str, int]
     address_caps: dict[str, int]
+    # Largest search page: ``shopware.api.max_limit`` is 100 in 6.5.0, unset later in 6.5, 500 in 6.6+.
+    page_limit: int
 
     @property
     def supported(self) -> bool:
@@ -64,4 +66,5 @@ def traits_for(version: str) -> VersionTraits:
         has_account_type=parts >= (6, 5, 1, 0),
         customer_caps=customer_caps,
         address_caps=address_caps,
+        page_limit=500 if parts >= (6, 5, 1, 0) else 100,
     )
