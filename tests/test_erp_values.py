@@ -122,6 +122,21 @@ def test_password_goes_into_url_or_odbc_string():
     assert url_with_password("sqlite:///x.db", None).password is None
 
 
+def test_display_url_hides_the_password_everywhere():
+    from connectors.erp.engine import display_url
+
+    odbc = "DRIVER={MariaDB Unicode};SERVER=h;UID=erp"
+    url = url_with_password("mysql+pyodbc:///?odbc_connect=" + odbc.replace(";", "%3B"), "Sup3r;S}cret")
+    shown = display_url(url)
+    assert (
+        "Sup3r" not in unquote_plus(shown)
+        and "PWD=***" in unquote_plus(shown)
+        and "UID=erp" in unquote_plus(shown)
+    )
+    shown = display_url(url_with_password("postgresql+psycopg://erp@h/db", "Sup3rSecret"))
+    assert "Sup3rSecret" not in shown and "erp:***@h" in shown
+
+
 def test_bad_urls_are_config_errors():
     with pytest.raises(ConfigError) as info:
         build_engine("nonsense")

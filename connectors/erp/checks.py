@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from connectors.erp.engine import translate
+from connectors.erp.engine import display_url, translate
 from connectors.erp.layout import Finding, Layout, LayoutError, near
 from syncd.domain import CheckItem
 from syncd.errors import ConfigError, PermanentError, TransientError
@@ -138,7 +138,7 @@ def _ping(erp: SqlErp) -> None:
 
 
 def run_checks(erp: SqlErp, field: str | None, length: int, key: str) -> list[CheckItem]:
-    url = erp.engine.url.render_as_string(hide_password=True)
+    url = display_url(erp.engine.url)
     try:
         _ping(erp)  # once, no retries: check reports, it does not wait
     except Exception as e:  # any driver or network failure is a failed line, not a crash

@@ -57,6 +57,17 @@ def url_with_password(url: str, password: str | None) -> URL:
     return parsed.set(password=password)
 
 
+def display_url(url: URL) -> str:
+    """The URL for messages: password hidden, also inside an ``odbc_connect`` string."""
+    odbc = url.query.get("odbc_connect")
+    if odbc is not None:
+        if isinstance(odbc, tuple):
+            odbc = odbc[-1]
+        masked = re.sub(r"(?i)(PWD|PASSWORD)=(\{(?:[^}]|\}\})*\}|[^;]*)", r"\1=***", odbc)
+        url = url.update_query_dict({"odbc_connect": masked})
+    return redaction.redact(url.render_as_string(hide_password=True))
+
+
 def _connect_args(url: URL, timeout: float) -> dict[str, Any]:
     """Connect timeout in the form each driver wants; unknown drivers get none."""
     seconds = max(1, int(round(timeout)))
