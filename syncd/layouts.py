@@ -300,6 +300,20 @@ class LayoutStore:
         return self.render(name, ctx)
 
 
+class ErpRow(dict[str, Any]):
+    """The ``erp`` row: column names as the driver spelled them, looked up case-insensitively
+    as a fallback (SQL Server and most ERPs treat column names so; a layout written with
+    ``erp.kennwort`` must not break when the driver says ``KENNWORT``)."""
+
+    def __missing__(self, key: str) -> Any:
+        if isinstance(key, str):
+            lowered = key.lower()
+            for k, v in self.items():
+                if isinstance(k, str) and k.lower() == lowered:
+                    return v
+        raise KeyError(key)
+
+
 def _row_key(row: Mapping[str, Any], column: str) -> str:
     """The row's own spelling of ``column`` (drivers differ in case)."""
     if column in row:
@@ -328,15 +342,17 @@ def _line_of(exc: BaseException, template: jinja2.Template) -> str:
 
 
 def reads_column(tree: nodes.Template, column: str) -> bool:
-    """Does the template read ``erp.<column>``, ``erp['<column>']`` or ``erp[password_column]``?"""
+    """Does the template read ``erp.<column>``, ``erp['<column>']`` or ``erp[password_column]``?
+    Column names compare case-insensitively, as ``ErpRow`` looks them up."""
+    wanted = column.lower()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         if not (isinstance(node.node, nodes.Name) and node.node.name == "erp"):
             continue
-        if isinstance(node, nodes.Getattr) and node.attr == column:
+        if isinstance(node, nodes.Getattr) and node.attr.lower() == wanted:
             return True
         if isinstance(node, nodes.Getitem):
             arg = node.arg
-            if isinstance(arg, nodes.Const) and arg.value == column:
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str) and arg.value.lower() == wanted:
                 return True
             if isinstance(arg, nodes.Name) and arg.name == "password_column":
                 return True
@@ -403,7 +419,7 @@ def build_context(
     (``"Name <addr>"``) gives ``shop.display_name``; default: the platform's sender, then the
     shop's host name.
     """
-    erp_row = dict(address.row if row is None else row)
+    erp_row = ErpRow(address.row if row is None else row)
     if password_column is None:
         password_column = getattr(getattr(platform, "addresses", None), "password_field", None)
     if password_column:

@@ -256,6 +256,17 @@ def test_check_accepts_layouts_that_read_the_password(tmp_path, body):
     assert "KU_PASSWORT" in items[0].detail
 
 
+def test_column_names_are_case_insensitive(tmp_path):
+    _layout(tmp_path, "lower", "S", "{{ erp.ku_passwort }} {{ erp['Ku_Firma'] }}")
+    store = LayoutStore(tmp_path)
+    assert store.check("lower", PW_COL)[0].ok
+    out = store.render("lower", build_context(_address()))
+    assert out.text == f"{PASSWORD} Möbel & Söhne"
+    _layout(tmp_path, "typo", "S", "{{ erp.ku_passwort2 }}")
+    with pytest.raises(LayoutError, match="ku_passwort2"):
+        store.render("typo", build_context(_address()))
+
+
 def test_check_accepts_the_password_in_the_subject(tmp_path):
     _layout(tmp_path, "subj", "Ihr Passwort {{ erp.KU_PASSWORT }}", "Text")
     assert LayoutStore(tmp_path).check("subj", PW_COL)[0].ok
