@@ -148,6 +148,8 @@ def test_paging_sorting_and_total_count_modes(shop):
     assert body["total"] == 3  # mode 0 counts the page only
     assert _search(shop, {**crit, "total-count-mode": 1})["total"] == 10
     assert _search(shop, {"limit": 1, "page": 1, "total-count-mode": 2})["total"] == 7  # limit * 6 + 1
+    assert _search(shop, {"limit": 3, "total-count-mode": "exact"})["total"] == 10
+    assert _search(shop, {"limit": 1, "total-count-mode": "next-pages"})["total"] == 7
     assert _search(shop, {"limit": 3, "page": 4, "total-count-mode": 1})["data"] != []
     assert _search(shop, {"limit": 3, "page": 5})["data"] == []
     sort_num = _search(
@@ -243,6 +245,8 @@ def test_bad_criteria_are_400(shop):
         {"limit": 0},
         {"page": 0},
         {"sort": [{"field": "nope"}]},
+        {"total-count-mode": "all"},
+        {"total-count-mode": 5},
     ):
         assert s.post(url, json=crit).status_code == 400, crit
 

@@ -168,10 +168,10 @@ class Searcher:
         if not isinstance(filters, list) or not isinstance(post, list):
             raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "The filter parameter has to be a list.", "/filter")
         limit, page = self._paging(criteria)
+        mode = _count_mode(criteria.get("total-count-mode"))
         rows = self._matching(entity, criteria, filters, post)
         offset = (page - 1) * limit if limit else 0
         page_rows = rows[offset : offset + limit] if limit else rows[offset:]
-        mode = int(criteria.get("total-count-mode") or 0)
         if mode == 1:
             total = len(rows)
         elif mode == 2 and limit:
@@ -315,6 +315,28 @@ class Searcher:
                     ],
                 )
         return limit, page
+
+
+_COUNT_MODES = {"none": 0, "exact": 1, "next-pages": 2}
+
+
+def _count_mode(value: Any) -> int:
+    """``total-count-mode`` as 0/1/2 or, since 6.4, "none"/"exact"/"next-pages"."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, str) and value in _COUNT_MODES:
+        return _COUNT_MODES[value]
+    try:
+        mode = int(value)
+    except (TypeError, ValueError):
+        mode = -1
+    if mode not in (0, 1, 2):
+        raise _bad(
+            "FRAMEWORK__INVALID_TOTAL_COUNT_MODE_PARAMETER",
+            f'The total-count-mode parameter "{value}" is invalid.',
+            "/total-count-mode",
+        )
+    return mode
 
 
 def _any_of(tests):
