@@ -124,3 +124,21 @@ def test_job_interrupted_before_the_field_was_written_starts_over(harness: Harne
     assert report.counts["mailed"] == 1 and not report.counts["created"]
     [mail] = harness.mails_to("kunde10001@example.com")
     assert store_login(harness.sandbox, "kunde10001@example.com", password_of(mail))
+
+
+def test_operator_sends_new_credentials(harness: Harness) -> None:
+    from syncd.flows.credentials import queue_credentials
+
+    harness.insert([_person(10001), _person(10002)])
+    harness.run()
+    [first] = harness.mails_to("kunde10001@example.com")
+    old = password_of(first)
+    report = queue_credentials(harness.context(), [10001, 99999])
+    assert report.counts["mailed"] == 1
+    assert [i.detail for i in report.items if i.record == "99999"] == ["no such ERP address"]
+    mails = harness.mails_to("kunde10001@example.com")
+    assert len(mails) == 2 and password_of(mails[1]) != old
+    assert store_login(harness.sandbox, "kunde10001@example.com", password_of(mails[1]))
+    assert not store_login(harness.sandbox, "kunde10001@example.com", old)
+    assert harness.password_fields() == {}
+    assert len(harness.mails_to("kunde10002@example.com")) == 1
