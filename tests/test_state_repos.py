@@ -213,3 +213,23 @@ def test_repositories_do_not_leak_naive_datetimes(store):
     with store.connect() as conn:
         created = conn.execute(select(schema.links.c.created_at)).scalar_one()
     assert created.tzinfo == UTC
+
+
+def test_repository_writes_join_the_callers_transaction(store):
+    links, failures, cursors, cycles = Links(store), Failures(store), Cursors(store), Cycles(store)
+    failures.record("shop", "erp-to-shop", 10001, "push", "earlier failure")
+    with pytest.raises(RuntimeError), store.begin() as conn:
+        links.upsert(platform="shop", shop_id="a", erp_number=10001, conn=conn)
+        failures.clear("shop", "erp-to-shop", 10001, conn=conn)
+        cursors.set("shop", "erp-to-shop", {"last": 10001}, conn=conn)
+        cycles.start("shop", "erp-to-shop", conn=conn)
+        raise RuntimeError("crash before commit")
+    # nothing of the unit survived, the earlier failure is still there
+    assert links.count("shop") == 0 and cursors.get("shop", "erp-to-shop") is None
+    assert cycles.last("shop") is None and failures.count("shop") == 1
+    with store.begin() as conn:
+        links.upsert(platform="shop", shop_id="a", erp_number=10001, conn=conn)
+        failures.clear("shop", "erp-to-shop", 10001, conn=conn)
+        cursors.set("shop", "erp-to-shop", {"last": 10001}, conn=conn)
+    assert links.count("shop") == 1 and failures.count("shop") == 0
+    assert cursors.get("shop", "erp-to-shop") == {"last": 10001}

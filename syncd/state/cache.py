@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from syncd.state.db import StateStore, upsert, utcnow
 from syncd.state.schema import cache as t
@@ -34,9 +34,9 @@ class Cache:
                 return None
         return row.value
 
-    def set(self, scope: str, key: str, value: Any) -> None:
+    def set(self, scope: str, key: str, value: Any, *, conn: Connection | None = None) -> None:
         row = {"scope": scope, "key": key, "value": value, "fetched_at": self.clock()}
-        with self.store.begin() as conn:
+        with self.store.write(conn) as conn:
             upsert(conn, t, row, keys=["scope", "key"], update=["value", "fetched_at"])
 
     def clear(self, scope: str | None = None) -> int:

@@ -32,11 +32,8 @@ class Cursors:
         if not isinstance(value, dict):
             raise TypeError(f"a cursor value is a dict, got {type(value).__name__}")
         row = {"platform": platform, "name": name, "value": value, "updated_at": self.clock()}
-        if conn is not None:
+        with self.store.write(conn) as conn:
             upsert(conn, t, row, keys=["platform", "name"], update=["value", "updated_at"])
-            return
-        with self.store.begin() as own:
-            upsert(own, t, row, keys=["platform", "name"], update=["value", "updated_at"])
 
     def delete(self, platform: str, name: str | None = None) -> int:
         stmt = t.delete().where(t.c.platform == platform)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from syncd.redaction import redact
 from syncd.state.db import StateStore, utcnow
@@ -32,22 +32,32 @@ class Cycles:
         self.store = store
         self.clock = clock
 
-    def start(self, platform: str, direction: str, holder: str | None = None) -> int:
-        with self.store.begin() as conn:
+    def start(
+        self, platform: str, direction: str, holder: str | None = None, *, conn: Connection | None = None
+    ) -> int:
+        with self.store.write(conn) as conn:
             stmt = insert(t).values(
                 platform=platform, direction=str(direction), started=self.clock(), holder=holder
             )
             result = conn.execute(stmt)
             return int(result.inserted_primary_key[0])
 
-    def finish(self, cycle_id: int, *, ok: bool, counts: Mapping[str, Any], error: str | None = None) -> None:
+    def finish(
+        self,
+        cycle_id: int,
+        *,
+        ok: bool,
+        counts: Mapping[str, Any],
+        error: str | None = None,
+        conn: Connection | None = None,
+    ) -> None:
         values = {
             "finished": self.clock(),
             "ok": ok,
             "counts": dict(counts),
             "error": redact(str(error)) if error is not None else None,
         }
-        with self.store.begin() as conn:
+        with self.store.write(conn) as conn:
             if conn.execute(update(t).where(t.c.id == cycle_id).values(**values)).rowcount != 1:
                 raise KeyError(f"no cycle with id {cycle_id}")
 

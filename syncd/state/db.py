@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,6 +65,11 @@ class StateStore:
         to the repository call instead where it accepts one."""
         with self.engine.begin() as conn:
             yield conn
+
+    def write(self, conn: Connection | None = None) -> AbstractContextManager[Connection]:
+        """``conn`` when the caller already holds a transaction (so several repository calls
+        commit together), else a new ``begin()``."""
+        return nullcontext(conn) if conn is not None else self.begin()
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from syncd.redaction import redact
 from syncd.state.db import StateStore, chunked, upsert, utcnow
@@ -43,7 +43,15 @@ class Failures:
         self.clock = clock
 
     def record(
-        self, platform: str, direction: str, record: object, step: str, reason: str, code: str | None = None
+        self,
+        platform: str,
+        direction: str,
+        record: object,
+        step: str,
+        reason: str,
+        code: str | None = None,
+        *,
+        conn: Connection | None = None,
     ) -> None:
         """Remember that ``record`` failed at ``step``; repeated failures count up."""
         now = self.clock()
@@ -58,7 +66,7 @@ class Failures:
             "first_seen": now,
             "last_seen": now,
         }
-        with self.store.begin() as conn:
+        with self.store.write(conn) as conn:
             upsert(
                 conn,
                 t,
@@ -73,13 +81,15 @@ class Failures:
                 },
             )
 
-    def clear(self, platform: str, direction: str, record: object) -> bool:
-        return self.clear_many(platform, direction, [record]) > 0
+    def clear(self, platform: str, direction: str, record: object, *, conn: Connection | None = None) -> bool:
+        return self.clear_many(platform, direction, [record], conn=conn) > 0
 
-    def clear_many(self, platform: str, direction: str, records: Iterable[object]) -> int:
+    def clear_many(
+        self, platform: str, direction: str, records: Iterable[object], *, conn: Connection | None = None
+    ) -> int:
         removed = 0
         keys = sorted({str(r) for r in records})
-        with self.store.begin() as conn:
+        with self.store.write(conn) as conn:
             for batch in chunked(keys):
                 removed += conn.execute(
                     t.delete().where(

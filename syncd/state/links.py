@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from syncd.state.db import StateStore, chunked, upsert, utcnow
 from syncd.state.schema import links as t
@@ -79,17 +79,18 @@ class Links:
                 out.update((r.shop_id, _row_to_link(r)) for r in rows)
         return out
 
-    def upsert(self, link: Link | None = None, /, **values: Any) -> Link:
+    def upsert(self, link: Link | None = None, /, *, conn: Connection | None = None, **values: Any) -> Link:
         """Insert or update the link of (platform, shop_id). Pass a ``Link``, keyword fields, or
         a ``Link`` plus keyword overrides. ``created_at`` of an existing row is kept."""
         if link is None:
             link = Link(**values)
         elif values:
             link = replace(link, **values)
-        return self.upsert_many([link])[0]
+        return self.upsert_many([link], conn=conn)[0]
 
-    def upsert_many(self, items: Iterable[Link]) -> list[Link]:
-        """All in one transaction: a batch of pushes is linked completely or not at all."""
+    def upsert_many(self, items: Iterable[Link], *, conn: Connection | None = None) -> list[Link]:
+        """All in one transaction (the caller's ``conn`` if given): a batch of pushes is linked
+        completely or not at all."""
         now = self.clock()
         prepared = []
         for link in items:
@@ -99,7 +100,7 @@ class Links:
         if not prepared:
             return []
         keep = [c for c in _FIELDS if c not in ("platform", "shop_id", "created_at")]
-        with self.store.begin() as conn:
+        with self.store.write(conn) as conn:
             for batch in chunked(prepared):
                 rows = [{name: getattr(x, name) for name in _FIELDS} for x in batch]  # asdict deep-copies
                 upsert(conn, t, rows, keys=["platform", "shop_id"], update=keep)
@@ -122,6 +123,7 @@ class Links:
         erp_blocked: bool | None = None,
         shop_active: bool | None = None,
         fingerprint: str | None = None,
+        conn: Connection | None = None,
     ) -> int:
         """Update the personal (non-collective) link of ``number``; returns rows changed."""
         values: dict[str, Any] = {}
@@ -139,11 +141,11 @@ class Links:
             .where(t.c.platform == platform, t.c.erp_number == int(number), t.c.kind != "collective")
             .values(**values)
         )
-        with self.store.begin() as conn:
+        with self.store.write(conn) as conn:
             return conn.execute(stmt).rowcount
 
-    def delete(self, platform: str, shop_id: str) -> bool:
-        with self.store.begin() as conn:
+    def delete(self, platform: str, shop_id: str, *, conn: Connection | None = None) -> bool:
+        with self.store.write(conn) as conn:
             stmt = t.delete().where(t.c.platform == platform, t.c.shop_id == shop_id)
             return conn.execute(stmt).rowcount > 0
 
