@@ -4,6 +4,7 @@ MariaDB through pyodbc + the MariaDB ODBC driver. Every test gets its own unique
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -64,7 +65,7 @@ def erp(settings):
 def scan_all(erp: SqlErp, cursor, batch_size: int = 500) -> tuple[list[ErpAddress], dict]:
     scan = erp.scan_changes(cursor, batch_size=batch_size)
     found = [a for batch in scan.batches() for a in batch]
-    return found, scan.cursor()
+    return found, json.loads(json.dumps(scan.cursor()))  # as the state store keeps it
 
 
 UNICODE_NAMES = [
