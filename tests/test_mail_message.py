@@ -158,6 +158,15 @@ def test_long_headers_are_folded_and_decode_back():
     assert msg["To"].addresses[0].display_name.split() == name.split()
 
 
+def test_long_ascii_subject_is_folded_at_spaces():
+    subject = "Your login details for the shop of Moebelhaus Sued GmbH und Co KG " * 4
+    raw, msg = _wire(_mail(subject=subject))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    assert b"=?" not in head.split(b"Subject:")[1].split(b"\r\n", 1)[0]  # still plain text
+    assert msg["Subject"] == subject.strip()
+
+
 def test_ascii_that_looks_like_an_encoded_word_is_not_decoded():
     _, msg = _wire(_mail(subject="=?utf-8?b?SGFjaw==?= literally", to_name="=?utf-8?b?SGFjaw==?="))
     assert msg["Subject"] == "=?utf-8?b?SGFjaw==?= literally"

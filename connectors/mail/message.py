@@ -191,9 +191,10 @@ def encoded_words(text: str) -> str:
     """RFC 2047: ``text`` as UTF-8 base64 encoded words, folded, each word short enough for
     a 78-character line (``email.header.Header`` does the same at ten times the cost).
 
-    ASCII text stays as it is, unless it looks like an encoded word itself."""
+    ASCII text stays readable (folded at spaces when long), unless it looks like an encoded
+    word itself."""
     if text.isascii() and "=?" not in text:
-        return text
+        return _fold_ascii(text)
     chunks: list[bytes] = []
     current = b""
     # Break after a space where possible: stdlib's own parser (and a few mail clients) wrongly
@@ -215,6 +216,23 @@ def encoded_words(text: str) -> str:
     if current:
         chunks.append(current)
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(c).decode('ascii')}?=" for c in chunks)
+
+
+def _fold_ascii(text: str, width: int = 66) -> str:
+    """Fold long ASCII header text at spaces (RFC 5322 2.2.3); a fold is CRLF before a space,
+    so unfolding gives the text back. ``width`` leaves room for the longest header name."""
+    if len(text) <= width:
+        return text
+    lines: list[str] = []
+    current = ""
+    for token in _TOKENS.findall(text):
+        if current.strip() and len(current) + len(token.rstrip()) > width:
+            kept = current.rstrip()
+            lines.append(kept)
+            current = current[len(kept):]  # the whitespace goes behind the CRLF
+        current += token
+    lines.append(current)
+    return "\r\n".join(lines)
 
 
 def _text_part(subtype: str, body: str) -> bytes:
