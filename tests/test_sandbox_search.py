@@ -274,3 +274,24 @@ def test_mixed_sort_directions(shop):
         shop, {"sort": [{"field": "createdAt", "order": "DESC"}, {"field": "id", "order": "ASC"}]}
     )
     assert len(by_created["data"]) == 10
+
+
+def test_malformed_criteria_never_crash_the_sandbox(shop):
+    s, sb, _ = shop
+    url = f"{sb.url}/api/search/customer"
+    for crit in (
+        {"ids": 5},
+        {"ids": [1, 2]},
+        {"sort": "lastName"},
+        {"sort": ["lastName"]},
+        {"sort": {"field": "lastName"}},
+        {"filter": [{"type": "range", "field": "orderCount", "parameters": "gte"}]},
+        {"filter": [{"type": "multi", "operator": "xor", "queries": []}]},
+        {"filter": [{"type": "equalsAny", "field": "email", "value": 5}]},
+        {"filter": [None]},
+        {"associations": ["addresses"], "includes": "id"},
+        {"limit": "abc"},
+        [],
+    ):
+        resp = s.post(url, json=crit)
+        assert resp.status_code < 500, (crit, resp.text)

@@ -274,3 +274,41 @@ def test_flow_with_a_language_the_channel_lacks_answers_412_and_removes_that_cus
     assert resp.json()["errors"][0]["code"] == "SYSTEM__SALES_CHANNEL_LANGUAGE_NOT_AVAILABLE_EXCEPTION"
     assert sorted(c["customerNumber"] for c in sandbox.customers()) == ["1", "3"]
     assert [m["customer_id"] for m in sandbox.flow_mails] == [ok["id"]]
+
+
+def test_malformed_writes_never_crash_the_sandbox(sandbox):
+    s = admin_session(sandbox)
+    bad_items = [
+        {"id": 5},
+        {"password": 12345678},
+        {"email": ["a@example.com"]},
+        {"addresses": "street"},
+        {"addresses": [None, 5]},
+        {"defaultBillingAddress": "abc"},
+        {"vatIds": [1]},
+        {"customFields": "x"},
+        {"salesChannelId": 5},
+        {"birthday": "notadate"},
+        {"accountType": ["business"]},
+    ]
+    for item in bad_items:
+        resp = s.post(
+            f"{sandbox.url}/api/_action/sync",
+            json={
+                "w": {
+                    "entity": "customer",
+                    "action": "upsert",
+                    "payload": [customer_payload(sandbox, 1, **item)],
+                }
+            },
+        )
+        assert resp.status_code == 400, (item, resp.text)
+    for body in (
+        {"w": "x"},
+        {"w": {"entity": "customer", "action": "delete", "payload": [{"id": 5}, "x"]}},
+        5,
+    ):
+        resp = s.post(f"{sandbox.url}/api/_action/sync", json=body)
+        assert resp.status_code < 500, (body, resp.text)
+    assert s.patch(f"{sandbox.url}/api/customer/{'a' * 32}", json=[1]).status_code in (400, 404)
+    assert sandbox.customers() == []

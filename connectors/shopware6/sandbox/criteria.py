@@ -136,7 +136,9 @@ class Searcher:
             values = spec.get("value")
             if isinstance(values, str):
                 values = values.split("|")
-            wants = [_normalise(v, is_date, pointer) for v in values or []]
+            if not isinstance(values, list):
+                raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "equalsAny needs a list of values.", pointer)
+            wants = [_normalise(v, is_date, pointer) for v in values]
             return lambda r: any(_equal(v, w) for v in get(r) for w in wants)
         if kind in ("contains", "prefix", "suffix"):
             needle = str(spec.get("value", "")).casefold()
@@ -144,6 +146,10 @@ class Searcher:
             return lambda r: any(v is not None and test(str(v).casefold(), needle) for v in get(r))
         if kind == "range":
             params = spec.get("parameters") or {}
+            if not isinstance(params, dict):
+                raise _bad(
+                    "FRAMEWORK__INVALID_FILTER_QUERY", "The range parameters must be an object.", pointer
+                )
             bounds = []
             for op in ("gte", "gt", "lte", "lt"):
                 if op in params:
@@ -211,6 +217,10 @@ class Searcher:
         if ids:
             if isinstance(ids, str):
                 ids = ids.split("|")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise _bad(
+                    "FRAMEWORK__INVALID_CRITERIA_IDS", "The ids parameter must be a list of ids.", "/ids"
+                )
             return [table[i] for i in dict.fromkeys(ids) if i in table]
         # A top-level equals/equalsAny on id or an indexed field narrows the scan to a dict hit.
         for f in filters:
@@ -240,6 +250,10 @@ class Searcher:
                 for s in sort.split(",")
             ]
         keys = []
+        if not isinstance(sort, list) or not all(isinstance(spec, dict) for spec in sort):
+            raise _bad(
+                "FRAMEWORK__INVALID_SORT_QUERY", "The sort parameter must be a list of objects.", "/sort"
+            )
         for i, spec in enumerate(sort):
             path = str(spec.get("field", "")).removeprefix(f"{entity.name}.").split(".")
             self.check_field(entity, path, f"/sort/{i}")

@@ -75,7 +75,7 @@ class Writer:
     def sync(
         self, operations: list[tuple[str, dict[str, Any]]], *, skip_flow: bool, language_id: str | None
     ) -> dict[str, Any]:
-        hashes = self._prehash(op.get("payload") for _, op in operations)
+        hashes = self._prehash(op.get("payload") if isinstance(op, dict) else None for _, op in operations)
         with self.store.lock:
             batch = _Batch(self.store)
             deleted: dict[str, list[str]] = {}
