@@ -142,3 +142,61 @@ def test_operator_sends_new_credentials(harness: Harness) -> None:
     assert not store_login(harness.sandbox, "kunde10001@example.com", old)
     assert harness.password_fields() == {}
     assert len(harness.mails_to("kunde10002@example.com")) == 1
+
+
+class FlakyErp:
+    """The real ERP port, except that chosen methods fail with a TransientError (as the ERP
+    connector raises once its own retries are used up) the next ``n`` times."""
+
+    def __init__(self, inner, **failures: int) -> None:
+        self._inner = inner
+        self.failures = dict(failures)
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if self.failures.get(name, 0) <= 0:
+            return attr
+
+        def failing(*_a, **_k):
+            from syncd.errors import TransientError
+
+            self.failures[name] -= 1
+            raise TransientError(f"erp {name}: connection lost (injected)")
+
+        return failing
+
+
+def test_erp_lost_while_writing_fields_defers_without_a_trace(harness: Harness) -> None:
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+
+    harness.insert([_person(10001), _person(10002)])
+    ctx = harness.context()
+    ctx.erp = FlakyErp(ctx.erp, write_password_fields=1)
+    report = run_erp_to_shop(ctx)
+    assert report.counts["created"] == 2 and report.counts["deferred"] == 2
+    assert harness.password_fields() == {} and harness.smtp.messages == []
+    jobs = CredentialJobs(harness.state).active(PLATFORM)
+    later = max(j.next_attempt_at for j in jobs)
+    ctx.clock = lambda: later
+    assert run_erp_to_shop(ctx).counts["mailed"] == 2
+    for n in (10001, 10002):
+        [mail] = harness.mails_to(f"kunde{n}@example.com")
+        assert store_login(harness.sandbox, f"kunde{n}@example.com", password_of(mail))
+
+
+def test_erp_lost_while_clearing_fields_is_settled_next_cycle(harness: Harness) -> None:
+    from syncd.errors import TransientError
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+
+    harness.insert([_person(10001)])
+    ctx = harness.context()
+    ctx.erp = FlakyErp(ctx.erp, clear_password_fields=1)
+    with pytest.raises(TransientError):
+        run_erp_to_shop(ctx)
+    assert list(harness.password_fields()) == [10001]  # the mail went out; the field is still set
+    assert [j.step for j in CredentialJobs(harness.state).active(PLATFORM)] == [steps.SENT]
+    report = run_erp_to_shop(ctx)  # the next cycle first finishes what the last one left
+    assert not report.counts["mailed"]
+    assert harness.password_fields() == {}
+    assert CredentialJobs(harness.state).counts(PLATFORM) == {"done": 1}
+    assert len(harness.mails_to("kunde10001@example.com")) == 1

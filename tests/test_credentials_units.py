@@ -17,6 +17,7 @@ from syncd.state import jobs as steps
 from syncd.state.db import open_state
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Link
+from tests.dbs import pg_schema_url
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -41,11 +42,17 @@ def test_password_field_too_small_is_a_config_error() -> None:
 
 
 # ---------------------------------------------------------------------------------------- jobs
-@pytest.fixture
-def store(tmp_path):
-    s = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+        yield s
+        s.close()
+        return
+    with pg_schema_url() as url:  # several instances share one PostgreSQL state store
+        s = open_state(url)
+        yield s
+        s.close()
 
 
 def test_one_active_job_per_address_and_steps(store) -> None:
@@ -154,3 +161,19 @@ def test_plan_transfers_blocked_when_skip_blocked_is_off() -> None:
 ])
 def test_email_problem(email: str, ok: bool) -> None:
     assert (email_problem(email) is None) is ok
+
+
+def test_the_index_keeps_one_active_job_even_when_two_instances_race(store) -> None:
+    """The select-then-insert in ``create`` can race between instances; the partial unique index
+    is the real guard, and the losing transaction rolls back as a whole."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from syncd.state.schema import credential_jobs
+
+    jobs = CredentialJobs(store)
+    jobs.create(platform="shop", erp_number=7, shop_id="d" * 32, email="r@example.com", now=NOW)
+    with pytest.raises(IntegrityError), store.begin() as conn:
+        conn.execute(insert(credential_jobs).values(
+            platform="shop", erp_number=7, step="pending", created_at=NOW, updated_at=NOW))
+    assert len(jobs.active("shop", [7])) == 1
