@@ -134,6 +134,7 @@ def test_create_address_writes_all_three_tables(bueroplus):
         },
     )
     assert erp.create_address(10004, {"email": "other@example.com"}) is False
+    assert erp.find_numbers("shop_id", "shop-1") == [10004]
     a = erp.get_address(10004)
     assert (a.email, a.first_name, a.last_name, a.country, a.customer_group, a.city) == (
         "neu@example.com",

@@ -77,6 +77,7 @@ BUEROPLUS = Profile(
         "customer_group": "Status",
         "blocked": "GspKz",
         "modified_at": "LtzAend",
+        "shop_id": "WShopID",  # how büro+ bridges link an address to its shop customer
     },
 )
 
