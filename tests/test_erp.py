@@ -670,6 +670,11 @@ def test_reflection_is_kept_in_the_callers_cache(settings, db_url, table):
     assert second.stats.statements - before == 1  # no catalogue queries: the layout came from the cache
     assert second.layout.write.column("Sel5").length == 40
     second.close()
+    cache.data[("erp", f"table::{table}")] = {"name": table, "cols": []}  # left by another version
+    third = open_erp(settings, cache=cache, password_field="Sel5")
+    assert third.get_address(1).email == "a@example.com"
+    assert "columns" in cache.data[("erp", f"table::{table}")]
+    third.close()
 
 
 def test_configured_names_match_a_catalogue_in_other_case(db_url, table):

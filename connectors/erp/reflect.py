@@ -174,7 +174,10 @@ def cached_table(
     if not fresh:
         hit = cache.get(CACHE_SCOPE, key)
         if hit:
-            return TableInfo.from_json(hit)
+            try:
+                return TableInfo.from_json(hit)
+            except (KeyError, TypeError, ValueError):
+                pass  # written by another version of syncd: reflect again
     info = reflect_table(conn, resolve_table_name(conn, name, schema), schema)
     if info is not None:  # a missing table is not cached: the operator may create it next
         cache.set(CACHE_SCOPE, key, info.to_json())
