@@ -7,7 +7,7 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from connectors.mail.message import build_message, message_bytes, normalize_address, parse_sender
+from connectors.mail.message import build_message, encode_message, normalize_address, parse_sender
 from syncd.domain import OutgoingMail
 from syncd.errors import PermanentError
 
@@ -25,7 +25,7 @@ def _mail(**kw) -> OutgoingMail:
 
 
 def _wire(mail: OutgoingMail, **kw):
-    raw = message_bytes(build_message(mail, **kw))
+    raw = encode_message(mail, **kw).data  # the bytes that go on the wire, not a re-serialisation
     return raw, message_from_bytes(raw, policy=policy.default)
 
 
@@ -187,8 +187,6 @@ def test_bodies_survive_quoted_printable_and_the_boundary():
 
 
 def test_build_message_and_encode_message_agree():
-    from connectors.mail.message import encode_message
-
     mail = _mail(html="<b>x</b>")
     encoded = encode_message(mail)
     assert encoded.envelope_from == "shop@moebel.example" and encoded.envelope_to == "juergen@example.com"

@@ -24,9 +24,6 @@ from functools import lru_cache
 from syncd.domain import OutgoingMail
 from syncd.errors import PermanentError
 
-# CRLF line ends on the wire, as SMTP DATA wants them.
-WIRE_POLICY = email_policy.SMTP
-CRLF = "\r\n"
 # 39 bytes -> 52 base64 characters -> a 64-character encoded word: fits "Reply-To: " + word.
 _WORD_BYTES = 39
 _TOKENS = re.compile(r"\S+\s*|\s+")
@@ -148,7 +145,7 @@ def encode_message(
     text = _text_part("plain", mail.text)
     if mail.html:
         boundary = "=_syncd_" + secrets.token_hex(12)  # "=_" never occurs in quoted-printable
-        head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+        head.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')
         # The CRLF before a delimiter belongs to the delimiter (RFC 2046): each part keeps its own.
         delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
         closing = f"\r\n--{boundary}--\r\n".encode("ascii")
@@ -169,10 +166,6 @@ def build_message(
     encoded = encode_message(mail, reply_to=reply_to, sender=sender)
     return BytesParser(policy=email_policy.default).parsebytes(encoded.data)  # type: ignore[return-value]
 
-
-def message_bytes(msg: EmailMessage) -> bytes:
-    """An ``EmailMessage`` as it goes into SMTP DATA or an .eml file (CRLF line ends)."""
-    return msg.as_bytes(policy=WIRE_POLICY)
 
 
 def _mailbox(name: str, addr_spec: str) -> str:
