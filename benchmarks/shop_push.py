@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import os
 import re
 import statistics
 import subprocess
@@ -59,6 +60,12 @@ class Shop:
     url: str
     client_id: str
     client_secret: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """user + system CPU of the sandbox process so far (Linux /proc): robust to a busy machine."""
+        fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -71,7 +78,7 @@ def sandbox_process(version: str) -> Iterator[Shop]:
     try:
         lines = [proc.stdout.readline() for _ in range(3)]
         url = re.search(r"on (http://\S+)", lines[0]).group(1)
-        yield Shop(url, lines[1].split("=", 1)[1].strip(), lines[2].split("=", 1)[1].strip())
+        yield Shop(url, lines[1].split("=", 1)[1].strip(), lines[2].split("=", 1)[1].strip(), proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -107,22 +114,26 @@ def platform(sb: Shop, batch_size: int) -> PlatformSettings:
     )
 
 
-def run_connector(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[float, int]:
+def run_connector(
+    version: str, rows: list[ErpAddress], batch_size: int
+) -> tuple[float, int, tuple[float, float]]:
     with sandbox_process(version) as sb:
         shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
+        server_cpu, client_cpu = sb.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         results = shop.push(rows, {})
         elapsed = time.perf_counter() - started
+        cpu = (sb.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
         created = sum(r.outcome == Outcome.CREATED for r in results)
         assert created == len(rows), f"only {created} of {len(rows)} created"
         requests_sent = shop.http.requests_sent
         shop.close()
         with requests.Session() as session:
             assert count_customers(session, sb, token_headers(session, sb)) == len(rows)
-    return elapsed, requests_sent
+    return elapsed, requests_sent, cpu
 
 
-def run_bare(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[float, int]:
+def run_bare(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[float, int, tuple[float, float]]:
     with sandbox_process(version) as sb:
         # Payloads built by the connector's own mapper, before the clock starts: the same bytes.
         shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
@@ -130,6 +141,7 @@ def run_bare(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[flo
         payloads = [mapper.map(a).payload for a in rows]
         shop.close()
         session = requests.Session()
+        server_cpu, client_cpu = sb.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         headers = token_headers(session, sb)
         count = 1
@@ -145,9 +157,10 @@ def run_bare(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[flo
             count += 1
             resp.raise_for_status()
         elapsed = time.perf_counter() - started
+        cpu = (sb.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
         assert count_customers(session, sb, headers) == len(rows)
         session.close()
-    return elapsed, count
+    return elapsed, count, cpu
 
 
 def main() -> None:
@@ -168,18 +181,26 @@ def main() -> None:
     print("{:>10} {:>7} {:>8} {:>12} {:>7} {:>9} {:>9}".format(*header))
     for n in args.sizes:
         rows = addresses(n)
-        bare_times, conn_times = [], []
+        bare_times, conn_times, bare_cpu, conn_cpu = [], [], [], []
         for _ in range(args.rounds):
-            bare, bare_requests = run_bare(args.version, rows, args.batch_size)
+            bare, bare_requests, cpu = run_bare(args.version, rows, args.batch_size)
             bare_times.append(bare)
+            bare_cpu.append(cpu)
             gc.collect()
-            conn, conn_requests = run_connector(args.version, rows, args.batch_size)
+            conn, conn_requests, cpu = run_connector(args.version, rows, args.batch_size)
             conn_times.append(conn)
+            conn_cpu.append(cpu)
             gc.collect()
         for label, pick in (("best", min), ("median", statistics.median)):
             b, c = pick(bare_times), pick(conn_times)
             ratio = f"{c / b:.2f}x"
             print(f"{n:>10} {label:>7} {b:>8.2f} {c:>12.2f} {ratio:>7} {bare_requests:>9} {conn_requests:>9}")
+        bs, bc = min(x[0] for x in bare_cpu), min(x[1] for x in bare_cpu)
+        cs, cc = min(x[0] for x in conn_cpu), min(x[1] for x in conn_cpu)
+        print(
+            f"{'':>10} {'cpu':>7}  shop process: bare {bs:.2f}s, connector {cs:.2f}s ({cs / bs:.2f}x); "
+            f"client: bare {bc:.2f}s, connector {cc:.2f}s"
+        )
     print("goal: connector <= 1.20x the bare loop (best of rounds; the machine may be shared)")
 
 

@@ -96,9 +96,9 @@ class CustomerPusher:
             plan = _Plan(position, address)
             plans.append(plan)
             linked = links.get(address.number)
-            ours = customer_id(self.platform, address.number)
+            foreign = linked if linked and linked != customer_id(self.platform, address.number) else None
             try:
-                plan.mapped = self.mapper.map(address, shop_id=linked if linked and linked != ours else None)
+                plan.mapped = self.mapper.map(address, shop_id=foreign)
             except Rejected as exc:
                 plan.outcome, plan.reason, plan.code = Outcome.REJECTED, exc.reason, exc.code
                 continue
