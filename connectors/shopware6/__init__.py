@@ -2,6 +2,17 @@
 
 ``open_shop(platform, client_secret=...)`` builds the ``ShopPort`` adapter for one platform.
 The bundled sandbox server lives in ``connectors.shopware6.sandbox``.
+
+Modules, one job each:
+- ``http``: session, OAuth2 client credentials, error mapping onto transient/permanent, retries
+- ``versions``: what differs per Shopware version (payment method, caps, page size)
+- ``metadata``: sales channel defaults, groups, salutations, countries; kept in the tenant cache
+- ``mapping``: ERP address -> customer payload and shop JSON -> ``ShopCustomer`` (pure)
+- ``sync``: bulk upserts with per-record error mapping and bisecting
+- ``push``: outcomes per address (created / linked / updated / unchanged / rejected)
+- ``shop``: ``ShopwareShop``, the ``ShopPort`` the flows use
+
+Every write sends ``sw-skip-trigger-flow: 1``: the shop sends no registration mail of its own.
 """
 
 from __future__ import annotations
