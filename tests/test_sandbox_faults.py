@@ -128,3 +128,17 @@ def test_reset_clears_every_switch(sandbox):
     assert _version(s, sandbox).status_code == 200
     assert time.perf_counter() - t0 < 0.2
     admin_session(sandbox)
+
+
+def test_fail_after_write_replaces_only_the_answer(sandbox):
+    s = admin_session(sandbox)
+    sandbox.faults.fail_next(1, 504, after_write=True)
+    p = customer_payload(sandbox, 1)
+    resp = s.post(
+        f"{sandbox.url}/api/_action/sync",
+        json={"w": {"entity": "customer", "action": "upsert", "payload": [p]}},
+        headers={"sw-skip-trigger-flow": "1"},
+    )
+    assert resp.status_code == 504
+    assert [c["id"] for c in sandbox.customers()] == [p["id"]]  # the shop did the work
+    assert _version(s, sandbox).status_code == 200  # only one answer was replaced

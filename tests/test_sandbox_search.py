@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -295,3 +296,16 @@ def test_malformed_criteria_never_crash_the_sandbox(shop):
     ):
         resp = s.post(url, json=crit)
         assert resp.status_code < 500, (crit, resp.text)
+
+
+def test_criteria_sent_without_json_content_type_are_ignored_like_symfony_does(shop):
+    s, sb, _ = shop
+    crit = {"filter": [{"type": "equals", "field": "customerNumber", "value": "4"}], "total-count-mode": 1}
+    declared = s.post(
+        f"{sb.url}/api/search/customer", data=json.dumps(crit), headers={"Content-Type": "application/json"}
+    )
+    assert declared.json()["total"] == 1
+    undeclared = s.post(
+        f"{sb.url}/api/search/customer", data=json.dumps(crit), headers={"Content-Type": "text/plain"}
+    )
+    assert undeclared.status_code == 200 and len(undeclared.json()["data"]) == 10

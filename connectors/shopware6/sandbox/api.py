@@ -233,7 +233,10 @@ class AdminApi:
         return entity
 
     def search(self, req: Request, entity: Entity, *, ids_only: bool) -> Response:
-        criteria = req.json()
+        # Symfony decodes a POST body into request parameters only when it is declared JSON; the
+        # criteria builder reads those, so a body sent without the header is silently ignored
+        declared_json = "json" in req.headers.get("content-type", "")
+        criteria = req.json() if declared_json or req.method == "GET" else {}
         if not isinstance(criteria, dict):
             raise e.simple(400, "FRAMEWORK__INVALID_CRITERIA", "The criteria must be a JSON object.")
         for key in ("total-count-mode", "limit", "page", "sort", "ids"):

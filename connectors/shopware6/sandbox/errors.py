@@ -54,6 +54,10 @@ def error(
     return entry
 
 
+def title(status: int) -> str | None:
+    return _TITLES.get(status)
+
+
 def simple(
     status: int,
     code: str,

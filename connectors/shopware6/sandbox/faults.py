@@ -36,14 +36,18 @@ class Faults:
         self.hang: float = 0.0  # seconds a request hangs before it is processed
         self.hang_after_write: float = 0.0  # seconds a request hangs AFTER it was processed (write done)
         self._fail_next: deque[int] = deque()
+        self._fail_after_write: deque[int] = deque()
         self._throttled_until = 0.0
         self._window: deque[float] = deque()
 
     # --- switches --------------------------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 500) -> None:
-        """The next ``n`` Admin API requests (token endpoint included) answer ``status``."""
+    def fail_next(self, n: int = 1, status: int = 500, *, after_write: bool = False) -> None:
+        """The next ``n`` Admin API requests (token endpoint included) answer ``status``.
+
+        ``after_write=True``: the request is processed first (its write stands) and only the answer
+        is replaced, like a proxy's 502/504 after the shop did the work."""
         with self._lock:
-            self._fail_next.extend([status] * n)
+            (self._fail_after_write if after_write else self._fail_next).extend([status] * n)
 
     @property
     def token_throttle(self) -> float:
@@ -61,6 +65,7 @@ class Faults:
             self.rate_limit = 0
             self.rate_limit_per_second = None
             self._fail_next.clear()
+            self._fail_after_write.clear()
             self._throttled_until = 0.0
             self._window.clear()
 
@@ -68,6 +73,15 @@ class Faults:
     def token_wait(self) -> int | None:
         remaining = self.token_throttle
         return math.ceil(remaining) if remaining > 0 else None
+
+    def after_write(self) -> Injected | None:
+        with self._lock:
+            if self._fail_after_write:
+                status = self._fail_after_write.popleft()
+                return Injected(
+                    status, "0", f"sandbox fault: injected {status} after the request was processed"
+                )
+        return None
 
     def decide(self) -> Injected | None:
         """What to inject into this Admin API request, if anything (delays are the caller's)."""

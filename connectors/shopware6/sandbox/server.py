@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import errors as e
 from .api import Request
 from .errors import ApiError
+from .faults import Injected
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -97,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
         if is_admin and sb.faults.hang_after_write:
             time.sleep(sb.faults.hang_after_write)
             return -1, {}, None
+        late = sb.faults.after_write() if is_admin else None
+        if late is not None:
+            return _injected_response(late)
         return status, out_headers, payload
 
     @staticmethod
@@ -105,20 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         injected = sb.faults.decide()
-        if injected is None:
-            return None
-        headers = {"Retry-After": str(injected.retry_after)} if injected.retry_after is not None else {}
-        return (
-            injected.status,
-            headers,
-            {
-                "errors": [
-                    e.error(
-                        injected.status, injected.code, injected.detail, title=e._TITLES.get(injected.status)
-                    )
-                ]
-            },
-        )
+        return None if injected is None else _injected_response(injected)
 
     def _send(self, status: int, headers: dict[str, str], payload: Any) -> None:
         data = (
@@ -138,6 +129,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client timed out and left
+
+
+def _injected_response(injected: Injected) -> tuple[int, dict[str, str], Any]:
+    headers = {"Retry-After": str(injected.retry_after)} if injected.retry_after is not None else {}
+    body = {
+        "errors": [e.error(injected.status, injected.code, injected.detail, title=e.title(injected.status))]
+    }
+    return injected.status, headers, body
 
 
 def serve(sandbox: Sandbox, host: str, port: int) -> tuple[_Server, threading.Thread]:
