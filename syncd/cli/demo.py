@@ -6,12 +6,21 @@ from pathlib import Path
 
 import click
 
-from .common import not_available
+from syncd.status import locale_language
 
 
 def run_demo(directory: Path | None) -> None:
-    """Replaced by the integrator: SQLite ERP, local shop sandbox, mails to a local outbox."""
-    not_available("syncd demo")
+    from rich.console import Console
+
+    from syncd.demo import render_summary
+    from syncd.demo import run_demo as run
+
+    result = run(directory)
+    console = Console()
+    for part in render_summary(result, lang=locale_language()):
+        console.print(part)
+    if result.login_ok is False:
+        raise click.ClickException("the mailed password did not log in to the sandbox shop")
 
 
 @click.command(
@@ -27,5 +36,12 @@ def run_demo(directory: Path | None) -> None:
     default=None,
     help="Working folder for the demo files (default: a new temporary folder).",
 )
-def demo_cmd(directory: Path | None) -> None:
+@click.pass_context
+def demo_cmd(ctx: click.Context, directory: Path | None) -> None:
+    root = ctx.find_root()
+    if root.get_parameter_source("log_level") in (None, click.core.ParameterSource.DEFAULT):
+        # The summary is the demo's output; per-record logs would bury it unless asked for.
+        from syncd.logs import configure_logging
+
+        configure_logging(root.params.get("log_format"), "warning")
     run_demo(directory)

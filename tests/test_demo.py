@@ -1,0 +1,78 @@
+"""`syncd demo` end to end in a subprocess: the installed command, no outside systems."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _passwords(outbox: Path) -> dict[str, str]:
+    found = {}
+    for path in outbox.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        match = re.search(r"Passwort:\s+(\S+)", text)
+        assert match, f"{path.name} carries no password line"
+        found[str(message["To"])] = match.group(1)
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("demo") / "run"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "demo", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "200"},
+    )
+    return proc, folder, time.monotonic() - started
+
+
+def test_demo_runs_the_whole_flow_and_proves_the_mailed_password(demo_run) -> None:
+    proc, folder, seconds = demo_run
+    assert proc.returncode == 0, proc.stderr
+    assert "logs in: yes" in proc.stdout
+    mails = list((folder / "outbox").glob("*.eml"))
+    # 25 sample addresses: 3 blocked, 1 without and 1 with an invalid e-mail, 1 country the shop lacks.
+    assert len(mails) == 19
+    assert "10100" in proc.stdout  # the shop customer with an order was imported with the next number
+    assert seconds < 30
+
+
+def test_demo_leaves_no_password_anywhere_but_the_mails(demo_run) -> None:
+    proc, folder, _ = demo_run
+    passwords = _passwords(folder / "outbox")
+    assert len(passwords) == 19 and len(set(passwords.values())) == 19
+    state = (folder / "state.db").read_bytes()
+    for path in folder.glob("state.db-wal"):
+        state += path.read_bytes()
+    for password in passwords.values():
+        assert password not in proc.stdout
+        assert password not in proc.stderr
+        assert password.encode() not in state
+    with sqlite3.connect(folder / "erp.db") as erp:
+        leftover = erp.execute("SELECT count(*) FROM Adressen WHERE coalesce(Sel5, '') <> ''").fetchone()[0]
+    assert leftover == 0  # I2: every password field is empty after a clean run
+
+
+def test_demo_refuses_a_used_folder(demo_run) -> None:
+    _, folder, _ = demo_run
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "demo", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert str(folder) in proc.stderr
