@@ -14,42 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from connectors.erp import checks, scan
 from connectors.erp.engine import build_engine, run_db
 from connectors.erp.layout import Bound, Layout, LayoutError, names_needed, resolve_layout
+from connectors.erp.normalise import AddressBuilder, clean_rows
 from connectors.erp.reflect import Cache, MemoryCache, TableInfo, cached_table, table_names
-from connectors.erp.values import (
-    ValueProblem,
-    clean_raw,
-    parse_blocked,
-    parse_country,
-    parse_number,
-    text_or_none,
-)
+from connectors.erp.values import ValueProblem, clean_raw, parse_number
 from connectors.erp.writes import WritesMixin
 from syncd.config.model import ErpSettings
-from syncd.config.profiles import effective_columns
 from syncd.domain import CheckItem, ErpAddress
 from syncd.errors import ConfigError, PermanentError
 
-log = structlog.get_logger("syncd.erp")
-
-_TEXT_FIELDS = (
-    "email",
-    "company",
-    "salutation",
-    "first_name",
-    "last_name",
-    "street",
-    "zip",
-    "city",
-    "phone",
-    "customer_group",
-)
 _CHUNK = 500  # numbers per IN (...): well below SQL Server's 2100 parameters
 PASSWORD_KEY = "platforms[].addresses.password_field"  # noqa: S105 - a config key, not a secret
 
@@ -71,7 +49,6 @@ class _Shared:
         self.engine = engine
         self.cache = cache
         self.layout: Layout | None = None
-        self.plan: tuple | None = None
         self.stats = ErpStats()
 
         @event.listens_for(engine, "before_cursor_execute")
@@ -95,6 +72,7 @@ class SqlErp(WritesMixin):
         self.password_field = password_field
         self.password_length = password_length
         self.password_key = password_key
+        self._builder: AddressBuilder | None = None
 
     def with_password_field(
         self, field: str | None, *, password_length: int = 12, password_key: str = PASSWORD_KEY
@@ -226,87 +204,15 @@ class SqlErp(WritesMixin):
     # --- normalisation ------------------------------------------------------------------------
     @staticmethod
     def _clean(rows: list[sa.Row[Any]]) -> list[dict[str, Any]]:
-        """Rows as plain dicts by column name, CHAR padding trimmed (what ``ErpAddress.row`` is)."""
-        if not rows:
-            return []
-        keys = rows[0]._fields
-        return [dict(zip(keys, map(clean_raw, r), strict=True)) for r in rows]
-
-    def _plan(self) -> tuple:
-        """Which row keys feed which logical fields; worked out once per layout, not per row."""
-        layout = self.layout
-        if self._shared.plan is None or self._shared.plan[0] is not layout:
-
-            def key_of(name: str) -> tuple[str, str] | None:
-                bound = layout.logical.get(name)
-                return (bound.key, bound.column.name) if bound is not None else None
-
-            texts = tuple((name, layout.logical[name].key) for name in _TEXT_FIELDS if name in layout.logical)
-            configured = effective_columns(self.settings)
-            self._shared.plan = (
-                layout,
-                key_of("number"),
-                texts,
-                key_of("country"),
-                key_of("blocked"),
-                key_of("modified_at"),
-                tuple(
-                    (configured[name], bound.key)
-                    for name, bound in layout.logical.items()
-                    if configured.get(name) and configured[name] != bound.key
-                ),
-            )
-        return self._shared.plan
-
-    def _aliases(self) -> tuple[tuple[str, str], ...]:
-        """Configured spellings that differ from the catalogue's (PostgreSQL folds unquoted names
-        to lower case): the row carries both, so a layout's ``erp.Sel10`` finds ``sel10``."""
-        plan = self._plan()
-        cached = getattr(self, "_alias_cache", None)
-        if cached is not None and cached[0] is plan:
-            return cached[1]
-        aliases = plan[6]
-        field = self.password_field
-        if field:
-            bound = self.layout.bind_in_sources(field)
-            if bound is not None and bound.key != field:
-                aliases += ((field, bound.key),)
-        self._alias_cache = (plan, aliases)
-        return aliases
+        return clean_rows(rows)
 
     def _to_address(self, raw: dict[str, Any]) -> ErpAddress | None:
         """``raw`` comes from ``_clean`` and is not changed (scans hash it)."""
-        _layout, number_of, texts, country_of, blocked_of, modified_of, _a = self._plan()
-        aliases = self._aliases() if _a or self.password_field else ()
-        try:
-            number = parse_number(raw[number_of[0]])
-        except ValueProblem as e:
-            log.warning("erp_row_skipped", reason=str(e), column=number_of[1])
-            return None
-        problems: list[str] = []
-        fields: dict[str, Any] = {name: text_or_none(raw[key]) for name, key in texts}
-        if country_of is not None:
-            try:
-                fields["country"] = parse_country(raw[country_of[0]])
-            except ValueProblem as e:
-                problems.append(f"{country_of[1]}: {e}")
-        blocked = False
-        if blocked_of is not None:
-            try:
-                blocked = parse_blocked(raw[blocked_of[0]])
-            except ValueProblem as e:
-                blocked = True  # unknown flag: do not publish what may be blocked
-                problems.append(f"{blocked_of[1]}: {e}")
-        modified = raw[modified_of[0]] if modified_of is not None else None
-        row = {**raw, **{alias: raw[key] for alias, key in aliases if alias not in raw}} if aliases else raw
-        return ErpAddress(
-            number=number,
-            blocked=blocked,
-            modified_at=modified if hasattr(modified, "isoformat") else None,
-            row=row,
-            problems=tuple(problems),
-            **fields,
-        )
+        layout = self.layout
+        builder = self._builder
+        if builder is None or builder.layout is not layout:
+            builder = self._builder = AddressBuilder(layout, self.settings, self.password_field)
+        return builder.build(raw)
 
     # --- reads --------------------------------------------------------------------------------
     def _select(self) -> sa.Select[Any]:

@@ -1,0 +1,114 @@
+"""ERP rows into ``ErpAddress``: logical fields parsed, problems collected per record.
+
+Which row key feeds which logical field is worked out once per layout (``AddressBuilder``),
+not per row: a first scan normalises every row of the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from connectors.erp.layout import Layout
+from connectors.erp.values import (
+    ValueProblem,
+    clean_raw,
+    parse_blocked,
+    parse_country,
+    parse_number,
+    text_or_none,
+)
+from syncd.config.model import ErpSettings
+from syncd.config.profiles import effective_columns
+from syncd.domain import ErpAddress
+
+log = structlog.get_logger("syncd.erp")
+
+TEXT_FIELDS = (
+    "email",
+    "company",
+    "salutation",
+    "first_name",
+    "last_name",
+    "street",
+    "zip",
+    "city",
+    "phone",
+    "customer_group",
+)
+
+
+def clean_rows(rows: list[sa.Row[Any]]) -> list[dict[str, Any]]:
+    """Rows as plain dicts by column name, CHAR padding trimmed (what ``ErpAddress.row`` is)."""
+    if not rows:
+        return []
+    keys = rows[0]._fields
+    return [dict(zip(keys, map(clean_raw, r), strict=True)) for r in rows]
+
+
+class AddressBuilder:
+    def __init__(self, layout: Layout, settings: ErpSettings, password_field: str | None) -> None:
+        self.layout = layout
+
+        def key_of(name: str) -> tuple[str, str] | None:
+            bound = layout.logical.get(name)
+            return (bound.key, bound.column.name) if bound is not None else None
+
+        self._number = key_of("number")
+        self._texts = tuple(
+            (name, layout.logical[name].key) for name in TEXT_FIELDS if name in layout.logical
+        )
+        self._country = key_of("country")
+        self._blocked = key_of("blocked")
+        self._modified = key_of("modified_at")
+        # Configured spellings that differ from the catalogue's (PostgreSQL folds unquoted names to
+        # lower case): the row carries both, so a layout's ``erp.Sel10`` finds ``sel10``.
+        configured = effective_columns(settings)
+        aliases = [
+            (configured[name], bound.key)
+            for name, bound in layout.logical.items()
+            if configured.get(name) and configured[name] != bound.key
+        ]
+        if password_field:
+            bound = layout.bind_in_sources(password_field)
+            if bound is not None and bound.key != password_field:
+                aliases.append((password_field, bound.key))
+        self._aliases = tuple(aliases)
+
+    def build(self, raw: dict[str, Any]) -> ErpAddress | None:
+        """``raw`` comes from ``clean_rows`` and is not changed (scans hash it). None: the row
+        has no usable address number (logged, the batch goes on)."""
+        assert self._number is not None  # resolve_layout refuses a layout without one
+        try:
+            number = parse_number(raw[self._number[0]])
+        except ValueProblem as e:
+            log.warning("erp_row_skipped", reason=str(e), column=self._number[1])
+            return None
+        problems: list[str] = []
+        fields: dict[str, Any] = {name: text_or_none(raw[key]) for name, key in self._texts}
+        if self._country is not None:
+            try:
+                fields["country"] = parse_country(raw[self._country[0]])
+            except ValueProblem as e:
+                problems.append(f"{self._country[1]}: {e}")
+        blocked = False
+        if self._blocked is not None:
+            try:
+                blocked = parse_blocked(raw[self._blocked[0]])
+            except ValueProblem as e:
+                blocked = True  # unknown flag: do not publish what may be blocked
+                problems.append(f"{self._blocked[1]}: {e}")
+        modified = raw[self._modified[0]] if self._modified is not None else None
+        row = raw
+        if self._aliases:
+            row = {**raw, **{alias: raw[key] for alias, key in self._aliases if alias not in raw}}
+        return ErpAddress(
+            number=number,
+            blocked=blocked,
+            modified_at=modified if hasattr(modified, "isoformat") else None,
+            row=row,
+            problems=tuple(problems),
+            **fields,
+        )
