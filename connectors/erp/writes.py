@@ -227,7 +227,8 @@ class WritesMixin(_Base):  # type: ignore[misc,valid-type]
         for name, value in values.items():
             table, column = self._write_target(name, key="values")
             self._refuse_protected(column.name, key=f"values.{name}")
-            converted = self._convert(logical_of.get((table.name, column.name)), column, value, problems)
+            logical = name if name in layout.logical else logical_of.get((table.name, column.name))
+            converted = self._convert(logical, column, value, problems)
             rows.setdefault(table.name, {})[column.name] = converted
         if problems:
             raise PermanentError(f"ERP address {number}: " + "; ".join(problems))
@@ -298,7 +299,11 @@ class WritesMixin(_Base):  # type: ignore[misc,valid-type]
                 key="column",
                 value=column,
             )
-        logical = next((n for n, b in layout.logical.items() if b.column is col), None)
+        logical = (
+            column
+            if column in layout.logical
+            else next((n for n, b in layout.logical.items() if b.column is col), None)
+        )
         problems: list[str] = []
         converted = self._convert(logical, col, value, problems)
         if problems:
