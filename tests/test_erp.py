@@ -735,3 +735,43 @@ def test_a_row_with_a_non_numeric_number_is_skipped_not_fatal(db_url, table, wit
         assert erp.numbers_with_password() == [101]
     finally:
         erp.close()
+
+
+def test_password_methods_on_more_numbers_than_one_statement_takes(erp, db_url, table):
+    fill_addresses(db_url, table, 1200, first_number=100000)
+    numbers = list(range(100000, 101200))
+    erp.write_password_fields({n: f"pw-{n}-x" for n in numbers})
+    assert len(erp.numbers_with_password()) == 1200
+    values = erp.read_password_fields(numbers)
+    assert values[100000] == "pw-100000-x" and values[101199] == "pw-101199-x"
+    erp.clear_password_fields(numbers[:1100])
+    assert erp.numbers_with_password() == numbers[1100:]
+    assert erp.clear_all_password_fields() == 100
+
+
+def test_check_names_a_number_column_without_key_and_a_wrong_change_column(db_url, table):
+    engine = sa.create_engine(db_url)
+    t = sa.Table(
+        table,
+        sa.MetaData(),
+        sa.Column("Nr", sa.Integer),
+        sa.Column("Mail", sa.Unicode(100)),
+        sa.Column("Stamp", sa.Unicode(30)),
+        sa.Column("Pw", sa.Unicode(40)),
+    )
+    t.create(engine)
+    engine.dispose()
+    columns = ErpColumns(number="Nr", email="Mail", modified_at="Stamp")
+    erp = open_erp(ErpSettings(url=db_url, address_table=table, columns=columns), password_field="Pw")
+    try:
+        problems = failed(erp.check())
+        assert "needs a timestamp" in problems["erp.columns.modified_at"]
+        assert "VARCHAR" in problems["erp.columns.modified_at"].upper()
+        fixed = open_erp(
+            ErpSettings(url=db_url, address_table=table, columns=ErpColumns(number="Nr", email="Mail")),
+            password_field="Pw",
+        )
+        assert "neither primary key nor unique" in failed(fixed.check())["erp.columns.number"]
+        fixed.close()
+    finally:
+        erp.close()
