@@ -61,7 +61,7 @@ def email_of(n: int) -> str:
     return {10044: "familie@example.com", 10046: "buero@example.com"}.get(n, f"kunde{n}@example.com")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
 def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'erp.db'}"
