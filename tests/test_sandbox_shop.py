@@ -301,3 +301,16 @@ def test_store_login_is_throttled_after_repeated_failures(sandbox):
     assert throttled.json()["errors"][0]["code"] == "CHECKOUT__CUSTOMER_AUTH_THROTTLED"
     assert store_login(sandbox, "other@example.com", "x") is False  # other keys are not affected
     assert _store(sandbox, "login", {"username": "other@example.com", "password": "x"}).status_code == 401
+
+
+def test_a_restarted_sandbox_keeps_its_url_data_and_tokens(sandbox):
+    s = admin_session(sandbox)
+    p = customer_payload(sandbox, 1)
+    assert s.post(f"{sandbox.url}/api/customer", json=p).status_code == 204
+    url = sandbox.url
+    sandbox.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/api/_info/version", timeout=2)
+    sandbox.start()
+    assert sandbox.url == url
+    assert s.get(f"{url}/api/customer/{p['id']}").status_code == 200

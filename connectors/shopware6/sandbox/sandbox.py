@@ -71,6 +71,7 @@ class Sandbox(ShopSide):
             return self
         self._server, self._thread = serve(self, self._host, self._port)
         host, port = self._server.server_address[:2]
+        self._port = port  # a restart (shop outage in a test) comes back on the same URL, data kept
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         if self.ids is None:
             self._build()
@@ -104,6 +105,7 @@ class Sandbox(ShopSide):
         self.admin_api.store_api = self.store_api
 
     def stop(self) -> None:
+        """Stop serving; the shop's data stays, and ``start()`` serves it again on the same URL."""
         if self._server is None:
             return
         self._server.shutdown()
