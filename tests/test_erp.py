@@ -239,6 +239,15 @@ def test_rows_without_modified_at_are_read_by_the_first_scan(erp, db_url, table)
     assert scan_all(erp, cursor)[0] == []
 
 
+def test_a_table_whose_stamps_are_all_null_is_not_redelivered_every_poll(erp, db_url, table):
+    insert_addresses(db_url, table, [{"number": n, "modified_at": None} for n in (1, 2, 3)])
+    first, cursor = scan_all(erp, None, batch_size=2)
+    assert sorted(a.number for a in first) == [1, 2, 3]
+    assert scan_all(erp, cursor)[0] == []
+    insert_addresses(db_url, table, [{"number": 4}])  # the first stamped row
+    assert [a.number for a in scan_all(erp, cursor)[0]] == [4]
+
+
 def test_partial_iteration_gives_a_cursor_for_what_was_delivered(erp, db_url, table):
     base = utcnow().replace(microsecond=0) - timedelta(hours=1)
     insert_addresses(

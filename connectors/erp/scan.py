@@ -80,7 +80,9 @@ class WatermarkScan:
         # (modified_at, encoded modified_at, number key, row) of the rows read in the window; the
         # row's digest is computed only for the rows that stay in it (a first scan reads them all)
         self._window: deque[tuple[Any, str, str, Mapping[str, Any]]] = deque()
-        self._full_done = self._start is not None
+        # Rows without a stamp are read once, by the first scan; a table whose stamps are all
+        # NULL must not be re-delivered on every poll.
+        self._nulls_read = self._start is not None or bool(valid and cursor and cursor.get("nulls_read"))
 
     def _lower(self) -> Any:
         if self._start is None:
@@ -102,7 +104,7 @@ class WatermarkScan:
 
     def batches(self) -> Iterator[list[ErpAddress]]:
         erp = self._erp
-        if self._start is None:
+        if not self._nulls_read:
             last: Any = None
             while True:  # rows without a change time, seen on the first scan only
                 rows = erp._page_null_modified(last, self._batch)
@@ -114,7 +116,7 @@ class WatermarkScan:
                     yield batch
                 if len(rows) < self._batch:
                     break
-        self._full_done = True
+        self._nulls_read = True
         lower, after = self._lower(), None
         while True:
             rows = erp._page_modified(lower, after, self._batch)
@@ -138,14 +140,26 @@ class WatermarkScan:
                 break
 
     def cursor(self) -> dict[str, Any]:
-        if not self._full_done or self._max is None:
-            return {"mode": "watermark", "v": CURSOR_VERSION, "watermark": None, "seen": {}}
+        if self._max is None:
+            return {
+                "mode": "watermark",
+                "v": CURSOR_VERSION,
+                "watermark": None,
+                "seen": {},
+                "nulls_read": self._nulls_read,
+            }
         seen: dict[str, dict[str, str]] = {}
         for _m, encoded, number, row in self._window:
             seen.setdefault(encoded, {})[number] = self._fingerprint(row)
         # Pairs of the previous cursor still inside the window were re-read by this scan (the
         # window only moves forward), so the window built here is complete.
-        return {"mode": "watermark", "v": CURSOR_VERSION, "watermark": _encode(self._max), "seen": seen}
+        return {
+            "mode": "watermark",
+            "v": CURSOR_VERSION,
+            "watermark": _encode(self._max),
+            "seen": seen,
+            "nulls_read": True,
+        }
 
 
 class HashScan:
