@@ -142,3 +142,17 @@ def test_fail_after_write_replaces_only_the_answer(sandbox):
     assert resp.status_code == 504
     assert [c["id"] for c in sandbox.customers()] == [p["id"]]  # the shop did the work
     assert _version(s, sandbox).status_code == 200  # only one answer was replaced
+
+
+def test_drop_next_closes_the_connection_without_processing(sandbox):
+    s = admin_session(sandbox)
+    sandbox.faults.drop_next(1)
+    p = customer_payload(sandbox, 1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        s.post(
+            f"{sandbox.url}/api/_action/sync",
+            json={"w": {"entity": "customer", "action": "upsert", "payload": [p]}},
+        )
+    assert sandbox.customers() == []
+    assert sandbox.request_log[-1].status == -1
+    assert _version(s, sandbox).status_code == 200

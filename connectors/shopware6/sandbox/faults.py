@@ -37,6 +37,7 @@ class Faults:
         self.hang_after_write: float = 0.0  # seconds a request hangs AFTER it was processed (write done)
         self._fail_next: deque[int] = deque()
         self._fail_after_write: deque[int] = deque()
+        self._drop = 0
         self._throttled_until = 0.0
         self._window: deque[float] = deque()
 
@@ -48,6 +49,19 @@ class Faults:
         is replaced, like a proxy's 502/504 after the shop did the work."""
         with self._lock:
             (self._fail_after_write if after_write else self._fail_next).extend([status] * n)
+
+    def drop_next(self, n: int = 1) -> None:
+        """The next ``n`` Admin API requests are not processed: the connection is closed unanswered
+        (the client sees a connection reset / remote disconnect)."""
+        with self._lock:
+            self._drop += n
+
+    def take_drop(self) -> bool:
+        with self._lock:
+            if self._drop > 0:
+                self._drop -= 1
+                return True
+        return False
 
     @property
     def token_throttle(self) -> float:
@@ -66,6 +80,7 @@ class Faults:
             self.rate_limit_per_second = None
             self._fail_next.clear()
             self._fail_after_write.clear()
+            self._drop = 0
             self._throttled_until = 0.0
             self._window.clear()
 

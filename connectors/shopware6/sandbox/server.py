@@ -66,13 +66,15 @@ class _Handler(BaseHTTPRequestHandler):
         status, out_headers, payload = self._respond(sb, req)
         logged = {k: v for k, v in headers.items() if k != "authorization"}
         sb._log(LoggedRequest(req.method, req.path, logged, status))
-        if status < 0:  # hang_after_write: the client gives up, the write stands
+        if status < 0:  # dropped, or hang_after_write: no answer at all
             self.close_connection = True
             return
         self._send(status, out_headers, payload)
 
     def _respond(self, sb: Sandbox, req: Request) -> tuple[int, dict[str, str], Any]:
         is_admin = req.path.startswith("/api/")
+        if is_admin and sb.faults.take_drop():
+            return -1, {}, None  # closed unanswered, nothing processed
         try:
             if is_admin:
                 injected = self._delay_and_inject(sb)
