@@ -164,7 +164,7 @@ class Writer:
                 ],
             )
         entity_name, action, payload = op.get("entity"), op.get("action"), op.get("payload")
-        if entity_name not in self.entities or entity_name not in ("customer", "customer_address"):
+        if entity_name not in ("customer", "customer_address"):  # the only writable entities here
             raise e.simple(
                 400,
                 "FRAMEWORK__INVALID_SYNC_OPERATION" if entity_name else "FRAMEWORK__SYNC_ENTITY_MISSING",
