@@ -200,3 +200,34 @@ def test_erp_lost_while_clearing_fields_is_settled_next_cycle(harness: Harness) 
     assert harness.password_fields() == {}
     assert CredentialJobs(harness.state).counts(PLATFORM) == {"done": 1}
     assert len(harness.mails_to("kunde10001@example.com")) == 1
+
+
+def test_one_vanished_address_does_not_stop_the_batch(harness: Harness) -> None:
+    """The ERP refuses the batch's field write as a whole when one address is gone; the others
+    still get their mail, the gone one fails with the reason."""
+    import sqlalchemy as sa
+
+    from syncd.flows.push_addresses import checkpoint
+
+    harness.insert([_person(10001), _person(10002), _person(10003)])
+
+    def delete_one(name: str) -> None:
+        if name == "after_link":
+            engine = sa.create_engine(harness.erp_url)
+            with engine.begin() as conn:
+                conn.execute(sa.text('DELETE FROM adressen WHERE "AdrNr" = 10002'))
+            engine.dispose()
+
+    checkpoint.hook = delete_one
+    try:
+        report = harness.run()
+    finally:
+        checkpoint.hook = None
+    assert report.counts["mailed"] == 2 and report.counts["failed"] == 1
+    assert harness.mails_to("kunde10002@example.com") == []
+    for n in (10001, 10003):
+        [mail] = harness.mails_to(f"kunde{n}@example.com")
+        assert store_login(harness.sandbox, f"kunde{n}@example.com", password_of(mail))
+    [failed] = CredentialJobs(harness.state).failed(PLATFORM)
+    assert failed.erp_number == 10002 and "10002" in failed.last_error
+    assert harness.password_fields() == {}

@@ -44,7 +44,6 @@ SEND_WINDOW = 20
 STEP = "credentials"
 
 
-
 def enabled(ctx: PlatformContext) -> bool:
     a = ctx.platform.addresses
     return bool(a.erp_to_shop and a.send_credentials and a.credential_mode == "password" and a.password_field)
@@ -147,11 +146,11 @@ def deliver(
             _retry(ctx, items, exc, report)  # nothing written (one transaction): no field to clear
             return
         except PermanentError as exc:
-            for i in items:
-                _fail(ctx, i, f"cannot write the ERP password field: {exc}", report, code=exc.code)
-            return
+            # One bad record (say, an address deleted meanwhile) refuses the whole transaction:
+            # write the batch record by record so the others still get their mail.
+            _write_one_by_one(ctx, items, exc, report)
         checkpoint("after_field_write")
-        repo.set_step([i.job.id for i in items], steps.FIELD_WRITTEN, ctx.clock())
+        repo.set_step([i.job.id for i in items if not i.result], steps.FIELD_WRITTEN, ctx.clock())
         checkpoint("after_field_written")
 
     # c. the shop account gets the field's value
@@ -177,6 +176,20 @@ def deliver(
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")
+
+
+def _write_one_by_one(ctx: PlatformContext, items: list[_Item], error: PermanentError,
+                      report: CycleReport) -> None:
+    if len(items) == 1:
+        _fail(ctx, items[0], f"cannot write the ERP password field: {error}", report, code=error.code)
+        return
+    for i in items:
+        try:
+            ctx.erp.write_password_fields({i.job.erp_number: i.password})
+        except TransientError as exc:
+            _retry(ctx, [i], exc, report)
+        except PermanentError as exc:
+            _fail(ctx, i, f"cannot write the ERP password field: {exc}", report, code=exc.code)
 
 
 def _set_shop_passwords(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> list[_Item]:
