@@ -29,9 +29,12 @@ DEFAULT_VERSION = "6.6.10.0"
 
 @pytest.fixture
 def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """A started sandbox on a free loopback port; version from ``request.param`` (indirect)."""
-    version = getattr(request, "param", None) or DEFAULT_VERSION
-    sb = Sandbox(version=version)
+    """A started sandbox on a free loopback port. ``request.param`` (indirect parametrisation) is the
+    version ("6.7.2.0") or a dict of ``Sandbox`` keyword arguments ({"version": …, "token_lifetime": 1})."""
+    param = getattr(request, "param", None) or DEFAULT_VERSION
+    kwargs = dict(param) if isinstance(param, dict) else {"version": param}
+    kwargs.setdefault("version", DEFAULT_VERSION)
+    sb = Sandbox(**kwargs)
     sb.start()
     try:
         yield sb

@@ -276,3 +276,9 @@ def test_indexing_behavior_header_is_accepted(sandbox, behavior):
     )
     assert resp.status_code == 200
     assert sandbox.request_log[-1].headers["indexing-behavior"] == behavior
+
+
+@pytest.mark.parametrize("sandbox", [{"version": "6.7.2.0", "token_lifetime": 42}], indirect=True)
+def test_fixture_takes_sandbox_keyword_arguments(sandbox):
+    assert sandbox.version == "6.7.2.0"
+    assert _token(sandbox).json()["expires_in"] == 42
