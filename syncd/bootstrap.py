@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from connectors.erp import SqlErp, open_erp
 from connectors.mail import open_transport
@@ -17,24 +20,35 @@ from syncd.config.loader import LoadedConfig
 from syncd.config.model import PlatformSettings, Settings
 from syncd.config.profiles import effective_columns
 from syncd.config.secrets import Secrets
+from syncd.errors import ConfigError, SyncdError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.layouts import LayoutStore
 from syncd.state.cache import Cache
-from syncd.state.db import StateStore, open_state
+from syncd.state.db import StateStore, current_revisions, head_revisions, open_state
 
 
 class _TtlCache:
-    """The tenant cache as the connectors see it: ``[daemon] cache_ttl`` applied on read."""
+    """The tenant cache as the connectors see it: ``[daemon] cache_ttl`` applied on read.
 
-    def __init__(self, cache: Cache, ttl: float | None) -> None:
+    ``read_only``: what the connectors fetch stays in this process (dry runs, checks and
+    previews promise to write nothing, the state store included)."""
+
+    def __init__(self, cache: Cache, ttl: float | None, *, read_only: bool = False) -> None:
         self._cache = cache
         self._ttl = ttl
+        self._read_only = read_only
+        self._local: dict[tuple[str, str], Any] = {}
 
     def get(self, scope: str, key: str) -> Any:
+        if (scope, key) in self._local:
+            return self._local[(scope, key)]
         return self._cache.get(scope, key, max_age=self._ttl)
 
     def set(self, scope: str, key: str, value: Any) -> None:
-        self._cache.set(scope, key, value)
+        if self._read_only:
+            self._local[(scope, key)] = value
+        else:
+            self._cache.set(scope, key, value)
 
 
 @dataclass
@@ -48,11 +62,17 @@ class Runtime:
     secrets: Secrets
     state: StateStore
     config_path: str | None = None
+    read_only: bool = False
     _contexts: dict[str, PlatformContext] = field(default_factory=dict)
+    _retired: list[PlatformContext] = field(default_factory=list)
+    _cache: _TtlCache | None = field(default=None, repr=False)
 
     @property
     def cache(self) -> _TtlCache:
-        return _TtlCache(Cache(self.state), self.settings.daemon.cache_ttl)
+        if self._cache is None:
+            ttl = self.settings.daemon.cache_ttl
+            self._cache = _TtlCache(Cache(self.state), ttl, read_only=self.read_only)
+        return self._cache
 
     def platform(self, name: str) -> PlatformSettings:
         for platform in self.settings.platforms:
@@ -96,20 +116,122 @@ class Runtime:
             self._contexts[platform.name] = ctx
         return ctx
 
+    def reconfigure(self, settings: Settings, secrets: Secrets) -> None:
+        """A reload: contexts built from now on use ``settings``. The old adapters stay open
+        until ``close`` since a cycle may still be using them."""
+        self.settings = settings
+        self.secrets = secrets
+        self._retired.extend(self._contexts.values())
+        self._contexts = {}
+        self._cache = None
+
     def close(self) -> None:
-        for ctx in self._contexts.values():
+        for ctx in [*self._contexts.values(), *self._retired]:
             for port in (ctx.erp, ctx.shop):
                 closer = getattr(port, "close", None)
                 if callable(closer):
                     closer()
         self._contexts.clear()
+        self._retired.clear()
         self.state.close()
 
 
-def open_runtime(loaded: LoadedConfig, secrets: Secrets) -> Runtime:
-    """Open the state store (migrating it) and prepare the adapters of every platform."""
-    state = open_state(loaded.settings.daemon.state_url)
-    return Runtime(loaded.settings, secrets, state, config_path=str(loaded.path))
+def open_runtime(loaded: LoadedConfig, secrets: Secrets, *, read_only: bool = False) -> Runtime:
+    """Open the state store (migrating it) and prepare the adapters of every platform.
+
+    ``read_only``: for dry runs, checks, previews and reports. The store is opened without
+    migrating (see ``open_state_read_only``) and the connectors' metadata cache stays in memory;
+    nothing is written to the state store by the runtime itself."""
+    if read_only:
+        state = open_state_read_only(loaded.settings.daemon.state_url)
+    else:
+        state = open_state(loaded.settings.daemon.state_url)
+    return Runtime(loaded.settings, secrets, state, config_path=str(loaded.path), read_only=read_only)
+
+
+def state_file(url: str) -> Path | None:
+    """The file of a SQLite state store (None for other backends and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def open_state_read_only(url: str) -> StateStore:
+    """The state store for reading, never migrating or creating it.
+
+    A SQLite file that does not exist yet becomes an empty in-memory store (what a first run
+    would find), so that reports and dry runs leave no file behind. An existing store must be at
+    the schema this syncd expects: a migrating open would take SQLite's write lock and wait for
+    a running daemon's cycle."""
+    path = state_file(url)
+    if path is not None and not path.exists():
+        return open_state("sqlite://")
+    store = open_state(url, migrate=False)
+    try:
+        current, heads = current_revisions(store), head_revisions()
+    except Exception:
+        store.close()
+        raise
+    if current != heads:
+        store.close()
+        have = ", ".join(sorted(current)) or "empty"
+        raise SyncdError(
+            f"the state store {store!r} has schema {have}, this syncd expects {', '.join(sorted(heads))}; "
+            "start `syncd run` (or a `syncd sync`) once to migrate it, or upgrade syncd / "
+            "der Zustandsspeicher hat nicht das erwartete Schema"
+        )
+    return store
+
+
+def _sqlite_erp_missing(settings: Settings) -> Path | None:
+    """A SQLite ERP URL naming a file that does not exist: connecting would create an empty
+    database, so the checks report it instead."""
+    try:
+        path = state_file(settings.erp.url)
+    except Exception:
+        return None
+    return path if path is not None and not path.exists() else None
+
+
+def erp_file_problem(settings: Settings) -> ConfigError | None:
+    missing = _sqlite_erp_missing(settings)
+    if missing is None:
+        return None
+    return ConfigError("the SQLite ERP database file does not exist", key="erp.url", value=str(missing))
+
+
+def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
+    """Start-up validation before anything is written (I7): the ERP table, columns and every
+    password field, and each credentials layout reads its password column. Raises ConfigError
+    naming file, key and value. An ERP that does not answer is no configuration fault: it is
+    logged by the caller and the cycles retry."""
+    settings = loaded.settings
+    file = str(loaded.path)
+    problem = erp_file_problem(settings)
+    if problem is not None:
+        problem.file = file
+        raise ConfigError(problem.message, file=file, key=problem.key, value=problem.value)
+    layouts = LayoutStore(settings.mail.layouts_dir)
+    erp = open_erp(settings.erp, password=secrets.erp_password)
+    try:
+        for index, platform in enumerate(settings.platforms):
+            a = platform.addresses
+            if not (a.erp_to_shop and a.send_credentials):
+                continue
+            key = f"platforms[{index}].addresses"
+            try:
+                erp.validate(a.password_field, a.password_length, password_key=f"{key}.password_field")
+            except ConfigError as exc:
+                raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value,
+                                  allowed=exc.allowed) from None
+            failed = [i for i in layouts.check(a.email_layout, a.password_field, mode=a.credential_mode)
+                      if not i.ok]
+            if failed:
+                raise ConfigError("; ".join(i.detail for i in failed), file=file, key=f"{key}.email_layout",
+                                  value=a.email_layout)
+    finally:
+        erp.close()
 
 
 def flow_jobs() -> dict[str, Callable[[PlatformContext], CycleReport]]:

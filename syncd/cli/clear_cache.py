@@ -6,12 +6,31 @@ import click
 
 from syncd.config.loader import LoadedConfig
 
-from .common import CliState, not_available, pass_state
+from .common import CliState, pass_state
+
+_CLEARED = {
+    "en": "Cache cleared: {n} entries removed.",
+    "de": "Cache geleert: {n} Einträge entfernt.",
+}
 
 
 def clear_cache(loaded: LoadedConfig, *, restart: bool) -> None:
-    """Replaced by the integrator (cache clearing plus systemd/Windows/pid-file restart)."""
-    not_available("syncd clear-cache")
+    from syncd.bootstrap import open_state_read_only
+    from syncd.daemon import restart_running_service
+    from syncd.state.cache import Cache
+    from syncd.status import locale_language
+
+    # Not a migrating open: that would wait for a running daemon's cycle. A store that does not
+    # exist yet has nothing cached (and is not created for this).
+    store = open_state_read_only(loaded.settings.daemon.state_url)
+    try:
+        removed = Cache(store).clear()
+    finally:
+        store.close()
+    click.echo(_CLEARED.get(locale_language(), _CLEARED["en"]).format(n=removed))
+    if restart:
+        # Raises SyncdError (exit 1) with a clear sentence when no syncd runs.
+        click.echo(restart_running_service(loaded.settings, config_path=loaded.path))
 
 
 @click.command(

@@ -9,13 +9,16 @@ import click
 
 from syncd.config.loader import LoadedConfig
 
-from .common import CliState, not_available, pass_state
+from .common import CliState, pass_state
 from .messages import msg
 
 
 def service_action(action: str, loaded: LoadedConfig | None) -> None:
-    """Replaced by the integrator with the pywin32 service wrapper."""
-    not_available(f"syncd service {action}")
+    """The pywin32 service wrapper (``syncd.winservice``); prints what was done."""
+    from syncd.winservice import service_command
+
+    config_path = str(loaded.path) if loaded is not None else None
+    click.echo(service_command(action, config_path=config_path))
 
 
 def _windows_only() -> None:

@@ -1,18 +1,33 @@
 """`syncd status`: per platform the last cycle, counts linked / pending / failed, and the failed
-records with their reasons."""
+records with their reasons (``syncd.status``). Reads only, also while the daemon runs: the
+store is opened without migrating, and a store that does not exist yet reads as empty."""
 
 from __future__ import annotations
+
+import json
 
 import click
 
 from syncd.config.loader import LoadedConfig
 
-from .common import CliState, check_platform, not_available, pass_state, platform_option
+from .common import CliState, check_platform, pass_state, platform_option
 
 
 def show_status(loaded: LoadedConfig, *, as_json: bool, platform: str | None) -> None:
-    """Replaced by the integrator (syncd.status)."""
-    not_available("syncd status")
+    from syncd.bootstrap import open_state_read_only
+    from syncd.status import collect_status, render_status_table
+
+    store = open_state_read_only(loaded.settings.daemon.state_url)
+    try:
+        status = collect_status(store, loaded.settings)
+    finally:
+        store.close()
+    if platform is not None:
+        status = {"platforms": [p for p in status["platforms"] if p["name"] == platform]}
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False))
+    else:
+        click.echo(render_status_table(status), nl=False)
 
 
 @click.command(

@@ -1,22 +1,185 @@
-"""`syncd sync`: one full cycle now."""
+"""`syncd sync`: one full cycle now.
+
+Without ``--dry-run`` each platform/direction runs like a daemon cycle (``CycleRunner``): under
+its lease (a running daemon's cycle is not run twice at once), after the platform's password
+fields are settled (I2), recorded in ``cycles`` so `syncd status` shows it. ``--dry-run`` reads
+only: the state store is opened without migrating (or, when it does not exist yet, replaced by
+an empty in-memory one), connector metadata stays in memory, and the flows are asked what they
+would do.
+
+Exit codes: 0 when every cycle ran (records that failed are listed, they are not a failed
+run), 1 when a cycle raised or could not run, 2 for configuration errors.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import click
+from rich.console import Console
+from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
 from syncd.config.secrets import Secrets
+from syncd.flows.context import CycleReport
+from syncd.status import locale_language
 
-from .common import CliState, check_platform, not_available, pass_state, platform_option
+from .common import CliState, check_platform, pass_state, platform_option
 
 DIRECTIONS = ("erp-to-shop", "shop-to-erp", "both")
+# Report actions whose records the summary lists one by one, with their reasons.
+LISTED = ("failed", "skipped", "deferred", "would-fail", "would-skip")
+ITEM_LIMIT = 50
+
+_TEXT = {
+    "en": {
+        "title": "syncd sync", "dry": "syncd sync --dry-run (nothing was written)", "platform": "Platform",
+        "direction": "Direction", "result": "Result", "counts": "Records by action", "ok": "ok",
+        "failed": "FAILED", "records": "Records not done", "record": "Record", "action": "Action",
+        "reason": "Reason", "more": "… and {n} more", "nothing": "nothing to do",
+        "standby": "not run: another syncd holds the lease {lease} (a running daemon?); try again later",
+        "waiting": "not run: settling the password fields failed (see the log)",
+        "stopped": "not run",
+    },
+    "de": {
+        "title": "syncd sync", "dry": "syncd sync --dry-run (nichts wurde geschrieben)",
+        "platform": "Plattform", "direction": "Richtung", "result": "Ergebnis",
+        "counts": "Datensätze je Aktion", "ok": "ok", "failed": "FEHLER",
+        "records": "Nicht erledigte Datensätze", "record": "Datensatz", "action": "Aktion",
+        "reason": "Grund", "more": "… und {n} weitere", "nothing": "nichts zu tun",
+        "standby": "nicht gelaufen: ein anderer syncd hält die Sperre {lease} (laufender Dienst?); "
+        "später erneut versuchen",
+        "waiting": "nicht gelaufen: Bereinigen der Passwortfelder fehlgeschlagen (siehe Log)",
+        "stopped": "nicht gelaufen",
+    },
+}
+
+
+@dataclass
+class Outcome:
+    platform: str
+    direction: str
+    report: CycleReport | None
+    error: str | None = None
+
+
+def _directions(direction: str) -> list[str]:
+    return ["erp-to-shop", "shop-to-erp"] if direction == "both" else [direction]
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Callable[[str], Callable[[int, int | None], None]]]:
+    """A rich progress bar per platform/direction on a terminal; silent otherwise."""
+    if not console.is_terminal:
+        yield lambda _label: (lambda _done, _total: None)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        def make(label: str) -> Callable[[int, int | None], None]:
+            task = bar.add_task(label, total=None)
+
+            def update(done: int, total: int | None) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return update
+
+        yield make
 
 
 def sync_once(
     loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, direction: str, dry_run: bool
 ) -> int:
-    """Replaced by the integrator: run one cycle, print a report, return the exit code."""
-    not_available("syncd sync")
+    from syncd.bootstrap import flow_jobs, open_runtime, preflight, sweep
+    from syncd.errors import ConfigError, TransientError
+    from syncd.scheduler import CycleRunner, error_text, lease_name
+    from syncd.scheduler import Outcome as RunOutcome
+    from syncd.state.leases import make_holder
+
+    lang = locale_language()
+    t = _TEXT[lang]
+    settings = loaded.settings
+    platforms = [p for p in settings.platforms if platform is None or p.name == platform]
+    try:
+        preflight(loaded, secrets)
+    except TransientError:
+        pass  # the cycle itself meets the ERP and reports it as a failed cycle
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    outcomes: list[Outcome] = []
+    jobs = flow_jobs()
+    runtime = open_runtime(loaded, secrets, read_only=dry_run)
+    runner = None
+    try:
+        if not dry_run:
+            runner = CycleRunner(runtime.state, holder=make_holder(), lease_ttl=settings.daemon.lease_ttl,
+                                 sweep=sweep)
+        with _progress(console) as progress:
+            for p in platforms:
+                for d in _directions(direction):
+                    try:
+                        ctx = runtime.context(p)
+                    except ConfigError:
+                        raise
+                    except Exception as exc:  # e.g. an unreachable shop: this platform fails, not all
+                        outcomes.append(Outcome(p.name, d, None, error_text(exc)))
+                        continue
+                    ctx.progress = progress(f"{p.name} {d}")
+                    if dry_run:
+                        try:
+                            outcomes.append(Outcome(p.name, d, jobs[d](ctx, dry_run=True)))
+                        except Exception as exc:
+                            outcomes.append(Outcome(p.name, d, None, error_text(exc)))
+                        continue
+                    assert runner is not None
+                    result = runner.run(ctx, d, jobs[d])
+                    if result.outcome == RunOutcome.OK:
+                        outcomes.append(Outcome(p.name, d, result.report))
+                    elif result.outcome == RunOutcome.FAILED:
+                        outcomes.append(Outcome(p.name, d, result.report, result.error or t["failed"]))
+                    elif result.outcome == RunOutcome.STANDBY:
+                        outcomes.append(Outcome(p.name, d, None,
+                                                t["standby"].format(lease=lease_name(p.name, d))))
+                    else:
+                        outcomes.append(Outcome(p.name, d, None, t[str(result.outcome.value)]))
+    finally:
+        if runner is not None:
+            runner.release_all([p.name for p in platforms], _directions(direction))
+        runtime.close()
+    render_summary(outcomes, console, dry_run=dry_run, lang=lang)
+    failed = [o for o in outcomes if o.error]
+    for o in failed:
+        click.echo(f"syncd: {o.platform} {o.direction}: {o.error}", err=True)
+    return 1 if failed else 0
+
+
+def render_summary(outcomes: list[Outcome], console: Console, *, dry_run: bool, lang: str = "en") -> None:
+    t = _TEXT.get(lang, _TEXT["en"])
+    summary = Table(title=t["dry"] if dry_run else t["title"])
+    for key in ("platform", "direction", "result", "counts"):
+        summary.add_column(t[key], overflow="fold")
+    records = Table(title=t["records"])
+    for key in ("platform", "record", "action", "reason"):
+        records.add_column(t[key], overflow="fold")
+    listed = 0
+    for o in outcomes:
+        counts = dict(o.report.counts) if o.report is not None else {}
+        text = ", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or t["nothing"]
+        summary.add_row(o.platform, o.direction, t["failed"] if o.error else t["ok"], text)
+        if o.report is None:
+            continue
+        items = [i for i in o.report.items if i.action in LISTED]
+        for item in items[:ITEM_LIMIT]:
+            records.add_row(o.platform, item.record, item.action, item.detail)
+        if len(items) > ITEM_LIMIT:
+            records.add_row(o.platform, t["more"].format(n=len(items) - ITEM_LIMIT), "", "")
+        listed += len(items)
+    console.print(summary)
+    if listed:
+        console.print(records)
 
 
 @click.command(
