@@ -784,3 +784,59 @@ def test_check_names_a_number_column_without_key_and_a_wrong_change_column(db_ur
         fixed.close()
     finally:
         erp.close()
+
+
+# --- passwords from secret references, on a server that checks them ------------------------------
+
+
+@pytest.fixture
+def mariadb_user():
+    """A throw-away MariaDB account with a password full of ODBC/URL special characters."""
+    url = mariadb_url()
+    user = unique_name("syncd")[:32]
+    password = "p;w}d{x=1@:/%"
+    admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'")
+        conn.exec_driver_sql(f"GRANT ALL ON syncd_test.* TO '{user}'@'127.0.0.1'")
+    yield url, user, password
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+    admin.dispose()
+
+
+def test_keyring_and_env_passwords_reach_the_server(mariadb_user, memory_keyring, monkeypatch):
+    from urllib.parse import quote_plus
+
+    from syncd.config.secrets import resolve_secret
+
+    url, user, password = mariadb_user
+    table = unique_name("erp")
+    memory_keyring.set_password("syncd", "erp", password)
+    monkeypatch.setenv("SYNCD_TEST_ERP_PW", password)
+    settings = create_address_table(url, table)
+    plain = f"mysql+pyodbc://{user}@127.0.0.1:3306/syncd_test?driver=MariaDB+Unicode&charset=utf8mb4"
+    odbc = "mysql+pyodbc:///?odbc_connect=" + quote_plus(
+        "DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=3306;DATABASE=syncd_test;"
+        f"UID={user};CHARSET=utf8mb4"
+    )
+    insert_addresses(url, table, [{"number": 1, "email": "a@example.com"}])
+    for erp_url, ref in ((plain, "keyring:syncd/erp"), (odbc, "env:SYNCD_TEST_ERP_PW")):
+        resolved = resolve_secret(ref, file=None, key="erp.password")
+        erp = open_erp(settings.model_copy(update={"url": erp_url}), password=resolved)
+        try:
+            assert erp.get_address(1).email == "a@example.com"
+            assert all(i.ok for i in erp.check()), erp.check()
+            assert password not in " ".join(i.detail for i in erp.check())
+        finally:
+            erp.close()
+        wrong = open_erp(settings.model_copy(update={"url": erp_url}), password="not-the-password")
+        try:
+            items = wrong.check()
+            assert [(i.name, i.ok) for i in items] == [("connection", False)]
+            assert "denied" in items[0].detail.lower() and password not in items[0].detail
+            with pytest.raises(PermanentError):  # a refused login is not retried for two minutes
+                wrong.get_address(1)
+        finally:
+            wrong.close()
+    drop_table(url, table)

@@ -165,3 +165,7 @@ def test_error_classification():
     assert isinstance(error, PermanentError) and error.code == "22001"
     gone = _wrap(exc.DBAPIError, 2006, "MySQL server has gone away")
     assert is_transient(gone)
+    refused = _wrap(exc.OperationalError, "28000", "Access denied for user 'erp'")
+    assert not is_transient(refused) and isinstance(translate(refused, "connect"), PermanentError)
+    pg_refused = _wrap(exc.OperationalError, 'FATAL:  password authentication failed for user "erp"')
+    assert not is_transient(pg_refused)

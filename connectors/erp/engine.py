@@ -126,7 +126,17 @@ def _short(error: BaseException) -> str:
     return redaction.redact(text[:500])
 
 
+# A refused login does not heal by waiting: the operator has to fix the password or the grant.
+_REFUSED_LOGIN = re.compile(
+    r"(access denied|authentication failed|login failed|invalid password)", re.IGNORECASE
+)
+
+
 def is_transient(error: BaseException) -> bool:
+    if isinstance(error, exc.DBAPIError) and (
+        sqlstate(error).startswith("28") or _REFUSED_LOGIN.search(_short(error))
+    ):
+        return False
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, exc.DisconnectionError | exc.TimeoutError):  # pool timeout included
