@@ -393,3 +393,31 @@ def test_email_changed_in_the_shop_is_set_back_from_the_erp(sandbox):
     assert again.outcome == Outcome.UPDATED and again.detail is None
     assert sandbox.customer(mine.shop_id)["email"] == "kunde10001@example.com"
     assert len(sandbox.customers()) == 1
+
+
+def test_guest_accounts_with_the_same_email_are_not_linked(sandbox):
+    from tests.shop_fixtures import admin_session, customer_payload
+
+    guest = customer_payload(sandbox, 555, email="guest@example.com", guest=True)
+    admin = admin_session(sandbox)
+    resp = admin.post(
+        f"{sandbox.url}/api/_action/sync",
+        json={"g": {"entity": "customer", "action": "upsert", "payload": [guest]}},
+        headers={"sw-skip-trigger-flow": "1"},
+    )
+    assert resp.status_code == 200, resp.text
+    shop = make_shop(sandbox)
+    [r] = shop.push([erp(10001, email="guest@example.com")], {})
+    assert r.outcome == Outcome.CREATED and r.shop_id == customer_id("shop", 10001)
+    assert shop.find_by_email(["guest@example.com"])["guest@example.com"].id == r.shop_id
+    assert guest["id"] not in {c.id for c in shop.customers_changed_since(None)}
+
+
+def test_tenant_cache_holds_no_secret_or_token(sandbox):
+    import json
+
+    cache = MemoryCache()
+    shop = make_shop(sandbox, cache=cache)
+    shop.push([erp(10001)], {})
+    dumped = json.dumps(list(cache._data.values()))
+    assert sandbox.client_secret not in dumped and shop.http._token not in dumped
