@@ -314,3 +314,12 @@ def test_a_restarted_sandbox_keeps_its_url_data_and_tokens(sandbox):
     sandbox.start()
     assert sandbox.url == url
     assert s.get(f"{url}/api/customer/{p['id']}").status_code == 200
+
+
+def test_check_password_mirrors_the_store_login(sandbox):
+    c = sandbox.create_customer_as_shop_user("erika@example.com", "passwort12")
+    assert sandbox.check_password("erika@example.com", "passwort12")
+    assert not sandbox.check_password("erika@example.com", "passwort13")
+    sandbox.edit_customer_as_shop_user(c["id"], active=False)
+    assert not sandbox.check_password("erika@example.com", "passwort12")
+    assert not store_login(sandbox, "erika@example.com", "passwort12")

@@ -144,7 +144,7 @@ def _login(sb, email, password):
     "sandbox,code",
     [
         ("6.5.8.0", "CHECKOUT__CUSTOMER_IS_INACTIVE"),
-        ("6.6.10.0", "CHECKOUT__CUSTOMER_NOT_FOUND"),
+        ("6.6.10.0", "CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS"),
         ("6.6.10.15", "CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS"),
     ],
     indirect=["sandbox"],

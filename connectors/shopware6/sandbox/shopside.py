@@ -15,6 +15,7 @@ import bcrypt
 from .errors import ApiError
 from .seed import sid
 from .store import Store, now_iso
+from .storeapi import verify_password
 from .versions import ShopVersion
 from .writer import Writer
 
@@ -207,12 +208,10 @@ class ShopSide:
 
     def check_password(self, email: str, password: str) -> bool:
         """Whether the Store API would log this customer in (no HTTP round trip)."""
-        from .storeapi import _verify
-
         with self._store.lock:
-            customer = self.store_api._customer_by_email(email, active_only=True)
+            customer = self.store_api._customer_by_email(email, active_only=False)
             stored = self._store.passwords.get(customer["id"]) if customer else None
-        return stored is not None and _verify(password, stored)
+        return stored is not None and bool(customer.get("active")) and verify_password(password, stored)
 
     def hash_password(self, password: str) -> str:
         """A bcrypt hash as PHP writes it, for payloads that send a pre-hashed password."""

@@ -91,7 +91,7 @@ class StoreApi:
             )
         bad = e.simple(401, "CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS", "Invalid username and/or password.")
         with self.store.lock:
-            customer = self._customer_by_email(email, active_only=self.version.at_least(6, 6))
+            customer = self._customer_by_email(email, active_only=False)
             if customer is None:
                 if self.version.login_hides_unknown_email:
                     raise bad
@@ -102,7 +102,7 @@ class StoreApi:
                     parameters={"email": email},
                 )
             stored = self.store.passwords.get(customer["id"])
-        if len(password) > 4096 or stored is None or not _verify(password, stored):
+        if len(password) > 4096 or stored is None or not verify_password(password, stored):
             raise bad
         if not customer.get("active"):
             raise e.simple(
@@ -218,7 +218,7 @@ class StoreApi:
         return 200, {}, {"contextToken": secrets.token_urlsafe(24), "apiAlias": "array_struct"}
 
 
-def _verify(password: str, stored: bytes) -> bool:
+def verify_password(password: str, stored: bytes) -> bool:
     # PHP writes $2y$; the bcrypt library reads it as $2b$ (same algorithm)
     if stored.startswith(b"$2y$"):
         stored = b"$2b$" + stored[4:]

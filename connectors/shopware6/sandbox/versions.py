@@ -79,12 +79,10 @@ class ShopVersion:
     # --- store api -------------------------------------------------------------------------
     @property
     def inactive_login_code(self) -> str:
-        """6.5 tells an inactive customer apart; 6.6 deprecated that exception for bad credentials."""
-        return (
-            "CHECKOUT__CUSTOMER_IS_INACTIVE"
-            if not self.at_least(6, 6)
-            else "CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS"
-        )
+        """6.5 names an inactive account; 6.6 replaced InactiveCustomerException by bad credentials."""
+        if self.at_least(6, 6):
+            return "CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS"
+        return "CHECKOUT__CUSTOMER_IS_INACTIVE"
 
     @property
     def login_hides_unknown_email(self) -> bool:
