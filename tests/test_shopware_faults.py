@@ -29,6 +29,10 @@ def statuses(sb, path: str) -> list[int]:
     return [r.status for r in sb.request_log if r.path == path]
 
 
+VERSIONS = ["6.5.8.0", "6.6.10.0", "6.7.10.0"]
+
+
+@pytest.mark.parametrize("sandbox", VERSIONS, indirect=True)
 def test_5xx_burst_then_success(sandbox, captured_logs):
     shop = warmed(sandbox)
     sandbox.faults.fail_next(2, 503)
@@ -75,6 +79,7 @@ def test_429_with_retry_after_is_honoured(sandbox):
     assert elapsed >= 0.9
 
 
+@pytest.mark.parametrize("sandbox", VERSIONS, indirect=True)
 def test_token_throttle_waits_the_announced_seconds_and_does_not_loop(sandbox):
     sandbox.faults.token_throttle = 1.0
     shop = make_shop(sandbox)
@@ -107,6 +112,7 @@ def test_short_token_lifetime_is_renewed_before_expiry(sandbox):
     assert len(sandbox.customers()) == 2
 
 
+@pytest.mark.parametrize("sandbox", VERSIONS, indirect=True)
 def test_revoked_token_is_renewed_once_on_401_and_the_request_resent(sandbox):
     shop = warmed(sandbox)
     sandbox.expire_tokens()
