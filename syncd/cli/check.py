@@ -4,15 +4,20 @@ and password field, layouts, shop metadata); print a table; exit 0 when all pass
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
+from syncd.config.model import PlatformSettings
 from syncd.config.secrets import Secrets, resolve_secret
 from syncd.domain import CheckItem
 from syncd.errors import ConfigError
+from syncd.redaction import redact
 from syncd.state.db import probe_state
 
 from .common import CliState, pass_state
@@ -20,9 +25,131 @@ from .messages import msg
 
 
 def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckItem]:
-    """Checks beyond config and secrets: the integrator extends this with ERP, shop, mail and
-    layout checks. ``secrets`` is None when a secret could not be resolved."""
-    return []
+    """Checks beyond config and secrets: ERP table, columns and password fields, layouts, mail
+    transport, each shop, the shop -> ERP settings. ``secrets`` is None when a secret could not
+    be resolved: then only the checks that need none run.
+
+    Writes nothing: connectors get an in-memory metadata cache, the state store is read without
+    migrating (an absent one is not created), a SQLite ERP file that does not exist is reported
+    rather than connected to (which would create it)."""
+    from syncd.bootstrap import erp_file_problem
+
+    settings = loaded.settings
+    items: list[CheckItem] = []
+    items += _layout_checks(loaded)
+    if secrets is None:
+        return items
+    problem = erp_file_problem(settings)
+    erp = None
+    if problem is not None:
+        items.append(CheckItem("erp", "erp.url", False, f"{problem.message}: {problem.value}"))
+    else:
+        erp = _erp_checks(loaded, secrets, items)
+    if any(_mails(p) for p in settings.platforms):
+        items += _guard("mail", "transport", lambda: _mail_check(loaded, secrets))
+    for platform in settings.platforms:
+        shop = None
+        try:
+            from connectors.shopware6 import open_shop
+
+            shop = open_shop(platform, client_secret=secrets.client_secret(platform.name))
+            items += _guard(f"shop:{platform.name}", "connection", shop.check)
+            if erp is not None:
+                items += _guard("config", f"platforms[{platform.name}].addresses",
+                                lambda p=platform, s=shop: _import_checks(loaded, secrets, p, erp, s))
+        finally:
+            if shop is not None:
+                shop.close()
+    if erp is not None:
+        erp.close()
+    return items
+
+
+def _mails(platform: PlatformSettings) -> bool:
+    a = platform.addresses
+    return bool(a.erp_to_shop and a.send_credentials)
+
+
+def _guard(area: str, name: str, fn: Callable[[], list[CheckItem]]) -> list[CheckItem]:
+    """A check that raises is one failed line, never a crash of the whole table."""
+    try:
+        return list(fn())
+    except Exception as exc:
+        return [CheckItem(area, name, False, redact(f"{type(exc).__name__}: {exc}"))]
+
+
+def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
+    from syncd.layouts import LayoutStore
+
+    try:
+        store = LayoutStore(loaded.settings.mail.layouts_dir)
+    except ConfigError as exc:
+        return [CheckItem("layout", "mail.layouts_dir", False, str(exc))]
+    items = []
+    for index, platform in enumerate(loaded.settings.platforms):
+        if not _mails(platform):
+            continue
+        a = platform.addresses
+        key = f"platforms[{index}].addresses.email_layout"
+        for item in store.check(a.email_layout, a.password_field, mode=a.credential_mode):
+            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
+    return items
+
+
+def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) -> Any:
+    from connectors.erp import open_erp
+
+    settings = loaded.settings
+    try:
+        erp = open_erp(settings.erp, password=secrets.erp_password)
+    except ConfigError as exc:
+        items.append(CheckItem("erp", exc.key or "erp.url", False, str(exc)))
+        return None
+    wanted = [(i, p) for i, p in enumerate(settings.platforms) if _mails(p)]
+    runs = [
+        (p.addresses.password_field, p.addresses.password_length, f"platforms[{i}].addresses.password_field")
+        for i, p in wanted
+    ] or [(None, None, None)]
+    seen: set[tuple[str, str, bool, str]] = set()
+    connected = True
+    for field_name, length, key in runs:
+        def one(f: Any = field_name, n: Any = length, k: Any = key) -> list[CheckItem]:
+            return erp.check(f, n, password_key=k)
+
+        for item in _guard("erp", "check", one):
+            if item.name == "connection" and not item.ok:
+                connected = False
+            signature = (item.area, item.name, item.ok, item.detail)
+            if signature not in seen:
+                seen.add(signature)
+                items.append(item)
+    if not connected:
+        erp.close()
+        return None
+    return erp
+
+
+def _mail_check(loaded: LoadedConfig, secrets: Secrets) -> list[CheckItem]:
+    from connectors.mail import open_transport
+
+    return open_transport(loaded.settings.mail, password=secrets.mail_password).check()
+
+
+def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSettings, erp: Any, shop: Any
+                   ) -> list[CheckItem]:
+    from syncd.bootstrap import open_state_read_only
+    from syncd.flows.context import PlatformContext
+    from syncd.flows.import_customers import check_import_settings
+
+    try:
+        state = open_state_read_only(loaded.settings.daemon.state_url)
+    except Exception:  # the state line above already says what is wrong with it
+        state = open_state_read_only("sqlite://")
+    try:
+        ctx = PlatformContext(settings=loaded.settings, platform=platform, erp=erp, shop=shop, state=state)
+        return check_import_settings(ctx)
+    finally:
+        state.close()
 
 
 def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets | None]:
@@ -66,7 +193,8 @@ def render_checks(items: list[CheckItem], console: Console) -> None:
         table.add_column(msg(key), overflow="fold")
     for item in items:
         result = f"[green]{msg('ok')}[/green]" if item.ok else f"[bold red]{msg('failed')}[/bold red]"
-        table.add_row(item.area, item.name, result, item.detail, end_section=False)
+        # Keys like platforms[shop] would otherwise be read as rich markup and vanish.
+        table.add_row(escape(item.area), escape(item.name), result, escape(item.detail), end_section=False)
     console.print(table)
 
 

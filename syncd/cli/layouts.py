@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
@@ -26,7 +27,7 @@ def list_layouts(loaded: LoadedConfig) -> None:
         folder = store.folder(name)
         operator = store.layouts_dir is not None and folder is not None and str(folder).startswith(
             str(store.layouts_dir))
-        table.add_row(name, f"operator: {folder}" if operator else "shipped")
+        table.add_row(escape(name), escape(f"operator: {folder}") if operator else "shipped")
     Console(highlight=False, width=160).print(table)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
@@ -168,12 +169,12 @@ def render_summary(outcomes: list[Outcome], console: Console, *, dry_run: bool, 
     for o in outcomes:
         counts = dict(o.report.counts) if o.report is not None else {}
         text = ", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or t["nothing"]
-        summary.add_row(o.platform, o.direction, t["failed"] if o.error else t["ok"], text)
+        summary.add_row(escape(o.platform), o.direction, t["failed"] if o.error else t["ok"], escape(text))
         if o.report is None:
             continue
         items = [i for i in o.report.items if i.action in LISTED]
         for item in items[:ITEM_LIMIT]:
-            records.add_row(o.platform, item.record, item.action, item.detail)
+            records.add_row(escape(o.platform), escape(item.record), item.action, escape(item.detail))
         if len(items) > ITEM_LIMIT:
             records.add_row(o.platform, t["more"].format(n=len(items) - ITEM_LIMIT), "", "")
         listed += len(items)
