@@ -281,3 +281,23 @@ def test_shop_json_back_to_shop_customer():
     )
     assert c.salutation == "Frau" and c.country == "AT" and c.order_count == 2 and c.active is False
     assert c.created_at is not None and c.created_at.year == 2026
+
+
+def test_supported_versions_and_their_traits():
+    from connectors.shopware6.versions import parse_version
+    from syncd.errors import PermanentError
+
+    assert not traits_for("6.4.20.2").supported and not traits_for("6.8.0.0").supported
+    assert all(traits_for(v).supported for v in ("6.5.0.0", "6.6.10.0", "6.7.10.0"))
+    assert traits_for("6.5.0.0").page_limit == 100 and traits_for("6.6.0.0").page_limit == 500
+    assert not traits_for("6.5.0.0").has_account_type and traits_for("6.5.1.0").has_account_type
+    assert parse_version("v6.6.10.0-dev") == (6, 6, 10, 0) and parse_version("6.7.1") == (6, 7, 1, 0)
+    with pytest.raises(PermanentError):
+        parse_version("trunk")
+
+
+def test_damaged_cache_entries_are_ignored():
+    assert ShopMetadata.from_json({"_v": 1, "unknown": 1}) is None
+    assert ShopMetadata.from_json({"_v": 0}) is None
+    assert ShopMetadata.from_json(None) is None
+    assert ShopMetadata.from_json(META.to_json()) == META

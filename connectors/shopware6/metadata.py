@@ -86,7 +86,10 @@ class ShopMetadata:
             return None
         values = {k: v for k, v in data.items() if k != "_v"}
         values["domains"] = tuple(values.get("domains") or ())
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError:
+            return None  # a damaged or foreign entry: fetched anew, never trusted
 
 
 def _translated(entity: dict[str, Any], key: str) -> str | None:
