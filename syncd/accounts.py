@@ -1,0 +1,206 @@
+"""The operator side of customer accounts (`syncd accounts ...`).
+
+* ``list_accounts``: the links table joined with the credential-job history, one
+  ``AccountRow`` per linked shop account, filtered; ``write_csv`` renders it with the stable
+  header ``CSV_HEADER`` (documented in the README under "Output formats").
+* ``send_credentials`` / ``reset_password``: a credential job per address (reason ``resend`` /
+  ``reset``) delivered by the same machinery as the flow (fresh password -> ERP field -> shop
+  -> mail -> field cleared; ``syncd.flows.credentials.queue_credentials``).
+* ``deactivate``: the shop account is set inactive and the link records it.
+
+Addresses that are not linked to a shop account are refused up front (``UnknownAddresses``,
+exit 2 in the CLI) before anything is written. No password ever reaches what this module
+returns: the flow registers each one with ``syncd.redaction`` and keeps it in memory only.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TextIO
+
+from sqlalchemy import select
+
+from syncd.errors import SyncdError
+from syncd.state.jobs import DONE
+from syncd.state.links import Link, Links
+from syncd.state.schema import credential_jobs
+
+if TYPE_CHECKING:
+    from syncd.flows.context import PlatformContext
+    from syncd.state.db import StateStore
+
+# Password status from the newest delivered credential mail of the address.
+INITIAL = "initial"  # syncd mailed the first credentials when it created the account
+RESET_BY_STAFF = "reset by staff"  # an operator sent new credentials (send-credentials / reset-password)
+NONE = "none"  # syncd never mailed credentials for this account
+_STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF}
+
+CSV_HEADER = (
+    "platform", "address", "shop_id", "email", "kind", "active", "credentials_sent_at", "password_status",
+)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    platform: str
+    address: int
+    shop_id: str
+    email: str | None
+    kind: str  # erp | email | import | collective (see syncd.state.links)
+    active: bool  # the shop account is active (as syncd last set or saw it)
+    credentials_sent_at: datetime | None  # newest credentials mail delivered, UTC
+    password_status: str  # INITIAL | RESET_BY_STAFF | NONE
+
+    def csv_values(self) -> list[str]:
+        return [
+            self.platform,
+            str(self.address),
+            self.shop_id,
+            self.email or "",
+            self.kind,
+            "true" if self.active else "false",
+            iso(self.credentials_sent_at),
+            self.password_status,
+        ]
+
+
+def iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class UnknownAddresses(SyncdError):
+    """Addresses an operator named that have no shop account on the platform."""
+
+    def __init__(self, platform: str, reasons: dict[int, str]) -> None:
+        self.platform = platform
+        self.reasons = reasons
+        listed = "; ".join(f"{n}: {why}" for n, why in sorted(reasons.items()))
+        super().__init__(f"platform {platform!r}: {listed}")
+
+
+def _deliveries(store: StateStore, platform: str) -> dict[int, tuple[datetime, str]]:
+    """ERP number -> (time, reason) of the newest delivered credentials mail."""
+    t = credential_jobs
+    q = (
+        select(t.c.erp_number, t.c.finished_at, t.c.reason)
+        .where(t.c.platform == platform, t.c.step == DONE)
+        .order_by(t.c.finished_at, t.c.id)
+    )
+    out: dict[int, tuple[datetime, str]] = {}
+    with store.connect() as conn:
+        for number, finished, reason in conn.execute(q):
+            if finished is not None:
+                out[int(number)] = (finished, reason)  # ascending: the newest wins
+    return out
+
+
+def list_accounts(
+    store: StateStore,
+    platforms: Iterable[str],
+    *,
+    inactive: bool = False,
+    credentials_sent: bool | None = None,
+) -> Iterator[AccountRow]:
+    """Linked accounts by platform and shop id. ``inactive``: only deactivated accounts;
+    ``credentials_sent``: True only accounts that were mailed credentials, False only those never
+    mailed, None both."""
+    for platform in platforms:
+        sent = _deliveries(store, platform)
+        for link in Links(store).iter(platform):
+            delivered = sent.get(link.erp_number) if link.kind != "collective" else None
+            row = AccountRow(
+                platform=platform,
+                address=link.erp_number,
+                shop_id=link.shop_id,
+                email=link.email,
+                kind=link.kind,
+                active=bool(link.shop_active),
+                credentials_sent_at=delivered[0] if delivered else None,
+                password_status=_STATUS_BY_REASON.get(delivered[1], RESET_BY_STAFF) if delivered else NONE,
+            )
+            if inactive and row.active:
+                continue
+            if credentials_sent is not None and (row.credentials_sent_at is not None) != credentials_sent:
+                continue
+            yield row
+
+
+def write_csv(rows: Iterable[AccountRow], out: TextIO) -> int:
+    """RFC 4180 CSV with ``CSV_HEADER``; returns the number of data rows."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    n = 0
+    for row in rows:
+        writer.writerow(row.csv_values())
+        n += 1
+    return n
+
+
+def _linked(ctx: PlatformContext, numbers: Iterable[int]) -> dict[int, Link]:
+    """The personal link of each number; UnknownAddresses naming every one without."""
+    wanted = sorted({int(n) for n in numbers})
+    links = Links(ctx.state, clock=ctx.clock).get_many(ctx.platform.name, wanted)
+    missing = {}
+    for n in wanted:
+        link = links.get(n)
+        if link is None:
+            missing[n] = "not linked to a shop account (unknown address, or not synced yet)"
+        elif link.kind == "collective":
+            missing[n] = "is the collective address, not one customer's account"
+    if missing:
+        raise UnknownAddresses(ctx.platform.name, missing)
+    return links
+
+
+@dataclass(frozen=True)
+class Outcome:
+    address: int
+    action: str  # mailed | deferred | failed | skipped | deactivated
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.action in ("mailed", "deactivated")
+
+
+def send_credentials(
+    ctx: PlatformContext, numbers: Iterable[int], *, reason: str = "resend"
+) -> list[Outcome]:
+    """New passwords and credential mails for these linked addresses, one outcome per address
+    (jobs of other addresses that happen to be due are delivered too, as in a cycle)."""
+    from syncd.flows.credentials import queue_credentials
+
+    wanted = sorted({int(n) for n in numbers})
+    _linked(ctx, wanted)
+    report = queue_credentials(ctx, wanted, reason=reason)
+    last: dict[int, Outcome] = {}
+    for item in report.items:
+        try:
+            number = int(item.record)
+        except ValueError:
+            continue
+        if number in wanted:
+            last[number] = Outcome(number, item.action, item.detail)
+    return [last.get(n, Outcome(n, "deferred", "queued; the running daemon sends it")) for n in wanted]
+
+
+def reset_password(ctx: PlatformContext, number: int) -> Outcome:
+    return send_credentials(ctx, [number], reason="reset")[0]
+
+
+def deactivate(ctx: PlatformContext, number: int) -> Outcome:
+    """Set the shop account of ``number`` inactive and record it on the link."""
+    link = _linked(ctx, [number])[int(number)]
+    errors = ctx.shop.set_active([link.shop_id], False) or {}
+    problem = errors.get(link.shop_id)
+    if problem:
+        return Outcome(int(number), "failed", f"shop refused: {problem}")
+    Links(ctx.state, clock=ctx.clock).set_state(ctx.platform.name, int(number), shop_active=False)
+    return Outcome(int(number), "deactivated", link.shop_id)
