@@ -710,6 +710,7 @@ def test_kill_during_import_then_restart_imports_nothing_twice(world, point, sho
     if not shop_id_column:
         erp = erp.model_copy(update={"columns": erp.columns.model_copy(update={"shop_id": None})})
     cid = world.shop_user("crash@example.com", first_name="Björn")
+    world.age(cid)  # the oldest customer is processed first: the kill hits this one
     other = world.shop_user("after@example.com")
     killed = run_child(world, point, erp)
     assert killed.returncode == -9, killed.stderr
@@ -717,6 +718,7 @@ def test_kill_during_import_then_restart_imports_nothing_twice(world, point, sho
     assert len(rows) == (1 if point == "import:after-insert" else 0)
     assert len(world.links()) == 1  # linked before the row existed: ERP->shop never sees it unlinked
     first = next(iter(world.links().values()))
+    assert first.shop_id == cid
 
     done = run_child(world, None, erp)
     assert done.returncode == 0, done.stderr
