@@ -629,10 +629,11 @@ def test_view_as_read_source_and_table_for_writes(db_url, table, settings):
         engine.dispose()
 
 
-def test_odbc_connection_string_url(table):
+def test_odbc_connection_string_url():
     """The reference ODBC path with an ``odbc_connect`` string, as an operator writes it for a DSN-less
     connection; the MariaDB server of the tests answers it."""
     url = mariadb_url()
+    table = unique_name("erp")
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
@@ -806,15 +807,22 @@ def mariadb_user():
 
 
 def test_keyring_and_env_passwords_reach_the_server(mariadb_user, memory_keyring, monkeypatch):
-    from urllib.parse import quote_plus
-
-    from syncd.config.secrets import resolve_secret
-
     url, user, password = mariadb_user
     table = unique_name("erp")
     memory_keyring.set_password("syncd", "erp", password)
     monkeypatch.setenv("SYNCD_TEST_ERP_PW", password)
     settings = create_address_table(url, table)
+    try:
+        _login_with_secret_references(url, user, password, settings, table)
+    finally:
+        drop_table(url, table)
+
+
+def _login_with_secret_references(url, user, password, settings, table):
+    from urllib.parse import quote_plus
+
+    from syncd.config.secrets import resolve_secret
+
     plain = f"mysql+pyodbc://{user}@127.0.0.1:3306/syncd_test?driver=MariaDB+Unicode&charset=utf8mb4"
     odbc = "mysql+pyodbc:///?odbc_connect=" + quote_plus(
         "DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=3306;DATABASE=syncd_test;"
@@ -839,4 +847,3 @@ def test_keyring_and_env_passwords_reach_the_server(mariadb_user, memory_keyring
                 wrong.get_address(1)
         finally:
             wrong.close()
-    drop_table(url, table)

@@ -22,6 +22,14 @@ def bueroplus(request, tmp_path):
     else:
         url, schema = pg_url(), unique_name("bp")
     settings = create_bueroplus_tables(url, schema=schema)
+    try:
+        yield from _seeded(settings, url, schema)
+    finally:
+        if schema:
+            drop_schema(url, schema)
+
+
+def _seeded(settings, url, schema):
     engine = sa.create_engine(url)
     md = sa.MetaData(schema=schema)
     tables = {
@@ -69,10 +77,10 @@ def bueroplus(request, tmp_path):
         )
     engine.dispose()
     erp = open_erp(settings, password_field="Sel10")
-    yield erp, url, tables, now
-    erp.close()
-    if schema:
-        drop_schema(url, schema)
+    try:
+        yield erp, url, tables, now
+    finally:
+        erp.close()
 
 
 def test_reads_the_joined_address(bueroplus):
