@@ -162,7 +162,6 @@ def test_missing_secret_is_a_config_error_naming_the_reference(cfg, capsys, monk
         ["accounts", "deactivate", "10001"],
         ["layouts", "list"],
         ["layouts", "preview", "credentials", "--address", "10001"],
-        ["demo"],
     ],
 )
 def test_verbs_without_machinery_say_not_yet_available_exit_1(cfg, capsys, verb):
