@@ -737,8 +737,11 @@ def test_a_row_with_a_non_numeric_number_is_skipped_not_fatal(db_url, table, wit
     columns = ErpColumns(number="Nr", email="Mail", modified_at="Stamp" if with_modified_at else None)
     erp = open_erp(ErpSettings(url=db_url, address_table=table, columns=columns), password_field="Pw")
     try:
-        found, cursor = scan_all(erp, None)
+        scan = erp.scan_changes(None)
+        found = [a for batch in scan.batches() for a in batch]
+        cursor = scan.cursor()
         assert sorted(a.number for a in found) == [100, 101]
+        assert scan.rejected == [("K-7", "Nr: address number 'K-7' is not numeric text")]
         assert "erp_row_skipped" in captured_logs.text and "K-7" in captured_logs.text
         assert scan_all(erp, cursor)[0] == []
         erp.write_password_fields({101: "text-number-1"})

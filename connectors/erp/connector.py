@@ -206,13 +206,15 @@ class SqlErp(WritesMixin):
     def _clean(rows: list[sa.Row[Any]]) -> list[dict[str, Any]]:
         return clean_rows(rows)
 
-    def _to_address(self, raw: dict[str, Any]) -> ErpAddress | None:
+    def _to_address(
+        self, raw: dict[str, Any], rejected: list[tuple[str, str]] | None = None
+    ) -> ErpAddress | None:
         """``raw`` comes from ``_clean`` and is not changed (scans hash it)."""
         layout = self.layout
         builder = self._builder
         if builder is None or builder.layout is not layout:
             builder = self._builder = AddressBuilder(layout, self.settings, self.password_field)
-        return builder.build(raw)
+        return builder.build(raw, rejected)
 
     # --- reads --------------------------------------------------------------------------------
     def _select(self) -> sa.Select[Any]:

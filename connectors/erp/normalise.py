@@ -77,14 +77,17 @@ class AddressBuilder:
                 aliases.append((password_field, bound.key))
         self._aliases = tuple(aliases)
 
-    def build(self, raw: dict[str, Any]) -> ErpAddress | None:
+    def build(self, raw: dict[str, Any], rejected: list[tuple[str, str]] | None = None) -> ErpAddress | None:
         """``raw`` comes from ``clean_rows`` and is not changed (scans hash it). None: the row
-        has no usable address number (logged, the batch goes on)."""
+        has no usable address number; it is logged and, with ``rejected``, listed there as
+        (raw number, reason), and the batch goes on."""
         assert self._number is not None  # resolve_layout refuses a layout without one
         try:
             number = parse_number(raw[self._number[0]])
         except ValueProblem as e:
             log.warning("erp_row_skipped", reason=str(e), column=self._number[1])
+            if rejected is not None:
+                rejected.append((str(raw[self._number[0]]), f"{self._number[1]}: {e}"))
             return None
         problems: list[str] = []
         fields: dict[str, Any] = {name: text_or_none(raw[key]) for name, key in self._texts}

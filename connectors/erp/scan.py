@@ -67,6 +67,7 @@ class WatermarkScan:
         self._erp = erp
         self._fingerprint = fingerprint
         self._batch = batch_size
+        self.rejected: list[tuple[str, str]] = []  # (raw number, reason): rows that are no address
         layout = erp.layout
         self._kind = layout.logical["modified_at"].column.kind
         self._overlap = erp.settings.overlap
@@ -111,7 +112,7 @@ class WatermarkScan:
                 if not rows:
                     break
                 last = rows[-1][1]
-                batch = [a for a in (erp._to_address(r) for r, _n in rows) if a is not None]
+                batch = [a for a in (erp._to_address(r, self.rejected) for r, _n in rows) if a is not None]
                 if batch:
                     yield batch
                 if len(rows) < self._batch:
@@ -129,7 +130,7 @@ class WatermarkScan:
                 # Same number and stamp but other content: an ERP with second-precision stamps
                 # changed the row twice within one second. Deliver it again.
                 if known is None or known != self._fingerprint(row):
-                    address = erp._to_address(row)
+                    address = erp._to_address(row, self.rejected)
                     if address is not None:
                         batch.append(address)
                 self._note(modified, encoded, key, row)
@@ -169,6 +170,7 @@ class HashScan:
         self._erp = erp
         self._batch = batch_size
         self._fingerprint = fingerprint
+        self.rejected: list[tuple[str, str]] = []  # (raw number, reason): rows that are no address
         valid = bool(cursor) and cursor.get("mode") == "hash" and cursor.get("v") == CURSOR_VERSION
         self._old: dict[str, str] = dict(cursor.get("hashes", {})) if valid and cursor else {}
         self._new: dict[str, str] = {}
@@ -186,7 +188,7 @@ class HashScan:
                 key = _number_key(number)
                 digest = self._fingerprint(row)
                 if self._old.get(key) != digest:
-                    address = erp._to_address(row)
+                    address = erp._to_address(row, self.rejected)
                     if address is not None:
                         batch.append(address)
                 self._new[key] = digest
