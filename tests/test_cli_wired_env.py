@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ FIELD = "Sel5"
 SECRET_ENV = "SYNCD_WIRED_SHOP_SECRET"
 
 SAMPLE = [
-    {"number": 10001, "first_name": "Anna", "last_name": "Adler", "salutation": "Frau", "street": "Hauptstr. 1",
-     "zip": "10115", "city": "Berlin", "country": "DE", "email": "anna@example.com"},
+    {"number": 10001, "first_name": "Anna", "last_name": "Adler", "salutation": "Frau",
+     "street": "Hauptstr. 1", "zip": "10115", "city": "Berlin", "country": "DE", "email": "anna@example.com"},
     {"number": 10002, "first_name": "Bernd", "last_name": "Bauer", "salutation": "Herr", "street": "Ring 2",
      "zip": "20095", "city": "Hamburg", "country": "DE", "email": "bernd@example.com"},
     {"number": 10003, "first_name": "Clara", "last_name": "Chen", "salutation": "Frau", "street": "Weg 3",
@@ -156,3 +157,29 @@ def subprocess_env(e: Env) -> dict[str, str]:
     out.pop("SYNCD_CONFIG", None)
     out.pop("NOTIFY_SOCKET", None)
     return out
+
+
+def read_mail(path: Path) -> tuple[str, str]:
+    """(recipient, password) of a credentials mail in the outbox (shipped German layout)."""
+    import email
+    import email.policy
+    import email.utils
+    import re
+
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    found = re.search(r"Passwort:\s+(\S+)", text)
+    assert found, text
+    return email.utils.parseaddr(str(message["To"]))[1], found.group(1)
+
+
+def assert_nowhere(secret: str, *texts: str, files: Iterable[Path] = ()) -> None:
+    """I3: ``secret`` is in none of the texts and none of the files (the state DB and its WAL)."""
+    assert secret
+    for text in texts:
+        assert secret not in text
+    raw = secret.encode()
+    for f in files:
+        if f.exists():
+            assert raw not in f.read_bytes(), f
