@@ -323,3 +323,12 @@ def test_check_password_mirrors_the_store_login(sandbox):
     sandbox.edit_customer_as_shop_user(c["id"], active=False)
     assert not sandbox.check_password("erika@example.com", "passwort12")
     assert not store_login(sandbox, "erika@example.com", "passwort12")
+
+
+def test_benchmark_runs_end_to_end_on_a_small_shop(capsys):
+    from connectors.shopware6.sandbox import bench
+
+    assert bench.main(["--customers", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "customers=500 batch=250 requests=2" in out
+    assert "ratio sync/baseline" in out and "all 6 pages of 100" in out
