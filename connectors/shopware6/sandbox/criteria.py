@@ -17,7 +17,6 @@ from .errors import ApiError, error
 from .schema import DATETIME_FIELDS, Entity
 from .store import Store, format_dt, index_key
 
-_MISSING = object()
 _OPS = {"gte": operator.ge, "gt": operator.gt, "lte": operator.le, "lt": operator.lt}
 
 
