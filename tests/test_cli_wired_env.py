@@ -45,8 +45,10 @@ class Env:
     outbox: Path
     shop: Any  # the Sandbox
 
-    def write_config(self, *, addresses: str = "", daemon: str = "", mail: str = "", erp: str = "") -> Path:
-        self.config.write_text(config_text(self, addresses=addresses, daemon=daemon, mail=mail, erp=erp))
+    def write_config(self, *, addresses: str = "", daemon: str = "", mail: str = "", erp: str = "",
+                     poll: str = "1h") -> Path:
+        self.config.write_text(config_text(self, addresses=addresses, daemon=daemon, mail=mail, erp=erp,
+                                           poll=poll))
         return self.config
 
     def cli(self, capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
@@ -74,11 +76,12 @@ class Env:
         return hashlib.sha256(self.state_db.read_bytes()).hexdigest()
 
 
-def config_text(e: Env, *, addresses: str = "", daemon: str = "", mail: str = "", erp: str = "") -> str:
+def config_text(e: Env, *, addresses: str = "", daemon: str = "", mail: str = "", erp: str = "",
+                poll: str = "1h") -> str:
     return f"""
 [daemon]
 state_url = "sqlite:///{e.state_db.as_posix()}"
-poll_interval = "1h"
+poll_interval = "{poll}"
 pid_file = "{(e.root / 'syncd.pid').as_posix()}"
 shutdown_timeout = "20s"
 {daemon}
