@@ -309,3 +309,36 @@ def test_criteria_sent_without_json_content_type_are_ignored_like_symfony_does(s
         f"{sb.url}/api/search/customer", data=json.dumps(crit), headers={"Content-Type": "text/plain"}
     )
     assert undeclared.status_code == 200 and len(undeclared.json()["data"]) == 10
+
+
+def test_aggregations_over_the_filtered_rows(shop):
+    s, sb, ids = shop
+    sb.add_order(ids[2], amount=100.0)
+    sb.add_order(ids[2], amount=50.0)
+    sb.add_order(ids[4], amount=10.0)
+    body = _search(
+        shop,
+        {
+            "limit": 1,
+            "filter": [{"type": "equals", "field": "active", "value": True}],
+            "post-filter": [{"type": "equals", "field": "customerNumber", "value": "2"}],
+            "aggregations": [
+                {"name": "n", "type": "count", "field": "id"},
+                {"name": "orders", "type": "sum", "field": "orderCount"},
+                {"name": "top", "type": "max", "field": "orderTotalAmount"},
+                {"name": "by-active", "type": "terms", "field": "active"},
+                {"name": "countries", "type": "terms", "field": "addresses.country.iso"},
+            ],
+        },
+    )
+    assert len(body["data"]) == 1  # post-filter narrows the data ...
+    aggs = body["aggregations"]
+    assert aggs["n"]["count"] == 5  # ... but not the aggregations
+    assert aggs["orders"]["sum"] == 3 and aggs["top"]["max"] == 150.0
+    assert aggs["by-active"]["buckets"] == [{"key": True, "count": 5, "extensions": []}]
+    assert aggs["countries"]["buckets"][0] == {"key": "DE", "count": 5, "extensions": []}
+    bad = s.post(
+        f"{sb.url}/api/search/customer",
+        json={"aggregations": [{"name": "x", "type": "median", "field": "id"}]},
+    )
+    assert bad.status_code == 400

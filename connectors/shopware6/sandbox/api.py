@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import errors as e
+from .aggregations import aggregate
 from .criteria import Searcher
 from .errors import ApiError
 from .faults import Faults, TokenLimiter
@@ -250,13 +251,20 @@ class AdminApi:
                 self.renderer.record(entity, r, criteria.get("associations"), criteria.get("includes"))
                 for r in rows
             ]
+            aggregations = (
+                aggregate(
+                    self.searcher, entity, criteria["aggregations"], self.searcher.filtered(entity, criteria)
+                )
+                if criteria.get("aggregations")
+                else {}
+            )
         if not req.wants_json:
             return (
                 200,
                 {"Content-Type": "application/vnd.api+json"},
                 json_api_search(entity, total, data, req.base_url),
             )
-        return 200, {}, {"total": total, "data": data, "aggregations": {}}
+        return 200, {}, {"total": total, "data": data, "aggregations": aggregations}
 
     # --- CRUD ------------------------------------------------------------------------------
     def crud(self, req: Request, entity: Entity, rid: str | None) -> Response:

@@ -186,6 +186,11 @@ class Searcher:
             total = len(page_rows)
         return total, page_rows
 
+    def filtered(self, entity: Entity, criteria: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows matching ``filter`` only: aggregations ignore ``post-filter``, as in the DAL."""
+        filters = criteria.get("filter") or []
+        return self._matching(entity, {"ids": criteria.get("ids")}, filters, [])
+
     def _matching(self, entity: Entity, criteria: dict[str, Any], filters: list[Any], post: list[Any]):
         """All matching rows in order. Paging through a result re-asks the same question page after
         page; while nothing was written in between, the sorted answer is reused (O(limit) per page)."""
