@@ -221,23 +221,30 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
     layouts = LayoutStore(settings.mail.layouts_dir)
     erp = open_erp(settings.erp, password=secrets.erp_password)
     try:
+        validated = False
         for index, platform in enumerate(settings.platforms):
             a = platform.addresses
             if not (a.erp_to_shop and a.send_credentials):
                 continue
             key = f"platforms[{index}].addresses"
-            try:
-                erp.validate(a.password_field, a.password_length, password_key=f"{key}.password_field")
-            except ConfigError as exc:
-                raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value,
-                                  allowed=exc.allowed) from None
+            _validate_erp(erp, file, a.password_field, a.password_length, f"{key}.password_field")
+            validated = True
             failed = [i for i in layouts.check(a.email_layout, a.password_field, mode=a.credential_mode)
                       if not i.ok]
             if failed:
                 raise ConfigError("; ".join(i.detail for i in failed), file=file, key=f"{key}.email_layout",
                                   value=a.email_layout)
+        if not validated:  # no password field in use: the table and columns still must exist
+            _validate_erp(erp, file, None, 12, None)
     finally:
         erp.close()
+
+
+def _validate_erp(erp: SqlErp, file: str, field: str | None, length: int, key: str | None) -> None:
+    try:
+        erp.validate(field, length, password_key=key)
+    except ConfigError as exc:  # the connector names key and value; the operator also wants the file
+        raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value, allowed=exc.allowed) from None
 
 
 def flow_jobs() -> dict[str, Callable[[PlatformContext], CycleReport]]:

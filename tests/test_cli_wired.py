@@ -241,3 +241,28 @@ def test_clear_cache_restart_without_a_running_daemon_exits_1(env: Env, capsys, 
 def test_service_points_to_systemd_on_linux(env: Env, capsys):
     code, _, err = env.cli(capsys, "service", "install")
     assert code == 2 and "systemd" in err
+
+
+@pytest.mark.parametrize("send_credentials", [True, False])
+def test_run_refuses_an_unknown_column_before_writing_anything(env: Env, capsys, send_credentials):
+    text = env.config.read_text().replace('city = "Ort"', 'city = "Stadt"')
+    if not send_credentials:
+        text = text.replace("send_credentials = true", "send_credentials = false")
+    env.config.write_text(text)
+    rows = env.erp_rows()
+    code, _, err = env.cli(capsys, "run")
+    assert code == 2
+    assert str(env.config) in err and "erp.columns.city" in err and "Stadt" in err
+    _untouched(env, rows)
+
+
+def test_sync_while_another_instance_holds_the_lease_exits_1(env: Env, capsys):
+    from syncd.state.db import open_state
+    from syncd.state.leases import Leases
+
+    with open_state(f"sqlite:///{env.state_db}") as store:
+        assert Leases(store).acquire("shop/erp-to-shop", "other-host:1:abc", 300)
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 1
+    assert "shop/erp-to-shop" in err and "lease" in err
+    assert env.shop.customers() == [] and env.outbox_files() == []
