@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .criteria import Searcher, _bad
+from .criteria import Searcher, bad_request
 from .schema import Entity
 
 KINDS = ("count", "terms", "min", "max", "sum", "avg")
@@ -19,7 +19,7 @@ def aggregate(searcher: Searcher, entity: Entity, specs: Any, rows: list[dict[st
     if not specs:
         return {}
     if not isinstance(specs, list):
-        raise _bad(
+        raise bad_request(
             "FRAMEWORK__INVALID_AGGREGATION_QUERY",
             "The aggregations parameter must be a list.",
             "/aggregations",
@@ -29,12 +29,12 @@ def aggregate(searcher: Searcher, entity: Entity, specs: Any, rows: list[dict[st
         pointer = f"/aggregations/{i}"
         if not isinstance(spec, dict) or spec.get("type") not in KINDS:
             kind = spec.get("type") if isinstance(spec, dict) else spec
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__INVALID_AGGREGATION_QUERY", f"Unsupported aggregation type: {kind}", pointer
             )
         name, field = spec.get("name"), spec.get("field")
         if not isinstance(name, str) or not name or not isinstance(field, str) or not field:
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__INVALID_AGGREGATION_QUERY", "An aggregation needs a name and a field.", pointer
             )
         path = field.removeprefix(f"{entity.name}.").split(".")

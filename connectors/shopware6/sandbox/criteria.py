@@ -20,21 +20,23 @@ from .store import Store, format_dt, index_key
 _OPS = {"gte": operator.ge, "gt": operator.gt, "lte": operator.le, "lt": operator.lt}
 
 
-def _bad(code: str, detail: str, pointer: str) -> ApiError:
+def bad_request(code: str, detail: str, pointer: str) -> ApiError:
     return ApiError(400, [error(400, code, detail, title="Bad Request", pointer=pointer)])
 
 
 def parse_datetime(value: Any, pointer: str) -> str:
     """Normalise a filter's date value to the fixed-width API format used for stored dates."""
     if not isinstance(value, str):
-        raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Invalid date value {value!r}", pointer)
+        raise bad_request("FRAMEWORK__INVALID_FILTER_QUERY", f"Invalid date value {value!r}", pointer)
     text = value.strip().replace(" ", "T", 1)
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Invalid date value {value!r}", pointer) from None
+        raise bad_request(
+            "FRAMEWORK__INVALID_FILTER_QUERY", f"Invalid date value {value!r}", pointer
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)  # Shopware stores and compares UTC
     return format_dt(dt)
@@ -89,7 +91,7 @@ class Searcher:
                 i == len(path) - 1 or current.fields[part].kind == "json" or part == "translated"
             ):
                 return
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__UNMAPPED_FIELD",
                 f'Field "{".".join(path)}" in entity "{entity.name}" was not found.',
                 pointer,
@@ -98,12 +100,14 @@ class Searcher:
     # --- filters ---------------------------------------------------------------------------
     def compile(self, entity: Entity, spec: Any, pointer: str):
         if not isinstance(spec, dict) or "type" not in spec:
-            raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "Parameter type is required for a filter", pointer)
+            raise bad_request(
+                "FRAMEWORK__INVALID_FILTER_QUERY", "Parameter type is required for a filter", pointer
+            )
         kind = spec["type"]
         if kind in ("multi", "not"):
             op = str(spec.get("operator", "and")).lower()
             if op not in ("and", "or", "&&", "||"):
-                raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Unsupported operator {op}", pointer)
+                raise bad_request("FRAMEWORK__INVALID_FILTER_QUERY", f"Unsupported operator {op}", pointer)
             subs = [
                 self.compile(entity, q, f"{pointer}/queries/{i}")
                 for i, q in enumerate(spec.get("queries") or [])
@@ -114,7 +118,7 @@ class Searcher:
             return combined
         fname = spec.get("field")
         if not isinstance(fname, str) or not fname:
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__INVALID_FILTER_QUERY", f"Parameter field for {kind} filter is missing.", pointer
             )
         path = fname.split(".")
@@ -136,7 +140,9 @@ class Searcher:
             if isinstance(values, str):
                 values = values.split("|")
             if not isinstance(values, list):
-                raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "equalsAny needs a list of values.", pointer)
+                raise bad_request(
+                    "FRAMEWORK__INVALID_FILTER_QUERY", "equalsAny needs a list of values.", pointer
+                )
             wants = [_normalise(v, is_date, pointer) for v in values]
             return lambda r: any(_equal(v, w) for v in get(r) for w in wants)
         if kind in ("contains", "prefix", "suffix"):
@@ -146,7 +152,7 @@ class Searcher:
         if kind == "range":
             params = spec.get("parameters") or {}
             if not isinstance(params, dict):
-                raise _bad(
+                raise bad_request(
                     "FRAMEWORK__INVALID_FILTER_QUERY", "The range parameters must be an object.", pointer
                 )
             bounds = []
@@ -164,14 +170,16 @@ class Searcher:
             return lambda r: any(
                 v is not None and all(_compare(v, op, b) for op, b in bounds) for v in get(r)
             )
-        raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", f"Unsupported filter type: {kind}", pointer)
+        raise bad_request("FRAMEWORK__INVALID_FILTER_QUERY", f"Unsupported filter type: {kind}", pointer)
 
     # --- search ----------------------------------------------------------------------------
     def search(self, entity: Entity, criteria: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
         filters = criteria.get("filter") or []
         post = criteria.get("post-filter") or []
         if not isinstance(filters, list) or not isinstance(post, list):
-            raise _bad("FRAMEWORK__INVALID_FILTER_QUERY", "The filter parameter has to be a list.", "/filter")
+            raise bad_request(
+                "FRAMEWORK__INVALID_FILTER_QUERY", "The filter parameter has to be a list.", "/filter"
+            )
         limit, page = self._paging(criteria)
         mode = _count_mode(criteria.get("total-count-mode"))
         rows = self._matching(entity, criteria, filters, post)
@@ -222,7 +230,7 @@ class Searcher:
             if isinstance(ids, str):
                 ids = ids.split("|")
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise _bad(
+                raise bad_request(
                     "FRAMEWORK__INVALID_CRITERIA_IDS", "The ids parameter must be a list of ids.", "/ids"
                 )
             return [table[i] for i in dict.fromkeys(ids) if i in table]
@@ -255,7 +263,7 @@ class Searcher:
             ]
         keys = []
         if not isinstance(sort, list) or not all(isinstance(spec, dict) for spec in sort):
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__INVALID_SORT_QUERY", "The sort parameter must be a list of objects.", "/sort"
             )
         for i, spec in enumerate(sort):
@@ -304,15 +312,15 @@ class Searcher:
             limit = int(limit) if limit is not None else None
             page = int(criteria.get("page", 1))
         except (TypeError, ValueError):
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__INVALID_LIMIT_QUERY", "The limit parameter must be a positive integer.", "/limit"
             ) from None
         if limit is not None and limit < 1:
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__INVALID_LIMIT_QUERY", "The limit parameter must be a positive integer.", "/limit"
             )
         if page < 1:
-            raise _bad(
+            raise bad_request(
                 "FRAMEWORK__INVALID_PAGE_QUERY", "The page parameter must be a positive integer.", "/page"
             )
         if self.max_limit is not None:
@@ -349,7 +357,7 @@ def _count_mode(value: Any) -> int:
     except (TypeError, ValueError):
         mode = -1
     if mode not in (0, 1, 2):
-        raise _bad(
+        raise bad_request(
             "FRAMEWORK__INVALID_TOTAL_COUNT_MODE_PARAMETER",
             f'The total-count-mode parameter "{value}" is invalid.',
             "/total-count-mode",
