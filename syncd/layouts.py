@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.utils import parseaddr
@@ -233,10 +233,19 @@ class LayoutStore:
 
     # -- check
 
-    def check(self, name: str, password_column: str | None, *, mode: str = "password") -> list[CheckItem]:
+    def check(
+        self,
+        name: str,
+        password_column: str | None,
+        *,
+        mode: str = "password",
+        columns: Iterable[str] | None = None,
+    ) -> list[CheckItem]:
         """``syncd check`` lines for layout NAME: found, complete, compiles, uses only known
         variables, and reads the password column (``mode="password"``) or the link
-        (``mode="link"``). Nothing is rendered or sent."""
+        (``mode="link"``). With ``columns`` (the ERP row's column names), every ``erp.X`` /
+        ``erp["X"]`` must name one of them: a typo would otherwise fail every mail at render
+        time. Nothing is rendered or sent."""
         area = "layout"
         source = self._source(name)
         if source is None:
@@ -262,9 +271,10 @@ class LayoutStore:
             except jinja2.TemplateSyntaxError as exc:
                 detail = f"{origin}: {file} line {exc.lineno}: {exc.message}"
                 items.append(CheckItem(area, name, False, detail))
+        known_columns = {c.lower() for c in columns} if columns is not None else None
         for file, tree in parsed.items():
             items.extend(CheckItem(area, name, False, f"{origin}: {file}: {problem}")
-                         for problem in _unknown_names(tree))
+                         for problem in _unknown_names(tree, known_columns))
         if mode == "link":
             items.extend(_check_reads(name, origin, parsed, "the set-password link ({{ link }})",
                                       lambda tree: _reads_name(tree, "link")))
@@ -380,7 +390,7 @@ def _check_reads(name: str, origin: str, parsed: Mapping[str, nodes.Template], w
                       f"{origin}: neither {SUBJECT} nor {TEXT} reads {what}{hint}")]
 
 
-def _unknown_names(tree: nodes.Template) -> Iterator[str]:
+def _unknown_names(tree: nodes.Template, columns: set[str] | None) -> Iterator[str]:
     for var in sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES):
         yield f"unknown variable {var!r} (known: {', '.join(sorted(CONTEXT_NAMES))})"
     allowed = {"address": ADDRESS_FIELDS, "shop": SHOP_FIELDS, "customer": CUSTOMER_FIELDS}
@@ -391,6 +401,22 @@ def _unknown_names(tree: nodes.Template) -> Iterator[str]:
                 seen.add((node.node.name, node.attr))
                 yield (f"unknown field {node.node.name}.{node.attr} "
                        f"(known: {', '.join(allowed[node.node.name])})")
+    if columns is None:
+        return
+    missing: list[str] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "erp"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            column = node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            column = node.arg.value
+        else:
+            continue  # erp[password_column] and other computed keys: checked elsewhere or at render
+        if column.lower() not in columns and column not in missing:
+            missing.append(column)
+    for column in missing:
+        yield f"erp.{column}: the ERP row has no column {column!r}"
 
 
 # --------------------------------------------------------------------------- context

@@ -290,6 +290,18 @@ def test_check_refuses_layouts_that_do_not_read_the_password(tmp_path, body):
     assert "'KU_PASSWORT'" in detail and "body.txt.j2" in detail and str(tmp_path / "bad") in detail
 
 
+def test_check_with_columns_finds_unknown_erp_columns(tmp_path):
+    body = "{{ erp[password_column] }} {{ erp['ku_ort'] }} {{ erp.KU_VORNAM }}"
+    _layout(tmp_path, "cols", "{{ erp.KU_NAME }}", body)
+    store = LayoutStore(tmp_path)
+    columns = ["KU_NR", "KU_NAME", "KU_ORT", PW_COL]
+    details = [i.detail for i in store.check("cols", PW_COL, columns=columns) if not i.ok]
+    expected = f"{tmp_path / 'cols'}: body.txt.j2: erp.KU_VORNAM: the ERP row has no column 'KU_VORNAM'"
+    assert details == [expected]
+    assert store.check("cols", PW_COL)[0].ok  # without columns nothing is known about the row
+    assert store.check("credentials", PW_COL, columns=columns)[0].ok  # shipped: erp[password_column] only
+
+
 def test_check_refuses_password_only_in_html(tmp_path):
     _layout(tmp_path, "htmlonly", "S", "Text", "<p>{{ erp.KU_PASSWORT }}</p>")
     (item,) = LayoutStore(tmp_path).check("htmlonly", PW_COL)
