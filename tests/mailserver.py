@@ -231,6 +231,7 @@ class MailServer:
     ``security``: "none", "starttls" (STARTTLS required before MAIL) or "ssl" (implicit TLS).
     ``users``: username -> password; when given, AUTH is required before MAIL.
     ``tls_files``: the CA/certificate to use; generated into a temporary folder when omitted.
+    ``auth_mechanisms``: offer only these (e.g. ``("LOGIN",)``); default: aiosmtpd's PLAIN and LOGIN.
     """
 
     def __init__(
@@ -241,12 +242,14 @@ class MailServer:
         tls_files: TlsFiles | None = None,
         host: str = "127.0.0.1",
         keep_messages: bool = True,
+        auth_mechanisms: tuple[str, ...] | None = None,
     ) -> None:
         self.security = security
         self.users = dict(users or {})
         self.host = host
         self.port = 0
         self.keep_messages = keep_messages
+        self.auth_mechanisms = auth_mechanisms
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if security != "none" and tls_files is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="syncd-smtp-tls-")
@@ -283,6 +286,9 @@ class MailServer:
                 # Implicit TLS is TLS too, but aiosmtpd only counts STARTTLS as such.
                 auth_require_tls=self.security == "starttls",
             )
+            if self.auth_mechanisms is not None:
+                offered = {m.upper() for m in self.auth_mechanisms}
+                kwargs["auth_exclude_mechanism"] = [m for m in ("PLAIN", "LOGIN") if m not in offered]
         last: Exception | None = None
         # Another test process may grab the port between picking and binding it: try again.
         for _ in range(20):

@@ -76,6 +76,19 @@ def test_starttls_refuses_an_untrusted_certificate(smtp_server_factory, captured
     assert "smtp.tls_unverified" in captured_logs.text
 
 
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_non_ascii_credentials(smtp_server_factory, mechanism):
+    # smtplib alone would die with a UnicodeEncodeError holding the password.
+    server = smtp_server_factory("starttls", users={"bür0": "Pässwört€"}, auth_mechanisms=(mechanism,))
+    transport = open_transport(_settings(server, username="bür0"), password="Pässwört€")
+    transport.send(_mail())
+    assert server.wait_for(1)
+    wrong = open_transport(_settings(server, username="bür0"), password="Pässwort€")
+    with pytest.raises(TransientError, match="authentication") as err:
+        wrong.send(_mail())
+    assert "Pässwort€" not in str(err.value)
+
+
 def test_implicit_ssl_with_auth(smtp_server_factory):
     server = smtp_server_factory("ssl", users={"shop": "geheim123"})
     transport = open_transport(_settings(server, username="shop"), password="geheim123")
