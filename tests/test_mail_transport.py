@@ -89,6 +89,16 @@ def test_non_ascii_credentials(smtp_server_factory, mechanism):
     assert "Pässwort€" not in str(err.value)
 
 
+def test_auth_without_tls_works_but_warns(smtp_server_factory, captured_logs):
+    server = smtp_server_factory("none", users={"relay": "geheim123"})
+    transport = open_transport(_settings(server, username="relay"), password="geheim123")
+    transport.send(_mail())
+    transport.send(_mail())
+    assert server.wait_for(2)
+    assert captured_logs.text.count("smtp.auth_cleartext") == 1
+    assert "geheim123" not in captured_logs.text
+
+
 def test_implicit_ssl_with_auth(smtp_server_factory):
     server = smtp_server_factory("ssl", users={"shop": "geheim123"})
     transport = open_transport(_settings(server, username="shop"), password="geheim123")

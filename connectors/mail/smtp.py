@@ -58,6 +58,7 @@ class SmtpTransport:
         self._local_hostname = socket.gethostname() or "localhost"
         self._sender: Address | None = None
         self._warned_unverified = False
+        self._warned_cleartext = False
 
     @property
     def where(self) -> str:
@@ -105,6 +106,10 @@ class SmtpTransport:
                     raise TransientError(f"SMTP username {s.username!r} is set but no password was resolved")
                 if not conn.has_extn("auth"):
                     raise TransientError(f"SMTP server {self.where} does not offer AUTH")
+                if s.security == "none" and not self._warned_cleartext:
+                    self._warned_cleartext = True
+                    log.warning("smtp.auth_cleartext", host=s.host,
+                                hint='security = "none": the SMTP password crosses the network unencrypted')
                 _login(conn, s.username, self._password)
             return conn
         except TransientError:
