@@ -16,7 +16,9 @@ returns: the flow registers each one with ``syncd.redaction`` and keeps it in me
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
@@ -37,6 +39,8 @@ INITIAL = "initial"  # syncd mailed the first credentials when it created the ac
 RESET_BY_STAFF = "reset by staff"  # an operator sent new credentials (send-credentials / reset-password)
 NONE = "none"  # syncd never mailed credentials for this account
 _STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF}
+
+LEASE_WAIT = 60.0  # seconds to wait for a daemon's cycle in flight before giving up
 
 CSV_HEADER = (
     "platform", "address", "shop_id", "email", "kind", "active", "credentials_sent_at", "password_status",
@@ -176,10 +180,14 @@ def send_credentials(
     """New passwords and credential mails for these linked addresses, one outcome per address
     (jobs of other addresses that happen to be due are delivered too, as in a cycle)."""
     from syncd.flows.credentials import queue_credentials
+    from syncd.flows.erp_to_shop import settle_password_fields
 
     wanted = sorted({int(n) for n in numbers})
     _linked(ctx, wanted)
-    report = queue_credentials(ctx, wanted, reason=reason)
+    with credential_lease(ctx):
+        # As at a daemon's start: a password field left by a crash is settled before new work.
+        settle_password_fields(ctx)
+        report = queue_credentials(ctx, wanted, reason=reason)
     last: dict[int, Outcome] = {}
     for item in report.items:
         try:
@@ -189,6 +197,34 @@ def send_credentials(
         if number in wanted:
             last[number] = Outcome(number, item.action, item.detail)
     return [last.get(n, Outcome(n, "deferred", "queued; the running daemon sends it")) for n in wanted]
+
+
+@contextmanager
+def credential_lease(ctx: PlatformContext, *, wait: float | None = None) -> Iterator[None]:
+    """Hold the platform's erp-to-shop lease while delivering: a running daemon's cycle takes
+    the same lease, so the two never deliver the same job (two mails, two passwords) at once.
+    Waits up to ``wait`` seconds (default ``LEASE_WAIT``) for a cycle in flight to finish."""
+    from syncd.scheduler import LeaseKeeper, lease_name
+    from syncd.state.leases import Leases, make_holder
+
+    leases = Leases(ctx.state)
+    name = lease_name(ctx.platform.name, "erp-to-shop")
+    holder = f"{make_holder()}:accounts"
+    ttl = float(ctx.settings.daemon.lease_ttl)
+    deadline = time.monotonic() + (LEASE_WAIT if wait is None else wait)
+    while not leases.acquire(name, holder, ttl):
+        if time.monotonic() >= deadline:
+            raise SyncdError(
+                f"platform {ctx.platform.name!r}: another syncd holds the lease {name} "
+                f"({leases.holder_of(name)}) and is delivering credentials; try again when its cycle "
+                "is done / ein anderer syncd arbeitet gerade, bitte später erneut versuchen"
+            )
+        time.sleep(0.5)
+    try:
+        with LeaseKeeper(leases, name, holder, ttl):
+            yield
+    finally:
+        leases.release(name, holder)
 
 
 def reset_password(ctx: PlatformContext, number: int) -> Outcome:

@@ -166,19 +166,16 @@ def open_state_read_only(url: str) -> StateStore:
     a running daemon's cycle."""
     path = state_file(url)
     if path is not None and not path.exists():
-        from syncd.state.schema import metadata
-
-        # The schema as the migrations would build it (tests/test_state_db.py keeps them equal),
-        # without the migration log lines a report has no use for.
-        store = open_state("sqlite://", migrate=False)
-        metadata.create_all(store.engine)
-        return store
+        return _empty_store()
     store = open_state(url, migrate=False)
     try:
         current, heads = current_revisions(store), head_revisions()
     except Exception:
         store.close()
         raise
+    if not current:  # never migrated (a new PostgreSQL database): nothing to read yet
+        store.close()
+        return _empty_store()
     if current != heads:
         store.close()
         have = ", ".join(sorted(current)) or "empty"
@@ -187,6 +184,16 @@ def open_state_read_only(url: str) -> StateStore:
             "start `syncd run` (or a `syncd sync`) once to migrate it, or upgrade syncd / "
             "der Zustandsspeicher hat nicht das erwartete Schema"
         )
+    return store
+
+
+def _empty_store() -> StateStore:
+    """An empty in-memory store: the schema as the migrations build it (tests/test_state_db.py
+    keeps the two equal), without the migration log lines a report has no use for."""
+    from syncd.state.schema import metadata
+
+    store = open_state("sqlite://", migrate=False)
+    metadata.create_all(store.engine)
     return store
 
 

@@ -134,3 +134,30 @@ def test_several_platforms_need_platform_for_changes(synced: Env, capsys):
     assert code == 2 and "--platform" in err
     rows = _export(synced, capsys, "--platform", "shop")
     assert len(rows) == 2
+
+
+def test_send_credentials_waits_for_the_lease_of_a_running_cycle(synced: Env, capsys, monkeypatch):
+    from syncd.state.db import open_state
+    from syncd.state.leases import Leases
+
+    monkeypatch.setattr("syncd.accounts.LEASE_WAIT", 0.3)
+    with open_state(f"sqlite:///{synced.state_db}") as store:
+        assert Leases(store).acquire("shop/erp-to-shop", "daemon-host:1:abc", 300)
+    before = (synced.erp_rows(), synced.outbox_files())
+    code, _, err = synced.cli(capsys, "accounts", "send-credentials", "10001")
+    assert code == 1 and "shop/erp-to-shop" in err and "daemon-host" in err
+    assert (synced.erp_rows(), synced.outbox_files()) == before
+    with open_state(f"sqlite:///{synced.state_db}") as store:
+        Leases(store).release("shop/erp-to-shop", "daemon-host:1:abc")
+    code, out, err = synced.cli(capsys, "accounts", "send-credentials", "10001")
+    assert code == 0 and "10001: mailed" in out, err
+    with open_state(f"sqlite:///{synced.state_db}") as store:
+        assert Leases(store).holder_of("shop/erp-to-shop") is None  # released after the work
+
+
+def test_send_credentials_settles_a_stray_password_field_first(synced: Env, capsys):
+    wired.erp_fixtures.update_address(synced.erp_url, wired.TABLE, 10002, {wired.FIELD: "Stray-999"},
+                                      touch=False)
+    code, _, err = synced.cli(capsys, "accounts", "send-credentials", "10001")
+    assert code == 0, err
+    assert synced.password_fields() == {10001: None, 10002: None, 10003: None}
