@@ -4,16 +4,18 @@ the outbox transport, the state store in tmp_path. Each test runs `syncd` throug
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
 
-from tests import erp_fixtures
+from tests import erp_fixtures, mailserver
 from tests import test_cli_wired_env as wired
 from tests.shop_fixtures import store_login
 from tests.test_cli_wired_env import FIELD, TABLE, Env, assert_nowhere, make_env, read_mail
 
 env, sandbox = wired.env, wired.sandbox  # fixtures: pytest finds them by these module-level names
+smtp_server_factory, smtp_tls_files = mailserver.smtp_server_factory, mailserver.smtp_tls_files
 
 
 def _state_files(e: Env) -> list:
@@ -266,3 +268,41 @@ def test_sync_while_another_instance_holds_the_lease_exits_1(env: Env, capsys):
     assert code == 1
     assert "shop/erp-to-shop" in err and "lease" in err
     assert env.shop.customers() == [] and env.outbox_files() == []
+
+
+def test_check_and_sync_through_a_real_smtp_server(env: Env, capsys, captured_logs, smtp_server_factory,
+                                                   monkeypatch):
+    server = smtp_server_factory("starttls", users={"shop": "Smtp-Pass-77"})
+    monkeypatch.setenv("SYNCD_WIRED_SMTP", "Smtp-Pass-77")
+    env.write_config(mail=f"""transport = "smtp"
+host = "127.0.0.1"
+port = {server.port}
+security = "starttls"
+ca_file = "{server.ca_file}"
+username = "shop"
+password = "env:SYNCD_WIRED_SMTP"
+""")
+    code, out, err = env.cli(capsys, "check")
+    assert code == 0, out + err
+    assert "starttls to 127.0.0.1" in out and "AUTH as shop" in out
+    assert server.accepted == 0  # the check sends nothing
+
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    messages = server.wait_for(2)
+    for message in messages:
+        body = message.get_body(preferencelist=("plain",)).get_content()
+        password = re.search(r"Passwort:\s+(\S+)", body).group(1)
+        assert store_login(env.shop, str(message["To"]).split("<")[-1].rstrip(">"), password)
+        assert_nowhere(password, out, err, captured_logs.text, files=_state_files(env))
+    assert "Smtp-Pass-77" not in out + err + captured_logs.text
+    assert env.outbox_files() == []
+
+
+def test_check_reports_an_unreachable_smtp_server(env: Env, capsys):
+    port = mailserver.free_port()
+    env.write_config(mail=f'transport = "smtp"\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n')
+    code, out, _ = env.cli(capsys, "check")
+    assert code == 2
+    line = next(x for x in out.splitlines() if "smtp" in x and "mail" in x)
+    assert "FAILED" in line

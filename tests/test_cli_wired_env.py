@@ -78,6 +78,8 @@ class Env:
 
 def config_text(e: Env, *, addresses: str = "", daemon: str = "", mail: str = "", erp: str = "",
                 poll: str = "1h") -> str:
+    # ``mail`` naming a transport replaces the outbox.
+    outbox = "" if "transport" in mail else f'transport = "outbox"\noutbox_dir = "{e.outbox.as_posix()}"\n'
     return f"""
 [daemon]
 state_url = "sqlite:///{e.state_db.as_posix()}"
@@ -111,9 +113,7 @@ modified_at = "Geaendert"
 shop_id = "ShopId"
 
 [mail]
-transport = "outbox"
-outbox_dir = "{e.outbox.as_posix()}"
-sender = "Testshop <shop@example.com>"
+{outbox}sender = "Testshop <shop@example.com>"
 {mail}
 
 [[platforms]]

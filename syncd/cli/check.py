@@ -130,9 +130,14 @@ def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) 
 
 
 def _mail_check(loaded: LoadedConfig, secrets: Secrets) -> list[CheckItem]:
-    from connectors.mail import open_transport
+    from connectors.mail import SmtpTransport, open_transport
 
-    return open_transport(loaded.settings.mail, password=secrets.mail_password).check()
+    transport = open_transport(loaded.settings.mail, password=secrets.mail_password)
+    if isinstance(transport, SmtpTransport):
+        # A per-platform sender the server refuses would fail every mail of that platform.
+        senders = tuple(p.sender for p in loaded.settings.platforms if p.sender and _mails(p))
+        return transport.check(senders)
+    return transport.check()
 
 
 def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSettings, erp: Any, shop: Any
