@@ -5,7 +5,7 @@
 CONFIG.json is written by ``tests.flow_harness.Harness.config_file`` (where the ERP table, the
 sandbox, the SMTP server and the state store are, plus the resolved shop secret). The runner
 builds the real ports itself, runs the start-up sweep, then one cycle, and prints the report
-counts as JSON on stdout.
+counts as JSON on stdout (after a line "READY" once it is set up).
 Logs go to stderr as JSON lines through the production redaction chain.
 
 Environment:
@@ -63,6 +63,7 @@ def main(argv: list[str]) -> int:
     state = open_state(settings.daemon.state_url)
     try:
         ctx = build_context(settings, config["client_secret"], state)
+        print("READY", flush=True)  # imports and set-up done: the random kill timings start here
         counts: Counter[str] = Counter()
         counts.update(settle_password_fields(ctx).counts)
         counts.update(run_erp_to_shop(ctx).counts)

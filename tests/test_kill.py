@@ -127,6 +127,7 @@ def test_field_holds_the_password_only_in_flight(harness: Harness) -> None:
     harness.insert([_person(n) for n in numbers])
     runner = Runner(harness.config_file())
     proc = runner.start(SYNCD_PAUSE_AT="before_smtp")
+    assert proc.stdout.readline().strip() == "READY"
     assert proc.stdout.readline().strip() == "PAUSED before_smtp"
     fields = harness.password_fields()
     assert sorted(fields) == numbers
@@ -159,16 +160,17 @@ def test_two_crashes_in_a_row(harness: Harness) -> None:
 
 def test_kill_at_random_moments_with_shop_latency(harness: Harness) -> None:
     rng = random.Random(20261123)
-    harness.sandbox.faults.latency = 0.03
+    harness.sandbox.faults.latency = 0.05
     runner = Runner(harness.config_file())
     numbers: list[int] = []
     interrupted = 0
-    for trial in range(5):
-        new = [20000 + trial * 10 + i for i in range(8)]
+    for trial in range(6):
+        new = [20000 + trial * 20 + i for i in range(12)]
         harness.insert([_person(n) for n in new])
         numbers += new
         proc = runner.start()
-        time.sleep(rng.uniform(0.8, 3.0))
+        assert proc.stdout.readline().strip() == "READY"
+        time.sleep(rng.uniform(0.05, 0.9))  # a cycle of 12 addresses takes about 1 s here
         proc.send_signal(signal.SIGKILL)
         killed = runner.finish(proc) == -signal.SIGKILL
         assert runner.run() == 0, runner.output[-1]
@@ -176,4 +178,4 @@ def test_kill_at_random_moments_with_shop_latency(harness: Harness) -> None:
         interrupted += killed and bool(resumed)
         check_invariants(harness, numbers, runner)
     # the timings must really cut into the work, not only kill finished runners
-    assert interrupted >= 2, interrupted
+    assert interrupted >= 3, interrupted
