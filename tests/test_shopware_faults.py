@@ -184,3 +184,14 @@ def test_retry_log_lines_carry_the_callers_context_from_the_push_worker(sandbox,
         shop.push([erp(10001)], {})
     retries = [e for e in captured_logs.events() if e.get("event") == "retrying"]
     assert retries and all(e.get("cycle") == "c-42" for e in retries)
+
+
+def test_request_too_large_is_split_not_failed(sandbox):
+    from connectors.shopware6.sync import SyncWriter
+
+    shop = warmed(sandbox)
+    records = [shop.mapper().map(erp(n)).payload for n in range(10001, 10005)]
+    sandbox.faults.fail_next(1, 413)
+    assert SyncWriter(shop.http).upsert("customer", records) == {}
+    assert [r.status for r in sync_requests(sandbox)] == [413, 200, 200]
+    assert len(sandbox.customers()) == 4

@@ -84,8 +84,20 @@ class SyncWriter:
                 SYNC_PATH,
                 {key: {"entity": entity, "action": "upsert", "payload": payload}},
                 headers=WRITE_HEADERS,
-                pass_statuses=frozenset({400}),
+                pass_statuses=frozenset({400, 413}),
             )
+            if result.status == 413:
+                # A proxy or PHP body limit, not a bad record: halve until it fits.
+                if len(group) == 1:
+                    rejected[group[0]] = (
+                        "the record alone exceeds the shop's request size limit (413)",
+                        "413",
+                    )
+                else:
+                    middle = len(group) // 2
+                    stack.append(group[middle:])
+                    stack.append(group[:middle])
+                continue
             if result.status != 400:
                 continue
             errors = errors_of(result.body)
