@@ -306,3 +306,39 @@ def test_check_reports_an_unreachable_smtp_server(env: Env, capsys):
     assert code == 2
     line = next(x for x in out.splitlines() if "smtp" in x and "mail" in x)
     assert "FAILED" in line
+
+
+def test_status_sync_and_dry_run_on_a_postgresql_state_store(env: Env, capsys):
+    from sqlalchemy import create_engine, text
+
+    from tests.dbs import pg_schema_url
+
+    with pg_schema_url("syncd_wired") as url:
+        text_cfg = env.config.read_text().replace(f"sqlite:///{env.state_db.as_posix()}", url)
+        env.config.write_text(text_cfg)
+        # A database nobody migrated yet reads as empty (status never migrates).
+        code, out, err = env.cli(capsys, "status", "--json")
+        assert code == 0, err
+        assert json.loads(out)["platforms"][0]["linked"] == 0
+
+        assert env.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
+        engine = create_engine(url)
+        try:
+            def counts() -> tuple:
+                with engine.connect() as conn:
+                    return tuple(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                                 for t in ("links", "cycles", "credential_jobs", "cache", "cursors"))
+
+            before = counts()
+            erp_fixtures.insert_addresses(env.erp_url, TABLE, [
+                {"number": 10004, "last_name": "Dach", "email": "dora@example.com", "street": "Allee 4",
+                 "zip": "50667", "city": "Köln", "country": "DE"},
+            ])
+            code, out, err = env.cli(capsys, "sync", "--dry-run")
+            assert code == 0 and "would-create 1" in out, err
+            assert counts() == before
+        finally:
+            engine.dispose()
+        code, out, _ = env.cli(capsys, "status", "--json")
+        shop = json.loads(out)["platforms"][0]
+        assert shop["linked"] == 2 and shop["last_cycle"]["ok"] is True

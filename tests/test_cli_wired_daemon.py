@@ -5,6 +5,7 @@ accounts and mails them, stops cleanly on SIGTERM with every password field empt
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -130,3 +131,34 @@ def test_run_reload_keeps_the_running_config_when_the_new_one_is_bad(env: Env, c
     finally:
         code = _stop(proc)
     assert code == 0
+
+
+def test_sync_draws_a_progress_bar_on_a_terminal(env: Env):
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "--config", str(env.config), "--log-level", "warning", "sync",
+             "--direction", "erp-to-shop"],
+            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=subprocess_env(env), cwd=env.root,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "shop erp-to-shop" in shown  # the bar's label
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    assert re.search(r"shop erp-to-shop [━ ]*3/\S*", plain), plain[:400]  # done from ctx.progress
+    assert "created 2" in shown
