@@ -225,7 +225,10 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
     if problem is not None:
         problem.file = file
         raise ConfigError(problem.message, file=file, key=problem.key, value=problem.value)
-    layouts = LayoutStore(settings.mail.layouts_dir)
+    try:
+        layouts = LayoutStore(settings.mail.layouts_dir)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value) from None
     erp = open_erp(settings.erp, password=secrets.erp_password)
     try:
         validated = False

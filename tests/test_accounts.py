@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -134,6 +135,9 @@ def test_several_platforms_need_platform_for_changes(synced: Env, capsys):
     assert code == 2 and "--platform" in err
     rows = _export(synced, capsys, "--platform", "shop")
     assert len(rows) == 2
+    code, out, _ = synced.cli(capsys, "status", "--json", "--platform", "other")
+    assert code == 0
+    assert [(p["name"], p["linked"]) for p in json.loads(out)["platforms"]] == [("other", 0)]
 
 
 def test_send_credentials_waits_for_the_lease_of_a_running_cycle(synced: Env, capsys, monkeypatch):

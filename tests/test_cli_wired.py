@@ -161,8 +161,11 @@ def test_check_refuses_a_layout_that_does_not_read_the_password_field(env: Env, 
     _untouched(env, rows)
 
 
-def test_run_refuses_a_bad_password_field_before_writing_anything(tmp_path, sandbox, monkeypatch, capsys):
-    e = make_env(tmp_path, sandbox, monkeypatch, password_len=6)
+@pytest.mark.parametrize("table", [{"password_type": None}, {"password_type": "int"}, {"password_len": 6}],
+                         ids=["missing", "integer", "too-short"])
+def test_run_refuses_a_bad_password_field_before_writing_anything(tmp_path, sandbox, monkeypatch, capsys,
+                                                                   table):
+    e = make_env(tmp_path, sandbox, monkeypatch, **table)
     rows = e.erp_rows()
     code, out, err = e.cli(capsys, "run")
     assert code == 2
@@ -342,3 +345,10 @@ def test_status_sync_and_dry_run_on_a_postgresql_state_store(env: Env, capsys):
         code, out, _ = env.cli(capsys, "status", "--json")
         shop = json.loads(out)["platforms"][0]
         assert shop["linked"] == 2 and shop["last_cycle"]["ok"] is True
+
+
+def test_run_names_the_file_for_a_layouts_dir_that_is_not_a_folder(env: Env, capsys, tmp_path):
+    env.write_config(mail=f'layouts_dir = "{(tmp_path / "nope").as_posix()}"')
+    code, _, err = env.cli(capsys, "run")
+    assert code == 2 and str(env.config) in err and "mail.layouts_dir" in err and "nope" in err
+    assert not env.state_db.parent.exists()
