@@ -2,6 +2,14 @@
 
 The one place where configuration turns into connectors. Flows receive a ``PlatformContext``
 from here (daemon, CLI, demo) or from a test; nothing below ``syncd.flows`` builds an adapter.
+
+* ``open_runtime(loaded, secrets, read_only=False)``: the state store plus lazily built ports per
+  platform; ``read_only`` (dry runs, reports) neither migrates nor creates the store and keeps
+  connector metadata in memory.
+* ``preflight(loaded, secrets)``: the start-up validation of I7 (ERP table, columns, password
+  fields, credentials layouts) before anything is written; ConfigError names file, key, value.
+* ``open_state_read_only(url)``: the store for reading while a daemon may be writing.
+* ``flow_jobs()`` / ``sweep(ctx)``: what the daemon and `syncd sync` run.
 """
 
 from __future__ import annotations
