@@ -239,4 +239,12 @@ def deactivate(ctx: PlatformContext, number: int) -> Outcome:
     if problem:
         return Outcome(int(number), "failed", f"shop refused: {problem}")
     Links(ctx.state, clock=ctx.clock).set_state(ctx.platform.name, int(number), shop_active=False)
-    return Outcome(int(number), "deactivated", link.shop_id)
+    detail = link.shop_id
+    address = ctx.erp.get_address(int(number))
+    if address is not None and not address.blocked:
+        # The ERP -> shop flow reactivates an account whose ERP address is not blocked as soon
+        # as that address changes: the operator must know the blocked flag is what keeps it off.
+        detail += ("; note: the ERP address is not blocked, so its next change in the ERP reactivates "
+                   "the account - set the blocked flag in the ERP to keep it deactivated / Hinweis: "
+                   "Adresse im ERP sperren, sonst wird das Konto bei der nächsten Änderung reaktiviert")
+    return Outcome(int(number), "deactivated", detail)
