@@ -177,3 +177,12 @@ def test_the_index_keeps_one_active_job_even_when_two_instances_race(store) -> N
         conn.execute(insert(credential_jobs).values(
             platform="shop", erp_number=7, step="pending", created_at=NOW, updated_at=NOW))
     assert len(jobs.active("shop", [7])) == 1
+
+
+def test_plan_frees_an_email_its_owner_gave_up_in_the_same_batch() -> None:
+    settings = AddressSettings()
+    moved = _addr(1, email="new@example.com")
+    taker = _addr(2, email="old@example.com")
+    plan = plan_batch([moved, taker], {1: _link(moved, email="old@example.com", fingerprint="x")},
+                      {"old@example.com": 1}, settings)
+    assert [a.number for a in plan.push] == [1, 2] and not plan.fail

@@ -117,7 +117,9 @@ def plan_batch(
     platform; a second address with the same e-mail fails instead of taking over the account.
     """
     plan = Plan()
-    owners = dict(email_owners)
+    current = {a.number: email_key(a.email) for a in addresses}
+    # An address of this batch that changed its e-mail no longer owns the old one.
+    owners = {k: n for k, n in email_owners.items() if n not in current or current[n] == k}
     for a in sorted(addresses, key=lambda x: x.number):
         link = links.get(a.number)
         if link is not None and link.kind == "collective":
