@@ -12,7 +12,7 @@ from syncd.flows.push_addresses import DIRECTION, MAIL_DIRECTION
 from syncd.state.failures import Failures
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
-from tests.dbs import pg_url, unique_name
+from tests.dbs import mariadb_url, pg_url, unique_name
 from tests.flow_harness import PLATFORM, Harness, password_of
 from tests.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.shop_fixtures import sandbox, store_login  # noqa: F401
@@ -61,12 +61,15 @@ def email_of(n: int) -> str:
     return {10044: "familie@example.com", 10046: "buero@example.com"}.get(n, f"kunde{n}@example.com")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb),
+                        pytest.param("mariadb", marks=pytest.mark.realdb)])
 def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'erp.db'}"
-    else:
+    elif request.param == "postgresql":
         url = pg_url()
+    else:  # MariaDB over ODBC: the reference path of a real büro+-style installation
+        url = mariadb_url()
     h = Harness(tmp_path, url, unique_name("erp_flow"), sandbox, smtp_server)
     try:
         yield h
