@@ -1,8 +1,15 @@
 """Credential mails (spec §1 step 3) and the start-up sweep (I2).
 
 A batch of jobs moves through: generate passwords -> write all fields in one ERP transaction ->
-set all passwords in one shop call -> re-read the rows -> render -> per mail: count the send
-durably, then send over one SMTP session -> clear all fields in one statement -> done.
+set all passwords in one shop call -> re-read the rows -> render -> count the sends durably
+(``SEND_WINDOW`` mails per state write, always before SMTP is spoken), send over one SMTP
+session -> clear all fields in one statement -> done.
+
+Transient faults (ERP, shop, SMTP 4xx after the retry budget) put the job back to ``pending``
+with a backoff and clear its field: the next attempt uses a fresh password, so no password sits
+in the ERP while nothing is in flight. Permanent ones (SMTP 5xx, shop rejection, a vanished
+address, a broken layout) end the job as ``failed`` with the reason, recorded for
+``syncd status`` under direction ``credentials``.
 
 The password exists only in memory (registered with ``syncd.redaction`` while it lives), in the
 ERP field, in the shop call and in the mail. Every state change is recorded *before* the field
