@@ -352,3 +352,18 @@ def test_run_names_the_file_for_a_layouts_dir_that_is_not_a_folder(env: Env, cap
     code, _, err = env.cli(capsys, "run")
     assert code == 2 and str(env.config) in err and "mail.layouts_dir" in err and "nope" in err
     assert not env.state_db.parent.exists()
+
+
+def test_ctrl_c_during_sync_closes_the_cycle_record_and_releases_the_lease(env: Env, capsys, monkeypatch):
+    def interrupted(ctx, *, dry_run=False):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("syncd.flows.erp_to_shop.run_erp_to_shop", interrupted)
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 1 and "interrupted" in err  # click turns Ctrl-C into Abort: exit 1
+    code, out, _ = env.cli(capsys, "status", "--json")
+    last = json.loads(out)["platforms"][0]["last_cycle"]
+    assert last["ok"] is False and last["finished"] is not None
+    monkeypatch.undo()
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")  # no stale lease in the way
+    assert code == 0 and "created 2" in out, err

@@ -146,6 +146,12 @@ def sync_once(
                                                 t["standby"].format(lease=lease_name(p.name, d))))
                     else:
                         outcomes.append(Outcome(p.name, d, None, t[str(result.outcome.value)]))
+    except KeyboardInterrupt:
+        if runner is not None:
+            # Close the cycle record (status would show it running forever); password fields in
+            # flight are settled by the next start's sweep.
+            runner.abandon_inflight("interrupted (Ctrl-C): the next run settles its records")
+        raise
     finally:
         if runner is not None:
             runner.release_all([p.name for p in platforms], _directions(direction))
