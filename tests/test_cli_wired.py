@@ -358,12 +358,12 @@ def test_ctrl_c_during_sync_closes_the_cycle_record_and_releases_the_lease(env: 
     def interrupted(ctx, *, dry_run=False):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("syncd.flows.erp_to_shop.run_erp_to_shop", interrupted)
-    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    with monkeypatch.context() as patch:
+        patch.setattr("syncd.flows.erp_to_shop.run_erp_to_shop", interrupted)
+        code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
     assert code == 1 and "interrupted" in err  # click turns Ctrl-C into Abort: exit 1
     code, out, _ = env.cli(capsys, "status", "--json")
     last = json.loads(out)["platforms"][0]["last_cycle"]
     assert last["ok"] is False and last["finished"] is not None
-    monkeypatch.undo()
     code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")  # no stale lease in the way
     assert code == 0 and "created 2" in out, err
