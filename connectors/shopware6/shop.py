@@ -330,7 +330,6 @@ class ShopwareShop:
         shop holds several for one e-mail (possible up to 6.6), the oldest."""
         wanted = {e for e in (normalise_email(x) for x in emails) if e}
         values = sorted(wanted | {e.lower() for e in wanted})
-        meta = self.metadata()
         out: dict[str, ShopCustomer] = {}
         for start in range(0, len(values), ID_CHUNK):
             criteria = {
@@ -342,7 +341,6 @@ class ShopwareShop:
             for c in self._customers(criteria):
                 out.setdefault(email_key(c.email), c)
         keys = {email_key(e) for e in wanted}
-        del meta
         return {k: v for k, v in out.items() if k in keys}
 
     def orders_of(self, shop_id: str) -> list[dict[str, Any]]:
