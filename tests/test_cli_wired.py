@@ -135,14 +135,22 @@ def test_check_refuses_a_bad_password_column(tmp_path, sandbox, monkeypatch, cap
     _untouched(e, rows)
 
 
-def test_check_refuses_an_unknown_column_name(env: Env, capsys):
-    text = env.config.read_text().replace('city = "Ort"', 'city = "Stadt"')
-    env.config.write_text(text)
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [('city = "Ort"', 'city = "Stadt"', "erp.columns.city"),
+     ('address_table = "Adressen"', 'address_table = "Adresse"', "erp.address_table")],
+    ids=["column", "table"],
+)
+def test_check_and_run_refuse_an_unknown_table_or_column(env: Env, capsys, old, new, key):
+    env.config.write_text(env.config.read_text().replace(old, new))
+    value = new.split('"')[1]
     rows = env.erp_rows()
     code, out, _ = env.cli(capsys, "check")
     assert code == 2
-    line = next(x for x in out.splitlines() if "erp.columns.city" in x)
-    assert "FAILED" in line and "Stadt" in line
+    failed = [x for x in out.splitlines() if "FAILED" in x]
+    assert any(value in x for x in failed), out
+    code, _, err = env.cli(capsys, "run")
+    assert code == 2 and key in err and value in err and str(env.config) in err
     _untouched(env, rows)
 
 
