@@ -14,6 +14,7 @@ from here (daemon, CLI, demo) or from a test; nothing below ``syncd.flows`` buil
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,7 @@ class Runtime:
     _contexts: dict[str, PlatformContext] = field(default_factory=dict)
     _retired: list[PlatformContext] = field(default_factory=list)
     _cache: _TtlCache | None = field(default=None, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def cache(self) -> _TtlCache:
@@ -108,6 +110,12 @@ class Runtime:
         )
 
     def context(self, platform: PlatformSettings | str) -> PlatformContext:
+        # The daemon's worker threads may ask for a platform at the same time (both directions
+        # of a platform that was not ready at start): one context, not two with leaked pools.
+        with self._lock:
+            return self._context(platform)
+
+    def _context(self, platform: PlatformSettings | str) -> PlatformContext:
         if isinstance(platform, str):
             platform = self.platform(platform)
         ctx = self._contexts.get(platform.name)
@@ -127,11 +135,12 @@ class Runtime:
     def reconfigure(self, settings: Settings, secrets: Secrets) -> None:
         """A reload: contexts built from now on use ``settings``. The old adapters stay open
         until ``close`` since a cycle may still be using them."""
-        self.settings = settings
-        self.secrets = secrets
-        self._retired.extend(self._contexts.values())
-        self._contexts = {}
-        self._cache = None
+        with self._lock:
+            self.settings = settings
+            self.secrets = secrets
+            self._retired.extend(self._contexts.values())
+            self._contexts = {}
+            self._cache = None
 
     def close(self) -> None:
         for ctx in [*self._contexts.values(), *self._retired]:

@@ -375,3 +375,30 @@ def test_ctrl_c_during_sync_closes_the_cycle_record_and_releases_the_lease(env: 
     assert last["ok"] is False and last["finished"] is not None
     code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")  # no stale lease in the way
     assert code == 0 and "created 2" in out, err
+
+
+def test_runtime_builds_one_context_per_platform_across_threads(env: Env):
+    import threading
+
+    from syncd.bootstrap import open_runtime
+    from syncd.config.loader import load_settings
+    from syncd.config.secrets import resolve_all
+
+    loaded = load_settings(env.config)
+    runtime = open_runtime(loaded, resolve_all(loaded.settings, loaded.path))
+    try:
+        start = threading.Barrier(8)
+        seen = []
+
+        def ask() -> None:
+            start.wait()
+            seen.append(runtime.context("shop"))
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(seen) == 8 and len({id(c) for c in seen}) == 1
+    finally:
+        runtime.close()
