@@ -100,6 +100,11 @@ def test_clear_cache_restart_makes_the_foreground_daemon_reload(env: Env, capsys
         _wait(lambda: any(e.get("event") == "cycle finished" for e in _events(log)), "a first cycle",
               proc, log)
         assert read_pid(pid_file) == proc.pid
+        # Reports read while the daemon runs (no migrating open that would wait for its lock).
+        started = time.monotonic()
+        code, out, err = env.cli(capsys, "status", "--json")
+        assert code == 0, err
+        assert json.loads(out)["platforms"][0]["linked"] == 2 and time.monotonic() - started < 5
 
         code, out, err = env.cli(capsys, "clear-cache", "--restart")
 
