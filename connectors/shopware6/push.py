@@ -41,7 +41,7 @@ DETAIL_EXISTED = "existed_with_deterministic_id"
 DETAIL_LINK_GONE = "linked_account_missing"
 # Shopware's CustomerEmailUnique constraint (Store API always, Admin API/sync from 6.7 patches).
 EMAIL_NOT_UNIQUE = "79d30fe0-febf-421e-ac9b-1bfd5c9007f7"
-LOOKUP_GROUP = 500  # addresses per e-mail lookup (Admin API max_limit is 500 since 6.6)
+LOOKUP_GROUP = 2000  # addresses per e-mail lookup: reads are cheap for the shop, round trips are not
 LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
 
 
