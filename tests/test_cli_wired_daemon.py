@@ -97,8 +97,8 @@ def test_clear_cache_restart_makes_the_foreground_daemon_reload(env: Env, capsys
     proc = _start(env, log)
     try:
         pid_file = env.root / "syncd.pid"
-        _wait(lambda: any(e.get("event") == "cycle finished" for e in _events(log)), "a first cycle",
-              proc, log)
+        _wait(lambda: any(e.get("event") == "cycle finished" and e.get("direction") == "erp-to-shop"
+                          for e in _events(log)), "a first erp-to-shop cycle", proc, log)
         assert read_pid(pid_file) == proc.pid
         # Reports read while the daemon runs (no migrating open that would wait for its lock).
         started = time.monotonic()
