@@ -40,16 +40,26 @@ class Runner:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.output: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+
+    def close(self) -> None:
+        """Kill what a failed test left running (a paused runner would sleep forever)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     def start(self, **env: str) -> subprocess.Popen:
         full = dict(os.environ)
         full.pop("SYNCD_KILL_AT", None)
         full.pop("SYNCD_PAUSE_AT", None)
         full.update(env)
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "tests.kill_runner", str(self.config)], cwd=ROOT, env=full,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        self.procs.append(proc)
+        return proc
 
     def finish(self, proc: subprocess.Popen, timeout: float = 120) -> int:
         out, err = proc.communicate(timeout=timeout)
@@ -67,6 +77,15 @@ def harness(tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa:
         yield h
     finally:
         h.close()
+
+
+@pytest.fixture
+def runner(harness: Harness) -> Iterator[Runner]:
+    r = Runner(harness.config_file())
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 def check_invariants(h: Harness, numbers: list[int], runner: Runner) -> None:
@@ -111,21 +130,19 @@ BOUNDARIES = [
 
 
 @pytest.mark.parametrize("point", BOUNDARIES)
-def test_kill_at_each_step_boundary(harness: Harness, point: str) -> None:
+def test_kill_at_each_step_boundary(harness: Harness, runner: Runner, point: str) -> None:
     numbers = list(range(10001, 10006))
     harness.insert([_person(n) for n in numbers])
-    runner = Runner(harness.config_file())
     assert runner.run(SYNCD_KILL_AT=point) == -signal.SIGKILL, runner.output[-1]
     assert runner.run() == 0, runner.output[-1]
     check_invariants(harness, numbers, runner)
 
 
-def test_field_holds_the_password_only_in_flight(harness: Harness) -> None:
+def test_field_holds_the_password_only_in_flight(harness: Harness, runner: Runner) -> None:
     """Paused right before SMTP: the field holds the password the shop has; the job counts the
     send. Killed there, the restart sends the same password once more."""
     numbers = [10001, 10002]
     harness.insert([_person(n) for n in numbers])
-    runner = Runner(harness.config_file())
     proc = runner.start(SYNCD_PAUSE_AT="before_smtp")
     assert proc.stdout.readline().strip() == "READY"
     assert proc.stdout.readline().strip() == "PAUSED before_smtp"
@@ -142,10 +159,9 @@ def test_field_holds_the_password_only_in_flight(harness: Harness) -> None:
     assert password_of(harness.mails_to("kunde10001@example.com")[0]) == fields[10001]
 
 
-def test_two_crashes_in_a_row(harness: Harness) -> None:
+def test_two_crashes_in_a_row(harness: Harness, runner: Runner) -> None:
     numbers = list(range(10001, 10005))
     harness.insert([_person(n) for n in numbers])
-    runner = Runner(harness.config_file())
     assert runner.run(SYNCD_KILL_AT="after_set_passwords") == -signal.SIGKILL
     # the restart's sweep finishes the jobs with the fields' passwords; kill it after one mail
     assert runner.run(SYNCD_KILL_AT="after_smtp:1") == -signal.SIGKILL
@@ -158,10 +174,9 @@ def test_two_crashes_in_a_row(harness: Harness) -> None:
     check_invariants(harness, numbers, runner)
 
 
-def test_kill_at_random_moments_with_shop_latency(harness: Harness) -> None:
+def test_kill_at_random_moments_with_shop_latency(harness: Harness, runner: Runner) -> None:
     rng = random.Random(20261123)
-    harness.sandbox.faults.latency = 0.05
-    runner = Runner(harness.config_file())
+    harness.sandbox.faults.latency = 0.1
     numbers: list[int] = []
     interrupted = 0
     for trial in range(6):
@@ -170,12 +185,13 @@ def test_kill_at_random_moments_with_shop_latency(harness: Harness) -> None:
         numbers += new
         proc = runner.start()
         assert proc.stdout.readline().strip() == "READY"
-        time.sleep(rng.uniform(0.05, 0.9))  # a cycle of 12 addresses takes about 1 s here
+        time.sleep(rng.uniform(0.05, 1.0))  # a cycle of 12 addresses takes about 2 s here
         proc.send_signal(signal.SIGKILL)
         killed = runner.finish(proc) == -signal.SIGKILL
         assert runner.run() == 0, runner.output[-1]
         resumed = json.loads(runner.output[-2].strip().splitlines()[-1])
         interrupted += killed and bool(resumed)
         check_invariants(harness, numbers, runner)
+    print(f"random kills that cut into the work: {interrupted} of 6")
     # the timings must really cut into the work, not only kill finished runners
     assert interrupted >= 3, interrupted
