@@ -302,3 +302,18 @@ def test_shop_outage_leaves_work_for_the_next_cycle(harness: Harness, sandbox, s
     assert h.customers() == [] and smtp_server.messages == []
     report = h.run()  # the cursor did not move: the same addresses come again
     assert report.counts["created"] == 3 and report.counts["mailed"] == 3
+
+
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+def test_progress_is_reported_per_batch(harness: Harness) -> None:
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+
+    h = harness
+    h.erp_settings = h.erp_settings.model_copy(update={"batch_size": 4})
+    h.insert([_person(n) for n in GOOD[:10]])
+    seen: list[tuple[int, int | None]] = []
+    ctx = h.context()
+    ctx.progress = lambda done, total: seen.append((done, total))
+    report = run_erp_to_shop(ctx)
+    assert report.counts["mailed"] == 10
+    assert [d for d, _ in seen] == [4, 8, 10]
