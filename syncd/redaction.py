@@ -25,10 +25,12 @@ _SENSITIVE_KEY = re.compile(
 _lock = threading.Lock()
 _values: Counter[str] = Counter()  # refcounted: two jobs may briefly hold the same value
 _pattern: re.Pattern[str] | None = None
+_dirty = False  # _values changed since _pattern was built; redact() rebuilds it
 
 
 def _rebuild() -> None:
-    global _pattern
+    global _pattern, _dirty
+    _dirty = False
     if not _values:
         _pattern = None
         return
@@ -37,40 +39,53 @@ def _rebuild() -> None:
     _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
 
 
-def register(value: str | None) -> None:
-    """Mark ``value`` as sensitive until ``unregister``. Very short values are ignored:
-    masking every 'a' would destroy the log without protecting anything."""
-    if not value or len(value) < 4:
-        return
-    with _lock:
-        _values[value] += 1
-        if _values[value] == 1:
-            _rebuild()
+def _worth_masking(value: str | None) -> bool:
+    # Very short values are ignored: masking every 'a' would destroy the log without
+    # protecting anything.
+    return bool(value) and len(value) >= 4  # type: ignore[arg-type]
 
 
-def unregister(value: str | None) -> None:
-    if not value or len(value) < 4:
-        return
+def register(*values: str | None) -> None:
+    """Mark ``values`` as sensitive until ``unregister``.
+
+    The pattern is rebuilt lazily on the next ``redact``: a credential batch registers a
+    hundred passwords at once, and recompiling per value made that quadratic.
+    """
+    global _dirty
     with _lock:
-        if _values[value] <= 1:
-            _values.pop(value, None)
-            _rebuild()
-        else:
-            _values[value] -= 1
+        for value in values:
+            if _worth_masking(value):
+                _values[value] += 1  # type: ignore[index]
+                _dirty = _dirty or _values[value] == 1  # type: ignore[index]
+
+
+def unregister(*values: str | None) -> None:
+    global _dirty
+    with _lock:
+        for value in values:
+            if not _worth_masking(value) or value not in _values:
+                continue
+            if _values[value] <= 1:  # type: ignore[index]
+                _values.pop(value, None)  # type: ignore[arg-type]
+                _dirty = True
+            else:
+                _values[value] -= 1  # type: ignore[index]
 
 
 @contextmanager
 def sensitive(*values: str | None) -> Iterator[None]:
-    for v in values:
-        register(v)
+    register(*values)
     try:
         yield
     finally:
-        for v in values:
-            unregister(v)
+        unregister(*values)
 
 
 def redact(text: str) -> str:
+    if _dirty:
+        with _lock:
+            if _dirty:
+                _rebuild()
     pattern = _pattern
     if pattern is None or not text:
         return text
