@@ -248,3 +248,19 @@ def test_broken_toml_in_second_platform_names_its_index():
 def test_types_are_strict_no_silent_coercion(extra, key, value):
     err = _error(MINIMAL + extra)
     assert (err.key, err.value) == (key, value)
+
+
+def test_link_mode_is_refused_not_silently_ignored(tmp_path):
+    from syncd.config.loader import load_settings
+    from syncd.errors import ConfigError
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[erp]\nurl = "sqlite:///erp.db"\n[[platforms]]\nname = "shop"\nurl = "http://127.0.0.1:1"\n'
+        'client_id = "id"\nclient_secret = "env:X"\n[platforms.addresses]\nsend_credentials = true\n'
+        'credential_mode = "link"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    text = str(info.value)
+    assert str(path) in text and "platforms[0].addresses.credential_mode" in text and "'link'" in text

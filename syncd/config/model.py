@@ -157,6 +157,13 @@ class AddressSettings(_Model):
 
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:
+        if self.send_credentials and self.credential_mode == "link":
+            # Refused rather than accepted and ignored: the flow would silently mail nobody.
+            raise FieldProblem(
+                "credential_mode",
+                'set-password link mails are not available in this release; use credential_mode = "password"',
+                self.credential_mode,
+            )
         if self.erp_to_shop and self.send_credentials and self.credential_mode == "password":
             if not self.password_field:
                 raise FieldProblem(
