@@ -60,6 +60,11 @@ class TransientError(SyncdError):
         self.retry_after = retry_after
 
 
+class DeliveryUnknown(TransientError):
+    """The connection broke after a mail's content was sent: the server may have accepted it.
+    Not retried in place: the credential flow counts it against its resend bound (I5)."""
+
+
 class PermanentError(SyncdError):
     """A fault that retrying will not fix (validation error, SMTP 5xx, invalid address).
 

@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
 
-from syncd.errors import TransientError
+from syncd.errors import DeliveryUnknown, TransientError
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.retry")
@@ -78,7 +85,9 @@ def call_with_retry(
         )
 
     retrying = Retrying(
-        retry=retry_if_exception_type(TransientError),
+        # A send whose outcome is unknown is never repeated blindly: a second delivery is a
+        # duplicate mail, which the credential flow bounds itself (I5).
+        retry=retry_if_exception_type(TransientError) & retry_if_not_exception_type(DeliveryUnknown),
         stop=stop_after_attempt(p.attempts) | stop_after_delay(p.max_total),
         wait=p.wait_for,
         sleep=sleep,

@@ -317,3 +317,38 @@ def test_progress_is_reported_per_batch(harness: Harness) -> None:
     report = run_erp_to_shop(ctx)
     assert report.counts["mailed"] == 10
     assert [d for d, _ in seen] == [4, 8, 10]
+
+
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+def test_unknown_delivery_is_resent_once_with_the_same_password(harness, sandbox, smtp_server):  # noqa: F811
+    h = harness
+    h.insert([_person(n) for n in GOOD[:3]])
+    smtp_server.drop_next(1, stage="data")  # the first mail's connection breaks after its content
+    first = h.run()
+    assert first.counts["mailed"] == 2
+    kept = h.password_fields()
+    assert list(kept) == [GOOD[0]]  # in flight: the field keeps the password for the resend
+    [job] = CredentialJobs(h.state).active(PLATFORM)
+    assert job.step == "sending" and job.send_attempts == 1
+
+    h.run()  # the next start settles it first: resent once, with the same password
+    mails = h.mails_to(email_of(GOOD[0]))
+    assert len(mails) == 1 and password_of(mails[0]) == kept[GOOD[0]]
+    assert store_login(sandbox, email_of(GOOD[0]), kept[GOOD[0]])
+    assert h.password_fields() == {}
+
+
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+def test_a_second_unknown_delivery_ends_the_job_without_a_third_send(harness, sandbox, smtp_server):  # noqa: F811
+    h = harness
+    h.insert([_person(GOOD[0])])
+    smtp_server.drop_next(2, stage="data")
+    h.run()
+    assert len(h.password_fields()) == 1
+    report = h.run()  # resent once at start-up, unknown again: no third send, the job fails
+    assert report.counts["failed"] == 1 and not report.counts["mailed"]
+    assert h.password_fields() == {}
+    [job] = CredentialJobs(h.state).failed(PLATFORM)
+    assert "delivery unknown" in (job.last_error or "")
+    h.run()
+    assert h.mails_to(email_of(GOOD[0])) == []

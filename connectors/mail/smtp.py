@@ -27,18 +27,13 @@ import structlog
 from connectors.mail.message import encode_message, parse_sender
 from syncd.config.model import MailSettings
 from syncd.domain import CheckItem, OutgoingMail
-from syncd.errors import PermanentError, TransientError
+from syncd.errors import DeliveryUnknown, PermanentError, TransientError
 
 log = structlog.get_logger("syncd.mail")
 
 # 5xx answers to MAIL FROM that mean "this connection is not allowed to send yet": a server
 # or settings problem, not a problem of the mail, so retrying after the fix must work.
 _SESSION_REFUSALS = {530, 534, 535, 538}
-
-
-class DeliveryUnknown(TransientError):
-    """The connection broke after the message content was sent: the server may have accepted
-    it. Retrying may deliver the mail twice; a caller that must bound resends (I5) counts it."""
 
 
 class _Dropped(Exception):

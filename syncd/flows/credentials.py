@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 
 from syncd.domain import ErpAddress, OutgoingMail
-from syncd.errors import PermanentError, SyncdError, TransientError
+from syncd.errors import DeliveryUnknown, PermanentError, SyncdError, TransientError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint, clear_failures, email_problem, record_failure
@@ -200,8 +200,8 @@ def finish(ctx: PlatformContext, batch: _Batch, report: Any) -> None:
     if batch.ready:
         _send(ctx, batch.ready, report)
 
-    # after each job's outcome is recorded
-    ctx.erp.clear_password_fields([i.job.erp_number for i in batch.items])
+    # after each job's outcome is recorded; a mail whose delivery is unknown keeps its field
+    ctx.erp.clear_password_fields([i.job.erp_number for i in batch.items if i.result != "unknown"])
     checkpoint("after_clear")
     sent = [i for i in batch.items if i.result == "sent"]
     repo.set_step([i.job.id for i in sent], steps.DONE, ctx.clock())
@@ -309,6 +309,15 @@ def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> None
                     assert mail is not None
                     try:
                         call_with_retry(lambda m=mail: session.send(m), what="send credentials mail")
+                    except DeliveryUnknown as exc:
+                        # The server may have the mail. The job stays "sending" with its field
+                        # kept: the next cycle's settle resends once with the same password, and
+                        # a second unknown outcome ends the job (I5).
+                        i.result = "unknown"
+                        report.add(i.job.erp_number, "deferred", redact(f"delivery unknown: {exc}"))
+                        log.warning("credentials delivery unknown", platform=ctx.platform.name,
+                                    address=i.job.erp_number, step=steps.SENDING)
+                        continue
                     except TransientError as exc:
                         repo.refused(i.job.id, ctx.clock())
                         _retry(ctx, [i], f"mail server: {exc}", report)
