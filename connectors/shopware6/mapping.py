@@ -52,6 +52,8 @@ _SALUTATIONS = {
     "ms.": "mrs",
 }
 _SALUTATION_BACK = {"mr": "Herr", "mrs": "Frau"}
+# Logical names of the length-checked values, in the order ``CustomerMapper.map`` checks them.
+_CAPPED_FIELDS = ("email", "company", "first_name", "last_name", "street", "city", "zip", "phone")
 
 
 class Rejected(Exception):
@@ -66,14 +68,20 @@ class Rejected(Exception):
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
 
-def _uuid5_hex(name: str) -> str:
-    """``uuid.uuid5(NAMESPACE, name).hex`` without building UUID objects (hot path of push)."""
-    digest = bytearray(
-        hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16]
-    )
+_MEMO_LIMIT = 1000  # distinct ERP groups/salutations remembered per mapper; more are looked up each time
+
+
+def _uuid_hex(sha1_digest: bytes) -> str:
+    """The version-5 UUID hex of a SHA-1 digest (what ``uuid.uuid5`` does, without UUID objects)."""
+    digest = bytearray(sha1_digest[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     return digest.hex()
+
+
+def _uuid5_hex(name: str) -> str:
+    """``uuid.uuid5(NAMESPACE, name).hex`` without building UUID objects (hot path of push)."""
+    return _uuid_hex(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest())
 
 
 def customer_id(platform: str, number: int) -> str:
@@ -136,6 +144,57 @@ class CustomerMapper:
         self.meta = meta
         self.traits = traits
         self.columns = dict(erp_columns or {})
+        # Everything that is the same for every record, resolved once: ``map`` runs per address.
+        prefix = f"{platform.name}:".encode()
+        self._id_hash = hashlib.sha1(_NAMESPACE_BYTES + prefix, usedforsecurity=False)
+        cc, ac = traits.customer_caps, traits.address_caps
+        self._caps = (
+            cc["email"],
+            min(cc["company"], ac["company"]),
+            min(cc["firstName"], ac["firstName"]),
+            min(cc["lastName"], ac["lastName"]),
+            ac["street"],
+            ac["city"],
+            ac["zipcode"],
+            ac["phoneNumber"],
+        )
+        self._groups: dict[Any, str] = {}  # ERP group value -> resolved id (successes only)
+        self._salutations: dict[Any, str | None] = {}  # ERP salutation -> salutation id
+        account_fields: dict[str, Any] = {"salesChannelId": meta.sales_channel_id, "guest": False}
+        if meta.language_id:
+            account_fields["languageId"] = meta.language_id
+        if traits.requires_payment_method:
+            account_fields["defaultPaymentMethodId"] = meta.payment_method_id
+        self._account_fields = account_fields  # only on accounts of ours (see ``map``)
+
+    def _ids(self, number: int) -> tuple[str, str]:
+        """``customer_id`` and ``address_id`` for ``number`` from the platform's precomputed hash
+        state (SHA-1 is streamed, so the result is the same uuid5)."""
+        text = str(number)
+        h = self._id_hash.copy()
+        h.update(text.encode())
+        a = h.copy()
+        a.update(b":address")
+        return _uuid_hex(h.digest()), _uuid_hex(a.digest())
+
+    def _group(self, erp_group: Any) -> str:
+        gid = self._groups.get(erp_group)
+        if gid is None:
+            gid = self.group_id(erp_group)  # raises Rejected: such values are never cached
+            if len(self._groups) < _MEMO_LIMIT:
+                self._groups[erp_group] = gid
+        return gid
+
+    def _salutation(self, value: Any) -> str | None:
+        try:
+            return self._salutations[value]
+        except KeyError:
+            sid = self.meta.salutations.get(salutation_key(value))
+            if len(self._salutations) < _MEMO_LIMIT:
+                self._salutations[value] = sid
+            return sid
+        except TypeError:  # unhashable value from an unusual ERP driver
+            return self.meta.salutations.get(salutation_key(value))
 
     def _field(self, logical: str) -> str:
         column = self.columns.get(logical)
@@ -172,6 +231,10 @@ class CustomerMapper:
         first, last, company = clean(address.first_name), clean(address.last_name), clean(address.company)
         if first and last:
             return first, last
+        return self._fill_names(first, last, company)
+
+    def _fill_names(self, first: str | None, last: str | None, company: str | None) -> tuple[str, str]:
+        """Names when the ERP lacks one or both (module docstring)."""
         if first or last:
             return NO_NAME, (last or first)  # type: ignore[return-value]
         if company:
@@ -187,13 +250,15 @@ class CustomerMapper:
         (then the sales channel, language and payment method the customer chose stay as they are)."""
         if address.problems:
             raise Rejected("; ".join(address.problems), "SYNCD__ERP_VALUE")
-        email = normalise_email(address.email)
+        email = clean(address.email)
         if not email:
             raise Rejected(f"no {self._field('email')}", "SYNCD__NO_EMAIL")
         if not _EMAIL.match(email):
             raise Rejected(f"{self._field('email')} {email!r} is not an e-mail address", "SYNCD__BAD_EMAIL")
-        first, last = self.names(address)
         company = clean(address.company)
+        first, last = clean(address.first_name), clean(address.last_name)
+        if not (first and last):
+            first, last = self._fill_names(first, last, company)
         street, city = clean(address.street), clean(address.city)
         zipcode, phone = clean(address.zip), clean(address.phone)
         if not street:
@@ -207,23 +272,23 @@ class CustomerMapper:
                 f"{self._field('country')} {address.country!r} is not a country of the shop",
                 "SYNCD__UNKNOWN_COUNTRY",
             )
-        cc, ac = self.traits.customer_caps, self.traits.address_caps
-        self._check_len("email", email, cc["email"])
-        self._check_len("company", company, min(cc["company"], ac["company"]))
-        self._check_len("first_name", first, min(cc["firstName"], ac["firstName"]))
-        self._check_len("last_name", last, min(cc["lastName"], ac["lastName"]))
-        self._check_len("street", street, ac["street"])
-        self._check_len("city", city, ac["city"])
-        self._check_len("zip", zipcode, ac["zipcode"])
-        self._check_len("phone", phone, ac["phoneNumber"])
+        values = (email, company, first, last, street, city, zipcode, phone)
+        caps = self._caps
+        for i in range(8):
+            value = values[i]
+            if value is not None and len(value) > caps[i]:
+                self._check_len(_CAPPED_FIELDS[i], value, caps[i])  # raises with the reason
 
-        salutation = self.meta.salutations.get(salutation_key(address.salutation))
-        cid = shop_id or customer_id(self.platform.name, address.number)
-        aid = address_id(self.platform.name, address.number)
+        salutation = self._salutation(address.salutation)
+        number = address.number
+        if shop_id is None:
+            cid, aid = self._ids(number)
+        else:
+            cid, aid = shop_id, self._ids(number)[1]
         payload: dict[str, Any] = {
             "id": cid,
-            "customerNumber": str(address.number),
-            "groupId": self.group_id(address.customer_group),
+            "customerNumber": str(number),
+            "groupId": self._group(address.customer_group),
             "firstName": first,
             "lastName": last,
             "company": company,
@@ -235,12 +300,7 @@ class CustomerMapper:
         if self.traits.has_account_type:
             payload["accountType"] = "business" if company else "private"
         if shop_id is None:
-            payload["salesChannelId"] = self.meta.sales_channel_id
-            payload["guest"] = False
-            if self.meta.language_id:
-                payload["languageId"] = self.meta.language_id
-            if self.traits.requires_payment_method:
-                payload["defaultPaymentMethodId"] = self.meta.payment_method_id
+            payload.update(self._account_fields)
         addr: dict[str, Any] = {
             "id": aid,
             "countryId": country,
