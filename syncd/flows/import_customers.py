@@ -57,6 +57,7 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.numbers import ImportBlocked, NumberAllocator, NumberPolicy
 from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors
+from syncd.state.db import chunked
 from syncd.state.failures import Failures
 from syncd.state.links import Link, Links
 
@@ -145,7 +146,7 @@ class _Import:
         since = datetime.fromisoformat(cursor["since"]) - OVERLAP if cursor else None
         self.log.info("import cycle", since=since.isoformat() if since else None, dry_run=self.dry_run)
         done = 0
-        for batch in _chunks(self._customers(since), BATCH):
+        for batch in chunked(self._customers(since), BATCH):
             linked = self.links.get_by_shops(self.platform, [c.id for c in batch])
             for customer in batch:
                 blocked = self._one(customer, linked.get(customer.id))
@@ -475,17 +476,6 @@ def _as_number(value: str | None) -> int | None:
 
 def _same_email(a: Any, b: Any) -> bool:
     return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
-
-
-def _chunks(items: Iterable[ShopCustomer], size: int) -> Iterator[list[ShopCustomer]]:
-    batch: list[ShopCustomer] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --- syncd check -----------------------------------------------------------------------------
