@@ -45,7 +45,7 @@ LOOKUP_GROUP = 2000  # addresses per e-mail lookup: reads are cheap for the shop
 LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Plan:
     position: int
     address: ErpAddress
@@ -84,15 +84,16 @@ class CustomerPusher:
 
     def prepare(
         self,
-        batch: Sequence[tuple[int, ErpAddress]],
+        start: int,
+        batch: Sequence[ErpAddress],
         links: Mapping[int, str],
         owners: dict[str, int],
         fingerprints: Mapping[int, str] | None,
     ) -> list[_Plan]:
-        """Map a batch and apply the in-call e-mail rule. No I/O: runs while the previous
-        batch is on the wire."""
+        """Map a batch (its first address at ``start`` in the call) and apply the in-call e-mail
+        rule. No I/O: runs while the previous batch is on the wire."""
         plans: list[_Plan] = []
-        for position, address in batch:
+        for position, address in enumerate(batch, start):
             plan = _Plan(position, address)
             plans.append(plan)
             linked = links.get(address.number)

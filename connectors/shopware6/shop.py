@@ -203,15 +203,15 @@ class ShopwareShop:
         size = self.platform.batch_size
         pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size)
         group = size * max(1, LOOKUP_GROUP // size)
-        batches = (list(enumerate(addresses[i : i + group], i)) for i in range(0, len(addresses), group))
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.name}") as worker:
             queued: deque[Future[list[Any]]] = deque()
             try:
-                for batch in batches:
-                    plans = pusher.prepare(batch, links, owners, fingerprints)
+                for start in range(0, len(addresses), group):
+                    batch = addresses[start : start + group]
+                    plans = pusher.prepare(start, batch, links, owners, fingerprints)
                     # The caller's bound log context (platform, step) follows the batch.
                     context = contextvars.copy_context()
                     queued.append(worker.submit(context.run, pusher.complete, plans, links, reverse_links))
