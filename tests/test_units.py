@@ -91,3 +91,21 @@ def test_check_units_fails_on_what_verify_lets_through(tmp_path, mutate, expecte
     result = run(unit)
     assert result.returncode != 0, result.stdout
     assert expected in result.stderr
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_unit_pins_a_keyring_backend_that_never_stores_plain_text(unit, monkeypatch):
+    import keyring.core
+
+    from syncd.config.secrets import resolve_secret
+    from syncd.errors import ConfigError
+
+    env = dict(
+        item.split("=", 1) for line in settings(unit)["Environment"] for item in line.split() if "=" in item
+    )
+    backend = env["PYTHON_KEYRING_BACKEND"]
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", backend)
+    keyring.core.set_keyring(keyring.core.load_env())  # what the service's process would pick
+    with pytest.raises(ConfigError) as info:
+        resolve_secret("keyring:syncd/shop", file="/etc/syncd/config.toml", key="platforms[0].client_secret")
+    assert "keyring:syncd/shop" in str(info.value) and "credential:" in str(info.value)

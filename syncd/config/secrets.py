@@ -65,13 +65,20 @@ def _unsafe_reason(backend: KeyringBackend) -> str | None:
     return None
 
 
-def keyring_backend(*, file: str | None = None, key: str | None = None) -> KeyringBackend:
-    """The keyring backend to use, or ConfigError when only an unsafe one is available."""
+def keyring_backend(
+    *, file: str | None = None, key: str | None = None, value: str | None = None
+) -> KeyringBackend:
+    """The keyring backend to use, or ConfigError when only an unsafe one is available;
+    ``value`` is the reference being resolved, so the error names it."""
     try:
         backend = keyring.get_keyring()
     except Exception as exc:  # keyring raises plain exceptions for a bad PYTHON_KEYRING_BACKEND
         raise ConfigError(
-            f"the keyring backend cannot be loaded: {exc}", file=file, key=key, allowed=HOW_TO_KEYRING
+            f"the keyring backend cannot be loaded: {exc}",
+            file=file,
+            key=key,
+            value=value,
+            allowed=HOW_TO_KEYRING,
         ) from exc
     reason = _unsafe_reason(backend)
     if reason:
@@ -79,6 +86,7 @@ def keyring_backend(*, file: str | None = None, key: str | None = None) -> Keyri
             f"refusing keyring backend {type(backend).__module__}.{type(backend).__name__}: it {reason}",
             file=file,
             key=key,
+            value=value,
             allowed=HOW_TO_KEYRING,
         )
     return backend
@@ -138,7 +146,7 @@ def _from_keyring(ref: str, rest: str, *, file: str | None, key: str) -> str:
         raise ConfigError(
             "malformed keyring reference", file=file, key=key, value=ref, allowed="keyring:SERVICE/NAME"
         )
-    backend = keyring_backend(file=file, key=key)
+    backend = keyring_backend(file=file, key=key, value=ref)
     try:
         value = backend.get_password(service, name)
     except KeyringError as exc:
