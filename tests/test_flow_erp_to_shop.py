@@ -352,3 +352,27 @@ def test_a_second_unknown_delivery_ends_the_job_without_a_third_send(harness, sa
     assert "delivery unknown" in (job.last_error or "")
     h.run()
     assert h.mails_to(email_of(GOOD[0])) == []
+
+
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+def test_a_linked_account_deleted_in_the_shop_is_replaced_and_mailed(harness, sandbox, smtp_server):  # noqa: F811
+    from tests.shop_fixtures import admin_session
+
+    h = harness
+    own = sandbox.create_customer_as_shop_user(email_of(GOOD[0]), "Selbst-Registriert-1")
+    h.insert([_person(GOOD[0]), _person(GOOD[1])])
+    first = h.run()
+    assert first.counts["linked"] == 1 and first.counts["created"] == 1
+    assert h.mails_to(email_of(GOOD[0])) == []  # the customer's own account: no mail
+
+    resp = admin_session(sandbox).delete(f"{sandbox.url}/api/customer/{own['id']}", timeout=10)
+    assert resp.status_code == 204
+    h.update(GOOD[0], city="Köln")
+    second = h.run()  # must not fail the cycle on the old link
+    assert second.counts["created"] == 1 and second.counts["mailed"] == 1
+    link = Links(h.state).get_by_erp(PLATFORM, GOOD[0])
+    assert link is not None and link.shop_id != own["id"] and link.kind == "erp"
+    assert Links(h.state).get_by_shop(PLATFORM, own["id"]) is None
+    [mail] = h.mails_to(email_of(GOOD[0]))
+    assert store_login(sandbox, email_of(GOOD[0]), password_of(mail))
+    assert h.password_fields() == {}

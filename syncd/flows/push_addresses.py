@@ -229,6 +229,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     by_number = {a.number: a for a in pushed}
     now = ctx.clock()
     new_links: list[dict[str, Any]] = []
+    stale_links: list[str] = []  # shop ids of linked accounts the shop replaced (deleted there)
     new_jobs: list[ErpAddress] = []
     ok: list[int] = []
     actions: list[tuple[int, str, str]] = []
@@ -244,6 +245,8 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         old = links.get(a.number)
         had_link = old is not None and old.kind != "collective"
         new = _is_new(r, had_link)
+        if had_link and old.shop_id != r.shop_id:
+            stale_links.append(old.shop_id)
         kind = "erp" if new else (old.kind if had_link else "email")
         new_links.append({
             "platform": name, "shop_id": r.shop_id, "erp_number": a.number, "kind": kind,
@@ -259,6 +262,10 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     jobs = CredentialJobs(ctx.state)
     shop_ids = {r.number: r.shop_id for r in results}
     with ctx.state.begin() as conn:
+        if stale_links:
+            # One link per address: the account that replaced a deleted one takes its place.
+            conn.execute(links_table.delete().where(links_table.c.platform == name,
+                                                    links_table.c.shop_id.in_(stale_links)))
         if new_links:
             keep = [c for c in new_links[0] if c not in ("platform", "shop_id", "created_at")]
             upsert(conn, links_table, new_links, keys=["platform", "shop_id"], update=keep)
