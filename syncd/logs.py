@@ -118,6 +118,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # Alembic narrates every start ("Context impl SQLiteImpl."); syncd logs the migration itself.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
 
     structlog.configure(
         processors=[
