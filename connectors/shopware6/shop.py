@@ -28,7 +28,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, TenantCache, fetch_metadata
-from .push import LOOKUP_GROUP, CustomerPusher, to_result
+from .push import LOOKUP_GROUP, CustomerPusher, gc_paused, to_result
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
 
@@ -206,7 +206,10 @@ class ShopwareShop:
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.name}") as worker:
+        with (
+            gc_paused(),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.name}") as worker,
+        ):
             queued: deque[Future[list[Any]]] = deque()
             try:
                 for start in range(0, len(addresses), group):

@@ -14,7 +14,7 @@ from typing import Any
 
 from syncd import redaction
 
-from .http import ShopwareHttp, errors_of
+from .http import RawJson, ShopwareHttp, encode_json, errors_of
 
 SYNC_PATH = "/api/_action/sync"
 WRITE_HEADERS = {"sw-skip-trigger-flow": "1", "indexing-behavior": "use-queue-indexing"}
@@ -67,22 +67,34 @@ class SyncWriter:
     def __init__(self, http: ShopwareHttp) -> None:
         self.http = http
 
-    def upsert(self, entity: str, records: Sequence[dict[str, Any]]) -> dict[int, tuple[str, str | None]]:
+    def upsert(
+        self,
+        entity: str,
+        records: Sequence[dict[str, Any]],
+        encoded: Sequence[str | None] | None = None,
+    ) -> dict[int, tuple[str, str | None]]:
         """Upsert ``records``; returns {index: (reason, code)} for the rejected ones. Every other
         record is written when this returns. Transient faults are retried (and re-raised when
-        they outlast the retry policy); other non-400 refusals raise ``PermanentError``."""
+        they outlast the retry policy); other non-400 refusals raise ``PermanentError``.
+        ``encoded``: per record its ``encode_json`` text when already at hand (None: encode here)."""
         rejected: dict[int, tuple[str, str | None]] = {}
         key = _operation_key(entity)
+        head = "{" + encode_json(key) + ':{"entity":' + encode_json(entity) + ',"action":"upsert","payload":['
         stack: list[list[int]] = [list(range(len(records)))]
         while stack:
             group = stack.pop()
             if not group:
                 continue
             payload = [records[i] for i in group]
+            if encoded is None:
+                body: Any = {key: {"entity": entity, "action": "upsert", "payload": payload}}
+            else:
+                parts = [encoded[i] or encode_json(records[i]) for i in group]
+                body = RawJson(head + ",".join(parts) + "]}}")
             result = self.http.call(
                 "POST",
                 SYNC_PATH,
-                {key: {"entity": entity, "action": "upsert", "payload": payload}},
+                body,
                 headers=WRITE_HEADERS,
                 pass_statuses=frozenset({400, 413}),
             )
