@@ -28,7 +28,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, TenantCache, fetch_metadata
-from .push import LOOKUP_GROUP, CustomerPusher, gc_paused, to_result
+from .push import CustomerPusher, gc_paused, lookup_groups, to_result
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
 
@@ -202,7 +202,6 @@ class ShopwareShop:
         reverse_links = {shop_id: number for number, shop_id in links.items()}
         size = self.platform.batch_size
         pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size)
-        group = size * max(1, LOOKUP_GROUP // size)
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.
@@ -212,9 +211,8 @@ class ShopwareShop:
         ):
             queued: deque[Future[list[Any]]] = deque()
             try:
-                for start in range(0, len(addresses), group):
-                    batch = addresses[start : start + group]
-                    plans = pusher.prepare(start, batch, links, owners, fingerprints)
+                for start, end in lookup_groups(len(addresses), size):
+                    plans = pusher.prepare(start, addresses[start:end], links, owners, fingerprints)
                     # The caller's bound log context (platform, step) follows the batch.
                     context = contextvars.copy_context()
                     queued.append(worker.submit(context.run, pusher.complete, plans, links, reverse_links))
