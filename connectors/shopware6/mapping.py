@@ -177,15 +177,21 @@ class CustomerMapper:
         a.update(b":address")
         return _uuid_hex(h.digest()), _uuid_hex(a.digest())
 
+    # Memos only for str/None: values of other types may compare equal (1 == 1.0 == True) but
+    # read differently once turned into text.
     def _group(self, erp_group: Any) -> str:
+        if erp_group is not None and erp_group.__class__ is not str:
+            return self.group_id(erp_group)
         gid = self._groups.get(erp_group)
         if gid is None:
-            gid = self.group_id(erp_group)  # raises Rejected: such values are never cached
+            gid = self.group_id(erp_group)  # raises Rejected: such values are never memoised
             if len(self._groups) < _MEMO_LIMIT:
                 self._groups[erp_group] = gid
         return gid
 
     def _salutation(self, value: Any) -> str | None:
+        if value is not None and value.__class__ is not str:
+            return self.meta.salutations.get(salutation_key(value))
         try:
             return self._salutations[value]
         except KeyError:
@@ -193,8 +199,6 @@ class CustomerMapper:
             if len(self._salutations) < _MEMO_LIMIT:
                 self._salutations[value] = sid
             return sid
-        except TypeError:  # unhashable value from an unusual ERP driver
-            return self.meta.salutations.get(salutation_key(value))
 
     def _field(self, logical: str) -> str:
         column = self.columns.get(logical)
