@@ -324,9 +324,14 @@ class CustomerMapper:
         return MappedCustomer(address.number, cid, aid, email, payload)
 
 
+# What ``json.dumps(payload, sort_keys=True, ensure_ascii=False)`` builds on every call, built once:
+# the text (and so every stored fingerprint) stays the same.
+_fingerprint_text = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+
+
 def fingerprint(payload: Mapping[str, Any]) -> str:
     """Stable hash of what would be sent: equal hashes mean the shop already has this state."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(_fingerprint_text(payload).encode()).hexdigest()
 
 
 def parse_timestamp(value: Any) -> datetime | None:
