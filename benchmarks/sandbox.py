@@ -1,6 +1,5 @@
-"""Throughput of the sandbox itself: ``python -m connectors.shopware6.sandbox.bench [--customers N]``.
+"""Throughput of the sandbox itself: ``python benchmarks/sandbox.py [--customers N]``.
 
-It lives here and not under ``benchmarks/`` only because the sandbox's author owns this folder.
 The sandbox runs in a child process, so its memory can be measured apart from the client. Figures:
 - customer sync requests of 250: median and p95 time;
 - the baseline: the same bodies posted to a route that parses JSON and answers a small reply
@@ -18,10 +17,13 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
-from .seed import GERMAN_LANGUAGE_ID, sid
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connectors.shopware6.sandbox.seed import GERMAN_LANGUAGE_ID, sid  # noqa: E402
 
 
 def _payload(n: int) -> dict:
