@@ -22,7 +22,8 @@ from connectors.shopware6 import open_shop
 from syncd.config.model import AddressSettings, DaemonSettings, ErpSettings, PlatformSettings, Settings
 from syncd.errors import ConfigError
 from syncd.flows.context import PlatformContext
-from syncd.flows.import_customers import CURSOR, KILL_ENV, check_import_settings, run_shop_to_erp
+from syncd.flows.import_checks import check_import_settings
+from syncd.flows.import_customers import CURSOR, KILL_ENV, run_shop_to_erp
 from syncd.flows.numbers import ImportBlocked, NumberRefused
 from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors

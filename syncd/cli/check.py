@@ -144,7 +144,7 @@ def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSet
                    ) -> list[CheckItem]:
     from syncd.bootstrap import open_state_read_only
     from syncd.flows.context import PlatformContext
-    from syncd.flows.import_customers import check_import_settings
+    from syncd.flows.import_checks import check_import_settings
 
     try:
         state = open_state_read_only(loaded.settings.daemon.state_url)
