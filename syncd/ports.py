@@ -11,6 +11,15 @@ from typing import Any, Protocol
 from syncd.domain import CheckItem, ErpAddress, OutgoingMail, PushResult, RenderedLayout, ShopCustomer
 
 
+class TenantCache(Protocol):
+    """Metadata kept until `syncd clear-cache` (ERP columns, shop sales channels, groups ...);
+    the state store's cache in production, ``connectors.cache.MemoryCache`` in one-off tools."""
+
+    def get(self, scope: str, key: str) -> Any: ...
+
+    def set(self, scope: str, key: str, value: Any) -> None: ...
+
+
 class ChangeScan(Protocol):
     """One pass of change detection. Iterate ``batches()`` to the end, then ``cursor()`` gives
     the bookmark to store *after* the records it covers are processed."""

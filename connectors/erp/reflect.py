@@ -7,32 +7,16 @@ so a restart does not hit the ERP's catalogue again; ``syncd clear-cache`` forge
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
+from connectors.cache import MemoryCache  # noqa: F401 - re-exported for the connector
+from syncd.ports import TenantCache as Cache
+
 CACHE_SCOPE = "erp"
-
-
-class Cache(Protocol):
-    def get(self, scope: str, key: str) -> Any: ...
-
-    def set(self, scope: str, key: str, value: Any) -> None: ...
-
-
-class MemoryCache:
-    """The cache used when the caller has none: lives as long as the connector."""
-
-    def __init__(self) -> None:
-        self._data: dict[tuple[str, str], Any] = {}
-
-    def get(self, scope: str, key: str) -> Any:
-        return self._data.get((scope, key))
-
-    def set(self, scope: str, key: str, value: Any) -> None:
-        self._data[(scope, key)] = value
 
 
 @dataclass(frozen=True)

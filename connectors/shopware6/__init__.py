@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from syncd.config.model import PlatformSettings
+from syncd.ports import TenantCache
 
 from .http import ShopwareHttp
 from .mapping import address_id, customer_id
-from .metadata import MemoryCache, TenantCache
+from .metadata import MemoryCache
 from .push import DETAIL_EXISTED, DETAIL_LINK_GONE
 from .shop import ShopwareShop
 

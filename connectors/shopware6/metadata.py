@@ -9,34 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from connectors.cache import MemoryCache  # noqa: F401 - re-exported
 from syncd.errors import ConfigError
 
 SALUTATION_KEYS = ("mr", "mrs", "not_specified")
 CACHE_VERSION = 1  # bump when the cached shape changes, so an old entry is fetched anew
-
-
-class TenantCache(Protocol):
-    def get(self, scope: str, key: str) -> Any: ...
-
-    def set(self, scope: str, key: str, value: Any) -> None: ...
-
-
-class MemoryCache:
-    """The cache used when no state store is given (tests, one-off tools)."""
-
-    def __init__(self) -> None:
-        self._data: dict[tuple[str, str], Any] = {}
-
-    def get(self, scope: str, key: str) -> Any:
-        return self._data.get((scope, key))
-
-    def set(self, scope: str, key: str, value: Any) -> None:
-        self._data[(scope, key)] = value
-
-    def clear(self) -> None:
-        self._data.clear()
 
 
 @dataclass(frozen=True)
