@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -136,10 +137,7 @@ def test_operator_edits_take_effect_without_restart(tmp_path):
     assert store.render("mine", ctx).text.startswith("Version 1")
     time.sleep(0.01)
     (folder / "body.txt.j2").write_text("Version 2 {{ erp.KU_PASSWORT }}", "utf-8")
-    import os
-
-    st = (folder / "body.txt.j2").stat()
-    os.utime(folder / "body.txt.j2", (st.st_atime, st.st_mtime + 5))
+    _touch_later(folder / "body.txt.j2")
     assert store.render("mine", ctx).text.startswith("Version 2")
 
 
@@ -153,6 +151,78 @@ def test_override_added_or_removed_while_running(tmp_path):
         file.unlink()
     folder.rmdir()
     assert store.render("credentials", ctx).subject.startswith("Ihre Zugangsdaten")
+
+
+def _touch_later(path: Path, seconds: int = 5) -> None:
+    """Move the mtime on: an edit within the file system's timestamp resolution looks unchanged."""
+    st = path.stat()
+    os.utime(path, (st.st_atime, st.st_mtime + seconds))
+
+
+def test_html_body_added_or_removed_while_running(tmp_path):
+    folder = _layout(tmp_path, "mine", "S", "Text {{ erp.KU_PASSWORT }}")
+    store = LayoutStore(tmp_path)
+    ctx = build_context(_address(), platform=_platform())
+    assert store.render("mine", ctx).html is None
+    (folder / "body.html.j2").write_text("<p>{{ erp.KU_PASSWORT }}</p>", "utf-8")
+    assert store.render("mine", ctx).html == "<p>Qz7&lt;b&gt;&amp;Kx9</p>"
+    (folder / "body.html.j2").unlink()
+    assert store.render("mine", ctx).html is None
+
+
+def test_required_file_removed_while_running(tmp_path):
+    folder = _layout(tmp_path, "mine", "S", "Text {{ erp.KU_PASSWORT }}")
+    store = LayoutStore(tmp_path)
+    ctx = build_context(_address(), platform=_platform())
+    assert store.render("mine", ctx).text.startswith("Text")
+    (folder / "body.txt.j2").unlink()
+    with pytest.raises(LayoutError, match="has no body.txt.j2"):
+        store.render("mine", ctx)
+    (folder / "body.txt.j2").write_text("Wieder da {{ erp.KU_PASSWORT }}", "utf-8")
+    assert store.render("mine", ctx).text.startswith("Wieder da")
+
+
+def test_a_fixed_syntax_error_is_picked_up(tmp_path):
+    folder = _layout(tmp_path, "mine", "S", "{% if %}")
+    store = LayoutStore(tmp_path)
+    ctx = build_context(_address(), platform=_platform())
+    for _ in range(2):  # the error is not remembered in place of a template
+        with pytest.raises(LayoutError, match="body.txt.j2 line 1"):
+            store.render("mine", ctx)
+    (folder / "body.txt.j2").write_text("Repariert {{ erp.KU_PASSWORT }}", "utf-8")
+    _touch_later(folder / "body.txt.j2")
+    assert store.render("mine", ctx).text.startswith("Repariert")
+
+
+def test_templates_are_compiled_once_per_change(tmp_path, monkeypatch):
+    folder = _layout(tmp_path, "mine", "S {{ shop.name }}", "T {{ erp.KU_PASSWORT }}", "<p>H</p>")
+    store = LayoutStore(tmp_path)
+    loads: list[str] = []
+    real = store.env.loader.get_source
+
+    def counting(environment, template):
+        loads.append(template)
+        return real(environment, template)
+
+    monkeypatch.setattr(store.env.loader, "get_source", counting)
+    ctx = build_context(_address(), platform=_platform())
+    for _ in range(5):
+        assert store.render("mine", ctx).text == f"T {PASSWORD}"
+    assert sorted(loads) == ["mine/body.html.j2", "mine/body.txt.j2", "mine/subject.txt.j2"]
+    loads.clear()
+    (folder / "body.txt.j2").write_text("T2 {{ erp.KU_PASSWORT }}", "utf-8")
+    _touch_later(folder / "body.txt.j2")
+    for _ in range(3):
+        assert store.render("mine", ctx).text == f"T2 {PASSWORD}"
+    assert loads == ["mine/body.txt.j2"]  # only the edited file is read again
+
+
+def test_jinja_globals_are_available(tmp_path):
+    body = ("{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}"
+            "{{ ns.n }} {{ dict(a=1)['a'] }} {% set c = cycler('x', 'y') %}{{ c.next() }}{{ c.next() }}")
+    _layout(tmp_path, "globals", "S", body, f"<p>{body}</p>")
+    out = LayoutStore(tmp_path).render("globals", build_context(_address()))
+    assert out.text == "3 1 xy" and out.html == "<p>3 1 xy</p>"
 
 
 def test_missing_layouts_dir_is_a_config_error(tmp_path):
@@ -348,6 +418,20 @@ def test_build_context_defaults():
     assert ctx["shop"]["login_url"] == "https://shop.example.com/konto"
     assert ctx["shop"]["display_name"] == "shop.example.com"
     assert ctx["customer"] == {"email": "other@example.com", "number": "K-77"}
+
+
+def test_display_name_follows_each_sender():
+    cases = [
+        (dict(sender="Möbelhaus Süd <shop@moebel.example>"), "Möbelhaus Süd"),
+        (dict(sender="Küchenstudio <k@kueche.example>"), "Küchenstudio"),
+        (dict(sender="k@kueche.example", url="https://kueche.example/"), "kueche.example"),
+        (dict(sender=None, url="https://b2b.example.com"), "b2b.example.com"),
+    ]
+    for kw, display in cases * 2:  # twice: the per-sender cache must not mix them up
+        assert build_context(_address(), platform=_platform(**kw))["shop"]["display_name"] == display
+    assert build_context(_address(), platform=_platform(), sender="Anders <a@b.example>")["shop"][
+        "display_name"] == "Anders"
+    assert build_context(_address(), platform={"name": "shop", "url": ""})["shop"]["display_name"] == "shop"
 
 
 def test_preview_uses_the_placeholder_and_writes_nothing():
