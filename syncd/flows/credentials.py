@@ -25,7 +25,9 @@ is cleared, so that after a crash at any instruction the sweep can tell what to 
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,7 +39,7 @@ from syncd.errors import DeliveryUnknown, PermanentError, SyncdError, TransientE
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint, clear_failures, email_problem, record_failure
-from syncd.redaction import redact, sensitive
+from syncd.redaction import redact, register, sensitive, unregister
 from syncd.retry import call_with_retry
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
@@ -71,11 +73,14 @@ class _Item:
 
 # ---------------------------------------------------------------------------------------- new work
 def send_due(ctx: PlatformContext, report: CycleReport) -> None:
-    """Run every due pending job of the platform, batch by batch, one batch at a time.
+    """Run every due pending job of the platform, batch by batch.
 
-    (Preparing batch k+1 in a worker thread while batch k is mailed was tried; with SQLite on
-    either side the two threads' write transactions queue on each other's locks, and it did not
-    measure faster here, so the simpler sequential order stays.)
+    Two batches overlap: while batch k is rendered, mailed and cleared here, one worker thread
+    waits for the shop to set batch k+1's passwords (the shop hashes each password, which takes
+    about as long as mailing it). Only that HTTP call leaves this thread; every ERP, state and
+    SMTP step stays here, in the order of the module docstring, so each job's record tells the
+    sweep what to do after a crash exactly as in a sequential run. (Preparing all of batch k+1
+    in the worker was tried: its SQLite writes queued on this thread's locks.)
     """
     if not enabled(ctx):
         return
@@ -89,15 +94,26 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     a = ctx.platform.addresses
     size_limit = field_length(ctx.erp)
     seen: set[int] = set()
-    while True:
-        jobs = repo.due(ctx.platform.name, ctx.clock(), limit=size, exclude=seen)
-        if not jobs:
-            return
-        seen.update(j.id for j in jobs)
-        passwords = {j.erp_number: generate_password(a.password_length, a.password_alphabet,
-                                                     field_length=size_limit) for j in jobs}
-        with sensitive(*passwords.values()):
-            deliver(ctx, jobs, passwords, report, field_written=False)
+    ahead: _Started | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"passwords-{ctx.platform.name}") as shop_calls:
+        try:
+            while True:
+                jobs = repo.due(ctx.platform.name, ctx.clock(), limit=size, exclude=seen)
+                started = None
+                if jobs:
+                    seen.update(j.id for j in jobs)
+                    passwords = {j.erp_number: generate_password(a.password_length, a.password_alphabet,
+                                                                 field_length=size_limit) for j in jobs}
+                    started = start(ctx, jobs, passwords, report, field_written=False, pool=shop_calls)
+                if ahead is not None:
+                    batch, ahead = ahead, None
+                    batch.complete(ctx, report)
+                if started is None:
+                    return
+                ahead = started
+        finally:
+            if ahead is not None:  # an error ended the loop: its fields wait for the next settle
+                ahead.abandon()
 
 
 def queue_credentials(ctx: PlatformContext, numbers: Iterable[int], *, reason: str = "resend") -> CycleReport:
@@ -138,6 +154,39 @@ class _Batch:
     ready: list[_Item]  # rendered, to be sent
 
 
+class _Started:
+    """A batch whose fields are written and whose shop call may still be running. Its passwords
+    stay registered with the redaction point until ``complete`` (or ``abandon``) ends it."""
+
+    def __init__(self, items: list[_Item], passwords: Mapping[int, str]) -> None:
+        self.items = items
+        self.call: Future[Any] | None = None
+        self.written = True  # False: the field write failed as a whole; nothing to finish or clear
+        self._passwords = list(passwords.values())
+        register(*self._passwords)
+
+    def complete(self, ctx: PlatformContext, report: Any) -> None:
+        """The rest of step c, then d-f: take the shop's answer, re-read and render, send, clear."""
+        try:
+            if not self.written:
+                return
+            live = _take_shop_result(ctx, self.items, self.call, report)
+            checkpoint("after_set_passwords")
+            if live:
+                _render(ctx, live, report)
+            checkpoint("after_render")
+            finish(ctx, _Batch(self.items, [i for i in live if i.mail is not None and not i.result]), report)
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        if self.call is not None:
+            self.call.cancel()
+            self.call = None
+        unregister(*self._passwords)
+        self._passwords = []
+
+
 def deliver(
     ctx: PlatformContext,
     jobs: list[CredentialJob],
@@ -147,51 +196,70 @@ def deliver(
     field_written: bool,
 ) -> None:
     """Take ``jobs`` from their current step to done/failed/retry with ``passwords`` (ERP number ->
-    password). ``field_written``: the fields already hold these passwords (the sweep)."""
-    batch = prepare(ctx, jobs, passwords, report, field_written=field_written)
-    if batch is not None:
-        finish(ctx, batch, report)
+    password), as one batch on its own. ``field_written``: the fields already hold these
+    passwords (the sweep)."""
+    started = start(ctx, jobs, passwords, report, field_written=field_written)
+    if started is not None:
+        started.complete(ctx, report)
 
 
-def prepare(
+def start(
     ctx: PlatformContext,
     jobs: list[CredentialJob],
     passwords: Mapping[int, str],
     report: Any,
     *,
     field_written: bool,
-) -> _Batch | None:
-    """Steps b-d: write the fields, set the shop passwords, re-read and render. None when
-    nothing was written (the jobs wait for their backoff)."""
+    pool: Executor | None = None,
+) -> _Started | None:
+    """Step b and the start of c: write the fields, then ask the shop to set the passwords, in
+    ``pool`` when given (the caller goes on with another batch meanwhile), else right here.
+    None when there are no jobs."""
     repo = CredentialJobs(ctx.state)
     items = [_Item(j, passwords[j.erp_number]) for j in jobs]
     if not items:
         return None
+    started = _Started(items, passwords)
+    try:
+        # b. the field becomes the one durable place of the password
+        if not field_written:
+            try:
+                ctx.erp.write_password_fields(dict(passwords))
+            except TransientError as exc:
+                _retry(ctx, items, exc, report)  # nothing written (one transaction): no field to clear
+                started.written = False
+                return started
+            except PermanentError as exc:
+                # One bad record (say, an address deleted meanwhile) refuses the whole transaction:
+                # write the batch record by record so the others still get their mail.
+                _write_one_by_one(ctx, items, exc, report)
+            checkpoint("after_field_write")
+            repo.set_step([i.job.id for i in items if not i.result], steps.FIELD_WRITTEN, ctx.clock())
+            checkpoint("after_field_written")
 
-    # b. the field becomes the one durable place of the password
-    if not field_written:
-        try:
-            ctx.erp.write_password_fields(dict(passwords))
-        except TransientError as exc:
-            _retry(ctx, items, exc, report)  # nothing written (one transaction): no field to clear
-            return None
-        except PermanentError as exc:
-            # One bad record (say, an address deleted meanwhile) refuses the whole transaction:
-            # write the batch record by record so the others still get their mail.
-            _write_one_by_one(ctx, items, exc, report)
-        checkpoint("after_field_write")
-        repo.set_step([i.job.id for i in items if not i.result], steps.FIELD_WRITTEN, ctx.clock())
-        checkpoint("after_field_written")
+        # c. the shop account gets the field's value
+        for i in items:
+            if not i.result and not i.job.shop_id:
+                _fail(ctx, i, "no shop account id recorded for this job", report)
+        by_shop = {i.job.shop_id: i.password for i in items if not i.result}
+        if by_shop:
+            started.call = _submit(pool, ctx.shop.set_passwords, by_shop)
+    except BaseException:
+        started.abandon()
+        raise
+    return started
 
-    # c. the shop account gets the field's value
-    live = _set_shop_passwords(ctx, items, report)
-    checkpoint("after_set_passwords")
 
-    # d. render from the row as it now stands in the ERP
-    if live:
-        _render(ctx, live, report)
-    checkpoint("after_render")
-    return _Batch(items, [i for i in live if i.mail is not None and not i.result])
+def _submit(pool: Executor | None, fn: Any, arg: Any) -> Future[Any]:
+    if pool is not None:
+        # The caller's bound log context (platform, cycle) follows the call into the worker.
+        return pool.submit(contextvars.copy_context().run, fn, arg)
+    done: Future[Any] = Future()
+    try:
+        done.set_result(fn(arg))
+    except Exception as exc:  # handed over exactly as a worker's future would
+        done.set_exception(exc)
+    return done
 
 
 def finish(ctx: PlatformContext, batch: _Batch, report: Any) -> None:
@@ -225,17 +293,14 @@ def _write_one_by_one(ctx: PlatformContext, items: list[_Item], error: Permanent
             _fail(ctx, i, f"cannot write the ERP password field: {exc}", report, code=exc.code)
 
 
-def _set_shop_passwords(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> list[_Item]:
-    """One bulk call; returns the items whose account now has the password."""
-    for i in items:
-        if not i.job.shop_id:
-            _fail(ctx, i, "no shop account id recorded for this job", report)
+def _take_shop_result(ctx: PlatformContext, items: list[_Item], call: Future[Any] | None,
+                      report: CycleReport) -> list[_Item]:
+    """Wait for the bulk call; returns the items whose account now has the password."""
     pending = [i for i in items if not i.result]
-    if not pending:
+    if not pending or call is None:
         return []
-    by_shop = {i.job.shop_id: i.password for i in pending}
     try:
-        errors = ctx.shop.set_passwords(by_shop)
+        errors = call.result()
     except TransientError as exc:
         _retry(ctx, pending, exc, report)
         return []
