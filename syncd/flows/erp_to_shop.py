@@ -64,11 +64,14 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     for batch in scan.batches():
         for chunk in _chunks(batch, ctx.platform.batch_size):
             apply_batch(ctx, chunk, report, credentials=mail)
-            credentials.send_due(ctx, report)
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(done, total)
     cursors.set(name, CURSOR, scan.cursor())
+    # The cycle's mails go out after its push, as one stream: their jobs are durable, and one
+    # stream keeps the shop's password calls overlapping the mailing instead of starting the
+    # pipeline afresh after every push chunk.
+    credentials.send_due(ctx, report)
     log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
     return report
 
