@@ -55,6 +55,19 @@ def store(request, tmp_path):
         s.close()
 
 
+def test_due_walks_the_queue_once_by_id(store) -> None:
+    jobs = CredentialJobs(store)
+    ids = [jobs.create(platform="shop", erp_number=10001 + n, shop_id=f"{n:032x}", email="x@example.com",
+                       now=NOW) for n in range(5)]
+    first = jobs.due("shop", NOW, limit=2)
+    assert [j.id for j in first] == ids[:2]
+    # A job of the first page deferred without backoff is back to pending, yet not offered again.
+    jobs.retry_later([ids[0]], error="no backoff", next_attempt_at=NOW, now=NOW)
+    rest = jobs.due("shop", NOW, limit=10, after_id=first[-1].id)
+    assert [j.id for j in rest] == ids[2:]
+    assert [j.id for j in jobs.due("shop", NOW, limit=10)][0] == ids[0]  # next cycle: due again
+
+
 def test_one_active_job_per_address_and_steps(store) -> None:
     jobs = CredentialJobs(store)
     first = jobs.create(platform="shop", erp_number=10001, shop_id="a" * 32, email="x@example.com", now=NOW)

@@ -93,15 +93,15 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     size = ctx.settings.mail.batch_size
     a = ctx.platform.addresses
     size_limit = field_length(ctx.erp)
-    seen: set[int] = set()
+    after_id = 0
     ahead: _Started | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"passwords-{ctx.platform.name}") as shop_calls:
         try:
             while True:
-                jobs = repo.due(ctx.platform.name, ctx.clock(), limit=size, exclude=seen)
+                jobs = repo.due(ctx.platform.name, ctx.clock(), limit=size, after_id=after_id)
                 started = None
                 if jobs:
-                    seen.update(j.id for j in jobs)
+                    after_id = jobs[-1].id
                     passwords = {j.erp_number: generate_password(a.password_length, a.password_alphabet,
                                                                  field_length=size_limit) for j in jobs}
                     started = start(ctx, jobs, passwords, report, field_written=False, pool=shop_calls)
