@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from functools import lru_cache
 
 from syncd.errors import ConfigError
 
@@ -37,10 +38,15 @@ def generate_password(length: int, alphabet: str, *, field_length: int | None = 
     least once: shops with a password policy reject a password made only of letters.
     """
     n = effective_length(length, field_length)
-    symbols = "".join(dict.fromkeys(alphabet))  # keep order, drop repeats: uniform choice
-    wanted = [set(c) & set(symbols) for c in _CLASSES]
-    wanted = [w for w in wanted if w]
+    symbols, wanted = _symbols(alphabet)
     while True:
         candidate = "".join(secrets.choice(symbols) for _ in range(n))
-        if len(wanted) > n or all(set(candidate) & w for w in wanted):
+        if len(wanted) > n or all(not w.isdisjoint(candidate) for w in wanted):
             return candidate
+
+
+@lru_cache(maxsize=8)  # one alphabet per platform: prepared once, not per password of a batch
+def _symbols(alphabet: str) -> tuple[str, tuple[frozenset[str], ...]]:
+    symbols = "".join(dict.fromkeys(alphabet))  # keep order, drop repeats: uniform choice
+    wanted = (frozenset(c) & frozenset(symbols) for c in _CLASSES)
+    return symbols, tuple(w for w in wanted if w)
