@@ -272,12 +272,16 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--window", type=int, default=credentials.SEND_WINDOW)
     parser.add_argument("--batch", type=int, default=100, help="[mail] batch_size")
+    parser.add_argument("--ahead", type=int, default=credentials.SHOP_CALLS_AHEAD,
+                        help="batches whose shop call runs while one is mailed")
     parser.add_argument("--rounds", type=int, default=3,
                         help="independent measurements (the flow and its peers share this machine's cores)")
     args = parser.parse_args()
     credentials.SEND_WINDOW = args.window
+    credentials.SHOP_CALLS_AHEAD = args.ahead
     configure_logging("console", "warning", stream=sys.stderr)
-    print(f"{args.customers} new customers per round (mail batch {args.batch}, send window {args.window})")
+    print(f"{args.customers} new customers per round (mail batch {args.batch}, send window {args.window}, "
+          f"shop calls ahead {args.ahead})")
     rounds = []
     for r in range(args.rounds):
         print(f"--- round {r + 1} of {args.rounds}")

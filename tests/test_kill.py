@@ -138,6 +138,29 @@ def test_kill_at_each_step_boundary(harness: Harness, runner: Runner, point: str
     check_invariants(harness, numbers, runner)
 
 
+# Mail batches of 2 for 7 addresses: four batches, with the shop setting the passwords of up to
+# two of them while the oldest is mailed (credentials.SHOP_CALLS_AHEAD), so a kill finds several
+# batches at different steps at once.
+IN_FLIGHT = [
+    "after_field_written:3",  # three batches written, none mailed
+    "after_set_passwords:2",  # batch 1 mailed, batch 2 about to render, 3 and 4 written
+    "before_smtp:3",  # batch 2 counted as sending, batches 3 and 4 waiting on the shop
+    "after_smtp:5",  # batch 3 half sent
+    "after_clear:3",  # batch 3 done but for its final state write, batch 4 written
+]
+
+
+@pytest.mark.parametrize("point", IN_FLIGHT)
+def test_kill_with_several_batches_in_flight(harness: Harness, runner: Runner, point: str) -> None:
+    harness.mail_batch_size = 2
+    runner.config = harness.config_file()
+    numbers = list(range(10001, 10008))
+    harness.insert([_person(n) for n in numbers])
+    assert runner.run(SYNCD_KILL_AT=point) == -signal.SIGKILL, runner.output[-1]
+    assert runner.run() == 0, runner.output[-1]
+    check_invariants(harness, numbers, runner)
+
+
 def test_field_holds_the_password_only_in_flight(harness: Harness, runner: Runner) -> None:
     """Paused right before SMTP: the field holds the password the shop has; the job counts the
     send. Killed there, the restart sends the same password once more."""

@@ -26,6 +26,7 @@ is cleared, so that after a crash at any instruction the sweep can tell what to 
 from __future__ import annotations
 
 import contextvars
+from collections import deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ MAX_SENDS = 2  # the first send plus at most one after a crash with unknown outc
 # sweep send twice. 1 = one extra mail at most per crash, at two state transactions per mail.
 SEND_WINDOW = 20
 STEP = "credentials"
+# Batches whose passwords the shop sets while the oldest one is mailed. The shop hashes every
+# password (bcrypt), which costs about as much as mailing it; two calls in flight keep it from
+# being the bottleneck. Each adds a batch's time to how long a password sits in its field.
+SHOP_CALLS_AHEAD = 2
 
 
 def enabled(ctx: PlatformContext) -> bool:
@@ -75,12 +80,13 @@ class _Item:
 def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     """Run every due pending job of the platform, batch by batch.
 
-    Two batches overlap: while batch k is rendered, mailed and cleared here, one worker thread
-    waits for the shop to set batch k+1's passwords (the shop hashes each password, which takes
-    about as long as mailing it). Only that HTTP call leaves this thread; every ERP, state and
-    SMTP step stays here, in the order of the module docstring, so each job's record tells the
-    sweep what to do after a crash exactly as in a sequential run. (Preparing all of batch k+1
-    in the worker was tried: its SQLite writes queued on this thread's locks.)
+    Batches overlap: while the oldest is re-read, rendered, mailed and cleared here, worker
+    threads wait for the shop to set the passwords of up to ``SHOP_CALLS_AHEAD`` later ones (the
+    shop hashes each password, which costs about as much as mailing it). Only those HTTP calls
+    leave this thread; every ERP, state and SMTP step stays here, in the order of the module
+    docstring, so each job's record tells the sweep what to do after a crash exactly as in a
+    sequential run. (Preparing whole batches in a worker was tried: its SQLite writes queued
+    on this thread's locks.)
     """
     if not enabled(ctx):
         return
@@ -94,26 +100,30 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     a = ctx.platform.addresses
     size_limit = field_length(ctx.erp)
     after_id = 0
-    ahead: _Started | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"passwords-{ctx.platform.name}") as shop_calls:
+    exhausted = False
+    ahead: deque[_Started] = deque()  # fields written, shop call running or done, oldest first
+    with ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD,
+                            thread_name_prefix=f"passwords-{ctx.platform.name}") as shop_calls:
         try:
             while True:
-                jobs = repo.due(ctx.platform.name, ctx.clock(), limit=size, after_id=after_id)
-                started = None
+                jobs = [] if exhausted else repo.due(ctx.platform.name, ctx.clock(), limit=size,
+                                                     after_id=after_id)
                 if jobs:
                     after_id = jobs[-1].id
                     passwords = {j.erp_number: generate_password(a.password_length, a.password_alphabet,
                                                                  field_length=size_limit) for j in jobs}
                     started = start(ctx, jobs, passwords, report, field_written=False, pool=shop_calls)
-                if ahead is not None:
-                    batch, ahead = ahead, None
-                    batch.complete(ctx, report)
-                if started is None:
+                    if started is not None:
+                        ahead.append(started)
+                else:
+                    exhausted = True
+                if ahead and (exhausted or len(ahead) > SHOP_CALLS_AHEAD):
+                    ahead.popleft().complete(ctx, report)
+                if exhausted and not ahead:
                     return
-                ahead = started
         finally:
-            if ahead is not None:  # an error ended the loop: its fields wait for the next settle
-                ahead.abandon()
+            for batch in ahead:  # an error ended the loop: their fields wait for the next settle
+                batch.abandon()
 
 
 def queue_credentials(ctx: PlatformContext, numbers: Iterable[int], *, reason: str = "resend") -> CycleReport:
