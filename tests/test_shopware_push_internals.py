@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from connectors.shopware6.push import FIRST_LOOKUP_GROUP, LOOKUP_GROUP, gc_paused, lookup_groups
+from connectors.shopware6.push import FIRST_LOOKUP_GROUP, LOOKUP_GROUP, lookup_groups
+from syncd.gcpause import gc_paused
 
 
 def test_gc_pause_restores_the_collector_even_when_the_push_fails() -> None:

@@ -27,11 +27,8 @@ E-mail rules (Shopware up to 6.6 accepts duplicates, so syncd enforces them itse
 
 from __future__ import annotations
 
-import gc
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,37 +66,6 @@ def lookup_groups(total: int, batch_size: int) -> Iterator[tuple[int, int]]:
         start += size
         target = min(LOOKUP_GROUP, target * 4)
 LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
-
-
-_gc_lock = threading.Lock()
-_gc_holders = 0  # pushes currently running with the cyclic GC paused
-_gc_was_enabled = False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a push runs.
-
-    A push keeps a few thousand payload dicts in flight between the mapping and the writing
-    thread; they outlive the young generations, so full collections (which scan every object of
-    the process, e.g. all the caller's ERP rows) run again and again and hold the GIL each time:
-    ~10% of a 100,000-customer push. Nothing a push allocates forms reference cycles, so reference
-    counting frees it all the same. Nested or concurrent pushes share one pause; the collector's
-    previous state comes back when the last one ends.
-    """
-    global _gc_holders, _gc_was_enabled
-    with _gc_lock:
-        if _gc_holders == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_holders += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_holders -= 1
-            if _gc_holders == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 @dataclass(slots=True)

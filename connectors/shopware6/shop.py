@@ -16,6 +16,7 @@ from syncd import redaction
 from syncd.config.model import PlatformSettings
 from syncd.domain import CheckItem, ErpAddress, Outcome, PushResult, ShopCustomer
 from syncd.errors import ConfigError, PermanentError, SyncdError
+from syncd.gcpause import gc_paused
 from syncd.ports import TenantCache
 
 from .http import ShopwareHttp
@@ -29,7 +30,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
-from .push import CustomerPusher, gc_paused, lookup_groups, to_result
+from .push import CustomerPusher, lookup_groups, to_result
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
 

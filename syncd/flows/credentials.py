@@ -40,6 +40,7 @@ from syncd.errors import DeliveryUnknown, PermanentError, SyncdError, TransientE
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint, clear_failures, email_problem, record_failure
+from syncd.gcpause import gc_paused
 from syncd.redaction import redact, register, sensitive, unregister
 from syncd.retry import call_with_retry
 from syncd.state import jobs as steps
@@ -102,8 +103,8 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     after_id = 0
     exhausted = False
     ahead: deque[_Started] = deque()  # fields written, shop call running or done, oldest first
-    with ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD,
-                            thread_name_prefix=f"passwords-{ctx.platform.name}") as shop_calls:
+    with gc_paused(), ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD,
+                                         thread_name_prefix=f"passwords-{ctx.platform.name}") as shop_calls:
         try:
             while True:
                 jobs = [] if exhausted else repo.due(ctx.platform.name, ctx.clock(), limit=size,
