@@ -217,6 +217,21 @@ def test_smtp_451_then_250(harness: Harness, sandbox, smtp_server) -> None:  # n
 
 
 @pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+def test_a_run_of_several_batches_mails_over_one_connection(harness: Harness, sandbox, smtp_server  # noqa: F811
+                                                            ) -> None:
+    h = harness
+    h.mail_batch_size = 2
+    h.insert([_person(n) for n in GOOD[:7]])
+    before = smtp_server.connections
+    report = h.run()
+    assert report.counts["mailed"] == 7
+    assert smtp_server.connections - before == 1
+    for n in GOOD[:7]:
+        assert store_login(sandbox, email_of(n), password_of(h.mails_to(email_of(n))[0]))
+    assert h.password_fields() == {}
+
+
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
 def test_smtp_outage_defers_with_backoff_then_completes(harness: Harness, sandbox, smtp_server) -> None:  # noqa: F811
     h = harness
     h.insert([_person(n) for n in GOOD[:3]])

@@ -29,6 +29,7 @@ import contextvars
 from collections import deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint, clear_failures, email_problem, record_failure
 from syncd.gcpause import gc_paused
+from syncd.ports import MailSession
 from syncd.redaction import redact, register, sensitive, unregister
 from syncd.retry import call_with_retry
 from syncd.state import jobs as steps
@@ -103,8 +105,13 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     after_id = 0
     exhausted = False
     ahead: deque[_Started] = deque()  # fields written, shop call running or done, oldest first
-    with gc_paused(), ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD,
-                                         thread_name_prefix=f"passwords-{ctx.platform.name}") as shop_calls:
+    with (
+        gc_paused(),
+        ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD, thread_name_prefix=f"passwords-{ctx.platform.name}")
+        as shop_calls,
+        ExitStack() as open_session,
+    ):
+        session: MailSession | None = None  # one connection for the whole run, opened when needed
         try:
             while True:
                 jobs = [] if exhausted else repo.due(ctx.platform.name, ctx.clock(), limit=size,
@@ -119,12 +126,24 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
                 else:
                     exhausted = True
                 if ahead and (exhausted or len(ahead) > SHOP_CALLS_AHEAD):
-                    ahead.popleft().complete(ctx, report)
+                    if session is None:
+                        session = _open_session(ctx, open_session)
+                    ahead.popleft().complete(ctx, report, session)
                 if exhausted and not ahead:
                     return
         finally:
             for batch in ahead:  # an error ended the loop: their fields wait for the next settle
                 batch.abandon()
+
+
+def _open_session(ctx: PlatformContext, stack: ExitStack) -> MailSession | None:
+    """The run's shared session; None when it cannot be opened now, so that each batch tries
+    its own and defers its jobs with the reason (see ``_send``)."""
+    assert ctx.mail is not None
+    try:
+        return stack.enter_context(ctx.mail.session())
+    except TransientError:
+        return None
 
 
 def queue_credentials(ctx: PlatformContext, numbers: Iterable[int], *, reason: str = "resend") -> CycleReport:
@@ -176,7 +195,7 @@ class _Started:
         self._passwords = list(passwords.values())
         register(*self._passwords)
 
-    def complete(self, ctx: PlatformContext, report: Any) -> None:
+    def complete(self, ctx: PlatformContext, report: Any, session: MailSession | None = None) -> None:
         """The rest of step c, then d-f: take the shop's answer, re-read and render, send, clear."""
         try:
             if not self.written:
@@ -186,7 +205,8 @@ class _Started:
             if live:
                 _render(ctx, live, report)
             checkpoint("after_render")
-            finish(ctx, _Batch(self.items, [i for i in live if i.mail is not None and not i.result]), report)
+            ready = [i for i in live if i.mail is not None and not i.result]
+            finish(ctx, _Batch(self.items, ready), report, session)
         finally:
             self.abandon()
 
@@ -273,11 +293,11 @@ def _submit(pool: Executor | None, fn: Any, arg: Any) -> Future[Any]:
     return done
 
 
-def finish(ctx: PlatformContext, batch: _Batch, report: Any) -> None:
+def finish(ctx: PlatformContext, batch: _Batch, report: Any, session: MailSession | None = None) -> None:
     """Steps e-f: send over one session, clear every field in one statement, done."""
     repo = CredentialJobs(ctx.state)
     if batch.ready:
-        _send(ctx, batch.ready, report)
+        _send(ctx, batch.ready, report, session)
 
     # after each job's outcome is recorded; a mail whose delivery is unknown keeps its field
     ctx.erp.clear_password_fields([i.job.erp_number for i in batch.items if i.result != "unknown"])
@@ -359,7 +379,7 @@ def _render(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> No
                   report, code="layout")
 
 
-def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> None:
+def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport, shared: MailSession | None) -> None:
     """Send over one session. Sends are counted durably a window at a time, before SMTP is
     spoken: the write that records window k as sent also counts window k+1, so the state store
     sees two transactions per window instead of two per mail. A crash inside a window makes the
@@ -373,7 +393,7 @@ def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport) -> None
     todo = [i for i in items if not i.result]
     accepted: list[_Item] = []  # accepted by SMTP, not yet recorded as sent
     try:
-        with ctx.mail.session() as session:
+        with nullcontext(shared) if shared is not None else ctx.mail.session() as session:
             for start in range(0, len(todo), SEND_WINDOW):
                 window = todo[start:start + SEND_WINDOW]
                 repo.advance(sent=[i.job.id for i in accepted], sending=[i.job.id for i in window],
