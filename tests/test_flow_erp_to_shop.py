@@ -232,6 +232,59 @@ def test_a_run_of_several_batches_mails_over_one_connection(harness: Harness, sa
 
 
 @pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+def test_a_shop_error_echoing_passwords_in_a_worker_call_leaks_nothing(
+    harness: Harness, sandbox, smtp_server, captured_logs, monkeypatch  # noqa: F811
+) -> None:
+    """The shop's password calls run in worker threads while another batch is mailed. One of
+    them fails with an error that quotes the request (as a proxy or a buggy shop may): the
+    batch is deferred, the others are mailed, and no password reaches the logs (worker threads
+    included), the report, the jobs' errors or the state DB."""
+    from connectors.shopware6.shop import ShopwareShop
+    from syncd.errors import TransientError
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+
+    h = harness
+    h.mail_batch_size = 2
+    h.insert([_person(n) for n in GOOD[:7]])
+    real = ShopwareShop.set_passwords
+    echoed: list[str] = []
+    calls = 0
+
+    def echoing(self, passwords):  # the second batch's call fails, quoting its body
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            echoed.extend(passwords.values())
+            raise TransientError(f"502 from upstream for body {{'password': {list(passwords.values())}}}")
+        return real(self, passwords)
+
+    monkeypatch.setattr(ShopwareShop, "set_passwords", echoing)
+    report = h.run()
+    assert len(echoed) == 2
+    assert report.counts["mailed"] == 5 and report.counts["deferred"] == 2
+    assert h.password_fields() == {}
+    deferred = [j for j in CredentialJobs(h.state).active(PLATFORM) if j.step == "pending"]
+    assert len(deferred) == 2 and all("502 from upstream" in (j.last_error or "") for j in deferred)
+    assert "credentials deferred" in captured_logs
+    # the deferred ones are mailed, with fresh passwords, once their backoff has passed
+    monkeypatch.setattr(ShopwareShop, "set_passwords", real)
+    ctx = h.context()
+    later = max(j.next_attempt_at for j in deferred)
+    ctx.clock = lambda: later
+    assert run_erp_to_shop(ctx).counts["mailed"] == 2
+
+    mailed = []
+    for n in GOOD[:7]:
+        mails = h.mails_to(email_of(n))
+        assert len(mails) == 1
+        mailed.append(password_of(mails[0]))
+        assert store_login(sandbox, email_of(n), mailed[-1])
+    assert not set(echoed) & set(mailed)  # the echoed passwords were never mailed
+    details = "\n".join(item.detail for item in report.items)
+    assert_no_secret_leak(h, echoed + mailed, captured_logs.text, details)
+
+
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
 def test_smtp_outage_defers_with_backoff_then_completes(harness: Harness, sandbox, smtp_server) -> None:  # noqa: F811
     h = harness
     h.insert([_person(n) for n in GOOD[:3]])
