@@ -267,14 +267,25 @@ def one_round(args: argparse.Namespace) -> dict[str, Any]:
             "held": statistics.median(held), "held_max": held[-1], "bound": bound}
 
 
+def positive(text: str) -> int:
+    """argparse type: a whole number >= 1, else a clear usage error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--window", type=int, default=credentials.SEND_WINDOW)
-    parser.add_argument("--batch", type=int, default=100, help="[mail] batch_size")
-    parser.add_argument("--ahead", type=int, default=credentials.SHOP_CALLS_AHEAD,
+    parser.add_argument("--customers", type=positive, default=2000)
+    parser.add_argument("--window", type=positive, default=credentials.SEND_WINDOW)
+    parser.add_argument("--batch", type=positive, default=100, help="[mail] batch_size")
+    parser.add_argument("--ahead", type=positive, default=credentials.SHOP_CALLS_AHEAD,
                         help="batches whose shop call runs while one is mailed")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=positive, default=3,
                         help="independent measurements (the flow and its peers share this machine's cores)")
     args = parser.parse_args()
     credentials.SEND_WINDOW = args.window
