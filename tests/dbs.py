@@ -90,3 +90,17 @@ def pg_schema_url(prefix: str = "syncd_state") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def state_store(kind: str, folder) -> Iterator:
+    """A migrated state store of ``kind`` ("sqlite": a file in ``folder``; "postgresql": a fresh
+    schema on the shared server, as several instances would share it), closed afterwards."""
+    from syncd.state.db import open_state
+
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{folder / 'state.db'}" if kind == "sqlite"
+               else stack.enter_context(pg_schema_url()))
+        store = open_state(url)
+        stack.callback(store.close)
+        yield store

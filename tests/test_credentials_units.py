@@ -14,10 +14,9 @@ from syncd.errors import ConfigError
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import address_fingerprint, email_problem, plan_batch
 from syncd.state import jobs as steps
-from syncd.state.db import open_state
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Link
-from tests.dbs import pg_schema_url
+from tests.dbs import state_store
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -44,15 +43,8 @@ def test_password_field_too_small_is_a_config_error() -> None:
 # ---------------------------------------------------------------------------------------- jobs
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    with state_store(request.param, tmp_path) as s:
         yield s
-        s.close()
-        return
-    with pg_schema_url() as url:  # several instances share one PostgreSQL state store
-        s = open_state(url)
-        yield s
-        s.close()
 
 
 def test_due_walks_the_queue_once_by_id(store) -> None:

@@ -9,10 +9,9 @@ from syncd.state import schema
 from syncd.state.cache import Cache
 from syncd.state.cursors import Cursors
 from syncd.state.cycles import Cycles
-from syncd.state.db import open_state
 from syncd.state.failures import Failures
 from syncd.state.links import Link, Links
-from tests.dbs import pg_schema_url
+from tests.dbs import state_store
 
 
 class Clock:
@@ -28,15 +27,8 @@ class Clock:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    with state_store(request.param, tmp_path) as s:
         yield s
-        s.close()
-        return
-    with pg_schema_url() as url:
-        s = open_state(url)
-        yield s
-        s.close()
 
 
 @pytest.fixture
