@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -154,12 +155,17 @@ def test_check_and_run_refuse_an_unknown_table_or_column(env: Env, capsys, old, 
     _untouched(env, rows)
 
 
-def test_check_refuses_a_layout_that_does_not_read_the_password_field(env: Env, capsys, tmp_path):
-    layouts = tmp_path / "layouts" / "credentials"
+def _credentials_layout_without_the_password(env: Env, folder: Path) -> None:
+    """An operator's ``credentials`` layout that never reads the password column."""
+    layouts = folder / "layouts" / "credentials"
     layouts.mkdir(parents=True)
     (layouts / "subject.txt.j2").write_text("Willkommen\n")
     (layouts / "body.txt.j2").write_text("Hallo {{ address.last_name }}, Ihr Konto ist bereit.\n")
-    env.write_config(mail=f'layouts_dir = "{(tmp_path / "layouts").as_posix()}"')
+    env.write_config(mail=f'layouts_dir = "{(folder / "layouts").as_posix()}"')
+
+
+def test_check_refuses_a_layout_that_does_not_read_the_password_field(env: Env, capsys, tmp_path):
+    _credentials_layout_without_the_password(env, tmp_path)
     rows = env.erp_rows()
     code, out, _ = env.cli(capsys, "check")
     assert code == 2
@@ -183,11 +189,7 @@ def test_run_refuses_a_bad_password_field_before_writing_anything(tmp_path, sand
 
 
 def test_sync_refuses_a_layout_without_the_password_field(env: Env, capsys, tmp_path):
-    layouts = tmp_path / "layouts" / "credentials"
-    layouts.mkdir(parents=True)
-    (layouts / "subject.txt.j2").write_text("Willkommen\n")
-    (layouts / "body.txt.j2").write_text("Hallo {{ address.last_name }}\n")
-    env.write_config(mail=f'layouts_dir = "{(tmp_path / "layouts").as_posix()}"')
+    _credentials_layout_without_the_password(env, tmp_path)
     rows = env.erp_rows()
     code, _, err = env.cli(capsys, "sync")
     assert code == 2 and "platforms[0].addresses.email_layout" in err
