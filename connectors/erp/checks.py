@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from connectors.erp.engine import display_url, translate
+from connectors.erp.engine import connect_target, display_url, translate
 from connectors.erp.layout import Finding, Layout, LayoutError, near
 from syncd.domain import CheckItem
 from syncd.errors import ConfigError, PermanentError, TransientError
@@ -130,21 +130,55 @@ def _findings(
     return layout, findings, ok
 
 
-def _ping(erp: SqlErp) -> None:
+# What the server says about itself: host name, the port it listens on, the database of this
+# session. A forwarder or NAT in between makes its port differ from the URL's, so both are shown.
+_WHERE = {
+    "mysql": "SELECT @@hostname, @@port, DATABASE()",
+    "mariadb": "SELECT @@hostname, @@port, DATABASE()",
+    "postgresql": "SELECT COALESCE(host(inet_server_addr()), 'local socket'), inet_server_port(), "
+    "current_database()",
+    "mssql": "SELECT @@SERVERNAME, CONNECTIONPROPERTY('local_tcp_port'), DB_NAME()",
+    "oracle": "SELECT SYS_CONTEXT('USERENV', 'SERVER_HOST'), NULL, SYS_CONTEXT('USERENV', 'DB_NAME') "
+    "FROM dual",
+}
+
+
+def _reached(conn: sa.Connection) -> str:
+    name = conn.dialect.name
+    if name == "sqlite":
+        rows = conn.exec_driver_sql("PRAGMA database_list").fetchall()
+        path = next((r[2] for r in rows if r[1] == "main"), "")
+        return f"SQLite file {path}" if path else "SQLite in-memory database"
+    query = _WHERE.get(name)
+    if query is None:
+        return "the server cannot be asked where it is"
+    host, port, database = conn.exec_driver_sql(query).one()
+    port_text = port if port is not None else "?"
+    return f"server {host}, port {port_text}, database {database}"
+
+
+def _ping(erp: SqlErp) -> str:
+    """Connect once and ask the server where it is; the description for the check line."""
     with erp.engine.connect() as conn:
-        conn.execute(
-            sa.text("SELECT 1") if erp.engine.dialect.name != "oracle" else sa.text("SELECT 1 FROM dual")
-        )
+        try:
+            return _reached(conn)
+        except sa.exc.DBAPIError:
+            conn.rollback()
+            conn.execute(
+                sa.text("SELECT 1") if erp.engine.dialect.name != "oracle" else sa.text("SELECT 1 FROM dual")
+            )
+            return "the server did not say where it is"
 
 
 def run_checks(erp: SqlErp, field: str | None, length: int, key: str) -> list[CheckItem]:
     url = display_url(erp.engine.url)
     try:
-        _ping(erp)  # once, no retries: check reports, it does not wait
+        reached = _ping(erp)  # once, no retries: check reports, it does not wait
     except Exception as e:  # any driver or network failure is a failed line, not a crash
         reason = translate(e, "connect") if isinstance(e, sa.exc.DBAPIError) else e
-        return [CheckItem("erp", "connection", False, f"{url}: {reason}")]
-    items = [CheckItem("erp", "connection", True, url)]
+        return [CheckItem("erp", "connection", False, f"{url} (to {connect_target(erp.engine)}): {reason}")]
+    detail = f"{url}: connected to {connect_target(erp.engine)}; reached {reached}"
+    items = [CheckItem("erp", "connection", True, detail)]
     try:
         _layout_, findings, ok = _findings(erp, field, length, key, fresh=True)
     except (TransientError, PermanentError) as e:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import create_engine, exc
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 
+from connectors.erp import odbc
 from syncd import redaction
 from syncd.errors import ConfigError, PermanentError, TransientError
 from syncd.retry import call_with_retry
@@ -97,13 +98,51 @@ def build_engine(
     if parsed.get_backend_name() != "sqlite":
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, pool_timeout=30)
     try:
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
     except exc.NoSuchModuleError as e:
         raise ConfigError(f"no SQLAlchemy dialect for this URL: {e}", key="erp.url") from None
     except ImportError as e:
         raise ConfigError(f"the driver for this URL is not installed: {e}", key="erp.url") from None
     except (exc.ArgumentError, TypeError) as e:
         raise ConfigError(f"cannot build a database engine: {e}", key="erp.url") from None
+    if parsed.get_driver_name() == "pyodbc":
+        _route_odbc_port(engine)
+    return engine
+
+
+def _odbc_string(engine: Engine) -> str:
+    """The ODBC connection string the engine connects with (holds the password: never log it)."""
+    cargs, _cparams = engine.dialect.create_connect_args(engine.url)
+    original = str(cargs[0]) if cargs else ""
+    return odbc.place_port(
+        original, engine.url.get_backend_name(), explicit="odbc_connect" in engine.url.query
+    )
+
+
+def _route_odbc_port(engine: Engine) -> None:
+    """Make the URL's port reach a driver that ignores ``Server=host,port`` (see odbc.py)."""
+    cargs, _cparams = engine.dialect.create_connect_args(engine.url)
+    fixed = _odbc_string(engine)
+    if cargs and fixed != cargs[0]:
+
+        @event.listens_for(engine, "do_connect")
+        def _with_port(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+            cargs[0] = fixed
+
+
+def connect_target(engine: Engine) -> str:
+    """Where the engine connects, as the client sees it: ``host:port``, an ODBC DSN, or a
+    SQLite file. Names no password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"file {url.database}" if url.database else "in-memory database"
+    if url.get_driver_name() == "pyodbc":
+        try:
+            return odbc.target(_odbc_string(engine))
+        except ConfigError:
+            return "?"
+    port = url.port if url.port is not None else "default port"
+    return f"{url.host or 'local socket'}:{port}"
 
 
 def sqlstate(error: BaseException) -> str:
