@@ -28,7 +28,7 @@ import structlog
 from syncd import notify
 from syncd.errors import ConfigError, SyncdError
 from syncd.metrics import Metrics, MetricsServer
-from syncd.pidfile import AlreadyRunning, PidFile, default_pid_file
+from syncd.pidfile import AlreadyRunning, PidFile, default_pid_file, store_identity
 from syncd.scheduler import (
     CycleResult,
     CycleRunner,
@@ -127,7 +127,7 @@ class Daemon:
             with ExitStack() as stack:
                 path = self._pid_path()
                 if path is not None:
-                    stack.enter_context(PidFile(path))
+                    stack.enter_context(PidFile(path, store=store_identity(self.settings.daemon.state_url)))
                 return self._run(stack)
         except AlreadyRunning as exc:
             log.error("not starting", reason=str(exc))
@@ -424,7 +424,7 @@ def restart_running_service(
     import subprocess
     import sys
 
-    from syncd.pidfile import running_pid
+    from syncd.pidfile import owner_of
 
     if sys.platform == "win32":
         from syncd import winservice
@@ -454,17 +454,21 @@ def restart_running_service(
             )
 
     path = default_pid_file(settings)
-    pid = running_pid(path)
-    if pid is not None:
-        os.kill(pid, signal.SIGHUP)
+    # Only a process proven to be the daemon of this state store gets the signal: a stale pid
+    # may name any process by now.
+    owner = owner_of(path, store_identity(settings.daemon.state_url))
+    if owner is not None and owner.ours:
+        os.kill(owner.pid, signal.SIGHUP)
         return (
-            f"Sent SIGHUP to the syncd daemon (pid {pid}, pid file {path}): it reloads its configuration "
-            f"and works with the emptied cache from its next cycle. / SIGHUP an den syncd-Dienst "
-            f"(PID {pid}) gesendet: er lädt die Konfiguration neu und arbeitet ab dem nächsten Lauf mit "
-            "dem geleerten Cache."
+            f"Sent SIGHUP to the syncd daemon (pid {owner.pid}, pid file {path}): it reloads its "
+            f"configuration and works with the emptied cache from its next cycle. / SIGHUP an den "
+            f"syncd-Dienst (PID {owner.pid}) gesendet: er lädt die Konfiguration neu und arbeitet ab dem "
+            "nächsten Lauf mit dem geleerten Cache."
         )
     where = f"no active systemd unit {unit}, " if under_systemd else ""
+    found = (f"pid file {path}: {owner.reason}, not signalled" if owner
+             else f"no live process in pid file {path}")
     raise SyncdError(
-        f"no running syncd found ({where}no live process in pid file {path}); the cache is empty and "
+        f"no running syncd found ({where}{found}); the cache is empty and "
         f"is refilled when syncd next starts / kein laufender syncd gefunden"
     )

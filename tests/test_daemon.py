@@ -13,7 +13,7 @@ from sqlalchemy import select
 from syncd.config.model import Settings
 from syncd.daemon import Daemon
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.pidfile import read_pid, write_pid
+from syncd.pidfile import read_pid, store_identity, write_pid
 from syncd.state.cache import Cache
 from syncd.state.db import open_state
 from syncd.state.leases import Leases
@@ -227,7 +227,7 @@ def test_second_daemon_with_same_pid_file_refuses(tmp_path, store, captured_logs
     settings = make_settings(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        write_pid(tmp_path / "syncd.pid", holder.pid)
+        write_pid(tmp_path / "syncd.pid", holder.pid, store=store_identity(settings.daemon.state_url))
         rec = Recorder()
         daemon = Daemon(settings, build_context=build_context_for(store),
                         jobs={"erp-to-shop": rec.erp_to_shop}, store=store, install_signals=False)
