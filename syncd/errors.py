@@ -60,6 +60,18 @@ class TransientError(SyncdError):
         self.retry_after = retry_after
 
 
+class ConfigurationFault(TransientError):
+    """Work held back because the setup is wrong, not because a record is: the mail server
+    refused the login, a mapping target is missing in the shop. Nothing is dropped (the work
+    waits like after a transient fault and resumes once the operator fixes it), but the cycle
+    is not ok: `syncd sync` exits 1 and `syncd status` names the reason. Not retried in place:
+    waiting seconds does not fix a password. ``key`` names the configuration key to look at."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
 class DeliveryUnknown(TransientError):
     """The connection broke after a mail's content was sent: the server may have accepted it.
     Not retried in place: the credential flow counts it against its resend bound (I5)."""

@@ -115,6 +115,10 @@ class ShopPort(Protocol):
 
 
 class MailSession(Protocol):
+    def open(self) -> None:
+        """Connect now rather than at the first send; raises ConfigurationFault for a refused
+        login, TransientError when the server cannot be reached."""
+
     def send(self, mail: OutgoingMail) -> None:
         """Raises TransientError (SMTP 4xx, dropped connection) or PermanentError (5xx)."""
 

@@ -24,7 +24,7 @@ from tenacity import (
     stop_after_delay,
 )
 
-from syncd.errors import DeliveryUnknown, TransientError
+from syncd.errors import ConfigurationFault, DeliveryUnknown, TransientError
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.retry")
@@ -86,8 +86,10 @@ def call_with_retry(
 
     retrying = Retrying(
         # A send whose outcome is unknown is never repeated blindly: a second delivery is a
-        # duplicate mail, which the credential flow bounds itself (I5).
-        retry=retry_if_exception_type(TransientError) & retry_if_not_exception_type(DeliveryUnknown),
+        # duplicate mail, which the credential flow bounds itself (I5). A configuration fault
+        # (a refused login) does not heal within the retry budget.
+        retry=retry_if_exception_type(TransientError)
+        & retry_if_not_exception_type((DeliveryUnknown, ConfigurationFault)),
         stop=stop_after_attempt(p.attempts) | stop_after_delay(p.max_total),
         wait=p.wait_for,
         sleep=sleep,

@@ -326,6 +326,11 @@ class CycleRunner:
             # visible as a failed cycle, so that a too short [daemon] lease_ttl gets noticed.
             error = (f"lease {name} lost during the cycle: it stalled longer than lease_ttl "
                      f"({self.lease_ttl:g}s) and another instance may have run it too")
+        if error is None and report is not None and report.config_faults:
+            # Work waits for the operator (a refused SMTP login, a missing mapping target): the
+            # cycle ran, but cron and monitoring must see it as failed, with the reason.
+            error = report.config_fault_text()
+            bound.error("cycle deferred by configuration", cycle=cycle_id, error=error)
         duration = time.monotonic() - started
         counts = dict(report.counts) if report is not None else {}
         ok = error is None

@@ -6,12 +6,13 @@ nothing to do, and would wait for the daemon's running cycle.
 
 ``collect_status`` returns the documented machine shape of `syncd status --json`:
 
-    {"platforms": [{"name", "last_cycle": {"started", "finished", "ok"},
+    {"platforms": [{"name", "last_cycle": {"started", "finished", "ok", "error"},
                     "linked", "pending", "failed": [{"address", "step", "reason"}]}]}
 
 * ``last_cycle``: the newest cycle of the platform, either direction; times ISO 8601 UTC;
   all three null before the first cycle; ``finished``/``ok`` null while it runs (or when the
-  process died in it).
+  process died in it). ``error``: why a cycle was not ok (also a cycle whose work waits for a
+  configuration fix: a refused SMTP login, a mapping target missing in the shop), else null.
 * ``linked``: ERP address <-> shop account links of the platform (all kinds).
 * ``pending``: credential jobs not finished yet (pending, field_written, sending, sent — not
   done or failed): mails still owed to customers, e.g. waiting for the SMTP server to come
@@ -62,7 +63,7 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
         for platform in settings.platforms:
             name = platform.name
             last = conn.execute(
-                select(cycles.c.started, cycles.c.finished, cycles.c.ok)
+                select(cycles.c.started, cycles.c.finished, cycles.c.ok, cycles.c.error)
                 .where(cycles.c.platform == name)
                 .order_by(cycles.c.started.desc(), cycles.c.id.desc())
                 .limit(1)
@@ -85,6 +86,7 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                         "started": _iso(last.started) if last else None,
                         "finished": _iso(last.finished) if last else None,
                         "ok": (None if last.ok is None else bool(last.ok)) if last else None,
+                        "error": last.error if last else None,
                     },
                     "linked": int(linked.scalar_one()),
                     "pending": int(pending.scalar_one()),

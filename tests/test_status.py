@@ -88,19 +88,21 @@ def test_json_shape_and_counts(url):
     json.dumps(status)  # what `syncd status --json` prints must serialise as is
     shop, b2b, idle = status["platforms"]
     assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed"]
-    assert list(shop["last_cycle"]) == ["started", "finished", "ok"]
+    assert list(shop["last_cycle"]) == ["started", "finished", "ok", "error"]
     assert shop["name"] == "shop"
     assert shop["last_cycle"] == {"started": "2026-03-01T08:02:00Z", "finished": "2026-03-01T08:03:00Z",
-                                  "ok": False}
+                                  "ok": False, "error": "TransientError: shop 503"}
     assert shop["linked"] == 3
     assert shop["pending"] == 4, "pending, field_written, sending and sent jobs; not done or failed"
     assert shop["failed"] == [
         {"address": "0190abc", "step": "import", "reason": "number 70001 outside debtor range"},
         {"address": "10005", "step": "credentials", "reason": "SMTP 550 mailbox unavailable"},
     ]
-    assert b2b["last_cycle"] == {"started": "2026-03-01T08:04:00Z", "finished": None, "ok": None}
+    assert b2b["last_cycle"] == {"started": "2026-03-01T08:04:00Z", "finished": None, "ok": None,
+                                 "error": None}
     assert (b2b["linked"], b2b["pending"], b2b["failed"]) == (1, 0, [])
-    assert idle == {"name": "idle", "last_cycle": {"started": None, "finished": None, "ok": None},
+    assert idle == {"name": "idle", "last_cycle": {"started": None, "finished": None, "ok": None,
+                                                   "error": None},
                     "linked": 0, "pending": 0, "failed": []}
 
 

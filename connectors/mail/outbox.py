@@ -37,6 +37,9 @@ class OutboxTransport:
         self._ensure_dir()
         yield self
 
+    def open(self) -> None:
+        self._ensure_dir()
+
     def send(self, mail: OutgoingMail) -> Path:
         """Write ``mail``; returns the file's path."""
         data = encode_message(mail, reply_to=self.reply_to).data

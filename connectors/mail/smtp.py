@@ -1,8 +1,11 @@
 """SMTP transport: one connection per batch, TLS verified by default, errors classified.
 
 Classification (what the flow's retry policy sees):
-- 4xx anywhere, a refused/lost/timed-out connection, TLS or AUTH failures -> ``TransientError``:
-  nothing about the recipient is wrong, the job waits until the server (or its settings) is fixed;
+- 4xx anywhere, a refused/lost/timed-out connection -> ``TransientError``: nothing about the
+  recipient is wrong, the job waits until the server is back;
+- a refused login (5xx to AUTH, 530/534/535/538 to MAIL FROM), an untrusted certificate, a
+  server without STARTTLS or AUTH where the settings need them -> ``ConfigurationFault`` (a
+  ``TransientError``: the job waits too, but the cycle is reported as failed with the key to fix);
 - 5xx to RCPT TO or DATA (and to MAIL FROM, except "authenticate/TLS first") ->
   ``PermanentError(code="550")`` for that one mail; the connection stays usable.
 
@@ -18,6 +21,7 @@ import base64
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.headerregistry import Address
@@ -27,13 +31,20 @@ import structlog
 from connectors.mail.message import encode_message, parse_sender
 from syncd.config.model import MailSettings
 from syncd.domain import CheckItem, OutgoingMail
-from syncd.errors import DeliveryUnknown, PermanentError, TransientError
+from syncd.errors import ConfigurationFault, DeliveryUnknown, PermanentError, TransientError
 
 log = structlog.get_logger("syncd.mail")
 
 # 5xx answers to MAIL FROM that mean "this connection is not allowed to send yet": a server
 # or settings problem, not a problem of the mail, so retrying after the fix must work.
-_SESSION_REFUSALS = {530, 534, 535, 538}
+# The key an operator fixes for each: 530 authentication required, 534 mechanism too weak,
+# 535 credentials invalid, 538 encryption required.
+_SESSION_REFUSALS = {530: "mail.username", 534: "mail.security", 535: "mail.password", 538: "mail.security"}
+
+
+# Pause after a refused login before the server is asked again: doubling, at most an hour.
+REFUSED_PAUSE = 60.0
+REFUSED_PAUSE_MAX = 3600.0
 
 
 class _Dropped(Exception):
@@ -54,6 +65,12 @@ class SmtpTransport:
         self._sender: Address | None = None
         self._warned_unverified = False
         self._warned_cleartext = False
+        # A refused login is not tried again before this (monotonic) time: a daemon polling
+        # every minute with a wrong password would otherwise get the account locked by the
+        # server. A reload builds a new transport, so a fix is tried at once.
+        self._refused: ConfigurationFault | None = None
+        self._refused_until = 0.0
+        self._refusals = 0
 
     @property
     def where(self) -> str:
@@ -80,7 +97,22 @@ class SmtpTransport:
         return ctx
 
     def connect(self) -> smtplib.SMTP:
-        """A ready connection: greeted, TLS as configured, authenticated. TransientError if not."""
+        """A ready connection: greeted, TLS as configured, authenticated. TransientError
+        (ConfigurationFault for a setup the operator must fix) if not."""
+        if self._refused is not None and time.monotonic() < self._refused_until:
+            raise self._refused
+        try:
+            conn = self._connect()
+        except ConfigurationFault as exc:
+            self._refusals += 1
+            self._refused = exc
+            pause = min(REFUSED_PAUSE_MAX, REFUSED_PAUSE * 2 ** min(self._refusals - 1, 10))
+            self._refused_until = time.monotonic() + pause
+            raise
+        self._refused, self._refusals = None, 0
+        return conn
+
+    def _connect(self) -> smtplib.SMTP:
         s = self.settings
         conn: smtplib.SMTP | None = None
         try:
@@ -92,15 +124,18 @@ class SmtpTransport:
             conn.ehlo()
             if s.security == "starttls":
                 if not conn.has_extn("starttls"):
-                    raise TransientError(f"SMTP server {self.where} does not offer STARTTLS "
-                                         '(security = "starttls"); refusing to send in clear text')
+                    raise ConfigurationFault(f"SMTP server {self.where} does not offer STARTTLS "
+                                             '(security = "starttls"); refusing to send in clear text',
+                                             key="mail.security")
                 conn.starttls(context=self.tls_context())
                 conn.ehlo()
             if s.username:
                 if self._password is None:
-                    raise TransientError(f"SMTP username {s.username!r} is set but no password was resolved")
+                    raise ConfigurationFault(f"SMTP username {s.username!r} is set but no password was "
+                                             "resolved", key="mail.password")
                 if not conn.has_extn("auth"):
-                    raise TransientError(f"SMTP server {self.where} does not offer AUTH")
+                    raise ConfigurationFault(f"SMTP server {self.where} does not offer AUTH",
+                                             key="mail.username")
                 if s.security == "none" and not self._warned_cleartext:
                     self._warned_cleartext = True
                     log.warning("smtp.auth_cleartext", host=s.host,
@@ -112,15 +147,16 @@ class SmtpTransport:
             raise
         except smtplib.SMTPAuthenticationError as exc:
             _close(conn)
-            raise TransientError(
-                f"SMTP authentication as {s.username!r} at {self.where} failed: "
-                f"{exc.smtp_code} {_text(exc.smtp_error)}"
-            ) from None
+            text = f"SMTP authentication as {s.username!r} at {self.where} failed: " \
+                   f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            if 400 <= exc.smtp_code < 500:  # e.g. 454: the server's auth backend is down
+                raise TransientError(text) from None
+            raise ConfigurationFault(text, key="mail.password") from None
         except ssl.SSLCertVerificationError as exc:
             _close(conn)
-            raise TransientError(
+            raise ConfigurationFault(
                 f"TLS certificate of {self.where} not trusted: {exc.verify_message or exc}"
-                " (set [mail] ca_file to the server's CA)"
+                " (set [mail] ca_file to the server's CA)", key="mail.ca_file"
             ) from None
         except smtplib.SMTPResponseException as exc:
             _close(conn)
@@ -229,6 +265,9 @@ class SmtpSession:
                 pass
             _close(conn)
 
+    def open(self) -> None:
+        self._connection()
+
     # -- internals
 
     def _connection(self) -> smtplib.SMTP:
@@ -253,8 +292,9 @@ class SmtpSession:
         if code != 250:
             self._reset(conn)
             if code in _SESSION_REFUSALS:
-                raise TransientError(
-                    f"SMTP server {where} refused MAIL FROM:<{from_addr}>: {code} {_text(resp)}"
+                raise ConfigurationFault(
+                    f"SMTP server {where} refused MAIL FROM:<{from_addr}>: {code} {_text(resp)}",
+                    key=_SESSION_REFUSALS[code],
                 )
             raise _classify(code, resp, f"MAIL FROM:<{from_addr}>", to_addr)
         try:

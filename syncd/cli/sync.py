@@ -8,7 +8,9 @@ an empty in-memory one), connector metadata stays in memory, and the flows are a
 would do.
 
 Exit codes: 0 when every cycle ran (records that failed are listed, they are not a failed
-run), 1 when a cycle raised or could not run, 2 for configuration errors.
+run), 1 when a cycle raised, could not run, or had work held back by a configuration fault (a
+refused SMTP login, a mapping target missing in the shop: one line names it), 2 for
+configuration errors.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 
 from syncd.domain import ErpAddress, OutgoingMail
-from syncd.errors import DeliveryUnknown, PermanentError, SyncdError, TransientError
+from syncd.errors import ConfigurationFault, DeliveryUnknown, PermanentError, SyncdError, TransientError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint, clear_failures, email_problem, record_failure
@@ -105,13 +105,21 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     after_id = 0
     exhausted = False
     ahead: deque[_Started] = deque()  # fields written, shop call running or done, oldest first
+    if not repo.due(ctx.platform.name, ctx.clock(), limit=1):
+        return
     with (
         gc_paused(),
         ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD, thread_name_prefix=f"passwords-{ctx.platform.name}")
         as shop_calls,
         ExitStack() as open_session,
     ):
-        session: MailSession | None = None  # one connection for the whole run, opened when needed
+        # Opened before any field is written or password set: a mail server refusing the login
+        # defers the whole queue at the cost of one attempt, not a shop call per customer.
+        try:
+            session: MailSession | None = _open_session(ctx, open_session, now=True)
+        except ConfigurationFault as exc:
+            _defer_queue(ctx, report, exc)
+            return
         try:
             while True:
                 jobs = [] if exhausted else repo.due(ctx.platform.name, ctx.clock(), limit=size,
@@ -127,7 +135,10 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
                     exhausted = True
                 if ahead and (exhausted or len(ahead) > SHOP_CALLS_AHEAD):
                     if session is None:
-                        session = _open_session(ctx, open_session)
+                        try:
+                            session = _open_session(ctx, open_session)
+                        except ConfigurationFault:
+                            session = None  # each batch then defers its own jobs with the reason
                     ahead.popleft().complete(ctx, report, session)
                 if exhausted and not ahead:
                     return
@@ -136,14 +147,30 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
                 batch.abandon()
 
 
-def _open_session(ctx: PlatformContext, stack: ExitStack) -> MailSession | None:
+def _open_session(ctx: PlatformContext, stack: ExitStack, *, now: bool = False) -> MailSession | None:
     """The run's shared session; None when it cannot be opened now, so that each batch tries
-    its own and defers its jobs with the reason (see ``_send``)."""
+    its own and defers its jobs with the reason (see ``_send``). A ConfigurationFault (a
+    refused login) is raised: retrying it per batch cannot succeed. ``now``: connect at once."""
     assert ctx.mail is not None
     try:
-        return stack.enter_context(ctx.mail.session())
+        session = stack.enter_context(ctx.mail.session())
+        if now and hasattr(session, "open"):
+            session.open()
+        return session
+    except ConfigurationFault:
+        raise
     except TransientError:
         return None
+
+
+def _defer_queue(ctx: PlatformContext, report: CycleReport, fault: ConfigurationFault) -> None:
+    """Every due job waits for the operator's fix; nothing was written for them."""
+    repo = CredentialJobs(ctx.state)
+    after_id = 0
+    while jobs := repo.due(ctx.platform.name, ctx.clock(), limit=ctx.settings.mail.batch_size,
+                           after_id=after_id):
+        after_id = jobs[-1].id
+        _retry(ctx, [_Item(j, "") for j in jobs], f"mail server: {fault}", report, cause=fault)
 
 
 def queue_credentials(ctx: PlatformContext, numbers: Iterable[int], *, reason: str = "resend") -> CycleReport:
@@ -416,7 +443,7 @@ def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport, shared:
                         continue
                     except TransientError as exc:
                         repo.refused(i.job.id, ctx.clock())
-                        _retry(ctx, [i], f"mail server: {exc}", report)
+                        _retry(ctx, [i], f"mail server: {exc}", report, cause=exc)
                         continue
                     except PermanentError as exc:
                         repo.refused(i.job.id, ctx.clock())
@@ -425,7 +452,8 @@ def _send(ctx: PlatformContext, items: list[_Item], report: CycleReport, shared:
                     accepted.append(i)
                     checkpoint("after_smtp")
     except TransientError as exc:  # the session could not be opened (or re-opened)
-        _retry(ctx, [i for i in todo if not i.result and i not in accepted], f"mail server: {exc}", report)
+        _retry(ctx, [i for i in todo if not i.result and i not in accepted], f"mail server: {exc}", report,
+               cause=exc)
     finally:
         # What the server accepted is recorded before anything else happens to these jobs.
         if accepted:
@@ -441,16 +469,23 @@ def _mark_sent(accepted: list[_Item]) -> None:
 
 
 # ---------------------------------------------------------------------------------------- outcomes
-def _retry(ctx: PlatformContext, items: Iterable[_Item], error: object, report: CycleReport) -> None:
+def _retry(ctx: PlatformContext, items: Iterable[_Item], error: object, report: CycleReport, *,
+           cause: BaseException | None = None) -> None:
     items = [i for i in items if not i.result]
     if not items:
         return
     now = ctx.clock()
     repo = CredentialJobs(ctx.state)
+    fault = next((e for e in (error, cause) if isinstance(e, ConfigurationFault)), None)
     for i in items:
-        repo.retry_later([i.job.id], error=error, next_attempt_at=now + backoff(i.job.attempts), now=now)
+        # A configuration fault is not waited out: the job is due again as soon as the fix may
+        # be in (the transport itself spaces out attempts at a refused login).
+        due = now if fault is not None else now + backoff(i.job.attempts)
+        repo.retry_later([i.job.id], error=error, next_attempt_at=due, now=now)
         i.result = "retry"
         report.add(i.job.erp_number, "deferred", redact(str(error)))
+        if fault is not None:  # the job waits as after any transient fault, but the cycle is not ok
+            report.config_fault(redact(str(fault)))
         log.warning("credentials deferred", platform=ctx.platform.name, address=i.job.erp_number,
                     step=i.job.step, error=str(error))
 

@@ -18,8 +18,9 @@ import structlog
 from syncd.domain import ErpAddress
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.push_addresses import DIRECTION, apply_batch, load_links, plan_batch
+from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
 from syncd.state.cursors import Cursors
+from syncd.state.failures import Failures
 from syncd.state.jobs import CredentialJobs
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
@@ -56,6 +57,7 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     mail = credentials.enabled(ctx)
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
+    _push_config_deferred(ctx, report, mail)
 
     cursors = Cursors(ctx.state, clock=ctx.clock)
     scan = ctx.erp.scan_changes(cursors.get(name, CURSOR), batch_size=ctx.settings.erp.batch_size)
@@ -74,6 +76,22 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     credentials.send_due(ctx, report)
     log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
     return report
+
+
+def _push_config_deferred(ctx: PlatformContext, report: CycleReport, mail: bool) -> None:
+    """Push again the addresses a configuration fault held back (a mapping target missing in
+    the shop): the change scan has moved past them, and a fixed mapping must not wait for the
+    next ERP edit of each address."""
+    name = ctx.platform.name
+    failures = Failures(ctx.state, clock=ctx.clock)
+    numbers = [int(r) for r in failures.records_with_code(name, DIRECTION, CONFIG_CODES) if r.isdigit()]
+    for chunk in _chunks(numbers, ctx.platform.batch_size):
+        found = ctx.erp.get_addresses(chunk)
+        gone = [n for n in chunk if n not in found]
+        if gone:  # deleted in the ERP meanwhile: nothing waits for them any more
+            failures.clear_many(name, DIRECTION, gone)
+        if found:
+            apply_batch(ctx, [found[n] for n in chunk if n in found], report, credentials=mail)
 
 
 def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:

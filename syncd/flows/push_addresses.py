@@ -36,6 +36,9 @@ RECOVERED_CREATE = "existed_with_deterministic_id"
 # Mail failures are kept apart from push failures: a later successful update of the address
 # must not hide that its credentials mail bounced.
 MAIL_DIRECTION = "credentials"
+# Rejections that name a missing mapping target in the shop (customer_group_map, customer_group):
+# a configuration fault, so the address is kept for a later push instead of failing for good.
+CONFIG_CODES = frozenset({"SYNCD__UNKNOWN_GROUP"})
 
 
 
@@ -240,7 +243,13 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         if r.outcome == Outcome.REJECTED or not r.shop_id:
             reason = r.reason or "the shop rejected the address"
             record_failure(ctx, a.number, step="push", reason=reason, code=r.code)
-            actions.append((a.number, "failed", reason))
+            if r.code in CONFIG_CODES:
+                # Not the record's fault: it is pushed again each cycle (see erp_to_shop) and the
+                # cycle is not ok until the operator adds the target or changes the mapping.
+                report.config_fault(f"platforms[{name}]: mapping target missing in the shop: {reason}")
+                actions.append((a.number, "deferred", reason))
+            else:
+                actions.append((a.number, "failed", reason))
             continue
         old = links.get(a.number)
         had_link = old is not None and old.kind != "collective"

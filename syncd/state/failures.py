@@ -120,6 +120,14 @@ class Failures:
                 for r in conn.execute(stmt)
             ]
 
+    def records_with_code(self, platform: str, direction: str, codes: Iterable[str]) -> list[str]:
+        """The records of ``platform``/``direction`` whose failure carries one of ``codes``."""
+        stmt = select(t.c.record).where(
+            t.c.platform == platform, t.c.direction == str(direction), t.c.code.in_(sorted(codes))
+        ).order_by(t.c.record)
+        with self.store.connect() as conn:
+            return [r for (r,) in conn.execute(stmt)]
+
     def count(self, platform: str) -> int:
         with self.store.connect() as conn:
             return int(
