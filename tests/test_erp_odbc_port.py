@@ -20,7 +20,7 @@ from connectors.erp import odbc, open_erp
 from connectors.erp.engine import _odbc_string, build_engine
 from syncd.errors import ConfigError, TransientError
 from tests import test_cli_wired_env as wired
-from tests.dbs import mariadb_url, unique_name
+from tests.dbs import mariadb_url, pg_url, unique_name
 from tests.erp_fixtures import create_address_table, drop_table, insert_addresses
 from tests.mailserver import free_port
 
@@ -159,6 +159,31 @@ def test_syncd_check_prints_where_it_connected(tmp_path: Path, sandbox, monkeypa
     assert f"connected to 127.0.0.1:{forwarder.port}" in flat
     assert f"database {make_url(url).database}" in flat
     assert forwarder.accepted >= 1
+
+
+@pytest.mark.realdb
+def test_the_postgresql_odbc_driver_gets_its_port_as_port_too():
+    """psqlODBC also ignores ``Server=host,port`` (it reached 5432 whatever the tail said); no
+    SQLAlchemy dialect drives it, so the rewrite is checked on the driver itself."""
+    import pyodbc
+
+    u = make_url(pg_url())
+    f = Forwarder((u.host or "127.0.0.1", u.port or 5432))
+    try:
+        def conn_str(port: int) -> str:
+            return odbc.place_port(f"DRIVER={{PostgreSQL Unicode}};Server={u.host},{port};"
+                                   f"Database={u.database};UID={u.username}", "postgresql", explicit=True)
+
+        with pytest.raises(pyodbc.Error):
+            pyodbc.connect(conn_str(free_port()), timeout=5)
+        conn = pyodbc.connect(conn_str(f.port), timeout=5)
+        try:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == u.database
+        finally:
+            conn.close()
+        assert f.accepted == 1
+    finally:
+        f.close()
 
 
 # --- the connection string each driver gets --------------------------------------------------------
