@@ -71,6 +71,7 @@ class Syncd:
     def __init__(self, e: Env, log: Path, *args: str) -> None:
         self.log = log
         self.started = time.monotonic()
+        self.wall = time.time()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncd", "--config", str(e.config), "--log-format", "json",
              *(args or ("run",))],
@@ -94,6 +95,16 @@ class Syncd:
             self.proc.kill()
             self.proc.wait()
             raise
+
+    def event_offset(self, event: str) -> float | None:
+        """Seconds from the process start to the first log event ``event``."""
+        from datetime import datetime
+
+        for ev in self.events():
+            if ev.get("event") == event and "timestamp" in ev:
+                stamp = datetime.fromisoformat(ev["timestamp"].replace("Z", "+00:00")).timestamp()
+                return stamp - self.wall
+        return None
 
     def events(self) -> list[dict[str, Any]]:
         out = []

@@ -107,7 +107,7 @@ class Leases:
                 _HELD[key] = _Held(holder, None)  # reserved: in-process contenders are refused
                 extend = False
         if extend:
-            self._write_row(name, holder, ttl)
+            self._write_row(name, holder, ttl, insert_if_missing=True)  # we hold the lock: the row is ours
             return Grant()
         handle: Handle | None = None
         try:

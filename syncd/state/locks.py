@@ -20,6 +20,7 @@ holder id (``host:pid:start:random``) provably gone? Only on this host, through 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -142,6 +143,9 @@ class FileLocks:
     authoritative = True
 
     def __init__(self, database: Path) -> None:
+        # filelock logs every acquire and release at DEBUG: noise at each cycle of a debug log.
+        if logging.getLogger("filelock").level == logging.NOTSET:
+            logging.getLogger("filelock").setLevel(logging.WARNING)
         self._folder = database.resolve().parent
         self._stem = database.name
 
