@@ -174,8 +174,9 @@ class Leases:
             if again is None:
                 log.error("lease lock lost with its database session; another holder has it", lease=name)
                 return False
-            held.handle.close()
-            held.handle = again
+            with _HELD_GUARD:
+                stale, held.handle = held.handle, again
+            stale.close()
             log.warning("lease lock re-taken after its database session was lost", lease=name)
         expires = self._clock() + timedelta(seconds=ttl)
         t = leases_table
