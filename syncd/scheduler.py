@@ -302,8 +302,9 @@ class CycleRunner:
         ended (or was cut off) mid-work, maybe with passwords in flight. Its unfinished cycles
         are marked interrupted, and the platform is swept again before new work, as if this
         process had just started (I2)."""
-        log.warning("took over the lease of a holder that did not release it; sweeping first",
-                    platform=platform, direction=direction, previous_holder=previous)
+        sweeps = direction == SWEEP_LEASE_DIRECTION and self.sweep is not None
+        log.warning("took over the lease of a holder that did not release it", platform=platform,
+                    direction=direction, previous_holder=previous, sweep_first=sweeps)
         try:
             marked = self.cycles.mark_interrupted(
                 platform, direction,
@@ -316,7 +317,7 @@ class CycleRunner:
             if marked:
                 log.warning("cycle interrupted by the end of its process", platform=platform,
                             direction=direction, cycles=marked, previous_holder=previous)
-        if direction == SWEEP_LEASE_DIRECTION and self.sweep is not None:
+        if sweeps:
             self.gate.done.discard(platform)
 
     def _release(self, name: str, holder: str) -> None:
