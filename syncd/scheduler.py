@@ -84,9 +84,10 @@ class CycleResult:
 
 
 class LeaseKeeper:
-    """Renews a lease in the background while a cycle runs (every third of its ttl). A lost
-    lease (someone took it over after we stalled past the ttl) is logged as an error: the
-    cycle cannot be stopped half-way safely, but the operator must know."""
+    """Renews a lease in the background while a cycle runs (every third of its ttl): the row's
+    expiry is what another host waits for when it cannot prove us dead. A lost lease (the
+    PostgreSQL session holding its lock ended and another instance took it) is logged as an
+    error: the cycle cannot be stopped half-way safely, but the operator must know."""
 
     def __init__(self, leases: Leases, name: str, holder: str, ttl: float) -> None:
         self._leases, self._name, self._holder, self._ttl = leases, name, holder, ttl
@@ -225,10 +226,14 @@ class CycleRunner:
                 return True
             name = lease_name(platform, SWEEP_LEASE_DIRECTION)
             holder = held_holder or self._holder("sweep")
-            if held_holder is None and not self.leases.acquire(name, holder, self.lease_ttl):
-                log.info("start-up sweep waits: lease held elsewhere", platform=platform,
-                         holder=self.leases.holder_of(name))
-                return False
+            if held_holder is None:
+                grant = self.leases.take(name, holder, self.lease_ttl)
+                if grant is None:
+                    log.info("start-up sweep waits: lease held elsewhere", platform=platform,
+                             holder=self.leases.holder_of(name))
+                    return False
+                if grant.previous is not None:
+                    self._took_over(platform, SWEEP_LEASE_DIRECTION, grant.previous, holder)
             try:
                 started = time.monotonic()
                 log.info("start-up sweep", platform=platform)
@@ -274,21 +279,16 @@ class CycleRunner:
         name = lease_name(platform, direction)
         holder = self._holder(direction)
         bound = log.bind(platform=platform, direction=direction)
-        prior = self.leases.get(name) if direction == SWEEP_LEASE_DIRECTION else None
-        if not self.leases.acquire(name, holder, self.lease_ttl):
+        grant = self.leases.take(name, holder, self.lease_ttl)
+        if grant is None:
             other = self.leases.holder_of(name)
             bound.info("cycle skipped: another instance holds the lease", holder=other)
             if self.metrics is not None:
                 self.metrics.record_standby(platform, direction, other)
             return CycleResult(platform, direction, Outcome.STANDBY)
-        if prior is not None and prior.holder != holder and self.sweep is not None:
-            # A clean release deletes the row: an expired row of another holder means that
-            # holder died (or stalled) mid-cycle, maybe with passwords in flight. Settle them
-            # before new work, as if this process had just started (I2).
-            bound.warning("took over the lease of a holder that did not release it; sweeping first",
-                          previous_holder=prior.holder)
-            self.gate.done.discard(platform)
         try:
+            if grant.previous is not None:
+                self._took_over(platform, direction, grant.previous, holder)
             held = holder if direction == SWEEP_LEASE_DIRECTION else None
             if not self.ensure_swept(ctx, held_holder=held):
                 bound.info("cycle skipped: start-up sweep not done yet")
@@ -296,6 +296,29 @@ class CycleRunner:
             return self._run_recorded(ctx, platform, direction, job, name, holder, bound)
         finally:
             self._release(name, holder)
+
+    def _took_over(self, platform: str, direction: str, previous: str, holder: str) -> None:
+        """The lease's row named another holder: a clean release deletes it, so that holder
+        ended (or was cut off) mid-work, maybe with passwords in flight. Its unfinished cycles
+        are marked interrupted, and the platform is swept again before new work, as if this
+        process had just started (I2)."""
+        sweeps = direction == SWEEP_LEASE_DIRECTION and self.sweep is not None
+        log.warning("took over the lease of a holder that did not release it", platform=platform,
+                    direction=direction, previous_holder=previous, sweep_first=sweeps)
+        try:
+            marked = self.cycles.mark_interrupted(
+                platform, direction,
+                f"interrupted: its process ended without finishing (holder {previous}); "
+                f"taken over by {holder}",
+            )
+        except Exception as exc:
+            log.warning("could not mark the interrupted cycle", platform=platform, error=error_text(exc))
+        else:
+            if marked:
+                log.warning("cycle interrupted by the end of its process", platform=platform,
+                            direction=direction, cycles=marked, previous_holder=previous)
+        if sweeps:
+            self.gate.done.discard(platform)
 
     def _release(self, name: str, holder: str) -> None:
         try:
@@ -323,9 +346,10 @@ class CycleRunner:
             bound.error("cycle failed", cycle=cycle_id, error=error, exc_info=True)
         if keeper.lost and error is None:
             # The work is done, but another instance may have done the same at the same time:
-            # visible as a failed cycle, so that a too short [daemon] lease_ttl gets noticed.
-            error = (f"lease {name} lost during the cycle: it stalled longer than lease_ttl "
-                     f"({self.lease_ttl:g}s) and another instance may have run it too")
+            # visible as a failed cycle, so that the operator sees the database trouble behind it.
+            error = (f"lease {name} lost during the cycle: its database session ended and its row was "
+                     f"taken over after lease_ttl ({self.lease_ttl:g}s); another instance may have run "
+                     "it too")
         if error is None and report is not None and report.config_faults:
             # Work waits for the operator (a refused SMTP login, a missing mapping target): the
             # cycle ran, but cron and monitoring must see it as failed, with the reason.

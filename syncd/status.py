@@ -6,13 +6,16 @@ nothing to do, and would wait for the daemon's running cycle.
 
 ``collect_status`` returns the documented machine shape of `syncd status --json`:
 
-    {"platforms": [{"name", "last_cycle": {"started", "finished", "ok", "error"},
+    {"platforms": [{"name", "last_cycle": {"started", "finished", "ok", "state", "error"},
                     "linked", "pending", "failed": [{"address", "step", "reason"}]}]}
 
-* ``last_cycle``: the newest cycle of the platform, either direction; times ISO 8601 UTC;
-  all three null before the first cycle; ``finished``/``ok`` null while it runs (or when the
-  process died in it). ``error``: why a cycle was not ok (also a cycle whose work waits for a
-  configuration fix: a refused SMTP login, a mapping target missing in the shop), else null.
+* ``last_cycle``: the newest cycle of the platform, either direction — unless the newest of
+  one direction is still open (running or interrupted): that one; times ISO 8601 UTC;
+  all null before the first cycle; ``finished``/``ok`` null while it runs. ``state``: "ok",
+  "failed", "running", or "interrupted" — its process ended mid-cycle (SIGKILL, crash, power
+  loss): ``finished`` null, ``ok`` false (see ``cycle_state``). ``error``: why a cycle was not
+  ok (also a cycle whose work waits for a configuration fix: a refused SMTP login, a mapping
+  target missing in the shop), else null.
 * ``linked``: ERP address <-> shop account links of the platform (all kinds).
 * ``pending``: credential jobs not finished yet (pending, field_written, sending, sent — not
   done or failed): mails still owed to customers, e.g. waiting for the SMTP server to come
@@ -57,17 +60,57 @@ def _connect(store: StateStore) -> Any:
     return connect() if connect is not None else store.engine.connect()
 
 
+def cycle_state(store: StateStore, platform: str, row: Any) -> str:
+    """ok / failed / running / interrupted for a cycle row (started, finished, ok, direction,
+    holder). An open record is running only while its holder still holds the cycle's lease: a
+    SIGKILLed or crashed process leaves it open, and a new holder marks it (ok false, finished
+    empty) when it takes the lease over; until then the lease's lock tells (see
+    ``Leases.is_alive``)."""
+    from syncd.scheduler import lease_name
+    from syncd.state.leases import Leases
+
+    if row.finished is not None:
+        return "ok" if row.ok else "failed"
+    if row.ok is not None:
+        return "interrupted"  # marked by the holder that took its lease over
+    leases = Leases(store)
+    name = lease_name(platform, row.direction)
+    info = leases.get(name)
+    if info is None or info.holder != row.holder:
+        return "interrupted"  # its lease was released or taken over: nobody runs it any more
+    return "running" if leases.is_alive(name, row.holder) else "interrupted"
+
+
+def _last_cycle(store: StateStore, platform: str, last: Any) -> dict[str, Any]:
+    if last is None:
+        return {"started": None, "finished": None, "ok": None, "state": None, "error": None}
+    state = cycle_state(store, platform, last)
+    return {
+        "started": _iso(last.started),
+        "finished": _iso(last.finished),
+        "ok": {"ok": True, "failed": False, "interrupted": False}.get(state),
+        "state": state,
+        "error": last.error,
+    }
+
+
 def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
     platforms = []
     with _connect(store) as conn:
         for platform in settings.platforms:
             name = platform.name
-            last = conn.execute(
-                select(cycles.c.started, cycles.c.finished, cycles.c.ok, cycles.c.error)
-                .where(cycles.c.platform == name)
+            newest = (select(func.max(cycles.c.id)).where(cycles.c.platform == name)
+                      .group_by(cycles.c.direction))
+            per_direction = conn.execute(
+                select(cycles.c.started, cycles.c.finished, cycles.c.ok, cycles.c.error, cycles.c.direction,
+                       cycles.c.holder)
+                .where(cycles.c.id.in_(newest))
                 .order_by(cycles.c.started.desc(), cycles.c.id.desc())
-                .limit(1)
-            ).first()
+            ).all()
+            # An open cycle (running, or left by a dead process) outranks a newer finished one of
+            # the other direction: that is the one the operator must see.
+            last = next((r for r in per_direction if r.finished is None and r.ok is None),
+                        per_direction[0] if per_direction else None)
             linked = conn.execute(select(func.count()).select_from(links).where(links.c.platform == name))
             pending = conn.execute(
                 select(func.count())
@@ -82,12 +125,7 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
             platforms.append(
                 {
                     "name": name,
-                    "last_cycle": {
-                        "started": _iso(last.started) if last else None,
-                        "finished": _iso(last.finished) if last else None,
-                        "ok": (None if last.ok is None else bool(last.ok)) if last else None,
-                        "error": last.error if last else None,
-                    },
+                    "last_cycle": _last_cycle(store, name, last),
                     "linked": int(linked.scalar_one()),
                     "pending": int(pending.scalar_one()),
                     "failed": [{"address": r.record, "step": r.step, "reason": r.reason} for r in failed],
@@ -103,12 +141,14 @@ _TEXT = {
         "platform": "Platform", "started": "Last cycle started", "finished": "finished", "ok": "result",
         "linked": "linked", "pending": "pending", "failed": "failed", "address": "Address", "step": "Step",
         "reason": "Reason", "yes": "ok", "no": "FAILED", "running": "running", "never": "never",
+        "interrupted": "INTERRUPTED",
         "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
         "linked": "verknüpft", "pending": "offen", "failed": "fehlerhaft", "address": "Adresse",
         "step": "Schritt", "reason": "Grund", "yes": "ok", "no": "FEHLER", "running": "läuft",
+        "interrupted": "ABGEBROCHEN",
         "never": "noch nie", "title": "syncd-Status", "failures": "Fehlerhafte Datensätze",
         "more": "… und {n} weitere (syncd status --json)",
     },
@@ -142,8 +182,11 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
     any_failed = False
     for p in status["platforms"]:
         last = p["last_cycle"]
+        state = last.get("state")
         if last["started"] is None:
             result = t["never"]
+        elif state == "interrupted":
+            result = t["interrupted"]
         elif last["ok"] is None:
             result = t["running"]
         else:

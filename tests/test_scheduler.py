@@ -182,18 +182,29 @@ def test_old_cycle_records_are_pruned(store):
 
 
 def test_taking_over_a_dead_holders_lease_sweeps_again(store, ctx, captured_logs):
+    """What a SIGKILLed process leaves: an open cycle record and a lease row that is not expired,
+    with no lock behind it (the kernel released that). Taken over at once, not after the ttl."""
     from datetime import UTC, datetime, timedelta
+
+    from syncd.state.cycles import Cycles
+    from syncd.state.schema import leases
 
     swept = []
     runner = CycleRunner(store, holder="me", lease_ttl=30, sweep=lambda c: swept.append(1))
     assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
     assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
     assert swept == [1]
-    # Another instance took the lease, then died without releasing it; the lease expired.
-    past = datetime.now(UTC) - timedelta(minutes=10)
-    assert Leases(store, clock=lambda: past).acquire("shop/erp-to-shop", "dead:1:x:erp-to-shop", 60)
-    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
+    dead = "otherhost:4242:1700000000:0123456789ab:erp-to-shop"
+    open_cycle = Cycles(store).start("shop", "erp-to-shop", dead)
+    with store.begin() as conn:
+        conn.execute(leases.insert().values(name="shop/erp-to-shop", holder=dead,
+                                            expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK, "no wait for the dead row's expiry"
     assert swept == [1, 1], "the dead holder's in-flight passwords are settled before new work"
     assert "took over the lease" in captured_logs
+    with store.connect() as conn:
+        row = conn.execute(select(cycles).where(cycles.c.id == open_cycle)).one()
+    assert row.finished is None and row.ok is False and row.error.startswith("interrupted")
+    assert dead in row.error
     assert runner.run(ctx, "shop-to-erp", ok_job).outcome is Outcome.OK
     assert swept == [1, 1], "a lease it released cleanly is no reason to sweep"

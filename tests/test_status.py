@@ -9,17 +9,19 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, select, text
 
 from syncd.config.model import Settings
 from syncd.state.cycles import Cycles
 from syncd.state.db import open_state
 from syncd.state.failures import Failures
-from syncd.state.schema import credential_jobs, links
+from syncd.state.leases import Leases, make_holder
+from syncd.state.schema import credential_jobs, cycles, links
 from syncd.status import collect_status, render_status_table
 from tests.dbs import pg_url, unique_name
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+RUNNING = make_holder() + ":erp-to-shop"
 
 
 def settings_for(url: str) -> Settings:
@@ -60,7 +62,9 @@ def populate(store) -> None:
     cycles.finish(first, ok=True, counts={"created": 2})
     second = cycles.start("shop", "shop-to-erp", "h")
     cycles.finish(second, ok=False, counts={}, error="TransientError: shop 503")
-    cycles.start("b2b", "erp-to-shop", "h")  # still running
+    # still running: its holder holds the cycle's lease (this process, alive)
+    assert Leases(store).acquire("b2b/erp-to-shop", RUNNING, 300)
+    cycles.start("b2b", "erp-to-shop", RUNNING)
     with store.begin() as conn:
         conn.execute(insert(links), [
             {"platform": "shop", "shop_id": f"s{i}", "erp_number": 10000 + i, "kind": "erp",
@@ -83,15 +87,16 @@ def test_json_shape_and_counts(url):
     try:
         populate(store)
         status = collect_status(store, settings_for(url))
+        Leases(store).release("b2b/erp-to-shop", RUNNING)
     finally:
         store.close()
     json.dumps(status)  # what `syncd status --json` prints must serialise as is
     shop, b2b, idle = status["platforms"]
     assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed"]
-    assert list(shop["last_cycle"]) == ["started", "finished", "ok", "error"]
+    assert list(shop["last_cycle"]) == ["started", "finished", "ok", "state", "error"]
     assert shop["name"] == "shop"
     assert shop["last_cycle"] == {"started": "2026-03-01T08:02:00Z", "finished": "2026-03-01T08:03:00Z",
-                                  "ok": False, "error": "TransientError: shop 503"}
+                                  "ok": False, "state": "failed", "error": "TransientError: shop 503"}
     assert shop["linked"] == 3
     assert shop["pending"] == 4, "pending, field_written, sending and sent jobs; not done or failed"
     assert shop["failed"] == [
@@ -99,11 +104,10 @@ def test_json_shape_and_counts(url):
         {"address": "10005", "step": "credentials", "reason": "SMTP 550 mailbox unavailable"},
     ]
     assert b2b["last_cycle"] == {"started": "2026-03-01T08:04:00Z", "finished": None, "ok": None,
-                                 "error": None}
+                                 "state": "running", "error": None}
     assert (b2b["linked"], b2b["pending"], b2b["failed"]) == (1, 0, [])
-    assert idle == {"name": "idle", "last_cycle": {"started": None, "finished": None, "ok": None,
-                                                   "error": None},
-                    "linked": 0, "pending": 0, "failed": []}
+    never = {"started": None, "finished": None, "ok": None, "state": None, "error": None}
+    assert idle == {"name": "idle", "last_cycle": never, "linked": 0, "pending": 0, "failed": []}
 
 
 def test_status_reads_while_a_writer_holds_the_store(tmp_path):
@@ -161,3 +165,70 @@ def test_table_language_follows_locale(monkeypatch):
     monkeypatch.setenv("LANG", "C.UTF-8")
     assert "Platform" in render_status_table(status)
     assert "Failed records" not in render_status_table(status), "no failures table without failures"
+
+
+KILLED_CYCLE = """
+import sys, time
+from syncd.state.cycles import Cycles
+from syncd.state.db import open_state
+from syncd.state.leases import Leases, make_holder
+
+store = open_state(sys.argv[1], migrate=False)
+holder = make_holder() + ":erp-to-shop"
+assert Leases(store).acquire("shop/erp-to-shop", holder, 300)
+Cycles(store).start("shop", "erp-to-shop", holder)
+print("running", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_cycle_shows_as_interrupted_not_running(url, tmp_path):
+    """A SIGKILLed process leaves its cycle open and its lease row valid for minutes: status
+    tells it from a running one (the lease's lock died with the process), before and after a
+    new holder takes the lease over."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from syncd.flows.context import CycleReport, PlatformContext
+    from syncd.scheduler import CycleRunner, Outcome
+
+    open_state(url).close()
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_CYCLE)
+    proc = subprocess.Popen([sys.executable, str(script), url], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    settings = settings_for(url)
+    store = open_state(url, migrate=False)
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        assert collect_status(store, settings)["platforms"][0]["last_cycle"]["state"] == "running"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5  # PostgreSQL: the server notices the closed session
+        while True:
+            last = collect_status(store, settings)["platforms"][0]["last_cycle"]
+            if last["state"] == "interrupted" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert last["state"] == "interrupted" and last["finished"] is None and last["ok"] is False
+        status = collect_status(store, settings)
+        assert "INTERRUPTED" in render_status_table(status, lang="en")
+        assert "ABGEBROCHEN" in render_status_table(status, lang="de")
+
+        # A new holder takes the lease over at once and closes the dead record.
+        platform = settings.platforms[0]
+        ctx = PlatformContext(settings=settings, platform=platform, erp=None, shop=None, state=store)
+        runner = CycleRunner(store, holder=make_holder(), lease_ttl=300)
+        result = runner.run(ctx, "erp-to-shop", lambda c: CycleReport("shop", "erp-to-shop"))
+        assert result.outcome is Outcome.OK, "taken over at once, not after the 5 minute ttl"
+        with store.connect() as conn:
+            dead = conn.execute(select(cycles).where(cycles.c.id != result.cycle_id)).one()
+        assert dead.finished is None and dead.ok is False and dead.error.startswith("interrupted")
+        assert collect_status(store, settings)["platforms"][0]["last_cycle"]["state"] == "ok"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()

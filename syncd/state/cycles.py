@@ -21,7 +21,7 @@ class CycleRow:
     direction: str
     started: datetime
     finished: datetime | None
-    ok: bool | None  # None while running (or when the process died mid-cycle)
+    ok: bool | None  # None while running (or when the process died mid-cycle, until taken over)
     counts: dict[str, Any]
     error: str | None
     holder: str | None
@@ -60,6 +60,19 @@ class Cycles:
         with self.store.write(conn) as conn:
             if conn.execute(update(t).where(t.c.id == cycle_id).values(**values)).rowcount != 1:
                 raise KeyError(f"no cycle with id {cycle_id}")
+
+    def mark_interrupted(self, platform: str, direction: str, reason: str) -> int:
+        """Close the record of every cycle of ``platform``/``direction`` still open: called by a
+        new holder of that lease, so none of them can still run. ``finished`` stays empty (they
+        never finished); ``ok`` false with an error starting "interrupted". The number marked."""
+        stmt = (
+            update(t)
+            .where(t.c.platform == platform, t.c.direction == str(direction), t.c.finished.is_(None),
+                   t.c.ok.is_(None))
+            .values(ok=False, error=redact(reason))
+        )
+        with self.store.begin() as conn:
+            return int(conn.execute(stmt).rowcount or 0)
 
     def last(self, platform: str, direction: str | None = None) -> CycleRow | None:
         stmt = select(t).where(t.c.platform == platform).order_by(t.c.started.desc(), t.c.id.desc()).limit(1)
