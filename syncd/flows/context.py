@@ -52,6 +52,8 @@ class CycleReport:
     dry_run: bool = False
     counts: Counter[str] = field(default_factory=Counter)
     items: list[ReportItem] = field(default_factory=list)
+    # Set by a reconciliation (``syncd.flows.reconcile``): drift counts, ``syncd.state.drift.KEYS``.
+    drift: dict[str, int] | None = None
 
     def add(self, record: Any, action: str, detail: str = "") -> None:
         self.counts[action] += 1

@@ -1,0 +1,262 @@
+"""Reconciliation (issue 11, defect 5): drift the change scan cannot see is found and repaired by
+`syncd sync --full`, and `syncd status` says what was found. Real components throughout: a
+SQLite ERP, the Shopware sandbox over HTTP, the outbox transport, the CLI in-process."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from syncd.flows import reconcile as reconcile_flow
+from syncd.state.db import open_state
+from syncd.state.failures import Failures
+from syncd.state.links import Links
+from tests import erp_fixtures
+from tests import test_cli_wired_env as wired
+from tests.shop_fixtures import store_login
+from tests.test_cli_wired_env import TABLE, Env, make_env, read_mail
+
+sandbox = wired.sandbox  # fixture
+
+
+def _row(n: int, **kw) -> dict:
+    # Shaped unlike the shared samples: companies, an Austrian address, numbers with gaps.
+    row = {"number": n, "first_name": f"Vera{n % 7}", "last_name": f"Öztürk-{n}", "salutation": "Frau",
+           "street": f"Lindenweg {n % 90 + 1}", "zip": f"{1010 + n % 80:04d}", "city": "Wien",
+           "country": "AT", "email": f"v.{n}@beispiel.at"}
+    if n % 4 == 0:
+        row.update(company=f"Öztürk & Partner {n} KG")
+    row.update(kw)
+    return row
+
+
+ROWS = [_row(n) for n in (20003, 20011, 20017, 20040, 20041, 20052, 20090)] + [
+    # fails validation: still_failed; stamped long ago, so that only the first (full) scan reads it
+    _row(20100, email="kaputt@@beispiel.at", Geaendert=erp_fixtures.utcnow() - timedelta(days=30)),
+]
+GOOD = 7
+
+
+@pytest.fixture
+def env(tmp_path: Path, sandbox, monkeypatch: pytest.MonkeyPatch) -> Env:  # noqa: F811
+    return make_env(tmp_path, sandbox, monkeypatch, rows=ROWS)
+
+
+def _status(e: Env, capsys) -> dict:
+    code, out, err = e.cli(capsys, "status", "--json")
+    assert code == 0, err
+    (platform,) = json.loads(out)["platforms"]
+    return platform
+
+
+def _mails(e: Env) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for path in e.outbox_files():
+        to, password = read_mail(path)
+        out.setdefault(to, []).append(password)
+    return out
+
+
+def test_shop_that_lost_its_data_is_refilled_by_full_sync_and_status_shows_the_drift(env: Env, capsys):
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert len(env.shop.customers()) == GOOD and len(env.outbox_files()) == GOOD
+
+    assert env.shop.lose_customers() == GOOD  # the shop restored an empty backup
+    assert env.shop.customers() == []
+
+    # What an operator saw before: all linked, nothing to do - the change scan cannot know.
+    assert _status(env, capsys)["linked"] == GOOD
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0 and env.shop.customers() == []
+
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")
+    assert code == 0, out + err
+    assert "missing_in_shop" in out  # the drift table of the summary
+
+    customers = env.shop.customers()
+    assert sorted(int(c["customerNumber"]) for c in customers) == sorted(r["number"] for r in ROWS[:GOOD])
+    mails = _mails(env)
+    for r in ROWS[:GOOD]:
+        first, second = mails[r["email"]]  # one more credentials mail each, with a new password
+        assert second != first
+        assert store_login(env.shop, r["email"], second)
+    status = _status(env, capsys)
+    drift = status["reconcile"]["counts"]
+    assert drift["missing_in_shop"] == GOOD and drift["repaired"] == GOOD
+    assert drift["erp_addresses"] == len(ROWS) and drift["links"] == GOOD
+    assert drift["unlinked"] == 0 and drift["orphaned_links"] == 0 and drift["stale"] == 0
+    assert drift["still_failed"] == 1 and drift["failed_rechecked"] == 1
+    assert status["reconcile"]["finished"].endswith("Z")
+    assert status["pending"] == 0 and status["linked"] == GOOD
+
+    # In step now: a second reconciliation finds nothing and mails nobody.
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")
+    assert code == 0, err
+    drift = _status(env, capsys)["reconcile"]["counts"]
+    assert drift["missing_in_shop"] == 0 and drift["repaired"] == 0 and drift["stale"] == 0
+    assert len(env.outbox_files()) == 2 * GOOD
+    code, out, _ = env.cli(capsys, "status")
+    assert code == 0 and "missing_in_shop 0" in out and "still_failed 1" in out
+
+
+def test_a_fixed_failure_the_change_scan_does_not_see_is_reevaluated(env: Env, capsys):
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    [failed] = _status(env, capsys)["failed"]
+    assert failed["address"] == "20100" and "kaputt@@" in failed["reason"]
+
+    # Fixed in the ERP by a tool that does not move the change stamp.
+    erp_fixtures.update_address(env.erp_url, TABLE, 20100, {"EMail": "vera.fixed@beispiel.at"}, touch=False)
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0 and _status(env, capsys)["failed"] == [failed]  # the scan does not see it
+
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")
+    assert code == 0, out + err
+    status = _status(env, capsys)
+    assert status["failed"] == []
+    assert status["reconcile"]["counts"]["failed_rechecked"] == 1
+    assert status["reconcile"]["counts"]["still_failed"] == 0
+    assert status["reconcile"]["counts"]["repaired"] == 1
+    [password] = _mails(env)["vera.fixed@beispiel.at"]
+    assert store_login(env.shop, "vera.fixed@beispiel.at", password)
+
+
+def test_dry_run_full_counts_drift_and_writes_nothing(env: Env, capsys):
+    assert env.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
+    env.shop.lose_customers()
+    before = (env.erp_rows(), env.outbox_files(), env.state_digest())
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop", "--full", "--dry-run")
+    assert code == 0, err
+    assert "would-repair" in out
+    assert (env.erp_rows(), env.outbox_files(), env.state_digest()) == before
+    assert env.shop.customers() == []
+
+
+# --- more than one page of every stream, every kind of drift ------------------------------------
+
+# Stamped an hour apart, long ago: the first scan reads them all; later edits that keep the stamp
+# are outside the scan's overlap window (all but the newest row), so the scan misses them.
+MANY = [_row(30000 + 3 * i, Geaendert=erp_fixtures.utcnow() - timedelta(days=40, hours=i)) for i in range(40)]
+
+
+def test_reconcile_over_many_pages_finds_and_repairs_each_kind_of_drift(tmp_path, sandbox, monkeypatch,  # noqa: F811
+                                                                        capsys):
+    e = make_env(tmp_path, sandbox, monkeypatch, rows=MANY)
+    # ERP pages of 7, push chunks of 5, link pages of 6: every stream is read in several pages.
+    e.write_config(erp="batch_size = 7", addresses="deactivate_blocked = true")
+    monkeypatch.setattr(reconcile_flow, "LINK_PAGE", 6)
+    e.config.write_text(e.config.read_text().replace('sales_channel = "Storefront"',
+                                                     'sales_channel = "Storefront"\nbatch_size = 5'))
+    assert e.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
+    assert len(e.shop.customers()) == 40
+    state = open_state(f"sqlite:///{e.state_db.as_posix()}", migrate=False)
+    try:
+        links = Links(state).get_many("shop", [r["number"] for r in MANY])
+    finally:
+        state.close()
+
+    lost = [30000, 30033, 30117]  # gone from the shop
+    e.shop.lose_customers([links[n].shop_id for n in lost])
+    edited = 30060  # the customer's data changed in the shop, not by syncd
+    e.shop.edit_customer_as_shop_user(links[edited].shop_id, lastName="Überschrieben")
+    changed = 30090  # changed in the ERP without moving the stamp
+    erp_fixtures.update_address(e.erp_url, TABLE, changed, {"Ort": "Graz"}, touch=False)
+    blocked = 30024  # blocked without moving the stamp
+    erp_fixtures.update_address(e.erp_url, TABLE, blocked, {"Gesperrt": 1}, touch=False)
+    gone = 30051  # deleted from the ERP
+    _delete_row(e, gone)
+    late = 39999  # inserted with a stamp far older than the scan's window
+    erp_fixtures.insert_addresses(e.erp_url, TABLE, [
+        _row(late, Geaendert=erp_fixtures.utcnow() - timedelta(days=50))])
+    assert e.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
+    assert str(late) not in {c["customerNumber"] for c in e.shop.customers()}  # missed by the scan
+
+    code, out, err = e.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")
+    assert code == 0, out + err
+
+    drift = _status(e, capsys)["reconcile"]["counts"]
+    assert drift["erp_addresses"] == 40 and drift["links"] == 41  # links are read after the ERP pass
+    assert drift["missing_in_shop"] == 3 and drift["stale"] == 2 and drift["unlinked"] == 1
+    assert drift["blocked_linked"] == 1 and drift["orphaned_links"] == 1
+    assert drift["repaired"] == 3 + 2 + 1 + 1 + 1 and drift["still_failed"] == 0
+    by_number = {c["customerNumber"]: c for c in e.shop.customers()}
+    assert all(str(n) in by_number for n in lost) and str(late) in by_number
+    assert by_number[str(edited)]["lastName"] == _row(edited)["last_name"]
+    address = e.shop.customer(by_number[str(changed)]["id"])["addresses"][0]
+    assert address["city"] == "Graz"
+    assert by_number[str(blocked)]["active"] is False and by_number[str(gone)]["active"] is False
+    mails = _mails(e)
+    assert all(len(mails[_row(n)["email"]]) == 2 for n in lost) and len(mails[_row(late)["email"]]) == 1
+    assert len(e.outbox_files()) == 40 + 3 + 1
+
+    # Nothing left: the next reconciliation repairs nothing.
+    assert e.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")[0] == 0
+    drift = _status(e, capsys)["reconcile"]["counts"]
+    assert drift["repaired"] == 0 and drift["stale"] == 0 and drift["missing_in_shop"] == 0
+    assert drift["orphaned_links"] == 1  # reported for as long as the link exists
+
+
+def _delete_row(e: Env, number: int) -> None:
+    import sqlite3
+
+    with sqlite3.connect(e.erp_db) as conn:
+        conn.execute(f'DELETE FROM "{TABLE}" WHERE "AdrNr" = ?', (number,))
+
+
+def test_failures_among_reads_only_the_given_records(tmp_path):
+    store = open_state(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        f = Failures(store)
+        f.record("shop", "erp-to-shop", 7, "validate", "x")
+        f.record("shop", "credentials", 8, "credentials", "y")
+        f.record("other", "erp-to-shop", 9, "validate", "z")
+        assert f.among("shop", "erp-to-shop", [7, 8, 9, 10]) == {"7"}
+    finally:
+        store.close()
+
+
+# --- the daemon reconciles on its own ---------------------------------------------------------
+
+def test_daemon_reconciles_every_interval_and_publishes_drift_metrics(tmp_path, sandbox, monkeypatch,  # noqa: F811
+                                                                      capsys):
+    import socket
+    import urllib.request
+
+    from tests.test_cli_wired_daemon import _events, _start, _stop, _wait
+
+    e = make_env(tmp_path, sandbox, monkeypatch, rows=ROWS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    e.write_config(poll="1s", daemon=f'reconcile_interval = "3s"\nmetrics_port = {port}')
+    log = e.root / "daemon.log"
+    proc = _start(e, log)
+    try:
+        _wait(lambda: len(e.outbox_files()) == GOOD, "the first mails", proc, log)
+        e.shop.lose_customers()
+        # No sync is asked for: the daemon's own schedule finds the loss and repairs it.
+        _wait(lambda: len(e.outbox_files()) == 2 * GOOD, "the re-created accounts' mails", proc, log)
+        _wait(lambda: len(e.shop.customers()) == GOOD, "the accounts back in the shop", proc, log)
+        due = [x for x in _events(log) if x.get("event", "").startswith("reconciliation due")]
+        assert due, "the reconcile job never ran"
+        status = _status(e, capsys)
+        assert status["reconcile"] is not None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'syncd_drift_records{kind="still_failed",platform="shop"} 1.0' in metrics
+        assert "syncd_last_reconcile_timestamp_seconds" in metrics
+        # Later runs keep coming, every interval, and find nothing more to repair.
+        runs = len([x for x in _events(log) if x.get("event") == "reconciliation done"])
+        _wait(lambda: len([x for x in _events(log) if x.get("event") == "reconciliation done"]) >= runs + 1,
+              "the next reconciliation", proc, log)
+    finally:
+        code = _stop(proc)
+    assert code == 0, log.read_text()[-3000:]
+    done = [x for x in _events(log) if x.get("event") == "reconciliation done"]
+    assert any(x["missing_in_shop"] == GOOD and x["repaired"] == GOOD for x in done)
+    assert done[-1]["missing_in_shop"] == 0 and done[-1]["repaired"] == 0
+    assert len(e.outbox_files()) == 2 * GOOD
