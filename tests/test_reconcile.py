@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from syncd.flows import reconcile as reconcile_flow
 from syncd.state.db import open_state
@@ -16,6 +17,7 @@ from syncd.state.failures import Failures
 from syncd.state.links import Links
 from tests import erp_fixtures
 from tests import test_cli_wired_env as wired
+from tests.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401 - fixtures
 from tests.shop_fixtures import store_login
 from tests.test_cli_wired_env import TABLE, Env, make_env, read_mail
 
@@ -260,3 +262,84 @@ def test_daemon_reconciles_every_interval_and_publishes_drift_metrics(tmp_path, 
     assert any(x["missing_in_shop"] == GOOD and x["repaired"] == GOOD for x in done)
     assert done[-1]["missing_in_shop"] == 0 and done[-1]["repaired"] == 0
     assert len(e.outbox_files()) == 2 * GOOD
+
+
+# --- the ERP on every backend, the state store on PostgreSQL -----------------------------------
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb),
+                        pytest.param("mariadb", marks=pytest.mark.realdb)])
+def harness(request, tmp_path: Path, sandbox, smtp_server):  # noqa: F811
+    from contextlib import ExitStack
+
+    from tests.dbs import mariadb_url, pg_schema_url, pg_url, unique_name
+    from tests.flow_harness import Harness
+
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url, state_url = f"sqlite:///{tmp_path / 'erp.db'}", ""
+        else:
+            url = pg_url() if request.param == "postgresql" else mariadb_url()
+            state_url = stack.enter_context(pg_schema_url("reconcile_state"))
+        h = Harness(tmp_path, url, unique_name("erp_reconcile"), sandbox, smtp_server, state_url=state_url)
+        stack.callback(h.drop)
+        stack.callback(h.close)
+        yield h
+
+
+def test_full_run_on_each_erp_backend_recreates_lost_accounts_and_reports_orphans(harness):
+    from tests.flow_harness import password_of
+
+    rows = [_row(n, **{"email": f"r{n}@beispiel.at"}) for n in (41001, 41002, 41010, 41011, 41020, 41099)]
+    harness.insert(rows)
+    first = harness.run()
+    assert first.counts["created"] == 6 and first.counts["mailed"] == 6
+    links = Links(harness.state).get_many("shop", [r["number"] for r in rows])
+    harness.sandbox.lose_customers([links[41002].shop_id, links[41099].shop_id])
+    engine = sa.create_engine(harness.erp_url)
+    try:
+        t = sa.Table(harness.table, sa.MetaData(), autoload_with=engine)
+        with engine.begin() as conn:
+            conn.execute(t.delete().where(t.c.AdrNr == 41020))
+    finally:
+        engine.dispose()
+
+    report = reconcile_flow.run_full(harness.context())
+
+    assert report.drift["missing_in_shop"] == 2 and report.drift["orphaned_links"] == 1
+    assert report.drift["repaired"] == 3  # two re-created, the orphan's account deactivated
+    assert report.counts["created"] == 2 and report.counts["mailed"] == 2
+    for n in (41002, 41099):
+        mails = harness.mails_to(f"r{n}@beispiel.at")
+        assert len(mails) == 2
+        assert store_login(harness.sandbox, f"r{n}@beispiel.at", password_of(mails[-1]))
+    assert harness.sandbox.customer(links[41020].shop_id)["active"] is False
+    assert harness.password_fields() == {}
+
+
+def test_address_fingerprint_is_unchanged_by_the_faster_hashing():
+    # Links store this fingerprint: a different text after an upgrade would re-push every address.
+    import hashlib
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from syncd.domain import ErpAddress
+    from syncd.flows.push_addresses import address_fingerprint
+
+    def before(a: ErpAddress) -> str:  # the implementation reconciliation replaced
+        data = asdict(a)
+        for key in ("row", "problems", "modified_at", "blocked"):
+            data.pop(key, None)
+        blob = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    samples = [
+        ErpAddress(number=1),
+        ErpAddress(number=20017, email="Ä@beispiel.at", company="Öztürk & Partner", salutation="Frau",
+                   first_name="Vera", last_name="Öztürk", street="Lindenweg 1", zip="1010", city="Wien",
+                   country="AT", phone="+43 1 234", customer_group=Decimal("7.0"), blocked=True,
+                   modified_at=datetime(2026, 1, 2, tzinfo=UTC), row={"nested": {"x": [1, 2]}},
+                   problems=("too long",)),
+    ]
+    for a in samples:
+        assert address_fingerprint(a) == before(a)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import structlog
 
@@ -49,8 +50,10 @@ from syncd.flows.push_addresses import (
 from syncd.state.drift import KEYS, DriftReports
 from syncd.state.failures import Failures
 from syncd.state.links import Link, Links
+from syncd.state.schema import links as links_table
 
 log = structlog.get_logger("syncd.flows.reconcile")
+T = TypeVar("T")
 
 # Report actions after which a drifted record is in step again.
 DONE_ACTIONS = frozenset(
@@ -64,6 +67,7 @@ LINK_PAGE = 500
 # Vanished addresses are deactivated only while they are few (see ``_orphans``).
 ORPHAN_LIMIT = 1000
 ORPHAN_SHARE = 0.05
+MISSING = "missing"  # what ShopPort.compare says of an account that is gone
 STALE_MARK = ""  # a link fingerprint no address has: the next push of it is never skipped
 
 
@@ -83,13 +87,14 @@ def reconcile(ctx: PlatformContext, report: CycleReport, *, repair: bool = True)
     the drift counts; returns them (also set as ``report.drift``)."""
     started = ctx.clock()
     counts: Counter[str] = Counter({k: 0 for k in KEYS})
-    mail = credentials.enabled(ctx) if repair else False
+    repairs = _Repairs(ctx, report, counts, repair=repair)
     done = 0
     for page in ctx.erp.iter_all(batch_size=ctx.settings.erp.batch_size):
-        _erp_page(ctx, page, report, counts, repair=repair, mail=mail)
+        _erp_page(ctx, page, counts, repairs)
         done += len(page)
         if ctx.progress is not None:
             ctx.progress(done, None)
+    repairs.flush()
     _orphans(ctx, report, counts, repair=repair)
     counts["still_failed"] = _failure_count(ctx)
     drift = {k: int(counts[k]) for k in KEYS}
@@ -100,8 +105,59 @@ def reconcile(ctx: PlatformContext, report: CycleReport, *, repair: bool = True)
     return drift
 
 
-def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], report: CycleReport, counts: Counter[str], *,
-              repair: bool, mail: bool) -> None:
+class _Repairs:
+    """Records that need the ordinary push, collected over ERP pages and pushed a platform
+    batch at a time: drift is rare, and a push per ERP page would cost a round of shop calls
+    for a handful of records. At most one batch is held."""
+
+    def __init__(self, ctx: PlatformContext, report: CycleReport, counts: Counter[str], *,
+                 repair: bool) -> None:
+        self.ctx, self.report, self.counts, self.repair = ctx, report, counts, repair
+        self.mail = credentials.enabled(ctx) if repair else False
+        self.todo: dict[int, ErpAddress] = {}
+        self.counted: set[int] = set()  # drifted or failed before: "repaired" when done now
+        self.reset: set[int] = set()  # links whose fingerprint must not let the push skip them
+
+    def add(self, address: ErpAddress, *, counted: bool, reset: bool = False) -> None:
+        self.todo[address.number] = address
+        if counted:
+            self.counted.add(address.number)
+        if reset:
+            self.reset.add(address.number)
+        if len(self.todo) >= self.ctx.platform.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        todo, counted, reset = self.todo, self.counted, self.reset
+        self.todo, self.counted, self.reset = {}, set(), set()
+        if not todo:
+            return
+        if not self.repair:
+            for n in sorted(counted):
+                self.report.add(n, "would-repair")
+            return
+        ctx, name = self.ctx, self.ctx.platform.name
+        if reset:
+            with ctx.state.begin() as conn:
+                for chunk in _pages(sorted(reset), LINK_PAGE):
+                    conn.execute(links_table.update().where(
+                        links_table.c.platform == name, links_table.c.erp_number.in_(chunk),
+                        links_table.c.kind != "collective",
+                    ).values(fingerprint=STALE_MARK, updated_at=ctx.clock()))
+        part = CycleReport(name, DIRECTION)
+        apply_batch(ctx, [todo[n] for n in sorted(todo)], part, credentials=self.mail)
+        _merge(self.report, part)
+        outcome: dict[str, set[str]] = {}
+        for item in part.items:
+            outcome.setdefault(item.record, set()).add(item.action)
+        for n in counted:
+            actions = outcome.get(str(n), set())
+            if actions and actions <= DONE_ACTIONS:
+                self.counts["repaired"] += 1
+
+
+def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[str],
+              repairs: _Repairs) -> None:
     name = ctx.platform.name
     settings = ctx.platform.addresses
     counts["erp_addresses"] += len(page)
@@ -113,7 +169,7 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], report: CycleRep
     counts["_matched"] += len(links)
     compared = [a for a in page if a.number in links and not a.blocked]
     shop_view = ctx.shop.compare(compared, {a.number: links[a.number].shop_id for a in compared})
-    missing = [a.number for a in compared if shop_view.get(a.number) == "missing"]
+    missing = [a.number for a in compared if shop_view.get(a.number) == MISSING]
     if missing:
         # Verify by a direct lookup of each id: a re-created account means a new password and a
         # mail, so a page the shop answered incompletely must not cause one.
@@ -121,65 +177,40 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], report: CycleRep
         missing = [n for n in missing if links[n].shop_id not in present]
     missing_set = set(missing)
 
-    todo: dict[int, ErpAddress] = {}
-    drifted: set[int] = set()
-    reset: list[int] = []  # links whose fingerprint must not let the push skip them
     for a in page:
         link = links.get(a.number)
-        if a.number in failed:
+        rechecked = a.number in failed
+        if rechecked:
             counts["failed_rechecked"] += 1
-            todo[a.number] = a
         if link is None:
             if a.blocked and settings.skip_blocked:
+                if rechecked:
+                    repairs.add(a, counted=True)
                 continue
-            todo[a.number] = a
-            if not a.problems and email_problem(a.email) is None:
+            usable = not a.blocked and not a.problems and email_problem(a.email) is None
+            if usable:
                 counts["unlinked"] += 1
-                drifted.add(a.number)
+            repairs.add(a, counted=usable or rechecked)
             continue
         if a.blocked:
-            deactivate = link.shop_active and settings.deactivate_blocked
-            if not link.erp_blocked or deactivate:
+            if not link.erp_blocked or (link.shop_active and settings.deactivate_blocked):
                 counts["blocked_linked"] += 1
-                drifted.add(a.number)
-                todo[a.number] = a
+                repairs.add(a, counted=True)
+            elif rechecked:
+                repairs.add(a, counted=True)
             continue
         view = shop_view.get(a.number)
         if a.number in missing_set:
             counts["missing_in_shop"] += 1
-            reset.append(a.number)
+            repairs.add(a, counted=True, reset=True)
         elif link.fingerprint != address_fingerprint(a):
             counts["stale"] += 1
-        elif view is not None and view != "missing" and link.kind in OWN_KINDS:
+            repairs.add(a, counted=True)
+        elif view is not None and view != MISSING and link.kind in OWN_KINDS:
             counts["stale"] += 1
-            reset.append(a.number)
-        elif not link.shop_active:
-            pass  # its address is usable again: the plan reactivates the account
-        else:
-            continue
-        drifted.add(a.number)
-        todo[a.number] = a
-    if not todo:
-        return
-    if not repair:
-        for n in sorted(drifted):
-            report.add(n, "would-repair")
-        return
-    link_repo = Links(ctx.state, clock=ctx.clock)
-    for n in reset:
-        link_repo.set_state(name, n, fingerprint=STALE_MARK)
-    page_report = CycleReport(name, DIRECTION)
-    batch = [todo[n] for n in sorted(todo)]
-    for start in range(0, len(batch), ctx.platform.batch_size):
-        apply_batch(ctx, batch[start:start + ctx.platform.batch_size], page_report, credentials=mail)
-    _merge(report, page_report)
-    outcome: dict[str, set[str]] = {}
-    for item in page_report.items:
-        outcome.setdefault(item.record, set()).add(item.action)
-    for n in drifted | (failed & todo.keys()):
-        actions = outcome.get(str(n), set())
-        if actions and actions <= DONE_ACTIONS:
-            counts["repaired"] += 1
+            repairs.add(a, counted=True, reset=True)
+        elif not link.shop_active or rechecked:
+            repairs.add(a, counted=True)  # usable again (the plan reactivates), or failed before
 
 
 def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *, repair: bool) -> None:
@@ -227,8 +258,8 @@ def _failure_count(ctx: PlatformContext) -> int:
             failures.c.platform == ctx.platform.name, failures.c.direction == DIRECTION)).scalar_one())
 
 
-def _pages(items: Iterable[Link], size: int) -> Iterable[list[Link]]:
-    page: list[Link] = []
+def _pages(items: Iterable[T], size: int) -> Iterable[list[T]]:
+    page: list[T] = []
     for item in items:
         page.append(item)
         if len(page) >= size:
