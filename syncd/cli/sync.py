@@ -5,7 +5,8 @@ its lease (a running daemon's cycle is not run twice at once), after the platfor
 fields are settled (I2), recorded in ``cycles`` so `syncd status` shows it. ``--dry-run`` reads
 only: the state store is opened without migrating (or, when it does not exist yet, replaced by
 an empty in-memory one), connector metadata stays in memory, and the flows are asked what they
-would do.
+would do. ``--full`` runs the erp-to-shop direction as ``syncd.flows.reconcile.run_full`` (the
+cycle, then the reconciliation) and prints the drift it found.
 
 Exit codes: 0 when every cycle ran (records that failed are listed, they are not a failed
 run), 1 when a cycle raised or could not run, 2 for configuration errors.
