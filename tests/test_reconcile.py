@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from syncd.flows import reconcile as reconcile_flow
 from syncd.state.db import open_state
 from syncd.state.failures import Failures
 from syncd.state.links import Links
@@ -147,6 +146,8 @@ MANY = [_row(30000 + 3 * i, Geaendert=erp_fixtures.utcnow() - timedelta(days=40,
 
 def test_reconcile_over_many_pages_finds_and_repairs_each_kind_of_drift(tmp_path, sandbox, monkeypatch,  # noqa: F811
                                                                         capsys):
+    from syncd.flows import reconcile as reconcile_flow
+
     e = make_env(tmp_path, sandbox, monkeypatch, rows=MANY)
     # ERP pages of 7, push chunks of 5, link pages of 6: every stream is read in several pages.
     e.write_config(erp="batch_size = 7", addresses="deactivate_blocked = true")
@@ -287,6 +288,7 @@ def harness(request, tmp_path: Path, sandbox, smtp_server):  # noqa: F811
 
 
 def test_full_run_on_each_erp_backend_recreates_lost_accounts_and_reports_orphans(harness):
+    from syncd.flows import reconcile as reconcile_flow
     from tests.flow_harness import password_of
 
     rows = [_row(n, **{"email": f"r{n}@beispiel.at"}) for n in (41001, 41002, 41010, 41011, 41020, 41099)]
