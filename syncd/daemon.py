@@ -316,6 +316,11 @@ class Daemon:
         ids = []
         now = datetime.now(UTC)
         for p in settings.platforms:
+            job_id = f"{p.name}/{RECONCILE_JOB}"
+            existing = self._scheduler.get_job(job_id)
+            if existing is not None and existing.trigger.interval.total_seconds() == every:
+                ids.append(job_id)  # a reload with the same interval keeps the date it is due
+                continue
             last = None
             try:
                 last = DriftReports(self.store).get(p.name)
@@ -325,7 +330,6 @@ class Daemon:
                 self.metrics.record_drift(p.name, last.counts, last.finished.timestamp())
             interval = timedelta(seconds=every)
             first = max(now, last.finished + interval) if last else now + interval
-            job_id = f"{p.name}/{RECONCILE_JOB}"
             self._scheduler.add_job(self._mark_reconcile, "interval", seconds=every, args=(p.name,),
                                     id=job_id, name=job_id, replace_existing=True, next_run_time=first,
                                     misfire_grace_time=None)

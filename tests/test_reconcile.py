@@ -345,3 +345,53 @@ def test_address_fingerprint_is_unchanged_by_the_faster_hashing():
     ]
     for a in samples:
         assert address_fingerprint(a) == before(a)
+
+
+def test_daemon_schedule_counts_from_the_last_stored_reconciliation(tmp_path):
+    # In-process, with jobs that only note what ran: "shop" was reconciled almost an interval ago
+    # (by an earlier process), so it is due within a second; "b2b" never was, so it waits a whole
+    # interval. A restart must not postpone a due reconciliation by another day.
+    import threading
+    import time
+    from datetime import UTC, datetime
+    from datetime import timedelta as td
+
+    from syncd.flows.context import CycleReport
+    from syncd.state.drift import DriftReports
+    from tests.test_daemon import Recorder, build_context_for, make_settings, start, stop, wait_for
+
+    store = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        now = datetime.now(UTC)
+        DriftReports(store).set("shop", now - td(hours=1), now - td(hours=1) + td(seconds=1.5),
+                                {"missing_in_shop": 4, "repaired": 4})
+        settings = make_settings(tmp_path, platforms=("shop", "b2b"), reconcile_interval="1h")
+        rec = Recorder()
+        full_started: list[float] = []
+        lock = threading.Lock()
+
+        def full(ctx):
+            with lock:
+                full_started.append(time.monotonic())
+            rec.note("full", ctx.platform.name)
+            return CycleReport(ctx.platform.name, "erp-to-shop")
+
+        from syncd.daemon import Daemon
+
+        daemon = Daemon(settings, build_context=build_context_for(store),
+                        jobs={"erp-to-shop": rec.erp_to_shop}, reconcile=full, store=store,
+                        install_signals=False)
+        t0 = time.monotonic()
+        thread, result = start(daemon)
+        wait_for(lambda: rec.count("erp-to-shop") >= 2, what="ordinary cycles")
+        published = daemon.metrics.registry.get_sample_value(
+            "syncd_drift_records", {"platform": "shop", "kind": "missing_in_shop"})
+        wait_for(lambda: rec.count("full", "shop") >= 1, timeout=10, what="the due reconciliation")
+        time.sleep(1.0)
+        assert stop(daemon, thread, result) == 0
+    finally:
+        store.close()
+    assert published == 4  # the stored counts are metrics from the start
+    assert rec.count("full", "shop") == 1 and rec.count("full", "b2b") == 0
+    assert full_started[0] - t0 >= 1.0  # when it fell due (1.5 s after start), not at start
+    assert rec.count("erp-to-shop", "shop") >= 1 and rec.count("erp-to-shop", "b2b") >= 2
