@@ -395,3 +395,21 @@ def test_daemon_schedule_counts_from_the_last_stored_reconciliation(tmp_path):
     assert rec.count("full", "shop") == 1 and rec.count("full", "b2b") == 0
     assert full_started[0] - t0 >= 1.0  # when it fell due (1.5 s after start), not at start
     assert rec.count("erp-to-shop", "shop") >= 1 and rec.count("erp-to-shop", "b2b") >= 2
+
+
+def test_many_vanished_addresses_are_reported_not_deactivated(tmp_path, sandbox, monkeypatch, capsys,  # noqa: F811
+                                                               caplog):
+    # A read_source pointed at the wrong view looks like customers vanishing by the dozen: the
+    # reconciliation says so and leaves their accounts alone.
+    e = make_env(tmp_path, sandbox, monkeypatch, rows=MANY)
+    assert e.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
+    import sqlite3
+
+    with sqlite3.connect(e.erp_db) as conn:
+        conn.execute(f'DELETE FROM "{TABLE}" WHERE "AdrNr" < 30036')  # 12 of 40
+    code, out, err = e.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")
+    assert code == 0, out + err
+    drift = _status(e, capsys)["reconcile"]["counts"]
+    assert drift["orphaned_links"] == 12 and drift["repaired"] == 0
+    assert all(c["active"] for c in e.shop.customers())
+    assert "too many at once" in caplog.text

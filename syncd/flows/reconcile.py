@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 import structlog
+from sqlalchemy import func, select
 
 from syncd.domain import ErpAddress
 from syncd.flows import credentials
@@ -50,6 +51,7 @@ from syncd.flows.push_addresses import (
 from syncd.state.drift import KEYS, DriftReports
 from syncd.state.failures import Failures
 from syncd.state.links import Link, Links
+from syncd.state.schema import failures as failures_table
 from syncd.state.schema import links as links_table
 
 log = structlog.get_logger("syncd.flows.reconcile")
@@ -67,6 +69,7 @@ LINK_PAGE = 500
 # Vanished addresses are deactivated only while they are few (see ``_orphans``).
 ORPHAN_LIMIT = 1000
 ORPHAN_SHARE = 0.05
+ORPHANS_LISTED = 100  # logged and reported one by one; the count covers all
 MISSING = "missing"  # what ShopPort.compare says of an account that is gone
 STALE_MARK = ""  # a link fingerprint no address has: the next push of it is never skipped
 
@@ -150,9 +153,11 @@ class _Repairs:
         outcome: dict[str, set[str]] = {}
         for item in part.items:
             outcome.setdefault(item.record, set()).add(item.action)
+        # In step now: every action a success, and no failure left (a skip keeps an old one).
+        left = Failures(ctx.state, clock=ctx.clock).among(name, DIRECTION, counted)
         for n in counted:
             actions = outcome.get(str(n), set())
-            if actions and actions <= DONE_ACTIONS:
+            if actions and actions <= DONE_ACTIONS and str(n) not in left:
                 self.counts["repaired"] += 1
 
 
@@ -223,9 +228,10 @@ def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *,
             if lk.erp_number in present:
                 continue
             counts["orphaned_links"] += 1
-            log.warning("link without ERP address", platform=name, address=lk.erp_number, shop_id=lk.shop_id,
-                        kind=lk.kind)
-            report.add(lk.erp_number, "orphaned", f"ERP address gone (shop account {lk.shop_id})")
+            if counts["orphaned_links"] <= ORPHANS_LISTED:  # a wrong read_source would list them all
+                log.warning("link without ERP address", platform=name, address=lk.erp_number,
+                            shop_id=lk.shop_id, kind=lk.kind)
+                report.add(lk.erp_number, "orphaned", f"ERP address gone (shop account {lk.shop_id})")
             if lk.kind in PERSONAL_KINDS and lk.shop_active and len(act) <= ORPHAN_LIMIT:
                 act.append(lk)
     if not (repair and ctx.platform.addresses.deactivate_blocked and act):
@@ -249,13 +255,10 @@ def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *,
 
 
 def _failure_count(ctx: PlatformContext) -> int:
-    from sqlalchemy import func, select
-
-    from syncd.state.schema import failures
-
     with ctx.state.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(failures).where(
-            failures.c.platform == ctx.platform.name, failures.c.direction == DIRECTION)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(failures_table).where(
+            failures_table.c.platform == ctx.platform.name, failures_table.c.direction == DIRECTION,
+        )).scalar_one())
 
 
 def _pages(items: Iterable[T], size: int) -> Iterable[list[T]]:
