@@ -283,6 +283,14 @@ def flow_jobs() -> dict[str, Callable[[PlatformContext], CycleReport]]:
     return {"erp-to-shop": run_erp_to_shop, "shop-to-erp": run_shop_to_erp}
 
 
+def reconcile_job() -> Callable[[PlatformContext], CycleReport]:
+    """The erp-to-shop job in full: a cycle plus the reconciliation (`syncd sync --full`, and
+    the daemon every ``[daemon] reconcile_interval``)."""
+    from syncd.flows.reconcile import run_full
+
+    return run_full
+
+
 def sweep(ctx: PlatformContext) -> None:
     """Start-up settling of password fields (I2) before any new work."""
     from syncd.flows.erp_to_shop import settle_password_fields

@@ -68,6 +68,8 @@ HEARTBEAT_ID = "_heartbeat"
 HOUSEKEEPING_ID = "_housekeeping"
 HOUSEKEEPING_EVERY = 3600.0
 INTERNAL_JOBS = (HEARTBEAT_ID, HOUSEKEEPING_ID)
+RECONCILE_JOB = "reconcile"  # job id suffix: "<platform>/reconcile"
+RECONCILE_DIRECTION = "erp-to-shop"  # the direction whose cycle reconciles when due
 
 
 class Daemon:
@@ -79,6 +81,7 @@ class Daemon:
         jobs: Mapping[str, Job],
         sweep: Sweep | None = None,
         reload: Reload | None = None,
+        reconcile: Job | None = None,
         store: StateStore | None = None,
         pid_file: str | os.PathLike[str] | None | bool = None,
         metrics: Metrics | None = None,
@@ -87,13 +90,17 @@ class Daemon:
     ) -> None:
         """``pid_file``: a path, None for the default (``syncd.runtime.default_pid_file``), or
         False for none (Windows service). ``stop_event``: set it to stop the daemon from another
-        thread (the Windows service manager)."""
+        thread (the Windows service manager). ``reconcile``: the erp-to-shop job in full (a
+        cycle plus the reconciliation), run instead of the ordinary one once per platform every
+        ``[daemon] reconcile_interval``."""
         if not jobs:
             raise ValueError("the daemon needs at least one job")
         self.settings = settings
         self._build_context = build_context
         self._jobs = dict(jobs)
         self._sweep = sweep
+        self._reconcile = reconcile
+        self._reconcile_due: set[str] = set()  # platforms whose next erp-to-shop cycle reconciles
         self._reload_fn = reload
         self._store = store
         self._pid_file = pid_file
@@ -290,10 +297,48 @@ class Daemon:
     def _schedule(self, settings: Settings) -> None:
         intervals = self._intervals(settings)
         wanted = set(schedule_cycles(self._scheduler, dict.fromkeys(self._jobs, self._cycle), intervals))
+        wanted.update(self._schedule_reconcile(settings))
         for job in self._scheduler.get_jobs():
             if job.id not in INTERNAL_JOBS and job.id not in wanted:
                 job.remove()
         self.metrics.set_jobs((p, d, i) for p, i in intervals.items() for d in self._jobs)
+
+    def _schedule_reconcile(self, settings: Settings) -> list[str]:
+        """One job per platform marking it due for reconciliation; its next erp-to-shop cycle
+        (under that direction's lease, so never beside another cycle of it) then reconciles.
+        The first run is one interval after the last stored reconciliation, so restarts do not
+        postpone it; the stored counts are published as metrics at once."""
+        every = float(settings.daemon.reconcile_interval)
+        if self._reconcile is None or every <= 0 or RECONCILE_DIRECTION not in self._jobs:
+            return []
+        from syncd.state.drift import DriftReports
+
+        ids = []
+        now = datetime.now(UTC)
+        for p in settings.platforms:
+            job_id = f"{p.name}/{RECONCILE_JOB}"
+            existing = self._scheduler.get_job(job_id)
+            if existing is not None and existing.trigger.interval.total_seconds() == every:
+                ids.append(job_id)  # a reload with the same interval keeps the date it is due
+                continue
+            last = None
+            try:
+                last = DriftReports(self.store).get(p.name)
+            except Exception as exc:  # the first cycle will say what is wrong with the store
+                log.warning("last reconciliation not readable", platform=p.name, error=error_text(exc))
+            if last is not None:
+                self.metrics.record_drift(p.name, last.counts, last.finished.timestamp())
+            interval = timedelta(seconds=every)
+            first = max(now, last.finished + interval) if last else now + interval
+            self._scheduler.add_job(self._mark_reconcile, "interval", seconds=every, args=(p.name,),
+                                    id=job_id, name=job_id, replace_existing=True, next_run_time=first,
+                                    misfire_grace_time=None)
+            ids.append(job_id)
+        return ids
+
+    def _mark_reconcile(self, platform: str) -> None:
+        log.info("reconciliation due; the next erp-to-shop cycle runs it", platform=platform)
+        self._reconcile_due.add(platform)
 
     def _heartbeat(self) -> None:
         self._last_beat = time.monotonic()
@@ -324,13 +369,23 @@ class Daemon:
             log.error("cycle failed: platform not ready", platform=platform, direction=direction, error=error)
             self.runner.record_failed(platform, direction, f"platform not ready: {error}")
             return None
+        job = self._jobs[direction]
+        due = platform in self._reconcile_due
+        full = self._reconcile is not None and direction == RECONCILE_DIRECTION and due
+        if full:
+            job = self._reconcile  # type: ignore[assignment]
+            self._reconcile_due.discard(platform)  # before the run: a mark set meanwhile is kept
         try:
-            result = self.runner.run(ctx, direction, self._jobs[direction])
+            result = self.runner.run(ctx, direction, job)
         except Exception as exc:  # the state store itself failed (lease, cycle record)
             error = error_text(exc)
             log.error("cycle failed", platform=platform, direction=direction, error=error, exc_info=True)
             self.metrics.record_cycle(platform, direction, None, 0.0, False, error)
+            if full:
+                self._reconcile_due.add(platform)
             return None
+        if full and result.outcome != Outcome.OK:
+            self._reconcile_due.add(platform)  # standby, waiting or failed: the next cycle tries again
         if result.outcome in (Outcome.OK, Outcome.FAILED):
             if result.report is not None:
                 summary = ", ".join(f"{k} {v}" for k, v in sorted(dict(result.report.counts).items()))

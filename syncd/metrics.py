@@ -82,6 +82,14 @@ class Metrics:
             "syncd_cycle_duration_seconds", "Duration of a cycle", ["platform", "direction"],
             buckets=DURATION_BUCKETS, registry=r,
         )
+        self.drift = Gauge(
+            "syncd_drift_records", "Drift the last reconciliation found, by kind (syncd.state.drift.KEYS)",
+            ["platform", "kind"], registry=r,
+        )
+        self.last_reconcile = Gauge(
+            "syncd_last_reconcile_timestamp_seconds", "Unix time the last reconciliation finished",
+            ["platform"], registry=r,
+        )
         self.last_success = Gauge(
             "syncd_last_success_timestamp_seconds", "Unix time of the last successful cycle",
             ["platform", "direction"], registry=r,
@@ -109,6 +117,9 @@ class Metrics:
         self._inc(self.created, platform, sum(counts.get(a, 0) for a in CREATED_ACTIONS))
         self._inc(self.mailed, platform, counts.get("mailed", 0))
         self._inc(self.failed, platform, counts.get("failed", 0))
+        drift = getattr(report, "drift", None)
+        if drift is not None:
+            self.record_drift(platform, drift, self._clock())
         self.cycles.labels(platform, direction, "ok" if ok else "failed").inc()
         self.duration.labels(platform, direction).observe(max(0.0, duration))
         now = self._clock()
@@ -116,6 +127,12 @@ class Metrics:
             self.last_success.labels(platform, direction).set(now)
         with self._lock:
             self._last[(platform, direction)] = _Observation(now, ok, "cycle", error)
+
+    def record_drift(self, platform: str, counts: dict[str, int], finished: float) -> None:
+        """The counts of a reconciliation (also those stored by an earlier process, at start)."""
+        for kind, n in counts.items():
+            self.drift.labels(platform, kind).set(n)
+        self.last_reconcile.labels(platform).set(finished)
 
     def record_standby(self, platform: str, direction: str, holder: str | None) -> None:
         self.cycles.labels(platform, direction, "standby").inc()

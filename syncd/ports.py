@@ -43,6 +43,12 @@ class ErpPort(Protocol):
 
     def get_address(self, number: int) -> ErpAddress | None: ...
 
+    def numbers_present(self, numbers: Iterable[int]) -> set[int]:
+        """Which of ``numbers`` the ERP still holds (reconciliation of links)."""
+
+    def iter_all(self, *, batch_size: int = 500) -> Iterator[list[ErpAddress]]:
+        """Every address in number order, one page in memory at a time."""
+
     def get_addresses(self, numbers: Iterable[int]) -> dict[int, ErpAddress]: ...
 
     # --- the password field (spec §1 step 3b/3f, I2) ---
@@ -96,6 +102,11 @@ class ShopPort(Protocol):
     def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]: ...
 
     def get_customers(self, shop_ids: Sequence[str]) -> dict[str, ShopCustomer]: ...
+
+    def compare(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> dict[int, str]:
+        """Reconciliation: ERP number -> "missing" (no account under the linked id) or
+        "differs: FIELDS" (the account holds other data than the address maps to); addresses
+        whose account is in step are left out."""
 
     def set_customer_number(self, shop_id: str, number: str) -> None: ...
 

@@ -21,6 +21,11 @@ nothing to do, and would wait for the daemon's running cycle.
   done or failed): mails still owed to customers, e.g. waiting for the SMTP server to come
   back. Addresses merely waiting for the next poll are not counted: nothing tracks them
   before the cycle reads them, and a count that needs an ERP scan would make status slow.
+* ``reconcile``: the last reconciliation (`syncd sync --full`, ``[daemon] reconcile_interval``),
+  null before the first: ``{"started", "finished", "counts": {KEY: n}}`` with the keys of
+  ``syncd.state.drift.KEYS`` (``unlinked``, ``missing_in_shop``, ``stale``, ``orphaned_links``,
+  ``repaired``, ``still_failed`` ...). Counts describe the store and shop as that run found
+  them; ``repaired`` says how many it brought back in step.
 * ``failed``: the records whose last attempt failed permanently (table ``failures``, both
   directions and the credential step), newest first; a record leaves the list when it later
   succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
@@ -36,8 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from syncd.state.drift import KEYS as DRIFT_KEYS
+from syncd.state.drift import NAME as DRIFT_NAME
 from syncd.state.jobs import ACTIVE_STEPS
-from syncd.state.schema import credential_jobs, cycles, failures, links
+from syncd.state.schema import credential_jobs, cursors, cycles, failures, links
 
 if TYPE_CHECKING:
     from syncd.config.model import Settings
@@ -122,6 +129,9 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                 .where(failures.c.platform == name)
                 .order_by(failures.c.last_seen.desc(), failures.c.record)
             )
+            stored = conn.execute(
+                select(cursors.c.value).where(cursors.c.platform == name, cursors.c.name == DRIFT_NAME)
+            ).scalar_one_or_none()
             platforms.append(
                 {
                     "name": name,
@@ -129,9 +139,23 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                     "linked": int(linked.scalar_one()),
                     "pending": int(pending.scalar_one()),
                     "failed": [{"address": r.record, "step": r.step, "reason": r.reason} for r in failed],
+                    "reconcile": _reconcile(stored),
                 }
             )
     return {"platforms": platforms}
+
+
+def _reconcile(stored: Any) -> dict[str, Any] | None:
+    if not isinstance(stored, dict) or not stored.get("finished"):
+        return None
+    try:
+        started = datetime.fromisoformat(stored["started"])
+        finished = datetime.fromisoformat(stored["finished"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    counts = stored.get("counts") or {}
+    return {"started": _iso(started), "finished": _iso(finished),
+            "counts": {k: int(counts.get(k, 0)) for k in DRIFT_KEYS}}
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -143,6 +167,7 @@ _TEXT = {
         "reason": "Reason", "yes": "ok", "no": "FAILED", "running": "running", "never": "never",
         "interrupted": "INTERRUPTED",
         "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
+        "drift": "Last reconciliation", "finished_at": "finished", "counts": "drift",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -151,6 +176,7 @@ _TEXT = {
         "interrupted": "ABGEBROCHEN",
         "never": "noch nie", "title": "syncd-Status", "failures": "Fehlerhafte Datensätze",
         "more": "… und {n} weitere (syncd status --json)",
+        "drift": "Letzter Abgleich", "finished_at": "beendet", "counts": "Abweichungen",
     },
 }
 
@@ -200,9 +226,22 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
             details.add_row(p["name"], str(f["address"]), str(f["step"]), str(f["reason"]))
         if len(p["failed"]) > TABLE_FAILURE_LIMIT:
             details.add_row(p["name"], t["more"].format(n=len(p["failed"]) - TABLE_FAILURE_LIMIT), "", "")
+    drift = Table(title=t["drift"])
+    drift.add_column(t["platform"])
+    drift.add_column(t["finished_at"])
+    drift.add_column(t["counts"], overflow="fold")
+    any_drift = False
+    for p in status["platforms"]:
+        rec = p.get("reconcile")
+        if rec:
+            any_drift = True
+            text = ", ".join(f"{k} {rec['counts'].get(k, 0)}" for k in DRIFT_KEYS)
+            drift.add_row(p["name"], _short(rec["finished"]), text)
     out = io.StringIO()
     console = Console(file=out, width=width, no_color=True, force_terminal=False)
     console.print(summary)
+    if any_drift:
+        console.print(drift)
     if any_failed:
         console.print(details)
     return out.getvalue()

@@ -187,6 +187,18 @@ def test_bad_duration():
     assert err.key == "daemon.poll_interval" and "60s" in err.message
 
 
+def test_reconcile_interval_is_a_duration_default_daily():
+    assert parse_settings(MINIMAL).daemon.reconcile_interval == 86400.0
+    assert load_settings(str(EXAMPLE)).settings.daemon.reconcile_interval == 86400.0
+    for text, seconds in (("6h30m", 23400), ("0s", 0)):
+        parsed = parse_settings(MINIMAL + f'[daemon]\nreconcile_interval = "{text}"\n')
+        assert parsed.daemon.reconcile_interval == seconds
+    err = _error(MINIMAL + '[daemon]\nreconcile_interval = "daily"\n')
+    assert (err.key, err.value) == ("daemon.reconcile_interval", "daily") and err.file == "/etc/syncd/x.toml"
+    err = _error(MINIMAL + "[daemon]\nreconcile_interval = 86400\n")
+    assert err.key == "daemon.reconcile_interval" and "60s" in err.message
+
+
 def test_cross_field_errors_name_the_field():
     err = _error(MINIMAL + "[platforms.addresses]\nsend_credentials = true\n")
     assert err.key == "platforms[0].addresses.password_field"

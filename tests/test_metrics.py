@@ -152,3 +152,23 @@ def test_daemon_serves_metrics_port(tmp_path):
         store.close()
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}/healthz")
+
+
+def test_reconciliation_drift_is_a_gauge_per_kind(served):
+    metrics, clock, base = served
+    r = report("shop", "erp-to-shop", created=3)
+    r.drift = {"missing_in_shop": 3, "repaired": 3, "still_failed": 1}
+    metrics.record_cycle("shop", "erp-to-shop", r, 4.0, True)
+    clock.t += 86400
+    later = report("shop", "erp-to-shop")
+    later.drift = {"missing_in_shop": 0, "repaired": 0, "still_failed": 1}
+    metrics.record_cycle("shop", "erp-to-shop", later, 1.0, True)
+    plain = report("shop", "erp-to-shop", updated=1)  # an ordinary cycle leaves the gauges alone
+    metrics.record_cycle("shop", "erp-to-shop", plain, 1.0, True)
+    _status, _type, body = get(f"{base}/metrics")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(body) for s in f.samples}
+    drift = {dict(labels)["kind"]: v for (name, labels), v in samples.items()
+             if name == "syncd_drift_records"}
+    assert drift == {"missing_in_shop": 0, "repaired": 0, "still_failed": 1}  # the last reconciliation's
+    assert samples[("syncd_last_reconcile_timestamp_seconds", (("platform", "shop"),))] == clock.t

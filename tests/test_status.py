@@ -92,7 +92,7 @@ def test_json_shape_and_counts(url):
         store.close()
     json.dumps(status)  # what `syncd status --json` prints must serialise as is
     shop, b2b, idle = status["platforms"]
-    assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed"]
+    assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed", "reconcile"]
     assert list(shop["last_cycle"]) == ["started", "finished", "ok", "state", "error"]
     assert shop["name"] == "shop"
     assert shop["last_cycle"] == {"started": "2026-03-01T08:02:00Z", "finished": "2026-03-01T08:03:00Z",
@@ -107,7 +107,33 @@ def test_json_shape_and_counts(url):
                                  "state": "running", "error": None}
     assert (b2b["linked"], b2b["pending"], b2b["failed"]) == (1, 0, [])
     never = {"started": None, "finished": None, "ok": None, "state": None, "error": None}
-    assert idle == {"name": "idle", "last_cycle": never, "linked": 0, "pending": 0, "failed": []}
+    assert idle == {"name": "idle", "last_cycle": never, "linked": 0, "pending": 0, "failed": [],
+                    "reconcile": None}
+    assert shop["reconcile"] is None and b2b["reconcile"] is None
+
+
+def test_reconcile_drift_in_json_and_table(url):
+    from syncd.state.drift import KEYS, DriftReports
+
+    store = open_state(url)
+    try:
+        populate(store)
+        DriftReports(store).set("b2b", T0, T0 + timedelta(seconds=42),
+                                {"missing_in_shop": 185, "repaired": 185, "still_failed": 2})
+        status = collect_status(store, settings_for(url))
+    finally:
+        store.close()
+    json.dumps(status)
+    shop, b2b, _idle = status["platforms"]
+    assert shop["reconcile"] is None
+    assert list(b2b["reconcile"]) == ["started", "finished", "counts"]
+    assert b2b["reconcile"]["started"] == "2026-03-01T08:00:00Z"
+    assert b2b["reconcile"]["finished"] == "2026-03-01T08:00:42Z"
+    assert list(b2b["reconcile"]["counts"]) == list(KEYS)
+    counts = b2b["reconcile"]["counts"]
+    assert counts["missing_in_shop"] == 185 and counts["unlinked"] == 0
+    table = render_status_table(status, lang="en", width=200)
+    assert "Last reconciliation" in table and "missing_in_shop 185" in table and "still_failed 2" in table
 
 
 def test_status_reads_while_a_writer_holds_the_store(tmp_path):

@@ -235,6 +235,22 @@ class SqlErp(WritesMixin):
     def get_address(self, number: int) -> ErpAddress | None:
         return self.get_addresses([number]).get(int(number))
 
+    def numbers_present(self, numbers: Iterable[int]) -> set[int]:
+        """Which of ``numbers`` the read source still holds (the number column only: the
+        reconciliation asks this for every link, so it reads no address data)."""
+        layout = self.layout
+        num_b = layout.number()
+        num = layout.col(num_b)
+        found: set[int] = set()
+        for chunk in self._number_params(numbers):
+            stmt = sa.select(num.label("n")).select_from(layout.read_from()).where(num.in_(chunk))
+            for row in self._read("find addresses", stmt):
+                try:
+                    found.add(parse_number(row.n))
+                except ValueProblem:
+                    continue
+        return found
+
     def scan_changes(
         self, cursor: Mapping[str, Any] | None, *, batch_size: int = 500
     ) -> scan.WatermarkScan | scan.HashScan:

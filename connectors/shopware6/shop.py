@@ -19,6 +19,7 @@ from syncd.errors import ConfigError, PermanentError, SyncdError
 from syncd.gcpause import gc_paused
 from syncd.ports import TenantCache
 
+from . import drift
 from .http import ShopwareHttp
 from .mapping import (
     CustomerMapper,
@@ -327,6 +328,14 @@ class ShopwareShop:
             for c in self._customers({"filter": [{"type": "equalsAny", "field": "id", "value": chunk}]}):
                 out[c.id] = c
         return out
+
+    def compare(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> dict[int, str]:
+        """The reconciliation's view of linked accounts: ERP number -> "missing" or "differs: ..."
+        for those gone from the shop or out of step with the ERP row (``connectors.shopware6.drift``)."""
+        if not links:
+            return {}
+        limit = self.traits().page_limit
+        return drift.compare(self.name, self.mapper(), self.search, limit, addresses, links)
 
     def find_by_email(self, emails: Iterable[str]) -> dict[str, ShopCustomer]:
         """Non-guest accounts of this sales channel by e-mail (key: lower-case e-mail); when the

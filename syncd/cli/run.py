@@ -32,7 +32,7 @@ def validate_at_start(loaded: LoadedConfig, secrets: Secrets) -> None:
 
 def run_daemon(loaded: LoadedConfig, secrets: Secrets, *, log_format: str | None) -> int:
     from syncd import daemon
-    from syncd.bootstrap import flow_jobs, open_runtime, sweep
+    from syncd.bootstrap import flow_jobs, open_runtime, reconcile_job, sweep
 
     validate_at_start(loaded, secrets)
     runtime = open_runtime(loaded, secrets)
@@ -53,6 +53,7 @@ def run_daemon(loaded: LoadedConfig, secrets: Secrets, *, log_format: str | None
             jobs=flow_jobs(),
             sweep=sweep,
             reload=reload,
+            reconcile=reconcile_job(),
             store=runtime.state,
         )
     finally:

@@ -5,7 +5,8 @@ its lease (a running daemon's cycle is not run twice at once), after the platfor
 fields are settled (I2), recorded in ``cycles`` so `syncd status` shows it. ``--dry-run`` reads
 only: the state store is opened without migrating (or, when it does not exist yet, replaced by
 an empty in-memory one), connector metadata stays in memory, and the flows are asked what they
-would do.
+would do. ``--full`` runs the erp-to-shop direction as ``syncd.flows.reconcile.run_full`` (the
+cycle, then the reconciliation) and prints the drift it found.
 
 Exit codes: 0 when every cycle ran (records that failed are listed, they are not a failed
 run), 1 when a cycle raised, could not run, or had work held back by a configuration fault (a
@@ -46,6 +47,7 @@ _TEXT = {
         "standby": "not run: another syncd holds the lease {lease} (a running daemon?); try again later",
         "waiting": "not run: settling the password fields failed (see the log)",
         "stopped": "not run",
+        "drift": "Reconciliation: drift found",
     },
     "de": {
         "title": "syncd sync", "dry": "syncd sync --dry-run (nichts wurde geschrieben)",
@@ -57,6 +59,7 @@ _TEXT = {
         "später erneut versuchen",
         "waiting": "nicht gelaufen: Bereinigen der Passwortfelder fehlgeschlagen (siehe Log)",
         "stopped": "nicht gelaufen",
+        "drift": "Abgleich: gefundene Abweichungen",
     },
 }
 
@@ -95,9 +98,10 @@ def _progress(console: Console) -> Iterator[Callable[[str], Callable[[int, int |
 
 
 def sync_once(
-    loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, direction: str, dry_run: bool
+    loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, direction: str, dry_run: bool,
+    full: bool = False,
 ) -> int:
-    from syncd.bootstrap import flow_jobs, open_runtime, preflight, sweep
+    from syncd.bootstrap import flow_jobs, open_runtime, preflight, reconcile_job, sweep
     from syncd.errors import ConfigError, TransientError
     from syncd.scheduler import CycleRunner, error_text, lease_name
     from syncd.scheduler import Outcome as RunOutcome
@@ -114,6 +118,8 @@ def sync_once(
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     outcomes: list[Outcome] = []
     jobs = flow_jobs()
+    if full:  # the erp-to-shop cycle followed by the reconciliation (syncd.flows.reconcile)
+        jobs["erp-to-shop"] = reconcile_job()
     runtime = open_runtime(loaded, secrets, read_only=dry_run)
     runner = None
     try:
@@ -159,6 +165,7 @@ def sync_once(
             runner.release_all([p.name for p in platforms], _directions(direction))
         runtime.close()
     render_summary(outcomes, console, dry_run=dry_run, lang=lang)
+    render_drift(outcomes, console, lang=lang)
     failed = [o for o in outcomes if o.error]
     for o in failed:
         click.echo(f"syncd: {o.platform} {o.direction}: {o.error}", err=True)
@@ -191,6 +198,23 @@ def render_summary(outcomes: list[Outcome], console: Console, *, dry_run: bool, 
         console.print(records)
 
 
+def render_drift(outcomes: list[Outcome], console: Console, *, lang: str = "en") -> None:
+    """The drift a reconciliation counted (``sync --full``), one row per platform."""
+    from syncd.state.drift import KEYS
+
+    rows = [o for o in outcomes if o.report is not None and o.report.drift is not None]
+    if not rows:
+        return
+    table = Table(title=_TEXT.get(lang, _TEXT["en"])["drift"])
+    table.add_column(_TEXT.get(lang, _TEXT["en"])["platform"])
+    for key in KEYS:
+        table.add_column(key, justify="right")
+    for o in rows:
+        drift = o.report.drift or {}
+        table.add_row(escape(o.platform), *(str(drift.get(k, 0)) for k in KEYS))
+    console.print(table)
+
+
 @click.command(
     "sync",
     help="Run one full synchronisation cycle now, with a progress bar on a terminal. "
@@ -205,12 +229,18 @@ def render_summary(outcomes: list[Outcome], console: Console, *, dry_run: bool, 
     help="erp-to-shop: push ERP addresses (and credential mails); shop-to-erp: import shop customers.",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be done; change nothing.")
+@click.option(
+    "--full", is_flag=True,
+    help="Also reconcile: compare every ERP address, link and shop account, repair drift and report it "
+    "(what the daemon does every [daemon] reconcile_interval).",
+)
 @pass_state
 @click.pass_context
 def sync_cmd(
-    ctx: click.Context, state: CliState, platform: str | None, direction: str, dry_run: bool
+    ctx: click.Context, state: CliState, platform: str | None, direction: str, dry_run: bool, full: bool
 ) -> None:
     loaded = state.load()
     check_platform(state, platform)
-    code = sync_once(loaded, state.secrets(), platform=platform, direction=direction, dry_run=dry_run)
+    code = sync_once(loaded, state.secrets(), platform=platform, direction=direction, dry_run=dry_run,
+                     full=full)
     ctx.exit(code or 0)

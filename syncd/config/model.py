@@ -70,6 +70,8 @@ class DaemonSettings(_Model):
     lease_ttl: Duration = 300.0
     shutdown_timeout: Duration = 30.0
     cache_ttl: Duration | None = None  # None: kept until `syncd clear-cache`
+    # How often the daemon reconciles ERP, links and shop in full (`syncd sync --full`); "0s": never.
+    reconcile_interval: Duration = Field(default=86400.0, ge=0)
 
 
 class ErpColumns(_Model):

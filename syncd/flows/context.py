@@ -55,6 +55,8 @@ class CycleReport:
     # Work held back by a configuration fault (a refused SMTP login, a mapping target missing in
     # the shop): reason -> records waiting. Kept for later, yet the cycle is not ok.
     config_faults: Counter[str] = field(default_factory=Counter)
+    # Set by a reconciliation (``syncd.flows.reconcile``): drift counts, ``syncd.state.drift.KEYS``.
+    drift: dict[str, int] | None = None
 
     def add(self, record: Any, action: str, detail: str = "") -> None:
         self.counts[action] += 1

@@ -98,6 +98,17 @@ class Failures:
                 ).rowcount
         return removed
 
+    def among(self, platform: str, direction: str, records: Iterable[object]) -> set[str]:
+        """Which of ``records`` have a failure recorded (as stored: text)."""
+        keys = sorted({str(r) for r in records})
+        found: set[str] = set()
+        with self.store.connect() as conn:
+            for batch in chunked(keys):
+                found.update(conn.execute(select(t.c.record).where(
+                    t.c.platform == platform, t.c.direction == str(direction), t.c.record.in_(batch)
+                )).scalars())
+        return found
+
     def list(self, platform: str | None = None, *, limit: int | None = None) -> list[Failure]:
         stmt = select(t).order_by(t.c.last_seen.desc(), t.c.record)
         if platform is not None:

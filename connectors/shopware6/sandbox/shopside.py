@@ -165,6 +165,14 @@ class ShopSide:
         with self._store.lock:
             return copy.deepcopy(self._store.get("customer_address", address_id))
 
+    def lose_customers(self, ids: list[str] | None = None) -> int:
+        """The shop loses customer accounts (a restored backup, an operator's bulk delete): the
+        given ones, or all. Deleted as the admin's delete does (addresses cascade), without any
+        mail; returns how many went."""
+        with self._store.lock:
+            targets = list(self._store.tables["customer"]) if ids is None else list(ids)
+        return sum(1 for cid in targets if self._writer.delete_one("customer", cid))
+
     def _storefront_write(self, entity: str, payload: dict[str, Any]) -> None:
         with self._store.lock:
             if self._store.get(entity, payload["id"]) is None:
