@@ -20,8 +20,8 @@ such accounts, in this order (I4: never a second account, never a second passwor
   second crash still finds it unwritten), and the flow gives it its credentials job;
 - under syncd's id, written since: ADOPTED - the payload is written, never a password;
 - with the ERP number as customer number: REJECTED with the reason when another ERP address is
-  linked to it, or several such accounts have the address's e-mail (an operator decides, nothing
-  is created); otherwise the e-mail rule decides. The number alone proves nothing: Shopware
+  linked to it or has its e-mail, or several such accounts have the address's e-mail (an operator
+  decides, nothing is created); otherwise the e-mail rule decides. The number alone proves nothing: Shopware
   numbers self-registered customers from a range that overlaps ERP numbers;
 - by e-mail: LINKED as below, unless the account's customer number is another ERP address of
   the same group or it is linked to another address (``claims``): REJECTED.
@@ -225,6 +225,7 @@ class CustomerPusher:
             if extra:
                 owners = {**extra, **reverse_links}
         group = {str(p.mapped.number) for p in todo}  # type: ignore[union-attr]
+        group_emails = {email_key(p.mapped.email): p.mapped.number for p in todo}  # type: ignore[union-attr]
         created = Outcome.CREATED
         for p in todo:
             mapped = p.mapped
@@ -238,7 +239,7 @@ class CustomerPusher:
             ):
                 p.outcome, p.shop_id, p.write = created, mapped.customer_id, mapped.payload  # type: ignore[union-attr]
             else:
-                self._decide(p, links, by_id, by_email, by_number, owners, gone, group)
+                self._decide(p, links, by_id, by_email, by_number, owners, gone, group, group_emails)
 
     def _search_any(self, field: str, values: list[str]) -> Iterator[dict[str, Any]]:
         criteria = {
@@ -268,6 +269,7 @@ class CustomerPusher:
         owners: Mapping[str, int],
         gone: set[str],
         group: set[str],
+        group_emails: Mapping[str, int],
     ) -> None:
         mapped = p.mapped
         assert mapped is not None
@@ -309,7 +311,7 @@ class CustomerPusher:
             p.outcome, p.shop_id, p.write = Outcome.ADOPTED, own, mapped.payload
             return
         numbered = by_number.get(str(number), [])
-        if numbered and self._refuse_by_number(p, numbered, owners, key):
+        if numbered and self._refuse_by_number(p, numbered, owners, key, group_emails):
             return
         if others:
             other = others[0]
@@ -331,19 +333,30 @@ class CustomerPusher:
         p.outcome, p.shop_id, p.write = Outcome.CREATED, mapped.customer_id, mapped.payload
 
     def _refuse_by_number(
-        self, p: _Plan, numbered: list[dict[str, Any]], owners: Mapping[str, int], key: str
+        self, p: _Plan, numbered: list[dict[str, Any]], owners: Mapping[str, int], key: str,
+        group_emails: Mapping[str, int],
     ) -> bool:
         """Accounts carry the address's number as customer number: refuse (True) when another
-        address owns one, or when several of them have the address's e-mail. Otherwise the
-        e-mail rule decides: Shopware numbers self-registered customers from its own range
-        (10000 up), which overlaps ERP numbers, so a number alone proves nothing and an account
-        matching number and e-mail is linked like any account with the e-mail (nothing the
-        customer entered is overwritten)."""
+        address owns one, when one has the e-mail of another address of this push (the two
+        swapped or share an account: only an operator can tell), or when several have the
+        address's e-mail. Otherwise the e-mail rule decides: Shopware numbers self-registered
+        customers from its own range (10000 up), which overlaps ERP numbers, so a number alone
+        proves nothing and an account matching number and e-mail is linked like any account
+        with the e-mail (nothing the customer entered is overwritten)."""
         number = p.address.number
         for c in numbered:
             owner = self._owner_number(c, owners)
             if owner is not None and owner != number:
                 self._reject_owned(p, c["id"], owner, f"customer number {number}")
+                return True
+            other = group_emails.get(email_key(c.get("email")))
+            if other is not None and other != number:
+                p.outcome, p.code = Outcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
+                p.reason = (
+                    f"shop account {c['id']} carries customer number {number} but the e-mail "
+                    f"{c.get('email')} of ERP address {other}; syncd neither links nor creates an "
+                    f"account for ERP address {number} until the e-mails are set right"
+                )
                 return True
         same = [c for c in numbered if email_key(c.get("email")) == key]
         if len(same) > 1:
