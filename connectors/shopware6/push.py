@@ -189,16 +189,20 @@ class CustomerPusher:
     ) -> None:
         found = self.lookup({p.mapped.email for p in todo})  # type: ignore[union-attr]
         by_id = {c["id"]: c for c in found}
-        # Accounts an unlinked address may already have (module docstring): by syncd's id and by
-        # customer number, one indexed search each for the whole group.
+        # Accounts an unlinked address may already have (module docstring): by syncd's id, then
+        # by customer number for those still without one of ours (ours decides alone), one
+        # indexed search each for the whole group. After a lost store the e-mail search has
+        # found nearly all, so these stay small.
         unlinked = [p.mapped for p in todo if p.mapped.number not in links]  # type: ignore[union-attr]
         if unlinked:
             ids = sorted({m.customer_id for m in unlinked} - by_id.keys())  # type: ignore[union-attr]
-            numbers = sorted({str(m.number) for m in unlinked})  # type: ignore[union-attr]
-            for field, values in (("id", ids), ("customerNumber", numbers)):
-                if values:
-                    for row in self._search_any(field, values):
-                        by_id.setdefault(row["id"], row)
+            if ids:
+                for row in self._search_any("id", ids):
+                    by_id.setdefault(row["id"], row)
+            numbers = sorted({str(m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
+            if numbers:
+                for row in self._search_any("customerNumber", numbers):
+                    by_id.setdefault(row["id"], row)
         by_email: dict[str, list[dict[str, Any]]] = {}
         by_number: dict[str, list[dict[str, Any]]] = {}
         for c in sorted(by_id.values(), key=lambda c: (c.get("createdAt") or "", c["id"])):
