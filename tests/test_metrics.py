@@ -152,3 +152,14 @@ def test_daemon_serves_metrics_port(tmp_path):
         store.close()
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}/healthz")
+
+
+def test_adopted_accounts_count_as_pushed_not_created(served):
+    """After a lost state store the cycle adopts accounts (written, never created or mailed)."""
+    metrics, _clock, base = served
+    metrics.record_cycle("shop", "erp-to-shop", report("shop", "erp-to-shop", adopted=6, created=1, mailed=1),
+                         1.0, True)
+    _status, _ctype, body = get(base + "/metrics")
+    assert 'syncd_records_pushed_total{platform="shop"} 7.0' in body
+    assert 'syncd_records_created_total{platform="shop"} 1.0' in body
+    assert 'syncd_cycle_records_total{action="adopted",direction="erp-to-shop",platform="shop"} 6.0' in body
