@@ -119,7 +119,9 @@ class _snapshot:
         self.conn: Connection | None = None
 
     def __enter__(self) -> Connection:
-        conn = self.store.engine.connect()
+        # syncd_read_only: a plain BEGIN on SQLite, not the writers' BEGIN IMMEDIATE, so the export
+        # neither waits for nor blocks a running daemon's writes.
+        conn = self.store.engine.connect().execution_options(syncd_read_only=True)
         if self.store.dialect_name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         conn.begin()
