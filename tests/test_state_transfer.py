@@ -56,3 +56,33 @@ def test_an_import_failing_half_way_leaves_the_target_empty(tmp_path: Path):
     assert import_store(target, tmp_path / "out.jsonl", replace=True).rows == {"links": 2500}
     assert Links(target).get_by_erp("shop", 90001).created_at == NOW
     target.close()
+
+
+@pytest.mark.realdb
+def test_postgresql_back_to_sqlite_keeps_every_row_and_the_ids_go_on(tmp_path: Path):
+    from syncd.state.jobs import CredentialJobs
+    from tests.dbs import pg_schema_url
+
+    with pg_schema_url() as url:
+        source = open_state(url)
+        try:
+            Links(source, clock=lambda: NOW).upsert_many([_link(n) for n in (90001, 90002, 90003)])
+            jobs = CredentialJobs(source)
+            for n in (90001, 90002):
+                jobs.create(platform="shop", erp_number=n, shop_id=f"{n:032x}", email=f"a{n}@example.org",
+                            now=NOW)
+            exported = export_store(source, tmp_path / "pg.jsonl")
+        finally:
+            source.close()
+    assert exported.rows["links"] == 3 and exported.rows["credential_jobs"] == 2
+    target = open_state(f"sqlite:///{tmp_path / 'back.db'}")
+    try:
+        import_store(target, tmp_path / "pg.jsonl")
+        assert [lk.erp_number for lk in Links(target).iter("shop")] == [90001, 90002, 90003]
+        jobs = CredentialJobs(target)
+        assert sorted(j.erp_number for j in jobs.active("shop")) == [90001, 90002]
+        new = jobs.create(platform="shop", erp_number=90003, shop_id=f"{90003:032x}", email="c@example.org",
+                          now=NOW)
+        assert new is not None and new > max(j.id for j in jobs.active("shop") if j.erp_number != 90003)
+    finally:
+        target.close()
