@@ -10,6 +10,13 @@ this process it would compete with the client for the GIL and measure that inste
 
     python benchmarks/shop_push.py                 # 20,000 and 100,000 customers
     python benchmarks/shop_push.py --sizes 5000    # a quick look
+    python benchmarks/shop_push.py --lost-store    # also: the same push again without links
+
+``--lost-store`` adds what a lost state store costs: after the timed create (and an untimed
+update, so every account has been written since its insert), the same addresses are pushed
+with no links at all, as after ``mv state.db``; every one must come back ADOPTED. Its time and
+requests are shown against an update push of the same addresses with their links, the
+same round (writing existing accounts is what both do).
 """
 
 from __future__ import annotations
@@ -115,7 +122,8 @@ def platform(sb: Shop, batch_size: int) -> PlatformSettings:
 
 
 def run_connector(
-    version: str, rows: list[ErpAddress], batch_size: int
+    version: str, rows: list[ErpAddress], batch_size: int,
+    lost_store: list[tuple[float, float, int]] | None = None,
 ) -> tuple[float, int, tuple[float, float]]:
     with sandbox_process(version) as sb:
         shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
@@ -127,6 +135,19 @@ def run_connector(
         created = sum(r.outcome == Outcome.CREATED for r in results)
         assert created == len(rows), f"only {created} of {len(rows)} created"
         requests_sent = shop.http.requests_sent
+        if lost_store is not None:
+            started = time.perf_counter()
+            shop.push(rows, {r.number: r.shop_id for r in results})  # every account written once more
+            update_time = time.perf_counter() - started
+            shop.close()
+            shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
+            before = shop.http.requests_sent
+            started = time.perf_counter()
+            again = shop.push(rows, {})
+            adopt_time = time.perf_counter() - started
+            adopted = sum(r.outcome == Outcome.ADOPTED for r in again)
+            assert adopted == len(rows), f"only {adopted} of {len(rows)} adopted"
+            lost_store.append((adopt_time, update_time, shop.http.requests_sent - before))
         shop.close()
         with requests.Session() as session:
             assert count_customers(session, sb, token_headers(session, sb)) == len(rows)
@@ -173,6 +194,9 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating runs per size; best and median shown"
     )
+    parser.add_argument(
+        "--lost-store", action="store_true", help="also time the push again without links (adoption)"
+    )
     args = parser.parse_args()
     configure_logging("json", "warning", stream=io.StringIO())  # per-request debug lines off
 
@@ -182,12 +206,13 @@ def main() -> None:
     for n in args.sizes:
         rows = addresses(n)
         bare_times, conn_times, bare_cpu, conn_cpu = [], [], [], []
+        lost: list[tuple[float, float, int]] | None = [] if args.lost_store else None
         for _ in range(args.rounds):
             bare, bare_requests, cpu = run_bare(args.version, rows, args.batch_size)
             bare_times.append(bare)
             bare_cpu.append(cpu)
             gc.collect()
-            conn, conn_requests, cpu = run_connector(args.version, rows, args.batch_size)
+            conn, conn_requests, cpu = run_connector(args.version, rows, args.batch_size, lost)
             conn_times.append(conn)
             conn_cpu.append(cpu)
             gc.collect()
@@ -195,6 +220,11 @@ def main() -> None:
             b, c = pick(bare_times), pick(conn_times)
             ratio = f"{c / b:.2f}x"
             print(f"{n:>10} {label:>7} {b:>8.2f} {c:>12.2f} {ratio:>7} {bare_requests:>9} {conn_requests:>9}")
+        if lost:
+            for label, pick in (("best", min), ("median", statistics.median)):
+                a, u = pick(x[0] for x in lost), pick(x[1] for x in lost)
+                print(f"{n:>10} {'adopt':>7} {label}: {a:.2f}s for {n} adopted (no links) vs {u:.2f}s "
+                      f"updating them linked ({a / u:.2f}x), {lost[0][2]} requests")
         bs, bc = min(x[0] for x in bare_cpu), min(x[1] for x in bare_cpu)
         cs, cc = min(x[0] for x in conn_cpu), min(x[1] for x in conn_cpu)
         print(

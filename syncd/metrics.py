@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("syncd.metrics")
 
 # Report actions that wrote a customer to the shop (erp-to-shop) ...
-PUSHED_ACTIONS = ("created", "linked", "updated", "deactivated", "reactivated")
+PUSHED_ACTIONS = ("created", "linked", "adopted", "updated", "deactivated", "reactivated")
 # ... and those that made a new record on the other side (a shop account, or an ERP address).
 CREATED_ACTIONS = ("created", "imported")
 STALE_FACTOR = 3.0

@@ -3,7 +3,7 @@ them from ``syncd.bootstrap`` (or a test) and never build one themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -90,9 +90,17 @@ class ShopPort(Protocol):
 
     def check(self) -> list[CheckItem]: ...
 
-    def push(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> list[PushResult]:
-        """Create or update ``addresses``; ``links`` are the shop ids already linked per ERP
-        number. One result per address, in order."""
+    def push(
+        self,
+        addresses: Sequence[ErpAddress],
+        links: Mapping[int, str],
+        *,
+        claims: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
+    ) -> list[PushResult]:
+        """Create, adopt or update ``addresses``; ``links`` are the shop ids already linked per ERP
+        number, ``claims`` answers which ERP number other shop ids are linked to. An unlinked
+        address whose account already exists comes back ADOPTED (never CREATED). One result per
+        address, in order."""
 
     def set_passwords(self, passwords: Mapping[str, str]) -> dict[str, str | None]:
         """shop id -> password, one bulk call; returns shop id -> error reason (None = ok)."""

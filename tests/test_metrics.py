@@ -172,3 +172,14 @@ def test_reconciliation_drift_is_a_gauge_per_kind(served):
              if name == "syncd_drift_records"}
     assert drift == {"missing_in_shop": 0, "repaired": 0, "still_failed": 1}  # the last reconciliation's
     assert samples[("syncd_last_reconcile_timestamp_seconds", (("platform", "shop"),))] == clock.t
+
+
+def test_adopted_accounts_count_as_pushed_not_created(served):
+    """After a lost state store the cycle adopts accounts (written, never created or mailed)."""
+    metrics, _clock, base = served
+    metrics.record_cycle("shop", "erp-to-shop", report("shop", "erp-to-shop", adopted=6, created=1, mailed=1),
+                         1.0, True)
+    _status, _ctype, body = get(base + "/metrics")
+    assert 'syncd_records_pushed_total{platform="shop"} 7.0' in body
+    assert 'syncd_records_created_total{platform="shop"} 1.0' in body
+    assert 'syncd_cycle_records_total{action="adopted",direction="erp-to-shop",platform="shop"} 6.0' in body

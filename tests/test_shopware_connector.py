@@ -182,8 +182,9 @@ def test_batches_follow_batch_size(sandbox):
     assert all(r.outcome == Outcome.CREATED for r in results)
     assert len(sync_requests(sandbox)) == 3
     assert len(sandbox.customers()) == 7
-    # Reads are cheap for the shop, writes are not: one e-mail lookup covers several write batches.
-    assert len([r for r in sandbox.request_log if r.path == "/api/search/customer"]) == 1
+    # Reads are cheap for the shop, writes are not: one lookup per kind (e-mail, and for unlinked
+    # addresses syncd's id and the customer number) covers several write batches.
+    assert len([r for r in sandbox.request_log if r.path == "/api/search/customer"]) == 3
 
 
 def test_passwords_set_in_one_call_log_in_and_never_reach_logs(sandbox, captured_logs):
@@ -329,7 +330,9 @@ def test_storefront_registration_racing_our_create_is_linked_on_a_unique_email_s
         return real_lookup(self, emails)
 
     monkeypatch.setattr(push_module.CustomerPusher, "lookup", racing_lookup)
-    results = shop.push([erp(10001, email="race@example.com"), erp(10002)], {})
+    # ERP numbers apart from the shop's own number range (10000 up): otherwise the lookup by
+    # customer number, which runs after the e-mail lookup, would already see the new account.
+    results = shop.push([erp(70001, email="race@example.com"), erp(70002)], {})
     assert [r.outcome for r in results] == [Outcome.LINKED, Outcome.CREATED]
     assert len(calls) == 2 and calls[1] == {"race@example.com"}
     assert len(sandbox.customers()) == 2
@@ -421,3 +424,47 @@ def test_tenant_cache_holds_no_secret_or_token(sandbox):
     shop.push([erp(10001)], {})
     dumped = json.dumps(list(cache._data.values()))
     assert sandbox.client_secret not in dumped and shop.http._token not in dumped
+
+
+# --- adoption (issue 11 defect 4): an unlinked address whose account exists ---------------------
+
+def test_our_account_written_since_its_insert_is_adopted_in_bulk_without_a_password(sandbox):
+    shop = make_shop(sandbox, batch_size=4)
+    numbers = list(range(70001, 70011))
+    first = shop.push([erp(n) for n in numbers], {})
+    assert shop.set_passwords({r.shop_id: f"Alt-Passwort-{r.number}" for r in first}).keys() == {
+        r.shop_id for r in first}
+    sandbox.request_log.clear()
+
+    # the state store is gone: no links; one address changed meanwhile
+    again = shop.push([erp(n, city="Linz" if n == 70004 else "Schöppingen") for n in numbers], {})
+
+    assert [r.outcome for r in again] == [Outcome.ADOPTED] * len(numbers)
+    assert [r.shop_id for r in again] == [r.shop_id for r in first]
+    assert all(r.detail is None for r in again)
+    assert sandbox.customer(first[3].shop_id)["addresses"][0]["city"] == "Linz"
+    for n in numbers:  # the passwords stay what they were
+        assert store_login(sandbox, f"kunde{n}@example.com", f"Alt-Passwort-{n}")
+    # bulk: one e-mail search for the whole group of 10 found every account, so neither the id
+    # nor the customer-number search was needed; never a search per record
+    searches = [r for r in sandbox.request_log if r.path == "/api/search/customer"]
+    assert len(searches) == 1
+
+
+def test_a_numbered_account_another_address_is_linked_to_is_never_adopted_nor_duplicated(sandbox):
+    from tests.shop_fixtures import admin_session
+
+    shop = make_shop(sandbox)
+    [mine] = shop.push([erp(70001)], {})
+    # someone renumbered 70001's account in the shop to 70002
+    resp = admin_session(sandbox).patch(f"{sandbox.url}/api/customer/{mine.shop_id}",
+                                        json={"customerNumber": "70002"}, timeout=10)
+    assert resp.status_code == 204
+
+    def claims(ids):
+        return {i: 70001 for i in ids if i == mine.shop_id}  # the state store's link
+
+    [r] = shop.push([erp(70002)], {}, claims=claims)
+    assert r.outcome == Outcome.REJECTED and r.code == "SYNCD__AMBIGUOUS_ACCOUNT"
+    assert mine.shop_id in r.reason and "70001" in r.reason and "70002" in r.reason
+    assert len(sandbox.customers()) == 1

@@ -6,12 +6,25 @@ record's outcome, then one sync upsert per ``batch_size`` records (``SyncWriter`
 records the shop refuses). Reads are cheap for the shop and writes are not, so the lookup spans
 more records than a write.
 
-Outcomes: CREATED (no account of ours known), UPDATED (linked, or found under our deterministic
-id - then ``detail = "existed_with_deterministic_id"``: an earlier push wrote it but its link was
-never stored), LINKED, UNCHANGED (only with ``fingerprints``), REJECTED. An unlinked account of
-ours is found through its e-mail; if the ERP e-mail changed between that crash and the replay it
-is reported CREATED - the upsert still hits the same id, so nothing is duplicated, and the flow
-treats both cases alike (a new account of ours).
+Outcomes: CREATED (no account for the address in the shop), UPDATED (linked), ADOPTED, LINKED,
+UNCHANGED (only with ``fingerprints``), REJECTED.
+
+An address without a link may still have an account: the state store was lost, replaced or
+migrated, or an earlier push crashed before its link was stored. Per group, besides the e-mail
+search, one search by syncd's deterministic ids and one by customer number (both indexed) find
+such accounts, in this order (I4: never a second account, never a second password):
+
+- under syncd's id, never written since its insert (``updatedAt`` is NULL on insert and set by
+  every later write, shopware-notes §2 "Timestamps"; setting the password is such a write): the
+  crash case - UPDATED with ``detail = "existed_with_deterministic_id"``, nothing written (so a
+  second crash still finds it unwritten), and the flow gives it its credentials job;
+- under syncd's id, written since: ADOPTED - the payload is written, never a password;
+- with the ERP number as customer number: REJECTED with the reason when another ERP address is
+  linked to it or has its e-mail, or several such accounts have the address's e-mail (an operator
+  decides, nothing is created); otherwise the e-mail rule decides. The number alone proves nothing: Shopware
+  numbers self-registered customers from a range that overlaps ERP numbers;
+- by e-mail: LINKED as below, unless the account's customer number is another ERP address of
+  the same group or it is linked to another address (``claims``): REJECTED.
 
 E-mail rules (Shopware up to 6.6 accepts duplicates, so syncd enforces them itself):
 - two ERP addresses with one e-mail (in the call, or one already linked: ``linked_emails``):
@@ -28,7 +41,7 @@ E-mail rules (Shopware up to 6.6 accepts duplicates, so syncd enforces them itse
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +78,10 @@ def lookup_groups(total: int, batch_size: int) -> Iterator[tuple[int, int]]:
         yield start, min(total, start + size)
         start += size
         target = min(LOOKUP_GROUP, target * 4)
-LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt"]
+LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId", "createdAt", "updatedAt"]
+# shop ids -> the ERP number each is linked to in the state store (the flow's view of links
+# outside the batch); lets the push refuse to adopt an account another address owns.
+Claims = Callable[[Iterable[str]], Mapping[str, int]]
 
 
 @dataclass(slots=True)
@@ -86,9 +102,11 @@ class _Plan:
 
 class CustomerPusher:
     def __init__(
-        self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter, batch_size: int
+        self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter, batch_size: int,
+        claims: Claims | None = None,
     ) -> None:
         self.platform = platform
+        self.claims = claims
         self.batch_size = batch_size
         self.mapper = mapper
         self.sales_channel_id = mapper.meta.sales_channel_id
@@ -171,39 +189,68 @@ class CustomerPusher:
     ) -> None:
         found = self.lookup({p.mapped.email for p in todo})  # type: ignore[union-attr]
         by_id = {c["id"]: c for c in found}
+        # Accounts an unlinked address may already have (module docstring): by syncd's id, then
+        # by customer number for those still without one of ours (ours decides alone), one
+        # indexed search each for the whole group. After a lost store the e-mail search has
+        # found nearly all, so these stay small.
+        unlinked = [p.mapped for p in todo if p.mapped.number not in links]  # type: ignore[union-attr]
+        if unlinked:
+            ids = sorted({m.customer_id for m in unlinked} - by_id.keys())  # type: ignore[union-attr]
+            if ids:
+                for row in self._search_any("id", ids):
+                    by_id.setdefault(row["id"], row)
+            numbers = sorted({str(m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
+            if numbers:
+                for row in self._search_any("customerNumber", numbers):
+                    by_id.setdefault(row["id"], row)
         by_email: dict[str, list[dict[str, Any]]] = {}
-        for c in sorted(found, key=lambda c: (c.get("createdAt") or "", c["id"])):
+        by_number: dict[str, list[dict[str, Any]]] = {}
+        for c in sorted(by_id.values(), key=lambda c: (c.get("createdAt") or "", c["id"])):
             if c.get("guest"):
                 continue
             bound = c.get("boundSalesChannelId")
             if bound and bound != self.sales_channel_id:
                 continue  # bound to another sales channel: the shop lets both log in separately
             by_email.setdefault(email_key(c.get("email")), []).append(c)
+            if c.get("customerNumber"):
+                by_number.setdefault(str(c["customerNumber"]).strip(), []).append(c)
         # An account we hold a link for but did not find under the e-mail: its e-mail was changed
         # in the shop, or it was deleted there. One id search (only then) tells which.
         expected = {links[p.mapped.number] for p in todo if p.mapped.number in links}  # type: ignore[union-attr]
         unseen = expected - by_id.keys()
         if unseen:
-            criteria = {
-                "filter": [{"type": "equalsAny", "field": "id", "value": sorted(unseen)}],
-                "includes": {"customer": LOOKUP_FIELDS},
-            }
-            for row in self.search("customer", criteria):
+            for row in self._search_any("id", sorted(unseen)):
                 by_id[row["id"]] = row
         gone = unseen - by_id.keys()
+        owners: Mapping[str, int] = reverse_links
+        if self.claims is not None and unlinked:
+            strangers = [i for i in by_id if i not in reverse_links]
+            extra = {k: int(v) for k, v in self.claims(strangers).items()} if strangers else {}
+            if extra:
+                owners = {**extra, **reverse_links}
+        group = {str(p.mapped.number) for p in todo}  # type: ignore[union-attr]
+        group_emails = {email_key(p.mapped.email): p.mapped.number for p in todo}  # type: ignore[union-attr]
         created = Outcome.CREATED
         for p in todo:
             mapped = p.mapped
             # The common case of a first push, decided inline (this loop runs on the writer's
-            # critical path): no link, no account under our id, none with the e-mail -> create.
+            # critical path): no link, no account under our id, the number or the e-mail -> create.
             if (
                 mapped.number not in links  # type: ignore[union-attr]
                 and mapped.customer_id not in by_id  # type: ignore[union-attr]
                 and email_key(mapped.email) not in by_email  # type: ignore[union-attr]
+                and str(mapped.number) not in by_number  # type: ignore[union-attr]
             ):
                 p.outcome, p.shop_id, p.write = created, mapped.customer_id, mapped.payload  # type: ignore[union-attr]
             else:
-                self._decide(p, links, by_id, by_email, reverse_links, gone)
+                self._decide(p, links, by_id, by_email, by_number, owners, gone, group, group_emails)
+
+    def _search_any(self, field: str, values: list[str]) -> Iterator[dict[str, Any]]:
+        criteria = {
+            "filter": [{"type": "equalsAny", "field": field, "value": values}],
+            "includes": {"customer": LOOKUP_FIELDS},
+        }
+        return self.search("customer", criteria)
 
     def _write(self, writes: list[_Plan]) -> None:
         """One sync request per ``batch_size`` records (small writes: fewer lock waits in the shop)."""
@@ -222,8 +269,11 @@ class CustomerPusher:
         links: Mapping[int, str],
         by_id: Mapping[str, dict[str, Any]],
         by_email: Mapping[str, list[dict[str, Any]]],
-        reverse_links: Mapping[str, int],
+        by_number: Mapping[str, list[dict[str, Any]]],
+        owners: Mapping[str, int],
         gone: set[str],
+        group: set[str],
+        group_emails: Mapping[str, int],
     ) -> None:
         mapped = p.mapped
         assert mapped is not None
@@ -245,16 +295,34 @@ class CustomerPusher:
                 p.outcome, p.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
                     f"e-mail {mapped.email} is already used by shop account {other['id']}"
-                    f"{self._owner_text(other, reverse_links)}; not changing ERP address {number} to it"
+                    f"{self._owner_text(other, owners)}; not changing ERP address {number} to it"
                 )
                 return
-            p.outcome, p.shop_id, p.write = Outcome.UPDATED, own, mapped.payload
-            if not linked and p.detail is None:
-                p.detail = DETAIL_EXISTED  # a crash after create, before the link was stored
+            if linked or p.detail is not None:
+                p.outcome, p.shop_id, p.write = Outcome.UPDATED, own, mapped.payload
+                return
+            owner = owners.get(own)
+            if owner is not None and owner != number:
+                self._reject_owned(p, own, owner, f"syncd's id for ERP address {number}")
+                return
+            if current is not None and current.get("updatedAt") is None:
+                # Written once, by the push that made it, which crashed before storing the link:
+                # the account never got its password. Left unwritten so that a second crash
+                # before the link still finds it so; the flow re-pushes it next cycle.
+                p.outcome, p.shop_id, p.detail = Outcome.UPDATED, own, DETAIL_EXISTED
+                p.write = p.fingerprint = None
+                return
+            p.outcome, p.shop_id, p.write = Outcome.ADOPTED, own, mapped.payload
+            return
+        numbered = by_number.get(str(number), [])
+        if numbered and self._refuse_by_number(p, numbered, owners, key, group_emails):
             return
         if others:
             other = others[0]
-            owner = self._owner_number(other, reverse_links)
+            owner = self._owner_number(other, owners)
+            theirs = str(other.get("customerNumber") or "").strip()
+            if owner is None and theirs != str(number) and theirs in group:
+                owner = int(theirs)  # the account of another address of this push (by number)
             if owner is not None and owner != number:
                 p.outcome, p.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
@@ -267,6 +335,52 @@ class CustomerPusher:
             p.fingerprint = None  # the account still holds the customer's data, not ours
             return
         p.outcome, p.shop_id, p.write = Outcome.CREATED, mapped.customer_id, mapped.payload
+
+    def _refuse_by_number(
+        self, p: _Plan, numbered: list[dict[str, Any]], owners: Mapping[str, int], key: str,
+        group_emails: Mapping[str, int],
+    ) -> bool:
+        """Accounts carry the address's number as customer number: refuse (True) when another
+        address owns one, when one has the e-mail of another address of this push (the two
+        swapped or share an account: only an operator can tell), or when several have the
+        address's e-mail. Otherwise the e-mail rule decides: Shopware numbers self-registered
+        customers from its own range (10000 up), which overlaps ERP numbers, so a number alone
+        proves nothing and an account matching number and e-mail is linked like any account
+        with the e-mail (nothing the customer entered is overwritten)."""
+        number = p.address.number
+        for c in numbered:
+            owner = self._owner_number(c, owners)
+            if owner is not None and owner != number:
+                self._reject_owned(p, c["id"], owner, f"customer number {number}")
+                return True
+            other = group_emails.get(email_key(c.get("email")))
+            if other is not None and other != number:
+                p.outcome, p.code = Outcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
+                p.reason = (
+                    f"shop account {c['id']} carries customer number {number} but the e-mail "
+                    f"{c.get('email')} of ERP address {other}; syncd neither links nor creates an "
+                    f"account for ERP address {number} until the e-mails are set right"
+                )
+                return True
+        same = [c for c in numbered if email_key(c.get("email")) == key]
+        if len(same) > 1:
+            ids = ", ".join(c["id"] for c in same)
+            p.outcome, p.code = Outcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
+            p.reason = (
+                f"{len(same)} shop accounts carry customer number {number} and e-mail "
+                f"{p.mapped.email} ({ids}); syncd links none of them and creates no further one - "  # type: ignore[union-attr]
+                f"delete or renumber the extra ones in the shop"
+            )
+            return True
+        return False
+
+    @staticmethod
+    def _reject_owned(p: _Plan, shop_id: str, owner: int, found_by: str) -> None:
+        p.outcome, p.code = Outcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
+        p.reason = (
+            f"shop account {shop_id} ({found_by}) is linked to ERP address {owner}; ERP address "
+            f"{p.address.number} neither takes it over nor gets a second account"
+        )
 
     def _owner_number(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> int | None:
         if account["id"] in reverse_links:

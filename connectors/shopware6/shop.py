@@ -31,7 +31,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
-from .push import CustomerPusher, lookup_groups, to_result
+from .push import Claims, CustomerPusher, lookup_groups, to_result
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
 
@@ -186,6 +186,7 @@ class ShopwareShop:
         *,
         linked_emails: Mapping[str, int] | None = None,
         fingerprints: Mapping[int, str] | None = None,
+        claims: Claims | None = None,
     ) -> list[PushResult]:
         """Create, link or update ``addresses``; one result per address, in order.
 
@@ -194,6 +195,8 @@ class ShopwareShop:
         already has). ``fingerprints``: ERP number -> last fingerprint stored for a linked address;
         an equal one comes back UNCHANGED without a write. ``PushResult.fingerprint`` is filled
         only when ``fingerprints`` is given (an empty mapping will do): hashing costs time.
+        ``claims``: shop ids -> ERP number they are linked to (the state store beyond ``links``),
+        asked once per group for accounts found for unlinked addresses (see ``push`` module).
         """
         if not addresses:
             return []
@@ -204,7 +207,7 @@ class ShopwareShop:
                 owners.setdefault(email_key(normalise_email(address.email)), address.number)
         reverse_links = {shop_id: number for number, shop_id in links.items()}
         size = self.platform.batch_size
-        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size)
+        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size, claims)
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.

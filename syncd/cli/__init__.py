@@ -28,6 +28,7 @@ from .messages import msg
 from .run import run_cmd
 from .secrets import secrets_group
 from .service import service_group
+from .state import state_group
 from .status import status_cmd
 from .sync import sync_cmd
 
@@ -81,6 +82,7 @@ for command in (
     secrets_group,
     demo_cmd,
     service_group,
+    state_group,
 ):
     cli.add_command(command)
 

@@ -188,6 +188,13 @@ def load_links(
     return links, owners
 
 
+def linked_numbers(ctx: PlatformContext, shop_ids: Iterable[str]) -> dict[str, int]:
+    """shop id -> the ERP number it is linked to on this platform (collective links aside: the
+    collective address never owns an account)."""
+    found = Links(ctx.state, clock=ctx.clock).get_by_shops(ctx.platform.name, shop_ids)
+    return {sid: lk.erp_number for sid, lk in found.items() if lk.kind != "collective"}
+
+
 def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport, *,
                 credentials: bool) -> Plan:
     """Carry out the plan of one batch. Transient shop faults escape after the retry budget so
@@ -211,7 +218,7 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
 
     if plan.push:
         known = {n: lk.shop_id for n, lk in links.items() if lk.kind != "collective"}
-        results = ctx.shop.push(plan.push, known)
+        results = ctx.shop.push(plan.push, known, claims=lambda ids: linked_numbers(ctx, ids))
         checkpoint("after_push")
         _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
 
@@ -260,16 +267,25 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         new = _is_new(r, had_link)
         if had_link and old.shop_id != r.shop_id:
             stale_links.append(old.shop_id)
+        # An adopted account (lost or new state store) is linked like one the customer made:
+        # kind "email", so no later step ever mails it a new password (I4).
         kind = "erp" if new else (old.kind if had_link else "email")
+        # A recovered create was not written (see connectors.shopware6.push): no fingerprint, so
+        # the next cycle brings the account up to date.
+        recovered = new and r.outcome != Outcome.CREATED
         new_links.append({
             "platform": name, "shop_id": r.shop_id, "erp_number": a.number, "kind": kind,
             "email": (a.email or "").strip() or None, "erp_blocked": a.blocked,
             "shop_active": old.shop_active if had_link else True,
-            "fingerprint": address_fingerprint(a), "created_at": now, "updated_at": now,
+            "fingerprint": None if recovered else address_fingerprint(a),
+            "created_at": now, "updated_at": now,
         })
         if new and credentials and not a.blocked:
             new_jobs.append(a)
-        action = "created" if new else ("linked" if not had_link else str(r.outcome))
+        if r.outcome == Outcome.ADOPTED and not had_link:
+            action = "adopted"
+        else:
+            action = "created" if new else ("linked" if not had_link else str(r.outcome))
         actions.append((a.number, action, r.shop_id))
         ok.append(a.number)
     jobs = CredentialJobs(ctx.state)
