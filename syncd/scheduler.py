@@ -279,6 +279,12 @@ class CycleRunner:
         name = lease_name(platform, direction)
         holder = self._holder(direction)
         bound = log.bind(platform=platform, direction=direction)
+        if self.sweep is not None and platform not in self.gate.done:
+            # Sweep (or wait for a sibling direction's sweep) before taking the cycle's own lease:
+            # the sweep runs under the erp-to-shop lease, so a cycle that took that lease while
+            # this very process was sweeping was skipped as "another instance" for a whole poll.
+            # False (the lease is held by another instance) falls through to the usual answer.
+            self.ensure_swept(ctx)
         grant = self.leases.take(name, holder, self.lease_ttl)
         if grant is None:
             other = self.leases.holder_of(name)

@@ -208,3 +208,30 @@ def test_taking_over_a_dead_holders_lease_sweeps_again(store, ctx, captured_logs
     assert dead in row.error
     assert runner.run(ctx, "shop-to-erp", ok_job).outcome is Outcome.OK
     assert swept == [1, 1], "a lease it released cleanly is no reason to sweep"
+
+
+def test_a_cycle_waits_for_its_own_processs_sweep_instead_of_standing_by(store, ctx):
+    """The sweep runs under the erp-to-shop lease. An erp-to-shop cycle that starts while a
+    shop-to-erp cycle of the same process is sweeping must wait for that sweep, not report
+    "another instance holds the lease" and idle a whole poll interval."""
+    sweeping, release = threading.Event(), threading.Event()
+
+    def slow_sweep(c):
+        sweeping.set()
+        assert release.wait(10)
+        return CycleReport(c.platform.name, "sweep")
+
+    runner = CycleRunner(store, holder="me", lease_ttl=30, sweep=slow_sweep)
+    results = {}
+    first = threading.Thread(target=lambda: results.__setitem__(
+        "shop-to-erp", runner.run(ctx, "shop-to-erp", lambda c: CycleReport(c.platform.name, "shop-to-erp"))))
+    first.start()
+    assert sweeping.wait(10)
+    second = threading.Thread(target=lambda: results.__setitem__("erp-to-shop", runner.run(ctx, "erp-to-shop", ok_job)))
+    second.start()
+    time.sleep(0.3)  # the erp-to-shop cycle is now at its lease while the sweep still runs
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert results["erp-to-shop"].outcome is Outcome.OK, results
+    assert results["shop-to-erp"].outcome is Outcome.OK, results
