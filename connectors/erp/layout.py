@@ -75,6 +75,10 @@ class Layout:
     logical: dict[str, Bound]
     row_keys: list[Bound]
     findings: list[Finding] = field(default_factory=list)
+    # Change stamps of joined tables, watched next to modified_at; and the joined tables whose
+    # changes nothing watches, each with the reason (for `syncd check`).
+    joined_stamps: list[Bound] = field(default_factory=list)
+    unwatched: list[tuple[str, str]] = field(default_factory=list)
     metadata: sa.MetaData = field(default_factory=sa.MetaData)
     _tables: dict[str, sa.Table] = field(default_factory=dict)
 
@@ -221,7 +225,8 @@ def resolve_layout(
                 )
             )
     modified = layout.logical.get("modified_at")
-    if modified is not None and modified.column.kind not in ("datetime", "date", "int", "decimal"):
+    _resolve_joined_stamps(layout)
+    if modified is not None and modified.column.kind not in STAMP_KINDS:
         findings.append(
             Finding(
                 "erp.columns.modified_at",
@@ -233,6 +238,27 @@ def resolve_layout(
     if findings:
         raise LayoutError(findings, layout)
     return layout
+
+
+STAMP_KINDS = ("datetime", "date", "int", "decimal")
+
+
+def _resolve_joined_stamps(layout: Layout) -> None:
+    for join in layout.joins:
+        info = layout._source(join.table)
+        if not join.stamp:
+            layout.unwatched.append((info.name, "the profile names no change stamp for it"))
+            continue
+        column = info.column(join.stamp)
+        if column is None:
+            layout.unwatched.append((info.name, f"it has no column {join.stamp}"))
+            continue
+        if column.kind not in STAMP_KINDS:
+            reason = f"its column {column.name} is {column.type}, not a timestamp"
+            layout.unwatched.append((info.name, reason))
+            continue
+        bound = next(b for b in layout.row_keys if b.table is info and b.column.name == column.name)
+        layout.joined_stamps.append(bound)
 
 
 class LayoutError(Exception):
