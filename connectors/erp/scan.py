@@ -10,6 +10,12 @@ idle poll delivers nothing. Rows changed longer than ``overlap`` before the wate
 committed after the poll are missed: ``overlap`` must exceed the ERP's longest transaction plus
 clock skew. Rows whose ``modified_at`` is NULL are read by the first (full) scan only.
 
+Stamps and numbers are bound exactly as they were read, and the overlap is subtracted in the
+stamp's own representation (``connectors.erp.stamps``): a re-typed bound compares differently
+from what the ERP stores. A profile join's own stamp (büro+ ``Anschriften.LtzAend``) is one
+more stream of the same kind, with its own watermark and window; an address changed in several
+watched tables within one poll is delivered once.
+
 Hash mode (no ``modified_at``): every poll reads the whole table and compares a hash of each
 row with the one in the cursor. That is O(table) per poll and keeps one hash per address in the
 cursor; map a change timestamp whenever the ERP has one.
