@@ -270,9 +270,9 @@ class SqlErp(WritesMixin):
         after ``after`` = (stamp, number), as (row, raw number, raw stamp). Bounds are compared
         uncoerced: what a page returned is what the next one binds (``connectors.erp.stamps``)."""
         layout = self.layout
-        mod = _raw(layout.col(stamp or layout.logical["modified_at"]))
-        num = _raw(layout.col(layout.number()))
-        stmt = self._select_raw(num, mod).where(mod.is_not(None))
+        bound = stamp or layout.logical["modified_at"]
+        mod, num = _raw(layout.col(bound)), _raw(layout.col(layout.number()))
+        stmt = self._select_raw(num, mod, inner=layout.inner_for(bound)).where(mod.is_not(None))
         if lower is not None:
             stmt = stmt.where(mod >= _bind(lower))
         if after is not None:
@@ -299,11 +299,11 @@ class SqlErp(WritesMixin):
         rows = self._raw_rows("scan addresses", stmt.order_by(num).limit(limit))
         return [(row, raw[0]) for row, *raw in rows]
 
-    def _select_raw(self, *raw: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    def _select_raw(self, *raw: sa.ColumnElement[Any], inner: frozenset[str] = frozenset()) -> sa.Select[Any]:
         """The read columns, then ``raw`` keyset columns as the driver returns them."""
         layout = self.layout
         extra = [c.label(f"_syncd_raw{i}") for i, c in enumerate(raw)]
-        return sa.select(*layout.read_columns(), *extra).select_from(layout.read_from())
+        return sa.select(*layout.read_columns(), *extra).select_from(layout.read_from(inner))
 
     def _raw_rows(self, what: str, stmt: sa.Select[Any]) -> list[tuple]:
         rows = self._read(what, stmt)

@@ -93,15 +93,32 @@ class Layout:
     def write_col(self, name: str) -> sa.ColumnElement[Any]:
         return self.table(self.write).c[name]
 
-    def read_from(self) -> sa.FromClause:
+    def read_from(self, inner: frozenset[str] = frozenset()) -> sa.FromClause:
+        """The read source with the profile's joins: LEFT joins, except for the tables named in
+        ``inner`` (lower case), which a query's WHERE requires anyway (``inner_for``)."""
         base = self.sources[0]
         result: sa.FromClause = self.table(base)
         for join in self.joins:
             child = self.table(self._source(join.table))
             parent = self.table(self._parent(join))
             cond = sa.and_(*[child.c[c] == parent.c[p] for c, p in join.on])
-            result = result.outerjoin(child, cond)
+            if join.table.lower() in inner:
+                result = result.join(child, cond)
+            else:
+                result = result.outerjoin(child, cond)
         return result
+
+    def inner_for(self, bound: Bound) -> frozenset[str]:
+        """The joined tables a row must have when ``bound`` is not NULL: its table and the joins
+        it hangs from. Saying so lets a planner start from that table's stamp index (SQLite
+        does not on its own through two LEFT joins)."""
+        names: set[str] = set()
+        table = bound.table.name.lower()
+        by_name = {j.table.lower(): j for j in self.joins}
+        while table in by_name:
+            names.add(table)
+            table = by_name[table].parent_table.lower()
+        return frozenset(names)
 
     def read_columns(self) -> list[sa.ColumnElement[Any]]:
         return [self.col(b).label(b.key) for b in self.row_keys]
