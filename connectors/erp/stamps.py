@@ -87,7 +87,7 @@ def order_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, bool | int | float | Decimal):
         return (0, value)
     if isinstance(value, datetime):
-        return (1, value.replace(tzinfo=None) if value.tzinfo is None else value)
+        return (1, value)
     if isinstance(value, date):
         return (1, datetime(value.year, value.month, value.day))
     if isinstance(value, str):
