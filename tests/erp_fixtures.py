@@ -261,12 +261,22 @@ def fill_addresses(
     return base + timedelta(seconds=step_seconds * (count - 1))
 
 
-def create_bueroplus_tables(url: str, *, schema: str | None = None, password_len: int = 40) -> ErpSettings:
+def create_bueroplus_tables(
+    url: str,
+    *,
+    schema: str | None = None,
+    password_len: int = 40,
+    contact_stamp: bool = True,
+    stamp_index: bool = True,
+) -> ErpSettings:
     """The reference ERP's three address datasets with the names of bueroplus-notes.md, as plain
     tables: ``Adressen`` (AdrNr text key, ReAnsNr, GspKz, LtzAend, Status, Sel1…Sel15 with
     ``Sel10`` of ``password_len``), ``Anschriften`` (postal data, e-mail, ``Land`` as ISO numeric)
-    and ``Ansprechpartner`` (contact names). Returns ``profile = "bueroplus"`` settings; pass
-    a fresh ``schema`` on a shared server (the table names are fixed)."""
+    and ``Ansprechpartner`` (contact names), each with its change stamp ``LtzAend`` (the joined
+    tables' stamps are indexed unless ``stamp_index=False``; ``contact_stamp=False`` leaves the
+    stamp out of Ansprechpartner).
+    Returns ``profile = "bueroplus"`` settings; pass a fresh ``schema`` on a shared server (the
+    table names are fixed; on MariaDB a schema is a database)."""
     metadata = sa.MetaData(schema=schema)
     sels = [sa.Column(f"Sel{i}", sa.Unicode(password_len if i == 10 else 80)) for i in range(1, 16)]
     tables = [
@@ -295,7 +305,7 @@ def create_bueroplus_tables(url: str, *, schema: str | None = None, password_len
             sa.Column("Tel", sa.Unicode(40)),
             sa.Column("EMail1", sa.Unicode(254)),
             sa.Column("AspNr", sa.Integer),
-            sa.Column("LtzAend", sa.DateTime),
+            sa.Column("LtzAend", sa.DateTime, index=stamp_index),
         ),
         sa.Table(
             "Ansprechpartner",
@@ -307,6 +317,7 @@ def create_bueroplus_tables(url: str, *, schema: str | None = None, password_len
             sa.Column("VNa", sa.Unicode(60)),
             sa.Column("NNa", sa.Unicode(60)),
             sa.Column("EMail1", sa.Unicode(254)),
+            *([sa.Column("LtzAend", sa.DateTime, index=stamp_index)] if contact_stamp else []),
         ),
     ]
     engine = _engine(url)
@@ -328,6 +339,8 @@ def drop_schema(url: str, schema: str) -> None:
     engine = _engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.schema.DropSchema(schema, cascade=True, if_exists=True))
+            # MariaDB drops a schema (a database) with its tables and knows no CASCADE
+            cascade = engine.dialect.name not in ("mysql", "mariadb")
+            conn.execute(sa.schema.DropSchema(schema, cascade=cascade, if_exists=True))
     finally:
         engine.dispose()

@@ -1,6 +1,6 @@
 """The ``bueroplus`` profile: Adressen + default Anschrift + its contact person, read as one
-address; new addresses written across the three tables. SQLite file and PostgreSQL (its own
-schema, since the table names are the ERP's fixed ones)."""
+address; new addresses written across the three tables. SQLite file, PostgreSQL and MariaDB over
+ODBC (each in a schema of its own, since the table names are the ERP's fixed ones)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,22 @@ import sqlalchemy as sa
 
 from connectors.erp import open_erp
 from syncd.errors import ConfigError
-from tests.dbs import pg_url, unique_name
+from tests.dbs import mariadb_url, pg_url, unique_name
 from tests.erp_fixtures import create_bueroplus_tables, drop_schema, utcnow
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.realdb),
+        pytest.param("mariadb", marks=pytest.mark.realdb),
+    ]
+)
 def bueroplus(request, tmp_path):
     if request.param == "sqlite":
         url, schema = f"sqlite:///{tmp_path}/bp.sqlite", None
-    else:
-        url, schema = pg_url(), unique_name("bp")
+    else:  # the table names are fixed: a schema (MariaDB: a database) of their own
+        url, schema = pg_url() if request.param == "postgresql" else mariadb_url(), unique_name("bp")
     settings = create_bueroplus_tables(url, schema=schema)
     try:
         yield from _seeded(settings, url, schema)

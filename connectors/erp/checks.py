@@ -72,6 +72,43 @@ def password_findings(layout: Layout, field: str, length: int, key: str) -> tupl
     return found, described
 
 
+def change_detection(layout: Layout, overlap: float) -> list[CheckItem]:
+    """What the change scan watches, and warnings (ok lines marked so) for what it cannot see
+    or can see only by reading the whole table."""
+    if "modified_at" not in layout.logical:
+        mode = "row hashing: every poll reads the whole table (map erp.columns.modified_at to avoid it)"
+        return [CheckItem("erp", "change detection", True, mode)]
+    primary = layout.logical["modified_at"]
+    watched = [primary, *layout.joined_stamps]
+    names = [primary.column.name] + [f"{b.table.name}.{b.column.name}" for b in layout.joined_stamps]
+    items = [
+        CheckItem("erp", "change detection", True, f"watermark on {', '.join(names)} (overlap {overlap:g}s)")
+    ]
+    for table, reason in layout.unwatched:
+        items.append(
+            CheckItem(
+                "erp",
+                f"change detection: {table}",
+                True,
+                f"{table} is read but not watched ({reason}): a change made only in {table} reaches "
+                f"the shop when the address's {primary.table.name}.{primary.column.name} changes, or "
+                "at the next full reconciliation (warning)",
+            )
+        )
+    for b in watched:
+        if b.table.is_indexed(b.column.name) is False:
+            items.append(
+                CheckItem(
+                    "erp",
+                    f"change detection: {b.table.name}.{b.column.name}",
+                    True,
+                    f"no index on {b.table.name}.{b.column.name}: every poll reads the whole table; "
+                    f"CREATE INDEX on it (warning)",
+                )
+            )
+    return items
+
+
 def _layout(erp: SqlErp, fresh: bool) -> tuple[Layout | None, list[Finding]]:
     try:
         if fresh:
@@ -116,12 +153,7 @@ def _findings(
                 )
             )
     if not findings:
-        mode = (
-            f"watermark on {layout.logical['modified_at'].column.name} (overlap {erp.settings.overlap:g}s)"
-            if "modified_at" in layout.logical
-            else "row hashing: every poll reads the whole table (map erp.columns.modified_at to avoid it)"
-        )
-        ok.append(CheckItem("erp", "change detection", True, mode))
+        ok += change_detection(layout, erp.settings.overlap)
     if field and not findings:
         problems, described = password_findings(layout, field, length, key)
         findings += problems

@@ -28,6 +28,17 @@ from syncd.config.model import ErpSettings
 from syncd.domain import CheckItem, ErpAddress
 from syncd.errors import ConfigError, PermanentError
 
+
+def _raw(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The column without its SQLAlchemy type: read as the driver returns it (a SQLite
+    ``TIMESTAMP`` stays its stored text), and no bind processing on what it is compared with."""
+    return sa.type_coerce(column, sa.types.NullType())
+
+
+def _bind(value: Any) -> sa.BindParameter[Any]:
+    return sa.bindparam(None, value, type_=sa.types.NullType(), unique=True)
+
+
 _CHUNK = 500  # numbers per IN (...): well below SQL Server's 2100 parameters
 PASSWORD_KEY = "platforms[].addresses.password_field"  # noqa: S105 - a config key, not a secret
 
@@ -268,22 +279,27 @@ class SqlErp(WritesMixin):
         field = self.password_field
         return bool(field) and bound.table is self.layout.write and bound.column.name.lower() == field.lower()
 
-    def _page_modified(self, lower: Any, after: tuple[Any, Any] | None, limit: int) -> list[tuple]:
+    def _page_modified(
+        self, lower: Any, after: tuple[Any, Any] | None, limit: int, stamp: Bound | None = None
+    ) -> list[tuple]:
+        """One keyset page of rows whose ``stamp`` (default: modified_at) is at least ``lower``,
+        after ``after`` = (stamp, number), as (row, raw number, raw stamp). Bounds are compared
+        uncoerced: what a page returned is what the next one binds (``connectors.erp.stamps``)."""
         layout = self.layout
-        mod_b, num_b = layout.logical["modified_at"], layout.number()
-        mod, num = layout.col(mod_b), layout.col(num_b)
-        stmt = self._select().where(mod.is_not(None))
+        bound = stamp or layout.logical["modified_at"]
+        mod, num = _raw(layout.col(bound)), _raw(layout.col(layout.number()))
+        stmt = self._select_raw(num, mod, inner=layout.inner_for(bound)).where(mod.is_not(None))
         if lower is not None:
-            stmt = stmt.where(mod >= lower)
+            stmt = stmt.where(mod >= _bind(lower))
         if after is not None:
-            # The redundant leading ">=" lets every backend use the modified_at index as a range.
-            stmt = stmt.where(mod >= after[0], sa.or_(mod > after[0], num > after[1]))
-        stmt = stmt.order_by(mod, num).limit(limit)
-        rows = self._read("scan changes", stmt)
-        if not rows:
-            return []
-        n, m = rows[0]._fields.index(num_b.key), rows[0]._fields.index(mod_b.key)
-        return [(c, r[n], r[m]) for c, r in zip(self._clean(rows), rows, strict=True)]
+            # The redundant leading ">=" lets every backend use the stamp's index as a range.
+            stmt = stmt.where(mod >= _bind(after[0]), sa.or_(mod > _bind(after[0]), num > _bind(after[1])))
+        return self._raw_rows("scan changes", stmt.order_by(mod, num).limit(limit))
+
+    def _max_stamp(self, stamp: Bound) -> Any:
+        """The newest raw value of ``stamp`` in its own table (one index probe when indexed)."""
+        col = _raw(self.layout.col(stamp))
+        return self._read("newest change stamp", sa.select(sa.func.max(col)))[0][0]
 
     def _page_null_modified(self, after: Any, limit: int) -> list[tuple]:
         layout = self.layout
@@ -291,17 +307,27 @@ class SqlErp(WritesMixin):
         return self._page_by_number(after, limit, mod.is_(None))
 
     def _page_by_number(self, after: Any, limit: int, *where: Any) -> list[tuple]:
-        layout = self.layout
-        num_b = layout.number()
-        num = layout.col(num_b)
-        stmt = self._select().where(num.is_not(None), *where)
+        """One page in number order after the raw number ``after``, as (row, raw number)."""
+        num = _raw(self.layout.col(self.layout.number()))
+        stmt = self._select_raw(num).where(num.is_not(None), *where)
         if after is not None:
-            stmt = stmt.where(num > after)
-        rows = self._read("scan addresses", stmt.order_by(num).limit(limit))
+            stmt = stmt.where(num > _bind(after))
+        rows = self._raw_rows("scan addresses", stmt.order_by(num).limit(limit))
+        return [(row, raw[0]) for row, *raw in rows]
+
+    def _select_raw(self, *raw: sa.ColumnElement[Any], inner: frozenset[str] = frozenset()) -> sa.Select[Any]:
+        """The read columns, then ``raw`` keyset columns as the driver returns them."""
+        layout = self.layout
+        extra = [c.label(f"_syncd_raw{i}") for i, c in enumerate(raw)]
+        return sa.select(*layout.read_columns(), *extra).select_from(layout.read_from(inner))
+
+    def _raw_rows(self, what: str, stmt: sa.Select[Any]) -> list[tuple]:
+        rows = self._read(what, stmt)
         if not rows:
             return []
-        n = rows[0]._fields.index(num_b.key)
-        return [(c, r[n]) for c, r in zip(self._clean(rows), rows, strict=True)]
+        width = len(self.layout.row_keys)
+        keys = rows[0]._fields[:width]
+        return [(dict(zip(keys, map(clean_raw, r[:width]), strict=True)), *r[width:]) for r in rows]
 
     def iter_all(self, *, batch_size: int = 500) -> Iterator[list[ErpAddress]]:
         """Every address in number order, one page in memory at a time (exports, demo)."""

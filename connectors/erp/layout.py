@@ -75,6 +75,10 @@ class Layout:
     logical: dict[str, Bound]
     row_keys: list[Bound]
     findings: list[Finding] = field(default_factory=list)
+    # Change stamps of joined tables, watched next to modified_at; and the joined tables whose
+    # changes nothing watches, each with the reason (for `syncd check`).
+    joined_stamps: list[Bound] = field(default_factory=list)
+    unwatched: list[tuple[str, str]] = field(default_factory=list)
     metadata: sa.MetaData = field(default_factory=sa.MetaData)
     _tables: dict[str, sa.Table] = field(default_factory=dict)
 
@@ -89,15 +93,32 @@ class Layout:
     def write_col(self, name: str) -> sa.ColumnElement[Any]:
         return self.table(self.write).c[name]
 
-    def read_from(self) -> sa.FromClause:
+    def read_from(self, inner: frozenset[str] = frozenset()) -> sa.FromClause:
+        """The read source with the profile's joins: LEFT joins, except for the tables named in
+        ``inner`` (lower case), which a query's WHERE requires anyway (``inner_for``)."""
         base = self.sources[0]
         result: sa.FromClause = self.table(base)
         for join in self.joins:
             child = self.table(self._source(join.table))
             parent = self.table(self._parent(join))
             cond = sa.and_(*[child.c[c] == parent.c[p] for c, p in join.on])
-            result = result.outerjoin(child, cond)
+            if join.table.lower() in inner:
+                result = result.join(child, cond)
+            else:
+                result = result.outerjoin(child, cond)
         return result
+
+    def inner_for(self, bound: Bound) -> frozenset[str]:
+        """The joined tables a row must have when ``bound`` is not NULL: its table and the joins
+        it hangs from. Saying so lets a planner start from that table's stamp index (SQLite
+        does not on its own through two LEFT joins)."""
+        names: set[str] = set()
+        table = bound.table.name.lower()
+        by_name = {j.table.lower(): j for j in self.joins}
+        while table in by_name:
+            names.add(table)
+            table = by_name[table].parent_table.lower()
+        return frozenset(names)
 
     def read_columns(self) -> list[sa.ColumnElement[Any]]:
         return [self.col(b).label(b.key) for b in self.row_keys]
@@ -221,7 +242,8 @@ def resolve_layout(
                 )
             )
     modified = layout.logical.get("modified_at")
-    if modified is not None and modified.column.kind not in ("datetime", "date", "int", "decimal"):
+    _resolve_joined_stamps(layout)
+    if modified is not None and modified.column.kind not in STAMP_KINDS:
         findings.append(
             Finding(
                 "erp.columns.modified_at",
@@ -233,6 +255,27 @@ def resolve_layout(
     if findings:
         raise LayoutError(findings, layout)
     return layout
+
+
+STAMP_KINDS = ("datetime", "date", "int", "decimal")
+
+
+def _resolve_joined_stamps(layout: Layout) -> None:
+    for join in layout.joins:
+        info = layout._source(join.table)
+        if not join.stamp:
+            layout.unwatched.append((info.name, "the profile names no change stamp for it"))
+            continue
+        column = info.column(join.stamp)
+        if column is None:
+            layout.unwatched.append((info.name, f"it has no column {join.stamp}"))
+            continue
+        if column.kind not in STAMP_KINDS:
+            reason = f"its column {column.name} is {column.type}, not a timestamp"
+            layout.unwatched.append((info.name, reason))
+            continue
+        bound = next(b for b in layout.row_keys if b.table is info and b.column.name == column.name)
+        layout.joined_stamps.append(bound)
 
 
 class LayoutError(Exception):

@@ -35,6 +35,9 @@ class TableInfo:
     columns: tuple[ColumnInfo, ...]
     primary_key: tuple[str, ...] = ()
     unique: tuple[tuple[str, ...], ...] = field(default=())
+    # Leading column of every index (and key): a range on one of these need not read the table.
+    # None: not known (a view, or a cache entry written before this was reflected).
+    indexed: tuple[str, ...] | None = None
 
     def column(self, name: str) -> ColumnInfo | None:
         """Exact name first, then a unique case-insensitive match (MariaDB/SQL Server do not
@@ -44,6 +47,11 @@ class TableInfo:
                 return c
         folded = [c for c in self.columns if c.name.lower() == name.lower()]
         return folded[0] if len(folded) == 1 else None
+
+    def is_indexed(self, column: str) -> bool | None:
+        if self.indexed is None:
+            return None
+        return column.lower() in {c.lower() for c in self.indexed}
 
     def is_unique(self, column: str) -> bool:
         return (column,) == self.primary_key or (column,) in self.unique
@@ -61,6 +69,7 @@ class TableInfo:
             columns=tuple(ColumnInfo(**c) for c in data["columns"]),
             primary_key=tuple(data.get("primary_key") or ()),
             unique=tuple(tuple(u) for u in data.get("unique") or ()),
+            indexed=tuple(data["indexed"]) if data.get("indexed") is not None else None,
         )
 
 
@@ -119,15 +128,26 @@ def reflect_table(conn: Connection, name: str, schema: str | None) -> TableInfo 
         )
     pk: tuple[str, ...] = ()
     unique: list[tuple[str, ...]] = []
+    indexed: tuple[str, ...] | None = None
     try:  # views have no keys, and some dialects refuse to look
         pk = tuple(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or ())
         unique += [tuple(u["column_names"]) for u in inspector.get_unique_constraints(name, schema=schema)]
-        unique += [
-            tuple(i["column_names"]) for i in inspector.get_indexes(name, schema=schema) if i["unique"]
-        ]
+        indexes = inspector.get_indexes(name, schema=schema)
+        unique += [tuple(i["column_names"]) for i in indexes if i["unique"]]
+        leading = [i["column_names"][0] for i in indexes if i["column_names"] and i["column_names"][0]]
+        leading += [k[0] for k in (pk, *unique) if k]
+        views = {v.lower() for v in inspector.get_view_names(schema=schema)}
+        indexed = None if name.lower() in views else tuple(dict.fromkeys(leading))
     except (NotImplementedError, exc.DBAPIError, exc.NoSuchTableError):
         pass
-    return TableInfo(name=name, schema=schema, columns=tuple(columns), primary_key=pk, unique=tuple(unique))
+    return TableInfo(
+        name=name,
+        schema=schema,
+        columns=tuple(columns),
+        primary_key=pk,
+        unique=tuple(unique),
+        indexed=indexed,
+    )
 
 
 def table_names(conn: Connection, schema: str | None) -> list[str]:

@@ -10,6 +10,12 @@ idle poll delivers nothing. Rows changed longer than ``overlap`` before the wate
 committed after the poll are missed: ``overlap`` must exceed the ERP's longest transaction plus
 clock skew. Rows whose ``modified_at`` is NULL are read by the first (full) scan only.
 
+Stamps and numbers are bound exactly as they were read, and the overlap is subtracted in the
+stamp's own representation (``connectors.erp.stamps``): a re-typed bound compares differently
+from what the ERP stores. A profile join's own stamp (büro+ ``Anschriften.LtzAend``) is one
+more stream of the same kind, with its own watermark and window; an address changed in several
+watched tables within one poll is delivered once.
+
 Hash mode (no ``modified_at``): every poll reads the whole table and compares a hash of each
 row with the one in the cursor. That is O(table) per poll and keeps one hash per address in the
 cursor; map a change timestamp whenever the ERP has one.
@@ -23,41 +29,87 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from connectors.erp import stamps
 from syncd.domain import ErpAddress
 
 if TYPE_CHECKING:
     from connectors.erp.connector import SqlErp
+    from connectors.erp.layout import Bound
 
-CURSOR_VERSION = 2
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if value is None or isinstance(value, int | float | str):
-        return value
-    return str(value)  # Decimal: exact as text
-
-
-def _decode(value: Any, kind: str) -> Any:
-    if value is None:
-        return None
-    if kind == "datetime":
-        return datetime.fromisoformat(value)
-    if kind == "date":
-        return date.fromisoformat(value)
-    if kind == "decimal":
-        from decimal import Decimal
-
-        return Decimal(value)
-    return value
+CURSOR_VERSION = 3
+PRIMARY = "modified_at"  # the stream of the mapped modified_at; joined stamps are "Table.Column"
 
 
 def _number_key(raw: Any) -> str:
     return str(raw).strip()
+
+
+def _legacy_state(cursor: Mapping[str, Any], kind: str, sqlite: bool) -> dict[str, Any]:
+    """A version 2 cursor (watermark re-typed by the column's kind) as the primary stream's state.
+    Its stamp keys may differ from the raw ones read now: the window's rows are delivered once
+    more, nothing is missed."""
+    value = cursor.get("watermark")
+    if value is not None and kind in ("datetime", "date"):
+        value = [kind, value]
+        if sqlite:  # SQLite stores text: bind text, as the driver would have returned it
+            value = ["str", stamps.decode(value).isoformat(" ")]
+    elif value is not None:
+        value = ["decimal" if kind == "decimal" else "int", value]
+    return {"watermark": value, "seen": cursor.get("seen", {})}
+
+
+class _Stream:
+    """One watched stamp column: its watermark (as read, see ``connectors.erp.stamps``) and the
+    (number, stamp) pairs read inside the overlap window, each with the row's hash."""
+
+    def __init__(
+        self, bound: Bound, state: Mapping[str, Any] | None, overlap: float, fingerprint: Callable
+    ) -> None:
+        self.bound = bound
+        self._overlap = overlap
+        self._fingerprint = fingerprint
+        state = state or {}
+        self.start = stamps.decode(state.get("watermark"))
+        self.seen: dict[tuple[str, str], str] = {
+            (number, ts): digest
+            for ts, rows in state.get("seen", {}).items()
+            for number, digest in rows.items()
+        }
+        self.max = self.start
+        self._edge: Any = None  # order key of shift(max): rows below it leave the window
+        # (order key, stamp key, number key, row); hashed only for the rows that stay in it
+        self._window: deque[tuple[Any, str, str, Mapping[str, Any]]] = deque()
+
+    def lower(self) -> Any:
+        return None if self.start is None else stamps.shift(self.start, self._overlap)
+
+    def known(self, number: str, stamp: str, digest: Callable[[], str]) -> bool:
+        """Read before with this content: a second change within one tick of a coarse clock
+        keeps (number, stamp) but not the hash, and is delivered again."""
+        seen = self.seen.get((number, stamp))
+        return seen is not None and seen == digest()
+
+    def note(self, raw: Any, stamp: str, number: str, row: Mapping[str, Any]) -> None:
+        order = stamps.order_key(raw)
+        if self.max is None or order > stamps.order_key(self.max):
+            self.max = raw
+            self._edge = stamps.order_key(stamps.shift(raw, self._overlap))
+        elif self._edge is None:
+            self._edge = stamps.order_key(stamps.shift(self.max, self._overlap))
+        self._window.append((order, stamp, number, row))
+        while self._window and self._window[0][0] < self._edge:
+            self._window.popleft()
+
+    def state(self) -> dict[str, Any]:
+        seen: dict[str, dict[str, str]] = {}
+        if self.max is not None:
+            for _o, stamp, number, row in self._window:
+                seen.setdefault(stamp, {})[number] = self._fingerprint(row)
+        # Pairs of the previous cursor still inside the window were re-read by this scan (the
+        # window only moves forward), so the window built here is complete.
+        return {"watermark": stamps.encode(self.max), "seen": seen}
 
 
 class WatermarkScan:
@@ -69,42 +121,44 @@ class WatermarkScan:
         self._batch = batch_size
         self.rejected: list[tuple[str, str]] = []  # (raw number, reason): rows that are no address
         layout = erp.layout
-        self._kind = layout.logical["modified_at"].column.kind
-        self._overlap = erp.settings.overlap
-        valid = bool(cursor) and cursor.get("mode") == "watermark" and cursor.get("v") == CURSOR_VERSION
-        self._start = _decode(cursor.get("watermark"), self._kind) if valid and cursor else None
-        seen = cursor.get("seen", {}) if valid and cursor else {}
-        self._seen: dict[tuple[str, str], str] = {
-            (number, ts): digest for ts, rows in seen.items() for number, digest in rows.items()
-        }
-        self._max = self._start
-        # (modified_at, encoded modified_at, number key, row) of the rows read in the window; the
-        # row's digest is computed only for the rows that stay in it (a first scan reads them all)
-        self._window: deque[tuple[Any, str, str, Mapping[str, Any]]] = deque()
+        overlap = erp.settings.overlap
+        cursor = cursor or {}
+        version = cursor.get("v") if cursor.get("mode") == "watermark" else None
+        if version == CURSOR_VERSION:
+            states = dict(cursor.get("streams") or {})
+        elif version == 2:
+            sqlite = erp.engine.dialect.name == "sqlite"
+            states = {PRIMARY: _legacy_state(cursor, layout.logical[PRIMARY].column.kind, sqlite)}
+        else:
+            states = {}
+        primary = layout.logical[PRIMARY]
+        self._streams = [_Stream(primary, states.get(PRIMARY), overlap, fingerprint)]
+        for bound in layout.joined_stamps:
+            name = f"{bound.table.name}.{bound.column.name}"
+            stream = _Stream(bound, states.get(name), overlap, fingerprint)
+            first = self._streams[0]
+            if name not in states and first.start is not None and bound.column.kind == primary.column.kind:
+                # A stamp watched since this version: one clock stamps both tables, so start
+                # where the address table's watermark is instead of re-reading the whole table.
+                stream.start = stream.max = first.start
+            self._streams.append(stream)
+        self._names = [PRIMARY] + [f"{b.table.name}.{b.column.name}" for b in layout.joined_stamps]
         # Rows without a stamp are read once, by the first scan; a table whose stamps are all
         # NULL must not be re-delivered on every poll.
-        self._nulls_read = self._start is not None or bool(valid and cursor and cursor.get("nulls_read"))
-
-    def _lower(self) -> Any:
-        if self._start is None:
-            return None
-        if self._kind in ("datetime", "date"):
-            return self._start - timedelta(seconds=self._overlap)
-        return self._start  # a growing number: the watermark row itself is the overlap
-
-    def _note(self, modified: Any, encoded: str, number: str, row: Mapping[str, Any]) -> None:
-        if self._max is None or modified > self._max:
-            self._max = modified
-        self._window.append((modified, encoded, number, row))
-        if self._kind in ("datetime", "date"):
-            edge = self._max - timedelta(seconds=self._overlap)
-        else:
-            edge = self._max
-        while self._window and self._window[0][0] < edge:
-            self._window.popleft()
+        self._first = self._streams[0].start is None
+        self._nulls_read = not self._first or bool(version and cursor.get("nulls_read"))
+        # number -> hash of what this scan delivered, so a row changed in two watched tables goes
+        # out once. Only for incremental scans, where it holds the changes, not the table.
+        self._delivered: dict[str, str] = {}
 
     def batches(self) -> Iterator[list[ErpAddress]]:
         erp = self._erp
+        if self._first:
+            # A first scan delivers every row through modified_at (and the NULL page). The joined
+            # stamps only learn their window, before that read: a joined change committed after
+            # it gets a new stamp and is delivered by the next poll.
+            for stream in self._streams[1:]:
+                self._learn_window(stream)
         if not self._nulls_read:
             last: Any = None
             while True:  # rows without a change time, seen on the first scan only
@@ -118,48 +172,60 @@ class WatermarkScan:
                 if len(rows) < self._batch:
                     break
         self._nulls_read = True
-        lower, after = self._lower(), None
+        streams = self._streams[:1] if self._first else self._streams
+        dedupe = len(streams) > 1
+        for stream in streams:
+            yield from self._scan(stream, dedupe)
+
+    def _learn_window(self, stream: _Stream) -> None:
+        newest = self._erp._max_stamp(stream.bound)
+        if newest is None:
+            return
+        stream.start = newest
+        for row, number, raw in self._pages(stream):
+            stream.note(raw, stamps.key(raw), _number_key(number), row)
+
+    def _pages(self, stream: _Stream) -> Iterator[tuple[Mapping[str, Any], Any, Any]]:
+        lower, after = stream.lower(), None
+        bound = None if stream is self._streams[0] else stream.bound
         while True:
-            rows = erp._page_modified(lower, after, self._batch)
-            if not rows:
-                break
-            batch = []
-            for row, number, modified in rows:
-                key, encoded = _number_key(number), _encode(modified)
-                known = self._seen.get((key, encoded))
-                # Same number and stamp but other content: an ERP with second-precision stamps
-                # changed the row twice within one second. Deliver it again.
-                if known is None or known != self._fingerprint(row):
-                    address = erp._to_address(row, self.rejected)
+            rows = self._erp._page_modified(lower, after, self._batch, bound)
+            yield from rows
+            if len(rows) < self._batch:
+                return
+            after = (rows[-1][2], rows[-1][1])
+
+    def _scan(self, stream: _Stream, dedupe: bool) -> Iterator[list[ErpAddress]]:
+        batch: list[ErpAddress] = []
+        for row, number, raw in self._pages(stream):
+            key, stamp = _number_key(number), stamps.key(raw)
+            hashed: list[str] = []
+
+            def digest(row: Mapping[str, Any] = row, hashed: list[str] = hashed) -> str:
+                if not hashed:
+                    hashed.append(self._fingerprint(row))
+                return hashed[0]
+
+            if not stream.known(key, stamp, digest):
+                if not dedupe or self._delivered.get(key) != digest():
+                    address = self._erp._to_address(row, self.rejected)
                     if address is not None:
                         batch.append(address)
-                self._note(modified, encoded, key, row)
-            after = (rows[-1][2], rows[-1][1])
-            if batch:
+                    if dedupe:
+                        self._delivered[key] = digest()
+            stream.note(raw, stamp, key, row)
+            if len(batch) >= self._batch:
                 yield batch
-            if len(rows) < self._batch:
-                break
+                batch = []
+        if batch:
+            yield batch
 
     def cursor(self) -> dict[str, Any]:
-        if self._max is None:
-            return {
-                "mode": "watermark",
-                "v": CURSOR_VERSION,
-                "watermark": None,
-                "seen": {},
-                "nulls_read": self._nulls_read,
-            }
-        seen: dict[str, dict[str, str]] = {}
-        for _m, encoded, number, row in self._window:
-            seen.setdefault(encoded, {})[number] = self._fingerprint(row)
-        # Pairs of the previous cursor still inside the window were re-read by this scan (the
-        # window only moves forward), so the window built here is complete.
         return {
             "mode": "watermark",
             "v": CURSOR_VERSION,
-            "watermark": _encode(self._max),
-            "seen": seen,
-            "nulls_read": True,
+            "streams": {name: s.state() for name, s in zip(self._names, self._streams, strict=True)},
+            "nulls_read": self._nulls_read,
         }
 
 
@@ -171,7 +237,7 @@ class HashScan:
         self._batch = batch_size
         self._fingerprint = fingerprint
         self.rejected: list[tuple[str, str]] = []  # (raw number, reason): rows that are no address
-        valid = bool(cursor) and cursor.get("mode") == "hash" and cursor.get("v") == CURSOR_VERSION
+        valid = bool(cursor) and cursor.get("mode") == "hash" and cursor.get("v") in (2, CURSOR_VERSION)
         self._old: dict[str, str] = dict(cursor.get("hashes", {})) if valid and cursor else {}
         self._new: dict[str, str] = {}
         self._complete = False

@@ -28,6 +28,9 @@ class Join:
     parent_table: str
     on: tuple[tuple[str, str], ...]
     defaults: dict[str, object] = field(default_factory=dict)
+    # The joined table's own change stamp: change detection watches it next to
+    # ``modified_at``, so a change made only in this table is delivered too.
+    stamp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class Profile:
 # büro+ names from shared/bueroplus-notes.md (Feldliste "25"): Adressen holds number, block flag,
 # change time and the Sel-fields (the password field is one of them); postal data and e-mail
 # live in the default billing Anschrift (Adressen.ReAnsNr), first/last name in that Anschrift's
-# default contact person (Anschriften.AspNr). Change detection watches Adressen.LtzAend only: an
-# ERP that does not touch it when an Anschrift changes needs a view as read_source.
+# default contact person (Anschriften.AspNr). Change detection watches each table's LtzAend
+# ("Letzte Datensatzänderung", on all three datasets per the Feldliste); `syncd check` warns
+# when a joined table lacks it.
 BUEROPLUS = Profile(
     name="bueroplus",
     address_table="Adressen",
@@ -54,12 +58,14 @@ BUEROPLUS = Profile(
             parent_table="Adressen",
             on=(("AdrNr", "AdrNr"), ("AnsNr", "ReAnsNr")),
             defaults={"ReAnsNr": 1},
+            stamp="LtzAend",
         ),
         Join(
             table="Ansprechpartner",
             parent_table="Anschriften",
             on=(("AdrNr", "AdrNr"), ("AnsNr", "AnsNr"), ("AspNr", "AspNr")),
             defaults={"AspNr": 1},
+            stamp="LtzAend",
         ),
     ),
     columns={
