@@ -21,8 +21,9 @@ as taken next time and ``syncd.flows.numbers`` moves on to the next one.
 
 A unit holds the SQLite write lock from ``__enter__`` to its commit or exit: open it around
 state work, not around a shop or ERP call, or the other direction's cycle waits on the lock;
-and inside it use only the unit's repositories (one built over the store itself would wait for
-the unit's lock until the busy timeout).
+and inside it write only through the unit's repositories: a write (or any ``CredentialJobs``
+call, whose reads also take the lock) through one built over the store itself waits for the
+unit until the busy timeout.
 ``tests/fakes/state.py`` has the in-memory ``FakeUnitOfWork``; ``tests/test_state_contract.py``
 runs the same tests on both.
 """
