@@ -9,17 +9,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from syncd.clock import utcnow  # i12-alias
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
     from syncd.ports import ErpPort, LayoutRenderer, MailTransport, ShopPort
     from syncd.state.db import StateStore
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -16,7 +16,6 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from syncd.clock import utcnow  # noqa: F401  # i12-alias: the repositories import it from here
 from syncd.errors import ConfigError, SyncdError
 
 T = TypeVar("T")
@@ -217,10 +217,6 @@ def _all_revisions() -> set[str]:
 
 
 # --- helpers shared by the repositories --------------------------------------------------
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 def upsert(
     conn: Connection,

@@ -110,7 +110,7 @@ class CredentialJobs:
         if conn is not None:
             yield conn
         else:
-            with self.store.engine.begin() as c:
+            with self.store.begin() as c:
                 yield c
 
     # --- creating -------------------------------------------------------------------------

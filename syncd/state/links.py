@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from syncd.rules import LinkKind
 from syncd.state.db import StateStore, chunked, upsert, utcnow
 from syncd.state.schema import links as t
 
@@ -78,6 +79,25 @@ class Links:
                 rows = conn.execute(select(t).where(t.c.platform == platform, t.c.shop_id.in_(batch)))
                 out.update((r.shop_id, _row_to_link(r)) for r in rows)
         return out
+
+    def email_owners(self, platform: str, keys: Iterable[str]) -> dict[str, int]:
+        """E-mail key (``rules.email_key``) -> the ERP number whose personal link on ``platform``
+        carries that e-mail; of several, the lowest number. Keys nobody owns are left out.
+
+        Compared with SQL ``lower()``, which on SQLite folds ASCII letters only."""
+        wanted = sorted({k for k in keys if k})
+        owners: dict[str, int] = {}
+        with self.store.connect() as conn:
+            for batch in chunked(wanted):
+                rows = conn.execute(
+                    select(func.lower(t.c.email), t.c.erp_number)
+                    .where(t.c.platform == platform, t.c.kind != LinkKind.COLLECTIVE.value,
+                           func.lower(t.c.email).in_(batch))
+                    .order_by(t.c.erp_number)
+                )
+                for email, number in rows:
+                    owners.setdefault(email, int(number))
+        return owners
 
     def upsert(self, link: Link | None = None, /, *, conn: Connection | None = None, **values: Any) -> Link:
         """Insert or update the link of (platform, shop_id). Pass a ``Link``, keyword fields, or

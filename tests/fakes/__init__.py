@@ -1,0 +1,21 @@
+"""In-memory fakes of syncd's ports and state for fast flow tests (see ``state.py``)."""
+
+from tests.fakes.state import (
+    FakeAllocations,
+    FakeCredentialJobs,
+    FakeCursors,
+    FakeFailures,
+    FakeLinks,
+    FakeState,
+    FakeUnitOfWork,
+)
+
+__all__ = [
+    "FakeAllocations",
+    "FakeCredentialJobs",
+    "FakeCursors",
+    "FakeFailures",
+    "FakeLinks",
+    "FakeState",
+    "FakeUnitOfWork",
+]
