@@ -30,6 +30,9 @@ class PushOutcome(StrEnum):
 
     CREATED = "created"  # new shop account made by syncd
     LINKED = "linked"  # an account the customer made in the shop, now linked to the ERP address
+    # an account that already served this ERP address while syncd had no link for it (a lost or
+    # new state store): linked again without a mail and without touching its password (I4)
+    ADOPTED = "adopted"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     DEACTIVATED = "deactivated"

@@ -227,7 +227,8 @@ def test_a_cycle_waits_for_its_own_processs_sweep_instead_of_standing_by(store, 
         "shop-to-erp", runner.run(ctx, "shop-to-erp", lambda c: CycleReport(c.platform.name, "shop-to-erp"))))
     first.start()
     assert sweeping.wait(10)
-    second = threading.Thread(target=lambda: results.__setitem__("erp-to-shop", runner.run(ctx, "erp-to-shop", ok_job)))
+    second = threading.Thread(
+        target=lambda: results.__setitem__("erp-to-shop", runner.run(ctx, "erp-to-shop", ok_job)))
     second.start()
     time.sleep(0.3)  # the erp-to-shop cycle is now at its lease while the sweep still runs
     release.set()
