@@ -21,6 +21,7 @@ from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.domain import Direction
+from syncd.gcpause import gc_paused
 from syncd.redaction import redact_value
 from syncd.state.cycles import Cycles
 from syncd.state.leases import Leases
@@ -64,7 +65,7 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
-class Outcome(StrEnum):
+class CycleOutcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
     STANDBY = "standby"  # another instance holds the lease
@@ -72,11 +73,14 @@ class Outcome(StrEnum):
     STOPPED = "stopped"  # the daemon is stopping: no new cycle starts
 
 
+Outcome = CycleOutcome  # i12-alias
+
+
 @dataclass
 class CycleResult:
     platform: str
     direction: str
-    outcome: Outcome
+    outcome: CycleOutcome
     cycle_id: int | None = None
     report: CycleReport | None = None
     error: str | None = None
@@ -128,7 +132,8 @@ class SweepGate:
 
 
 class CycleRunner:
-    """One cycle of one platform/direction: lease, sweep gate, record, run, record, release."""
+    """One cycle of one platform/direction: lease, sweep gate, record, run (with the cyclic GC
+    paused, see ``syncd.gcpause``), record, release."""
 
     def __init__(
         self,
@@ -265,7 +270,7 @@ class CycleRunner:
         # before the stop (and the stop waits for it) or not at all.
         with self._inflight_lock:
             if self._closed:
-                return CycleResult(ctx.platform.name, direction, Outcome.STOPPED)
+                return CycleResult(ctx.platform.name, direction, CycleOutcome.STOPPED)
             self._active += 1
         try:
             return self._run(ctx, direction, job)
@@ -285,14 +290,14 @@ class CycleRunner:
             bound.info("cycle skipped: another instance holds the lease", holder=other)
             if self.metrics is not None:
                 self.metrics.record_standby(platform, direction, other)
-            return CycleResult(platform, direction, Outcome.STANDBY)
+            return CycleResult(platform, direction, CycleOutcome.STANDBY)
         try:
             if grant.previous is not None:
                 self._took_over(platform, direction, grant.previous, holder)
             held = holder if direction == SWEEP_LEASE_DIRECTION else None
             if not self.ensure_swept(ctx, held_holder=held):
                 bound.info("cycle skipped: start-up sweep not done yet")
-                return CycleResult(platform, direction, Outcome.WAITING)
+                return CycleResult(platform, direction, CycleOutcome.WAITING)
             return self._run_recorded(ctx, platform, direction, job, name, holder, bound)
         finally:
             self._release(name, holder)
@@ -338,7 +343,9 @@ class CycleRunner:
         error: str | None = None
         keeper = LeaseKeeper(self.leases, name, holder, self.lease_ttl)
         try:
-            with keeper:
+            # The cycle is bulk work (a push, a credential run, an import): the runner pauses the
+            # cyclic GC for all of it, so neither a connector nor a flow switches it.
+            with keeper, gc_paused():
                 bound.info("cycle started", cycle=cycle_id)
                 report = job(ctx)
         except Exception as exc:
@@ -369,8 +376,8 @@ class CycleRunner:
             self.metrics.record_cycle(platform, direction, report, duration, ok, error)
         if ok:
             bound.info("cycle finished", cycle=cycle_id, seconds=round(duration, 3), counts=counts)
-        return CycleResult(platform, direction, Outcome.OK if ok else Outcome.FAILED, cycle_id, report,
-                           error, duration)
+        outcome = CycleOutcome.OK if ok else CycleOutcome.FAILED
+        return CycleResult(platform, direction, outcome, cycle_id, report, error, duration)
 
 
 class DaemonThreadExecutor(BaseExecutor):
