@@ -36,13 +36,10 @@ from syncd.scheduler import (
     CycleRunner,
     Job,
     Sweep,
-    build_scheduler,
     error_text,
-    poll_interval,
-    prune_cycles,
-    schedule_cycles,
 )
 from syncd.state.leases import make_holder
+from syncd.timetable import build_scheduler, poll_interval, prune_cycles, schedule_cycles
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings

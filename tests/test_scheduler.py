@@ -1,4 +1,5 @@
-"""One cycle under its lease (CycleRunner) and the APScheduler set-up, on a real SQLite store."""
+"""One cycle under its lease (CycleRunner) and the APScheduler set-up (timetable), on a real SQLite
+store."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from sqlalchemy import select
 
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.redaction import sensitive
-from syncd.scheduler import CycleOutcome, CycleRunner, build_scheduler, error_text, schedule_cycles
+from syncd.scheduler import CycleOutcome, CycleRunner, error_text
 from syncd.state.db import open_state
 from syncd.state.leases import Leases
 from syncd.state.schema import cycles
+from syncd.timetable import build_scheduler, schedule_cycles
 from tests.test_daemon import make_settings
 
 
@@ -189,8 +191,8 @@ def test_scheduler_never_overlaps_a_job_and_survives_errors():
 def test_old_cycle_records_are_pruned(store):
     from datetime import UTC, datetime, timedelta
 
-    from syncd.scheduler import prune_cycles
     from syncd.state.cycles import Cycles
+    from syncd.timetable import prune_cycles
 
     now = datetime(2026, 6, 1, tzinfo=UTC)
     for days_ago in (40, 31, 29, 1):

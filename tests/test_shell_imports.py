@@ -9,7 +9,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHELL = {"syncd.bootstrap", "syncd.daemon", "syncd.daemon_signals", "syncd.winservice",
-         "syncd.service_control", "syncd.scheduler", "syncd.gcpause", "syncd.status"}
+         "syncd.service_control", "syncd.scheduler", "syncd.timetable", "syncd.gcpause",
+         "syncd.status"}
 
 
 def _module_name(path: Path) -> str:
