@@ -40,6 +40,7 @@ from connectors.shopware6 import open_shop
 from connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
 from syncd.config.model import PlatformSettings
 from syncd.domain import ErpAddress, Outcome
+from syncd.gcpause import gc_paused
 from syncd.logs import configure_logging
 
 
@@ -129,7 +130,8 @@ def run_connector(
         shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
         server_cpu, client_cpu = sb.cpu_seconds(), time.process_time()
         started = time.perf_counter()
-        results = shop.push(rows, {})
+        with gc_paused():  # the pause a cycle runs under (syncd.scheduler.CycleRunner)
+            results = shop.push(rows, {})
         elapsed = time.perf_counter() - started
         cpu = (sb.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
         created = sum(r.outcome == Outcome.CREATED for r in results)

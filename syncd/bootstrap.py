@@ -9,6 +9,9 @@ from here (daemon, CLI, demo) or from a test; nothing below ``syncd.flows`` buil
 * ``preflight(loaded, secrets)``: the start-up validation of I7 (ERP table, columns, password
   fields, credentials layouts) before anything is written; ConfigError names file, key, value.
 * ``open_state_read_only(url)``: the store for reading while a daemon may be writing.
+* ``open_erp_for`` / ``open_shop_for`` / ``open_mail_for``: one adapter on its own, for the
+  CLI's checks and previews (an in-memory metadata cache unless one is given). The CLI never
+  imports ``connectors`` itself.
 * ``flow_jobs()`` / ``sweep(ctx)``: what the daemon and `syncd sync` run.
 """
 
@@ -23,17 +26,20 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from connectors.erp import SqlErp, open_erp
-from connectors.mail import open_transport
+from connectors.mail import OutboxTransport, SmtpTransport, open_transport
 from connectors.shopware6 import ShopwareShop, open_shop
 from syncd.config.loader import LoadedConfig
 from syncd.config.model import PlatformSettings, Settings
 from syncd.config.profiles import effective_columns
 from syncd.config.secrets import Secrets
+from syncd.domain import CheckItem
 from syncd.errors import ConfigError, SyncdError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.layouts import LayoutStore
 from syncd.state.cache import Cache
 from syncd.state.db import StateStore, current_revisions, head_revisions, open_state
+
+MailTransport = SmtpTransport | OutboxTransport
 
 
 class _TtlCache:
@@ -91,23 +97,10 @@ class Runtime:
         raise KeyError(name)
 
     def erp_for(self, platform: PlatformSettings) -> SqlErp:
-        addresses = platform.addresses
-        return open_erp(
-            self.settings.erp,
-            password=self.secrets.erp_password,
-            cache=self.cache,
-            password_field=addresses.password_field if addresses.send_credentials else None,
-            password_length=addresses.password_length,
-            password_key=f"platforms[{self.settings.platforms.index(platform)}].addresses.password_field",
-        )
+        return open_erp_for(self.settings, self.secrets, platform=platform, cache=self.cache)
 
     def shop_for(self, platform: PlatformSettings) -> ShopwareShop:
-        return open_shop(
-            platform,
-            client_secret=self.secrets.client_secret(platform.name),
-            cache=self.cache,
-            erp_columns=effective_columns(self.settings.erp),
-        )
+        return open_shop_for(self.settings, platform, self.secrets, cache=self.cache)
 
     def context(self, platform: PlatformSettings | str) -> PlatformContext:
         # The daemon's worker threads may ask for a platform at the same time (both directions
@@ -126,7 +119,7 @@ class Runtime:
                 erp=self.erp_for(platform),
                 shop=self.shop_for(platform),
                 state=self.state,
-                mail=open_transport(self.settings.mail, password=self.secrets.mail_password),
+                mail=open_mail_for(self.settings, self.secrets),
                 layouts=LayoutStore(self.settings.mail.layouts_dir),
             )
             self._contexts[platform.name] = ctx
@@ -151,6 +144,54 @@ class Runtime:
         self._contexts.clear()
         self._retired.clear()
         self.state.close()
+
+
+def open_erp_for(
+    settings: Settings, secrets: Secrets, *, platform: PlatformSettings | None = None,
+    cache: Any = None,
+) -> SqlErp:
+    """The ERP connector. With ``platform``: its password field (when it sends credentials),
+    length and the key naming it in errors. Without: the table and columns only (checks,
+    previews, the start-up validation). ``cache`` None keeps metadata in memory."""
+    if platform is None:
+        return open_erp(settings.erp, password=secrets.erp_password, cache=cache)
+    addresses = platform.addresses
+    return open_erp(
+        settings.erp,
+        password=secrets.erp_password,
+        cache=cache,
+        password_field=addresses.password_field if addresses.send_credentials else None,
+        password_length=addresses.password_length,
+        password_key=f"platforms[{settings.platforms.index(platform)}].addresses.password_field",
+    )
+
+
+def open_shop_for(
+    settings: Settings, platform: PlatformSettings, secrets: Secrets, *, cache: Any = None,
+    erp_columns: bool = True,
+) -> ShopwareShop:
+    """The shop connector of ``platform``. ``erp_columns``: name the ERP columns in rejection
+    reasons (what cycles report; the connection check has no use for them)."""
+    return open_shop(
+        platform,
+        client_secret=secrets.client_secret(platform.name),
+        cache=cache,
+        erp_columns=effective_columns(settings.erp) if erp_columns else None,
+    )
+
+
+def open_mail_for(settings: Settings, secrets: Secrets) -> MailTransport:
+    """The mail transport of ``[mail]`` (SMTP, or the outbox folder)."""
+    return open_transport(settings.mail, password=secrets.mail_password)
+
+
+def check_mail(settings: Settings, secrets: Secrets, senders: tuple[str, ...] = ()) -> list[CheckItem]:
+    """The mail transport's own check. SMTP also asks whether the server accepts each of
+    ``senders``; the outbox folder has no senders to refuse."""
+    transport = open_mail_for(settings, secrets)
+    if isinstance(transport, SmtpTransport):
+        return transport.check(senders)
+    return transport.check()
 
 
 def open_runtime(loaded: LoadedConfig, secrets: Secrets, *, read_only: bool = False) -> Runtime:
@@ -246,7 +287,7 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
         layouts = LayoutStore(settings.mail.layouts_dir)
     except ConfigError as exc:
         raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value) from None
-    erp = open_erp(settings.erp, password=secrets.erp_password)
+    erp = open_erp_for(settings, secrets)
     try:
         validated = False
         for index, platform in enumerate(settings.platforms):

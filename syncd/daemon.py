@@ -1,5 +1,6 @@
-"""The long-running daemon (`syncd run`): scheduler, signals, systemd notifications, pid file,
-metrics, reload — and ``restart_running_service`` for `syncd clear-cache --restart`.
+"""The long-running daemon (`syncd run`): scheduler, systemd notifications, pid file, metrics,
+reload. Signals and the Windows service's stop event arrive through ``syncd.daemon_signals``;
+restarting a running daemon from outside is ``syncd.service_control``.
 
 What runs is injected (``build_context``, ``jobs``, ``sweep``, ``reload``): the CLI plugs in
 the real flows, tests plug in small functions. Everything else here is the same in both.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,22 +26,20 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncd import notify
+from syncd.daemon_signals import external_stop, trap_signals
 from syncd.errors import ConfigError, SyncdError
 from syncd.metrics import Metrics, MetricsServer
 from syncd.pidfile import AlreadyRunning, PidFile, default_pid_file, store_identity
 from syncd.scheduler import (
+    CycleOutcome,
     CycleResult,
     CycleRunner,
     Job,
-    Outcome,
     Sweep,
-    build_scheduler,
     error_text,
-    poll_interval,
-    prune_cycles,
-    schedule_cycles,
 )
 from syncd.state.leases import make_holder
+from syncd.timetable import build_scheduler, poll_interval, prune_cycles, schedule_cycles
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
@@ -49,18 +47,6 @@ if TYPE_CHECKING:
     from syncd.state.db import StateStore
 
 log = structlog.get_logger("syncd.daemon")
-
-# Set by the Windows service (``syncd.winservice``) before it runs `syncd run` in-process: its
-# stop request is the Windows counterpart of SIGTERM.
-_external_stop: threading.Event | None = None
-
-
-def use_external_stop(event: threading.Event | None) -> threading.Event | None:
-    """Make daemons created from now on stop when ``event`` is set; returns the previous one."""
-    global _external_stop
-    previous, _external_stop = _external_stop, event
-    return previous
-
 
 BuildContext = Callable[["PlatformSettings"], "PlatformContext"]
 Reload = Callable[[], "Settings"]
@@ -106,7 +92,7 @@ class Daemon:
         self._pid_file = pid_file
         self.metrics = metrics if metrics is not None else Metrics()
         self._install_signals = install_signals
-        self.stop_event = stop_event or _external_stop or threading.Event()
+        self.stop_event = stop_event or external_stop() or threading.Event()
         self._force_stop = threading.Event()
         self._reload_requested = threading.Event()
         self.holder = make_holder()
@@ -168,7 +154,7 @@ class Daemon:
         )
         self._contexts = self._build_contexts(self.settings)
         if self._install_signals:
-            self._trap_signals(stack)
+            trap_signals(stack, on_stop=self.request_stop, on_reload=self.request_reload)
         self._start_metrics(stack)
         if logging.getLogger("apscheduler").level == logging.NOTSET:
             # "Running job ..." twice per cycle says nothing our own cycle events do not.
@@ -230,26 +216,6 @@ class Daemon:
         return code
 
     # --- pieces ----------------------------------------------------------------------------
-    def _trap_signals(self, stack: ExitStack) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            log.warning("signals not trapped: the daemon does not run in the main thread")
-            return
-
-        def on_stop(signum: int, _frame: object) -> None:
-            log.info("signal received", signal=signal.Signals(signum).name)
-            self.request_stop()
-
-        def on_hup(_signum: int, _frame: object) -> None:
-            log.info("signal received", signal="SIGHUP")
-            self.request_reload()
-
-        wanted: dict[int, Callable[[int, Any], None]] = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop}
-        if hasattr(signal, "SIGHUP"):
-            wanted[signal.SIGHUP] = on_hup
-        for signum, handler in wanted.items():
-            previous = signal.signal(signum, handler)
-            stack.callback(signal.signal, signum, previous)
-
     def _start_metrics(self, stack: ExitStack) -> None:
         port = self.settings.daemon.metrics_port
         if port is None:
@@ -384,9 +350,9 @@ class Daemon:
             if full:
                 self._reconcile_due.add(platform)
             return None
-        if full and result.outcome != Outcome.OK:
+        if full and result.outcome != CycleOutcome.OK:
             self._reconcile_due.add(platform)  # standby, waiting or failed: the next cycle tries again
-        if result.outcome in (Outcome.OK, Outcome.FAILED):
+        if result.outcome in (CycleOutcome.OK, CycleOutcome.FAILED):
             if result.report is not None:
                 summary = ", ".join(f"{k} {v}" for k, v in sorted(dict(result.report.counts).items()))
             else:
@@ -440,90 +406,3 @@ def run_daemon(
     """`syncd run`: the daemon in the foreground; returns the exit code."""
     daemon = Daemon(settings, build_context=build_context, jobs=jobs, sweep=sweep, reload=reload, **options)
     return daemon.run()
-
-
-# --- `syncd clear-cache --restart` -------------------------------------------------------------
-
-def systemd_booted() -> bool:
-    """sd_booted(): systemd is the init system of this machine."""
-    return os.path.isdir("/run/systemd/system")
-
-
-def unit_for(config_path: str | os.PathLike[str] | None) -> str:
-    """The unit running ``config_path``: ``/etc/syncd/TENANT.toml`` belongs to
-    ``syncd@TENANT.service`` (the template unit), anything else to ``syncd.service``.
-    ``$SYNCD_UNIT`` overrides (a unit the operator named differently)."""
-    explicit = os.environ.get("SYNCD_UNIT")
-    if explicit:
-        return explicit
-    if config_path is not None:
-        path = Path(config_path)
-        tenant = path.parent == Path("/etc/syncd") and path.stem not in ("config", "syncd")
-        if tenant and path.suffix == ".toml":
-            return f"syncd@{path.stem}.service"
-    return "syncd.service"
-
-
-def restart_running_service(
-    settings: Settings,
-    *,
-    config_path: str | os.PathLike[str] | None = None,
-    systemctl: str = "systemctl",
-    booted: bool | None = None,
-) -> str:
-    """Make the running syncd pick up a cleared cache; return the sentence telling the
-    operator what was done (English / German). Raises SyncdError when no syncd runs.
-
-    Order: the systemd unit when systemd runs it, the Windows service, a foreground daemon
-    found through its pid file (SIGHUP: it reloads and empties its cache without stopping)."""
-    import subprocess
-    import sys
-
-    from syncd.pidfile import owner_of
-
-    if sys.platform == "win32":
-        from syncd import winservice
-
-        name = winservice.restart_service()
-        return f"Restarted the Windows service {name}. / Windows-Dienst {name} neu gestartet."
-
-    unit = unit_for(config_path)
-    under_systemd = booted if booted is not None else systemd_booted()
-    if under_systemd:
-        try:
-            active = subprocess.run([systemctl, "is-active", "--quiet", unit], check=False, timeout=30)
-        except FileNotFoundError:  # systemd without its client (a minimal container image)
-            active = None
-        if active is not None and active.returncode == 0:
-            done = subprocess.run([systemctl, "restart", unit], capture_output=True, text=True, check=False,
-                                  timeout=120)
-            if done.returncode != 0:
-                detail = (done.stderr or done.stdout).strip() or f"exit code {done.returncode}"
-                raise SyncdError(
-                    f"systemctl restart {unit} failed: {detail} (run it as root, e.g. with sudo) / "
-                    f"Neustart von {unit} fehlgeschlagen"
-                )
-            return (
-                f"Restarted the systemd unit {unit} (systemctl restart {unit}). / "
-                f"systemd-Unit {unit} neu gestartet."
-            )
-
-    path = default_pid_file(settings)
-    # Only a process proven to be the daemon of this state store gets the signal: a stale pid
-    # may name any process by now.
-    owner = owner_of(path, store_identity(settings.daemon.state_url))
-    if owner is not None and owner.ours:
-        os.kill(owner.pid, signal.SIGHUP)
-        return (
-            f"Sent SIGHUP to the syncd daemon (pid {owner.pid}, pid file {path}): it reloads its "
-            f"configuration and works with the emptied cache from its next cycle. / SIGHUP an den "
-            f"syncd-Dienst (PID {owner.pid}) gesendet: er lädt die Konfiguration neu und arbeitet ab dem "
-            "nächsten Lauf mit dem geleerten Cache."
-        )
-    where = f"no active systemd unit {unit}, " if under_systemd else ""
-    found = (f"pid file {path}: {owner.reason}, not signalled" if owner
-             else f"no live process in pid file {path}")
-    raise SyncdError(
-        f"no running syncd found ({where}{found}); the cache is empty and "
-        f"is refilled when syncd next starts / kein laufender syncd gefunden"
-    )

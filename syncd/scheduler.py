@@ -1,32 +1,30 @@
-"""When work happens: one APScheduler job per platform and direction, each cycle run under
-its lease, recorded in the state store, measured, and never allowed to take the scheduler down.
+"""One cycle (``CycleRunner``): run under its lease, after the platform's start-up sweep,
+with the cyclic GC paused, recorded in the state store, measured, and never allowed to take the
+scheduler down.
 
-The daemon (``syncd.daemon``) owns signals, notifications and reloads; this module owns a
-single cycle (``CycleRunner``) and the APScheduler set-up (``build_scheduler``).
+When cycles run (APScheduler, one job per platform and direction) is ``syncd.timetable``; the
+daemon (``syncd.daemon``) owns signals, notifications and reloads.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from apscheduler.executors.base import BaseExecutor, run_job
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.domain import Direction
+from syncd.gcpause import gc_paused
 from syncd.redaction import redact_value
 from syncd.state.cycles import Cycles
 from syncd.state.leases import Leases
 
 if TYPE_CHECKING:
-    from syncd.config.model import PlatformSettings
     from syncd.flows.context import CycleReport, PlatformContext
     from syncd.metrics import Metrics
     from syncd.state.db import StateStore
@@ -46,10 +44,6 @@ def lease_name(platform: str, direction: str) -> str:
     return f"{platform}/{direction}"
 
 
-def poll_interval(settings_interval: float, platform: PlatformSettings) -> float:
-    return float(platform.poll_interval if platform.poll_interval is not None else settings_interval)
-
-
 def error_text(exc: BaseException) -> str:
     """What an operator reads in `syncd status` and the log: type, message and cause chain,
     redacted and bounded."""
@@ -64,7 +58,7 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
-class Outcome(StrEnum):
+class CycleOutcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
     STANDBY = "standby"  # another instance holds the lease
@@ -72,11 +66,14 @@ class Outcome(StrEnum):
     STOPPED = "stopped"  # the daemon is stopping: no new cycle starts
 
 
+Outcome = CycleOutcome  # i12-alias
+
+
 @dataclass
 class CycleResult:
     platform: str
     direction: str
-    outcome: Outcome
+    outcome: CycleOutcome
     cycle_id: int | None = None
     report: CycleReport | None = None
     error: str | None = None
@@ -128,7 +125,8 @@ class SweepGate:
 
 
 class CycleRunner:
-    """One cycle of one platform/direction: lease, sweep gate, record, run, record, release."""
+    """One cycle of one platform/direction: lease, sweep gate, record, run (with the cyclic GC
+    paused, see ``syncd.gcpause``), record, release."""
 
     def __init__(
         self,
@@ -265,7 +263,7 @@ class CycleRunner:
         # before the stop (and the stop waits for it) or not at all.
         with self._inflight_lock:
             if self._closed:
-                return CycleResult(ctx.platform.name, direction, Outcome.STOPPED)
+                return CycleResult(ctx.platform.name, direction, CycleOutcome.STOPPED)
             self._active += 1
         try:
             return self._run(ctx, direction, job)
@@ -291,14 +289,14 @@ class CycleRunner:
             bound.info("cycle skipped: another instance holds the lease", holder=other)
             if self.metrics is not None:
                 self.metrics.record_standby(platform, direction, other)
-            return CycleResult(platform, direction, Outcome.STANDBY)
+            return CycleResult(platform, direction, CycleOutcome.STANDBY)
         try:
             if grant.previous is not None:
                 self._took_over(platform, direction, grant.previous, holder)
             held = holder if direction == SWEEP_LEASE_DIRECTION else None
             if not self.ensure_swept(ctx, held_holder=held):
                 bound.info("cycle skipped: start-up sweep not done yet")
-                return CycleResult(platform, direction, Outcome.WAITING)
+                return CycleResult(platform, direction, CycleOutcome.WAITING)
             return self._run_recorded(ctx, platform, direction, job, name, holder, bound)
         finally:
             self._release(name, holder)
@@ -344,7 +342,9 @@ class CycleRunner:
         error: str | None = None
         keeper = LeaseKeeper(self.leases, name, holder, self.lease_ttl)
         try:
-            with keeper:
+            # The cycle is bulk work (a push, a credential run, an import): the runner pauses the
+            # cyclic GC for all of it, so neither a connector nor a flow switches it.
+            with keeper, gc_paused():
                 bound.info("cycle started", cycle=cycle_id)
                 report = job(ctx)
         except Exception as exc:
@@ -375,83 +375,5 @@ class CycleRunner:
             self.metrics.record_cycle(platform, direction, report, duration, ok, error)
         if ok:
             bound.info("cycle finished", cycle=cycle_id, seconds=round(duration, 3), counts=counts)
-        return CycleResult(platform, direction, Outcome.OK if ok else Outcome.FAILED, cycle_id, report,
-                           error, duration)
-
-
-class DaemonThreadExecutor(BaseExecutor):
-    """Each run in its own daemon thread. The stock thread pool's workers are joined at
-    interpreter exit, so a cycle hung in a network call would keep a stopping daemon alive past
-    its shutdown timeout; the daemon bounds that wait itself (``CycleRunner.wait_idle``)."""
-
-    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        def target() -> None:
-            try:
-                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
-            except BaseException:
-                self._run_job_error(job.id, *sys.exc_info()[1:])
-            else:
-                self._run_job_success(job.id, events)
-
-        threading.Thread(target=target, name=f"job:{job.id}", daemon=True).start()
-
-
-def build_scheduler() -> BackgroundScheduler:
-    return BackgroundScheduler(
-        executors={"default": DaemonThreadExecutor()},
-        job_defaults={"coalesce": True, "max_instances": 1},
-        timezone=UTC,
-    )
-
-
-def schedule_cycles(
-    scheduler: BackgroundScheduler,
-    jobs: Mapping[str, Callable[[str, str], object]],
-    intervals: Mapping[str, float],
-    *,
-    first_run: datetime | None = None,
-) -> list[str]:
-    """Add one interval job per (platform, direction); ``jobs`` maps direction to the function
-    the scheduler calls with (platform, direction). Returns the job ids."""
-    ids = []
-    start = first_run or datetime.now(UTC)
-    for platform, interval in intervals.items():
-        for direction, fn in jobs.items():
-            job_id = lease_name(platform, direction)
-            scheduler.add_job(
-                fn,
-                "interval",
-                seconds=interval,
-                args=(platform, direction),
-                id=job_id,
-                name=job_id,
-                replace_existing=True,
-                next_run_time=start,
-                # A run delayed by a long sibling or a suspended host still runs once (coalesced)
-                # within one interval; later than that, the next regular run takes over.
-                misfire_grace_time=max(1, int(interval)),
-            )
-            ids.append(job_id)
-    return ids
-
-
-# Cycle records older than this are deleted: `syncd status` needs the newest only, and a
-# minute-by-minute poll writes about a million rows a year per platform and direction.
-CYCLE_RETENTION_DAYS = 30
-
-
-def prune_cycles(
-    store: StateStore, *, now: datetime | None = None, days: float = CYCLE_RETENTION_DAYS
-) -> int:
-    """Delete cycle records started more than ``days`` ago (also those a crash left open: no
-    cycle runs for a month); the number deleted. Idempotent: instances may run it at once."""
-    from datetime import timedelta
-
-    from syncd.state.schema import cycles
-
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    with store.begin() as conn:
-        result = conn.execute(
-            cycles.delete().where(cycles.c.started < cutoff)
-        )
-    return int(result.rowcount or 0)
+        outcome = CycleOutcome.OK if ok else CycleOutcome.FAILED
+        return CycleResult(platform, direction, outcome, cycle_id, report, error, duration)

@@ -165,7 +165,7 @@ def test_a_customer_group_map_target_missing_in_the_shop_fails_the_sync_until_fi
 def test_the_daemons_cycle_result_and_health_mark_a_config_deferred_cycle_failed(tmp_path):
     from syncd.flows.context import CycleReport, PlatformContext
     from syncd.metrics import Metrics
-    from syncd.scheduler import CycleRunner, Outcome
+    from syncd.scheduler import CycleOutcome, CycleRunner
     from syncd.state.db import open_state
     from tests.test_daemon import make_settings
 
@@ -186,11 +186,11 @@ def test_the_daemons_cycle_result_and_health_mark_a_config_deferred_cycle_failed
             return report
 
         result = runner.run(ctx, "erp-to-shop", held_back)
-        assert result.outcome is Outcome.FAILED and result.report is not None
+        assert result.outcome is CycleOutcome.FAILED and result.report is not None
         assert "configuration fault" in result.error and "mail.password" in result.error
         healthy, body = metrics.health()
         assert not healthy and "mail.password" in body["jobs"]["shop/erp-to-shop"]["reason"]
         assert runner.run(ctx, "erp-to-shop", lambda c: CycleReport(c.platform.name, "erp-to-shop")).outcome \
-            is Outcome.OK
+            is CycleOutcome.OK
     finally:
         store.close()

@@ -30,7 +30,7 @@ def sleeper():
 
 def test_a_pid_file_naming_an_unrelated_process_is_neither_signalled_nor_obeyed(env: Env, capsys, sleeper,
                                                                                 monkeypatch):
-    monkeypatch.setattr("syncd.daemon.systemd_booted", lambda: False)
+    monkeypatch.setattr("syncd.service_control.systemd_booted", lambda: False)
     pid_file = env.root / "syncd.pid"
     pid_file.write_text(f"{sleeper.pid}\n")  # what a crashed daemon left; the pid got reused
 
@@ -54,7 +54,7 @@ def test_a_pid_file_naming_an_unrelated_process_is_neither_signalled_nor_obeyed(
 
 
 def test_a_daemon_for_another_state_store_sharing_the_pid_file_is_left_alone(env: Env, capsys, monkeypatch):
-    monkeypatch.setattr("syncd.daemon.systemd_booted", lambda: False)
+    monkeypatch.setattr("syncd.service_control.systemd_booted", lambda: False)
     log = env.root / "daemon.log"
     proc = _start(env, log)
     try:

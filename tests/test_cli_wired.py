@@ -247,7 +247,7 @@ def test_clear_cache_empties_the_tenant_cache(env: Env, capsys):
 
 
 def test_clear_cache_restart_without_a_running_daemon_exits_1(env: Env, capsys, monkeypatch):
-    monkeypatch.setattr("syncd.daemon.systemd_booted", lambda: False)
+    monkeypatch.setattr("syncd.service_control.systemd_booted", lambda: False)
     code, out, err = env.cli(capsys, "clear-cache", "--restart")
     assert code == 1
     assert "entries removed" in out and "no running syncd found" in err

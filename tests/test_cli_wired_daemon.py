@@ -92,7 +92,7 @@ def test_run_creates_accounts_and_mails_and_stops_clean_on_sigterm(env: Env, cap
 
 
 def test_clear_cache_restart_makes_the_foreground_daemon_reload(env: Env, capsys, monkeypatch):
-    monkeypatch.setattr("syncd.daemon.systemd_booted", lambda: False)
+    monkeypatch.setattr("syncd.service_control.systemd_booted", lambda: False)
     log = env.root / "daemon.log"
     proc = _start(env, log)
     try:

@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from syncd.config.model import Settings
-from syncd.daemon import restart_running_service
 from syncd.errors import SyncdError
 from syncd.pidfile import read_pid
+from syncd.service_control import restart_running_service
 from syncd.state.cache import Cache
 from syncd.state.db import open_state
 from syncd.state.schema import cycles, leases

@@ -1,4 +1,5 @@
-"""One cycle under its lease (CycleRunner) and the APScheduler set-up, on a real SQLite store."""
+"""One cycle under its lease (CycleRunner) and the APScheduler set-up (timetable), on a real SQLite
+store."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from sqlalchemy import select
 
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.redaction import sensitive
-from syncd.scheduler import CycleRunner, Outcome, build_scheduler, error_text, schedule_cycles
+from syncd.scheduler import CycleOutcome, CycleRunner, error_text
 from syncd.state.db import open_state
 from syncd.state.leases import Leases
 from syncd.state.schema import cycles
+from syncd.timetable import build_scheduler, schedule_cycles
 from tests.test_daemon import make_settings
 
 
@@ -49,9 +51,33 @@ def test_lease_is_renewed_while_a_long_cycle_runs(store, ctx):
         return ok_job(c)
 
     result = runner.run(ctx, "erp-to-shop", long_job)
-    assert result.outcome is Outcome.OK
+    assert result.outcome is CycleOutcome.OK
     assert attempts == [False] * 6, "the lease expired under a running cycle"
     assert other.holder_of("shop/erp-to-shop") is None, "released at the end"
+
+
+def test_cycle_runs_with_gc_paused(store, ctx):
+    """The runner owns the GC pause: the job sees the collector off, whether it returns or
+    raises, and it is back on after the cycle (connectors and flows do not switch it)."""
+    import gc
+
+    runner = CycleRunner(store, holder="me", lease_ttl=30)
+    seen = []
+
+    def job(c):
+        seen.append(gc.isenabled())
+        return ok_job(c)
+
+    def failing(c):
+        seen.append(gc.isenabled())
+        raise RuntimeError("push failed")
+
+    assert gc.isenabled()
+    assert runner.run(ctx, "erp-to-shop", job).outcome is CycleOutcome.OK
+    assert gc.isenabled()
+    assert runner.run(ctx, "shop-to-erp", failing).outcome is CycleOutcome.FAILED
+    assert gc.isenabled()
+    assert seen == [False, False]
 
 
 def test_error_text_is_redacted_and_keeps_the_cause(store, ctx):
@@ -66,7 +92,7 @@ def test_error_text_is_redacted_and_keeps_the_cause(store, ctx):
 
     with sensitive(secret):
         result = runner.run(ctx, "erp-to-shop", leaky)
-    assert result.outcome is Outcome.FAILED
+    assert result.outcome is CycleOutcome.FAILED
     with store.connect() as conn:
         (row,) = conn.execute(select(cycles)).all()
     assert secret not in row.error and "[REDACTED]" in row.error
@@ -83,7 +109,7 @@ def test_standby_when_another_instance_holds_the_lease(store, ctx):
     runner = CycleRunner(store, holder="me", lease_ttl=30)
     called = []
     result = runner.run(ctx, "erp-to-shop", lambda c: called.append(1))
-    assert result.outcome is Outcome.STANDBY and called == []
+    assert result.outcome is CycleOutcome.STANDBY and called == []
     with store.connect() as conn:
         assert conn.execute(select(cycles)).all() == [], "a standby is not a cycle"
 
@@ -95,18 +121,18 @@ def test_sweep_of_a_shop_to_erp_cycle_waits_for_the_erp_to_shop_lease(store, ctx
     runner = CycleRunner(store, holder="me", lease_ttl=30, sweep=lambda c: swept.append(1))
     Leases(store).acquire("shop/erp-to-shop", "me:erp-to-shop", 30)  # our own erp-to-shop cycle
     result = runner.run(ctx, "shop-to-erp", ok_job)
-    assert result.outcome is Outcome.WAITING and swept == []
+    assert result.outcome is CycleOutcome.WAITING and swept == []
     Leases(store).release("shop/erp-to-shop", "me:erp-to-shop")
-    assert runner.run(ctx, "shop-to-erp", ok_job).outcome is Outcome.OK
+    assert runner.run(ctx, "shop-to-erp", ok_job).outcome is CycleOutcome.OK
     assert swept == [1]
-    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is CycleOutcome.OK
     assert swept == [1], "one sweep per platform and start"
 
 
 def test_closed_runner_starts_nothing(store, ctx):
     runner = CycleRunner(store, holder="me", lease_ttl=30)
     runner.close()
-    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.STOPPED
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is CycleOutcome.STOPPED
     assert runner.wait_idle(0.1)
 
 
@@ -124,7 +150,7 @@ def test_lost_lease_is_logged(store, ctx, captured_logs):
 
     result = runner.run(ctx, "erp-to-shop", job)
     assert "lease lost while working" in captured_logs
-    assert result.outcome is Outcome.FAILED and "lease shop/erp-to-shop lost" in result.error
+    assert result.outcome is CycleOutcome.FAILED and "lease shop/erp-to-shop lost" in result.error
     assert result.report is not None and result.report.counts == {"created": 1}, "the work itself was done"
 
 
@@ -165,8 +191,8 @@ def test_scheduler_never_overlaps_a_job_and_survives_errors():
 def test_old_cycle_records_are_pruned(store):
     from datetime import UTC, datetime, timedelta
 
-    from syncd.scheduler import prune_cycles
     from syncd.state.cycles import Cycles
+    from syncd.timetable import prune_cycles
 
     now = datetime(2026, 6, 1, tzinfo=UTC)
     for days_ago in (40, 31, 29, 1):
@@ -191,22 +217,23 @@ def test_taking_over_a_dead_holders_lease_sweeps_again(store, ctx, captured_logs
 
     swept = []
     runner = CycleRunner(store, holder="me", lease_ttl=30, sweep=lambda c: swept.append(1))
-    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
-    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is CycleOutcome.OK
+    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is CycleOutcome.OK
     assert swept == [1]
     dead = "otherhost:4242:1700000000:0123456789ab:erp-to-shop"
     open_cycle = Cycles(store).start("shop", "erp-to-shop", dead)
     with store.begin() as conn:
         conn.execute(leases.insert().values(name="shop/erp-to-shop", holder=dead,
                                             expires_at=datetime.now(UTC) + timedelta(minutes=5)))
-    assert runner.run(ctx, "erp-to-shop", ok_job).outcome is Outcome.OK, "no wait for the dead row's expiry"
+    result = runner.run(ctx, "erp-to-shop", ok_job)
+    assert result.outcome is CycleOutcome.OK, "no wait for the dead row's expiry"
     assert swept == [1, 1], "the dead holder's in-flight passwords are settled before new work"
     assert "took over the lease" in captured_logs
     with store.connect() as conn:
         row = conn.execute(select(cycles).where(cycles.c.id == open_cycle)).one()
     assert row.finished is None and row.ok is False and row.error.startswith("interrupted")
     assert dead in row.error
-    assert runner.run(ctx, "shop-to-erp", ok_job).outcome is Outcome.OK
+    assert runner.run(ctx, "shop-to-erp", ok_job).outcome is CycleOutcome.OK
     assert swept == [1, 1], "a lease it released cleanly is no reason to sweep"
 
 

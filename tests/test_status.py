@@ -219,7 +219,7 @@ def test_a_killed_cycle_shows_as_interrupted_not_running(url, tmp_path):
     from pathlib import Path
 
     from syncd.flows.context import CycleReport, PlatformContext
-    from syncd.scheduler import CycleRunner, Outcome
+    from syncd.scheduler import CycleOutcome, CycleRunner
 
     open_state(url).close()
     script = tmp_path / "killed.py"
@@ -249,7 +249,7 @@ def test_a_killed_cycle_shows_as_interrupted_not_running(url, tmp_path):
         ctx = PlatformContext(settings=settings, platform=platform, erp=None, shop=None, state=store)
         runner = CycleRunner(store, holder=make_holder(), lease_ttl=300)
         result = runner.run(ctx, "erp-to-shop", lambda c: CycleReport("shop", "erp-to-shop"))
-        assert result.outcome is Outcome.OK, "taken over at once, not after the 5 minute ttl"
+        assert result.outcome is CycleOutcome.OK, "taken over at once, not after the 5 minute ttl"
         with store.connect() as conn:
             dead = conn.execute(select(cycles).where(cycles.c.id != result.cycle_id)).one()
         assert dead.finished is None and dead.ok is False and dead.error.startswith("interrupted")

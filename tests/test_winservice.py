@@ -1,5 +1,6 @@
 """The Windows service's portable parts: clear errors off Windows, the action mapping over a
-stand-in service manager, and the loop that runs `syncd run` until the stop request."""
+stand-in service manager (``syncd.service_control``), the loop that runs `syncd run` until the
+stop request (``syncd.winservice``), and that the service host stays out of the CLI's imports."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from syncd import winservice
+from syncd import service_control, winservice
 from syncd.errors import ConfigError, SyncdError
 
 
@@ -59,21 +60,21 @@ def test_off_windows_every_action_says_where_to_look(action, tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text("")
     with pytest.raises(ConfigError, match="only on Windows.*systemd/syncd.service"):
-        winservice.service_command(action, config_path=cfg)
+        service_control.service_command(action, config_path=cfg)
 
 
 def test_unknown_action_lists_the_allowed_ones():
     with pytest.raises(ConfigError) as err:
-        winservice.service_command("reboot", api=FakeManager())
+        service_control.service_command("reboot", api=FakeManager())
     assert "reboot" in str(err.value) and "install, remove, start, stop" in str(err.value)
 
 
 def test_install_needs_an_existing_config(tmp_path):
     manager = FakeManager()
     with pytest.raises(ConfigError, match="--config"):
-        winservice.service_command("install", api=manager)
+        service_control.service_command("install", api=manager)
     with pytest.raises(ConfigError, match="not found"):
-        winservice.service_command("install", config_path=tmp_path / "missing.toml", api=manager)
+        service_control.service_command("install", config_path=tmp_path / "missing.toml", api=manager)
     assert manager.calls == [], "nothing may be registered for a bad request"
 
 
@@ -81,11 +82,11 @@ def test_actions_map_to_the_service_manager(tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text("")
     manager = FakeManager()
-    sentence = winservice.service_command("install", config_path=cfg, api=manager)
+    sentence = service_control.service_command("install", config_path=cfg, api=manager)
     assert str(cfg.resolve()) in sentence and "Windows-Dienst syncd installiert" in sentence
     for action in ("start", "stop", "remove"):
-        assert "Windows service syncd" in winservice.service_command(action, api=manager)
-    assert winservice.restart_service(api=manager) == "syncd"
+        assert "Windows service syncd" in service_control.service_command(action, api=manager)
+    assert service_control.restart_service(api=manager) == "syncd"
     assert manager.calls == [
         ("install", "syncd", str(cfg.resolve())),
         ("start", "syncd"),
@@ -97,7 +98,7 @@ def test_actions_map_to_the_service_manager(tmp_path):
 
 def test_service_manager_refusal_is_a_runtime_error():
     with pytest.raises(SyncdError, match="start failed: Access is denied") as err:
-        winservice.service_command("start", api=FakeManager(fail="start"))
+        service_control.service_command("start", api=FakeManager(fail="start"))
     assert not isinstance(err.value, ConfigError)
 
 
@@ -132,6 +133,58 @@ def test_service_loop_runs_the_daemon_until_the_stop_request(tmp_path):
     store.close()
     assert result == [0]
     assert seen_args == [["--log-format", "json", "--config", r"C:\ProgramData\syncd\config.toml", "run"]]
-    from syncd import daemon as daemon_module
+    from syncd import daemon_signals
 
-    assert daemon_module._external_stop is None, "the stop event is handed back after the run"
+    assert daemon_signals.external_stop() is None, "the stop event is handed back after the run"
+
+
+class RecordingUtil:
+    """Stands in for pywin32's win32serviceutil: records what the installer hands it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def InstallService(self, cls_string, name, display, **kw):  # noqa: N802 - pywin32's name
+        self.calls.append(("InstallService", cls_string, name, display, kw))
+
+    def SetServiceCustomOption(self, name, option, value):  # noqa: N802 - pywin32's name
+        self.calls.append(("SetServiceCustomOption", name, option, value))
+
+
+def test_install_registers_the_service_class_by_its_stable_dotted_name(tmp_path):
+    """Installed services keep the class string in the registry: it must name the class
+    ``SyncdService`` in ``syncd.winservice`` (what pywin32's GetServiceClassString gave when the
+    class was passed), without importing the service host."""
+    import ast
+    import importlib.util
+
+    svc = type("Svc", (), {"SERVICE_AUTO_START": 2})
+    util = RecordingUtil()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    service_control.service_command("install", config_path=cfg, api=service_control._Pywin32(util, svc))
+    install = util.calls[0]
+    assert install[:4] == ("InstallService", "syncd.winservice.SyncdService", "syncd",
+                           service_control.DISPLAY_NAME)
+    assert install[4] == {"startType": 2, "description": service_control.DESCRIPTION}
+    assert util.calls[1] == ("SetServiceCustomOption", "syncd", "config", str(cfg.resolve()))
+    module, _, cls = install[1].rpartition(".")
+    source = importlib.util.find_spec(module).origin
+    tree = ast.parse(open(source, encoding="utf-8").read())
+    assert cls in {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+
+
+def test_the_cli_daemon_and_service_control_do_not_import_the_service_host():
+    """The service host imports the CLI; nothing on the CLI's import path may import it back
+    (the circle CLI -> daemon -> winservice -> CLI)."""
+    import subprocess
+
+    code = (
+        "import sys, pkgutil, importlib, syncd.cli\n"
+        "for m in pkgutil.iter_modules(syncd.cli.__path__): importlib.import_module('syncd.cli.' + m.name)\n"
+        "import syncd.daemon, syncd.service_control, syncd.bootstrap, syncd.scheduler\n"
+        "print('syncd.winservice' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -32,7 +32,7 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckI
     Writes nothing: connectors get an in-memory metadata cache, the state store is read without
     migrating (an absent one is not created), a SQLite ERP file that does not exist is reported
     rather than connected to (which would create it)."""
-    from syncd.bootstrap import erp_file_problem
+    from syncd.bootstrap import erp_file_problem, open_shop_for
 
     settings = loaded.settings
     items: list[CheckItem] = []
@@ -50,9 +50,7 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckI
     for platform in settings.platforms:
         shop = None
         try:
-            from connectors.shopware6 import open_shop
-
-            shop = open_shop(platform, client_secret=secrets.client_secret(platform.name))
+            shop = open_shop_for(settings, platform, secrets, erp_columns=False)
             items += _guard(f"shop:{platform.name}", "connection", shop.check)
             if erp is not None:
                 items += _guard("config", f"platforms[{platform.name}].addresses",
@@ -97,11 +95,11 @@ def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
 
 
 def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) -> Any:
-    from connectors.erp import open_erp
+    from syncd.bootstrap import open_erp_for
 
     settings = loaded.settings
     try:
-        erp = open_erp(settings.erp, password=secrets.erp_password)
+        erp = open_erp_for(settings, secrets)
     except ConfigError as exc:
         items.append(CheckItem("erp", exc.key or "erp.url", False, str(exc)))
         return None
@@ -130,14 +128,11 @@ def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) 
 
 
 def _mail_check(loaded: LoadedConfig, secrets: Secrets) -> list[CheckItem]:
-    from connectors.mail import SmtpTransport, open_transport
+    from syncd.bootstrap import check_mail
 
-    transport = open_transport(loaded.settings.mail, password=secrets.mail_password)
-    if isinstance(transport, SmtpTransport):
-        # A per-platform sender the server refuses would fail every mail of that platform.
-        senders = tuple(p.sender for p in loaded.settings.platforms if p.sender and _mails(p))
-        return transport.check(senders)
-    return transport.check()
+    # A per-platform sender the server refuses would fail every mail of that platform.
+    senders = tuple(p.sender for p in loaded.settings.platforms if p.sender and _mails(p))
+    return check_mail(loaded.settings, secrets, senders)
 
 
 def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSettings, erp: Any, shop: Any

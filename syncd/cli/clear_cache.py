@@ -16,7 +16,7 @@ _CLEARED = {
 
 def clear_cache(loaded: LoadedConfig, *, restart: bool) -> None:
     from syncd.bootstrap import open_state_read_only
-    from syncd.daemon import restart_running_service
+    from syncd.service_control import restart_running_service
     from syncd.state.cache import Cache
     from syncd.status import locale_language
 

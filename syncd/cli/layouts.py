@@ -34,13 +34,13 @@ def list_layouts(loaded: LoadedConfig) -> None:
 def preview_layout(
     loaded: LoadedConfig, secrets: Secrets, *, name: str, address: int, platform: str | None, html: bool
 ) -> None:
-    from connectors.erp import open_erp
+    from syncd.bootstrap import open_erp_for
     from syncd.layouts import LayoutError, LayoutStore
 
     settings = loaded.settings
     chosen = next(p for p in settings.platforms if platform is None or p.name == platform)
     store = LayoutStore(settings.mail.layouts_dir)
-    erp = open_erp(settings.erp, password=secrets.erp_password)  # in-memory metadata cache
+    erp = open_erp_for(settings, secrets)  # in-memory metadata cache
     try:
         row = erp.get_address(address)
     finally:

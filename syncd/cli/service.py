@@ -14,8 +14,8 @@ from .messages import msg
 
 
 def service_action(action: str, loaded: LoadedConfig | None) -> None:
-    """The pywin32 service wrapper (``syncd.winservice``); prints what was done."""
-    from syncd.winservice import service_command
+    """The Windows service manager (``syncd.service_control``); prints what was done."""
+    from syncd.service_control import service_command
 
     config_path = str(loaded.path) if loaded is not None else None
     click.echo(service_command(action, config_path=config_path))

@@ -65,7 +65,10 @@ _TEXT = {
 
 
 @dataclass
-class Outcome:
+class DirectionResult:
+    """One row of the summary: what a platform's direction did (``report``) or why it did not
+    run or failed (``error``)."""
+
     platform: str
     direction: str
     report: CycleReport | None
@@ -103,8 +106,8 @@ def sync_once(
 ) -> int:
     from syncd.bootstrap import flow_jobs, open_runtime, preflight, reconcile_job, sweep
     from syncd.errors import ConfigError, TransientError
-    from syncd.scheduler import CycleRunner, error_text, lease_name
-    from syncd.scheduler import Outcome as RunOutcome
+    from syncd.gcpause import gc_paused
+    from syncd.scheduler import CycleOutcome, CycleRunner, error_text, lease_name
     from syncd.state.leases import make_holder
 
     lang = locale_language()
@@ -116,7 +119,7 @@ def sync_once(
     except TransientError:
         pass  # the cycle itself meets the ERP and reports it as a failed cycle
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    outcomes: list[Outcome] = []
+    outcomes: list[DirectionResult] = []
     jobs = flow_jobs()
     if full:  # the erp-to-shop cycle followed by the reconciliation (syncd.flows.reconcile)
         jobs["erp-to-shop"] = reconcile_job()
@@ -134,26 +137,30 @@ def sync_once(
                     except ConfigError:
                         raise
                     except Exception as exc:  # e.g. an unreachable shop: this platform fails, not all
-                        outcomes.append(Outcome(p.name, d, None, error_text(exc)))
+                        outcomes.append(DirectionResult(p.name, d, None, error_text(exc)))
                         continue
                     ctx.progress = progress(f"{p.name} {d}")
                     if dry_run:
                         try:
-                            outcomes.append(Outcome(p.name, d, jobs[d](ctx, dry_run=True)))
+                            # Outside a CycleRunner: the same GC pause as a cycle (syncd.gcpause).
+                            with gc_paused():
+                                report = jobs[d](ctx, dry_run=True)
+                            outcomes.append(DirectionResult(p.name, d, report))
                         except Exception as exc:
-                            outcomes.append(Outcome(p.name, d, None, error_text(exc)))
+                            outcomes.append(DirectionResult(p.name, d, None, error_text(exc)))
                         continue
                     assert runner is not None
                     result = runner.run(ctx, d, jobs[d])
-                    if result.outcome == RunOutcome.OK:
-                        outcomes.append(Outcome(p.name, d, result.report))
-                    elif result.outcome == RunOutcome.FAILED:
-                        outcomes.append(Outcome(p.name, d, result.report, result.error or t["failed"]))
-                    elif result.outcome == RunOutcome.STANDBY:
-                        outcomes.append(Outcome(p.name, d, None,
+                    if result.outcome == CycleOutcome.OK:
+                        outcomes.append(DirectionResult(p.name, d, result.report))
+                    elif result.outcome == CycleOutcome.FAILED:
+                        error = result.error or t["failed"]
+                        outcomes.append(DirectionResult(p.name, d, result.report, error))
+                    elif result.outcome == CycleOutcome.STANDBY:
+                        outcomes.append(DirectionResult(p.name, d, None,
                                                 t["standby"].format(lease=lease_name(p.name, d))))
                     else:
-                        outcomes.append(Outcome(p.name, d, None, t[str(result.outcome.value)]))
+                        outcomes.append(DirectionResult(p.name, d, None, t[str(result.outcome.value)]))
     except KeyboardInterrupt:
         if runner is not None:
             # Close the cycle record (status would show it running forever); password fields in
@@ -172,7 +179,9 @@ def sync_once(
     return 1 if failed else 0
 
 
-def render_summary(outcomes: list[Outcome], console: Console, *, dry_run: bool, lang: str = "en") -> None:
+def render_summary(
+    outcomes: list[DirectionResult], console: Console, *, dry_run: bool, lang: str = "en"
+) -> None:
     t = _TEXT.get(lang, _TEXT["en"])
     summary = Table(title=t["dry"] if dry_run else t["title"])
     for key in ("platform", "direction", "result", "counts"):
@@ -198,7 +207,7 @@ def render_summary(outcomes: list[Outcome], console: Console, *, dry_run: bool, 
         console.print(records)
 
 
-def render_drift(outcomes: list[Outcome], console: Console, *, lang: str = "en") -> None:
+def render_drift(outcomes: list[DirectionResult], console: Console, *, lang: str = "en") -> None:
     """The drift a reconciliation counted (``sync --full``), one row per platform."""
     from syncd.state.drift import KEYS
 
