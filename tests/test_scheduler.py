@@ -261,5 +261,5 @@ def test_a_cycle_waits_for_its_own_processs_sweep_instead_of_standing_by(store, 
     release.set()
     first.join(10)
     second.join(10)
-    assert results["erp-to-shop"].outcome is Outcome.OK, results
-    assert results["shop-to-erp"].outcome is Outcome.OK, results
+    assert results["erp-to-shop"].outcome is CycleOutcome.OK, results
+    assert results["shop-to-erp"].outcome is CycleOutcome.OK, results
