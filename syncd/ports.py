@@ -96,11 +96,13 @@ class ShopPort(Protocol):
         links: Mapping[int, str],
         *,
         claims: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
+        intents: Any = None,
     ) -> list[PushResult]:
         """Create, adopt or update ``addresses``; ``links`` are the shop ids already linked per ERP
         number, ``claims`` answers which ERP number other shop ids are linked to. An unlinked
-        address whose account already exists comes back ADOPTED (never CREATED). One result per
-        address, in order."""
+        address whose account already exists comes back ADOPTED (never CREATED), unless
+        ``intents`` (``pending(numbers)``, ``record(creates)``: the state store's write-ahead
+        create intents) says a crashed push of ours made it. One result per address, in order."""
 
     def set_passwords(self, passwords: Mapping[str, str]) -> dict[str, str | None]:
         """shop id -> password, one bulk call; returns shop id -> error reason (None = ok)."""

@@ -309,3 +309,46 @@ def test_cli_state_export_and_import(env: Env):
         f"s = open_state({empty!r}); print(Links(s).count('shop'))")], capture_output=True, text=True,
         cwd=env.root, timeout=60)
     assert status.stdout.strip() == "0", status.stderr
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_an_account_written_again_before_its_link_still_gets_its_mail(harness: Harness):
+    """The restart loop's I1 sequence: a push creates the accounts, the shop then writes them
+    once more (a retried or repeated write: ``updatedAt`` is set), and the process dies before
+    the links and credential jobs are stored. The next cycle must treat them as its own crashed
+    creates (credentials mail that logs in), not adopt them silently like accounts that predate
+    a lost store."""
+    from syncd.flows.push_addresses import checkpoint
+
+    h = harness
+    h.insert(_rows())
+
+    def crash(name: str) -> None:
+        if name == "after_push":
+            raise _Crash(name)
+
+    checkpoint.hook = crash
+    try:
+        with pytest.raises(_Crash):
+            h.run()
+    finally:
+        checkpoint.hook = None
+    shop_ids = _shop_ids(h)
+    assert sorted(shop_ids) == sorted(NUMBERS) and Links(h.state).get_many(PLATFORM, NUMBERS) == {}
+    assert h.context().shop.set_active(list(shop_ids.values()), True) == dict.fromkeys(shop_ids.values())
+    assert all(h.sandbox.customer(sid)["updatedAt"] for sid in shop_ids.values())
+    h.update(NUMBERS[1], city="Graz")  # changed before the restart: the recovery writes it
+
+    report = h.run()
+
+    assert report.counts["adopted"] == 0 and report.counts["mailed"] == len(NUMBERS), report.counts
+    assert len(h.customers()) == len(NUMBERS)
+    for n in NUMBERS:
+        [mail] = h.mails_to(_email(n))
+        assert store_login(h.sandbox, _email(n), password_of(mail)), n
+    assert {lk.kind for lk in Links(h.state).iter(PLATFORM)} == {"erp"}
+    assert h.password_fields() == {}
+    assert h.sandbox.customer(shop_ids[NUMBERS[1]])["addresses"][0]["city"] == "Graz"

@@ -14,11 +14,16 @@ migrated, or an earlier push crashed before its link was stored. Per group, besi
 search, one search by syncd's deterministic ids and one by customer number (both indexed) find
 such accounts, in this order (I4: never a second account, never a second password):
 
-- under syncd's id, never written since its insert (``updatedAt`` is NULL on insert and set by
-  every later write, shopware-notes §2 "Timestamps"; setting the password is such a write): the
-  crash case - UPDATED with ``detail = "existed_with_deterministic_id"``, nothing written (so a
-  second crash still finds it unwritten), and the flow gives it its credentials job;
-- under syncd's id, written since: ADOPTED - the payload is written, never a password;
+- under syncd's id with a create intent in the state store (``intents``: recorded and committed
+  before the create request, removed with the link): the crash case - UPDATED with
+  ``detail = "existed_with_deterministic_id"``, nothing written, and the flow gives it its
+  credentials job. The intent, not the account's state, decides: the account may have been
+  written again before the crash (a retried create request, a second push), which sets
+  ``updatedAt`` but proves nothing about its mail;
+- under syncd's id, no intent, never written since its insert (``updatedAt`` is NULL on insert
+  and set by every later write, shopware-notes §2 "Timestamps"; setting the password is such a
+  write): it never got a password - the crash case too (a store from before intents existed);
+- under syncd's id, no intent, written since: ADOPTED - the payload is written, never a password;
 - with the ERP number as customer number: REJECTED with the reason when another ERP address is
   linked to it or has its e-mail, or several such accounts have the address's e-mail (an operator
   decides, nothing is created); otherwise the e-mail rule decides. The number alone proves nothing: Shopware
@@ -43,7 +48,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from syncd.domain import ErpAddress, Outcome, PushResult
 
@@ -84,6 +89,15 @@ LOOKUP_FIELDS = ["id", "email", "customerNumber", "guest", "boundSalesChannelId"
 Claims = Callable[[Iterable[str]], Mapping[str, int]]
 
 
+class Intents(Protocol):
+    """The state store's write-ahead create intents of one platform (``syncd.state.intents``)."""
+
+    def pending(self, numbers: Iterable[int]) -> set[int]: ...
+
+    def record(self, creates: Sequence[tuple[int, str]]) -> None:
+        """Durably, before the create request: (ERP number, shop id) of accounts about to be made."""
+
+
 @dataclass(slots=True)
 class _Plan:
     position: int
@@ -103,10 +117,11 @@ class _Plan:
 class CustomerPusher:
     def __init__(
         self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter, batch_size: int,
-        claims: Claims | None = None,
+        claims: Claims | None = None, intents: Intents | None = None,
     ) -> None:
         self.platform = platform
         self.claims = claims
+        self.intents = intents
         self.batch_size = batch_size
         self.mapper = mapper
         self.sales_channel_id = mapper.meta.sales_channel_id
@@ -228,6 +243,9 @@ class CustomerPusher:
             extra = {k: int(v) for k, v in self.claims(strangers).items()} if strangers else {}
             if extra:
                 owners = {**extra, **reverse_links}
+        # Unlinked addresses whose account under our id exists: did we create it (an intent)?
+        mine = [m.number for m in unlinked if m.customer_id in by_id]  # type: ignore[union-attr]
+        intended = self.intents.pending(mine) if self.intents is not None and mine else set()
         group = {str(p.mapped.number) for p in todo}  # type: ignore[union-attr]
         group_emails = {email_key(p.mapped.email): p.mapped.number for p in todo}  # type: ignore[union-attr]
         created = Outcome.CREATED
@@ -243,7 +261,8 @@ class CustomerPusher:
             ):
                 p.outcome, p.shop_id, p.write = created, mapped.customer_id, mapped.payload  # type: ignore[union-attr]
             else:
-                self._decide(p, links, by_id, by_email, by_number, owners, gone, group, group_emails)
+                self._decide(p, links, by_id, by_email, by_number, owners, gone, group, group_emails,
+                             intended)
 
     def _search_any(self, field: str, values: list[str]) -> Iterator[dict[str, Any]]:
         criteria = {
@@ -256,6 +275,10 @@ class CustomerPusher:
         """One sync request per ``batch_size`` records (small writes: fewer lock waits in the shop)."""
         for start in range(0, len(writes), self.batch_size):
             chunk = writes[start : start + self.batch_size]
+            if self.intents is not None:
+                creates = [(p.address.number, p.shop_id) for p in chunk
+                           if p.outcome == Outcome.CREATED or p.detail == DETAIL_EXISTED]
+                self.intents.record(creates)  # type: ignore[arg-type]
             encoded = [p.encoded[1] if p.encoded and p.encoded[0] is p.write else None for p in chunk]
             rejected = self.writer.upsert("customer", [p.write for p in chunk], encoded)  # type: ignore[misc]
             for index, (reason, code) in rejected.items():
@@ -274,6 +297,7 @@ class CustomerPusher:
         gone: set[str],
         group: set[str],
         group_emails: Mapping[str, int],
+        intended: set[int],
     ) -> None:
         mapped = p.mapped
         assert mapped is not None
@@ -305,12 +329,16 @@ class CustomerPusher:
             if owner is not None and owner != number:
                 self._reject_owned(p, own, owner, f"syncd's id for ERP address {number}")
                 return
-            if current is not None and current.get("updatedAt") is None:
-                # Written once, by the push that made it, which crashed before storing the link:
-                # the account never got its password. Left unwritten so that a second crash
-                # before the link still finds it so; the flow re-pushes it next cycle.
+            if number in intended or (current is not None and current.get("updatedAt") is None):
+                # Made by a push of ours that crashed before storing the link: the account never
+                # got its password. Written like a create (with an intent first, see ``_write``),
+                # so it holds the address as it is now; without intents it is left unwritten, so
+                # that a second crash before the link still finds it so.
                 p.outcome, p.shop_id, p.detail = Outcome.UPDATED, own, DETAIL_EXISTED
-                p.write = p.fingerprint = None
+                if self.intents is None:
+                    p.write = p.fingerprint = None
+                else:
+                    p.write = mapped.payload
                 return
             p.outcome, p.shop_id, p.write = Outcome.ADOPTED, own, mapped.payload
             return

@@ -31,7 +31,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
-from .push import Claims, CustomerPusher, lookup_groups, to_result
+from .push import Claims, CustomerPusher, Intents, lookup_groups, to_result
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
 
@@ -187,6 +187,7 @@ class ShopwareShop:
         linked_emails: Mapping[str, int] | None = None,
         fingerprints: Mapping[int, str] | None = None,
         claims: Claims | None = None,
+        intents: Intents | None = None,
     ) -> list[PushResult]:
         """Create, link or update ``addresses``; one result per address, in order.
 
@@ -197,6 +198,8 @@ class ShopwareShop:
         only when ``fingerprints`` is given (an empty mapping will do): hashing costs time.
         ``claims``: shop ids -> ERP number they are linked to (the state store beyond ``links``),
         asked once per group for accounts found for unlinked addresses (see ``push`` module).
+        ``intents``: the state store's create intents; recorded before each create request and
+        asked which unlinked accounts found under syncd's id were made by a crashed push.
         """
         if not addresses:
             return []
@@ -207,7 +210,7 @@ class ShopwareShop:
                 owners.setdefault(email_key(normalise_email(address.email)), address.number)
         reverse_links = {shop_id: number for number, shop_id in links.items()}
         size = self.platform.batch_size
-        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size, claims)
+        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size, claims, intents)
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.

@@ -25,6 +25,7 @@ from syncd.errors import PermanentError
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.state.db import upsert
 from syncd.state.failures import Failures
+from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Link, Links
 from syncd.state.schema import links as links_table
@@ -218,7 +219,8 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
 
     if plan.push:
         known = {n: lk.shop_id for n, lk in links.items() if lk.kind != "collective"}
-        results = ctx.shop.push(plan.push, known, claims=lambda ids: linked_numbers(ctx, ids))
+        results = ctx.shop.push(plan.push, known, claims=lambda ids: linked_numbers(ctx, ids),
+                                intents=_PlatformIntents(ctx))
         checkpoint("after_push")
         _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
 
@@ -227,6 +229,20 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     if plan.reactivate:
         _set_active(ctx, plan.reactivate, True, report, credentials=credentials)
     return plan
+
+
+class _PlatformIntents:
+    """The state store's create intents of one platform, as the shop connector asks for them."""
+
+    def __init__(self, ctx: PlatformContext) -> None:
+        self.platform = ctx.platform.name
+        self.repo = CreateIntents(ctx.state, ctx.clock)
+
+    def pending(self, numbers: Iterable[int]) -> set[int]:
+        return self.repo.pending(self.platform, numbers)
+
+    def record(self, creates: Sequence[tuple[int, str]]) -> None:
+        self.repo.record(self.platform, creates)
 
 
 def _is_new(result: PushResult, had_link: bool) -> bool:
@@ -270,14 +286,13 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         # An adopted account (lost or new state store) is linked like one the customer made:
         # kind "email", so no later step ever mails it a new password (I4).
         kind = "erp" if new else (old.kind if had_link else "email")
-        # A recovered create was not written (see connectors.shopware6.push): no fingerprint, so
-        # the next cycle brings the account up to date.
-        recovered = new and r.outcome != Outcome.CREATED
         new_links.append({
             "platform": name, "shop_id": r.shop_id, "erp_number": a.number, "kind": kind,
             "email": (a.email or "").strip() or None, "erp_blocked": a.blocked,
             "shop_active": old.shop_active if had_link else True,
-            "fingerprint": None if recovered else address_fingerprint(a),
+            # A recovered create is written like a create (an intent guards it, see
+            # connectors.shopware6.push): it holds the address as it is now.
+            "fingerprint": address_fingerprint(a),
             "created_at": now, "updated_at": now,
         })
         if new and credentials and not a.blocked:
@@ -301,6 +316,10 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         for a in new_jobs:
             jobs.create(platform=name, erp_number=a.number, shop_id=shop_ids[a.number],
                         email=(a.email or "").strip(), now=now, conn=conn)
+        # Every answered address: linked (with its job), or its create refused by the shop. An
+        # account of ours whose recovering write was refused keeps its intent: it still exists.
+        CreateIntents.settle(conn, name, [r.number for r in results
+                                          if r.outcome != Outcome.REJECTED or r.detail != RECOVERED_CREATE])
     checkpoint("after_link")
     if ok:
         Failures(ctx.state, clock=ctx.clock).clear_many(name, DIRECTION, ok)

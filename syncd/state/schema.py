@@ -191,3 +191,17 @@ number_allocations = Table(
     Column("next_number", BigInteger, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+
+# Write-ahead intent of a shop create (I1 with I4): recorded and committed before the request
+# that creates the account under syncd's deterministic id, removed in the transaction that
+# records its link and credential job. After a crash in between, the row tells a later push
+# that the unlinked account it finds is ours and unmailed - however often it was written
+# meanwhile - while a lost or replaced store has no such row, so its accounts are adopted.
+create_intents = Table(
+    "create_intents",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("erp_number", BigInteger, primary_key=True),
+    Column("shop_id", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
