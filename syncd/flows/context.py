@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from syncd.clock import utcnow  # i12-alias
+from syncd.state.uow import SqlUnitOfWork
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
     from syncd.ports import ErpPort, LayoutRenderer, MailTransport, ShopPort
     from syncd.state.db import StateStore
+    from syncd.state.uow import UnitOfWork
 
 
 @dataclass
@@ -32,6 +34,13 @@ class PlatformContext:
     clock: Callable[[], datetime] = utcnow
     # Called with (done, total | None) after each batch; the CLI draws a progress bar with it.
     progress: Callable[[int, int | None], None] | None = None
+    # A new unit of work per call: ``with ctx.uow() as uow: ...; uow.commit()``. Left out, one
+    # over ``state`` with ``clock`` (both read at the call); a flow test passes a fake's factory.
+    uow: Callable[[], UnitOfWork] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.uow is None:
+            self.uow = lambda: SqlUnitOfWork(self.state, self.clock)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ from syncd.config.profiles import effective_columns
 from syncd.domain import CheckItem
 from syncd.errors import SyncdError
 from syncd.flows.context import PlatformContext
-from syncd.flows.import_customers import SHOP_FIELDS
+from syncd.flows.import_plan import shop_supplied_columns
 from syncd.flows.numbers import ImportBlocked, NumberPolicy
-from syncd.state.allocations import Allocations
 
 
 def check_import_settings(ctx: PlatformContext) -> list[CheckItem]:
@@ -37,7 +36,8 @@ def check_import_settings(ctx: PlatformContext) -> list[CheckItem]:
     start_key = "next_address_number" if a.next_address_number is not None else "next_address_number (unset)"
     try:
         policy.check(policy.start)
-        counter = Allocations(ctx.state).peek(p.name)
+        with ctx.uow() as uow:
+            counter = uow.allocations.peek(p.name)
         nxt = policy.start if counter is None else max(counter, policy.start)
         policy.check(nxt)
         lo, hi = policy.debtor_range
@@ -58,7 +58,7 @@ def check_import_settings(ctx: PlatformContext) -> list[CheckItem]:
         return items
     found = _exists(ctx, a.template_address)
     item("template_address", found is True, f"ERP address {a.template_address} " + _presence(found))
-    shop_supplied = {columns[f] for f in SHOP_FIELDS if columns.get(f)}
+    shop_supplied = shop_supplied_columns(columns)
     forbidden = {
         columns.get("number"): "the address number",
         shop_col: "the shop id column",

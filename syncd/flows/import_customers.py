@@ -1,7 +1,8 @@
 """Shop -> ERP: import shop customers that have no ERP address yet (spec §1 step 4, issue 6).
 
-What is polled: customers created or changed since the cursor ``shop-to-erp`` (minus an
-overlap window, so a change committed late in the shop is still seen), plus, when
+What is polled: customers created or changed since the cursor ``shop-to-erp`` (minus
+``rules.SHOP_CHANGE_OVERLAP``, subtracted here and nowhere else, so a change committed late in
+the shop is still seen), plus, when
 ``only_with_orders`` is on, customers with an order since then (a first order does not touch a
 customer's updatedAt), plus the records that failed before. Guests are never imported.
 
@@ -34,6 +35,12 @@ insert it now. Someone else's (the number was taken while we were down): start o
 number. The cursor only moves after the whole cycle went through, so a crashed customer is
 polled again.
 
+State goes through one unit of work per batch (``ctx.uow()``), committed at each point that
+must be durable before the next shop or ERP call: the link before the ERP insert (the I4 point
+above), a failure or its clearing when a customer is done. Between them the unit holds nothing,
+so the other direction's cycle never waits on the SQLite lock while this one talks to the ERP or
+the shop. The decisions themselves are in ``syncd.flows.import_plan``.
+
 ``dry_run`` reads only: it reports the numbers it would allocate (``would-create``) and the
 links it would make (``would-link``) and writes nothing anywhere, not even the cursor.
 """
@@ -43,10 +50,9 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import pycountry
 import structlog
 from sqlalchemy.exc import IntegrityError
 
@@ -54,31 +60,32 @@ from syncd.config.profiles import effective_columns
 from syncd.domain import Direction, ShopCustomer
 from syncd.errors import ConfigError, PermanentError, SyncdError, TransientError
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.import_plan import (
+    InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
+    address_problems,  # noqa: F401  (public name of this module before the split)
+    as_number,
+    check_address,
+    copy_columns,
+    email_variants,
+    link_done,
+    linked_by_someone_else,
+    new_address_values,
+    same_email,
+    sole_candidate,
+)
 from syncd.flows.numbers import ImportBlocked, NumberAllocator, NumberPolicy
-from syncd.state.allocations import Allocations
-from syncd.state.cursors import Cursors
+from syncd.rules import SHOP_CHANGE_OVERLAP, LinkKind
 from syncd.state.db import chunked
-from syncd.state.failures import Failures
-from syncd.state.links import Link, Links
+from syncd.state.links import Link
+from syncd.state.uow import UnitOfWork
 
 log = structlog.get_logger("syncd.flows.import_customers")
 
 DIRECTION = Direction.SHOP_TO_ERP.value
 CURSOR = "shop-to-erp"
-# Re-read this much before the cursor: shop transactions that committed late, clock skew
-# between syncd and the shop. Re-reading is harmless, every step is idempotent.
-OVERLAP = timedelta(minutes=5)
 BATCH = 100
 # The kill tests name a point here; the process SIGKILLs itself on reaching it.
 KILL_ENV = "SYNCD_TEST_KILL_AT"
-
-# Logical fields a new address takes from the shop's default billing address.
-SHOP_FIELDS = ("company", "salutation", "first_name", "last_name", "street", "zip", "city", "country",
-               "email", "phone")
-
-
-class InvalidAddress(PermanentError):
-    step = "validate"
 
 
 class WriteBackFailed(PermanentError):
@@ -95,7 +102,6 @@ class LinkedMeanwhile(PermanentError):
 
 class SettingMissing(ImportBlocked):
     step = "settings"
-
 
 
 def checkpoint(name: str) -> None:
@@ -117,21 +123,19 @@ def run_shop_to_erp(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
 
 
 class _Import:
-    """One cycle's worth of state: the repositories, the allocator, and what was read once
-    (template values, whether the collective address exists, the dry-run number preview)."""
+    """One cycle's worth of state: the batch's unit of work and allocator, and what was read
+    once (template values, whether the collective address exists, the dry-run number preview)."""
+
+    uow: UnitOfWork
+    allocator: NumberAllocator
 
     def __init__(self, ctx: PlatformContext, report: CycleReport, dry_run: bool) -> None:
-        store = ctx.state
         self.ctx = ctx
         self.report = report
         self.dry_run = dry_run
         self.platform = ctx.platform.name
         self.settings = ctx.platform.addresses
-        self.links = Links(store, clock=ctx.clock)
-        self.failures = Failures(store, clock=ctx.clock)
-        self.cursors = Cursors(store, clock=ctx.clock)
-        policy = NumberPolicy.from_settings(ctx.settings, ctx.platform)
-        self.allocator = NumberAllocator(Allocations(store), ctx.erp, policy)
+        self.policy = NumberPolicy.from_settings(ctx.settings, ctx.platform)
         self.columns = effective_columns(ctx.settings.erp)
         self.log = log.bind(platform=self.platform, direction=DIRECTION)
         self._template: dict[str, Any] | None = None
@@ -142,27 +146,42 @@ class _Import:
 
     def run(self) -> None:
         started = self.ctx.clock()
-        cursor = self.cursors.get(self.platform, CURSOR)
-        since = datetime.fromisoformat(cursor["since"]) - OVERLAP if cursor else None
+        with self.ctx.uow() as uow:
+            cursor = uow.cursors.get(self.platform, CURSOR)
+        # The one place the overlap is applied: the shop port takes ``since`` literally.
+        since = datetime.fromisoformat(cursor["since"]) - SHOP_CHANGE_OVERLAP if cursor else None
         self.log.info("import cycle", since=since.isoformat() if since else None, dry_run=self.dry_run)
         done = 0
         for batch in chunked(self._customers(since), BATCH):
-            linked = self.links.get_by_shops(self.platform, [c.id for c in batch])
-            for customer in batch:
-                blocked = self._one(customer, linked.get(customer.id))
-                if blocked is not None:
-                    self.log.warning("imports stopped for this platform until the cause is fixed")
-                    if self.dry_run:
-                        return
-                    # The cursor stays, so the customers not reached are polled again; raising
-                    # marks the cycle failed (``syncd status``, metrics) with the reason.
-                    blocked.report = self.report  # type: ignore[attr-defined]
-                    raise blocked
+            with self.ctx.uow() as uow:
+                self.uow = uow
+                self.allocator = NumberAllocator(uow.allocations, self.ctx.erp, self.policy,
+                                                 settle=uow.commit)
+                linked = uow.links.get_by_shops(self.platform, [c.id for c in batch])
+                self._settle()
+                for customer in batch:
+                    blocked = self._one(customer, linked.get(customer.id))
+                    if blocked is not None:
+                        self.log.warning("imports stopped for this platform until the cause is fixed")
+                        if self.dry_run:
+                            return
+                        # The cursor stays, so the customers not reached are polled again; raising
+                        # marks the cycle failed (``syncd status``, metrics) with the reason.
+                        blocked.report = self.report  # type: ignore[attr-defined]
+                        raise blocked
+                uow.commit()
             done += len(batch)
             if self.ctx.progress is not None:
                 self.ctx.progress(done, None)
         if not self.dry_run:
-            self.cursors.set(self.platform, CURSOR, {"since": started.isoformat()})
+            with self.ctx.uow() as uow:
+                uow.cursors.set(self.platform, CURSOR, {"since": started.isoformat()})
+                uow.commit()
+
+    def _settle(self) -> None:
+        """Make what the unit wrote durable and end its transaction, before the next shop or ERP
+        call: a unit holds the SQLite write lock while its transaction is open."""
+        self.uow.commit()
 
     def _customers(self, since: datetime | None) -> Iterator[ShopCustomer]:
         """Changed customers, then (only-with-orders) customers with orders since, then the
@@ -177,20 +196,24 @@ class _Import:
                 if c.id not in seen:
                     seen.add(c.id)
                     yield c
-        retry = [
-            f.record for f in self.failures.list(self.platform)
-            if f.direction == DIRECTION and f.record not in seen
-        ]
+        with self.ctx.uow() as uow:
+            retry = [f.record for f in uow.failures.list(self.platform)
+                     if f.direction == DIRECTION and f.record not in seen]
         if not retry:
             return
         again = shop.get_customers(retry)
         gone = [r for r in retry if r not in again]
         if gone and not self.dry_run:
-            self.failures.clear_many(self.platform, DIRECTION, gone)  # deleted in the shop
+            with self.ctx.uow() as uow:
+                uow.failures.clear_many(self.platform, DIRECTION, gone)  # deleted in the shop
+                uow.commit()
         yield from again.values()
 
     def _one(self, c: ShopCustomer, link: Link | None) -> SyncdError | None:
-        """Handle one customer; returns the fault when imports must stop for the platform."""
+        """Handle one customer; returns the fault when imports must stop for the platform.
+        What it wrote is committed when it returns; a raised fault leaves the uncommitted
+        rest to the unit's rollback."""
+        blocked: SyncdError | None = None
         try:
             with structlog.contextvars.bound_contextvars(shop_id=c.id):
                 self._decide(c, link)
@@ -198,28 +221,28 @@ class _Import:
             # Every further customer would meet it too (no number left, a missing template,
             # an unknown ERP column): stop instead of failing them one by one.
             self._failed(c, getattr(exc, "step", "settings"), exc)
-            return exc
+            blocked = exc
         except TransientError:
             raise
         except LinkedMeanwhile as exc:
             self.report.add(c.id, "skipped", str(exc))
         except PermanentError as exc:
             self._failed(c, getattr(exc, "step", "import"), exc)
-        return None
+        self._settle()
+        return blocked
 
     def _failed(self, c: ShopCustomer, step: str, exc: SyncdError) -> None:
         reason = str(exc)
         self.report.add(c.id, "failed", reason)
         self.log.error("import failed", step=step, reason=reason)
         if not self.dry_run:
-            self.failures.record(self.platform, DIRECTION, c.id, step, reason,
-                                 getattr(exc, "code", None))
+            self.uow.failures.record(self.platform, DIRECTION, c.id, step, reason, getattr(exc, "code", None))
 
     def _succeeded(self, c: ShopCustomer, action: str, detail: str) -> None:
         self.report.add(c.id, action, detail)
         self.log.info("import " + action, detail=detail)
         if not self.dry_run:
-            self.failures.clear(self.platform, DIRECTION, c.id)
+            self.uow.failures.clear(self.platform, DIRECTION, c.id)
 
     # --- deciding what a customer needs ----------------------------------------------------
 
@@ -228,12 +251,12 @@ class _Import:
             self.report.counts["guest"] += 1
             return
         if link is not None:
-            if c.customer_number == str(link.erp_number) or link.kind not in ("import", "collective"):
+            if link_done(c, link):
                 self.report.counts["unchanged"] += 1
                 if not self.dry_run:
-                    self.failures.clear(self.platform, DIRECTION, c.id)
+                    self.uow.failures.clear(self.platform, DIRECTION, c.id)
                 return
-            if link.kind == "collective":
+            if link.kind == LinkKind.COLLECTIVE:
                 self._write_back(c, link.erp_number, "linked", f"collective address {link.erp_number}")
             else:
                 self._resume(c, link)
@@ -257,41 +280,44 @@ class _Import:
             numbers = erp.find_numbers(shop_col, c.id)
             if numbers:
                 return min(numbers)
-        number = _as_number(c.customer_number)
+        number = as_number(c.customer_number)
         if (number is not None and erp.number_exists(number) and self._unlinked(number)
                 and self._email_matches(number, c.email)):
             return number
         email_col = self.columns.get("email")
-        email = (c.email or "").strip()
-        if not email_col or not email:
+        if not email_col:
             return None
-        candidates = set(erp.find_numbers(email_col, email))
-        if email.lower() != email:
-            candidates |= set(erp.find_numbers(email_col, email.lower()))
-        # Exactly one address with this e-mail, linked to no other account: the customer's own.
-        # Several (a shared family address?) are left to the operator: imported as new.
-        if len(candidates) == 1 and self._unlinked(next(iter(candidates))):
-            return candidates.pop()
-        return None
+        candidates: set[int] = set()
+        for value in email_variants(c.email):
+            candidates |= set(erp.find_numbers(email_col, value))
+        own = sole_candidate(candidates)
+        # ... and linked to no other account.
+        return own if own is not None and self._unlinked(own) else None
 
     def _unlinked(self, number: int) -> bool:
-        return self.links.get_by_erp(self.platform, number) is None
+        linked = self.uow.links.get_by_erp(self.platform, number)
+        self._settle()  # the next call is the ERP's
+        return linked is None
 
     def _email_matches(self, number: int, email: str | None) -> bool:
         col = self.columns.get("email")
         if not col or not email:
             return False
-        value = self.ctx.erp.read_columns(number, [col]).get(col)
-        return _same_email(value, email)
+        return same_email(self.ctx.erp.read_columns(number, [col]).get(col), email)
 
     # --- the four outcomes -----------------------------------------------------------------
+
+    def _link(self, c: ShopCustomer, number: int, kind: LinkKind) -> None:
+        """Claim ``c`` and link it to ``number``, durable before the write-back."""
+        self._claim(c)
+        self.uow.links.upsert(Link(self.platform, c.id, number, kind=kind, email=c.email))
+        self._settle()
 
     def _adopt(self, c: ShopCustomer, number: int) -> None:
         if self.dry_run:
             self.report.add(c.id, "would-link", f"existing ERP address {number}")
             return
-        self._claim(c)
-        self.links.upsert(Link(self.platform, c.id, number, kind="import", email=c.email))
+        self._link(c, number, LinkKind.IMPORT)
         self._write_back(c, number, "linked", f"existing ERP address {number}")
 
     def _link_collective(self, c: ShopCustomer) -> None:
@@ -308,8 +334,7 @@ class _Import:
         if self.dry_run:
             self.report.add(c.id, "would-link", f"collective address {number}")
             return
-        self._claim(c)
-        self.links.upsert(Link(self.platform, c.id, number, kind="collective", email=c.email))
+        self._link(c, number, LinkKind.COLLECTIVE)
         self._write_back(c, number, "linked", f"collective address {number}")
 
     def _import(self, c: ShopCustomer, replacing: int | None = None) -> None:
@@ -321,15 +346,18 @@ class _Import:
             self.report.add(c.id, "would-create", f"ERP address {number}")
             return
         ours = {replacing} if replacing is not None else set()
+        uow = self.uow
 
         def insert(number: int) -> bool:
             self._claim(c, ours)
             ours.add(number)
             try:
                 # Linked before the row exists: the ERP -> shop scan must never see it unlinked.
-                self.links.upsert(Link(self.platform, c.id, number, kind="import", email=c.email))
+                with uow.savepoint():
+                    uow.links.upsert(Link(self.platform, c.id, number, kind=LinkKind.IMPORT, email=c.email))
             except IntegrityError:
                 return False  # the number is linked to another shop account already
+            self._settle()  # the link (and the number's reservation) before the ERP insert (I4)
             checkpoint("import:after-link")
             return self.ctx.erp.create_address(number, values)
 
@@ -340,8 +368,11 @@ class _Import:
         except LinkedMeanwhile as exc:
             self.report.add(c.id, "skipped", str(exc))
             return
-        except BaseException:
-            self.links.delete(self.platform, c.id)  # nothing of ours was written to the ERP
+        except Exception:
+            # Nothing of ours was written to the ERP. (A crash - anything that is not an
+            # Exception - leaves the link uncommitted-deleted, i.e. in place: outcome unknown.)
+            uow.links.delete(self.platform, c.id)
+            self._settle()
             raise
         checkpoint("import:after-insert")
         self._write_back(c, number, "imported", f"ERP address {number}")
@@ -349,8 +380,9 @@ class _Import:
     def _claim(self, c: ShopCustomer, ours: set[int] | None = None) -> None:
         """Refuse to overwrite a link someone else made after this cycle read the links: the
         ERP -> shop flow runs at the same time and links accounts it creates or finds."""
-        current = self.links.get_by_shop(self.platform, c.id)
-        if current is not None and not (current.kind == "import" and current.erp_number in (ours or ())):
+        current = self.uow.links.get_by_shop(self.platform, c.id)
+        if linked_by_someone_else(current, ours or ()):
+            assert current is not None
             raise LinkedMeanwhile(current)
 
     def _resume(self, c: ShopCustomer, link: Link) -> None:
@@ -394,35 +426,13 @@ class _Import:
     # --- the new address -------------------------------------------------------------------
 
     def _values(self, c: ShopCustomer) -> dict[str, Any]:
-        problems = address_problems(c)
-        if problems:
-            raise InvalidAddress("; ".join(problems), code="invalid-address")
-        shop = {
-            "company": c.company,
-            "salutation": c.salutation or ("Firma" if c.company else None),
-            "first_name": c.first_name,
-            "last_name": c.last_name,
-            "street": c.street,
-            "zip": c.zip,
-            "city": c.city,
-            "country": c.country.upper() if c.country else None,
-            "email": c.email,
-            "phone": c.phone,
-        }
-        # Template values by column name, the shop's by logical name (the shop wins, even with an
-        # empty value; ``copy_columns`` keeps the two apart). ``shop_id`` by its logical name too:
-        # that is how the ERP connector recognises its own row when an insert is retried after a
-        # lost reply, instead of reporting the number as taken.
-        values: dict[str, Any] = dict(self._template_values())
-        values.update({k: v for k, v in shop.items() if self.columns.get(k)})
-        if self.columns.get("shop_id"):
-            values["shop_id"] = c.id
-        return values
+        check_address(c)
+        return new_address_values(c, self.columns, self._template_values())
 
     def _template_values(self) -> dict[str, Any]:
         if self._template is None:
             number = self.settings.template_address
-            copy = copy_columns(self.ctx)
+            copy = copy_columns(self.columns, self.settings.copy_fields)
             if number is None or not copy:
                 self._template = {}
             elif not self.ctx.erp.number_exists(number):
@@ -434,45 +444,3 @@ class _Import:
             else:
                 self._template = dict(self.ctx.erp.read_columns(number, copy))
         return self._template
-
-
-# --- pure helpers ------------------------------------------------------------------------------
-
-
-def address_problems(c: ShopCustomer) -> list[str]:
-    """Why ``c`` cannot become an ERP address (empty list: it can)."""
-    problems = []
-    if not (c.email or "").strip():
-        problems.append("e-mail address is missing")
-    if not ((c.last_name or "").strip() or (c.company or "").strip()):
-        problems.append("last name and company are both empty")
-    if not (c.street or "").strip():
-        problems.append("street is missing in the default billing address")
-    if not (c.city or "").strip():
-        problems.append("city is missing in the default billing address")
-    if not (c.country or "").strip():
-        problems.append("country is missing or has no ISO code in the shop")
-    elif pycountry.countries.get(alpha_2=c.country.strip().upper()) is None:
-        problems.append(f"unknown country {c.country!r} (not an ISO 3166 alpha-2 code)")
-    return problems
-
-
-def copy_columns(ctx: PlatformContext) -> list[str]:
-    """The ERP columns ``copy_fields`` names, without the fields the shop always supplies."""
-    columns = effective_columns(ctx.settings.erp)
-    own = {columns[f] for f in (*SHOP_FIELDS, "number", "shop_id", "modified_at") if columns.get(f)}
-    out = []
-    for name in ctx.platform.addresses.copy_fields:
-        column = columns.get(name, name)
-        if column not in own and column not in out:
-            out.append(column)
-    return out
-
-
-def _as_number(value: str | None) -> int | None:
-    text = (value or "").strip()
-    return int(text) if text.isdigit() else None
-
-
-def _same_email(a: Any, b: Any) -> bool:
-    return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()

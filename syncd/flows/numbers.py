@@ -74,10 +74,16 @@ class NumberPolicy:
 
 
 class NumberAllocator:
-    def __init__(self, allocations: Allocations, erp: ErpPort, policy: NumberPolicy) -> None:
+    """``settle`` (the flow's ``uow.commit``) makes a reservation durable before the ERP is asked
+    about the number, as a reservation on the store itself is: a unit of work holding the
+    reservation would hold the state store's write lock across the ERP call."""
+
+    def __init__(self, allocations: Allocations, erp: ErpPort, policy: NumberPolicy, *,
+                 settle: Callable[[], None] | None = None) -> None:
         self._allocations = allocations
         self._erp = erp
         self.policy = policy
+        self._settle = settle or (lambda: None)
 
     def reserve_free(self) -> int:
         """Reserve the next number that the ERP does not use yet.
@@ -88,6 +94,7 @@ class NumberAllocator:
         floor = self.policy.start
         for _ in range(MAX_SKIPS):
             number = self._allocations.reserve(self.policy.platform, floor=floor, accept=self.policy.check)
+            self._settle()
             if not self._erp.number_exists(number):
                 return number
             floor = self._next_unused(number + 1)
@@ -123,6 +130,7 @@ class NumberAllocator:
                     return number
             except PermanentError:
                 self._allocations.release(self.policy.platform, number)
+                self._settle()
                 raise
         raise NumberRefused(
             f"platform {self.policy.platform}: {MAX_SKIPS} address numbers in a row were taken at insert",

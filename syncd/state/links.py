@@ -17,7 +17,7 @@ from syncd.rules import LinkKind
 from syncd.state.db import StateStore, chunked, upsert, utcnow
 from syncd.state.schema import links as t
 
-KINDS = ("erp", "email", "import", "collective")
+KINDS = tuple(k.value for k in LinkKind)  # what the schema's kind column accepts
 _PAGE = 1000
 
 
@@ -26,7 +26,7 @@ class Link:
     platform: str
     shop_id: str
     erp_number: int
-    kind: str = "erp"
+    kind: str = LinkKind.ERP.value
     email: str | None = None
     erp_blocked: bool = False
     shop_active: bool = True
@@ -46,7 +46,7 @@ def _prefer_own(found: Iterable[Link]) -> dict[int, Link]:
     """number -> link; a personal link wins over collective ones, among collective links the
     lowest shop id wins so the answer is stable."""
     out: dict[int, Link] = {}
-    for link in sorted(found, key=lambda x: (x.kind == "collective", x.shop_id)):
+    for link in sorted(found, key=lambda x: (x.kind == LinkKind.COLLECTIVE, x.shop_id)):
         out.setdefault(link.erp_number, link)
     return out
 
@@ -116,7 +116,9 @@ class Links:
         for link in items:
             if link.kind not in KINDS:
                 raise ValueError(f"link kind must be one of {', '.join(KINDS)}, got {link.kind!r}")
-            prepared.append(replace(link, erp_number=int(link.erp_number), created_at=now, updated_at=now))
+            # The plain value: a flow passes ``LinkKind`` members, database drivers want a str.
+            prepared.append(replace(link, kind=LinkKind(link.kind).value, erp_number=int(link.erp_number),
+                                    created_at=now, updated_at=now))
         if not prepared:
             return []
         keep = [c for c in _FIELDS if c not in ("platform", "shop_id", "created_at")]
@@ -158,7 +160,8 @@ class Links:
         values["updated_at"] = self.clock()
         stmt = (
             update(t)
-            .where(t.c.platform == platform, t.c.erp_number == int(number), t.c.kind != "collective")
+            .where(t.c.platform == platform, t.c.erp_number == int(number),
+                   t.c.kind != LinkKind.COLLECTIVE.value)
             .values(**values)
         )
         with self.store.write(conn) as conn:

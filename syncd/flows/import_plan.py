@@ -1,0 +1,135 @@
+"""Shop -> ERP: the decisions of the import, without I/O (``import_customers`` does the calls).
+
+What a new ERP address is built from (the shop customer's default billing address, the
+template's ``copy_fields``), why a customer cannot become one, whether a link is done, and
+which ERP row is the customer's own. Everything here takes values and returns values, so it is
+tested without a shop, an ERP or a state store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pycountry
+
+from syncd.domain import ShopCustomer
+from syncd.errors import PermanentError
+from syncd.rules import SHOP_IMPORT_FIELDS, LinkKind
+from syncd.state.links import Link
+
+
+class InvalidAddress(PermanentError):
+    step = "validate"
+
+
+# --- the new address -------------------------------------------------------------------------
+
+
+def address_problems(c: ShopCustomer) -> list[str]:
+    """Why ``c`` cannot become an ERP address (empty list: it can)."""
+    problems = []
+    if not (c.email or "").strip():
+        problems.append("e-mail address is missing")
+    if not ((c.last_name or "").strip() or (c.company or "").strip()):
+        problems.append("last name and company are both empty")
+    if not (c.street or "").strip():
+        problems.append("street is missing in the default billing address")
+    if not (c.city or "").strip():
+        problems.append("city is missing in the default billing address")
+    if not (c.country or "").strip():
+        problems.append("country is missing or has no ISO code in the shop")
+    elif pycountry.countries.get(alpha_2=c.country.strip().upper()) is None:
+        problems.append(f"unknown country {c.country!r} (not an ISO 3166 alpha-2 code)")
+    return problems
+
+
+def shop_values(c: ShopCustomer) -> dict[str, Any]:
+    """The address fields a new ERP address takes from the shop customer, by logical name."""
+    values = {f: getattr(c, f) for f in SHOP_IMPORT_FIELDS}
+    # A company without a salutation is addressed as one; the ERP stores country codes upper case.
+    values["salutation"] = c.salutation or ("Firma" if c.company else None)
+    values["country"] = c.country.upper() if c.country else None
+    return values
+
+
+def check_address(c: ShopCustomer) -> None:
+    """Raise ``InvalidAddress`` naming every problem of ``c``; checked before the template is
+    read, so a bad customer fails alone even while the template is missing."""
+    problems = address_problems(c)
+    if problems:
+        raise InvalidAddress("; ".join(problems), code="invalid-address")
+
+
+def new_address_values(
+    c: ShopCustomer, columns: Mapping[str, str], template: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What ``ErpPort.create_address`` gets for ``c``: the template's values by column name, the
+    shop's by logical name (only the mapped ones), and the shop id when its column is mapped.
+    Raises ``InvalidAddress`` naming every problem of ``c``."""
+    check_address(c)
+    # The shop wins, even with an empty value; ``copy_columns`` keeps the two apart. ``shop_id``
+    # by its logical name too: that is how the ERP connector recognises its own row when an
+    # insert is retried after a lost reply, instead of reporting the number as taken.
+    values: dict[str, Any] = dict(template)
+    values.update({k: v for k, v in shop_values(c).items() if columns.get(k)})
+    if columns.get("shop_id"):
+        values["shop_id"] = c.id
+    return values
+
+
+def copy_columns(columns: Mapping[str, str], copy_fields: Iterable[str]) -> list[str]:
+    """The ERP columns ``copy_fields`` names, without the fields the shop always supplies."""
+    own = {columns[f] for f in (*SHOP_IMPORT_FIELDS, "number", "shop_id", "modified_at") if columns.get(f)}
+    out: list[str] = []
+    for name in copy_fields:
+        column = columns.get(name, name)
+        if column not in own and column not in out:
+            out.append(column)
+    return out
+
+
+def shop_supplied_columns(columns: Mapping[str, str]) -> set[str]:
+    """The ERP columns a new address always takes from the shop (a template value is not used)."""
+    return {columns[f] for f in SHOP_IMPORT_FIELDS if columns.get(f)}
+
+
+# --- links and owners --------------------------------------------------------------------------
+
+
+def link_done(c: ShopCustomer, link: Link) -> bool:
+    """Nothing left to do for a linked customer: the shop carries the linked number, or the link
+    belongs to the ERP -> shop flow (kinds ``erp``/``email``)."""
+    own_kinds = (LinkKind.IMPORT, LinkKind.COLLECTIVE)
+    return c.customer_number == str(link.erp_number) or link.kind not in own_kinds
+
+
+def linked_by_someone_else(current: Link | None, ours: Iterable[int] = ()) -> bool:
+    """Whether the link found now was made by someone else than this import (which may own an
+    ``import`` link to one of the numbers it tried, ``ours``)."""
+    return current is not None and not (current.kind == LinkKind.IMPORT and current.erp_number in set(ours))
+
+
+def sole_candidate(candidates: Sequence[int] | set[int]) -> int | None:
+    """The customer's own address among the ERP addresses with its e-mail: exactly one. Several
+    (a shared family address?) are left to the operator, and the customer is imported as new."""
+    found = set(candidates)
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def email_variants(email: str | None) -> list[str]:
+    """The values to look the e-mail up by in the ERP: as the shop has it, and lower case."""
+    value = (email or "").strip()
+    if not value:
+        return []
+    return [value] if value.lower() == value else [value, value.lower()]
+
+
+def as_number(value: str | None) -> int | None:
+    """A shop customer number that can name an ERP address (digits only), else None."""
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def same_email(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
