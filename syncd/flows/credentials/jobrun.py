@@ -200,9 +200,10 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
     todo = [i for i in items if not i.result]
     accepted: Item | None = None  # the server has it; recorded as sent by the next write
     try:
-        with nullcontext(shared) if shared is not None else ctx.mail.session() as session:
+        with nullcontext(shared) if shared is not None else ctx.mail.session() as session, \
+                repo.ledger() as ledger:
             for i in todo:
-                repo.advance(sent=[accepted.job.id] if accepted else [], sending=[i.job.id], now=ctx.clock())
+                ledger.advance(sent=accepted.job.id if accepted else None, sending=i.job.id, now=ctx.clock())
                 if accepted is not None:
                     accepted.result, accepted = "sent", None
                 checkpoint("before_smtp")
