@@ -58,6 +58,11 @@ _ADVANCE = (
             send_attempts=t.c.send_attempts + case((_is_sending, 1), else_=0),
             updated_at=bindparam("now"))
 )
+_ADVANCE_SQLITE = (
+    f"UPDATE {t.name} SET step = CASE WHEN id = ? THEN '{SENDING}' ELSE '{SENT}' END, "
+    "send_attempts = send_attempts + CASE WHEN id = ? THEN 1 ELSE 0 END, updated_at = ? "
+    f"WHERE id IN (?, ?) AND step IN ({', '.join(repr(s) for s in ACTIVE_STEPS)})"
+)
 
 
 @dataclass(frozen=True)
@@ -309,7 +314,18 @@ class SendLedger:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._sqlite: Any = None
+        if conn.dialect.name == "sqlite":
+            # The write sits between two mails on the flow's one thread. pysqlite runs in
+            # driver-level autocommit (``syncd.state.db``), so one statement is one transaction,
+            # as durable as a commit, at a third of the cost of SQLAlchemy's begin/execute/commit.
+            self._sqlite = conn.connection.driver_connection
+            self._timestamp = t.c.updated_at.type.bind_processor(conn.dialect)
 
     def advance(self, *, sent: int | None, sending: int, now: datetime) -> None:
+        if self._sqlite is not None:
+            stamp = self._timestamp(now) if self._timestamp is not None else now
+            self._sqlite.execute(_ADVANCE_SQLITE, (sending, sending, stamp, sent, sending))
+            return
         with self._conn.begin():
             self._conn.execute(_ADVANCE, {"sent": sent, "sending": sending, "now": now})
