@@ -17,7 +17,7 @@ Prints, measured in the same run:
     for the credentials part's wall time here, and bare/that bound the best ratio this machine
     allows.
 
-    python benchmarks/credentials.py [--customers 2000] [--window 20] [--batch 100]
+    python benchmarks/credentials.py [--customers 2000] [--batch 100] [--ahead 2]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.mail.message import encode_message  # noqa: E402
 from syncd.flows import credentials, erp_to_shop  # noqa: E402
+from syncd.flows.credentials import pipeline  # noqa: E402
 from syncd.logs import configure_logging  # noqa: E402
 from syncd.state.db import open_state  # noqa: E402
 from tests import erp_fixtures  # noqa: E402
@@ -281,17 +282,15 @@ def positive(text: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=positive, default=2000)
-    parser.add_argument("--window", type=positive, default=credentials.SEND_WINDOW)
     parser.add_argument("--batch", type=positive, default=100, help="[mail] batch_size")
-    parser.add_argument("--ahead", type=positive, default=credentials.SHOP_CALLS_AHEAD,
+    parser.add_argument("--ahead", type=positive, default=pipeline.SHOP_CALLS_AHEAD,
                         help="batches whose shop call runs while one is mailed")
     parser.add_argument("--rounds", type=positive, default=3,
                         help="independent measurements (the flow and its peers share this machine's cores)")
     args = parser.parse_args()
-    credentials.SEND_WINDOW = args.window
-    credentials.SHOP_CALLS_AHEAD = args.ahead
+    pipeline.SHOP_CALLS_AHEAD = args.ahead
     configure_logging("console", "warning", stream=sys.stderr)
-    print(f"{args.customers} new customers per round (mail batch {args.batch}, send window {args.window}, "
+    print(f"{args.customers} new customers per round (mail batch {args.batch}, "
           f"shop calls ahead {args.ahead})")
     rounds = []
     for r in range(args.rounds):

@@ -164,7 +164,9 @@ def _linked(ctx: PlatformContext, numbers: Iterable[int]) -> dict[int, Link]:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AccountAction:
+    """What one operator action did to one address (a row of ``syncd accounts`` output)."""
+
     address: int
     action: str  # mailed | deferred | failed | skipped | deactivated
     detail: str = ""
@@ -174,9 +176,12 @@ class Outcome:
         return self.action in ("mailed", "deactivated")
 
 
+Outcome = AccountAction  # i12-alias
+
+
 def send_credentials(
     ctx: PlatformContext, numbers: Iterable[int], *, reason: str = "resend"
-) -> list[Outcome]:
+) -> list[AccountAction]:
     """New passwords and credential mails for these linked addresses, one outcome per address
     (jobs of other addresses that happen to be due are delivered too, as in a cycle)."""
     from syncd.flows.credentials import queue_credentials
@@ -188,15 +193,15 @@ def send_credentials(
         # As at a daemon's start: a password field left by a crash is settled before new work.
         settle_password_fields(ctx)
         report = queue_credentials(ctx, wanted, reason=reason)
-    last: dict[int, Outcome] = {}
+    last: dict[int, AccountAction] = {}
     for item in report.items:
         try:
             number = int(item.record)
         except ValueError:
             continue
         if number in wanted:
-            last[number] = Outcome(number, item.action, item.detail)
-    return [last.get(n, Outcome(n, "deferred", "queued; the running daemon sends it")) for n in wanted]
+            last[number] = AccountAction(number, item.action, item.detail)
+    return [last.get(n, AccountAction(n, "deferred", "queued; the running daemon sends it")) for n in wanted]
 
 
 @contextmanager
@@ -227,17 +232,17 @@ def credential_lease(ctx: PlatformContext, *, wait: float | None = None) -> Iter
         leases.release(name, holder)
 
 
-def reset_password(ctx: PlatformContext, number: int) -> Outcome:
+def reset_password(ctx: PlatformContext, number: int) -> AccountAction:
     return send_credentials(ctx, [number], reason="reset")[0]
 
 
-def deactivate(ctx: PlatformContext, number: int) -> Outcome:
+def deactivate(ctx: PlatformContext, number: int) -> AccountAction:
     """Set the shop account of ``number`` inactive and record it on the link."""
     link = _linked(ctx, [number])[int(number)]
     errors = ctx.shop.set_active([link.shop_id], False) or {}
     problem = errors.get(link.shop_id)
     if problem:
-        return Outcome(int(number), "failed", f"shop refused: {problem}")
+        return AccountAction(int(number), "failed", f"shop refused: {problem}")
     Links(ctx.state, clock=ctx.clock).set_state(ctx.platform.name, int(number), shop_active=False)
     detail = link.shop_id
     address = ctx.erp.get_address(int(number))
@@ -247,4 +252,4 @@ def deactivate(ctx: PlatformContext, number: int) -> Outcome:
         detail += ("; note: the ERP address is not blocked, so its next change in the ERP reactivates "
                    "the account - set the blocked flag in the ERP to keep it deactivated / Hinweis: "
                    "Adresse im ERP sperren, sonst wird das Konto bei der nächsten Änderung reaktiviert")
-    return Outcome(int(number), "deactivated", detail)
+    return AccountAction(int(number), "deactivated", detail)

@@ -191,3 +191,18 @@ def test_plan_frees_an_email_its_owner_gave_up_in_the_same_batch() -> None:
     plan = plan_batch([moved, taker], {1: _link(moved, email="old@example.com", fingerprint="x")},
                       {"old@example.com": 1}, settings)
     assert [a.number for a in plan.push] == [1, 2] and not plan.fail
+
+
+def test_the_send_ledger_records_the_previous_mail_with_the_next_send(store) -> None:
+    jobs = CredentialJobs(store)
+    a, b, c = (jobs.create(platform="p", erp_number=n, shop_id="s", email="e@x.de", now=NOW)
+               for n in (61001, 61002, 61003))
+    jobs.fail(c, "refused for good", NOW)
+    with jobs.ledger() as ledger:
+        ledger.advance(sent=None, sending=a, now=NOW)
+        assert (jobs.get(a).step, jobs.get(a).send_attempts) == (steps.SENDING, 1)
+        ledger.advance(sent=a, sending=b, now=NOW + timedelta(seconds=1))
+        ledger.advance(sent=b, sending=c, now=NOW + timedelta(seconds=2))  # c is final: untouched
+    assert [(j.step, j.send_attempts) for j in map(jobs.get, (a, b, c))] == [
+        (steps.SENT, 1), (steps.SENT, 1), (steps.FAILED, 0)]
+    assert jobs.get(b).updated_at == NOW + timedelta(seconds=2)

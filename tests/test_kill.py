@@ -139,7 +139,7 @@ def test_kill_at_each_step_boundary(harness: Harness, runner: Runner, point: str
 
 
 # Mail batches of 2 for 7 addresses: four batches, with the shop setting the passwords of up to
-# two of them while the oldest is mailed (credentials.SHOP_CALLS_AHEAD), so a kill finds several
+# two of them while the oldest is mailed (credentials.pipeline.SHOP_CALLS_AHEAD), so a kill finds several
 # batches at different steps at once.
 IN_FLIGHT = [
     "after_field_written:3",  # three batches written, none mailed
@@ -218,3 +218,21 @@ def test_kill_at_random_moments_with_shop_latency(harness: Harness, runner: Runn
     print(f"random kills that cut into the work: {interrupted} of 6")
     # the timings must really cut into the work, not only kill finished runners
     assert interrupted >= 3, interrupted
+
+
+@pytest.mark.parametrize(("batch_size", "accepted"), [(100, 30), (7, 45)])
+def test_a_kill_right_after_an_smtp_acceptance_resends_that_one_mail(
+        harness: Harness, runner: Runner, batch_size: int, accepted: int) -> None:
+    """Killed right after the server accepted mail ``accepted`` of a 60-mail run: the mails
+    accepted before it are on record, so the restart resends only that one (same password),
+    whatever the mail batch size."""
+    harness.mail_batch_size = batch_size
+    runner.config = harness.config_file()
+    numbers = list(range(30001, 30061))
+    harness.insert([_person(n) for n in numbers])
+    assert runner.run(SYNCD_KILL_AT=f"after_smtp:{accepted}") == -signal.SIGKILL, runner.output[-1]
+    assert len(harness.smtp.messages) == accepted
+    assert runner.run() == 0, runner.output[-1]
+    check_invariants(harness, numbers, runner)
+    per_address = sorted(len(harness.mails_to(f"kunde{n}@example.com")) for n in numbers)
+    assert per_address == [1] * 59 + [2]

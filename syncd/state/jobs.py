@@ -7,7 +7,9 @@ password field. Steps::
                      \\-----------\\---------------> failed
 
 ``send_attempts`` counts sends whose outcome is unknown (started, not confirmed refused); it is
-raised *before* SMTP is spoken, durably, so a crash can cause at most one extra mail (I5).
+raised *before* SMTP is spoken, durably, so a crash can cause at most one extra mail (I5). A
+mail session writes through a ``SendLedger``: one transaction before each mail records the mail
+before it as sent and counts this one, so one session never has two unrecorded acceptances.
 At most one job per (platform, address) is active (not done/failed): a partial unique index.
 
 Every method takes an optional ``conn`` so a caller can make a job part of a larger state
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, case, func, insert, or_, select, update
 
 from syncd.redaction import redact
 from syncd.state.schema import credential_jobs as t
@@ -43,6 +45,24 @@ FINAL_STEPS = (DONE, FAILED)
 # Steps reached before SMTP may have accepted the mail: restarting these with a fresh password
 # cannot contradict a mail already sent.
 BEFORE_SEND = (PENDING, FIELD_WRITTEN)
+
+
+# The per-mail write of a session, built once so that each mail costs one short transaction and
+# no statement building: ``sent`` (None before the first mail) becomes sent, ``sending`` counts.
+_is_sending = t.c.id == bindparam("sending", type_=Integer)
+_ADVANCE = (
+    update(t)
+    .where(t.c.id.in_([bindparam("sent", type_=Integer), bindparam("sending", type_=Integer)]),
+           t.c.step.in_(ACTIVE_STEPS))
+    .values(step=case((_is_sending, SENDING), else_=SENT),
+            send_attempts=t.c.send_attempts + case((_is_sending, 1), else_=0),
+            updated_at=bindparam("now"))
+)
+_ADVANCE_SQLITE = (
+    f"UPDATE {t.name} SET step = CASE WHEN id = ? THEN '{SENDING}' ELSE '{SENT}' END, "
+    "send_attempts = send_attempts + CASE WHEN id = ? THEN 1 ELSE 0 END, updated_at = ? "
+    f"WHERE id IN (?, ?) AND step IN ({', '.join(repr(s) for s in ACTIVE_STEPS)})"
+)
 
 
 @dataclass(frozen=True)
@@ -193,11 +213,6 @@ class CredentialJobs:
                 select(t.c.id).where(t.c.platform == platform, t.c.erp_number == erp_number).limit(1)
             ).first() is not None
 
-    def history(self, platform: str, erp_number: int) -> list[CredentialJob]:
-        with self._conn(None) as c:
-            q = select(t).where(t.c.platform == platform, t.c.erp_number == erp_number).order_by(t.c.id)
-            return [_job(r) for r in c.execute(q)]
-
     def counts(self, platform: str) -> Counter[str]:
         with self._conn(None) as c:
             rows = c.execute(
@@ -236,14 +251,11 @@ class CredentialJobs:
                 .values(step=SENDING, send_attempts=t.c.send_attempts + 1, updated_at=now)
             )
 
-    def advance(self, *, sent: Iterable[int], sending: Iterable[int], now: datetime) -> None:
-        """One transaction: record ``sent`` as sent and count the sends of ``sending``."""
-        sent, sending = list(sent), list(sending)
-        if not sent and not sending:
-            return
-        with self._conn(None) as c:
-            self.set_step(sent, SENT, now, conn=c)
-            self.start_sending(sending, now, conn=c)
+    @contextmanager
+    def ledger(self) -> Iterator[SendLedger]:
+        """The writes of one mail session, on a connection held for it."""
+        with self.store.engine.connect() as c:
+            yield SendLedger(c)
 
     def refused(self, job_id: int, now: datetime) -> None:
         """The server refused the send: its outcome is known, so it no longer counts."""
@@ -293,3 +305,27 @@ class CredentialJobs:
                 .where(t.c.id == job_id, t.c.step.in_(ACTIVE_STEPS))
                 .values(step=FAILED, last_error=_error_text(error), updated_at=now, finished_at=now)
             )
+
+
+class SendLedger:
+    """Before each mail of a session: ``advance`` records the mail before it (``sent``, the one
+    the server accepted last, or None) as sent and counts this one's send, in one transaction.
+    At any instant the session has at most one job ``sending`` whose mail the server may hold."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._sqlite: Any = None
+        if conn.dialect.name == "sqlite":
+            # The write sits between two mails on the flow's one thread. pysqlite runs in
+            # driver-level autocommit (``syncd.state.db``), so one statement is one transaction,
+            # as durable as a commit, at a third of the cost of SQLAlchemy's begin/execute/commit.
+            self._sqlite = conn.connection.driver_connection
+            self._timestamp = t.c.updated_at.type.bind_processor(conn.dialect)
+
+    def advance(self, *, sent: int | None, sending: int, now: datetime) -> None:
+        if self._sqlite is not None:
+            stamp = self._timestamp(now) if self._timestamp is not None else now
+            self._sqlite.execute(_ADVANCE_SQLITE, (sending, sending, stamp, sent, sending))
+            return
+        with self._conn.begin():
+            self._conn.execute(_ADVANCE, {"sent": sent, "sending": sending, "now": now})

@@ -1,0 +1,20 @@
+"""When credential mails run at all, and the limits every part of the run shares."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from syncd.flows.context import PlatformContext
+
+STEP = "credentials"  # the failures' step and the cycle report's direction for this flow
+MAX_SENDS = 2  # the first send plus at most one after a crash with unknown outcome (I5)
+
+
+def enabled(ctx: PlatformContext) -> bool:
+    a = ctx.platform.addresses
+    return bool(a.erp_to_shop and a.send_credentials and a.credential_mode == "password" and a.password_field)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before a job that met a transient fault is tried again: 30 s doubling, max 1 h."""
+    return timedelta(seconds=min(3600, 30 * 2 ** min(attempts, 7)))

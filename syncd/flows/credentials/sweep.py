@@ -1,0 +1,93 @@
+"""The sweep: every in-flight password of a platform is finished or cleared (I2).
+
+What a job and its ERP field say after a crash at any instruction:
+
+* field set, job active and not yet sent -> finish with the field's password (I1, I2);
+  ``send_attempts`` caps resends at one (I5);
+* field set, job sent or no job -> clear it;
+* field empty, job not yet sent -> start over with a fresh password (no mail carried the old
+  one: a mail is only sent while the field holds its password);
+* field empty, job sent -> done.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.credentials.jobrun import deliver
+from syncd.flows.credentials.policy import STEP, enabled
+from syncd.flows.push_addresses import clear_failures
+from syncd.redaction import sensitive
+from syncd.state import jobs as steps
+from syncd.state.jobs import CredentialJob, CredentialJobs
+
+log = structlog.get_logger("syncd.flows.credentials")
+
+
+def sharing_platforms(ctx: PlatformContext) -> list[str]:
+    """Platforms that use the same ERP password field: a field one of them owns is not stray."""
+    field = (ctx.platform.addresses.password_field or "").lower()
+    return [p.name for p in ctx.settings.platforms if (p.addresses.password_field or "").lower() == field]
+
+
+def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
+    """Finish or clear every in-flight password of the platform.
+
+    ``full``: look at every non-empty field in the ERP (start-up). Otherwise only at the fields of
+    this platform's unfinished jobs (each cycle: cheap, O(active jobs)).
+    """
+    if not enabled(ctx):
+        return
+    repo = CredentialJobs(ctx.state)
+    now = ctx.clock()
+    active = repo.active(ctx.platform.name)
+    if not full and not active:
+        return
+    if full:
+        holding = set(ctx.erp.numbers_with_password())
+        owned_elsewhere = {j.erp_number for j in repo.active([p for p in sharing_platforms(ctx)
+                                                             if p != ctx.platform.name], holding)}
+    else:
+        holding, owned_elsewhere = set(), set()
+    numbers = holding | {j.erp_number for j in active}
+    values = ctx.erp.read_password_fields(sorted(numbers))
+    values = {n: (v.strip() if isinstance(v, str) else v) for n, v in values.items()}
+    with sensitive(*[v for v in values.values() if v]):
+        by_number = {j.erp_number: j for j in active}
+        stray = sorted(n for n in numbers
+                       if values.get(n) and n not in by_number and n not in owned_elsewhere)
+        finish: list[CredentialJob] = []
+        restart: list[int] = []
+        done: list[int] = []
+        clear: list[int] = []
+        for n, job in by_number.items():
+            value = values.get(n)
+            if job.step == steps.SENT:
+                done.append(job.id)
+                if value:
+                    clear.append(n)
+            elif value:
+                finish.append(job)
+            elif job.step != steps.PENDING:
+                restart.append(job.id)  # a pending job with an empty field just waits its turn
+        if stray:
+            log.warning("clearing password fields no job owns", platform=ctx.platform.name, addresses=stray)
+        if clear or stray:
+            ctx.erp.clear_password_fields(clear + stray)
+            for n in stray:
+                report.add(n, "field-cleared", "password field held a value no job owns")
+        repo.set_step(done, steps.DONE, now)
+        clear_failures(ctx, [j.erp_number for j in active if j.id in done], step=STEP)
+        repo.restart(restart, now)
+        for j in active:
+            if j.id in restart:
+                report.add(j.erp_number, "restarted", f"interrupted at {j.step} before the field was written")
+        if finish:
+            log.info("finishing interrupted credential jobs", platform=ctx.platform.name,
+                     addresses=[j.erp_number for j in finish])
+            size = ctx.settings.mail.batch_size
+            for start in range(0, len(finish), size):
+                chunk = finish[start:start + size]
+                deliver(ctx, chunk, {j.erp_number: str(values[j.erp_number]) for j in chunk}, report,
+                        field_written=True)

@@ -1,0 +1,118 @@
+"""The resend bound of the credential run, with in-memory ports and the real state store.
+
+A crash may cost one extra mail per open SMTP transaction (I5): the mail the server accepted
+while the run died before recording it. The bound must not grow with the mail batch size or
+the pipeline depth, so the run records each acceptance in the same state write that counts the
+next send, before that next mail is spoken.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from syncd.domain import OutgoingMail
+from syncd.flows.context import CycleReport
+from syncd.flows.credentials import pipeline, send_due, settle
+from syncd.state import jobs as steps
+from syncd.state.jobs import CredentialJobs
+from tests.dbs import state_store
+from tests.fakes.credentials import PLATFORM, Crash, FakeErp, FakeMail, FakeShop, address, context
+
+N = 50
+NUMBERS = list(range(30001, 30001 + N))
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+_PASSWORD = re.compile(r"^\s*Passwort:\s*(\S+)\s*$", re.MULTILINE)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with state_store("sqlite", tmp_path) as s:
+        yield s
+
+
+def _queue(store) -> dict[int, int]:
+    repo = CredentialJobs(store)
+    return {n: repo.create(platform=PLATFORM, erp_number=n, shop_id=f"{n:032x}", email=address(n).email,
+                           now=NOW) for n in NUMBERS}
+
+
+def _number(mail: OutgoingMail) -> int:
+    return int(mail.key.split(":")[1])  # "platform:number:job"
+
+
+def _password(mail: OutgoingMail) -> str:
+    [found] = _PASSWORD.findall(mail.text)
+    return found
+
+
+def _ctx(store, erp: FakeErp, shop: FakeShop, mail: FakeMail, batch_size: int):
+    ctx = context(store, erp, shop, mail, batch_size=batch_size)
+    ctx.clock = lambda: NOW
+    return ctx
+
+
+@pytest.mark.parametrize("k", [1, 8, 21, 50])
+@pytest.mark.parametrize("batch_size", [1, 7, 200])
+def test_a_crash_after_an_acceptance_leaves_one_job_sending(store, batch_size: int, k: int) -> None:
+    ids = _queue(store)
+    erp, shop = FakeErp(address(n) for n in NUMBERS), FakeShop()
+    first = FakeMail(crash_after=k)
+    with pytest.raises(Crash):
+        send_due(_ctx(store, erp, shop, first, batch_size), CycleReport(PLATFORM, "erp-to-shop"))
+    repo = CredentialJobs(store)
+    crashed = _number(first.accepted[-1])
+    sending = [j.erp_number for j in repo.active(PLATFORM) if j.step == steps.SENDING]
+    assert sending == [crashed]
+    # every mail the server accepted before it is on record, so the sweep will not send it again
+    for mail in first.accepted[:-1]:
+        assert repo.get(ids[_number(mail)]).step in (steps.SENT, steps.DONE)
+
+    # the restart: the sweep settles every field, then the queue runs on
+    again = FakeMail()
+    ctx = _ctx(store, erp, shop, again, batch_size)
+    report = CycleReport(PLATFORM, "erp-to-shop")
+    settle(ctx, report, full=True)
+    send_due(ctx, report)
+    mails = first.accepted + again.accepted
+    per_address = Counter(_number(m) for m in mails)
+    assert per_address.pop(crashed) == 2
+    assert set(per_address.values()) == {1} and len(per_address) == N - 1
+    twice = [_password(m) for m in mails if _number(m) == crashed]
+    assert twice[0] == twice[1]  # the resend carries the password the first mail did
+    for m in mails:  # the newest mailed password is the account's
+        assert shop.passwords[f"{_number(m):032x}"] == _password(m)
+    assert erp.fields == {}
+    assert repo.counts(PLATFORM) == {"done": N}
+
+
+@pytest.mark.parametrize(("batch_size", "ahead"), [(1, 2), (7, 1), (7, 4), (200, 2)])
+def test_while_a_mail_is_spoken_only_its_job_is_sending(store, monkeypatch, batch_size: int, ahead: int
+                                                         ) -> None:
+    """At the instant each mail reaches the server, the state store counts exactly that one send
+    as open, and every mail accepted before it as sent: whatever the batch size or the number of
+    shop calls ahead, a crash there resends one mail."""
+    monkeypatch.setattr(pipeline, "SHOP_CALLS_AHEAD", ahead)
+    ids = _queue(store)
+    repo = CredentialJobs(store)
+    mail = FakeMail()
+    spoken: list[int] = []
+
+    def probe(m: OutgoingMail) -> None:
+        number = _number(m)
+        open_sends = [j.erp_number for j in repo.active(PLATFORM) if j.step == steps.SENDING]
+        assert open_sends == [number]
+        assert repo.get(ids[number]).send_attempts == 1
+        earlier = {repo.get(ids[n]).step for n in spoken}
+        assert earlier <= {steps.SENT, steps.DONE}, earlier
+        spoken.append(number)
+
+    mail.on_send = probe
+    erp = FakeErp(address(n) for n in NUMBERS)
+    report = CycleReport(PLATFORM, "erp-to-shop")
+    send_due(_ctx(store, erp, FakeShop(), mail, batch_size), report)
+    assert sorted(spoken) == NUMBERS and report.counts["mailed"] == N
+    assert repo.counts(PLATFORM) == {"done": N} and erp.fields == {}
