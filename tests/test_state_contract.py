@@ -309,8 +309,10 @@ def test_job_queries_and_counts(state):
     jobs = state.jobs
     a, b, c = _job(jobs, 1), _job(jobs, 2), _job(jobs, 3)
     _job(jobs, 4, platform="other")
-    jobs.advance(sent=[], sending=[a, b], now=NOW)
-    jobs.advance(sent=[a], sending=[c], now=NOW)
+    with jobs.ledger() as ledger:
+        ledger.advance(sent=None, sending=a, now=NOW)
+        ledger.advance(sent=None, sending=b, now=NOW)
+        ledger.advance(sent=a, sending=c, now=NOW)
     jobs.fail(b, "550 no such user", NOW)
     assert [j.id for j in jobs.active("shop")] == [a, c]
     assert [j.id for j in jobs.active(["shop", "other"], [1, 4])] == [a, jobs.active("other")[0].id]

@@ -18,6 +18,7 @@ the ``FakeState`` at once (the fakes model one process, not isolation between co
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections import Counter
@@ -207,9 +208,9 @@ class FakeCredentialJobs(_Fake):
         for i in self._active([ids] if isinstance(ids, int) else ids):
             self._set([i], step=steps.SENDING, send_attempts=self.rows[i].send_attempts + 1, updated_at=now)
 
-    def advance(self, *, sent: Iterable[int], sending: Iterable[int], now: datetime) -> None:
-        self.set_step(list(sent), steps.SENT, now)
-        self.start_sending(list(sending), now)
+    @contextlib.contextmanager
+    def ledger(self) -> Iterator[FakeSendLedger]:
+        yield FakeSendLedger(self)
 
     def refused(self, job_id: int, now: datetime) -> None:
         job = self.rows.get(job_id)
@@ -398,3 +399,15 @@ class FakeUnitOfWork:
         if self._saved is None:
             raise RuntimeError("the unit of work is not open (use it in a with block)")
         return self._saved
+
+
+class FakeSendLedger:
+    """``CredentialJobs.ledger()``'s writer: the mail before (if any) sent, this one sending."""
+
+    def __init__(self, jobs: FakeCredentialJobs) -> None:
+        self._jobs = jobs
+
+    def advance(self, *, sent: int | None, sending: int, now: datetime) -> None:
+        if sent is not None:
+            self._jobs.set_step([sent], steps.SENT, now)
+        self._jobs.start_sending([sending], now)
