@@ -18,6 +18,7 @@ from syncd.domain import CheckItem, ErpAddress, Outcome, PushResult, ShopCustome
 from syncd.errors import ConfigError, PermanentError, SyncdError
 from syncd.gcpause import gc_paused
 from syncd.ports import TenantCache
+from syncd.rules import email_key
 
 from . import drift
 from .http import ShopwareHttp
@@ -25,7 +26,6 @@ from .mapping import (
     CustomerMapper,
     Rejected,
     customer_id,
-    email_key,
     fingerprint,
     normalise_email,
     to_shop_customer,
