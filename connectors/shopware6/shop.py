@@ -14,7 +14,7 @@ import structlog
 
 from syncd import redaction
 from syncd.config.model import PlatformSettings
-from syncd.domain import CheckItem, ErpAddress, Outcome, PushResult, ShopCustomer
+from syncd.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
 from syncd.errors import ConfigError, PermanentError, SyncdError
 from syncd.gcpause import gc_paused
 from syncd.ports import TenantCache
@@ -364,4 +364,4 @@ class ShopwareShop:
         self.http.close()
 
 
-__all__ = ["ShopwareShop", "Outcome"]
+__all__ = ["ShopwareShop"]
