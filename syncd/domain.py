@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from syncd.rules import PushOutcome
+
 
 class Direction(StrEnum):
     ERP_TO_SHOP = "erp-to-shop"
@@ -65,25 +67,13 @@ class ShopCustomer:
     updated_at: datetime | None = None
 
 
-class Outcome(StrEnum):
-    CREATED = "created"  # new shop account made by syncd
-    LINKED = "linked"  # an account the customer made in the shop, now linked to the ERP address
-    # an account that already served this ERP address (found by syncd's id, the customer number
-    # or the e-mail) while syncd had no link for it: a lost or new state store. Linked again
-    # without a mail and without touching its password (I4).
-    ADOPTED = "adopted"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    DEACTIVATED = "deactivated"
-    REACTIVATED = "reactivated"
-    SKIPPED = "skipped"  # e.g. blocked and skip_blocked
-    REJECTED = "rejected"  # permanent failure for this record; ``reason`` says why
+Outcome = PushOutcome  # i12-alias: the push outcome is a rule (syncd.rules.PushOutcome)
 
 
 @dataclass(frozen=True)
 class PushResult:
     number: int
-    outcome: Outcome
+    outcome: PushOutcome
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None  # the shop's error code when rejected

@@ -87,7 +87,3 @@ class PermanentError(SyncdError):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
-
-
-class NotAvailableError(SyncdError):
-    """A CLI verb whose machinery is not built yet: exit 1, never a pretend success."""

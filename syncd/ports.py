@@ -109,7 +109,9 @@ class ShopPort(Protocol):
 
     def set_active(self, shop_ids: Sequence[str], active: bool) -> dict[str, str | None]: ...
 
-    def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]: ...
+    def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]:
+        """Customers (no guests) created or updated at or after ``since`` (None: all).
+        ``since`` is the literal bound: the caller owns the bookmark and its overlap."""
 
     def get_customers(self, shop_ids: Sequence[str]) -> dict[str, ShopCustomer]: ...
 
@@ -121,15 +123,10 @@ class ShopPort(Protocol):
     def set_customer_number(self, shop_id: str, number: str) -> None: ...
 
     def customers_with_orders(self, since: datetime | None) -> Iterator[ShopCustomer]:
-        """Customers (no guests) with an order placed at or after ``since`` (None: any order).
+        """Customers (no guests) with an order placed at or after ``since`` (None: any order),
+        the literal bound as in ``customers_changed_since``.
         A first order does not touch the customer's updatedAt, so the shop -> ERP import asks
         for these separately when ``only_with_orders`` is on."""
-
-    def find_by_email(self, emails: Iterable[str]) -> dict[str, ShopCustomer]:
-        """Non-guest accounts by lower-case e-mail (the oldest when the shop holds several)."""
-
-    def orders_of(self, shop_id: str) -> list[dict[str, Any]]:
-        """Orders of one customer, newest first: ``id``, ``number``, ``date``, ``total``."""
 
     def send_recovery_link(self, shop_id: str) -> None:
         """Let the shop mail its own one-time set-password link (credential_mode = "link")."""

@@ -205,6 +205,24 @@ def test_guests_are_never_imported(world, sandbox):
     assert imported(report) == [] and world.erp_rows() == {}
 
 
+def test_the_overlap_before_the_cursor_is_applied_once(world):
+    """The cursor is moved back by ``rules.SHOP_CHANGE_OVERLAP`` (5 minutes), once: a customer
+    changed 7 minutes before the cursor is not read again, one changed 3 minutes before it is
+    (the connector subtracted another 5 minutes and re-read both)."""
+    early = world.shop_user("early@example.com")
+    late = world.shop_user("late@example.com")
+    now = datetime.now(UTC)
+    stamp = (now - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
+    with world.sb._store.lock:
+        record = dict(world.sb._store.get("customer", early))
+        record.update(createdAt=stamp, updatedAt=stamp)
+        world.sb._store.put("customer", record)
+    Cursors(world.state).set(PLATFORM, CURSOR, {"since": (now + timedelta(minutes=3)).isoformat()})
+    report = run_shop_to_erp(world.ctx())
+    assert imported(report) == [late]
+    assert early not in world.links()
+
+
 # --- only with orders ----------------------------------------------------------------------------
 
 

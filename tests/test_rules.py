@@ -125,12 +125,12 @@ def test_logical_columns_are_the_configurable_columns():
     from syncd.config.model import ErpColumns
     from syncd.config.profiles import BUEROPLUS
 
+    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id"}
+    assert set(BUEROPLUS.columns) == {*LOGICAL_COLUMNS, "shop_id"}
     old = copy_of("syncd.config.model", "LOGICAL_COLUMNS")
     # Same fields; the old tuple lists e-mail after the country, and nothing reads it in order
     # (nothing reads it at all, see the report of issue 12's step C0).
     assert sorted(LOGICAL_COLUMNS) == sorted(old) and len(LOGICAL_COLUMNS) == len(old)
-    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id"}
-    assert set(BUEROPLUS.columns) == {*LOGICAL_COLUMNS, "shop_id"}
 
 
 def test_text_fields_equal_the_erp_normaliser_list():
@@ -203,25 +203,38 @@ def test_email_key():
     assert email_key("Straße@X.de") == "straße@x.de"  # lower, not casefold: see email_key
 
 
-def test_the_shopware_connector_variant_accepts_more_and_folds_further():
-    """Documents how the connector's own rule (``mapping._EMAIL`` after ``clean``, codes
-    ``SYNCD__NO_EMAIL``/``SYNCD__BAD_EMAIL``) differs from the rule. Every address the rule
-    accepts passes the connector, so in a push its e-mail rejections are unreachable."""
-    mapping = importlib.import_module("connectors.shopware6.mapping")
-    pattern = copy_of(mapping.__name__, "_EMAIL")
+@pytest.mark.parametrize("email,ok", EMAILS)
+def test_the_shopware_connector_applies_the_rule_under_its_own_codes(email, ok):
+    """The connector keeps its ``SYNCD__NO_EMAIL``/``SYNCD__BAD_EMAIL`` guard for direct callers,
+    but decides by the rule: an address the push flow passes is never refused for its e-mail,
+    and one the flow refuses is never sent (the connector's own looser pattern is gone)."""
+    from connectors.shopware6.mapping import CustomerMapper, Rejected
+    from connectors.shopware6.metadata import ShopMetadata
+    from connectors.shopware6.versions import traits_for
+    from syncd.config.model import PlatformSettings
+    from syncd.domain import ErpAddress
 
-    def connector_accepts(email):
-        value = mapping.clean(email)
-        return bool(value) and pattern.match(value) is not None
+    meta = ShopMetadata(sales_channel_name="S", sales_channel_id="a" * 32, language_id="b" * 32,
+                        customer_group_id="c" * 32, payment_method_id="d" * 32, country_id="e" * 32,
+                        groups={}, salutations={}, countries={"DE": "e" * 32})
+    platform = PlatformSettings(name="shop", url="http://127.0.0.1:1", client_id="SWIA", client_secret="x")
+    mapper = CustomerMapper(platform, meta, traits_for("6.6.10.0"), {"email": "KU_EMAIL"})
+    address = ErpAddress(number=7, email=email, last_name="Ny", street="Weg 2", city="Ort", country="DE")
+    if ok:
+        assert mapper.map(address).email == email.strip()
+    else:
+        with pytest.raises(Rejected) as info:
+            mapper.map(address)
+        blank = email is None or not email.strip()
+        assert info.value.code == ("SYNCD__NO_EMAIL" if blank else "SYNCD__BAD_EMAIL")
+        assert info.value.reason.startswith("no email (ERP column KU_EMAIL)" if blank else
+                                            "email (ERP column KU_EMAIL) ")
 
-    looser = {e for e, _ in EMAILS if connector_accepts(e) and email_problem(e) is not None}
-    stricter = {e for e, _ in EMAILS if not connector_accepts(e) and email_problem(e) is None}
-    assert stricter == set()
-    assert looser == {"a..b@example.com", "x@example.c", "x@example.com.", "\x01x@example.com",
-                      "x\x7f@example.com", "x@example.de\x00", LOCAL64 + "l@example.com", AT_254 + "x",
-                      "x@example." + "t" * 64}
-    key = copy_of(mapping.__name__, "email_key")
-    assert key("Straße@X.de") == "strasse@x.de" != email_key("Straße@X.de")
+
+def test_the_shopware_connector_keys_e_mails_by_the_rule():
+    from connectors.shopware6 import drift, mapping, push, shop
+
+    assert mapping.email_key is push.email_key is shop.email_key is drift.email_key is email_key
 
 
 # ---------------------------------------------------------------------------------------- overlap

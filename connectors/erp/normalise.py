@@ -23,21 +23,9 @@ from connectors.erp.values import (
 from syncd.config.model import ErpSettings
 from syncd.config.profiles import effective_columns
 from syncd.domain import ErpAddress
+from syncd.rules import TEXT_FIELDS
 
 log = structlog.get_logger("syncd.erp")
-
-TEXT_FIELDS = (
-    "email",
-    "company",
-    "salutation",
-    "first_name",
-    "last_name",
-    "street",
-    "zip",
-    "city",
-    "phone",
-    "customer_group",
-)
 
 
 def clean_rows(rows: list[sa.Row[Any]]) -> list[dict[str, Any]]:

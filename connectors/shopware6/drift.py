@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from syncd.domain import ErpAddress
+from syncd.rules import email_key
 
-from .mapping import CustomerMapper, Rejected, customer_id, email_key
+from .mapping import CustomerMapper, Rejected, customer_id
 
 MISSING = "missing"
 CUSTOMER_FIELDS = ("customerNumber", "firstName", "lastName", "company", "email", "active", "groupId",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,10 @@ from typing import Any
 
 from syncd.config.model import PlatformSettings
 from syncd.domain import ErpAddress, ShopCustomer
+from syncd.rules import (
+    email_key,  # noqa: F401  # i12-alias: for branches still importing it here
+    email_problem,
+)
 
 from .metadata import ShopMetadata
 from .versions import VersionTraits
@@ -39,7 +42,6 @@ from .versions import VersionTraits
 NAMESPACE = uuid.UUID("5d0c2f0e-6a4b-5b8e-9b4f-2f3d6c1a7e10")
 
 NO_NAME = "-"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SALUTATIONS = {
     "herr": "mr",
     "herrn": "mr",
@@ -52,7 +54,9 @@ _SALUTATIONS = {
     "ms.": "mrs",
 }
 _SALUTATION_BACK = {"mr": "Herr", "mrs": "Frau"}
-# Logical names of the length-checked values, in the order ``CustomerMapper.map`` checks them.
+# Logical names of the length-checked values, in the order ``CustomerMapper.map`` checks them:
+# ``rules.TEXT_FIELDS`` without the two that become shop ids (salutation, customer group), but city
+# before zip, so that of two over-long values the city is still the one reported.
 _CAPPED_FIELDS = ("email", "company", "first_name", "last_name", "street", "city", "zip", "phone")
 
 
@@ -102,11 +106,6 @@ def clean(value: Any) -> str | None:
 
 def normalise_email(value: Any) -> str | None:
     return clean(value)
-
-
-def email_key(value: str | None) -> str:
-    """Comparison key for e-mails: the shop treats addresses case-insensitively."""
-    return (value or "").strip().casefold()
 
 
 def salutation_key(value: str | None) -> str:
@@ -257,7 +256,7 @@ class CustomerMapper:
         email = clean(address.email)
         if not email:
             raise Rejected(f"no {self._field('email')}", "SYNCD__NO_EMAIL")
-        if not _EMAIL.match(email):
+        if email_problem(email) is not None:  # the push flow's rule: no other check may differ
             raise Rejected(f"{self._field('email')} {email!r} is not an e-mail address", "SYNCD__BAD_EMAIL")
         company = clean(address.company)
         first, last = clean(address.first_name), clean(address.last_name)

@@ -51,9 +51,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from syncd.domain import ErpAddress, Outcome, PushResult
+from syncd.rules import email_key
 
 from .http import encode_json
-from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, email_key, fingerprint
+from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, fingerprint
 from .sync import SyncWriter
 
 DETAIL_EXISTED = "existed_with_deterministic_id"

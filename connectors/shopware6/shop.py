@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextvars
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from syncd import redaction
 from syncd.config.model import PlatformSettings
-from syncd.domain import CheckItem, ErpAddress, Outcome, PushResult, ShopCustomer
+from syncd.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
 from syncd.errors import ConfigError, PermanentError, SyncdError
 from syncd.gcpause import gc_paused
 from syncd.ports import TenantCache
+from syncd.rules import email_key
 
 from . import drift
 from .http import ShopwareHttp
@@ -25,7 +26,6 @@ from .mapping import (
     CustomerMapper,
     Rejected,
     customer_id,
-    email_key,
     fingerprint,
     normalise_email,
     to_shop_customer,
@@ -38,7 +38,6 @@ from .versions import VersionTraits, traits_for
 log = structlog.get_logger("syncd.shopware6")
 
 ID_CHUNK = 100  # values per equalsAny filter when reading given ids/e-mails: small, predictable requests
-CHANGE_OVERLAP = timedelta(minutes=5)  # re-read a window before the bookmark: clocks and commits lag
 
 
 def _shop_time(value: datetime) -> str:
@@ -270,15 +269,14 @@ class ShopwareShop:
         for row in self.search("customer", criteria):
             yield to_shop_customer(row, meta)
 
-    def customers_changed_since(
-        self, since: datetime | None, *, overlap: timedelta = CHANGE_OVERLAP
-    ) -> Iterator[ShopCustomer]:
-        """Non-guest customers created or updated at/after ``since - overlap`` (all when None),
-        oldest first, with order count and default billing address. Sorted by creation so that
-        records changing while we page cannot move between pages."""
+    def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]:
+        """Non-guest customers created or updated at/after ``since`` (all when None), oldest
+        first, with order count and default billing address. Sorted by creation so that records
+        changing while we page cannot move between pages. ``since`` is the literal bound: the
+        flow that owns the bookmark has already moved it back by ``rules.SHOP_CHANGE_OVERLAP``."""
         filters: list[dict[str, Any]] = [{"type": "equals", "field": "guest", "value": False}]
         if since is not None:
-            start = _shop_time(since - overlap)
+            start = _shop_time(since)
             filters.append(
                 {
                     "type": "multi",
@@ -291,11 +289,10 @@ class ShopwareShop:
             )
         return self._customers({"filter": filters})
 
-    def customers_with_orders(
-        self, since: datetime | None = None, *, overlap: timedelta = CHANGE_OVERLAP
-    ) -> Iterator[ShopCustomer]:
-        """Non-guest customers with an order placed at/after ``since - overlap`` (None: any
-        order). A new order does not bump the customer's ``updatedAt``, so this reads orders."""
+    def customers_with_orders(self, since: datetime | None = None) -> Iterator[ShopCustomer]:
+        """Non-guest customers with an order placed at/after ``since`` (None: any order), the
+        literal bound as in ``customers_changed_since``. A new order does not bump the
+        customer's ``updatedAt``, so this reads orders."""
         if since is None:
             yield from self._customers(
                 {
@@ -311,7 +308,7 @@ class ShopwareShop:
                 {
                     "type": "range",
                     "field": "orderDateTime",
-                    "parameters": {"gte": _shop_time(since - overlap)},
+                    "parameters": {"gte": _shop_time(since)},
                 }
             ],
             "associations": {"orderCustomer": {}},
@@ -343,41 +340,6 @@ class ShopwareShop:
         limit = self.traits().page_limit
         return drift.compare(self.name, self.mapper(), self.search, limit, addresses, links)
 
-    def find_by_email(self, emails: Iterable[str]) -> dict[str, ShopCustomer]:
-        """Non-guest accounts of this sales channel by e-mail (key: lower-case e-mail); when the
-        shop holds several for one e-mail (possible up to 6.6), the oldest."""
-        wanted = {e for e in (normalise_email(x) for x in emails) if e}
-        values = sorted(wanted | {e.lower() for e in wanted})
-        out: dict[str, ShopCustomer] = {}
-        for start in range(0, len(values), ID_CHUNK):
-            criteria = {
-                "filter": [
-                    {"type": "equalsAny", "field": "email", "value": values[start : start + ID_CHUNK]},
-                    {"type": "equals", "field": "guest", "value": False},
-                ]
-            }
-            for c in self._customers(criteria):
-                out.setdefault(email_key(c.email), c)
-        keys = {email_key(e) for e in wanted}
-        return {k: v for k, v in out.items() if k in keys}
-
-    def orders_of(self, shop_id: str) -> list[dict[str, Any]]:
-        """Orders of one customer, newest first: id, number, date, total, currency id."""
-        criteria = {
-            "filter": [{"type": "equals", "field": "orderCustomer.customerId", "value": shop_id}],
-            "sort": [{"field": "orderDateTime", "order": "DESC"}],
-        }
-        return [
-            {
-                "id": o.get("id"),
-                "number": o.get("orderNumber"),
-                "date": o.get("orderDateTime"),
-                "total": o.get("amountTotal"),
-                "currency_id": o.get("currencyId"),
-            }
-            for o in self.search("order", criteria)
-        ]
-
     def send_recovery_link(self, shop_id: str) -> None:
         """Let the shop mail its own one-time "set your password" link (link mode, spec §3),
         through the Store API recovery route of the platform's sales channel."""
@@ -405,4 +367,4 @@ class ShopwareShop:
         self.http.close()
 
 
-__all__ = ["ShopwareShop", "Outcome"]
+__all__ = ["ShopwareShop"]

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NoReturn
 
 import click
 
 from syncd.config.loader import LoadedConfig, load_settings
 from syncd.config.secrets import Secrets, resolve_all
-from syncd.errors import NotAvailableError
-
-from .messages import msg
 
 
 @dataclass
@@ -37,10 +33,6 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
-
-
-def not_available(what: str) -> NoReturn:
-    raise NotAvailableError(msg("not_available", what=what))
 
 
 def platform_option(required: bool = False):  # noqa: ANN201 - a click decorator

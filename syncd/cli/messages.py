@@ -13,10 +13,6 @@ _TEXT: dict[str, dict[str, str]] = {
         "de": "interner Fehler (Details im Log)",
     },
     "interrupted": {"en": "interrupted", "de": "abgebrochen"},
-    "not_available": {
-        "en": "{what} is not yet available in this build",
-        "de": "{what} ist in diesem Build noch nicht verfügbar",
-    },
     "secret_stored": {
         "en": "Secret stored in the keyring ({backend}). Use this reference in the configuration:",
         "de": "Geheimnis im Schlüsselbund gespeichert ({backend}). "

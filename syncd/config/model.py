@@ -21,23 +21,6 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
-LOGICAL_COLUMNS = (
-    "number",
-    "company",
-    "salutation",
-    "first_name",
-    "last_name",
-    "street",
-    "zip",
-    "city",
-    "country",
-    "email",
-    "phone",
-    "customer_group",
-    "blocked",
-    "modified_at",
-)
-
 
 def default_state_url() -> str:
     if sys.platform == "win32":
