@@ -24,7 +24,7 @@ from connectors.erp.engine import build_engine
 from connectors.erp.layout import Layout
 from connectors.erp.normalise import clean_rows
 from connectors.erp.reflect import Cache, MemoryCache
-from connectors.erp.table import AddressTable, ErpStats, numbers_of
+from connectors.erp.table import AddressTable, ErpStats
 from connectors.erp.values import ValueProblem, clean_raw, parse_number
 from connectors.erp.writes import AddressWriter, PasswordFields
 from syncd.config.model import ErpSettings
@@ -157,7 +157,7 @@ class SqlErp:
         found: set[int] = set()
         for chunk in table.number_binds(numbers):
             stmt = sa.select(num.label("n")).select_from(layout.read_from()).where(num.in_(chunk))
-            found |= numbers_of(row.n for row in table.read("find addresses", stmt))
+            found |= table.numbers_of(row.n for row in table.read("find addresses", stmt))
         return found
 
     def scan_changes(
@@ -208,7 +208,7 @@ class SqlErp:
             value = str(value)
         stmt = sa.select(layout.col(layout.number()).label("n")).select_from(layout.read_from())
         stmt = stmt.where(col.is_(None) if value is None else col == value)
-        return sorted(numbers_of(row.n for row in table.read("find addresses", stmt)))
+        return sorted(table.numbers_of(row.n for row in table.read("find addresses", stmt)))
 
     def number_exists(self, number: int) -> bool:
         return self.table.number_exists(number)

@@ -80,6 +80,16 @@ def render(number: int, form: NumberForm) -> Any:
     return text.rjust(rjust).ljust(ljust)
 
 
+def _new_form(low: NumberForm | None, high: NumberForm | None) -> NumberForm:
+    """The form for a new number: the padding the column's ends show (``'10001'`` is as
+    zero-padded as ``'00007'``, only wider)."""
+    ends = [f for f in (high, low) if f is not None]
+    if not ends or ends[0] == _INT:
+        return ends[0] if ends else _PLAIN
+    text = [f for f in ends if f[0] == "text"]
+    return ("text", *(max(f[i] for f in text) for i in (1, 2, 3)))
+
+
 @dataclass
 class ErpStats:
     """What the connector asked of the database: the change-detection tests and the benchmark
@@ -97,7 +107,11 @@ class AddressTable:
         self.stats = ErpStats()
         self._layout: Layout | None = None
         self._builders: dict[str | None, AddressBuilder] = {}
-        self._forms: dict[NumberForm, None] | None = None  # insertion-ordered set; None: not probed
+        # The forms the number column was seen to use (an insertion-ordered set, replaced on
+        # change, never mutated: lookups iterate it while a scan's thread may learn a form).
+        self._forms: dict[NumberForm, None] = {_PLAIN: None}
+        self._probed: Layout | None = None  # the layout whose number column was probed
+        self._new_form: NumberForm = _PLAIN
 
         @event.listens_for(engine, "before_cursor_execute")
         def _count(*_args: Any) -> None:
@@ -142,7 +156,6 @@ class AddressTable:
     def refresh(self) -> None:
         """Forget the reflected layout (after ``syncd clear-cache``) and reflect again."""
         self._layout = self._load_layout_or_raise(fresh=True)
-        self._forms = None
 
     def read(self, what: str, stmt: sa.Executable) -> list[sa.Row[Any]]:
         def go() -> list[sa.Row[Any]]:
@@ -154,23 +167,46 @@ class AddressTable:
         return run_db(what, go)
 
     # --- address numbers ----------------------------------------------------------------------
+    def _text_numbers(self) -> bool:
+        return self.layout.number().column.kind == "text"
+
     def number_forms(self) -> list[NumberForm]:
-        """The forms the number column stores numbers in; a text column's are learned from its
-        smallest and largest value (two index probes' worth) and from every page read."""
-        if self.layout.number().column.kind != "text":
+        """The forms the number column stores numbers in. A text column's are learned from its
+        smallest and largest value (probed once: two index lookups) and from every raw number
+        any read returned (scan pages, the sweep's list), so a number the scan delivered or the
+        sweep found is found again by a lookup."""
+        layout = self.layout
+        if not self._text_numbers():
             return [_INT]
-        if self._forms is None:
-            col = raw(self.layout.write_col(self.layout.write_number().name))
+        if self._probed is not layout:
+            col = raw(layout.write_col(layout.write_number().name))
             low, high = self.read("number forms", sa.select(sa.func.min(col), sa.func.max(col)))[0]
-            self._forms = {_PLAIN: None}
-            for value in (high, low):  # the largest first: new numbers are written in its form
-                self.learn_number(value)
+            self._new_form = _new_form(form_of(low), form_of(high))
+            self.learn_numbers((high, low))
+            self._probed = layout
         return list(self._forms)
 
-    def learn_number(self, value: Any) -> None:
-        form = form_of(value)
-        if form is not None and self._forms is not None and form not in self._forms:
-            self._forms = {**self._forms, form: None}  # replaced, never mutated: readers iterate
+    def learn_numbers(self, values: Iterable[Any]) -> None:
+        forms = self._forms
+        for value in values:
+            form = form_of(value)
+            if form is not None and form not in forms:
+                forms = {**forms, form: None}
+        self._forms = forms
+
+    def numbers_of(self, values: Iterable[Any]) -> set[int]:
+        """The address numbers of raw number values (values that are no number are left out);
+        their forms are learned."""
+        values = list(values)
+        if self._text_numbers():
+            self.learn_numbers(values)
+        found: set[int] = set()
+        for value in values:
+            try:
+                found.add(parse_number(value))
+            except ValueProblem:
+                continue
+        return found
 
     def number_binds(self, numbers: Iterable[int]) -> list[list[Any]]:
         """The values to match the number column against with ``IN``, in chunks: every number
@@ -186,7 +222,7 @@ class AddressTable:
     def number_value(self, number: int) -> Any:
         """A new row's number, in the form of the column's largest stored number."""
         forms = self.number_forms()
-        return render(number, forms[1] if len(forms) > 1 and forms[1] != _INT else forms[0])
+        return render(number, self._new_form if len(forms) > 1 else forms[0])
 
     def number_exists(self, number: int) -> bool:
         num = self.layout.write_col(self.layout.write_number().name)
@@ -279,9 +315,8 @@ class AddressTable:
             return []
         width = len(self.layout.row_keys)
         keys = rows[0]._fields[:width]
-        if self._forms is not None:  # the page's numbers bounded by its first and last
-            self.learn_number(rows[0][width])
-            self.learn_number(rows[-1][width])
+        if self._text_numbers():
+            self.learn_numbers(r[width] for r in rows)  # the keyset number follows the row
         return [(dict(zip(keys, map(clean_raw, r[:width]), strict=True)), *r[width:]) for r in rows]
 
     # --- what writers need --------------------------------------------------------------------
@@ -353,14 +388,3 @@ class AddressTable:
         if self.engine.dialect.name == "sqlite":  # no server clock: match what the fixtures store
             return datetime.now(UTC).replace(tzinfo=None)
         return sa.func.current_timestamp()
-
-
-def numbers_of(rows: Iterable[Any]) -> set[int]:
-    """The address numbers of raw number values; values that are no number are left out."""
-    found: set[int] = set()
-    for value in rows:
-        try:
-            found.add(parse_number(value))
-        except ValueProblem:
-            continue
-    return found

@@ -121,8 +121,10 @@ class PasswordFields:
         column = self.column()
         layout = self.table.layout
         col = layout.table(layout.write).c[column.name]
-        rows = self.table.read("find password fields", sa.select(self._number()).where(self._non_empty(col)))
-        return sorted(int(str(r[0]).strip()) for r in rows if str(r[0]).strip().isdigit())
+        rows = self.table.read(
+            "find password fields", sa.select(raw(self._number())).where(self._non_empty(col))
+        )
+        return sorted(self.table.numbers_of(r[0] for r in rows))
 
     def clear(self, numbers: Iterable[int]) -> None:
         """One statement per 500 numbers, in one transaction; clearing an empty field is a no-op."""
@@ -199,14 +201,17 @@ class AddressWriter:
                     raise _Taken() from None
                 raise
 
-        try:
-            return run_db("create address", go)
-        except _Taken:
-            pass
-        if not table.number_exists(number):
-            raise PermanentError(
-                f"ERP address {number}: insert refused by a constraint of {layout.write.name}"
-            )
+        # A column storing numbers in several forms ('12', '00012'): its key sees only the form
+        # inserted, so look for the others first (the key still catches a same-form race).
+        if len(table.number_forms()) == 1 or not table.number_exists(number):
+            try:
+                return run_db("create address", go)
+            except _Taken:
+                pass
+            if not table.number_exists(number):
+                raise PermanentError(
+                    f"ERP address {number}: insert refused by a constraint of {layout.write.name}"
+                )
         shop = layout.logical.get("shop_id")
         mine = values.get("shop_id") if shop is not None else None
         return bool(mine) and read_shop_id(number) == mine
