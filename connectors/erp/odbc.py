@@ -123,7 +123,8 @@ def place_port(conn_str: str, backend: str, *, explicit: bool) -> str:
     already = _get(pairs, _PORT_KEYS)
     if already is not None and already[1].strip() != port:
         raise ConfigError(
-            f"erp.url names port {port} in the server and port {already[1].strip()} as Port=; give it once",
+            f"erp.url names port {port} in the server and port {already[1].strip()} as Port=; "
+            "give it once",
             key="erp.url",
             value=f"{host.strip()},{port}",
         )
