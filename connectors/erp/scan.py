@@ -157,9 +157,6 @@ class WatermarkScan:
         # out once. Only for incremental scans, where it holds the changes, not the table.
         self._delivered: dict[str, str] = {}
 
-    def _address(self, row: Mapping[str, Any]) -> ErpAddress | None:
-        return self._table.to_address(row, self._field, self.rejected)
-
     def batches(self) -> Iterator[list[ErpAddress]]:
         table = self._table
         if self._first:
@@ -175,7 +172,11 @@ class WatermarkScan:
                 if not rows:
                     break
                 last = rows[-1][1]
-                batch = [a for a in (self._address(r) for r, _n in rows) if a is not None]
+                batch = [
+                    a
+                    for a in (self._table.to_address(r, self._field, self.rejected) for r, _n in rows)
+                    if a is not None
+                ]
                 if batch:
                     yield batch
                 if len(rows) < self._batch:
@@ -217,7 +218,7 @@ class WatermarkScan:
 
             if not stream.known(key, stamp, digest):
                 if not dedupe or self._delivered.get(key) != digest():
-                    address = self._address(row)
+                    address = self._table.to_address(row, self._field, self.rejected)
                     if address is not None:
                         batch.append(address)
                     if dedupe:
@@ -257,9 +258,6 @@ class HashScan:
         self._new: dict[str, str] = {}
         self._complete = False
 
-    def _address(self, row: Mapping[str, Any]) -> ErpAddress | None:
-        return self._table.to_address(row, self._field, self.rejected)
-
     def batches(self) -> Iterator[list[ErpAddress]]:
         table = self._table
         after: Any = None
@@ -272,7 +270,7 @@ class HashScan:
                 key = _number_key(number)
                 digest = self._fingerprint(row)
                 if self._old.get(key) != digest:
-                    address = self._address(row)
+                    address = self._table.to_address(row, self._field, self.rejected)
                     if address is not None:
                         batch.append(address)
                 self._new[key] = digest

@@ -42,6 +42,7 @@ _NUMBERS_PER_IN = 500
 # left-justify width); ("text", 0, 0, 0) is the plain decimal text.
 NumberForm = tuple
 _PLAIN: NumberForm = ("text", 0, 0, 0)
+_LEADING = frozenset("123456789")
 _INT: NumberForm = ("int",)
 
 
@@ -189,6 +190,8 @@ class AddressTable:
     def learn_numbers(self, values: Iterable[Any]) -> None:
         forms = self._forms
         for value in values:
+            if value.__class__ is str and value[:1] in _LEADING and value[-1:] != " ":
+                continue  # plain decimal text (or no number): the common case, checked cheaply
             form = form_of(value)
             if form is not None and form not in forms:
                 forms = {**forms, form: None}
