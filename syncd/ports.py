@@ -63,9 +63,6 @@ class ErpPort(Protocol):
     def clear_password_fields(self, numbers: Iterable[int]) -> None:
         """One statement; idempotent."""
 
-    def clear_all_password_fields(self) -> int:
-        """The sweep: empty every non-empty password field in one statement; how many were."""
-
     # --- shop -> ERP import ---
     def number_exists(self, number: int) -> bool: ...
 
@@ -75,13 +72,7 @@ class ErpPort(Protocol):
 
     def read_columns(self, number: int, columns: Sequence[str]) -> dict[str, Any]: ...
 
-    def write_value(self, number: int, column: str, value: Any) -> None: ...
-
     def find_numbers(self, column: str, value: Any) -> list[int]: ...
-
-    def copy_from_template(self, template_number: int, fields: Sequence[str]) -> dict[str, Any]:
-        """The template address's ``fields`` (column or logical names), ready for
-        ``create_address``; PermanentError when the template does not exist."""
 
 
 class ShopPort(Protocol):

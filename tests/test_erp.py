@@ -95,7 +95,7 @@ def test_unicode_round_trips_through_read_write_and_insert(erp, db_url, table):
     assert [found[10000 + i].last_name for i in range(len(UNICODE_NAMES))] == UNICODE_NAMES
     assert found[10001].row["Nachname"] == UNICODE_NAMES[1]
 
-    erp.write_value(10002, "city", "Köln – Düsseldorf € 東京")
+    update_address(db_url, table, 10002, {"city": "Köln – Düsseldorf € 東京"})
     assert erp.read_columns(10002, ["Ort"]) == {"Ort": "Köln – Düsseldorf € 東京"}
     assert erp.create_address(
         20000, {"first_name": "Jürgen", "last_name": "Ørsted 李", "Bemerkung": "Grüße €"}
@@ -137,8 +137,9 @@ def test_values_are_normalised_and_bad_ones_reported_per_record(erp, db_url, tab
 def test_over_long_values_are_refused_never_truncated(erp, db_url, table):
     insert_addresses(db_url, table, [{"number": 1, "zip": "50667"}])
     with pytest.raises(PermanentError, match=r"PLZ.*11 characters.*holds 10"):
-        erp.write_value(1, "zip", "12345678901")
+        erp.create_address(3, {"zip": "12345678901", "email": "c@example.com"})
     assert fetch_row(db_url, table, 1)["PLZ"] == "50667"
+    assert not erp.number_exists(3)
     with pytest.raises(PermanentError, match=r"address 2: .*Firma.*81 characters"):
         erp.create_address(2, {"company": "x" * 81, "email": "b@example.com"})
     assert not erp.number_exists(2)
@@ -166,7 +167,7 @@ def test_char_padding_is_trimmed(db_url, table):
         erp.write_password_fields({100: "abcdefghij"})
         assert erp.read_password_fields([100]) == {100: "abcdefghij"}
         assert erp.numbers_with_password() == [100]
-        assert erp.clear_all_password_fields() == 1
+        erp.clear_password_fields([100])
         assert erp.numbers_with_password() == []
     finally:
         erp.close()
@@ -325,8 +326,8 @@ def test_password_field_write_read_clear_and_sweep(erp, db_url, table):
     erp.clear_password_fields([1])  # idempotent
     assert erp.numbers_with_password() == [2]
     erp.write_password_fields({3: "pw-three-1234"})
-    assert erp.clear_all_password_fields() == 2
-    assert erp.clear_all_password_fields() == 0
+    erp.clear_password_fields([1, 2, 3])
+    erp.clear_password_fields([1, 2, 3])
     assert erp.read_password_fields([1, 2, 3]) == {1: None, 2: None, 3: None}
 
 
@@ -360,13 +361,11 @@ def test_database_errors_never_carry_the_password(erp, db_url, table, captured_l
 def test_only_the_password_methods_write_the_password_field(erp, db_url, table):
     insert_addresses(db_url, table, [{"number": 1, "Sel5": None}])
     with pytest.raises(ConfigError, match="password field"):
-        erp.write_value(1, "Sel5", "x")
-    with pytest.raises(ConfigError, match="password field"):
-        erp.write_value(1, "sel5", "x")
-    with pytest.raises(ConfigError, match="password field"):
         erp.create_address(2, {"Sel5": "x"})
     with pytest.raises(ConfigError, match="password field"):
-        erp.copy_from_template(1, ["Sel5"])
+        erp.create_address(2, {"sel5": "x", "email": "b@example.com"})
+    with pytest.raises(ConfigError, match="password field"):
+        erp.writer.create_address(2, {"SEL5": "x"}, lambda n: None)
     assert not erp.number_exists(2)
     assert erp.read_password_fields([1]) == {1: None}
 
@@ -523,11 +522,11 @@ def test_retried_create_with_our_shop_id_counts_as_created(erp, db_url, table):
     assert erp.find_numbers("shop_id", "abc123") == [700]
 
 
-def test_template_copy(erp, db_url, table):
+def test_template_fields_read_and_copied_into_a_new_address(erp, db_url, table):
     insert_addresses(
         db_url, table, [{"number": 10000, "Status": "Shop-Kunde", "customer_group": "Händler", "Sel2": "€"}]
     )
-    copied = erp.copy_from_template(10000, ["Status", "customer_group", "Sel2"])
+    copied = erp.read_columns(10000, ["Status", "customer_group", "Sel2"])
     assert copied == {"Status": "Shop-Kunde", "customer_group": "Händler", "Sel2": "€"}
     assert erp.create_address(10001, {**copied, "email": "neu@example.com"})
     row = fetch_row(db_url, table, 10001)
@@ -537,27 +536,27 @@ def test_template_copy(erp, db_url, table):
         "€",
         "neu@example.com",
     )
-    with pytest.raises(PermanentError, match="template address 999 not found"):
-        erp.copy_from_template(999, ["Status"])
+    with pytest.raises(PermanentError, match="address 999 not found"):
+        erp.read_columns(999, ["Status"])
     with pytest.raises(ConfigError, match="Statsu.*near matches: Status"):
-        erp.copy_from_template(10000, ["Statsu"])
+        erp.read_columns(10000, ["Statsu"])
 
 
-def test_write_value_find_numbers_and_read_columns(erp, db_url, table):
+def test_find_numbers_and_read_columns(erp, db_url, table):
     insert_addresses(
         db_url, table, [{"number": 1, "email": "a@example.com"}, {"number": 2, "email": "b@example.com"}]
     )
-    erp.write_value(2, "shop_id", "0f1e2d")
-    erp.write_value(1, "Sel1", "Infobrief")
+    update_address(db_url, table, 2, {"shop_id": "0f1e2d"})
+    update_address(db_url, table, 1, {"Sel1": "Infobrief"})
     assert erp.find_numbers("shop_id", "0f1e2d") == [2]
     assert erp.find_numbers("EMail", "a@example.com") == [1]
     assert erp.find_numbers("email", "nobody@example.com") == []
     assert erp.read_columns(1, ["Sel1", "email"]) == {"Sel1": "Infobrief", "email": "a@example.com"}
     assert erp.number_exists(2) and not erp.number_exists(3)
     with pytest.raises(PermanentError, match="address 3 not found"):
-        erp.write_value(3, "Sel1", "x")
+        erp.read_columns(3, ["Sel1"])
     with pytest.raises(ConfigError, match="address number"):
-        erp.write_value(1, "AdrNr", 5)
+        erp.create_address(5, {"AdrNr": 5})
 
 
 # --- lost connections ---------------------------------------------------------------------------
@@ -760,7 +759,8 @@ def test_password_methods_on_more_numbers_than_one_statement_takes(erp, db_url, 
     assert values[100000] == "pw-100000-x" and values[101199] == "pw-101199-x"
     erp.clear_password_fields(numbers[:1100])
     assert erp.numbers_with_password() == numbers[1100:]
-    assert erp.clear_all_password_fields() == 100
+    erp.clear_password_fields(numbers)
+    assert erp.numbers_with_password() == []
 
 
 def test_check_names_a_number_column_without_key_and_a_wrong_change_column(db_url, table):

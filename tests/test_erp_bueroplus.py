@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.erp import open_erp
-from syncd.errors import ConfigError
 from tests.dbs import mariadb_url, pg_url, unique_name
 from tests.erp_fixtures import create_bueroplus_tables, drop_schema, utcnow
 
@@ -123,9 +122,9 @@ def test_password_field_and_check(bueroplus):
     erp.write_password_fields({10001: "Start-Passwort-1"})
     assert erp.get_address(10001).row["Sel10"] == "Start-Passwort-1"
     assert erp.numbers_with_password() == [10001]
-    assert erp.clear_all_password_fields() == 1
-    with pytest.raises(ConfigError, match="lives in Anschriften"):
-        erp.write_value(10001, "email", "x@example.com")
+    erp.clear_password_fields([10001])
+    assert erp.numbers_with_password() == []
+    assert erp.read_password_fields([10001]) == {10001: None}
 
 
 def test_create_address_writes_all_three_tables(bueroplus):
@@ -134,7 +133,7 @@ def test_create_address_writes_all_three_tables(bueroplus):
     scan = erp.scan_changes(cursor)
     list(scan.batches())
     cursor = scan.cursor()
-    template = erp.copy_from_template(10001, ["Status"])
+    template = erp.read_columns(10001, ["Status"])
     assert erp.create_address(
         10004,
         {

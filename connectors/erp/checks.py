@@ -16,7 +16,7 @@ from syncd.domain import CheckItem
 from syncd.errors import ConfigError, PermanentError, TransientError
 
 if TYPE_CHECKING:
-    from connectors.erp.connector import SqlErp
+    from connectors.erp.table import AddressTable
 
 MIN_PASSWORD_FIELD = 10  # the reference ERP's minimum size for the field
 
@@ -109,23 +109,23 @@ def change_detection(layout: Layout, overlap: float) -> list[CheckItem]:
     return items
 
 
-def _layout(erp: SqlErp, fresh: bool) -> tuple[Layout | None, list[Finding]]:
+def _layout(table: AddressTable, fresh: bool) -> tuple[Layout | None, list[Finding]]:
     try:
         if fresh:
-            erp.refresh()
-        return erp.layout, []
+            table.refresh()
+        return table.layout, []
     except ConfigError:
         try:
-            erp._load_layout(fresh=True)
+            table.load_layout(fresh=True)
         except LayoutError as e:
             return e.layout, e.findings
         raise
 
 
 def _findings(
-    erp: SqlErp, field: str | None, length: int, key: str, fresh: bool
+    table: AddressTable, field: str | None, length: int, key: str, fresh: bool
 ) -> tuple[Layout | None, list[Finding], list[CheckItem]]:
-    layout, findings = _layout(erp, fresh)
+    layout, findings = _layout(table, fresh)
     ok: list[CheckItem] = []
     if layout is None:
         return None, findings, ok
@@ -153,7 +153,7 @@ def _findings(
                 )
             )
     if not findings:
-        ok += change_detection(layout, erp.settings.overlap)
+        ok += change_detection(layout, table.settings.overlap)
     if field and not findings:
         problems, described = password_findings(layout, field, length, key)
         findings += problems
@@ -189,30 +189,32 @@ def _reached(conn: sa.Connection) -> str:
     return f"server {host}, port {port_text}, database {database}"
 
 
-def _ping(erp: SqlErp) -> str:
+def _ping(table: AddressTable) -> str:
     """Connect once and ask the server where it is; the description for the check line."""
-    with erp.engine.connect() as conn:
+    with table.engine.connect() as conn:
         try:
             return _reached(conn)
         except sa.exc.DBAPIError:
             conn.rollback()
             conn.execute(
-                sa.text("SELECT 1") if erp.engine.dialect.name != "oracle" else sa.text("SELECT 1 FROM dual")
+                sa.text("SELECT 1")
+                if table.engine.dialect.name != "oracle"
+                else sa.text("SELECT 1 FROM dual")
             )
             return "the server did not say where it is"
 
 
-def run_checks(erp: SqlErp, field: str | None, length: int, key: str) -> list[CheckItem]:
-    url = display_url(erp.engine.url)
+def run_checks(table: AddressTable, field: str | None, length: int, key: str) -> list[CheckItem]:
+    url = display_url(table.engine.url)
     try:
-        reached = _ping(erp)  # once, no retries: check reports, it does not wait
+        reached = _ping(table)  # once, no retries: check reports, it does not wait
     except Exception as e:  # any driver or network failure is a failed line, not a crash
         reason = translate(e, "connect") if isinstance(e, sa.exc.DBAPIError) else e
-        return [CheckItem("erp", "connection", False, f"{url} (to {connect_target(erp.engine)}): {reason}")]
-    detail = f"{url}: connected to {connect_target(erp.engine)}; reached {reached}"
+        return [CheckItem("erp", "connection", False, f"{url} (to {connect_target(table.engine)}): {reason}")]
+    detail = f"{url}: connected to {connect_target(table.engine)}; reached {reached}"
     items = [CheckItem("erp", "connection", True, detail)]
     try:
-        _layout_, findings, ok = _findings(erp, field, length, key, fresh=True)
+        _layout_, findings, ok = _findings(table, field, length, key, fresh=True)
     except (TransientError, PermanentError) as e:
         return items + [CheckItem("erp", "reflection", False, str(e))]
     items += ok
@@ -220,8 +222,8 @@ def run_checks(erp: SqlErp, field: str | None, length: int, key: str) -> list[Ch
     return items
 
 
-def validate(erp: SqlErp, field: str | None, length: int, key: str) -> None:
-    _layout_, findings, _ok = _findings(erp, field, length, key, fresh=False)
+def validate(table: AddressTable, field: str | None, length: int, key: str) -> None:
+    _layout_, findings, _ok = _findings(table, field, length, key, fresh=False)
     if findings:
         first = findings[0]
         more = "; ".join(f"{f.key}: {f.message}" for f in findings[1:])

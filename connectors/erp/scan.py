@@ -35,8 +35,8 @@ from connectors.erp import stamps
 from syncd.domain import ErpAddress
 
 if TYPE_CHECKING:
-    from connectors.erp.connector import SqlErp
     from connectors.erp.layout import Bound
+    from connectors.erp.table import AddressTable
 
 CURSOR_VERSION = 3
 PRIMARY = "modified_at"  # the stream of the mapped modified_at; joined stamps are "Table.Column"
@@ -114,20 +114,26 @@ class _Stream:
 
 class WatermarkScan:
     def __init__(
-        self, erp: SqlErp, cursor: Mapping[str, Any] | None, batch_size: int, fingerprint: Callable
+        self,
+        table: AddressTable,
+        password_field: str | None,
+        cursor: Mapping[str, Any] | None,
+        batch_size: int,
+        fingerprint: Callable,
     ) -> None:
-        self._erp = erp
+        self._table = table
+        self._field = password_field
         self._fingerprint = fingerprint
         self._batch = batch_size
         self.rejected: list[tuple[str, str]] = []  # (raw number, reason): rows that are no address
-        layout = erp.layout
-        overlap = erp.settings.overlap
+        layout = table.layout
+        overlap = table.settings.overlap
         cursor = cursor or {}
         version = cursor.get("v") if cursor.get("mode") == "watermark" else None
         if version == CURSOR_VERSION:
             states = dict(cursor.get("streams") or {})
         elif version == 2:
-            sqlite = erp.engine.dialect.name == "sqlite"
+            sqlite = table.engine.dialect.name == "sqlite"
             states = {PRIMARY: _legacy_state(cursor, layout.logical[PRIMARY].column.kind, sqlite)}
         else:
             states = {}
@@ -152,7 +158,7 @@ class WatermarkScan:
         self._delivered: dict[str, str] = {}
 
     def batches(self) -> Iterator[list[ErpAddress]]:
-        erp = self._erp
+        table = self._table
         if self._first:
             # A first scan delivers every row through modified_at (and the NULL page). The joined
             # stamps only learn their window, before that read: a joined change committed after
@@ -162,11 +168,15 @@ class WatermarkScan:
         if not self._nulls_read:
             last: Any = None
             while True:  # rows without a change time, seen on the first scan only
-                rows = erp._page_null_modified(last, self._batch)
+                rows = table.page_null_modified(last, self._batch)
                 if not rows:
                     break
                 last = rows[-1][1]
-                batch = [a for a in (erp._to_address(r, self.rejected) for r, _n in rows) if a is not None]
+                batch = [
+                    a
+                    for a in (self._table.to_address(r, self._field, self.rejected) for r, _n in rows)
+                    if a is not None
+                ]
                 if batch:
                     yield batch
                 if len(rows) < self._batch:
@@ -178,7 +188,7 @@ class WatermarkScan:
             yield from self._scan(stream, dedupe)
 
     def _learn_window(self, stream: _Stream) -> None:
-        newest = self._erp._max_stamp(stream.bound)
+        newest = self._table.max_stamp(stream.bound)
         if newest is None:
             return
         stream.start = newest
@@ -189,7 +199,7 @@ class WatermarkScan:
         lower, after = stream.lower(), None
         bound = None if stream is self._streams[0] else stream.bound
         while True:
-            rows = self._erp._page_modified(lower, after, self._batch, bound)
+            rows = self._table.page_modified(lower, after, self._batch, bound)
             yield from rows
             if len(rows) < self._batch:
                 return
@@ -208,7 +218,7 @@ class WatermarkScan:
 
             if not stream.known(key, stamp, digest):
                 if not dedupe or self._delivered.get(key) != digest():
-                    address = self._erp._to_address(row, self.rejected)
+                    address = self._table.to_address(row, self._field, self.rejected)
                     if address is not None:
                         batch.append(address)
                     if dedupe:
@@ -231,9 +241,15 @@ class WatermarkScan:
 
 class HashScan:
     def __init__(
-        self, erp: SqlErp, cursor: Mapping[str, Any] | None, batch_size: int, fingerprint: Callable
+        self,
+        table: AddressTable,
+        password_field: str | None,
+        cursor: Mapping[str, Any] | None,
+        batch_size: int,
+        fingerprint: Callable,
     ) -> None:
-        self._erp = erp
+        self._table = table
+        self._field = password_field
         self._batch = batch_size
         self._fingerprint = fingerprint
         self.rejected: list[tuple[str, str]] = []  # (raw number, reason): rows that are no address
@@ -243,10 +259,10 @@ class HashScan:
         self._complete = False
 
     def batches(self) -> Iterator[list[ErpAddress]]:
-        erp = self._erp
+        table = self._table
         after: Any = None
         while True:
-            rows = erp._page_by_number(after, self._batch)
+            rows = table.page_by_number(after, self._batch)
             if not rows:
                 break
             batch = []
@@ -254,7 +270,7 @@ class HashScan:
                 key = _number_key(number)
                 digest = self._fingerprint(row)
                 if self._old.get(key) != digest:
-                    address = erp._to_address(row, self.rejected)
+                    address = self._table.to_address(row, self._field, self.rejected)
                     if address is not None:
                         batch.append(address)
                 self._new[key] = digest
