@@ -47,8 +47,7 @@ def main() -> None:
                     upsert(conn, links, rows, keys=["platform", "shop_id"], update=["fingerprint"])
                 link_time += time.perf_counter() - started
                 started = time.perf_counter()
-                with store.begin() as conn:
-                    CreateIntents.settle(conn, "bench", batch)
+                intents.settle("bench", batch)  # one transaction, as in the flow's unit of work
                 intent_time += time.perf_counter() - started
         finally:
             store.close()

@@ -25,6 +25,7 @@ from syncd.state import schema
 from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors
 from syncd.state.failures import Failures
+from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Link, Links
 from syncd.state.uow import SqlUnitOfWork
@@ -55,6 +56,7 @@ class State:
     failures: Any
     cursors: Any
     allocations: Any
+    intents: Any
     uow: Callable[[], Any]
     store: Any = None  # the real store; None for the fakes
 
@@ -68,12 +70,12 @@ def _open(kind: str, tmp_path, clock: Clock) -> Iterator[State]:
     if kind == "fake":
         fake = FakeState(clock)
         yield State("fake", fake.links, fake.jobs, fake.failures, fake.cursors, fake.allocations,
-                    lambda: FakeUnitOfWork(fake))
+                    fake.intents, lambda: FakeUnitOfWork(fake))
         return
     with state_store(kind, tmp_path) as store:
         yield State(kind, Links(store, clock=clock), CredentialJobs(store), Failures(store, clock=clock),
-                    Cursors(store, clock=clock), Allocations(store), lambda: SqlUnitOfWork(store, clock),
-                    store)
+                    Cursors(store, clock=clock), Allocations(store), CreateIntents(store, clock),
+                    lambda: SqlUnitOfWork(store, clock), store)
 
 
 @pytest.fixture(params=["sqlite", "fake"])
@@ -172,6 +174,27 @@ def test_set_state_and_delete(state, clock):
     assert links.count("shop") == 1
 
 
+def test_iteration_after_a_shop_id_and_one_page(state):
+    for sid in ("k3", "k1", "k2", "k4"):
+        state.links.upsert(platform="shop", shop_id=sid, erp_number=int(sid[1:]) + 70000)
+    state.links.upsert(platform="other", shop_id="k5", erp_number=1)
+    assert [x.shop_id for x in state.links.iter("shop", after="k1")] == ["k2", "k3", "k4"]
+    assert [x.shop_id for x in state.links.iter("shop", after="k1", page_size=2)] == ["k2", "k3"]
+    assert [x.shop_id for x in state.links.iter("shop", after="k4", page_size=2)] == []
+
+
+# ---------------------------------------------------------------------------------------- create intents
+def test_intents_record_pending_and_settle(state):
+    intents = state.intents
+    intents.record("shop", [(10001, "id-a"), (10002, "id-b")])
+    intents.record("shop", [(10001, "id-c")])  # recorded again: still one intent
+    intents.record("other", [(10003, "id-d")])
+    assert intents.pending("shop", [10001, 10002, 10003, 10001]) == {10001, 10002}
+    intents.settle("shop", [10001, 10009])
+    assert intents.pending("shop", [10001, 10002]) == {10002}
+    assert intents.pending("other", [10003]) == {10003}
+
+
 def test_email_owners(state):
     links = state.links
     links.upsert_many([
@@ -226,6 +249,7 @@ def test_failure_counts_up_and_clears(state, clock):
     assert failures.among("shop", "erp-to-shop", [10001, "10002", 10001]) == {"10001"}
     assert failures.among("shop", "shop-to-erp", ["abc", "10001"]) == {"abc"}
     assert failures.count("shop") == 2 and failures.list("other") == []
+    assert failures.count("shop", "shop-to-erp") == 1 and failures.count("shop", "credentials") == 0
     assert failures.clear("shop", "erp-to-shop", 10001) is True
     assert failures.clear("shop", "erp-to-shop", 10001) is False
     assert failures.clear_many("shop", "shop-to-erp", ["abc", "zzz", "abc"]) == 1
@@ -377,6 +401,8 @@ def _write_everything(uow, number: int) -> None:
     uow.failures.clear("shop", "erp-to-shop", number)
     uow.cursors.set("shop", "erp-to-shop", {"last": number})
     uow.allocations.reserve("shop", floor=number)
+    uow.intents.record("shop", [(number, f"s{number}")])
+    uow.drift.set("shop", NOW, NOW, {"links": number})
 
 
 def _persisted(units: State) -> dict[str, Any]:
@@ -386,6 +412,7 @@ def _persisted(units: State) -> dict[str, Any]:
         "failures": sorted(f.record for f in units.failures.list("shop")),
         "cursor": units.cursors.get("shop", "erp-to-shop"),
         "counter": units.allocations.peek("shop"),
+        "intents": sorted(units.intents.pending("shop", range(10000, 10010))),
     }
 
 
@@ -400,7 +427,12 @@ def test_commit_persists_every_repository(units, clock):
         assert uow.cursors.get("shop", "erp-to-shop") == {"last": 10001}
         uow.commit()
     assert _persisted(units) == {"links": ["s10001"], "jobs": [10001], "failures": [],
-                                 "cursor": {"last": 10001}, "counter": 10002}
+                                 "cursor": {"last": 10001}, "counter": 10002, "intents": [10001]}
+    with units.uow() as uow:
+        assert uow.drift.get("shop").counts["links"] == 10001
+        uow.intents.settle("shop", [10001])
+        uow.commit()
+    assert _persisted(units)["intents"] == []
     assert units.links.get_by_shop("shop", "s10001").created_at == clock.now
 
 
@@ -411,7 +443,7 @@ def test_an_exception_discards_the_unit(units):
         _write_everything(uow, 10001)
         raise RuntimeError("crash before commit")
     assert _persisted(units) == before == {"links": [], "jobs": [], "failures": ["10001"], "cursor": None,
-                                           "counter": None}
+                                           "counter": None, "intents": []}
 
 
 def test_leaving_without_commit_discards_and_rollback_discards_up_to_the_last_commit(units):
@@ -428,7 +460,7 @@ def test_leaving_without_commit_discards_and_rollback_discards_up_to_the_last_co
         uow.commit()
         uow.links.upsert(platform="shop", shop_id="s10004", erp_number=10004)
     assert _persisted(units) == {"links": ["s10001", "s10003"], "jobs": [10001], "failures": [],
-                                 "cursor": {"last": 10001}, "counter": 10002}
+                                 "cursor": {"last": 10001}, "counter": 10002, "intents": [10001]}
 
 
 def test_a_failed_call_in_a_savepoint_is_undone_and_the_unit_goes_on(units):
@@ -575,7 +607,7 @@ def test_two_units_racing_for_a_new_counter_both_get_a_number(store, clock):
 
 @pytest.mark.parametrize("real,fake", [
     (Links, "FakeLinks"), (CredentialJobs, "FakeCredentialJobs"), (Failures, "FakeFailures"),
-    (Cursors, "FakeCursors"), (Allocations, "FakeAllocations"),
+    (Cursors, "FakeCursors"), (Allocations, "FakeAllocations"), (CreateIntents, "FakeCreateIntents"),
 ])
 def test_every_public_repository_method_has_a_fake(real, fake):
     """A method added to a repository needs its fake (and a test here), or flow tests on fakes

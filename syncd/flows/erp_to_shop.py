@@ -19,9 +19,7 @@ from syncd.domain import ErpAddress
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
-from syncd.state.cursors import Cursors
-from syncd.state.failures import Failures
-from syncd.state.jobs import CredentialJobs
+from syncd.rules import LinkKind
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
 
@@ -59,8 +57,9 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     credentials.send_due(ctx, report)
     _push_config_deferred(ctx, report, mail)
 
-    cursors = Cursors(ctx.state, clock=ctx.clock)
-    scan = ctx.erp.scan_changes(cursors.get(name, CURSOR), batch_size=ctx.settings.erp.batch_size)
+    with ctx.uow() as uow:
+        cursor = uow.cursors.get(name, CURSOR)
+    scan = ctx.erp.scan_changes(cursor, batch_size=ctx.settings.erp.batch_size)
     total = getattr(scan, "total", None)
     done = 0
     for batch in scan.batches():
@@ -69,7 +68,9 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(done, total)
-    cursors.set(name, CURSOR, scan.cursor())
+    with ctx.uow() as uow:
+        uow.cursors.set(name, CURSOR, scan.cursor())
+        uow.commit()
     # The cycle's mails go out after its push, as one stream: their jobs are durable, and one
     # stream keeps the shop's password calls overlapping the mailing instead of starting the
     # pipeline afresh after every push chunk.
@@ -83,13 +84,16 @@ def _push_config_deferred(ctx: PlatformContext, report: CycleReport, mail: bool)
     the shop): the change scan has moved past them, and a fixed mapping must not wait for the
     next ERP edit of each address."""
     name = ctx.platform.name
-    failures = Failures(ctx.state, clock=ctx.clock)
-    numbers = [int(r) for r in failures.records_with_code(name, DIRECTION, CONFIG_CODES) if r.isdigit()]
+    with ctx.uow() as uow:
+        records = uow.failures.records_with_code(name, DIRECTION, CONFIG_CODES)
+    numbers = [int(r) for r in records if r.isdigit()]
     for chunk in _chunks(numbers, ctx.platform.batch_size):
         found = ctx.erp.get_addresses(chunk)
         gone = [n for n in chunk if n not in found]
         if gone:  # deleted in the ERP meanwhile: nothing waits for them any more
-            failures.clear_many(name, DIRECTION, gone)
+            with ctx.uow() as uow:
+                uow.failures.clear_many(name, DIRECTION, gone)
+                uow.commit()
         if found:
             apply_batch(ctx, [found[n] for n in chunk if n in found], report, credentials=mail)
 
@@ -100,15 +104,19 @@ def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
     name = ctx.platform.name
     a = ctx.platform.addresses
     mail = credentials.enabled(ctx)
-    jobs = CredentialJobs(ctx.state)
-    for job in jobs.active(name):
-        report.add(job.erp_number, "would-mail", f"unfinished credentials job ({job.step})")
-    scan = ctx.erp.scan_changes(Cursors(ctx.state).get(name, CURSOR), batch_size=ctx.settings.erp.batch_size)
+    with ctx.uow() as uow:  # read only: never committed
+        for job in uow.jobs.active(name):
+            report.add(job.erp_number, "would-mail", f"unfinished credentials job ({job.step})")
+        cursor = uow.cursors.get(name, CURSOR)
+    scan = ctx.erp.scan_changes(cursor, batch_size=ctx.settings.erp.batch_size)
     total = getattr(scan, "total", None)
     done = 0
     for batch in scan.batches():
-        links, owners = load_links(ctx, batch)
-        plan = plan_batch(batch, links, owners, a)
+        with ctx.uow() as uow:
+            links, owners = load_links(uow, name, batch)
+            plan = plan_batch(batch, links, owners, a)
+            mailed_before = {addr.number for addr, link in plan.reactivate
+                             if mail and link.kind == LinkKind.ERP and uow.jobs.ever_had(name, addr.number)}
         for addr, reason, _code in plan.fail:
             report.add(addr.number, "would-fail", reason)
         for addr, reason in plan.skip:
@@ -117,7 +125,7 @@ def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
             report.add(addr.number, "unchanged")
         for addr in plan.push:
             link = links.get(addr.number)
-            if link is None or link.kind == "collective":
+            if link is None or link.kind == LinkKind.COLLECTIVE:
                 report.add(addr.number, "would-create", "or link to a shop account with this e-mail")
                 if mail and not addr.blocked:
                     report.add(addr.number, "would-mail", _to(addr))
@@ -127,7 +135,7 @@ def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
             report.add(addr.number, "would-deactivate", link.shop_id)
         for addr, link in plan.reactivate:
             report.add(addr.number, "would-reactivate", link.shop_id)
-            if mail and link.kind == "erp" and not jobs.ever_had(name, addr.number):
+            if mail and link.kind == LinkKind.ERP and addr.number not in mailed_before:
                 report.add(addr.number, "would-mail", _to(addr))
         done += len(batch)
         if ctx.progress is not None:

@@ -11,32 +11,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 
 from syncd.config.model import AddressSettings
 from syncd.domain import ErpAddress, Outcome, PushResult
 from syncd.errors import PermanentError
+from syncd.flows import failures as _failures
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.state.db import upsert
-from syncd.state.failures import Failures
-from syncd.state.intents import CreateIntents
-from syncd.state.jobs import CredentialJobs
-from syncd.state.links import Link, Links
-from syncd.state.schema import links as links_table
+from syncd.flows.failures import DIRECTION
+from syncd.rules import LinkKind, email_key, email_problem
+from syncd.state.links import Link
+from syncd.state.uow import UnitOfWork
 
 log = structlog.get_logger("syncd.flows.push_addresses")
 
-DIRECTION = "erp-to-shop"
+# Imported from here by the credential run and tests until they import syncd.flows.failures.
+MAIL_DIRECTION = _failures.MAIL_DIRECTION  # i12-alias
+record_failure = _failures.record_failure  # i12-alias
+clear_failures = _failures.clear_failures  # i12-alias
+
 RECOVERED_CREATE = "existed_with_deterministic_id"
-# Mail failures are kept apart from push failures: a later successful update of the address
-# must not hide that its credentials mail bounced.
-MAIL_DIRECTION = "credentials"
 # Rejections that name a missing mapping target in the shop (customer_group_map, customer_group):
 # a configuration fault, so the address is kept for a later push instead of failing for good.
 CONFIG_CODES = frozenset({"SYNCD__UNKNOWN_GROUP"})
@@ -56,25 +53,6 @@ class Checkpoints:
 
 checkpoint = Checkpoints()
 
-# Deliberately plain: one @, a dot in the domain, no spaces or control characters. The mail
-# server has the last word (5xx = permanent failure with its reason).
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,251}\.[^@\s\x00-\x1f\x7f.]{2,63}$")
-
-
-def email_problem(email: str | None) -> str | None:
-    """Why ``email`` cannot receive credentials, or None when it can."""
-    if email is None or not str(email).strip():
-        return "no e-mail address"
-    value = str(email).strip()
-    if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
-        return f"invalid e-mail address {value!r}"
-    return None
-
-
-def email_key(email: str | None) -> str:
-    return (email or "").strip().lower()
-
-
 _NOT_FINGERPRINTED = ("row", "problems", "modified_at", "blocked")
 _FINGERPRINT_FIELDS = tuple(f.name for f in fields(ErpAddress) if f.name not in _NOT_FINGERPRINTED)
 
@@ -86,20 +64,6 @@ def address_fingerprint(a: ErpAddress) -> str:
     data = {name: getattr(a, name) for name in _FINGERPRINT_FIELDS}
     blob = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-# ---------------------------------------------------------------------------------------- bookkeeping
-def record_failure(ctx: PlatformContext, number: object, *, step: str, reason: str, code: str | None = None,
-                   direction: str | None = None) -> None:
-    d = direction or (MAIL_DIRECTION if step == "credentials" else DIRECTION)
-    Failures(ctx.state, clock=ctx.clock).record(ctx.platform.name, d, number, step, reason, code)
-
-
-def clear_failures(ctx: PlatformContext, numbers: Iterable[object], *, step: str) -> None:
-    numbers = list(numbers)
-    if numbers:
-        d = MAIL_DIRECTION if step == "credentials" else DIRECTION
-        Failures(ctx.state, clock=ctx.clock).clear_many(ctx.platform.name, d, numbers)
 
 
 # ---------------------------------------------------------------------------------------- the plan
@@ -130,7 +94,7 @@ def plan_batch(
     owners = {k: n for k, n in email_owners.items() if n not in current or current[n] == k}
     for a in sorted(addresses, key=lambda x: x.number):
         link = links.get(a.number)
-        if link is not None and link.kind == "collective":
+        if link is not None and link.kind == LinkKind.COLLECTIVE:
             link = None  # the collective address is many shop customers; never pushed as one
         if a.blocked and settings.skip_blocked:
             if link is not None and link.shop_active and settings.deactivate_blocked:
@@ -168,57 +132,51 @@ def plan_batch(
 
 
 # ---------------------------------------------------------------------------------------- doing it
-def load_links(
-    ctx: PlatformContext, addresses: Sequence[ErpAddress]
-) -> tuple[dict[int, Link], dict[str, int]]:
-    """The batch's links, and which ERP number owns each of the batch's e-mails on this platform."""
-    links = Links(ctx.state, clock=ctx.clock).get_many(ctx.platform.name, [a.number for a in addresses])
-    keys = sorted({email_key(a.email) for a in addresses if a.email and email_key(a.email)})
-    owners: dict[str, int] = {}
-    if keys:
-        t = links_table
-        with ctx.state.connect() as conn:
-            rows = conn.execute(
-                select(func.lower(t.c.email), t.c.erp_number)
-                .where(t.c.platform == ctx.platform.name, t.c.kind != "collective",
-                       func.lower(t.c.email).in_(keys))
-                .order_by(t.c.erp_number)
-            )
-            for email, number in rows:
-                owners.setdefault(email, int(number))
+def load_links(uow: UnitOfWork, platform: str,
+               addresses: Sequence[ErpAddress]) -> tuple[dict[int, Link], dict[str, int]]:
+    """The batch's links, and which ERP number owns each of the batch's e-mails on ``platform``."""
+    links = uow.links.get_many(platform, [a.number for a in addresses])
+    owners = uow.links.email_owners(platform, {email_key(a.email) for a in addresses if a.email})
     return links, owners
 
 
-def linked_numbers(ctx: PlatformContext, shop_ids: Iterable[str]) -> dict[str, int]:
-    """shop id -> the ERP number it is linked to on this platform (collective links aside: the
-    collective address never owns an account)."""
-    found = Links(ctx.state, clock=ctx.clock).get_by_shops(ctx.platform.name, shop_ids)
-    return {sid: lk.erp_number for sid, lk in found.items() if lk.kind != "collective"}
+def _personal(links: Mapping[int, Link]) -> dict[int, Link]:
+    """The collective address never owns an account: its links are none of the push's business."""
+    return {n: lk for n, lk in links.items() if lk.kind != LinkKind.COLLECTIVE}
 
 
 def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport, *,
                 credentials: bool) -> Plan:
     """Carry out the plan of one batch. Transient shop faults escape after the retry budget so
-    the cycle stops before its cursor moves past this batch."""
-    links, owners = load_links(ctx, addresses)
-    plan = plan_batch(addresses, links, owners, ctx.platform.addresses)
-    name = ctx.platform.name
-    link_repo = Links(ctx.state, clock=ctx.clock)
+    the cycle stops before its cursor moves past this batch.
 
-    for a, reason, code in plan.fail:
-        record_failure(ctx, a.number, step="validate", reason=reason, code=code)
+    State work runs in units of work that never span a shop call (on SQLite a unit holds the
+    write lock): one for the plan's own records, then the shop push (whose write-ahead create
+    intents the connector commits through ``_PlatformIntents``), then one for its outcome."""
+    name = ctx.platform.name
+    with ctx.uow() as uow:
+        links, owners = load_links(uow, name, addresses)
+        plan = plan_batch(addresses, links, owners, ctx.platform.addresses)
+        for a, reason, code in plan.fail:
+            uow.failures.record(name, DIRECTION, a.number, "validate", reason, code)
+        for a, _reason in plan.skip:
+            old = _personal(links).get(a.number)
+            if old is not None and not old.erp_blocked:
+                uow.links.set_state(name, a.number, erp_blocked=True)
+        if plan.fail or plan.skip:
+            uow.commit()
+
+    for a, reason, _code in plan.fail:
         report.add(a.number, "failed", reason)
         log.warning("address not transferred", platform=name, address=a.number, step="validate",
                     reason=reason)
     for a, reason in plan.skip:
-        if a.number in links and not links[a.number].erp_blocked and links[a.number].kind != "collective":
-            link_repo.set_state(name, a.number, erp_blocked=True)
         report.add(a.number, "skipped", reason)
     for a in plan.unchanged:
         report.add(a.number, "unchanged")
 
     if plan.push:
-        known = {n: lk.shop_id for n, lk in links.items() if lk.kind != "collective"}
+        known = {n: lk.shop_id for n, lk in _personal(links).items()}
         results = ctx.shop.push(plan.push, known, claims=lambda ids: linked_numbers(ctx, ids),
                                 intents=_PlatformIntents(ctx))
         checkpoint("after_push")
@@ -231,18 +189,32 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     return plan
 
 
+def linked_numbers(ctx: PlatformContext, shop_ids: Iterable[str]) -> dict[str, int]:
+    """shop id -> the ERP number it is linked to on this platform (collective links aside: the
+    collective address never owns an account)."""
+    with ctx.uow() as uow:
+        found = uow.links.get_by_shops(ctx.platform.name, shop_ids)
+    return {sid: lk.erp_number for sid, lk in found.items() if lk.kind != LinkKind.COLLECTIVE}
+
+
 class _PlatformIntents:
-    """The state store's create intents of one platform, as the shop connector asks for them."""
+    """The state store's create intents of one platform, as the shop connector asks for them.
+    Each call is a unit of its own: ``record`` must be committed before the create request."""
 
     def __init__(self, ctx: PlatformContext) -> None:
         self.platform = ctx.platform.name
-        self.repo = CreateIntents(ctx.state, ctx.clock)
+        self.uow = ctx.uow
 
     def pending(self, numbers: Iterable[int]) -> set[int]:
-        return self.repo.pending(self.platform, numbers)
+        with self.uow() as uow:
+            return uow.intents.pending(self.platform, numbers)
 
     def record(self, creates: Sequence[tuple[int, str]]) -> None:
-        self.repo.record(self.platform, creates)
+        if not creates:
+            return
+        with self.uow() as uow:
+            uow.intents.record(self.platform, creates)
+            uow.commit()
 
 
 def _is_new(result: PushResult, had_link: bool) -> bool:
@@ -257,10 +229,10 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
                    links: Mapping[int, Link], report: CycleReport, *, credentials: bool) -> None:
     name = ctx.platform.name
     by_number = {a.number: a for a in pushed}
-    now = ctx.clock()
-    new_links: list[dict[str, Any]] = []
+    failed: list[tuple[int, str, str | None]] = []
+    new_links: list[Link] = []
     stale_links: list[str] = []  # shop ids of linked accounts the shop replaced (deleted there)
-    new_jobs: list[ErpAddress] = []
+    new_jobs: list[tuple[ErpAddress, str]] = []
     ok: list[int] = []
     actions: list[tuple[int, str, str]] = []
     for r in results:
@@ -269,7 +241,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             continue
         if r.outcome == Outcome.REJECTED or not r.shop_id:
             reason = r.reason or "the shop rejected the address"
-            record_failure(ctx, a.number, step="push", reason=reason, code=r.code)
+            failed.append((a.number, reason, r.code))
             if r.code in CONFIG_CODES:
                 # Not the record's fault: it is pushed again each cycle (see erp_to_shop) and the
                 # cycle is not ok until the operator adds the target or changes the mapping.
@@ -279,50 +251,50 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
                 actions.append((a.number, "failed", reason))
             continue
         old = links.get(a.number)
-        had_link = old is not None and old.kind != "collective"
+        had_link = old is not None and old.kind != LinkKind.COLLECTIVE
         new = _is_new(r, had_link)
         if had_link and old.shop_id != r.shop_id:
             stale_links.append(old.shop_id)
         # An adopted account (lost or new state store) is linked like one the customer made:
         # kind "email", so no later step ever mails it a new password (I4).
-        kind = "erp" if new else (old.kind if had_link else "email")
-        new_links.append({
-            "platform": name, "shop_id": r.shop_id, "erp_number": a.number, "kind": kind,
-            "email": (a.email or "").strip() or None, "erp_blocked": a.blocked,
-            "shop_active": old.shop_active if had_link else True,
+        kind = LinkKind.ERP if new else (old.kind if had_link else LinkKind.EMAIL)
+        new_links.append(Link(
+            platform=name, shop_id=r.shop_id, erp_number=a.number, kind=kind,
+            email=(a.email or "").strip() or None, erp_blocked=a.blocked,
+            shop_active=old.shop_active if had_link else True,
             # A recovered create is written like a create (an intent guards it, see
             # connectors.shopware6.push): it holds the address as it is now.
-            "fingerprint": address_fingerprint(a),
-            "created_at": now, "updated_at": now,
-        })
+            fingerprint=address_fingerprint(a),
+        ))
         if new and credentials and not a.blocked:
-            new_jobs.append(a)
+            new_jobs.append((a, r.shop_id))
         if r.outcome == Outcome.ADOPTED and not had_link:
             action = "adopted"
         else:
             action = "created" if new else ("linked" if not had_link else str(r.outcome))
         actions.append((a.number, action, r.shop_id))
         ok.append(a.number)
-    jobs = CredentialJobs(ctx.state)
-    shop_ids = {r.number: r.shop_id for r in results}
-    with ctx.state.begin() as conn:
-        if stale_links:
+    # One unit: a link and the credential job of its new account are stored together or not at
+    # all (I1), and the create intent goes with them; a crash before the commit leaves the
+    # intent, so the replay's push recovers the account as ours and mails it.
+    with ctx.uow() as uow:
+        for number, reason, code in failed:
+            uow.failures.record(name, DIRECTION, number, "push", reason, code)
+        for shop_id in stale_links:
             # One link per address: the account that replaced a deleted one takes its place.
-            conn.execute(links_table.delete().where(links_table.c.platform == name,
-                                                    links_table.c.shop_id.in_(stale_links)))
-        if new_links:
-            keep = [c for c in new_links[0] if c not in ("platform", "shop_id", "created_at")]
-            upsert(conn, links_table, new_links, keys=["platform", "shop_id"], update=keep)
-        for a in new_jobs:
-            jobs.create(platform=name, erp_number=a.number, shop_id=shop_ids[a.number],
-                        email=(a.email or "").strip(), now=now, conn=conn)
+            uow.links.delete(name, shop_id)
+        uow.links.upsert_many(new_links)
+        now = uow.clock()
+        for a, shop_id in new_jobs:
+            uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
+                            email=(a.email or "").strip(), now=now)
         # Every answered address: linked (with its job), or its create refused by the shop. An
         # account of ours whose recovering write was refused keeps its intent: it still exists.
-        CreateIntents.settle(conn, name, [r.number for r in results
-                                          if r.outcome != Outcome.REJECTED or r.detail != RECOVERED_CREATE])
+        uow.intents.settle(name, [r.number for r in results
+                                  if r.outcome != Outcome.REJECTED or r.detail != RECOVERED_CREATE])
+        uow.failures.clear_many(name, DIRECTION, ok)
+        uow.commit()
     checkpoint("after_link")
-    if ok:
-        Failures(ctx.state, clock=ctx.clock).clear_many(name, DIRECTION, ok)
     for number, action, detail in actions:
         report.add(number, action, detail)
         log.info("address pushed", platform=name, address=number, step="push", outcome=action)
@@ -336,23 +308,27 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
         errors = ctx.shop.set_active([lk.shop_id for _, lk in pairs], active)
     except PermanentError as exc:
         errors = {lk.shop_id: str(exc) for _, lk in pairs}
-    jobs = CredentialJobs(ctx.state)
     action = "reactivated" if active else "deactivated"
-    for a, lk in pairs:
-        reason = (errors or {}).get(lk.shop_id)
-        if reason:
-            record_failure(ctx, a.number, step=action[:-1], reason=reason)
-            report.add(a.number, "failed", reason)
-            continue
-        with ctx.state.begin() as conn:
-            conn.execute(links_table.update().where(
-                links_table.c.platform == name, links_table.c.shop_id == lk.shop_id
-            ).values(erp_blocked=a.blocked, shop_active=active, updated_at=ctx.clock()))
+    done: list[tuple[ErpAddress, Link, str | None]] = []
+    with ctx.uow() as uow:
+        for a, lk in pairs:
+            reason = (errors or {}).get(lk.shop_id)
+            if reason:
+                uow.failures.record(name, DIRECTION, a.number, action[:-1], reason)
+                done.append((a, lk, reason))
+                continue
+            uow.links.set_state(name, a.number, erp_blocked=a.blocked, shop_active=active)
             # An account syncd created while the address was blocked never got its mail: the
             # customer gets it now that the address is usable.
-            if active and credentials and lk.kind == "erp" and not jobs.ever_had(name, a.number, conn=conn) \
+            if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \
                     and email_problem(a.email) is None:
-                jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
-                            email=(a.email or "").strip(), now=ctx.clock(), conn=conn)
+                uow.jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
+                                email=(a.email or "").strip(), now=uow.clock())
+            done.append((a, lk, None))
+        uow.commit()
+    for a, lk, reason in done:
+        if reason:
+            report.add(a.number, "failed", reason)
+            continue
         report.add(a.number, action, lk.shop_id)
         log.info("account " + action, platform=name, address=a.number, step=action)

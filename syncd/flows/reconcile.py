@@ -31,11 +31,10 @@ shop are compared for presence only: their data is the customer's until the ERP 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import structlog
-from sqlalchemy import func, select
 
 from syncd.domain import ErpAddress
 from syncd.flows import credentials
@@ -48,11 +47,9 @@ from syncd.flows.push_addresses import (
     apply_batch,
     email_problem,
 )
-from syncd.state.drift import KEYS, DriftReports
-from syncd.state.failures import Failures
-from syncd.state.links import Link, Links
-from syncd.state.schema import failures as failures_table
-from syncd.state.schema import links as links_table
+from syncd.rules import LinkKind
+from syncd.state.drift import KEYS
+from syncd.state.links import Link
 
 log = structlog.get_logger("syncd.flows.reconcile")
 T = TypeVar("T")
@@ -62,9 +59,9 @@ DONE_ACTIONS = frozenset(
     {"created", "linked", "updated", "unchanged", "deactivated", "reactivated", "skipped", "mailed"}
 )
 # Link kinds whose shop data syncd owns and compares field by field.
-OWN_KINDS = frozenset({"erp"})
+OWN_KINDS = frozenset({LinkKind.ERP})
 # Link kinds whose account is deactivated when their ERP address vanished (deactivate_blocked).
-PERSONAL_KINDS = frozenset({"erp", "email"})
+PERSONAL_KINDS = frozenset({LinkKind.ERP, LinkKind.EMAIL})
 LINK_PAGE = 500
 # Vanished addresses are deactivated only while they are few (see ``_orphans``).
 ORPHAN_LIMIT = 1000
@@ -99,11 +96,14 @@ def reconcile(ctx: PlatformContext, report: CycleReport, *, repair: bool = True)
             ctx.progress(done, None)
     repairs.flush()
     _orphans(ctx, report, counts, repair=repair)
-    counts["still_failed"] = _failure_count(ctx)
+    with ctx.uow() as uow:
+        counts["still_failed"] = uow.failures.count(ctx.platform.name, DIRECTION)
     drift = {k: int(counts[k]) for k in KEYS}
     report.drift = drift
     if repair:
-        DriftReports(ctx.state, clock=ctx.clock).set(ctx.platform.name, started, ctx.clock(), drift)
+        with ctx.uow() as uow:
+            uow.drift.set(ctx.platform.name, started, ctx.clock(), drift)
+            uow.commit()
     log.info("reconciliation done", platform=ctx.platform.name, dry_run=not repair, **drift)
     return drift
 
@@ -141,12 +141,10 @@ class _Repairs:
             return
         ctx, name = self.ctx, self.ctx.platform.name
         if reset:
-            with ctx.state.begin() as conn:
-                for chunk in _pages(sorted(reset), LINK_PAGE):
-                    conn.execute(links_table.update().where(
-                        links_table.c.platform == name, links_table.c.erp_number.in_(chunk),
-                        links_table.c.kind != "collective",
-                    ).values(fingerprint=STALE_MARK, updated_at=ctx.clock()))
+            with ctx.uow() as uow:
+                for n in sorted(reset):
+                    uow.links.set_state(name, n, fingerprint=STALE_MARK)
+                uow.commit()
         part = CycleReport(name, DIRECTION)
         apply_batch(ctx, [todo[n] for n in sorted(todo)], part, credentials=self.mail)
         _merge(self.report, part)
@@ -154,7 +152,8 @@ class _Repairs:
         for item in part.items:
             outcome.setdefault(item.record, set()).add(item.action)
         # In step now: every action a success, and no failure left (a skip keeps an old one).
-        left = Failures(ctx.state, clock=ctx.clock).among(name, DIRECTION, counted)
+        with ctx.uow() as uow:
+            left = uow.failures.among(name, DIRECTION, counted)
         for n in counted:
             actions = outcome.get(str(n), set())
             if actions and actions <= DONE_ACTIONS and str(n) not in left:
@@ -167,9 +166,10 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
     settings = ctx.platform.addresses
     counts["erp_addresses"] += len(page)
     numbers = [a.number for a in page]
-    links = {n: lk for n, lk in Links(ctx.state, clock=ctx.clock).get_many(name, numbers).items()
-             if lk.kind != "collective"}
-    recorded = Failures(ctx.state, clock=ctx.clock).among(name, DIRECTION, numbers)
+    with ctx.uow() as uow:
+        links = {n: lk for n, lk in uow.links.get_many(name, numbers).items()
+                 if lk.kind != LinkKind.COLLECTIVE}
+        recorded = uow.failures.among(name, DIRECTION, numbers)
     failed = {int(r) for r in recorded if r.isdigit()}
     counts["_matched"] += len(links)
     compared = [a for a in page if a.number in links and not a.blocked]
@@ -221,7 +221,7 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
 def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *, repair: bool) -> None:
     name = ctx.platform.name
     act: list[Link] = []  # personal links to deactivate, at most ORPHAN_LIMIT kept
-    for page in _pages(Links(ctx.state, clock=ctx.clock).iter(name), LINK_PAGE):
+    for page in _link_pages(ctx):
         counts["links"] += len(page)
         present = ctx.erp.numbers_present(lk.erp_number for lk in page)
         for lk in page:
@@ -254,11 +254,18 @@ def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *,
     counts["repaired"] += sum(1 for i in page_report.items if i.action == "deactivated")
 
 
-def _failure_count(ctx: PlatformContext) -> int:
-    with ctx.state.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(failures_table).where(
-            failures_table.c.platform == ctx.platform.name, failures_table.c.direction == DIRECTION,
-        )).scalar_one())
+def _link_pages(ctx: PlatformContext) -> Iterator[list[Link]]:
+    """Every link of the platform by shop id, a page per unit of work: the caller reads the ERP
+    between pages, and no unit (on SQLite: the write lock) is held across that."""
+    after: str | None = None
+    while True:
+        with ctx.uow() as uow:
+            page = list(uow.links.iter(ctx.platform.name, after=after, page_size=LINK_PAGE))
+        if page:
+            yield page
+        if len(page) < LINK_PAGE:
+            return
+        after = page[-1].shop_id
 
 
 def _pages(items: Iterable[T], size: int) -> Iterable[list[T]]:

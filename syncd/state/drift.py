@@ -41,6 +41,13 @@ class DriftReports:
     def __init__(self, store: StateStore, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._cursors = Cursors(store, clock=clock)
 
+    @classmethod
+    def over(cls, cursors: Cursors) -> DriftReports:
+        """Over a unit of work's cursors (``uow.drift``): stored with, and as, the unit's writes."""
+        self = cls.__new__(cls)
+        self._cursors = cursors
+        return self
+
     def set(self, platform: str, started: datetime, finished: datetime, counts: Mapping[str, int]) -> None:
         self._cursors.set(platform, NAME, {
             "started": started.isoformat(), "finished": finished.isoformat(),

@@ -139,8 +139,9 @@ class Failures:
         with self.store.connect() as conn:
             return [r for (r,) in conn.execute(stmt)]
 
-    def count(self, platform: str) -> int:
+    def count(self, platform: str, direction: str | None = None) -> int:
+        stmt = select(func.count()).select_from(t).where(t.c.platform == platform)
+        if direction is not None:
+            stmt = stmt.where(t.c.direction == str(direction))
         with self.store.connect() as conn:
-            return int(
-                conn.execute(select(func.count()).select_from(t).where(t.c.platform == platform)).scalar_one()
-            )
+            return int(conn.execute(stmt).scalar_one())

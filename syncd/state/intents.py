@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from syncd.state.db import StateStore, chunked, upsert
 from syncd.state.schema import create_intents as t
@@ -25,7 +25,8 @@ class CreateIntents:
         self.clock = clock
 
     def record(self, platform: str, creates: Sequence[tuple[int, str]]) -> None:
-        """(ERP number, shop id) of accounts about to be created; one committed statement."""
+        """(ERP number, shop id) of accounts about to be created. Write-ahead: the caller commits
+        it (its own unit of work) before it sends the create request."""
         if not creates:
             return
         now = self.clock()
@@ -44,9 +45,9 @@ class CreateIntents:
                 found.update(int(n) for (n,) in rows)
         return found
 
-    @staticmethod
-    def settle(conn: Connection, platform: str, numbers: Iterable[int]) -> None:
-        """Inside the caller's transaction: the link (and job) of these numbers is recorded, or
-        the shop refused their create."""
-        for chunk in chunked(sorted(set(numbers))):
-            conn.execute(t.delete().where(t.c.platform == platform, t.c.erp_number.in_(chunk)))
+    def settle(self, platform: str, numbers: Iterable[int]) -> None:
+        """The link (and job) of these numbers is recorded, or the shop refused their create. In
+        a unit of work (``uow.intents``) this joins the transaction that writes the links."""
+        with self.store.begin() as conn:
+            for chunk in chunked(sorted(set(numbers))):
+                conn.execute(t.delete().where(t.c.platform == platform, t.c.erp_number.in_(chunk)))

@@ -179,17 +179,18 @@ class Links:
         with self.store.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def iter(self, platform: str) -> Iterator[Link]:
-        """Every link of ``platform`` by shop id, fetched in pages: no connection is held
-        while the caller works on a page, and memory stays flat for big shops."""
-        after: str | None = None
+    def iter(self, platform: str, *, after: str | None = None,
+             page_size: int | None = None) -> Iterator[Link]:
+        """Every link of ``platform`` by shop id (those after shop id ``after``), fetched in
+        pages: no connection is held while the caller works on a page, and memory stays flat for
+        big shops. With ``page_size``: only the first page of that size."""
         while True:
-            stmt = select(t).where(t.c.platform == platform).order_by(t.c.shop_id).limit(_PAGE)
+            stmt = select(t).where(t.c.platform == platform).order_by(t.c.shop_id).limit(page_size or _PAGE)
             if after is not None:
                 stmt = stmt.where(t.c.shop_id > after)
             with self.store.connect() as conn:
                 page = [_row_to_link(r) for r in conn.execute(stmt)]
             yield from page
-            if len(page) < _PAGE:
+            if page_size is not None or len(page) < _PAGE:
                 return
             after = page[-1].shop_id

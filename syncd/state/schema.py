@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from syncd.rules import LinkKind
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -64,8 +66,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 TS = UTCDateTime()
 
 # Binding between an ERP address and a shop account, per platform (OCA/connector style).
-# kind: 'erp' (created in the shop by syncd), 'email' (linked to an existing shop account),
-# 'import' (shop customer imported into the ERP), 'collective' (many shop customers -> one address).
+# kind: a ``syncd.rules.LinkKind`` value (what each means is said there).
 links = Table(
     "links",
     metadata,
@@ -83,13 +84,15 @@ links = Table(
 # Lookups by ERP number include collective links, which the partial unique index below cannot
 # serve (neither SQLite nor PostgreSQL uses a partial index for a query not implying its WHERE).
 Index("ix_links_platform_erp_number", links.c.platform, links.c.erp_number)
+# One personal link per ERP number. The same text as migration 0001 wrote (kept byte-identical).
+_PERSONAL = f"kind != '{LinkKind.COLLECTIVE.value}'"
 Index(
     "uq_links_platform_erp_number",
     links.c.platform,
     links.c.erp_number,
     unique=True,
-    sqlite_where=text("kind != 'collective'"),
-    postgresql_where=text("kind != 'collective'"),
+    sqlite_where=text(_PERSONAL),
+    postgresql_where=text(_PERSONAL),
 )
 
 # Bookmarks of incremental syncs: name is e.g. 'erp-to-shop' or 'shop-to-erp'.

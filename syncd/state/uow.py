@@ -5,9 +5,10 @@
         uow.jobs.create(..., now=uow.clock())
         uow.commit()              # both, or (exception, no commit) neither
 
-The repositories of a unit (``links``, ``jobs``, ``failures``, ``cursors``, ``allocations``) are the
-ordinary ones, built over a ``BoundStore``: the state store seen from inside the unit, so every
-read sees the unit's own writes and every write joins its transaction. Leaving the ``with``
+The repositories of a unit (``links``, ``jobs``, ``failures``, ``cursors``, ``allocations``,
+``intents``, and ``drift``, which lives in ``cursors``) are the ordinary ones, built over a
+``BoundStore``: the state store seen from inside the unit, so every read sees the unit's own
+writes and every write joins its transaction. Leaving the ``with``
 block without ``commit()`` rolls back. After ``commit()`` the unit may go on; the next statement
 starts a new transaction.
 
@@ -40,7 +41,9 @@ from syncd.clock import Clock, utcnow
 from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors
 from syncd.state.db import StateStore
+from syncd.state.drift import DriftReports
 from syncd.state.failures import Failures
+from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
 
@@ -53,6 +56,8 @@ class UnitOfWork(Protocol):
     failures: Failures
     cursors: Cursors
     allocations: Allocations
+    intents: CreateIntents
+    drift: DriftReports
     clock: Clock
 
     def __enter__(self) -> Self: ...
@@ -106,6 +111,8 @@ class SqlUnitOfWork:
     failures: Failures
     cursors: Cursors
     allocations: Allocations
+    intents: CreateIntents
+    drift: DriftReports
 
     def __init__(self, store: StateStore, clock: Clock = utcnow) -> None:
         self.store = store
@@ -128,6 +135,8 @@ class SqlUnitOfWork:
         self.failures = Failures(bound, clock=self.clock)
         self.cursors = Cursors(bound, clock=self.clock)
         self.allocations = Allocations(BoundStore(self.store, conn, savepoints=True))
+        self.intents = CreateIntents(bound, self.clock)
+        self.drift = DriftReports.over(self.cursors)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,6 +2,7 @@
 
 from tests.fakes.state import (
     FakeAllocations,
+    FakeCreateIntents,
     FakeCredentialJobs,
     FakeCursors,
     FakeFailures,
@@ -12,6 +13,7 @@ from tests.fakes.state import (
 
 __all__ = [
     "FakeAllocations",
+    "FakeCreateIntents",
     "FakeCredentialJobs",
     "FakeCursors",
     "FakeFailures",

@@ -22,7 +22,7 @@ import contextlib
 import copy
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from syncd.clock import Clock, utcnow
 from syncd.rules import LinkKind
 from syncd.state import jobs as steps
+from syncd.state.drift import DriftReports
 from syncd.state.failures import Failure, _clean_reason
 from syncd.state.jobs import CredentialJob, _error_text
 from syncd.state.links import KINDS, Link, _prefer_own
@@ -142,8 +143,11 @@ class FakeLinks(_Fake):
         return sum(1 for x in self.rows.values()
                    if x.platform == platform and (kind is None or x.kind == kind))
 
-    def iter(self, platform: str) -> Iterator[Link]:
-        yield from sorted((x for x in self.rows.values() if x.platform == platform), key=lambda x: x.shop_id)
+    def iter(self, platform: str, *, after: str | None = None,
+             page_size: int | None = None) -> Iterator[Link]:
+        found = sorted((x for x in self.rows.values() if x.platform == platform
+                        and (after is None or x.shop_id > after)), key=lambda x: x.shop_id)
+        yield from found if page_size is None else found[:page_size]
 
 
 # ---------------------------------------------------------------------------------------- credential jobs
@@ -273,8 +277,9 @@ class FakeFailures(_Fake):
         return sorted(f.record for f in self.rows.values()
                       if f.platform == platform and f.direction == str(direction) and f.code in wanted)
 
-    def count(self, platform: str) -> int:
-        return sum(1 for f in self.rows.values() if f.platform == platform)
+    def count(self, platform: str, direction: str | None = None) -> int:
+        return sum(1 for f in self.rows.values()
+                   if f.platform == platform and (direction is None or f.direction == str(direction)))
 
 
 # ---------------------------------------------------------------------------------------- cursors
@@ -326,6 +331,26 @@ class FakeAllocations(_Fake):
         return True
 
 
+# ---------------------------------------------------------------------------------------- create intents
+class FakeCreateIntents(_Fake):
+    _DATA = ("rows",)
+
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self.clock = clock
+        self.rows: dict[tuple[str, int], str] = {}  # (platform, ERP number) -> shop id
+
+    def record(self, platform: str, creates: Sequence[tuple[int, str]]) -> None:
+        for number, shop_id in creates:
+            self.rows[(platform, int(number))] = shop_id
+
+    def pending(self, platform: str, numbers: Iterable[int]) -> set[int]:
+        return {int(n) for n in numbers if (platform, int(n)) in self.rows}
+
+    def settle(self, platform: str, numbers: Iterable[int]) -> None:
+        for n in numbers:
+            self.rows.pop((platform, int(n)), None)
+
+
 # ---------------------------------------------------------------------------------------- unit of work
 class FakeState:
     """The in-memory "database": one fake of each repository, shared by every unit over it."""
@@ -337,9 +362,10 @@ class FakeState:
         self.failures = FakeFailures(clock=clock)
         self.cursors = FakeCursors(clock=clock)
         self.allocations = FakeAllocations()
+        self.intents = FakeCreateIntents(clock)
 
     def repositories(self) -> tuple[_Fake, ...]:
-        return (self.links, self.jobs, self.failures, self.cursors, self.allocations)
+        return (self.links, self.jobs, self.failures, self.cursors, self.allocations, self.intents)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [r._snapshot() for r in self.repositories()]
@@ -361,6 +387,8 @@ class FakeUnitOfWork:
         self.failures = self.state.failures
         self.cursors = self.state.cursors
         self.allocations = self.state.allocations
+        self.intents = self.state.intents
+        self.drift = DriftReports.over(self.cursors)
         self.committed = 0
         self.rolled_back = 0
         self._saved: list[dict[str, Any]] | None = None
