@@ -217,6 +217,7 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
                     nonlocal accepted, counted
                     if counted:
                         return
+                    checkpoint("before_commit")  # content sent, nothing deliverable yet
                     ledger.advance(sent=accepted.job.id if accepted else None, sending=i.job.id,
                                    now=ctx.clock())
                     counted = True
