@@ -128,8 +128,13 @@ class MailSession(Protocol):
         """Connect now rather than at the first send; raises ConfigurationFault for a refused
         login, TransientError when the server cannot be reached."""
 
-    def send(self, mail: OutgoingMail) -> None:
-        """Raises TransientError (SMTP 4xx, dropped connection) or PermanentError (5xx)."""
+    def send(self, mail: OutgoingMail, on_commit: Callable[[], None] | None = None) -> None:
+        """Raises TransientError (SMTP 4xx, dropped connection) or PermanentError (5xx).
+
+        ``on_commit`` runs right before the step from which the mail may be delivered (SMTP:
+        the end-of-data terminator; outbox: the rename), on every attempt that gets there; if it
+        raises, the mail is not delivered. A failure after it is ``DeliveryUnknown`` (or a
+        TransientError/PermanentError for a server's explicit refusal)."""
 
 
 class MailTransport(Protocol):

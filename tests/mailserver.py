@@ -212,6 +212,15 @@ class _CountingSMTP(SMTP):
         self._owner._closed(self)
         super().connection_lost(error)
 
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        # Stage "content": the DATA command itself, before the 354 that lets the content come.
+        verdict = self._owner._take_fault("content", self)
+        if verdict is not None:
+            if self.transport is not None and not self.transport.is_closing():
+                await self.push(verdict)
+            return
+        await super().smtp_DATA(arg)
+
 
 class _Controller(Controller):
     def __init__(self, owner: MailServer, *args: Any, **kwargs: Any) -> None:
@@ -389,7 +398,8 @@ class MailServer:
 
     def fail_next(self, n: int = 1, code: int = 451, *, stage: str = "data", text: str | None = None) -> None:
         """The next ``n`` transactions are answered with ``code`` at ``stage``
-        ("mail", "rcpt" or "data", i.e. after the content was sent)."""
+        ("mail", "rcpt", "content": the DATA command, before any content, or "data": after the
+        content and its terminator)."""
         self._check_stage(stage)
         with self._lock:
             self._faults.extend([(stage, _reply(code, text))] * n)
@@ -437,8 +447,8 @@ class MailServer:
 
     @staticmethod
     def _check_stage(stage: str) -> None:
-        if stage not in ("mail", "rcpt", "data"):
-            raise ValueError(f"stage must be mail, rcpt or data, not {stage!r}")
+        if stage not in ("mail", "rcpt", "content", "data"):
+            raise ValueError(f"stage must be mail, rcpt, content or data, not {stage!r}")
 
     def _take_fault(self, stage: str, smtp: SMTP) -> str | None:
         with self._lock:

@@ -116,3 +116,97 @@ def test_while_a_mail_is_spoken_only_its_job_is_sending(store, monkeypatch, batc
     send_due(_ctx(store, erp, FakeShop(), mail, batch_size), report)
     assert sorted(spoken) == NUMBERS and report.counts["mailed"] == N
     assert repo.counts(PLATFORM) == {"done": N} and erp.fields == {}
+
+
+# ------------------------------------------------------------------ crashes around the commit point
+FEW = [71234, 80502, 99001]
+
+
+def _daemon_start(store, erp: FakeErp, shop: FakeShop, mail: FakeMail) -> None:
+    """What a (re)start does for this flow: settle every field first, then the queue."""
+    ctx = _ctx(store, erp, shop, mail, batch_size=5)
+    report = CycleReport(PLATFORM, "erp-to-shop")
+    settle(ctx, report, full=True)
+    send_due(ctx, report)
+
+
+def _queue_few(store) -> dict[int, int]:
+    repo = CredentialJobs(store)
+    return {n: repo.create(platform=PLATFORM, erp_number=n, shop_id=f"{n:032x}", email=address(n).email,
+                           now=NOW) for n in FEW}
+
+
+def test_crashes_inside_data_before_the_terminator_cost_no_send(store) -> None:
+    """Killed twice while the same mail was in DATA, before the end-of-data terminator: nothing
+    was ever delivered, so neither attempt counts. The third start mails the field's password
+    once and the job is done (I1), not failed as "delivery unknown"."""
+    ids = _queue_few(store)
+    erp, shop = FakeErp(address(n) for n in FEW), FakeShop()
+    repo = CredentialJobs(store)
+    cut: list[OutgoingMail] = []
+    written: dict[int, str] = {}
+    for _ in range(2):
+        mail = FakeMail(crash_in_data=1)
+        with pytest.raises(Crash):
+            _daemon_start(store, erp, shop, mail)
+        assert mail.accepted == []
+        cut += mail.interrupted
+        written = written or dict(erp.fields)
+        victim = repo.get(ids[_number(cut[-1])])
+        assert victim.send_attempts == 0 and victim.step == steps.FIELD_WRITTEN
+    assert _number(cut[0]) == _number(cut[1])  # the same mail both times
+    assert erp.fields == written  # the sweep kept the field's password
+
+    last = FakeMail()
+    _daemon_start(store, erp, shop, last)
+    assert sorted(_number(m) for m in last.accepted) == FEW  # exactly one mail each
+    for m in last.accepted:
+        assert _password(m) == written[_number(m)] == shop.passwords[f"{_number(m):032x}"]
+    assert repo.counts(PLATFORM) == {"done": len(FEW)} and erp.fields == {}
+
+
+def test_a_crash_after_the_terminator_still_costs_one_resend(store) -> None:
+    """A crash inside DATA (uncounted), then one after the server accepted the resend but before
+    the next write: the sweep sends once more, so two mails with the same password (I5)."""
+    ids = _queue_few(store)
+    erp, shop = FakeErp(address(n) for n in FEW), FakeShop()
+    repo = CredentialJobs(store)
+    first = FakeMail(crash_in_data=1)
+    with pytest.raises(Crash):
+        _daemon_start(store, erp, shop, first)
+    victim = _number(first.interrupted[0])
+    second = FakeMail(crash_after=1)  # the server's 250 for the first mail, then the kill
+    with pytest.raises(Crash):
+        _daemon_start(store, erp, shop, second)
+    assert [_number(m) for m in second.accepted] == [victim]
+    job = repo.get(ids[victim])
+    assert job.step == steps.SENDING and job.send_attempts == 1
+
+    third = FakeMail()
+    _daemon_start(store, erp, shop, third)
+    mails = second.accepted + third.accepted
+    per_address = Counter(_number(m) for m in mails)
+    assert per_address == {victim: 2, **{n: 1 for n in FEW if n != victim}}
+    twice = [_password(m) for m in mails if _number(m) == victim]
+    assert twice[0] == twice[1] == shop.passwords[f"{victim:032x}"]
+    assert repo.counts(PLATFORM) == {"done": len(FEW)} and erp.fields == {}
+
+
+def test_two_crashes_after_the_terminator_end_the_job_after_two_mails(store) -> None:
+    """The bound still holds when both sends may have been delivered: no third mail."""
+    ids = _queue_few(store)
+    erp, shop = FakeErp(address(n) for n in FEW), FakeShop()
+    mails: list[OutgoingMail] = []
+    for _ in range(2):
+        mail = FakeMail(crash_after=1)
+        with pytest.raises(Crash):
+            _daemon_start(store, erp, shop, mail)
+        mails += mail.accepted
+    victim = _number(mails[0])
+    assert [_number(m) for m in mails] == [victim, victim]
+    last = FakeMail()
+    _daemon_start(store, erp, shop, last)
+    assert victim not in {_number(m) for m in last.accepted}
+    job = CredentialJobs(store).get(ids[victim])
+    assert job.step == steps.FAILED and "not sent again" in (job.last_error or "")
+    assert erp.fields == {}

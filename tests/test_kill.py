@@ -162,8 +162,9 @@ def test_kill_with_several_batches_in_flight(harness: Harness, runner: Runner, p
 
 
 def test_field_holds_the_password_only_in_flight(harness: Harness, runner: Runner) -> None:
-    """Paused right before SMTP: the field holds the password the shop has; the job counts the
-    send. Killed there, the restart sends the same password once more."""
+    """Paused at the commit point (content sent, terminator not): the field holds the password
+    the shop has; the job counts the send. Killed there, the restart sends the same password
+    once more."""
     numbers = [10001, 10002]
     harness.insert([_person(n) for n in numbers])
     proc = runner.start(SYNCD_PAUSE_AT="before_smtp")
@@ -218,6 +219,20 @@ def test_kill_at_random_moments_with_shop_latency(harness: Harness, runner: Runn
     print(f"random kills that cut into the work: {interrupted} of 6")
     # the timings must really cut into the work, not only kill finished runners
     assert interrupted >= 3, interrupted
+
+
+def test_two_kills_inside_data_cost_no_mail(harness: Harness, runner: Runner) -> None:
+    """Killed twice while the same mail was in DATA (content sent, terminator not): the server
+    discards both, nothing was delivered, so the third start mails everyone exactly once instead
+    of failing the job as 'delivery unknown' (I1)."""
+    numbers = [41007, 41013, 41029]
+    harness.insert([_person(n) for n in numbers])
+    assert runner.run(SYNCD_KILL_AT="before_commit") == -signal.SIGKILL, runner.output[-1]
+    assert runner.run(SYNCD_KILL_AT="before_commit") == -signal.SIGKILL, runner.output[-1]
+    assert harness.smtp.messages == []
+    assert runner.run() == 0, runner.output[-1]
+    check_invariants(harness, numbers, runner)
+    assert [len(harness.mails_to(f"kunde{n}@example.com")) for n in numbers] == [1, 1, 1]
 
 
 @pytest.mark.parametrize(("batch_size", "accepted"), [(100, 30), (7, 45)])

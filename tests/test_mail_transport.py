@@ -207,6 +207,66 @@ def test_drop_after_content_is_not_resent(smtp_server):
     assert [m["Subject"] for m in smtp_server.wait_for(2)] == ["Zugangsdaten 1", "Zugangsdaten 3"]
 
 
+def test_drop_before_the_terminator_is_not_delivered_and_not_unknown(smtp_server):
+    """The server closes the connection at the DATA command: it never saw the end of the mail,
+    so it cannot deliver it. That is a plain transient fault, not an unknown outcome."""
+    commits: list[int] = []
+    with open_transport(_settings(smtp_server)).session() as session:
+        smtp_server.drop_next(1, stage="content")
+        with pytest.raises(TransientError, match="not delivered") as err:
+            session.send(_mail(n=1), on_commit=lambda: commits.append(1))
+        assert not isinstance(err.value, DeliveryUnknown)
+        assert commits == []  # the commit point was never reached
+        session.send(_mail(n=2), on_commit=lambda: commits.append(smtp_server.accepted))
+    assert [m["Subject"] for m in smtp_server.wait_for(1)] == ["Zugangsdaten 2"]
+    assert commits == [0]  # called before the server could accept mail 2
+
+
+def test_drop_after_the_terminator_is_delivery_unknown(smtp_server):
+    commits: list[str] = []
+    with open_transport(_settings(smtp_server)).session() as session:
+        smtp_server.drop_next(1, stage="data")
+        with pytest.raises(DeliveryUnknown):
+            session.send(_mail(n=1), on_commit=lambda: commits.append("1"))
+    assert commits == ["1"]
+
+
+def test_4xx_to_the_data_command_is_transient_before_the_commit_point(smtp_server):
+    smtp_server.fail_next(1, code=452, stage="content")
+    commits: list[int] = []
+    with open_transport(_settings(smtp_server)).session() as session:
+        with pytest.raises(TransientError, match="452") as err:
+            session.send(_mail(n=1), on_commit=lambda: commits.append(1))
+        assert not isinstance(err.value, DeliveryUnknown)
+        session.send(_mail(n=2))
+    assert commits == []
+    assert [m["Subject"] for m in smtp_server.wait_for(1)] == ["Zugangsdaten 2"]
+
+
+class _Killed(BaseException):
+    pass
+
+
+def test_a_crash_at_the_commit_point_delivers_nothing(smtp_server):
+    """The caller dies in ``on_commit`` (content sent, terminator not): the transport drops the
+    connection, so the server discards the half-received mail."""
+    text = "Zeile 1\n.Punkt am Anfang\r\n..zwei\rEnde"
+
+    def die() -> None:
+        raise _Killed()
+
+    with open_transport(_settings(smtp_server)).session() as session:
+        with pytest.raises(_Killed):
+            session.send(_mail(n=1, text=text), on_commit=die)
+        session.send(_mail(n=2, text=text))
+    [received] = smtp_server.wait_for(1)
+    assert received["Subject"] == "Zugangsdaten 2"
+    assert smtp_server.accepted == 1 and smtp_server.connections == 2
+    # dot-stuffing and line ends as smtplib's data() does them: the text arrives unchanged
+    assert received.get_content().replace("\r\n", "\n").rstrip("\n") == text.replace("\r\n", "\n").replace(
+        "\r", "\n")
+
+
 def test_unreachable_server_is_transient():
     from tests.mailserver import free_port
 
@@ -276,6 +336,21 @@ def test_outbox_failure_is_transient_and_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(TransientError, match="No space left"):
         transport.send(_mail())
     assert list(out.iterdir()) == []
+
+
+def test_outbox_commit_point_is_the_rename(tmp_path):
+    out = tmp_path / "out"
+    transport = OutboxTransport(out)
+    seen: list[list[str]] = []
+    transport.send(_mail(n=1), on_commit=lambda: seen.append(sorted(p.suffix for p in out.iterdir())))
+    assert seen == [[".tmp"]]  # content on disk under its temporary name, not yet visible
+
+    def die() -> None:
+        raise _Killed()
+
+    with pytest.raises(_Killed):
+        transport.send(_mail(n=2), on_commit=die)
+    assert [p.suffix for p in out.iterdir()] == [".eml"]  # only mail 1; no temp file left
 
 
 def test_outbox_parallel_writers_do_not_clobber(tmp_path):

@@ -3,7 +3,8 @@ directory another MTA drains).
 
 A file appears complete or not at all: it is written under a hidden temporary name, flushed to
 disk, then renamed into place, so a reader that picks up ``*.eml`` never sees half a mail,
-even when the process is killed mid-write.
+even when the process is killed mid-write. The rename is the commit point: ``send``'s
+``on_commit`` runs right before it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,8 +41,10 @@ class OutboxTransport:
     def open(self) -> None:
         self._ensure_dir()
 
-    def send(self, mail: OutgoingMail) -> Path:
-        """Write ``mail``; returns the file's path."""
+    def send(self, mail: OutgoingMail, on_commit: Callable[[], None] | None = None) -> Path:
+        """Write ``mail``; returns the file's path. ``on_commit`` runs once the content is on disk,
+        right before the rename that makes the mail visible (the outbox's commit point); if it
+        raises, the temporary file is removed and no mail appears."""
         data = encode_message(mail, reply_to=self.reply_to).data
         self._ensure_dir()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -56,6 +59,12 @@ class OutboxTransport:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if on_commit is not None:
+                try:
+                    on_commit()
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
             final = self._free_name(stamp, key)
             os.replace(tmp, final)
             _fsync_dir(self.outbox_dir)

@@ -6,10 +6,12 @@ password field. Steps::
     pending -> field_written -> sending -> sent -> done
                      \\-----------\\---------------> failed
 
-``send_attempts`` counts sends whose outcome is unknown (started, not confirmed refused); it is
-raised *before* SMTP is spoken, durably, so a crash can cause at most one extra mail (I5). A
-mail session writes through a ``SendLedger``: one transaction before each mail records the mail
-before it as sent and counts this one, so one session never has two unrecorded acceptances.
+``send_attempts`` counts sends whose outcome is unknown (reached the mail's commit point, not
+confirmed refused); it is raised durably right before the server can accept the mail (the SMTP
+end-of-data terminator), so a crash can cause at most one extra mail (I5), and a crash before
+that point costs none. A mail session writes through a ``SendLedger``: one transaction at each
+mail's commit point records the mail before it as sent and counts this one, so one session
+never has two unrecorded acceptances.
 At most one job per (platform, address) is active (not done/failed): a partial unique index.
 
 Every method takes an optional ``conn`` so a caller can make a job part of a larger state
@@ -308,8 +310,9 @@ class CredentialJobs:
 
 
 class SendLedger:
-    """Before each mail of a session: ``advance`` records the mail before it (``sent``, the one
-    the server accepted last, or None) as sent and counts this one's send, in one transaction.
+    """At each mail's commit point in a session: ``advance`` records the mail before it (``sent``,
+    the one the server accepted last, or None) as sent and counts this one's send, in one
+    transaction.
     At any instant the session has at most one job ``sending`` whose mail the server may hold."""
 
     def __init__(self, conn: Connection) -> None:

@@ -84,11 +84,15 @@ class FakeShop:
 class FakeMail:
     """A mail transport. Each session appends what it accepts to ``accepted``; ``crash_after``:
     raise ``Crash`` right after accepting that many mails (counted over all sessions);
+    ``crash_in_data``: raise ``Crash`` inside the next that many sends, after the content but
+    before the commit point (SMTP: the end-of-data terminator), so nothing is delivered;
     ``on_send``: called with each mail before it is accepted (to look at the state store)."""
 
     crash_after: int | None = None
+    crash_in_data: int = 0
     on_send: Callable[[OutgoingMail], None] | None = None
     accepted: list[OutgoingMail] = field(default_factory=list)
+    interrupted: list[OutgoingMail] = field(default_factory=list)  # the mails ``crash_in_data`` cut off
     sessions: int = 0
 
     @contextmanager
@@ -107,8 +111,14 @@ class _Session:
     def open(self) -> None:
         pass
 
-    def send(self, mail: OutgoingMail) -> None:
+    def send(self, mail: OutgoingMail, on_commit: Callable[[], None] | None = None) -> None:
         t = self.transport
+        if t.crash_in_data:
+            t.crash_in_data -= 1
+            t.interrupted.append(mail)
+            raise Crash("killed inside DATA, before the end-of-data terminator")
+        if on_commit is not None:
+            on_commit()
         if t.on_send is not None:
             t.on_send(mail)
         t.accepted.append(mail)

@@ -6,8 +6,9 @@ b. ``b_write_field``: all fields in one ERP transaction; from here until f the f
 c. ``c_set_shop_password``: one bulk shop call sets the field's values; ``c_shop_answer`` takes
    its answer (the pipeline runs the call on a worker meanwhile; here it runs at once).
 d. ``d_render``: re-read the rows and render the layout from them, as an ERP-side layout would.
-e. ``e_send``: over one SMTP session; before each mail one state write records the mail before it
-   as ``sent`` and counts this one as ``sending``.
+e. ``e_send``: over one SMTP session; at each mail's commit point (right before the end-of-data
+   terminator, when the server first could accept it) one state write records the mail before
+   it as ``sent`` and counts this one as ``sending``.
 f. ``f_clear_field``: one statement clears every field whose outcome is known; ``done``.
 
 Transient faults (ERP, shop, SMTP 4xx after the retry budget) put a job back to ``pending`` with
@@ -18,7 +19,9 @@ a broken layout) end it as ``failed`` with the reason (``outcomes``).
 Every step is recorded *before* the field is cleared, so after a crash at any instruction the
 sweep can tell what to do from the job and the field (see ``sweep``). At any instant one SMTP
 session has at most one job ``sending`` whose mail the server may or may not hold: that is all a
-crash can make the sweep send twice, whatever the batch size or pipeline depth (I5).
+crash can make the sweep send twice, whatever the batch size or pipeline depth (I5). A crash
+before a mail's commit point costs no send: nothing can have been delivered, so the job keeps
+its step and the sweep just sends it again.
 """
 
 from __future__ import annotations
@@ -188,9 +191,12 @@ def d_render(ctx: PlatformContext, items: list[Item], report: CycleReport) -> li
 
 def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared: MailSession | None = None
            ) -> None:
-    """Send over one session (``shared``, else one of its own). One state write before each mail
-    records the mail before it as sent and counts this one's send (I5); a send whose outcome is
-    unknown keeps its job ``sending`` and its field, for the sweep to resend once."""
+    """Send over one session (``shared``, else one of its own). The one state write per mail runs
+    at the mail's commit point (the transport's ``on_commit``, right before the server can accept
+    it): it records the mail before it as sent and counts this one's send (I5). A crash before
+    that point leaves the job in its pre-send step, so the sweep sends again with the same password,
+    uncounted: nothing was delivered. A send whose outcome is unknown keeps its job ``sending``
+    and its field, for the sweep to resend once."""
     repo = CredentialJobs(ctx.state)
     assert ctx.mail is not None
     for i in items:
@@ -203,14 +209,27 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
         with nullcontext(shared) if shared is not None else ctx.mail.session() as session, \
                 repo.ledger() as ledger:
             for i in todo:
-                ledger.advance(sent=accepted.job.id if accepted else None, sending=i.job.id, now=ctx.clock())
-                if accepted is not None:
-                    accepted.result, accepted = "sent", None
-                checkpoint("before_smtp")
+                counted = False  # this mail reached its commit point: its send is on record
+
+                def commit(i: Item = i) -> None:
+                    # Once per mail: a retry after the server refused the end of the data
+                    # (its outcome known) must not count the same send twice.
+                    nonlocal accepted, counted
+                    if counted:
+                        return
+                    checkpoint("before_commit")  # content sent, nothing deliverable yet
+                    ledger.advance(sent=accepted.job.id if accepted else None, sending=i.job.id,
+                                   now=ctx.clock())
+                    counted = True
+                    if accepted is not None:
+                        accepted.result, accepted = "sent", None
+                    checkpoint("before_smtp")
+
                 mail = i.mail
                 assert mail is not None
                 try:
-                    call_with_retry(lambda m=mail: session.send(m), what="send credentials mail")
+                    call_with_retry(lambda m=mail, c=commit: session.send(m, on_commit=c),
+                                    what="send credentials mail")
                 except DeliveryUnknown as exc:
                     # The server may have the mail. The job stays "sending" with its field kept:
                     # the next cycle's settle resends once with the same password, and a second
@@ -221,11 +240,13 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
                                 address=i.job.erp_number, step=steps.SENDING)
                     continue
                 except TransientError as exc:
-                    repo.refused(i.job.id, ctx.clock())
+                    if counted:
+                        repo.refused(i.job.id, ctx.clock())
                     retry(ctx, [i], f"mail server: {exc}", report, cause=exc)
                     continue
                 except PermanentError as exc:
-                    repo.refused(i.job.id, ctx.clock())
+                    if counted:
+                        repo.refused(i.job.id, ctx.clock())
                     fail(ctx, i, f"mail server refused: {exc}", report, code=exc.code)
                     continue
                 accepted = i

@@ -3,7 +3,8 @@
 What a job and its ERP field say after a crash at any instruction:
 
 * field set, job active and not yet sent -> finish with the field's password (I1, I2);
-  ``send_attempts`` caps resends at one (I5);
+  ``send_attempts`` counts only sends that reached the transport's commit point (a job still
+  ``field_written`` was never delivered: resending it costs nothing) and caps resends at one (I5);
 * field set, job sent or no job -> clear it;
 * field empty, job not yet sent -> start over with a fresh password (no mail carried the old
   one: a mail is only sent while the field holds its password);
