@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors.mail.message import encode_message  # noqa: E402
 from syncd.flows import credentials, erp_to_shop  # noqa: E402
 from syncd.flows.credentials import pipeline  # noqa: E402
+from syncd.gcpause import gc_paused  # noqa: E402
 from syncd.logs import configure_logging  # noqa: E402
 from syncd.state.db import open_state  # noqa: E402
 from tests import erp_fixtures  # noqa: E402
@@ -219,8 +220,9 @@ def one_round(args: argparse.Namespace) -> dict[str, Any]:
         credentials.send_due = timed_send_due  # erp_to_shop calls it through the module
         try:
             t0 = time.perf_counter()
-            erp_to_shop.settle_password_fields(ctx)
-            report = erp_to_shop.run_erp_to_shop(ctx)
+            with gc_paused():  # the pause a cycle runs under (syncd.scheduler.CycleRunner)
+                erp_to_shop.settle_password_fields(ctx)
+                report = erp_to_shop.run_erp_to_shop(ctx)
             cycle = time.perf_counter() - t0
         finally:
             credentials.send_due = real_send_due

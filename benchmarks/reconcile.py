@@ -126,7 +126,8 @@ def seed(erp_url: str, state_url: str, shop: dict[str, str], n: int, drift: floa
     from connectors.shopware6.mapping import customer_id
     from connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
     from syncd.flows.push_addresses import address_fingerprint
-    from syncd.state.db import upsert, utcnow
+    from syncd.clock import utcnow
+    from syncd.state.db import upsert
     from syncd.state.schema import links
 
     s = settings(erp_url, state_url, shop)

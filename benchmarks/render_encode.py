@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from connectors.mail import message as new_message  # noqa: E402
-from syncd import layouts as new_layouts  # noqa: E402
+from syncd import layout_context as _context  # noqa: E402
+from syncd import layout_store as _store  # noqa: E402
 from syncd.config.model import PlatformSettings  # noqa: E402
 from syncd.domain import ErpAddress, OutgoingMail  # noqa: E402
 
@@ -68,6 +69,9 @@ def addresses(n: int) -> list[ErpAddress]:
             phone="040 1234567", customer_group="EK", modified_at=row["Geaendert"], row=row,
         ))
     return out
+
+
+new_layouts = SimpleNamespace(LayoutStore=_store.LayoutStore, build_context=_context.build_context)
 
 
 def load_ref(rev: str) -> tuple[ModuleType, ModuleType] | None:

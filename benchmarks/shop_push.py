@@ -39,7 +39,8 @@ import requests
 from connectors.shopware6 import open_shop
 from connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
 from syncd.config.model import PlatformSettings
-from syncd.domain import ErpAddress, Outcome
+from syncd.domain import ErpAddress
+from syncd.rules import PushOutcome
 from syncd.gcpause import gc_paused
 from syncd.logs import configure_logging
 
@@ -134,7 +135,7 @@ def run_connector(
             results = shop.push(rows, {})
         elapsed = time.perf_counter() - started
         cpu = (sb.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
-        created = sum(r.outcome == Outcome.CREATED for r in results)
+        created = sum(r.outcome == PushOutcome.CREATED for r in results)
         assert created == len(rows), f"only {created} of {len(rows)} created"
         requests_sent = shop.http.requests_sent
         if lost_store is not None:
@@ -147,7 +148,7 @@ def run_connector(
             started = time.perf_counter()
             again = shop.push(rows, {})
             adopt_time = time.perf_counter() - started
-            adopted = sum(r.outcome == Outcome.ADOPTED for r in again)
+            adopted = sum(r.outcome == PushOutcome.ADOPTED for r in again)
             assert adopted == len(rows), f"only {adopted} of {len(rows)} adopted"
             lost_store.append((adopt_time, update_time, shop.http.requests_sent - before))
         shop.close()

@@ -176,7 +176,6 @@ class AccountAction:
         return self.action in ("mailed", "deactivated")
 
 
-Outcome = AccountAction  # i12-alias
 
 
 def send_credentials(

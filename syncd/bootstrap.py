@@ -35,7 +35,7 @@ from syncd.config.secrets import Secrets
 from syncd.domain import CheckItem
 from syncd.errors import ConfigError, SyncdError
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.layouts import LayoutStore
+from syncd.layout_store import LayoutStore
 from syncd.state.cache import Cache
 from syncd.state.db import StateStore, current_revisions, head_revisions, open_state
 

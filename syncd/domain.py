@@ -67,7 +67,6 @@ class ShopCustomer:
     updated_at: datetime | None = None
 
 
-Outcome = PushOutcome  # i12-alias: the push outcome is a rule (syncd.rules.PushOutcome)
 
 
 @dataclass(frozen=True)

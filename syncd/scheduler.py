@@ -66,7 +66,6 @@ class CycleOutcome(StrEnum):
     STOPPED = "stopped"  # the daemon is stopping: no new cycle starts
 
 
-Outcome = CycleOutcome  # i12-alias
 
 
 @dataclass

@@ -31,7 +31,7 @@ from syncd.config.model import (
 )
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop, settle_password_fields
-from syncd.layouts import LayoutStore
+from syncd.layout_store import LayoutStore
 from syncd.state.db import StateStore, open_state
 from tests import erp_fixtures
 from tests.mailserver import MailServer

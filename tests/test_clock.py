@@ -11,7 +11,5 @@ def test_utcnow_is_aware_utc_and_now():
 
 def test_the_old_definitions_are_the_clock():
     from syncd.flows import context
-    from syncd.state import db
 
-    assert db.utcnow is clock.utcnow and context.utcnow is clock.utcnow
     assert context.PlatformContext.__dataclass_fields__["clock"].default is clock.utcnow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.flows.push_addresses import DIRECTION, MAIL_DIRECTION
+from syncd.flows.failures import DIRECTION, MAIL_DIRECTION
 from syncd.state.failures import Failures
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links

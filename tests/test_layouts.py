@@ -12,7 +12,8 @@ import pytest
 from syncd.config.model import PlatformSettings
 from syncd.domain import ErpAddress
 from syncd.errors import ConfigError
-from syncd.layouts import LayoutError, LayoutStore, build_context
+from syncd.layout_context import build_context
+from syncd.layout_store import LayoutError, LayoutStore
 
 PW_COL = "KU_PASSWORT"
 PASSWORD = "Qz7<b>&Kx9"

@@ -132,7 +132,7 @@ def test_address_fields_are_the_erp_address_dataclass():
 
 def test_address_fields_equal_the_layout_context_fields():
     # Order matters here: build_context zips the names with attrgetter(*ADDRESS_FIELDS).
-    assert ADDRESS_FIELDS == copy_of("syncd.layouts", "ADDRESS_FIELDS")
+    assert ADDRESS_FIELDS == copy_of("syncd.layout_context", "ADDRESS_FIELDS")
 
 
 def test_logical_columns_are_the_configurable_columns():
@@ -246,9 +246,9 @@ def test_the_shopware_connector_applies_the_rule_under_its_own_codes(email, ok):
 
 
 def test_the_shopware_connector_keys_e_mails_by_the_rule():
-    from connectors.shopware6 import drift, mapping, push, shop
+    from connectors.shopware6 import drift, push, shop
 
-    assert mapping.email_key is push.email_key is shop.email_key is drift.email_key is email_key
+    assert push.email_key is shop.email_key is drift.email_key is email_key
 
 
 # ---------------------------------------------------------------------------------------- overlap

@@ -9,7 +9,7 @@ import pytest
 from connectors.shopware6 import DETAIL_EXISTED, address_id, customer_id
 from connectors.shopware6.metadata import MemoryCache
 from connectors.shopware6.sync import SyncWriter
-from syncd.domain import Outcome
+from syncd.rules import PushOutcome
 from tests import shop_fixtures
 from tests.shop_fixtures import store_login
 from tests.test_shopware_support import erp, make_shop, sync_requests
@@ -24,7 +24,7 @@ def test_push_creates_accounts_with_deterministic_ids_and_no_shop_mail(sandbox):
     shop = make_shop(sandbox)
     addresses = [erp(10001), erp(10002, company="ACME GmbH", first_name=None, last_name=None)]
     results = shop.push(addresses, {})
-    assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.CREATED]
+    assert [r.outcome for r in results] == [PushOutcome.CREATED, PushOutcome.CREATED]
     assert [r.shop_id for r in results] == [customer_id("shop", 10001), customer_id("shop", 10002)]
     stored = {c["id"]: c for c in sandbox.customers()}
     c1 = stored[customer_id("shop", 10001)]
@@ -48,12 +48,12 @@ def test_replay_never_duplicates_and_flags_a_recovered_create(sandbox):
     first = shop.push([erp(10001), erp(10002)], {})
     # A crash after the shop write but before the link was stored: the replay finds our ids.
     again = shop.push([erp(10001), erp(10002)], {})
-    assert [r.outcome for r in again] == [Outcome.UPDATED, Outcome.UPDATED]
+    assert [r.outcome for r in again] == [PushOutcome.UPDATED, PushOutcome.UPDATED]
     assert all(r.detail == DETAIL_EXISTED for r in again)
     assert [r.shop_id for r in again] == [r.shop_id for r in first]
     # With the links known it is a plain update.
     linked = shop.push([erp(10001, city="Münster")], {10001: first[0].shop_id})
-    assert linked[0].outcome == Outcome.UPDATED and linked[0].detail is None
+    assert linked[0].outcome == PushOutcome.UPDATED and linked[0].detail is None
     customers = sandbox.customers()
     assert len(customers) == 2
     assert sum(len(c["addresses"]) for c in customers) == 2
@@ -64,7 +64,7 @@ def test_self_registered_account_is_linked_not_overwritten(sandbox):
     own = sandbox.create_customer_as_shop_user("erika@example.com", "ihrgeheimnis", first_name="Erika")
     shop = make_shop(sandbox)
     [result] = shop.push([erp(10005, email="Erika@Example.com", first_name="Eri")], {})
-    assert result.outcome == Outcome.LINKED and result.shop_id == own["id"]
+    assert result.outcome == PushOutcome.LINKED and result.shop_id == own["id"]
     stored = sandbox.customer(own["id"])
     assert stored["customerNumber"] == "10005"
     assert stored["firstName"] == "Erika"  # what the customer entered stays
@@ -74,7 +74,7 @@ def test_self_registered_account_is_linked_not_overwritten(sandbox):
     [update] = shop.push(
         [erp(10005, email="erika@example.com", first_name="Erika", city="Köln")], {10005: own["id"]}
     )
-    assert update.outcome == Outcome.UPDATED and update.shop_id == own["id"]
+    assert update.outcome == PushOutcome.UPDATED and update.shop_id == own["id"]
     stored = sandbox.customer(own["id"])
     assert stored["defaultBillingAddressId"] == address_id("shop", 10005)
     assert len(sandbox.customers()) == 1
@@ -83,8 +83,8 @@ def test_self_registered_account_is_linked_not_overwritten(sandbox):
 def test_duplicate_email_in_one_push_rejects_the_later_address_naming_both(sandbox):
     shop = make_shop(sandbox)
     results = shop.push([erp(10001, email="same@example.com"), erp(10002, email="SAME@example.com")], {})
-    assert results[0].outcome == Outcome.CREATED
-    assert results[1].outcome == Outcome.REJECTED and results[1].code == "SYNCD__DUPLICATE_EMAIL"
+    assert results[0].outcome == PushOutcome.CREATED
+    assert results[1].outcome == PushOutcome.REJECTED and results[1].code == "SYNCD__DUPLICATE_EMAIL"
     assert "10001" in results[1].reason and "10002" in results[1].reason
     assert len(sandbox.customers()) == 1
 
@@ -94,10 +94,10 @@ def test_email_of_another_erp_address_is_refused_across_pushes(sandbox):
     [first] = shop.push([erp(10001, email="same@example.com")], {})
     # A later push (links not passed): the shop holds our account for 10001 under that e-mail.
     [second] = shop.push([erp(10002, email="same@example.com")], {})
-    assert second.outcome == Outcome.REJECTED and "10001" in second.reason and "10002" in second.reason
+    assert second.outcome == PushOutcome.REJECTED and "10001" in second.reason and "10002" in second.reason
     # The flow may also pass the e-mails of linked addresses.
     [third] = shop.push([erp(10003, email="same@example.com")], {}, linked_emails={"same@example.com": 10001})
-    assert third.outcome == Outcome.REJECTED and "10001" in third.reason
+    assert third.outcome == PushOutcome.REJECTED and "10001" in third.reason
     assert [c["id"] for c in sandbox.customers()] == [first.shop_id]
 
 
@@ -106,7 +106,7 @@ def test_changing_our_email_to_a_foreign_accounts_email_is_refused(sandbox):
     shop = make_shop(sandbox)
     [mine] = shop.push([erp(10001)], {})
     [changed] = shop.push([erp(10001, email="taken@example.com")], {10001: mine.shop_id})
-    assert changed.outcome == Outcome.REJECTED and other["id"] in changed.reason
+    assert changed.outcome == PushOutcome.REJECTED and other["id"] in changed.reason
     assert sandbox.customer(mine.shop_id)["email"] == "kunde10001@example.com"
 
 
@@ -123,11 +123,11 @@ def test_bad_records_are_rejected_and_the_rest_is_written(sandbox):
         {},
     )
     assert [r.outcome for r in results] == [
-        Outcome.CREATED,
-        Outcome.REJECTED,
-        Outcome.REJECTED,
-        Outcome.REJECTED,
-        Outcome.CREATED,
+        PushOutcome.CREATED,
+        PushOutcome.REJECTED,
+        PushOutcome.REJECTED,
+        PushOutcome.REJECTED,
+        PushOutcome.CREATED,
     ]
     assert results[1].code == "SYNCD__UNKNOWN_COUNTRY" and results[2].code == "SYNCD__VALUE_TOO_LONG"
     assert {c["customerNumber"] for c in sandbox.customers()} == {"10001", "10005"}
@@ -168,18 +168,18 @@ def test_fingerprints_skip_unchanged_linked_addresses(sandbox):
     assert shop.fingerprint(erp(10001)) == first.fingerprint
     before = len(sandbox.request_log)
     [same] = shop.push([erp(10001)], {10001: first.shop_id}, fingerprints={10001: first.fingerprint})
-    assert same.outcome == Outcome.UNCHANGED and len(sandbox.request_log) == before  # no request at all
+    assert same.outcome == PushOutcome.UNCHANGED and len(sandbox.request_log) == before  # no request at all
     [changed] = shop.push(
         [erp(10001, city="Münster")], {10001: first.shop_id}, fingerprints={10001: first.fingerprint}
     )
-    assert changed.outcome == Outcome.UPDATED and changed.fingerprint != first.fingerprint
+    assert changed.outcome == PushOutcome.UPDATED and changed.fingerprint != first.fingerprint
     assert shop.push([erp(10002)], {})[0].fingerprint is None  # not asked for
 
 
 def test_batches_follow_batch_size(sandbox):
     shop = make_shop(sandbox, batch_size=3)
     results = shop.push([erp(n) for n in range(10001, 10008)], {})
-    assert all(r.outcome == Outcome.CREATED for r in results)
+    assert all(r.outcome == PushOutcome.CREATED for r in results)
     assert len(sync_requests(sandbox)) == 3
     assert len(sandbox.customers()) == 7
     # Reads are cheap for the shop, writes are not: one lookup per kind (e-mail, and for unlinked
@@ -264,7 +264,7 @@ def test_changed_since_pages_through_more_than_one_page(sandbox):
     assert page == (100 if sandbox.version == "6.5.0.0" else 500)
     count = 2 * page + 17
     results = shop.push([erp(n) for n in range(10001, 10001 + count)], {})
-    assert all(r.outcome == Outcome.CREATED for r in results)
+    assert all(r.outcome == PushOutcome.CREATED for r in results)
     before = len(sandbox.request_log)
     ids = [c.id for c in shop.customers_changed_since(None)]
     assert len(ids) == len(set(ids)) == count
@@ -348,7 +348,7 @@ def test_storefront_registration_racing_our_create_is_linked_on_a_unique_email_s
     # ERP numbers apart from the shop's own number range (10000 up): otherwise the lookup by
     # customer number, which runs after the e-mail lookup, would already see the new account.
     results = shop.push([erp(70001, email="race@example.com"), erp(70002)], {})
-    assert [r.outcome for r in results] == [Outcome.LINKED, Outcome.CREATED]
+    assert [r.outcome for r in results] == [PushOutcome.LINKED, PushOutcome.CREATED]
     assert len(calls) == 2 and calls[1] == {"race@example.com"}
     assert len(sandbox.customers()) == 2
 
@@ -358,11 +358,11 @@ def test_link_update_and_passwords_on_every_version(sandbox):
     own = sandbox.create_customer_as_shop_user("self@example.com", "geheim1234")
     shop = make_shop(sandbox)
     results = shop.push([erp(10001, email="self@example.com"), erp(10002, first_name="Ä" * 51)], {})
-    assert results[0].outcome == Outcome.LINKED and results[0].shop_id == own["id"]
+    assert results[0].outcome == PushOutcome.LINKED and results[0].shop_id == own["id"]
     if sandbox.shop_version.address_name_caps:
-        assert results[1].outcome == Outcome.REJECTED and results[1].code == "SYNCD__VALUE_TOO_LONG"
+        assert results[1].outcome == PushOutcome.REJECTED and results[1].code == "SYNCD__VALUE_TOO_LONG"
     else:
-        assert results[1].outcome == Outcome.CREATED
+        assert results[1].outcome == PushOutcome.CREATED
     [r] = shop.push([erp(10003)], {})
     assert shop.set_passwords({r.shop_id: "Kx7pQ2mZr9Tw"}) == {r.shop_id: None}
     assert store_login(sandbox, "kunde10003@example.com", "Kx7pQ2mZr9Tw")
@@ -387,14 +387,14 @@ def test_account_deleted_in_the_shop_is_created_again_and_flagged(sandbox):
     [mine] = shop.push([erp(10001)], {})
     foreign = sandbox.create_customer_as_shop_user("self@example.com", "geheim1234")
     [linked] = shop.push([erp(10002, email="self@example.com")], {})
-    assert linked.outcome == Outcome.LINKED
+    assert linked.outcome == PushOutcome.LINKED
     admin = admin_session(sandbox)
     for cid in (mine.shop_id, foreign["id"]):
         assert admin.delete(f"{sandbox.url}/api/customer/{cid}").status_code == 204
     results = shop.push(
         [erp(10001), erp(10002, email="self@example.com")], {10001: mine.shop_id, 10002: foreign["id"]}
     )
-    assert [(r.outcome, r.detail) for r in results] == [(Outcome.CREATED, DETAIL_LINK_GONE)] * 2
+    assert [(r.outcome, r.detail) for r in results] == [(PushOutcome.CREATED, DETAIL_LINK_GONE)] * 2
     assert [r.shop_id for r in results] == [customer_id("shop", 10001), customer_id("shop", 10002)]
     assert {c["id"] for c in sandbox.customers()} == {customer_id("shop", 10001), customer_id("shop", 10002)}
 
@@ -408,7 +408,7 @@ def test_email_changed_in_the_shop_is_set_back_from_the_erp(sandbox):
     resp = admin.patch(f"{sandbox.url}/api/customer/{mine.shop_id}", json={"email": "changed@example.com"})
     assert resp.status_code == 204
     [again] = shop.push([erp(10001)], {10001: mine.shop_id})
-    assert again.outcome == Outcome.UPDATED and again.detail is None
+    assert again.outcome == PushOutcome.UPDATED and again.detail is None
     assert sandbox.customer(mine.shop_id)["email"] == "kunde10001@example.com"
     assert len(sandbox.customers()) == 1
 
@@ -426,7 +426,7 @@ def test_guest_accounts_with_the_same_email_are_not_linked(sandbox):
     assert resp.status_code == 200, resp.text
     shop = make_shop(sandbox)
     [r] = shop.push([erp(10001, email="guest@example.com")], {})
-    assert r.outcome == Outcome.CREATED and r.shop_id == customer_id("shop", 10001)
+    assert r.outcome == PushOutcome.CREATED and r.shop_id == customer_id("shop", 10001)
     assert r.shop_id in {c.id for c in shop.customers_changed_since(None)}
     assert guest["id"] not in {c.id for c in shop.customers_changed_since(None)}
 
@@ -454,7 +454,7 @@ def test_our_account_written_since_its_insert_is_adopted_in_bulk_without_a_passw
     # the state store is gone: no links; one address changed meanwhile
     again = shop.push([erp(n, city="Linz" if n == 70004 else "Schöppingen") for n in numbers], {})
 
-    assert [r.outcome for r in again] == [Outcome.ADOPTED] * len(numbers)
+    assert [r.outcome for r in again] == [PushOutcome.ADOPTED] * len(numbers)
     assert [r.shop_id for r in again] == [r.shop_id for r in first]
     assert all(r.detail is None for r in again)
     assert sandbox.customer(first[3].shop_id)["addresses"][0]["city"] == "Linz"
@@ -480,6 +480,6 @@ def test_a_numbered_account_another_address_is_linked_to_is_never_adopted_nor_du
         return {i: 70001 for i in ids if i == mine.shop_id}  # the state store's link
 
     [r] = shop.push([erp(70002)], {}, claims=claims)
-    assert r.outcome == Outcome.REJECTED and r.code == "SYNCD__AMBIGUOUS_ACCOUNT"
+    assert r.outcome == PushOutcome.REJECTED and r.code == "SYNCD__AMBIGUOUS_ACCOUNT"
     assert mine.shop_id in r.reason and "70001" in r.reason and "70002" in r.reason
     assert len(sandbox.customers()) == 1

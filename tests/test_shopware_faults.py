@@ -9,7 +9,7 @@ import time
 import pytest
 
 from syncd import retry
-from syncd.domain import Outcome
+from syncd.rules import PushOutcome
 from syncd.errors import PermanentError, TransientError
 from tests import shop_fixtures
 from tests.test_shopware_support import erp, make_shop, sync_requests
@@ -37,7 +37,7 @@ def test_5xx_burst_then_success(sandbox, captured_logs):
     shop = warmed(sandbox)
     sandbox.faults.fail_next(2, 503)
     results = shop.push([erp(10001), erp(10002)], {})
-    assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.CREATED]
+    assert [r.outcome for r in results] == [PushOutcome.CREATED, PushOutcome.CREATED]
     assert len(sandbox.customers()) == 2
     assert statuses(sandbox, "/api/search/customer")[:3] == [503, 503, 200]
     assert "retrying" in captured_logs.text
@@ -61,7 +61,7 @@ def test_random_5xx_rate_still_completes_every_record(sandbox):
     shop = warmed(sandbox, batch_size=10)
     sandbox.faults.error_rate_5xx = 0.4
     results = shop.push([erp(n) for n in range(10001, 10051)], {})
-    assert all(r.outcome == Outcome.CREATED for r in results)
+    assert all(r.outcome == PushOutcome.CREATED for r in results)
     assert len(sandbox.customers()) == 50
     assert 503 in [r.status for r in sandbox.request_log]
 
@@ -73,7 +73,7 @@ def test_429_with_retry_after_is_honoured(sandbox):
     started = time.monotonic()
     [r] = shop.push([erp(10001)], {})
     elapsed = time.monotonic() - started
-    assert r.outcome == Outcome.CREATED
+    assert r.outcome == PushOutcome.CREATED
     assert 429 in [x.status for x in sandbox.request_log]
     # The fast test policy would retry after ~1 ms; the wait came from Retry-After.
     assert elapsed >= 0.9
@@ -85,7 +85,7 @@ def test_token_throttle_waits_the_announced_seconds_and_does_not_loop(sandbox):
     shop = make_shop(sandbox)
     started = time.monotonic()
     [r] = shop.push([erp(10001)], {})
-    assert r.outcome == Outcome.CREATED
+    assert r.outcome == PushOutcome.CREATED
     assert time.monotonic() - started >= 0.9
     tokens = statuses(sandbox, "/api/oauth/token")
     assert tokens == [429, 200]
@@ -117,7 +117,7 @@ def test_revoked_token_is_renewed_once_on_401_and_the_request_resent(sandbox):
     shop = warmed(sandbox)
     sandbox.expire_tokens()
     [r] = shop.push([erp(10001)], {})
-    assert r.outcome == Outcome.CREATED
+    assert r.outcome == PushOutcome.CREATED
     assert [x.status for x in sandbox.request_log].count(401) == 1
     assert statuses(sandbox, "/api/oauth/token") == [200, 200]
 
@@ -135,7 +135,7 @@ def test_latency_slows_but_does_not_fail(sandbox):
     sandbox.faults.latency = 0.2
     started = time.monotonic()
     results = shop.push([erp(10001), erp(10002)], {})
-    assert all(r.outcome == Outcome.CREATED for r in results)
+    assert all(r.outcome == PushOutcome.CREATED for r in results)
     assert time.monotonic() - started >= 0.2 * 2  # one lookup and one sync
 
 
@@ -157,7 +157,7 @@ def test_write_done_but_answer_lost_is_replayed_without_duplicates(sandbox):
     started = time.monotonic()
     results = shop.push([erp(n) for n in range(10001, 10006)], {})
     assert time.monotonic() - started >= 0.3  # at least one answer was lost to the read timeout
-    assert all(r.outcome == Outcome.CREATED for r in results)
+    assert all(r.outcome == PushOutcome.CREATED for r in results)
     time.sleep(0.1)
     assert len(sandbox.customers()) == 5
     assert len({a["id"] for c in sandbox.customers() for a in c["addresses"]}) == 5

@@ -31,7 +31,6 @@ from typing import Any
 from syncd.config.model import PlatformSettings
 from syncd.domain import ErpAddress, ShopCustomer
 from syncd.rules import (
-    email_key,  # noqa: F401  # i12-alias: for branches still importing it here
     email_problem,
 )
 

@@ -50,7 +50,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from syncd.domain import ErpAddress, Outcome, PushResult
+from syncd.domain import ErpAddress, PushResult
+from syncd.rules import PushOutcome
 from syncd.rules import email_key
 
 from .http import encode_json
@@ -104,7 +105,7 @@ class _Plan:
     position: int
     address: ErpAddress
     mapped: MappedCustomer | None = None
-    outcome: Outcome | None = None
+    outcome: PushOutcome | None = None
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None
@@ -162,12 +163,12 @@ class CustomerPusher:
             try:
                 plan.mapped = self.mapper.map(address, shop_id=foreign)
             except Rejected as exc:
-                plan.outcome, plan.reason, plan.code = Outcome.REJECTED, exc.reason, exc.code
+                plan.outcome, plan.reason, plan.code = PushOutcome.REJECTED, exc.reason, exc.code
                 continue
             key = email_key(plan.mapped.email)
             owner = owners.setdefault(key, address.number)
             if owner != address.number:
-                plan.outcome, plan.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
+                plan.outcome, plan.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 plan.reason = (
                     f"e-mail {plan.mapped.email} is already used by ERP address {owner}; "
                     f"ERP address {address.number} gets no second shop account for it"
@@ -176,7 +177,7 @@ class CustomerPusher:
             if fingerprints is not None:
                 plan.fingerprint = fingerprint(plan.mapped.payload)
                 if linked and fingerprints.get(address.number) == plan.fingerprint:
-                    plan.outcome, plan.shop_id = Outcome.UNCHANGED, linked
+                    plan.outcome, plan.shop_id = PushOutcome.UNCHANGED, linked
                     continue
             # Encoded here, in the mapping thread: the thread talking to the shop is the push's
             # critical path and only joins these texts into request bodies.
@@ -249,7 +250,7 @@ class CustomerPusher:
         intended = self.intents.pending(mine) if self.intents is not None and mine else set()
         group = {str(p.mapped.number) for p in todo}  # type: ignore[union-attr]
         group_emails = {email_key(p.mapped.email): p.mapped.number for p in todo}  # type: ignore[union-attr]
-        created = Outcome.CREATED
+        created = PushOutcome.CREATED
         for p in todo:
             mapped = p.mapped
             # The common case of a first push, decided inline (this loop runs on the writer's
@@ -278,13 +279,13 @@ class CustomerPusher:
             chunk = writes[start : start + self.batch_size]
             if self.intents is not None:
                 creates = [(p.address.number, p.shop_id) for p in chunk
-                           if p.outcome == Outcome.CREATED or p.detail == DETAIL_EXISTED]
+                           if p.outcome == PushOutcome.CREATED or p.detail == DETAIL_EXISTED]
                 self.intents.record(creates)  # type: ignore[arg-type]
             encoded = [p.encoded[1] if p.encoded and p.encoded[0] is p.write else None for p in chunk]
             rejected = self.writer.upsert("customer", [p.write for p in chunk], encoded)  # type: ignore[misc]
             for index, (reason, code) in rejected.items():
                 p = chunk[index]
-                p.outcome, p.reason, p.code, p.shop_id = Outcome.REJECTED, reason, code, None
+                p.outcome, p.reason, p.code, p.shop_id = PushOutcome.REJECTED, reason, code, None
                 p.fingerprint = None
 
     def _decide(
@@ -317,14 +318,14 @@ class CustomerPusher:
             current = by_id.get(own)
             if others and (current is None or email_key(current.get("email")) != key):
                 other = others[0]
-                p.outcome, p.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
+                p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
                     f"e-mail {mapped.email} is already used by shop account {other['id']}"
                     f"{self._owner_text(other, owners)}; not changing ERP address {number} to it"
                 )
                 return
             if linked or p.detail is not None:
-                p.outcome, p.shop_id, p.write = Outcome.UPDATED, own, mapped.payload
+                p.outcome, p.shop_id, p.write = PushOutcome.UPDATED, own, mapped.payload
                 return
             owner = owners.get(own)
             if owner is not None and owner != number:
@@ -335,13 +336,13 @@ class CustomerPusher:
                 # got its password. Written like a create (with an intent first, see ``_write``),
                 # so it holds the address as it is now; without intents it is left unwritten, so
                 # that a second crash before the link still finds it so.
-                p.outcome, p.shop_id, p.detail = Outcome.UPDATED, own, DETAIL_EXISTED
+                p.outcome, p.shop_id, p.detail = PushOutcome.UPDATED, own, DETAIL_EXISTED
                 if self.intents is None:
                     p.write = p.fingerprint = None
                 else:
                     p.write = mapped.payload
                 return
-            p.outcome, p.shop_id, p.write = Outcome.ADOPTED, own, mapped.payload
+            p.outcome, p.shop_id, p.write = PushOutcome.ADOPTED, own, mapped.payload
             return
         numbered = by_number.get(str(number), [])
         if numbered and self._refuse_by_number(p, numbered, owners, key, group_emails):
@@ -353,17 +354,17 @@ class CustomerPusher:
             if owner is None and theirs != str(number) and theirs in group:
                 owner = int(theirs)  # the account of another address of this push (by number)
             if owner is not None and owner != number:
-                p.outcome, p.code = Outcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
+                p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
                     f"e-mail {mapped.email} is already used by ERP address {owner} (shop account "
                     f"{other['id']}); ERP address {number} gets no second shop account for it"
                 )
                 return
-            p.outcome, p.shop_id = Outcome.LINKED, other["id"]
+            p.outcome, p.shop_id = PushOutcome.LINKED, other["id"]
             p.write = {"id": other["id"], "customerNumber": str(number)}
             p.fingerprint = None  # the account still holds the customer's data, not ours
             return
-        p.outcome, p.shop_id, p.write = Outcome.CREATED, mapped.customer_id, mapped.payload
+        p.outcome, p.shop_id, p.write = PushOutcome.CREATED, mapped.customer_id, mapped.payload
 
     def _refuse_by_number(
         self, p: _Plan, numbered: list[dict[str, Any]], owners: Mapping[str, int], key: str,
@@ -384,7 +385,7 @@ class CustomerPusher:
                 return True
             other = group_emails.get(email_key(c.get("email")))
             if other is not None and other != number:
-                p.outcome, p.code = Outcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
+                p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
                 p.reason = (
                     f"shop account {c['id']} carries customer number {number} but the e-mail "
                     f"{c.get('email')} of ERP address {other}; syncd neither links nor creates an "
@@ -394,7 +395,7 @@ class CustomerPusher:
         same = [c for c in numbered if email_key(c.get("email")) == key]
         if len(same) > 1:
             ids = ", ".join(c["id"] for c in same)
-            p.outcome, p.code = Outcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
+            p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
             p.reason = (
                 f"{len(same)} shop accounts carry customer number {number} and e-mail "
                 f"{p.mapped.email} ({ids}); syncd links none of them and creates no further one - "  # type: ignore[union-attr]
@@ -405,7 +406,7 @@ class CustomerPusher:
 
     @staticmethod
     def _reject_owned(p: _Plan, shop_id: str, owner: int, found_by: str) -> None:
-        p.outcome, p.code = Outcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
+        p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
         p.reason = (
             f"shop account {shop_id} ({found_by}) is linked to ERP address {owner}; ERP address "
             f"{p.address.number} neither takes it over nor gets a second account"
@@ -427,7 +428,7 @@ class CustomerPusher:
 def to_result(p: _Plan) -> PushResult:
     return PushResult(
         number=p.address.number,
-        outcome=p.outcome or Outcome.REJECTED,
+        outcome=p.outcome or PushOutcome.REJECTED,
         shop_id=p.shop_id,
         reason=p.reason,
         code=p.code,

@@ -16,7 +16,6 @@ from syncd import redaction
 from syncd.config.model import PlatformSettings
 from syncd.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
 from syncd.errors import ConfigError, PermanentError, SyncdError
-from syncd.gcpause import gc_paused
 from syncd.ports import TenantCache
 from syncd.rules import email_key
 
@@ -213,10 +212,7 @@ class ShopwareShop:
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.
-        with (
-            gc_paused(),
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.name}") as worker,
-        ):
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.name}") as worker:
             queued: deque[Future[list[Any]]] = deque()
             try:
                 for start, end in lookup_groups(len(addresses), size):

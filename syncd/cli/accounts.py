@@ -20,7 +20,7 @@ from syncd.config.secrets import Secrets
 from .common import CliState, check_platform, pass_state, platform_option
 
 if TYPE_CHECKING:
-    from syncd.accounts import Outcome
+    from syncd.accounts import AccountAction
     from syncd.flows.context import PlatformContext
 
 
@@ -88,7 +88,7 @@ def _context(loaded: LoadedConfig, secrets: Secrets, platform: str | None) -> It
 
 
 def _run(loaded: LoadedConfig, secrets: Secrets, platform: str | None,
-         work: Callable[[PlatformContext], list[Outcome]], *, hint: str) -> int:
+         work: Callable[[PlatformContext], list[AccountAction]], *, hint: str) -> int:
     from syncd.accounts import UnknownAddresses
     from syncd.bootstrap import preflight
 

@@ -77,7 +77,7 @@ def _guard(area: str, name: str, fn: Callable[[], list[CheckItem]]) -> list[Chec
 
 
 def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
-    from syncd.layouts import LayoutStore
+    from syncd.layout_store import LayoutStore
 
     try:
         store = LayoutStore(loaded.settings.mail.layouts_dir)

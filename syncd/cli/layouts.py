@@ -17,7 +17,7 @@ from .common import CliState, check_platform, pass_state, platform_option
 
 
 def list_layouts(loaded: LoadedConfig) -> None:
-    from syncd.layouts import LayoutStore
+    from syncd.layout_store import LayoutStore
 
     store = LayoutStore(loaded.settings.mail.layouts_dir)
     table = Table()
@@ -35,7 +35,7 @@ def preview_layout(
     loaded: LoadedConfig, secrets: Secrets, *, name: str, address: int, platform: str | None, html: bool
 ) -> None:
     from syncd.bootstrap import open_erp_for
-    from syncd.layouts import LayoutError, LayoutStore
+    from syncd.layout_store import LayoutError, LayoutStore
 
     settings = loaded.settings
     chosen = next(p for p in settings.platforms if platform is None or p.name == platform)

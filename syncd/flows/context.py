@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from syncd.clock import utcnow  # i12-alias
+from syncd.clock import utcnow
 from syncd.state.uow import SqlUnitOfWork
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, fields
 import structlog
 
 from syncd.config.model import AddressSettings
-from syncd.domain import ErpAddress, Outcome, PushResult
+from syncd.domain import ErpAddress, PushResult
+from syncd.rules import PushOutcome
 from syncd.errors import PermanentError
 from syncd.flows import failures as _failures
 from syncd.flows.context import CycleReport, PlatformContext
@@ -29,9 +30,6 @@ from syncd.state.uow import UnitOfWork
 log = structlog.get_logger("syncd.flows.push_addresses")
 
 # Imported from here by the credential run and tests until they import syncd.flows.failures.
-MAIL_DIRECTION = _failures.MAIL_DIRECTION  # i12-alias
-record_failure = _failures.record_failure  # i12-alias
-clear_failures = _failures.clear_failures  # i12-alias
 
 RECOVERED_CREATE = "existed_with_deterministic_id"
 # Rejections that name a missing mapping target in the shop (customer_group_map, customer_group):
@@ -220,7 +218,7 @@ class _PlatformIntents:
 def _is_new(result: PushResult, had_link: bool) -> bool:
     """Created by syncd: a fresh account, or our own account from a run that crashed before it
     recorded the link (the connector flags it in ``PushResult.detail``)."""
-    if result.outcome == Outcome.CREATED:
+    if result.outcome == PushOutcome.CREATED:
         return True
     return not had_link and result.detail == RECOVERED_CREATE
 
@@ -239,7 +237,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         a = by_number.get(r.number)
         if a is None:  # pragma: no cover - a connector answering for an address it was not given
             continue
-        if r.outcome == Outcome.REJECTED or not r.shop_id:
+        if r.outcome == PushOutcome.REJECTED or not r.shop_id:
             reason = r.reason or "the shop rejected the address"
             failed.append((a.number, reason, r.code))
             if r.code in CONFIG_CODES:
@@ -268,7 +266,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         ))
         if new and credentials and not a.blocked:
             new_jobs.append((a, r.shop_id))
-        if r.outcome == Outcome.ADOPTED and not had_link:
+        if r.outcome == PushOutcome.ADOPTED and not had_link:
             action = "adopted"
         else:
             action = "created" if new else ("linked" if not had_link else str(r.outcome))
@@ -291,7 +289,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         # Every answered address: linked (with its job), or its create refused by the shop. An
         # account of ours whose recovering write was refused keeps its intent: it still exists.
         uow.intents.settle(name, [r.number for r in results
-                                  if r.outcome != Outcome.REJECTED or r.detail != RECOVERED_CREATE])
+                                  if r.outcome != PushOutcome.REJECTED or r.detail != RECOVERED_CREATE])
         uow.failures.clear_many(name, DIRECTION, ok)
         uow.commit()
     checkpoint("after_link")

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from syncd.redaction import redact
-from syncd.state.db import StateStore, utcnow
+from syncd.state.db import StateStore
+from syncd.clock import utcnow
 from syncd.state.schema import cycles as t
 
 

@@ -29,7 +29,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from syncd.clock import utcnow  # noqa: F401  # i12-alias: the repositories import it from here
 from syncd.errors import ConfigError, SyncdError
 
 T = TypeVar("T")

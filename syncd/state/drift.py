@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from syncd.state.cursors import Cursors
-from syncd.state.db import StateStore, utcnow
+from syncd.state.db import StateStore
+from syncd.clock import utcnow
 
 NAME = "reconcile"
 # The counts a reconciliation stores, in the order `syncd status` shows them.

@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from syncd.redaction import redact
-from syncd.state.db import StateStore, chunked, upsert, utcnow
+from syncd.state.db import StateStore, chunked, upsert
+from syncd.clock import utcnow
 from syncd.state.schema import failures as t
 
 MAX_REASON = 4000

@@ -22,7 +22,7 @@ from syncd.config.model import (
 )
 from syncd.domain import ErpAddress, OutgoingMail
 from syncd.flows.context import PlatformContext
-from syncd.layouts import LayoutStore
+from syncd.layout_store import LayoutStore
 from syncd.state.db import StateStore
 
 PLATFORM = "laden"

@@ -39,7 +39,9 @@ from syncd.flows.credentials.mail import build_mail, field_length, field_value
 from syncd.flows.credentials.outcomes import Item, fail, retry
 from syncd.flows.credentials.policy import MAX_SENDS, STEP
 from syncd.flows.passwords import generate_password
-from syncd.flows.push_addresses import checkpoint, clear_failures, email_problem
+from syncd.flows.failures import clear_failures
+from syncd.flows.push_addresses import checkpoint
+from syncd.rules import email_problem
 from syncd.ports import MailSession
 from syncd.redaction import redact, register, unregister
 from syncd.retry import call_with_retry

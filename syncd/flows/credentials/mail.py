@@ -21,7 +21,7 @@ def field_value(address: ErpAddress, field: str) -> str | None:
 
 def render_context(ctx: PlatformContext, address: ErpAddress) -> dict[str, Any]:
     """The layout context of spec §2 (erp by column, address by logical name, shop, customer)."""
-    from syncd.layouts import build_context
+    from syncd.layout_context import build_context
 
     return build_context(address, platform=ctx.platform, shop=ctx.shop, sender=sender(ctx))
 

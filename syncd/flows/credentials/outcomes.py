@@ -15,7 +15,7 @@ from syncd.domain import OutgoingMail
 from syncd.errors import ConfigurationFault
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.policy import STEP, backoff
-from syncd.flows.push_addresses import record_failure
+from syncd.flows.failures import record_failure
 from syncd.redaction import redact
 from syncd.state.jobs import CredentialJob, CredentialJobs
 

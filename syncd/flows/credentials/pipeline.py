@@ -27,7 +27,6 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials import jobrun
 from syncd.flows.credentials.outcomes import Item, retry
 from syncd.flows.credentials.policy import enabled
-from syncd.gcpause import gc_paused
 from syncd.ports import MailSession
 from syncd.state.jobs import CredentialJobs
 
@@ -56,7 +55,6 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     if not repo.due(ctx.platform.name, ctx.clock(), limit=1):
         return
     with (
-        gc_paused(),
         ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD, thread_name_prefix=f"passwords-{ctx.platform.name}")
         as shop_calls,
         ExitStack() as open_session,

@@ -18,7 +18,7 @@ import structlog
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.jobrun import deliver
 from syncd.flows.credentials.policy import STEP, enabled
-from syncd.flows.push_addresses import clear_failures
+from syncd.flows.failures import clear_failures
 from syncd.redaction import sensitive
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
