@@ -36,19 +36,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.mail.message import encode_message  # noqa: E402
+from syncd.connectors.mail.message import encode_message  # noqa: E402
+from syncd.core.gcpause import gc_paused  # noqa: E402
 from syncd.flows import credentials, erp_to_shop  # noqa: E402
 from syncd.flows.credentials import pipeline  # noqa: E402
-from syncd.gcpause import gc_paused  # noqa: E402
-from syncd.logs import configure_logging  # noqa: E402
+from syncd.shell.logs import configure_logging  # noqa: E402
 from syncd.state.db import open_state  # noqa: E402
-from tests import erp_fixtures  # noqa: E402
-from tests.flow_harness import PASSWORD_FIELD, build_context, build_settings  # noqa: E402
+from tests.support import erp_fixtures  # noqa: E402
+from tests.support.flow_harness import PASSWORD_FIELD, build_context, build_settings  # noqa: E402
 
 
 # ------------------------------------------------------------------ peers in their own processes
 def _smtp_child(conn: Any) -> None:
-    from tests.mailserver import MailServer
+    from tests.support.mailserver import MailServer
 
     with MailServer(keep_messages=False) as server:
         conn.send((server.host, server.port))
@@ -57,7 +57,7 @@ def _smtp_child(conn: Any) -> None:
 
 
 def _sandbox_child(conn: Any) -> None:
-    from connectors.shopware6.sandbox import Sandbox
+    from syncd.connectors.shopware6.sandbox import Sandbox
 
     with Sandbox() as sb:
         conn.send((sb.url, sb.client_id, sb.client_secret))
@@ -220,7 +220,7 @@ def one_round(args: argparse.Namespace) -> dict[str, Any]:
         credentials.send_due = timed_send_due  # erp_to_shop calls it through the module
         try:
             t0 = time.perf_counter()
-            with gc_paused():  # the pause a cycle runs under (syncd.scheduler.CycleRunner)
+            with gc_paused():  # the pause a cycle runs under (syncd.shell.scheduler.CycleRunner)
                 erp_to_shop.settle_password_fields(ctx)
                 report = erp_to_shop.run_erp_to_shop(ctx)
             cycle = time.perf_counter() - t0

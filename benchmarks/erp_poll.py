@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
 
-from connectors.erp import open_erp  # noqa: E402
-from tests.erp_fixtures import create_address_table, drop_table, fill_addresses, utcnow  # noqa: E402
+from syncd.connectors.erp import open_erp  # noqa: E402
+from tests.support.erp_fixtures import create_address_table, drop_table, fill_addresses, utcnow  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/syncd_test"
 

@@ -61,7 +61,7 @@ def _cpu_seconds(pid: int) -> float:
 # --- set-up (parent) ----------------------------------------------------------------------------
 
 def fill_erp(url: str, n: int) -> None:
-    from tests.erp_fixtures import create_address_table
+    from tests.support.erp_fixtures import create_address_table
 
     create_address_table(url, TABLE)
     engine = sa.create_engine(url)
@@ -80,7 +80,7 @@ def fill_erp(url: str, n: int) -> None:
 
 
 def start_sandbox() -> tuple[subprocess.Popen, dict[str, str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "connectors.shopware6.sandbox", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "syncd.connectors.shopware6.sandbox", "--port", "0"],
                             stdout=subprocess.PIPE, text=True)
     lines = [proc.stdout.readline() for _ in range(3)]
     shop = {"url": re.search(r"(http://\S+)", lines[0]).group(1),
@@ -98,7 +98,7 @@ def settings(erp_url: str, state_url: str, shop: dict[str, str]):
         PlatformSettings,
         Settings,
     )
-    from tests.erp_fixtures import COLUMNS
+    from tests.support.erp_fixtures import COLUMNS
 
     erp = ErpSettings(url=erp_url, profile="generic", address_table=TABLE, columns=ErpColumns(**COLUMNS))
     platform = PlatformSettings(name="bench", url=shop["url"], client_id=shop["client_id"],
@@ -109,8 +109,8 @@ def settings(erp_url: str, state_url: str, shop: dict[str, str]):
 
 
 def context(s, shop: dict[str, str]):
-    from connectors.erp import open_erp
-    from connectors.shopware6 import open_shop
+    from syncd.connectors.erp import open_erp
+    from syncd.connectors.shopware6 import open_shop
     from syncd.flows.context import PlatformContext
     from syncd.state.db import open_state
 
@@ -123,10 +123,10 @@ def context(s, shop: dict[str, str]):
 def seed(erp_url: str, state_url: str, shop: dict[str, str], n: int, drift: float) -> dict[str, int]:
     """N accounts in the shop and N links in the state store, then the drift. Returns what was
     made to drift."""
-    from connectors.shopware6.mapping import customer_id
-    from connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
+    from syncd.connectors.shopware6.mapping import customer_id
+    from syncd.connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
+    from syncd.core.clock import utcnow
     from syncd.flows.push_addresses import address_fingerprint
-    from syncd.clock import utcnow
     from syncd.state.db import upsert
     from syncd.state.schema import links
 
@@ -177,7 +177,7 @@ def _list(numbers: list[int]) -> str:
 
 def measure(kind: str, erp_url: str, state_url: str, shop: dict[str, str]) -> dict:
     from syncd.flows.context import CycleReport
-    from syncd.logs import configure_logging
+    from syncd.shell.logs import configure_logging
 
     configure_logging("json", "warning", stream=io.StringIO())
     s = settings(erp_url, state_url, shop)
@@ -203,7 +203,7 @@ def measure(kind: str, erp_url: str, state_url: str, shop: dict[str, str]) -> di
 
 def baseline(ctx) -> dict[str, int]:
     """The three sources read as the reconciliation reads them, nothing compared or written."""
-    from connectors.shopware6.drift import INCLUDES
+    from syncd.connectors.shopware6.drift import INCLUDES
     from syncd.state.links import Links
 
     limit = ctx.shop.traits().page_limit
@@ -236,7 +236,7 @@ def main() -> int:
         print(json.dumps(measure(args.measure, env["erp_url"], env["state_url"], env["shop"])))
         return 0
 
-    from syncd.logs import configure_logging
+    from syncd.shell.logs import configure_logging
 
     configure_logging("json", "warning", stream=io.StringIO())
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,11 +30,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.mail import message as new_message  # noqa: E402
-from syncd import layout_context as _context  # noqa: E402
-from syncd import layout_store as _store  # noqa: E402
 from syncd.config.model import PlatformSettings  # noqa: E402
-from syncd.domain import ErpAddress, OutgoingMail  # noqa: E402
+from syncd.connectors.mail import message as new_message  # noqa: E402
+from syncd.core.domain import ErpAddress, OutgoingMail  # noqa: E402
+from syncd.render import context as _context  # noqa: E402
+from syncd.render import store as _store  # noqa: E402
 
 # The last commit with the old render/encode paths (before the per-layout template cache).
 REF = "3f006ec173c2e71d53083ec6a09fb52b1c0d8ea8"
@@ -75,7 +75,7 @@ new_layouts = SimpleNamespace(LayoutStore=_store.LayoutStore, build_context=_con
 
 
 def load_ref(rev: str) -> tuple[ModuleType, ModuleType] | None:
-    """``syncd.layouts`` and ``connectors.mail.message`` as they were at ``rev``."""
+    """``syncd.layouts`` and ``syncd.connectors.mail.message`` as they were at ``rev``."""
     mods = []
     for path, name in (("syncd/layouts.py", "_ref_layouts"), ("connectors/mail/message.py", "_ref_message")):
         try:
@@ -84,6 +84,11 @@ def load_ref(rev: str) -> tuple[ModuleType, ModuleType] | None:
         except (OSError, subprocess.CalledProcessError) as exc:
             print(f"no reference ({path} at {rev}: {exc}); timing the current code only")
             return None
+        # The reference predates the layout move of issue 12: point its imports at today's modules.
+        for before, after in (("from syncd.domain", "from syncd.core.domain"),
+                              ("from syncd.errors", "from syncd.core.errors"),
+                              ('files("layouts")', 'files("syncd.layouts")')):
+            source = source.replace(before, after)
         spec = importlib.util.spec_from_loader(name, loader=None)
         assert spec is not None
         module = importlib.util.module_from_spec(spec)

@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.shopware6.sandbox import Sandbox  # noqa: E402
-from tests import erp_fixtures  # noqa: E402
-from tests.restart_env import Syncd, address, build_env, filled_fields, shop_numbers, wait_for  # noqa: E402
-from tests.test_cli_wired_env import TABLE  # noqa: E402
+from syncd.connectors.shopware6.sandbox import Sandbox  # noqa: E402
+from tests.support import erp_fixtures  # noqa: E402
+from tests.support.restart_env import Syncd, address, build_env, filled_fields, shop_numbers, wait_for  # noqa: E402
+from tests.support.wired_env import TABLE  # noqa: E402
 
 GOAL = 5.0
 

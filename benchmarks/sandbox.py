@@ -23,7 +23,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.shopware6.sandbox.seed import GERMAN_LANGUAGE_ID, sid  # noqa: E402
+from syncd.connectors.shopware6.sandbox.seed import GERMAN_LANGUAGE_ID, sid  # noqa: E402
 
 
 def _payload(n: int) -> dict:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=250)
     args = parser.parse_args(argv)
     child = subprocess.Popen(
-        [sys.executable, "-m", "connectors.shopware6.sandbox", "--port", "0"],
+        [sys.executable, "-m", "syncd.connectors.shopware6.sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -5,7 +5,7 @@ The bare loop is the floor: one token, pre-built payloads, one ``POST /api/_acti
 batch, no lookups, no error mapping. The connector additionally maps ERP rows, resolves metadata
 and searches existing accounts by id and e-mail per batch (what makes replays and self-registered
 accounts safe). Each side gets a fresh sandbox so both write into an empty shop. The sandbox
-runs in its own process (``python -m connectors.shopware6.sandbox``), as a real shop would: in
+runs in its own process (``python -m syncd.connectors.shopware6.sandbox``), as a real shop would: in
 this process it would compete with the client for the GIL and measure that instead.
 
     python benchmarks/shop_push.py                 # 20,000 and 100,000 customers
@@ -36,13 +36,13 @@ from dataclasses import dataclass
 
 import requests
 
-from connectors.shopware6 import open_shop
-from connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
 from syncd.config.model import PlatformSettings
-from syncd.domain import ErpAddress
-from syncd.rules import PushOutcome
-from syncd.gcpause import gc_paused
-from syncd.logs import configure_logging
+from syncd.connectors.shopware6 import open_shop
+from syncd.connectors.shopware6.sync import SYNC_PATH, WRITE_HEADERS
+from syncd.core.domain import ErpAddress
+from syncd.core.gcpause import gc_paused
+from syncd.core.rules import PushOutcome
+from syncd.shell.logs import configure_logging
 
 
 def addresses(n: int) -> list[ErpAddress]:
@@ -80,7 +80,7 @@ class Shop:
 @contextmanager
 def sandbox_process(version: str) -> Iterator[Shop]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connectors.shopware6.sandbox", "--version", version],
+        [sys.executable, "-m", "syncd.connectors.shopware6.sandbox", "--version", version],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -131,7 +131,7 @@ def run_connector(
         shop = open_shop(platform(sb, batch_size), client_secret=sb.client_secret)
         server_cpu, client_cpu = sb.cpu_seconds(), time.process_time()
         started = time.perf_counter()
-        with gc_paused():  # the pause a cycle runs under (syncd.scheduler.CycleRunner)
+        with gc_paused():  # the pause a cycle runs under (syncd.shell.scheduler.CycleRunner)
             results = shop.push(rows, {})
         elapsed = time.perf_counter() - started
         cpu = (sb.cpu_seconds() - server_cpu, time.process_time() - client_cpu)

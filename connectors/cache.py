@@ -1,5 +1,5 @@
 """The tenant cache when no state store is given (tests, one-off tools): lives as long as the
-connector that holds it. Both connectors use it; the interface is ``syncd.ports.TenantCache``."""
+connector that holds it. Both connectors use it; the interface is ``syncd.core.ports.TenantCache``."""
 
 from __future__ import annotations
 

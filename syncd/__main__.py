@@ -1,4 +1,4 @@
-from syncd.cli import main
+from syncd.shell.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,13 +1,13 @@
 """The Windows service host's entry point: ``SyncdService`` (pywin32, the optional ``windows``
 extra). Imports cleanly on every system; only the service class needs Windows.
 
-Installed services name this class by its dotted path (``syncd.service_control.SERVICE_CLASS``),
+Installed services name this class by its dotted path (``syncd.shell.service_control.SERVICE_CLASS``),
 so it stays here. Nothing in syncd imports this module: the service manager loads it, and it
-loads the CLI. Installing, starting and stopping the service is ``syncd.service_control``.
+loads the CLI. Installing, starting and stopping the service is ``syncd.shell.service_control``.
 
 The service runs exactly what `syncd run` runs: ``SvcDoRun`` calls the CLI in-process
 (``syncd --config PATH run``) after handing the daemon a stop event
-(``syncd.daemon_signals.use_external_stop``) that ``SvcStop`` sets — the Windows counterpart of
+(``syncd.shell.daemon_signals.use_external_stop``) that ``SvcStop`` sets — the Windows counterpart of
 SIGTERM. The configuration path is kept with the service registration (service custom option
 ``config``).
 """
@@ -19,7 +19,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from syncd.service_control import CONFIG_OPTION, DESCRIPTION, DISPLAY_NAME, SERVICE_NAME, STOP_WAIT_HINT_MS
+from syncd.shell.service_control import (
+    CONFIG_OPTION,
+    DESCRIPTION,
+    DISPLAY_NAME,
+    SERVICE_NAME,
+    STOP_WAIT_HINT_MS,
+)
 
 
 class ServiceLoop:
@@ -38,11 +44,11 @@ class ServiceLoop:
         return [*args, "run"]
 
     def run(self) -> int:
-        from syncd.daemon_signals import use_external_stop
+        from syncd.shell.daemon_signals import use_external_stop
 
         run_cli = self._run_cli
         if run_cli is None:
-            from syncd.cli import run_cli as cli_entry
+            from syncd.shell.cli import run_cli as cli_entry
 
             run_cli = cli_entry
         previous = use_external_stop(self.stop_event)

@@ -12,8 +12,8 @@ import structlog
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
-from syncd import redaction, retry
-from syncd.logs import configure_logging, reset_logging
+from syncd.core import redaction, retry
+from syncd.shell.logs import configure_logging, reset_logging
 
 
 class MemoryKeyring(KeyringBackend):

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from connectors.erp.engine import connect_target, display_url, translate
-from connectors.erp.layout import Finding, Layout, LayoutError, near
-from syncd.domain import CheckItem
-from syncd.errors import ConfigError, PermanentError, TransientError
+from syncd.connectors.erp.engine import connect_target, display_url, translate
+from syncd.connectors.erp.layout import Finding, Layout, LayoutError, near
+from syncd.core.domain import CheckItem
+from syncd.core.errors import ConfigError, PermanentError, TransientError
 
 if TYPE_CHECKING:
-    from connectors.erp.table import AddressTable
+    from syncd.connectors.erp.table import AddressTable
 
 MIN_PASSWORD_FIELD = 10  # the reference ERP's minimum size for the field
 

@@ -1,14 +1,14 @@
-"""``SqlErp``: the ERP address table over SQLAlchemy Core (``syncd.ports.ErpPort``).
+"""``SqlErp``: the ERP address table over SQLAlchemy Core (``syncd.core.ports.ErpPort``).
 
 A façade: the table itself (engine, layout, reads, keyset pages, number binding) is the public
-``AddressTable`` (``connectors.erp.table``); the change scan (``scan.py``), checks (``checks.py``)
+``AddressTable`` (``syncd.connectors.erp.table``); the change scan (``scan.py``), checks (``checks.py``)
 and writers (``writes.py``) work on that object. ``SqlErp`` adds one platform's view: its
 password field, through ``PasswordFields``, the only writer of that column.
 
 Reads go to the read source (a table, a view, or the address table with the profile's joins);
 writes go to the address table only, each in its own short transaction. Every database call
 runs under the project's retry policy with driver errors mapped to Transient/PermanentError
-(``connectors.erp.engine.run_db``).
+(``syncd.connectors.erp.engine.run_db``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connectors.erp import checks, scan
-from connectors.erp.engine import build_engine
-from connectors.erp.layout import Layout
-from connectors.erp.normalise import clean_rows
-from connectors.erp.reflect import Cache, MemoryCache
-from connectors.erp.table import AddressTable, ErpStats
-from connectors.erp.values import ValueProblem, clean_raw, parse_number
-from connectors.erp.writes import AddressWriter, PasswordFields
 from syncd.config.model import ErpSettings
-from syncd.domain import CheckItem, ErpAddress
-from syncd.errors import PermanentError
+from syncd.connectors.erp import checks, scan
+from syncd.connectors.erp.engine import build_engine
+from syncd.connectors.erp.layout import Layout
+from syncd.connectors.erp.normalise import clean_rows
+from syncd.connectors.erp.reflect import Cache, MemoryCache
+from syncd.connectors.erp.table import AddressTable, ErpStats
+from syncd.connectors.erp.values import ValueProblem, clean_raw, parse_number
+from syncd.connectors.erp.writes import AddressWriter, PasswordFields
+from syncd.core.domain import CheckItem, ErpAddress
+from syncd.core.errors import PermanentError
 
 PASSWORD_KEY = "platforms[].addresses.password_field"  # noqa: S105 - a config key, not a secret
 

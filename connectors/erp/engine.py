@@ -17,10 +17,10 @@ import structlog
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 
-from connectors.erp import odbc
-from syncd import redaction
-from syncd.errors import ConfigError, PermanentError, TransientError
-from syncd.retry import call_with_retry
+from syncd.connectors.erp import odbc
+from syncd.core import redaction
+from syncd.core.errors import ConfigError, PermanentError, TransientError
+from syncd.core.retry import call_with_retry
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.erp")

@@ -16,7 +16,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.erp.reflect import ColumnInfo, TableInfo
 from syncd.config.model import ErpSettings
 from syncd.config.profiles import (
     PROFILES,
@@ -26,6 +25,7 @@ from syncd.config.profiles import (
     effective_joins,
     effective_read_source,
 )
+from syncd.connectors.erp.reflect import ColumnInfo, TableInfo
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
-from connectors.erp.layout import Layout
-from connectors.erp.values import (
+from syncd.config.model import ErpSettings
+from syncd.config.profiles import effective_columns
+from syncd.connectors.erp.layout import Layout
+from syncd.connectors.erp.values import (
     ValueProblem,
     clean_raw,
     parse_blocked,
@@ -20,10 +22,8 @@ from connectors.erp.values import (
     parse_number,
     text_or_none,
 )
-from syncd.config.model import ErpSettings
-from syncd.config.profiles import effective_columns
-from syncd.domain import ErpAddress
-from syncd.rules import TEXT_FIELDS
+from syncd.core.domain import ErpAddress
+from syncd.core.rules import TEXT_FIELDS
 
 log = structlog.get_logger("syncd.erp")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from syncd.errors import ConfigError
+from syncd.core.errors import ConfigError
 
 # Driver name (as registered in odbcinst.ini) -> the keyword that carries the port; None: the
 # port belongs after a comma in Server=.

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-from connectors.cache import MemoryCache  # noqa: F401 - re-exported for the connector
-from syncd.ports import TenantCache as Cache
+from syncd.connectors.cache import MemoryCache  # noqa: F401 - re-exported for the connector
+from syncd.core.ports import TenantCache as Cache
 
 CACHE_SCOPE = "erp"
 

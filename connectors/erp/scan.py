@@ -11,7 +11,7 @@ committed after the poll are missed: ``overlap`` must exceed the ERP's longest t
 clock skew. Rows whose ``modified_at`` is NULL are read by the first (full) scan only.
 
 Stamps and numbers are bound exactly as they were read, and the overlap is subtracted in the
-stamp's own representation (``connectors.erp.stamps``): a re-typed bound compares differently
+stamp's own representation (``syncd.connectors.erp.stamps``): a re-typed bound compares differently
 from what the ERP stores. A profile join's own stamp (büro+ ``Anschriften.LtzAend``) is one
 more stream of the same kind, with its own watermark and window; an address changed in several
 watched tables within one poll is delivered once.
@@ -31,12 +31,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.erp import stamps
-from syncd.domain import ErpAddress
+from syncd.connectors.erp import stamps
+from syncd.core.domain import ErpAddress
 
 if TYPE_CHECKING:
-    from connectors.erp.layout import Bound
-    from connectors.erp.table import AddressTable
+    from syncd.connectors.erp.layout import Bound
+    from syncd.connectors.erp.table import AddressTable
 
 CURSOR_VERSION = 3
 PRIMARY = "modified_at"  # the stream of the mapped modified_at; joined stamps are "Table.Column"
@@ -61,7 +61,7 @@ def _legacy_state(cursor: Mapping[str, Any], kind: str, sqlite: bool) -> dict[st
 
 
 class _Stream:
-    """One watched stamp column: its watermark (as read, see ``connectors.erp.stamps``) and the
+    """One watched stamp column: its watermark (as read, see ``syncd.connectors.erp.stamps``) and the
     (number, stamp) pairs read inside the overlap window, each with the row's hash."""
 
     def __init__(

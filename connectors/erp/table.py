@@ -24,14 +24,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from connectors.erp.engine import run_db
-from connectors.erp.layout import Bound, Layout, LayoutError, names_needed, near, resolve_layout
-from connectors.erp.normalise import AddressBuilder
-from connectors.erp.reflect import Cache, ColumnInfo, TableInfo, cached_table, table_names
-from connectors.erp.values import ValueProblem, check_length, clean_raw, parse_country, parse_number
 from syncd.config.model import ErpSettings
-from syncd.domain import ErpAddress
-from syncd.errors import ConfigError
+from syncd.connectors.erp.engine import run_db
+from syncd.connectors.erp.layout import Bound, Layout, LayoutError, names_needed, near, resolve_layout
+from syncd.connectors.erp.normalise import AddressBuilder
+from syncd.connectors.erp.reflect import Cache, ColumnInfo, TableInfo, cached_table, table_names
+from syncd.connectors.erp.values import ValueProblem, check_length, clean_raw, parse_country, parse_number
+from syncd.core.domain import ErpAddress
+from syncd.core.errors import ConfigError
 
 # Values per IN (...): well below SQL Server's 2100 parameters, and 500 numbers per statement
 # as long as the column uses at most two forms.
@@ -273,7 +273,7 @@ class AddressTable:
     ) -> list[tuple]:
         """One keyset page of rows whose ``stamp`` (default: modified_at) is at least ``lower``,
         after ``after`` = (stamp, number), as (row, raw number, raw stamp). Bounds are compared
-        uncoerced: what a page returned is what the next one binds (``connectors.erp.stamps``)."""
+        uncoerced: what a page returned is what the next one binds (``syncd.connectors.erp.stamps``)."""
         layout = self.layout
         bound = stamp or layout.logical["modified_at"]
         mod, num = raw(layout.col(bound)), raw(layout.col(layout.number()))

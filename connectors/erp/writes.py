@@ -16,12 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from connectors.erp import checks
-from connectors.erp.engine import run_db, sqlstate
-from connectors.erp.reflect import ColumnInfo
-from connectors.erp.table import AddressTable, raw
-from connectors.erp.values import ValueProblem, parse_number
-from syncd.errors import ConfigError, PermanentError
+from syncd.connectors.erp import checks
+from syncd.connectors.erp.engine import run_db, sqlstate
+from syncd.connectors.erp.reflect import ColumnInfo
+from syncd.connectors.erp.table import AddressTable, raw
+from syncd.connectors.erp.values import ValueProblem, parse_number
+from syncd.core.errors import ConfigError, PermanentError
 
 
 class _Taken(Exception):

@@ -1,16 +1,16 @@
 """Mail transports (SMTP, outbox folder) and message building.
 
-``open_transport(settings.mail, password=...)`` is what ``syncd.bootstrap`` calls; flows only
-see the ``syncd.ports.MailTransport`` interface.
+``open_transport(settings.mail, password=...)`` is what ``syncd.shell.bootstrap`` calls; flows only
+see the ``syncd.core.ports.MailTransport`` interface.
 """
 
 from __future__ import annotations
 
-from connectors.mail.message import EncodedMail, build_message, encode_message
-from connectors.mail.outbox import OutboxTransport
-from connectors.mail.smtp import DeliveryUnknown, SmtpSession, SmtpTransport
 from syncd.config.model import MailSettings
-from syncd.errors import ConfigError
+from syncd.connectors.mail.message import EncodedMail, build_message, encode_message
+from syncd.connectors.mail.outbox import OutboxTransport
+from syncd.connectors.mail.smtp import DeliveryUnknown, SmtpSession, SmtpTransport
+from syncd.core.errors import ConfigError
 
 __all__ = [
     "DeliveryUnknown", "EncodedMail", "OutboxTransport", "SmtpSession", "SmtpTransport",

@@ -22,8 +22,8 @@ from email.parser import BytesParser
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from functools import lru_cache
 
-from syncd.domain import OutgoingMail
-from syncd.errors import PermanentError
+from syncd.core.domain import OutgoingMail
+from syncd.core.errors import PermanentError
 
 # 39 bytes -> 52 base64 characters -> a 64-character encoded word: fits "Reply-To: " + word.
 _WORD_BYTES = 39

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.mail.message import encode_message, parse_sender
-from syncd.domain import CheckItem, OutgoingMail
-from syncd.errors import PermanentError, TransientError
+from syncd.connectors.mail.message import encode_message, parse_sender
+from syncd.core.domain import CheckItem, OutgoingMail
+from syncd.core.errors import PermanentError, TransientError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

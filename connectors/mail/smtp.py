@@ -33,10 +33,10 @@ from email.headerregistry import Address
 
 import structlog
 
-from connectors.mail.message import encode_message, parse_sender
 from syncd.config.model import MailSettings
-from syncd.domain import CheckItem, OutgoingMail
-from syncd.errors import ConfigurationFault, DeliveryUnknown, PermanentError, TransientError
+from syncd.connectors.mail.message import encode_message, parse_sender
+from syncd.core.domain import CheckItem, OutgoingMail
+from syncd.core.errors import ConfigurationFault, DeliveryUnknown, PermanentError, TransientError
 
 log = structlog.get_logger("syncd.mail")
 

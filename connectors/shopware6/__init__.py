@@ -1,7 +1,7 @@
 """Shopware 6 connector (Admin API, versions 6.5 - 6.7).
 
 ``open_shop(platform, client_secret=...)`` builds the ``ShopPort`` adapter for one platform.
-The bundled sandbox server lives in ``connectors.shopware6.sandbox``.
+The bundled sandbox server lives in ``syncd.connectors.shopware6.sandbox``.
 
 Modules, one job each:
 - ``http``: session, OAuth2 client credentials, error mapping onto transient/permanent, retries
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from syncd.config.model import PlatformSettings
-from syncd.ports import TenantCache
+from syncd.core.ports import TenantCache
 
 from .http import ShopwareHttp
 from .mapping import address_id, customer_id

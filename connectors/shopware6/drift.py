@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from syncd.domain import ErpAddress
-from syncd.rules import email_key
+from syncd.core.domain import ErpAddress
+from syncd.core.rules import email_key
 
 from .mapping import CustomerMapper, Rejected, customer_id
 

@@ -1,11 +1,11 @@
 """The Admin API transport: one ``requests.Session`` per platform, OAuth2 client credentials,
-error mapping onto syncd's transient/permanent split, retries through ``syncd.retry``.
+error mapping onto syncd's transient/permanent split, retries through ``syncd.core.retry``.
 
 Token rules (shopware-notes §1): the token is kept until shortly before ``expires_in`` runs
 out; a 401 invalidates it and the request is re-sent once with a fresh one; a throttled token
 endpoint (429 ``FRAMEWORK__AUTH_THROTTLED``, wait in ``meta.parameters.seconds``, no
 ``Retry-After``) blocks every token request until the wait is over, so no caller can spin.
-The token and the client secret are registered with ``syncd.redaction`` while held.
+The token and the client secret are registered with ``syncd.core.redaction`` while held.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import requests
 import structlog
 from requests.adapters import HTTPAdapter
 
-from syncd import redaction
-from syncd.errors import PermanentError, TransientError
-from syncd.retry import call_with_retry
+from syncd.core import redaction
+from syncd.core.errors import PermanentError, TransientError
+from syncd.core.retry import call_with_retry
 
 log = structlog.get_logger("syncd.shopware6")
 

@@ -29,8 +29,8 @@ from datetime import datetime
 from typing import Any
 
 from syncd.config.model import PlatformSettings
-from syncd.domain import ErpAddress, ShopCustomer
-from syncd.rules import (
+from syncd.core.domain import ErpAddress, ShopCustomer
+from syncd.core.rules import (
     email_problem,
 )
 

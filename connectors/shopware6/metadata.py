@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from connectors.cache import MemoryCache  # noqa: F401 - re-exported
-from syncd.errors import ConfigError
+from syncd.connectors.cache import MemoryCache  # noqa: F401 - re-exported
+from syncd.core.errors import ConfigError
 
 SALUTATION_KEYS = ("mr", "mrs", "not_specified")
 CACHE_VERSION = 1  # bump when the cached shape changes, so an old entry is fetched anew

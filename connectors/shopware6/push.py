@@ -50,9 +50,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from syncd.domain import ErpAddress, PushResult
-from syncd.rules import PushOutcome
-from syncd.rules import email_key
+from syncd.core.domain import ErpAddress, PushResult
+from syncd.core.rules import PushOutcome, email_key
 
 from .http import encode_json
 from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, fingerprint

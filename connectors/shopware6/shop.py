@@ -1,4 +1,4 @@
-"""``ShopwareShop``: the ``syncd.ports.ShopPort`` adapter for Shopware 6.5 - 6.7."""
+"""``ShopwareShop``: the ``syncd.core.ports.ShopPort`` adapter for Shopware 6.5 - 6.7."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 
 import structlog
 
-from syncd import redaction
 from syncd.config.model import PlatformSettings
-from syncd.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
-from syncd.errors import ConfigError, PermanentError, SyncdError
-from syncd.ports import TenantCache
-from syncd.rules import email_key
+from syncd.core import redaction
+from syncd.core.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
+from syncd.core.errors import ConfigError, PermanentError, SyncdError
+from syncd.core.ports import TenantCache
+from syncd.core.rules import email_key
 
 from . import drift
 from .http import ShopwareHttp
@@ -330,7 +330,7 @@ class ShopwareShop:
 
     def compare(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> dict[int, str]:
         """The reconciliation's view of linked accounts: ERP number -> "missing" or "differs: ..."
-        for those gone from the shop or out of step with the ERP row (``connectors.shopware6.drift``)."""
+        for those gone from the shop or out of step with the ERP row (``shopware6.drift``)."""
         if not links:
             return {}
         limit = self.traits().page_limit

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from syncd import redaction
+from syncd.core import redaction
 
 from .http import RawJson, ShopwareHttp, encode_json, errors_of
 

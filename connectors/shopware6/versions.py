@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from syncd.errors import PermanentError
+from syncd.core.errors import PermanentError
 
 MIN_SUPPORTED = (6, 5, 0, 0)
 # Below 6.5 the sync API wrote per operation (``fail-on-error``); our error mapping assumes the

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ValidationError
 
 from syncd.config.model import FieldProblem, Settings
 from syncd.config.profiles import effective_columns
-from syncd.errors import ConfigError
-from syncd.redaction import MASK, is_sensitive_key, redact_value
+from syncd.core.errors import ConfigError
+from syncd.core.redaction import MASK, is_sensitive_key, redact_value
 
 ENV_VAR = "SYNCD_CONFIG"
 # Keys that look sensitive by name but hold settings, not secrets: their bad values are shown.

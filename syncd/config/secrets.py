@@ -2,7 +2,7 @@
 
 Resolved once at start. A reference that cannot be resolved is a ``ConfigError`` naming the
 key and the reference (never a value). Every resolved value is registered with
-``syncd.redaction`` for the life of the process, so it cannot leak through logs or errors.
+``syncd.core.redaction`` for the life of the process, so it cannot leak through logs or errors.
 
 The keyring backend is the one keyring itself selects (``PYTHON_KEYRING_BACKEND``,
 ``keyringrc.cfg``, or its own priority order), but a backend that stores plain text or cannot
@@ -23,9 +23,9 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError
 from sqlalchemy.engine import make_url
 
-from syncd import redaction
 from syncd.config.model import Settings
-from syncd.errors import ConfigError
+from syncd.core import redaction
+from syncd.core.errors import ConfigError
 
 log = structlog.get_logger("syncd.secrets")
 

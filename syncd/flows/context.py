@@ -1,6 +1,6 @@
 """What a flow runs with: the ports for one platform and the state store.
 
-Built by ``syncd.bootstrap`` for the daemon and the CLI, or directly by a test; a flow never
+Built by ``syncd.shell.bootstrap`` for the daemon and the CLI, or directly by a test; a flow never
 builds an adapter itself, so the same flow runs against the sandbox, SQLite or a real ERP.
 """
 
@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from syncd.clock import utcnow
+from syncd.core.clock import utcnow
 from syncd.state.uow import SqlUnitOfWork
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
-    from syncd.ports import ErpPort, LayoutRenderer, MailTransport, ShopPort
+    from syncd.core.ports import ErpPort, LayoutRenderer, MailTransport, ShopPort
     from syncd.state.db import StateStore
     from syncd.state.uow import UnitOfWork
 

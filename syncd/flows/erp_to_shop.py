@@ -15,11 +15,11 @@ from typing import TypeVar
 
 import structlog
 
-from syncd.domain import ErpAddress
+from syncd.core.domain import ErpAddress
+from syncd.core.rules import LinkKind
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
-from syncd.rules import LinkKind
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from syncd.domain import Direction
+from syncd.core.domain import Direction
 from syncd.flows.context import PlatformContext
 
 DIRECTION = Direction.ERP_TO_SHOP.value

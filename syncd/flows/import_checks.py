@@ -4,8 +4,8 @@ the next address number is allowed, every copy field can be read."""
 from __future__ import annotations
 
 from syncd.config.profiles import effective_columns
-from syncd.domain import CheckItem
-from syncd.errors import SyncdError
+from syncd.core.domain import CheckItem
+from syncd.core.errors import SyncdError
 from syncd.flows.context import PlatformContext
 from syncd.flows.import_plan import shop_supplied_columns
 from syncd.flows.numbers import ImportBlocked, NumberPolicy

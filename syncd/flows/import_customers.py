@@ -57,8 +57,9 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from syncd.config.profiles import effective_columns
-from syncd.domain import Direction, ShopCustomer
-from syncd.errors import ConfigError, PermanentError, SyncdError, TransientError
+from syncd.core.domain import Direction, ShopCustomer
+from syncd.core.errors import ConfigError, PermanentError, SyncdError, TransientError
+from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
@@ -74,7 +75,6 @@ from syncd.flows.import_plan import (
     sole_candidate,
 )
 from syncd.flows.numbers import ImportBlocked, NumberAllocator, NumberPolicy
-from syncd.rules import SHOP_CHANGE_OVERLAP, LinkKind
 from syncd.state.db import chunked
 from syncd.state.links import Link
 from syncd.state.uow import UnitOfWork

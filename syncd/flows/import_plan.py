@@ -13,9 +13,9 @@ from typing import Any
 
 import pycountry
 
-from syncd.domain import ShopCustomer
-from syncd.errors import PermanentError
-from syncd.rules import SHOP_IMPORT_FIELDS, LinkKind
+from syncd.core.domain import ShopCustomer
+from syncd.core.errors import PermanentError
+from syncd.core.rules import SHOP_IMPORT_FIELDS, LinkKind
 from syncd.state.links import Link
 
 

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from syncd.errors import PermanentError
+from syncd.core.errors import PermanentError
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
-    from syncd.ports import ErpPort
+    from syncd.core.ports import ErpPort
     from syncd.state.allocations import Allocations
 
 # Consecutive taken numbers tolerated in one reservation before giving up: a counter that

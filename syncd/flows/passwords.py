@@ -11,7 +11,7 @@ import secrets
 import string
 from functools import lru_cache
 
-from syncd.errors import ConfigError
+from syncd.core.errors import ConfigError
 
 SHOP_MIN_LENGTH = 8
 

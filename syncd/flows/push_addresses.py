@@ -17,13 +17,11 @@ from dataclasses import dataclass, field, fields
 import structlog
 
 from syncd.config.model import AddressSettings
-from syncd.domain import ErpAddress, PushResult
-from syncd.rules import PushOutcome
-from syncd.errors import PermanentError
-from syncd.flows import failures as _failures
+from syncd.core.domain import ErpAddress, PushResult
+from syncd.core.errors import PermanentError
+from syncd.core.rules import LinkKind, PushOutcome, email_key, email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
-from syncd.rules import LinkKind, email_key, email_problem
 from syncd.state.links import Link
 from syncd.state.uow import UnitOfWork
 
@@ -261,7 +259,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             email=(a.email or "").strip() or None, erp_blocked=a.blocked,
             shop_active=old.shop_active if had_link else True,
             # A recovered create is written like a create (an intent guards it, see
-            # connectors.shopware6.push): it holds the address as it is now.
+            # syncd.connectors.shopware6.push): it holds the address as it is now.
             fingerprint=address_fingerprint(a),
         ))
         if new and credentials and not a.blocked:

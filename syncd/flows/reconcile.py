@@ -36,7 +36,8 @@ from typing import TypeVar
 
 import structlog
 
-from syncd.domain import ErpAddress
+from syncd.core.domain import ErpAddress
+from syncd.core.rules import LinkKind
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop
@@ -47,7 +48,6 @@ from syncd.flows.push_addresses import (
     apply_batch,
     email_problem,
 )
-from syncd.rules import LinkKind
 from syncd.state.drift import KEYS
 from syncd.state.links import Link
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from syncd.core.clock import utcnow
 from syncd.state.db import StateStore, upsert
-from syncd.clock import utcnow
 from syncd.state.schema import cache as t
 
 

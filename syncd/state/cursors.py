@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from syncd.core.clock import utcnow
 from syncd.state.db import StateStore, upsert
-from syncd.clock import utcnow
 from syncd.state.schema import cursors as t
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from syncd.redaction import redact
+from syncd.core.clock import utcnow
+from syncd.core.redaction import redact
 from syncd.state.db import StateStore
-from syncd.clock import utcnow
 from syncd.state.schema import cycles as t
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from syncd.errors import ConfigError, SyncdError
+from syncd.core.errors import ConfigError, SyncdError
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.state")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from syncd.core.clock import utcnow
 from syncd.state.cursors import Cursors
 from syncd.state.db import StateStore
-from syncd.clock import utcnow
 
 NAME = "reconcile"
 # The counts a reconciliation stores, in the order `syncd status` shows them.

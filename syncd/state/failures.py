@@ -1,6 +1,6 @@
 """Per-record permanent failures: what `syncd status` lists, until the record succeeds.
 
-A reason passes ``syncd.redaction.redact`` before it is stored: a peer's error text may echo a
+A reason passes ``syncd.core.redaction.redact`` before it is stored: a peer's error text may echo a
 password back (I3).
 """
 
@@ -12,9 +12,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
-from syncd.redaction import redact
+from syncd.core.clock import utcnow
+from syncd.core.redaction import redact
 from syncd.state.db import StateStore, chunked, upsert
-from syncd.clock import utcnow
 from syncd.state.schema import failures as t
 
 MAX_REASON = 4000

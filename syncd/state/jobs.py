@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Integer, and_, bindparam, case, func, insert, or_, select, update
 
-from syncd.redaction import redact
+from syncd.core.redaction import redact
 from syncd.state.schema import credential_jobs as t
 
 if TYPE_CHECKING:

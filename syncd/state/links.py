@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from syncd.rules import LinkKind
+from syncd.core.clock import utcnow
+from syncd.core.rules import LinkKind
 from syncd.state.db import StateStore, chunked, upsert
-from syncd.clock import utcnow
 from syncd.state.schema import links as t
 
 KINDS = tuple(k.value for k in LinkKind)  # what the schema's kind column accepts

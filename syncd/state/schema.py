@@ -1,7 +1,7 @@
 """Tables of the state store. One store, many small repositories over it (``syncd.state.*``).
 
 Never stored here: a generated password, a secret, or any value registered with
-``syncd.redaction``. The credential job table records *steps*, not passwords; the in-flight
+``syncd.core.redaction``. The credential job table records *steps*, not passwords; the in-flight
 password lives only in the ERP password field (spec I2/I3).
 """
 
@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from syncd.rules import LinkKind
+from syncd.core.rules import LinkKind
 
 metadata = MetaData(
     naming_convention={
@@ -66,7 +66,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 TS = UTCDateTime()
 
 # Binding between an ERP address and a shop account, per platform (OCA/connector style).
-# kind: a ``syncd.rules.LinkKind`` value (what each means is said there).
+# kind: a ``syncd.core.rules.LinkKind`` value (what each means is said there).
 links = Table(
     "links",
     metadata,

@@ -28,7 +28,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Integer, Table, func, select, text
 
 from syncd import __version__
-from syncd.errors import SyncdError
+from syncd.core.errors import SyncdError
 from syncd.state.db import StateStore, _all_revisions, current_revisions
 from syncd.state.schema import UTCDateTime, metadata
 

@@ -25,7 +25,7 @@ state work, not around a shop or ERP call, or the other direction's cycle waits 
 and inside it write only through the unit's repositories: a write (or any ``CredentialJobs``
 call, whose reads also take the lock) through one built over the store itself waits for the
 unit until the busy timeout.
-``tests/fakes/state.py`` has the in-memory ``FakeUnitOfWork``; ``tests/test_state_contract.py``
+``tests/support/fakes/state.py`` has the in-memory ``FakeUnitOfWork``; ``tests/unit/test_state_contract.py``
 runs the same tests on both.
 """
 
@@ -37,7 +37,7 @@ from typing import Protocol, Self
 
 from sqlalchemy import Connection
 
-from syncd.clock import Clock, utcnow
+from syncd.core.clock import Clock, utcnow
 from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors
 from syncd.state.db import StateStore

@@ -1,4 +1,4 @@
-"""``python -m connectors.shopware6.sandbox --port N --version V``: a sandbox for manual use."""
+"""``python -m syncd.connectors.shopware6.sandbox --port N --version V``: a sandbox for manual use."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .sandbox import Sandbox
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.shopware6.sandbox",
+        prog="python -m syncd.connectors.shopware6.sandbox",
         description="Shopware 6 Admin/Store API sandbox on a loopback port",
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (0 = a free one)")

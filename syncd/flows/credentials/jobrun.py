@@ -33,18 +33,18 @@ from typing import Any
 
 import structlog
 
-from syncd.errors import DeliveryUnknown, PermanentError, SyncdError, TransientError
+from syncd.core.errors import DeliveryUnknown, PermanentError, SyncdError, TransientError
+from syncd.core.ports import MailSession
+from syncd.core.redaction import redact, register, unregister
+from syncd.core.retry import call_with_retry
+from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.mail import build_mail, field_length, field_value
 from syncd.flows.credentials.outcomes import Item, fail, retry
 from syncd.flows.credentials.policy import MAX_SENDS, STEP
-from syncd.flows.passwords import generate_password
 from syncd.flows.failures import clear_failures
+from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint
-from syncd.rules import email_problem
-from syncd.ports import MailSession
-from syncd.redaction import redact, register, unregister
-from syncd.retry import call_with_retry
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncd.domain import ErpAddress, OutgoingMail
+from syncd.core.domain import ErpAddress, OutgoingMail
 from syncd.flows.context import PlatformContext
 from syncd.state.jobs import CredentialJob
 
@@ -21,7 +21,7 @@ def field_value(address: ErpAddress, field: str) -> str | None:
 
 def render_context(ctx: PlatformContext, address: ErpAddress) -> dict[str, Any]:
     """The layout context of spec §2 (erp by column, address by logical name, shop, customer)."""
-    from syncd.layout_context import build_context
+    from syncd.render.context import build_context
 
     return build_context(address, platform=ctx.platform, shop=ctx.shop, sender=sender(ctx))
 
@@ -35,7 +35,7 @@ def field_length(erp: Any) -> int | None:
     known = getattr(erp, "password_field_length", None)
     if isinstance(known, int):
         return known
-    try:  # connectors.erp.SqlErp keeps it in its resolved layout
+    try:  # syncd.connectors.erp.SqlErp keeps it in its resolved layout
         column = erp.layout.write.column(erp.password_field)
         return int(column.length) if column is not None and column.length else None
     except Exception:  # any other adapter: the ERP refuses an over-long value itself

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from syncd.domain import OutgoingMail
-from syncd.errors import ConfigurationFault
+from syncd.core.domain import OutgoingMail
+from syncd.core.errors import ConfigurationFault
+from syncd.core.redaction import redact
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.policy import STEP, backoff
 from syncd.flows.failures import record_failure
-from syncd.redaction import redact
 from syncd.state.jobs import CredentialJob, CredentialJobs
 
 log = structlog.get_logger("syncd.flows.credentials")

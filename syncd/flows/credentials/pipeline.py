@@ -22,12 +22,12 @@ from typing import Any
 
 import structlog
 
-from syncd.errors import ConfigurationFault, TransientError
+from syncd.core.errors import ConfigurationFault, TransientError
+from syncd.core.ports import MailSession
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials import jobrun
 from syncd.flows.credentials.outcomes import Item, retry
 from syncd.flows.credentials.policy import enabled
-from syncd.ports import MailSession
 from syncd.state.jobs import CredentialJobs
 
 log = structlog.get_logger("syncd.flows.credentials")

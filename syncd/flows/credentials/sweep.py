@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import structlog
 
+from syncd.core.redaction import sensitive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.jobrun import deliver
 from syncd.flows.credentials.policy import STEP, enabled
 from syncd.flows.failures import clear_failures
-from syncd.redaction import sensitive
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
 

@@ -6,7 +6,7 @@ logging configuration: the daemon's logging set-up stays in charge.
 
 To write a new migration: copy ``versions/0001_initial.py`` to ``versions/NNNN_<name>.py``,
 set ``revision = "NNNN"`` and ``down_revision`` to the previous head, use explicit ``op`` calls,
-and change ``syncd/state/schema.py`` to match (``tests/test_state_db.py`` compares them).
+and change ``syncd/state/schema.py`` to match (``tests/e2e/test_state_db.py`` compares them).
 """
 
 from alembic import context

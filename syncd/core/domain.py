@@ -1,0 +1,115 @@
+"""Domain types shared by connectors and flows: plain data, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from syncd.core.rules import PushOutcome
+
+
+class Direction(StrEnum):
+    ERP_TO_SHOP = "erp-to-shop"
+    SHOP_TO_ERP = "shop-to-erp"
+
+
+@dataclass(frozen=True)
+class ErpAddress:
+    """One ERP address, normalised by the ERP connector.
+
+    ``row`` is the raw row of the read source by *column name* (what a layout sees as ``erp``);
+    the named attributes are the logical fields of ``[erp.columns]``. ``problems`` lists value
+    problems found while normalising (over-long value, unknown country, ...): a record with
+    problems is reported as failed, never silently truncated.
+    """
+
+    number: int
+    email: str | None = None
+    company: str | None = None
+    salutation: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    street: str | None = None
+    zip: str | None = None
+    city: str | None = None
+    country: str | None = None  # ISO 3166 alpha-2
+    phone: str | None = None
+    customer_group: str | None = None
+    blocked: bool = False
+    modified_at: datetime | None = None
+    row: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShopCustomer:
+    """A shop customer account as the shop connector reads it."""
+
+    id: str
+    email: str
+    customer_number: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    salutation: str | None = None  # "Herr" / "Frau" / None (mapped back from shop keys)
+    street: str | None = None
+    zip: str | None = None
+    city: str | None = None
+    country: str | None = None  # ISO 3166 alpha-2
+    phone: str | None = None
+    active: bool = True
+    guest: bool = False
+    order_count: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+
+
+@dataclass(frozen=True)
+class PushResult:
+    number: int
+    outcome: PushOutcome
+    shop_id: str | None = None
+    reason: str | None = None
+    code: str | None = None  # the shop's error code when rejected
+    # "existed_with_deterministic_id": UPDATED, but no link was known - the account was created by
+    # an earlier push whose link was never stored (crash between shop write and link record).
+    detail: str | None = None
+    # Hash of the payload the shop now holds (None when nothing of ours was written); pass it back
+    # as ``fingerprints`` to let an unchanged address come back UNCHANGED without a write.
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One line of ``syncd check``: what was checked, whether it is fine, and the detail."""
+
+    area: str  # "config", "erp", "shop:NAME", "mail", "layout"
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A rendered mail ready for a transport. ``key`` identifies the job it belongs to."""
+
+    to_addr: str
+    to_name: str | None
+    sender: str
+    subject: str
+    text: str
+    html: str | None = None
+    key: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RenderedLayout:
+    subject: str
+    text: str
+    html: str | None = None

@@ -1,0 +1,151 @@
+"""The small interfaces flows talk to. Adapters live in ``connectors/``; flows receive
+them from ``syncd.shell.bootstrap`` (or a test) and never build one themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from syncd.core.domain import CheckItem, ErpAddress, OutgoingMail, PushResult, RenderedLayout, ShopCustomer
+
+
+class TenantCache(Protocol):
+    """Metadata kept until `syncd clear-cache` (ERP columns, shop sales channels, groups ...);
+    the state store's cache in production, ``syncd.connectors.cache.MemoryCache`` in one-off tools."""
+
+    def get(self, scope: str, key: str) -> Any: ...
+
+    def set(self, scope: str, key: str, value: Any) -> None: ...
+
+
+class ChangeScan(Protocol):
+    """One pass of change detection. Iterate ``batches()`` to the end, then ``cursor()`` gives
+    the bookmark to store *after* the records it covers are processed."""
+
+    def batches(self) -> Iterator[list[ErpAddress]]: ...
+
+    def cursor(self) -> dict[str, Any]: ...
+
+
+class ErpPort(Protocol):
+    def check(
+        self, password_field: str | None = None, password_length: int | None = None
+    ) -> list[CheckItem]:
+        """Connectivity, tables, mapped columns and the password field; defaults: the field and
+        length the connector was opened with."""
+
+    def validate(self, password_field: str | None = None, password_length: int | None = None) -> None:
+        """Start-up: ConfigError naming the key when the mapping or password field is wrong."""
+
+    def scan_changes(self, cursor: Mapping[str, Any] | None, *, batch_size: int = 500) -> ChangeScan: ...
+
+    def get_address(self, number: int) -> ErpAddress | None: ...
+
+    def numbers_present(self, numbers: Iterable[int]) -> set[int]:
+        """Which of ``numbers`` the ERP still holds (reconciliation of links)."""
+
+    def iter_all(self, *, batch_size: int = 500) -> Iterator[list[ErpAddress]]:
+        """Every address in number order, one page in memory at a time."""
+
+    def get_addresses(self, numbers: Iterable[int]) -> dict[int, ErpAddress]: ...
+
+    # --- the password field (spec §1 step 3b/3f, I2) ---
+    def write_password_fields(self, values: Mapping[int, str]) -> None:
+        """Write all values in one transaction."""
+
+    def read_password_fields(self, numbers: Iterable[int]) -> dict[int, str | None]: ...
+
+    def numbers_with_password(self) -> list[int]:
+        """Every address whose password field is non-empty (the start-up sweep)."""
+
+    def clear_password_fields(self, numbers: Iterable[int]) -> None:
+        """One statement; idempotent."""
+
+    # --- shop -> ERP import ---
+    def number_exists(self, number: int) -> bool: ...
+
+    def create_address(self, number: int, values: Mapping[str, Any]) -> bool:
+        """Insert a new address; ``values`` by logical name or column name. False when the
+        number is taken (the caller takes the next one); raises PermanentError on bad values."""
+
+    def read_columns(self, number: int, columns: Sequence[str]) -> dict[str, Any]: ...
+
+    def find_numbers(self, column: str, value: Any) -> list[int]: ...
+
+
+class ShopPort(Protocol):
+    name: str
+    login_url: str
+
+    def check(self) -> list[CheckItem]: ...
+
+    def push(
+        self,
+        addresses: Sequence[ErpAddress],
+        links: Mapping[int, str],
+        *,
+        claims: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
+        intents: Any = None,
+    ) -> list[PushResult]:
+        """Create, adopt or update ``addresses``; ``links`` are the shop ids already linked per ERP
+        number, ``claims`` answers which ERP number other shop ids are linked to. An unlinked
+        address whose account already exists comes back ADOPTED (never CREATED), unless
+        ``intents`` (``pending(numbers)``, ``record(creates)``: the state store's write-ahead
+        create intents) says a crashed push of ours made it. One result per address, in order."""
+
+    def set_passwords(self, passwords: Mapping[str, str]) -> dict[str, str | None]:
+        """shop id -> password, one bulk call; returns shop id -> error reason (None = ok)."""
+
+    def set_active(self, shop_ids: Sequence[str], active: bool) -> dict[str, str | None]: ...
+
+    def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]:
+        """Customers (no guests) created or updated at or after ``since`` (None: all).
+        ``since`` is the literal bound: the caller owns the bookmark and its overlap."""
+
+    def get_customers(self, shop_ids: Sequence[str]) -> dict[str, ShopCustomer]: ...
+
+    def compare(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> dict[int, str]:
+        """Reconciliation: ERP number -> "missing" (no account under the linked id) or
+        "differs: FIELDS" (the account holds other data than the address maps to); addresses
+        whose account is in step are left out."""
+
+    def set_customer_number(self, shop_id: str, number: str) -> None: ...
+
+    def customers_with_orders(self, since: datetime | None) -> Iterator[ShopCustomer]:
+        """Customers (no guests) with an order placed at or after ``since`` (None: any order),
+        the literal bound as in ``customers_changed_since``.
+        A first order does not touch the customer's updatedAt, so the shop -> ERP import asks
+        for these separately when ``only_with_orders`` is on."""
+
+    def send_recovery_link(self, shop_id: str) -> None:
+        """Let the shop mail its own one-time set-password link (credential_mode = "link")."""
+
+
+class MailSession(Protocol):
+    def open(self) -> None:
+        """Connect now rather than at the first send; raises ConfigurationFault for a refused
+        login, TransientError when the server cannot be reached."""
+
+    def send(self, mail: OutgoingMail, on_commit: Callable[[], None] | None = None) -> None:
+        """Raises TransientError (SMTP 4xx, dropped connection) or PermanentError (5xx).
+
+        ``on_commit`` runs right before the step from which the mail may be delivered (SMTP:
+        the end-of-data terminator; outbox: the rename), on every attempt that gets there; if it
+        raises, the mail is not delivered. A failure after it is ``DeliveryUnknown`` (or a
+        TransientError/PermanentError for a server's explicit refusal)."""
+
+
+class MailTransport(Protocol):
+    def session(self) -> AbstractContextManager[MailSession]: ...
+
+    def check(self) -> list[CheckItem]: ...
+
+
+class LayoutRenderer(Protocol):
+    def names(self) -> list[str]: ...
+
+    def render(self, name: str, context: Mapping[str, Any]) -> RenderedLayout: ...
+
+    def check(self, name: str, password_column: str | None) -> list[CheckItem]: ...

@@ -1,0 +1,119 @@
+"""The one redaction point.
+
+Every string that leaves the process through logs, exceptions shown to the operator, CLI
+output or the state store passes ``redact``. Values are *registered* while they are
+sensitive: resolved secrets for the life of the process, a generated password for the
+life of its credential job (``with sensitive(pw): ...``).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+MASK = "[REDACTED]"
+
+# Keys whose value is never shown, whatever it is (logged dicts, config dumps, HTTP bodies).
+_SENSITIVE_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|authorization|api[_-]?key|credential)", re.IGNORECASE
+)
+
+_lock = threading.Lock()
+_values: Counter[str] = Counter()  # refcounted: two jobs may briefly hold the same value
+_pattern: re.Pattern[str] | None = None
+_dirty = False  # _values changed since _pattern was built; redact() rebuilds it
+
+
+def _rebuild() -> None:
+    global _pattern, _dirty
+    _dirty = False
+    if not _values:
+        _pattern = None
+        return
+    # Longest first so that a value containing another is masked whole.
+    alternatives = sorted(_values, key=len, reverse=True)
+    _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+
+def _worth_masking(value: str | None) -> bool:
+    # Very short values are ignored: masking every 'a' would destroy the log without
+    # protecting anything.
+    return bool(value) and len(value) >= 4  # type: ignore[arg-type]
+
+
+def register(*values: str | None) -> None:
+    """Mark ``values`` as sensitive until ``unregister``.
+
+    The pattern is rebuilt lazily on the next ``redact``: a credential batch registers a
+    hundred passwords at once, and recompiling per value made that quadratic.
+    """
+    global _dirty
+    with _lock:
+        for value in values:
+            if _worth_masking(value):
+                _values[value] += 1  # type: ignore[index]
+                _dirty = _dirty or _values[value] == 1  # type: ignore[index]
+
+
+def unregister(*values: str | None) -> None:
+    global _dirty
+    with _lock:
+        for value in values:
+            if not _worth_masking(value) or value not in _values:
+                continue
+            if _values[value] <= 1:  # type: ignore[index]
+                _values.pop(value, None)  # type: ignore[arg-type]
+                _dirty = True
+            else:
+                _values[value] -= 1  # type: ignore[index]
+
+
+@contextmanager
+def sensitive(*values: str | None) -> Iterator[None]:
+    register(*values)
+    try:
+        yield
+    finally:
+        unregister(*values)
+
+
+def redact(text: str) -> str:
+    if _dirty:
+        with _lock:
+            if _dirty:
+                _rebuild()
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
+
+
+def is_sensitive_key(key: str) -> bool:
+    return bool(_SENSITIVE_KEY.search(key))
+
+
+def redact_value(value: Any, key: str | None = None) -> Any:
+    """Redact a value of any shape: strings are scanned, mappings by key, sequences item-wise,
+    exceptions turned into their (redacted) text."""
+    if key is not None and is_sensitive_key(key) and value not in (None, "", False):
+        return MASK
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return type(value)(redact_value(v) for v in value) if not isinstance(value, set) else {
+            redact_value(v) for v in value
+        }
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
+    return value
+
+
+def structlog_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Last processor in the chain (see ``syncd.shell.logs``): nothing is rendered unredacted."""
+    return {k: redact_value(v, k if k != "event" else None) for k, v in event_dict.items()}

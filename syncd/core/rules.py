@@ -1,0 +1,94 @@
+"""syncd's business rules, each defined once: link kinds, push outcomes, the address field
+lists, the e-mail rule and the shop -> ERP re-read window.
+
+Plain values and pure functions, no I/O and no syncd imports, so the domain, the connectors,
+the flows and the state store can all import it without an import circle. ``tests/unit/test_rules.py``
+pins each definition to the copies it replaces.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+
+
+class LinkKind(StrEnum):
+    """How a shop account came to be linked with an ERP address (column ``links.kind``).
+
+    The values are stored in the state store and in migration 0001's partial index: never
+    rename one."""
+
+    ERP = "erp"  # syncd created the shop account for the ERP address
+    EMAIL = "email"  # an account that already existed in the shop, matched by its e-mail
+    IMPORT = "import"  # shop -> ERP: the ERP address was created from the shop customer
+    COLLECTIVE = "collective"  # one of the many shop customers booked on the collective address
+
+
+class PushOutcome(StrEnum):
+    """What pushing one ERP address to the shop did (``PushResult.outcome``)."""
+
+    CREATED = "created"  # new shop account made by syncd
+    LINKED = "linked"  # an account the customer made in the shop, now linked to the ERP address
+    # an account that already served this ERP address while syncd had no link for it (a lost or
+    # new state store): linked again without a mail and without touching its password (I4)
+    ADOPTED = "adopted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DEACTIVATED = "deactivated"
+    REACTIVATED = "reactivated"
+    SKIPPED = "skipped"  # e.g. blocked and skip_blocked
+    REJECTED = "rejected"  # permanent failure for this record; ``reason`` says why
+
+
+# --- address fields ----------------------------------------------------------------------------
+# The logical fields of an ERP address, in ``ErpAddress`` order: what ``[erp.columns]`` can name
+# (besides ``shop_id``) and what a layout sees as ``address``. Every other list derives from it.
+ADDRESS_FIELDS: tuple[str, ...] = (
+    "number", "email", "company", "salutation", "first_name", "last_name", "street", "zip", "city",
+    "country", "phone", "customer_group", "blocked", "modified_at",
+)
+# Every logical field is a configurable ERP column.
+LOGICAL_COLUMNS: tuple[str, ...] = ADDRESS_FIELDS
+# Fields the ERP connector reads as one line of text; the number, the country (ISO code), the
+# blocked flag and the timestamp have their own parsers.
+TEXT_FIELDS: tuple[str, ...] = tuple(
+    f for f in ADDRESS_FIELDS if f not in ("number", "country", "blocked", "modified_at")
+)
+# Fields a new ERP address takes from the shop customer's default billing address: the number is
+# allocated, the customer group comes from the template address.
+SHOP_IMPORT_FIELDS: tuple[str, ...] = tuple(
+    f for f in ADDRESS_FIELDS if f not in ("number", "customer_group", "blocked", "modified_at")
+)
+
+
+# --- e-mail ------------------------------------------------------------------------------------
+# Deliberately plain: one @, a dot in the domain, no spaces or control characters. The mail
+# server has the last word (5xx = permanent failure with its reason).
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,251}\.[^@\s\x00-\x1f\x7f.]{2,63}$")
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
+
+
+def email_problem(email: str | None) -> str | None:
+    """Why ``email`` cannot receive credentials (or own a shop account), or None when it can."""
+    if email is None or not str(email).strip():
+        return "no e-mail address"
+    value = str(email).strip()
+    if len(value) > MAX_EMAIL_LENGTH or not EMAIL_RE.match(value) or ".." in value:
+        return f"invalid e-mail address {value!r}"
+    return None
+
+
+def email_key(email: str | None) -> str:
+    """The key under which two e-mails are the same account: trimmed, lower case.
+
+    ``str.lower``, not ``casefold``: the key is compared with ``lower(links.email)`` in the
+    state store, and SQL has no casefold (the Shopware connector's own key still casefolds)."""
+    return (email or "").strip().lower()
+
+
+# --- shop -> ERP ---------------------------------------------------------------------------------
+# Re-read this much before the shop -> ERP bookmark: shop transactions that committed late, clock
+# skew between syncd and the shop. Applied once, by the flow that owns the bookmark; re-reading
+# is harmless because every import step is idempotent.
+SHOP_CHANGE_OVERLAP = timedelta(minutes=5)

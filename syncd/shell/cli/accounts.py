@@ -1,0 +1,205 @@
+"""`syncd accounts`: the operator side of customer accounts. The work is in ``syncd.flows.accounts``;
+this module parses, picks the platform, prints, and maps outcomes to exit codes (0 all done,
+1 some address was not done, 2 an address that is not linked)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from syncd.config.loader import LoadedConfig
+from syncd.config.secrets import Secrets
+
+from .common import CliState, check_platform, pass_state, platform_option
+
+if TYPE_CHECKING:
+    from syncd.flows.accounts import AccountAction
+    from syncd.flows.context import PlatformContext
+
+
+def _platforms(loaded: LoadedConfig, platform: str | None) -> list[str]:
+    return [p.name for p in loaded.settings.platforms if platform is None or p.name == platform]
+
+
+def _rows(loaded: LoadedConfig, platform: str | None, inactive: bool, credentials_sent: bool | None):  # noqa: ANN202
+    from syncd.flows.accounts import list_accounts
+    from syncd.shell.bootstrap import open_state_read_only
+
+    store = open_state_read_only(loaded.settings.daemon.state_url)
+    try:
+        yield from list_accounts(store, _platforms(loaded, platform), inactive=inactive,
+                                 credentials_sent=credentials_sent)
+    finally:
+        store.close()
+
+
+def list_accounts(
+    loaded: LoadedConfig, *, platform: str | None, inactive: bool, credentials_sent: bool | None
+) -> None:
+    from syncd.flows.accounts import CSV_HEADER, iso
+
+    table = Table(show_lines=False)
+    for name in CSV_HEADER:
+        table.add_column(name.replace("_", " "), overflow="fold")
+    count = 0
+    for row in _rows(loaded, platform, inactive, credentials_sent):
+        count += 1
+        table.add_row(escape(row.platform), str(row.address), row.shop_id, escape(row.email or ""), row.kind,
+                      "yes" if row.active else "no", iso(row.credentials_sent_at) or "–", row.password_status)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+    click.echo(f"{count} account(s) / Konto/Konten")
+
+
+def export_accounts(
+    loaded: LoadedConfig, *, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None
+) -> None:
+    from syncd.flows.accounts import write_csv
+
+    rows = _rows(loaded, platform, inactive, credentials_sent)
+    if output == "-":
+        write_csv(rows, sys.stdout)
+        return
+    with open(output, "w", encoding="utf-8", newline="") as fh:
+        n = write_csv(rows, fh)
+    click.echo(f"{n} account(s) written to {output}", err=True)
+
+
+@contextmanager
+def _context(loaded: LoadedConfig, secrets: Secrets, platform: str | None) -> Iterator[PlatformContext]:
+    from syncd.shell.bootstrap import open_runtime
+
+    names = _platforms(loaded, platform)
+    if len(names) != 1:
+        raise click.UsageError(
+            f"several platforms are configured ({', '.join(names)}); choose one with --platform"
+        )
+    runtime = open_runtime(loaded, secrets)
+    try:
+        yield runtime.context(names[0])
+    finally:
+        runtime.close()
+
+
+def _run(loaded: LoadedConfig, secrets: Secrets, platform: str | None,
+         work: Callable[[PlatformContext], list[AccountAction]], *, hint: str) -> int:
+    from syncd.flows.accounts import UnknownAddresses
+    from syncd.shell.bootstrap import preflight
+
+    preflight(loaded, secrets)  # a wrong password field is refused before any write (I7)
+    with _context(loaded, secrets, platform) as ctx:
+        try:
+            outcomes = work(ctx)
+        except UnknownAddresses as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    for o in outcomes:
+        line = f"{o.address}: {o.action}" + (f" ({o.detail})" if o.detail else "")
+        click.echo(line, err=not o.ok)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def send_credentials(
+    loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, addresses: tuple[int, ...]
+) -> int:
+    from syncd.flows import accounts
+
+    return _run(loaded, secrets, platform, lambda ctx: accounts.send_credentials(ctx, addresses),
+                hint="ADDRESS...")
+
+
+def reset_password(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, address: int) -> int:
+    from syncd.flows import accounts
+
+    return _run(loaded, secrets, platform, lambda ctx: [accounts.reset_password(ctx, address)],
+                hint="ADDRESS")
+
+
+def deactivate(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, address: int) -> int:
+    from syncd.flows import accounts
+
+    return _run(loaded, secrets, platform, lambda ctx: [accounts.deactivate(ctx, address)], hint="ADDRESS")
+
+
+@click.group(
+    "accounts", help="Customer accounts: list, export (CSV), send credentials, reset passwords, deactivate."
+)
+def accounts_group() -> None:
+    pass
+
+
+def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
+    fn = click.option("--inactive", is_flag=True, help="Only deactivated accounts.")(fn)
+    fn = click.option(
+        "--credentials-sent/--no-credentials-sent",
+        "credentials_sent",
+        default=None,
+        help="Only accounts that were (not) mailed credentials; default: both.",
+    )(fn)
+    return fn
+
+
+@accounts_group.command("list", help="List linked customer accounts with their password status.")
+@platform_option()
+@_filters
+@pass_state
+def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None) -> None:
+    check_platform(state, platform)
+    list_accounts(state.load(), platform=platform, inactive=inactive, credentials_sent=credentials_sent)
+
+
+@accounts_group.command(
+    "export", help="Export linked customer accounts as CSV (stable, documented columns: see README)."
+)
+@platform_option()
+@_filters
+@click.option("--output", "-o", default="-", metavar="FILE", help="CSV file to write; '-' = stdout.")
+@pass_state
+def export_cmd(
+    state: CliState, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None
+) -> None:
+    check_platform(state, platform)
+    export_accounts(state.load(), platform=platform, output=output, inactive=inactive,
+                    credentials_sent=credentials_sent)
+
+
+def _prepare(state: CliState, platform: str | None) -> tuple[LoadedConfig, Secrets]:
+    loaded = state.load()
+    check_platform(state, platform)
+    return loaded, state.secrets()
+
+
+@accounts_group.command(
+    "send-credentials", help="Generate new passwords for these ERP addresses and mail them credentials."
+)
+@platform_option()
+@click.argument("addresses", nargs=-1, required=True, type=click.IntRange(min=0), metavar="ADDRESS...")
+@pass_state
+@click.pass_context
+def send_credentials_cmd(
+    ctx: click.Context, state: CliState, platform: str | None, addresses: tuple[int, ...]
+) -> None:
+    ctx.exit(send_credentials(*_prepare(state, platform), platform=platform, addresses=addresses))
+
+
+@accounts_group.command("reset-password", help="Reset the shop password of one ERP address and mail it.")
+@platform_option()
+@click.argument("address", type=click.IntRange(min=0))
+@pass_state
+@click.pass_context
+def reset_password_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int) -> None:
+    ctx.exit(reset_password(*_prepare(state, platform), platform=platform, address=address))
+
+
+@accounts_group.command("deactivate", help="Deactivate the shop account of one ERP address.")
+@platform_option()
+@click.argument("address", type=click.IntRange(min=0))
+@pass_state
+@click.pass_context
+def deactivate_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int) -> None:
+    ctx.exit(deactivate(*_prepare(state, platform), platform=platform, address=address))

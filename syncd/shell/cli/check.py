@@ -1,0 +1,223 @@
+"""`syncd check`: validate configuration and secrets (and, once wired, connectivity, ERP table
+and password field, layouts, shop metadata); print a table; exit 0 when all pass, else 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from syncd.config.loader import LoadedConfig
+from syncd.config.model import PlatformSettings
+from syncd.config.secrets import Secrets, resolve_secret
+from syncd.core.domain import CheckItem
+from syncd.core.errors import ConfigError
+from syncd.core.redaction import redact
+from syncd.state.db import probe_state
+
+from .common import CliState, pass_state
+from .messages import msg
+
+
+def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckItem]:
+    """Checks beyond config and secrets: ERP table, columns and password fields, layouts, mail
+    transport, each shop, the shop -> ERP settings. ``secrets`` is None when a secret could not
+    be resolved: then only the checks that need none run.
+
+    Writes nothing: connectors get an in-memory metadata cache, the state store is read without
+    migrating (an absent one is not created), a SQLite ERP file that does not exist is reported
+    rather than connected to (which would create it)."""
+    from syncd.shell.bootstrap import erp_file_problem, open_shop_for
+
+    settings = loaded.settings
+    items: list[CheckItem] = []
+    items += _layout_checks(loaded)
+    if secrets is None:
+        return items
+    problem = erp_file_problem(settings)
+    erp = None
+    if problem is not None:
+        items.append(CheckItem("erp", "erp.url", False, f"{problem.message}: {problem.value}"))
+    else:
+        erp = _erp_checks(loaded, secrets, items)
+    if any(_mails(p) for p in settings.platforms):
+        items += _guard("mail", "transport", lambda: _mail_check(loaded, secrets))
+    for platform in settings.platforms:
+        shop = None
+        try:
+            shop = open_shop_for(settings, platform, secrets, erp_columns=False)
+            items += _guard(f"shop:{platform.name}", "connection", shop.check)
+            if erp is not None:
+                items += _guard("config", f"platforms[{platform.name}].addresses",
+                                lambda p=platform, s=shop: _import_checks(loaded, secrets, p, erp, s))
+        finally:
+            if shop is not None:
+                shop.close()
+    if erp is not None:
+        erp.close()
+    return items
+
+
+def _mails(platform: PlatformSettings) -> bool:
+    a = platform.addresses
+    return bool(a.erp_to_shop and a.send_credentials)
+
+
+def _guard(area: str, name: str, fn: Callable[[], list[CheckItem]]) -> list[CheckItem]:
+    """A check that raises is one failed line, never a crash of the whole table."""
+    try:
+        return list(fn())
+    except Exception as exc:
+        return [CheckItem(area, name, False, redact(f"{type(exc).__name__}: {exc}"))]
+
+
+def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
+    from syncd.render.store import LayoutStore
+
+    try:
+        store = LayoutStore(loaded.settings.mail.layouts_dir)
+    except ConfigError as exc:
+        return [CheckItem("layout", "mail.layouts_dir", False, str(exc))]
+    items = []
+    for index, platform in enumerate(loaded.settings.platforms):
+        if not _mails(platform):
+            continue
+        a = platform.addresses
+        key = f"platforms[{index}].addresses.email_layout"
+        for item in store.check(a.email_layout, a.password_field, mode=a.credential_mode):
+            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
+    return items
+
+
+def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) -> Any:
+    from syncd.shell.bootstrap import open_erp_for
+
+    settings = loaded.settings
+    try:
+        erp = open_erp_for(settings, secrets)
+    except ConfigError as exc:
+        items.append(CheckItem("erp", exc.key or "erp.url", False, str(exc)))
+        return None
+    wanted = [(i, p) for i, p in enumerate(settings.platforms) if _mails(p)]
+    runs = [
+        (p.addresses.password_field, p.addresses.password_length, f"platforms[{i}].addresses.password_field")
+        for i, p in wanted
+    ] or [(None, None, None)]
+    seen: set[tuple[str, str, bool, str]] = set()
+    connected = True
+    for field_name, length, key in runs:
+        def one(f: Any = field_name, n: Any = length, k: Any = key) -> list[CheckItem]:
+            return erp.check(f, n, password_key=k)
+
+        for item in _guard("erp", "check", one):
+            if item.name == "connection" and not item.ok:
+                connected = False
+            signature = (item.area, item.name, item.ok, item.detail)
+            if signature not in seen:
+                seen.add(signature)
+                items.append(item)
+    if not connected:
+        erp.close()
+        return None
+    return erp
+
+
+def _mail_check(loaded: LoadedConfig, secrets: Secrets) -> list[CheckItem]:
+    from syncd.shell.bootstrap import check_mail
+
+    # A per-platform sender the server refuses would fail every mail of that platform.
+    senders = tuple(p.sender for p in loaded.settings.platforms if p.sender and _mails(p))
+    return check_mail(loaded.settings, secrets, senders)
+
+
+def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSettings, erp: Any, shop: Any
+                   ) -> list[CheckItem]:
+    from syncd.flows.context import PlatformContext
+    from syncd.flows.import_checks import check_import_settings
+    from syncd.shell.bootstrap import open_state_read_only
+
+    try:
+        state = open_state_read_only(loaded.settings.daemon.state_url)
+    except Exception:  # the state line above already says what is wrong with it
+        state = open_state_read_only("sqlite://")
+    try:
+        ctx = PlatformContext(settings=loaded.settings, platform=platform, erp=erp, shop=shop, state=state)
+        return check_import_settings(ctx)
+    finally:
+        state.close()
+
+
+def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets | None]:
+    """Each secret resolved on its own, so one table shows every missing secret at once."""
+    settings, file = loaded.settings, str(loaded.path)
+    wanted: list[tuple[str, str | None]] = [
+        ("erp.password", settings.erp.password),
+        ("mail.password", settings.mail.password),
+    ] + [(f"platforms[{i}].client_secret", p.client_secret) for i, p in enumerate(settings.platforms)]
+    items, values = [], {}
+    for key, ref in wanted:
+        if not ref:
+            continue
+        try:
+            values[key] = resolve_secret(ref, file=file, key=key)
+            items.append(CheckItem("secrets", key, True, _describe_ref(ref)))
+        except ConfigError as exc:
+            items.append(CheckItem("secrets", key, False, str(exc)))
+    if not all(i.ok for i in items):
+        return items, None
+    secrets = Secrets(
+        erp_password=values.get("erp.password"),
+        mail_password=values.get("mail.password"),
+        client_secrets={
+            p.name: values[f"platforms[{i}].client_secret"] for i, p in enumerate(settings.platforms)
+        },
+    )
+    return items, secrets
+
+
+def _describe_ref(ref: str) -> str:
+    scheme, sep, _ = ref.partition(":")
+    if sep and scheme in ("keyring", "env", "credential"):
+        return ref  # a reference names where the secret is, never the secret
+    return "plain text in the configuration file (warning)"
+
+
+def render_checks(items: list[CheckItem], console: Console) -> None:
+    table = Table(show_lines=False)
+    for key in ("col_area", "col_check", "col_result", "col_detail"):
+        table.add_column(msg(key), overflow="fold")
+    for item in items:
+        result = f"[green]{msg('ok')}[/green]" if item.ok else f"[bold red]{msg('failed')}[/bold red]"
+        # Keys like platforms[shop] would otherwise be read as rich markup and vanish.
+        table.add_row(escape(item.area), escape(item.name), result, escape(item.detail), end_section=False)
+    console.print(table)
+
+
+@click.command(
+    "check",
+    help="Validate the configuration, secrets, connectivity, ERP table and columns, password field "
+    "type and length, layouts and shop metadata. Prints a table; exit 0 when everything passes, 2 otherwise.",
+)
+@pass_state
+@click.pass_context
+def check_cmd(ctx: click.Context, state: CliState) -> None:
+    loaded = state.load()
+    items = [CheckItem("config", str(loaded.path), True, "valid")]
+    ok, detail = probe_state(loaded.settings.daemon.state_url)
+    items.append(CheckItem("state", "daemon.state_url", ok, detail))
+    found, secrets = secret_checks(loaded)
+    items += found
+    items += collect_checks(loaded, secrets)
+    # Off a terminal (CI logs, pipes) rich would assume 80 columns and fold every detail.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    render_checks(items, console)
+    failed = [i for i in items if not i.ok]
+    if failed:
+        click.echo(msg("check_failed", n=len(failed)), err=True)
+        ctx.exit(2)
+    click.echo(msg("check_ok"))

@@ -1,0 +1,47 @@
+"""`syncd demo`: the whole flow on this machine with no outside systems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from syncd.shell.status import locale_language
+
+
+def run_demo(directory: Path | None) -> None:
+    from rich.console import Console
+
+    from syncd.shell.demo import render_summary
+    from syncd.shell.demo import run_demo as run
+
+    result = run(directory)
+    console = Console()
+    for part in render_summary(result, lang=locale_language()):
+        console.print(part)
+    if result.login_ok is False:
+        raise click.ClickException("the mailed password did not log in to the sandbox shop")
+
+
+@click.command(
+    "demo",
+    help="Run the whole flow on this machine with no outside systems: a SQLite ERP with sample "
+    "addresses, a local shop sandbox, mails to a local outbox. Prints what happened. "
+    "Needs no configuration file.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Working folder for the demo files (default: a new temporary folder).",
+)
+@click.pass_context
+def demo_cmd(ctx: click.Context, directory: Path | None) -> None:
+    root = ctx.find_root()
+    if root.get_parameter_source("log_level") in (None, click.core.ParameterSource.DEFAULT):
+        # The summary is the demo's output; per-record logs would bury it unless asked for.
+        from syncd.shell.logs import configure_logging
+
+        configure_logging(root.params.get("log_format"), "warning")
+    run_demo(directory)

@@ -1,0 +1,247 @@
+"""`syncd status`: per platform the last cycle, counts linked / pending / failed, and the failed
+records with reasons — read from the state store, also while the daemon runs (reads only; on
+SQLite WAL lets them pass the daemon's writes). Open the store for it with
+``open_state(url, migrate=False)``: migrating takes SQLite's write lock even when there is
+nothing to do, and would wait for the daemon's running cycle.
+
+``collect_status`` returns the documented machine shape of `syncd status --json`:
+
+    {"platforms": [{"name", "last_cycle": {"started", "finished", "ok", "state", "error"},
+                    "linked", "pending", "failed": [{"address", "step", "reason"}]}]}
+
+* ``last_cycle``: the newest cycle of the platform, either direction — unless the newest of
+  one direction is still open (running or interrupted): that one; times ISO 8601 UTC;
+  all null before the first cycle; ``finished``/``ok`` null while it runs. ``state``: "ok",
+  "failed", "running", or "interrupted" — its process ended mid-cycle (SIGKILL, crash, power
+  loss): ``finished`` null, ``ok`` false (see ``cycle_state``). ``error``: why a cycle was not
+  ok (also a cycle whose work waits for a configuration fix: a refused SMTP login, a mapping
+  target missing in the shop), else null.
+* ``linked``: ERP address <-> shop account links of the platform (all kinds).
+* ``pending``: credential jobs not finished yet (pending, field_written, sending, sent — not
+  done or failed): mails still owed to customers, e.g. waiting for the SMTP server to come
+  back. Addresses merely waiting for the next poll are not counted: nothing tracks them
+  before the cycle reads them, and a count that needs an ERP scan would make status slow.
+* ``reconcile``: the last reconciliation (`syncd sync --full`, ``[daemon] reconcile_interval``),
+  null before the first: ``{"started", "finished", "counts": {KEY: n}}`` with the keys of
+  ``syncd.state.drift.KEYS`` (``unlinked``, ``missing_in_shop``, ``stale``, ``orphaned_links``,
+  ``repaired``, ``still_failed`` ...). Counts describe the store and shop as that run found
+  them; ``repaired`` says how many it brought back in step.
+* ``failed``: the records whose last attempt failed permanently (table ``failures``, both
+  directions and the credential step), newest first; a record leaves the list when it later
+  succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
+  could not be imported.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from syncd.state.drift import KEYS as DRIFT_KEYS
+from syncd.state.drift import NAME as DRIFT_NAME
+from syncd.state.jobs import ACTIVE_STEPS
+from syncd.state.schema import credential_jobs, cursors, cycles, failures, links
+
+if TYPE_CHECKING:
+    from syncd.config.model import Settings
+    from syncd.state.db import StateStore
+
+TABLE_FAILURE_LIMIT = 50  # per platform in the table; --json lists all
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns naive datetimes; the store writes UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _connect(store: StateStore) -> Any:
+    # StateStore.connect() opens read transactions that never take SQLite's write lock.
+    connect = getattr(store, "connect", None)
+    return connect() if connect is not None else store.engine.connect()
+
+
+def cycle_state(store: StateStore, platform: str, row: Any) -> str:
+    """ok / failed / running / interrupted for a cycle row (started, finished, ok, direction,
+    holder). An open record is running only while its holder still holds the cycle's lease: a
+    SIGKILLed or crashed process leaves it open, and a new holder marks it (ok false, finished
+    empty) when it takes the lease over; until then the lease's lock tells (see
+    ``Leases.is_alive``)."""
+    from syncd.shell.scheduler import lease_name
+    from syncd.state.leases import Leases
+
+    if row.finished is not None:
+        return "ok" if row.ok else "failed"
+    if row.ok is not None:
+        return "interrupted"  # marked by the holder that took its lease over
+    leases = Leases(store)
+    name = lease_name(platform, row.direction)
+    info = leases.get(name)
+    if info is None or info.holder != row.holder:
+        return "interrupted"  # its lease was released or taken over: nobody runs it any more
+    return "running" if leases.is_alive(name, row.holder) else "interrupted"
+
+
+def _last_cycle(store: StateStore, platform: str, last: Any) -> dict[str, Any]:
+    if last is None:
+        return {"started": None, "finished": None, "ok": None, "state": None, "error": None}
+    state = cycle_state(store, platform, last)
+    return {
+        "started": _iso(last.started),
+        "finished": _iso(last.finished),
+        "ok": {"ok": True, "failed": False, "interrupted": False}.get(state),
+        "state": state,
+        "error": last.error,
+    }
+
+
+def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
+    platforms = []
+    with _connect(store) as conn:
+        for platform in settings.platforms:
+            name = platform.name
+            newest = (select(func.max(cycles.c.id)).where(cycles.c.platform == name)
+                      .group_by(cycles.c.direction))
+            per_direction = conn.execute(
+                select(cycles.c.started, cycles.c.finished, cycles.c.ok, cycles.c.error, cycles.c.direction,
+                       cycles.c.holder)
+                .where(cycles.c.id.in_(newest))
+                .order_by(cycles.c.started.desc(), cycles.c.id.desc())
+            ).all()
+            # An open cycle (running, or left by a dead process) outranks a newer finished one of
+            # the other direction: that is the one the operator must see.
+            last = next((r for r in per_direction if r.finished is None and r.ok is None),
+                        per_direction[0] if per_direction else None)
+            linked = conn.execute(select(func.count()).select_from(links).where(links.c.platform == name))
+            pending = conn.execute(
+                select(func.count())
+                .select_from(credential_jobs)
+                .where(credential_jobs.c.platform == name, credential_jobs.c.step.in_(ACTIVE_STEPS))
+            )
+            failed = conn.execute(
+                select(failures.c.record, failures.c.step, failures.c.reason)
+                .where(failures.c.platform == name)
+                .order_by(failures.c.last_seen.desc(), failures.c.record)
+            )
+            stored = conn.execute(
+                select(cursors.c.value).where(cursors.c.platform == name, cursors.c.name == DRIFT_NAME)
+            ).scalar_one_or_none()
+            platforms.append(
+                {
+                    "name": name,
+                    "last_cycle": _last_cycle(store, name, last),
+                    "linked": int(linked.scalar_one()),
+                    "pending": int(pending.scalar_one()),
+                    "failed": [{"address": r.record, "step": r.step, "reason": r.reason} for r in failed],
+                    "reconcile": _reconcile(stored),
+                }
+            )
+    return {"platforms": platforms}
+
+
+def _reconcile(stored: Any) -> dict[str, Any] | None:
+    if not isinstance(stored, dict) or not stored.get("finished"):
+        return None
+    try:
+        started = datetime.fromisoformat(stored["started"])
+        finished = datetime.fromisoformat(stored["finished"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    counts = stored.get("counts") or {}
+    return {"started": _iso(started), "finished": _iso(finished),
+            "counts": {k: int(counts.get(k, 0)) for k in DRIFT_KEYS}}
+
+
+# --- the table ----------------------------------------------------------------------------
+
+_TEXT = {
+    "en": {
+        "platform": "Platform", "started": "Last cycle started", "finished": "finished", "ok": "result",
+        "linked": "linked", "pending": "pending", "failed": "failed", "address": "Address", "step": "Step",
+        "reason": "Reason", "yes": "ok", "no": "FAILED", "running": "running", "never": "never",
+        "interrupted": "INTERRUPTED",
+        "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
+        "drift": "Last reconciliation", "finished_at": "finished", "counts": "drift",
+    },
+    "de": {
+        "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
+        "linked": "verknüpft", "pending": "offen", "failed": "fehlerhaft", "address": "Adresse",
+        "step": "Schritt", "reason": "Grund", "yes": "ok", "no": "FEHLER", "running": "läuft",
+        "interrupted": "ABGEBROCHEN",
+        "never": "noch nie", "title": "syncd-Status", "failures": "Fehlerhafte Datensätze",
+        "more": "… und {n} weitere (syncd status --json)",
+        "drift": "Letzter Abgleich", "finished_at": "beendet", "counts": "Abweichungen",
+    },
+}
+
+
+def locale_language() -> str:
+    """'de' when the operator's locale is German, else 'en'."""
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        value = os.environ.get(var)
+        if value:
+            return "de" if value.lower().startswith("de") else "en"
+    return "en"
+
+
+def _short(value: str | None) -> str:
+    return value.replace("T", " ").replace("Z", "")[:19] if value else "–"
+
+
+def render_status_table(status: dict[str, Any], *, lang: str | None = None, width: int = 120) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = _TEXT.get(lang or locale_language(), _TEXT["en"])
+    summary = Table(title=t["title"])
+    for key in ("platform", "started", "finished", "ok", "linked", "pending", "failed"):
+        summary.add_column(t[key], justify="right" if key in ("linked", "pending", "failed") else "left")
+    details = Table(title=t["failures"])
+    for key in ("platform", "address", "step", "reason"):
+        details.add_column(t[key], overflow="fold")
+    any_failed = False
+    for p in status["platforms"]:
+        last = p["last_cycle"]
+        state = last.get("state")
+        if last["started"] is None:
+            result = t["never"]
+        elif state == "interrupted":
+            result = t["interrupted"]
+        elif last["ok"] is None:
+            result = t["running"]
+        else:
+            result = t["yes"] if last["ok"] else t["no"]
+        summary.add_row(
+            p["name"], _short(last["started"]), _short(last["finished"]), result, str(p["linked"]),
+            str(p["pending"]), str(len(p["failed"])),
+        )
+        for f in p["failed"][:TABLE_FAILURE_LIMIT]:
+            any_failed = True
+            details.add_row(p["name"], str(f["address"]), str(f["step"]), str(f["reason"]))
+        if len(p["failed"]) > TABLE_FAILURE_LIMIT:
+            details.add_row(p["name"], t["more"].format(n=len(p["failed"]) - TABLE_FAILURE_LIMIT), "", "")
+    drift = Table(title=t["drift"])
+    drift.add_column(t["platform"])
+    drift.add_column(t["finished_at"])
+    drift.add_column(t["counts"], overflow="fold")
+    any_drift = False
+    for p in status["platforms"]:
+        rec = p.get("reconcile")
+        if rec:
+            any_drift = True
+            text = ", ".join(f"{k} {rec['counts'].get(k, 0)}" for k in DRIFT_KEYS)
+            drift.add_row(p["name"], _short(rec["finished"]), text)
+    out = io.StringIO()
+    console = Console(file=out, width=width, no_color=True, force_terminal=False)
+    console.print(summary)
+    if any_drift:
+        console.print(drift)
+    if any_failed:
+        console.print(details)
+    return out.getvalue()

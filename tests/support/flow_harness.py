@@ -1,0 +1,198 @@
+"""A whole ERP -> shop installation for flow tests, built from real components: an ERP address
+table (SQLite file or PostgreSQL, ``tests.support.erp_fixtures``), the Shopware sandbox over HTTP, a
+real SMTP server (aiosmtpd, ``tests.support.mailserver``), the shipped layouts and a SQLite state store.
+
+``Harness.context()`` builds fresh adapters each time, as a restarted process would;
+``Harness.config_file()`` writes the JSON that ``tests/support/kill_runner.py`` builds the same ports from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from syncd.config.model import (
+    AddressSettings,
+    DaemonSettings,
+    ErpSettings,
+    MailSettings,
+    PlatformSettings,
+    Settings,
+)
+from syncd.connectors.erp import open_erp
+from syncd.connectors.mail import open_transport
+from syncd.connectors.shopware6 import open_shop
+from syncd.connectors.shopware6.sandbox import Sandbox
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.erp_to_shop import run_erp_to_shop, settle_password_fields
+from syncd.render.store import LayoutStore
+from syncd.state.db import StateStore, open_state
+from tests.support import erp_fixtures
+from tests.support.mailserver import MailServer
+
+PASSWORD_FIELD = "Sel5"
+PLATFORM = "shop"
+_PASSWORD_LINE = re.compile(r"^\s*(?:Passwort|Password):\s*(\S+)\s*$", re.MULTILINE)
+
+
+def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp_port: int, state_url: str,
+                   *, mail_batch_size: int = 100, **addresses: Any) -> Settings:
+    values: dict[str, Any] = dict(send_credentials=True, password_field=PASSWORD_FIELD, shop_to_erp=False)
+    values.update(addresses)
+    return Settings(
+        daemon=DaemonSettings(state_url=state_url),
+        erp=erp,
+        mail=MailSettings(host=smtp_host, port=smtp_port, security="none", sender="Shop <shop@example.com>",
+                          timeout="10s", batch_size=mail_batch_size),
+        platforms=(PlatformSettings(
+            name=PLATFORM, url=shop_url, client_id=client_id, client_secret="env:SYNCD_TEST_SHOP_SECRET",
+            timeout="10s", addresses=AddressSettings(**values)),),
+    )
+
+
+def build_context(settings: Settings, client_secret: str, state: StateStore) -> PlatformContext:
+    """The ports of the one platform, as ``syncd.shell.bootstrap`` would wire them."""
+    platform = settings.platforms[0]
+    a = platform.addresses
+    erp = open_erp(settings.erp, password_field=a.password_field, password_length=a.password_length)
+    shop = open_shop(platform, client_secret=client_secret)
+    return PlatformContext(
+        settings=settings, platform=platform, erp=erp, shop=shop, state=state,
+        mail=open_transport(settings.mail), layouts=LayoutStore(settings.mail.layouts_dir),
+    )
+
+
+def password_of(message: EmailMessage) -> str:
+    """The password a credentials mail carries (shipped layouts: 'Passwort:' / 'Password:')."""
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else message.get_content()
+    found = _PASSWORD_LINE.findall(text)
+    assert len(found) == 1, f"expected one password line in:\n{text}"
+    return found[0]
+
+
+@dataclass
+class Harness:
+    tmp: Path
+    erp_url: str
+    table: str
+    sandbox: Sandbox
+    smtp: MailServer
+    addresses: dict[str, Any] = field(default_factory=dict)
+    state_url: str = ""
+    mail_batch_size: int = 100
+    _state: StateStore | None = None
+    _contexts: list[PlatformContext] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.erp_settings = erp_fixtures.create_address_table(self.erp_url, self.table,
+                                                              password_field=PASSWORD_FIELD)
+        self.state_url = self.state_url or f"sqlite:///{self.tmp / 'state.db'}"
+
+    # --- building ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return build_settings(self.erp_settings, self.sandbox.url, self.sandbox.client_id, self.smtp.host,
+                              self.smtp.port, self.state_url, mail_batch_size=self.mail_batch_size,
+                              **self.addresses)
+
+    @property
+    def state(self) -> StateStore:
+        if self._state is None:
+            self._state = open_state(self.state_url)
+        return self._state
+
+    def context(self) -> PlatformContext:
+        ctx = build_context(self.settings, self.sandbox.client_secret, self.state)
+        self._contexts.append(ctx)
+        return ctx
+
+    def run(self, *, dry_run: bool = False, settle: bool = True) -> CycleReport:
+        ctx = self.context()
+        if settle and not dry_run:
+            settle_password_fields(ctx)
+        return run_erp_to_shop(ctx, dry_run=dry_run)
+
+    def config_file(self) -> Path:
+        """The JSON the kill runner reads (settings plus the resolved shop secret)."""
+        path = self.tmp / "runner.json"
+        erp = self.erp_settings
+        path.write_text(json.dumps({
+            "erp": {"url": erp.url, "profile": erp.profile, "address_table": erp.address_table,
+                    "columns": erp.columns.model_dump(exclude_none=True)},
+            "shop_url": self.sandbox.url, "client_id": self.sandbox.client_id,
+            "client_secret": self.sandbox.client_secret,
+            "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
+            "state_url": self.state_url, "addresses": self.addresses,
+            "mail_batch_size": self.mail_batch_size,
+        }))
+        return path
+
+
+    def close(self) -> None:
+        for ctx in self._contexts:
+            for port in (ctx.erp, ctx.shop):
+                closer = getattr(port, "close", None)
+                if closer is not None:
+                    closer()
+        self._contexts.clear()
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+    # --- the ERP ----------------------------------------------------------------------------
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        erp_fixtures.insert_addresses(self.erp_url, self.table, rows)
+
+    def update(self, number: int, **values: Any) -> None:
+        erp_fixtures.update_address(self.erp_url, self.table, number, values)
+
+    def password_fields(self) -> dict[int, str]:
+        """Every non-empty password field, straight from the table."""
+        engine = sa.create_engine(self.erp_url, poolclass=sa.pool.NullPool)
+        try:
+            t = sa.Table(self.table, sa.MetaData(), autoload_with=engine)
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(t.c.AdrNr, t.c[PASSWORD_FIELD]))
+                return {int(n): v for n, v in rows if v not in (None, "") and str(v).strip()}
+        finally:
+            engine.dispose()
+
+    def drop(self) -> None:
+        erp_fixtures.drop_table(self.erp_url, self.table)
+
+    # --- the shop and the mails -------------------------------------------------------------
+    def customers(self) -> list[dict[str, Any]]:
+        return self.sandbox.customers()
+
+    def customers_by_number(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for c in self.customers():
+            out.setdefault(str(c.get("customerNumber")), []).append(c)
+        return out
+
+    def mails_to(self, email: str) -> list[EmailMessage]:
+        wanted = email.lower()
+        return [m for m in self.smtp.messages if wanted in [r.lower() for r in m.rcpt_tos]]
+
+    def mail_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for m in self.smtp.messages:
+            for r in m.rcpt_tos:
+                counts[r.lower()] = counts.get(r.lower(), 0) + 1
+        return counts
+
+
+def settings_from_config(config: dict[str, Any]) -> Settings:
+    """The inverse of ``Harness.config_file`` (for the kill runner)."""
+    return build_settings(
+        ErpSettings.model_validate(config["erp"]), config["shop_url"], config["client_id"],
+        config["smtp_host"], config["smtp_port"], config["state_url"],
+        mail_batch_size=config.get("mail_batch_size", 100), **config["addresses"],
+    )

@@ -1,0 +1,278 @@
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from syncd.config import model
+from syncd.config.loader import find_config, load_settings, parse_settings
+from syncd.core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config.example.toml"
+
+MINIMAL = """
+[erp]
+url = "sqlite:///erp.db"
+[[platforms]]
+name = "shop"
+url = "https://shop.example.com/"
+client_id = "id"
+client_secret = "env:SHOP_SECRET"
+"""
+
+
+def _error(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, file="/etc/syncd/x.toml")
+    return info.value
+
+
+def test_example_config_loads_with_documented_defaults():
+    loaded = load_settings(str(EXAMPLE))
+    s = loaded.settings
+    assert loaded.path == EXAMPLE
+    assert s.daemon.poll_interval == 60.0 and s.daemon.lease_ttl == 300.0
+    assert s.erp.profile == "generic" and s.erp.debtor_range == (10000, 69999)
+    assert s.platforms[0].addresses.erp_to_shop is True
+    assert s.platforms[0].login_url == "https://shop.example.com/account/login"
+
+
+def _example_keys() -> dict[str, set[str]]:
+    """section -> keys mentioned in config.example.toml, set or commented out."""
+    out: dict[str, set[str]] = {}
+    section = ""
+    for line in EXAMPLE.read_text().splitlines():
+        h = re.match(r"^\[\[?([a-z_.]+)\]\]?", line)
+        if h:
+            section = h.group(1)
+            continue
+        k = re.match(r"^#?\s*([a-z_]+)\s*=", line)
+        if k:
+            out.setdefault(section, set()).add(k.group(1))
+    return out
+
+
+@pytest.mark.parametrize(
+    "section, cls",
+    [
+        ("daemon", model.DaemonSettings),
+        ("erp", model.ErpSettings),
+        ("erp.columns", model.ErpColumns),
+        ("mail", model.MailSettings),
+        ("platforms", model.PlatformSettings),
+        ("platforms.addresses", model.AddressSettings),
+    ],
+)
+def test_example_documents_every_key_with_its_default(section, cls):
+    keys = _example_keys()[section]
+    nested = {"columns", "addresses"}
+    expected = {f.alias or name for name, f in cls.model_fields.items()} - nested
+    assert expected <= keys, f"undocumented in [{section}]: {expected - keys}"
+    # every key that is set in the example carries the model's default (required keys excepted)
+    data = tomllib.loads(EXAMPLE.read_text())
+    values = data
+    for part in section.split("."):
+        values = values[part][0] if isinstance(values[part], list) else values[part]
+    for name, field in cls.model_fields.items():
+        key = field.alias or name
+        if key in values and key not in nested and not field.is_required():
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, float) and isinstance(values[key], str):
+                from syncd.config.durations import parse_duration
+
+                assert parse_duration(values[key]) == default, key
+            elif isinstance(default, tuple):
+                assert tuple(values[key]) == default, key
+            elif key != "state_url":
+                assert values[key] == default, key
+
+
+def test_lookup_order(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text(MINIMAL)
+    b.write_text(MINIMAL)
+    monkeypatch.setenv("SYNCD_CONFIG", str(b))
+    assert find_config(str(a)) == a
+    assert find_config(None) == b
+    assert load_settings().path == b
+    monkeypatch.delenv("SYNCD_CONFIG")
+    monkeypatch.setattr("syncd.config.loader.default_config_path", lambda: tmp_path / "none.toml")
+    with pytest.raises(ConfigError) as info:
+        find_config(None)
+    assert str(tmp_path / "none.toml") in str(info.value) and "does not exist" in str(info.value)
+
+
+def test_absent_file_names_the_file(tmp_path):
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as info:
+        load_settings(str(missing))
+    assert info.value.file == str(missing)
+    assert "--config" in str(info.value)
+
+
+def test_broken_toml_reports_line_column_key_and_line():
+    err = _error(MINIMAL.replace('client_id = "id"', "client_id = id-without-quotes"))
+    assert "line 7" in err.message and "column" in err.message
+    assert err.key == "platforms[0].client_id"
+    assert err.value == "client_id = id-without-quotes"
+    assert err.file == "/etc/syncd/x.toml"
+
+
+def test_broken_toml_never_echoes_a_secret_line():
+    err = _error(MINIMAL.replace('client_secret = "env:SHOP_SECRET"', "client_secret = s3cr3t-unquoted"))
+    assert "s3cr3t" not in str(err)
+
+
+def test_wrong_type():
+    err = _error(MINIMAL + '[mail]\nport = "smtp"\n')
+    assert (err.key, err.value) == ("mail.port", "smtp")
+    assert "integer" in err.message
+
+
+def test_wrong_type_of_a_secret_does_not_echo_it():
+    err = _error(MINIMAL.replace('client_secret = "env:SHOP_SECRET"', "client_secret = 98765432"))
+    assert err.key == "platforms[0].client_secret"
+    assert "98765432" not in str(err)
+
+
+def test_unknown_key_lists_allowed_and_near_match():
+    err = _error(MINIMAL + "[platforms.addresses]\nskip_blokced = true\n")
+    assert err.key == "platforms[0].addresses.skip_blokced"
+    assert "did you mean 'skip_blocked'" in err.message
+    assert "skip_blocked" in err.allowed and "password_field" in err.allowed
+    # the platforms list is not additionally reported as empty
+    assert "Tuple" not in str(err)
+
+
+def test_unknown_top_level_table():
+    err = _error(MINIMAL + "[deamon]\npoll_interval = \"5m\"\n")
+    assert err.key == "deamon" and "did you mean 'daemon'" in err.message
+
+
+def test_duplicate_platform_names():
+    err = _error(MINIMAL + MINIMAL.split("[[platforms]]")[1].join(["[[platforms]]", ""]))
+    assert (err.key, err.value) == ("platforms[1].name", "shop")
+    assert "duplicate" in err.message
+
+
+def test_password_field_equal_to_a_profile_column():
+    text = MINIMAL.replace('url = "sqlite:///erp.db"', 'url = "sqlite:///erp.db"\nprofile = "bueroplus"')
+    err = _error(text + '[platforms.addresses]\nsend_credentials = true\npassword_field = "EMail1"\n')
+    assert (err.key, err.value) == ("platforms[0].addresses.password_field", "EMail1")
+    assert "'email'" in err.message and "EMail1" in err.allowed
+
+
+def test_password_field_equal_to_an_explicit_column_case_insensitively():
+    text = MINIMAL + '[erp.columns]\nnumber = "nr"\nemail = "Mail"\n'
+    err = _error(text + '[platforms.addresses]\npassword_field = "mail"\n')
+    assert err.key == "platforms[0].addresses.password_field"
+
+
+def test_next_address_number_outside_debtor_range():
+    err = _error(MINIMAL + "[platforms.addresses]\nnext_address_number = 70000\n")
+    assert (err.key, err.value) == ("platforms[0].addresses.next_address_number", 70000)
+    assert "10000..69999" in err.allowed
+    ok = parse_settings(
+        MINIMAL
+        + "[platforms.addresses]\nnext_address_number = 70000\nallow_numbers_outside_debtor_range = true\n"
+    )
+    assert ok.platforms[0].addresses.next_address_number == 70000
+
+
+def test_bad_duration():
+    err = _error(MINIMAL + '[daemon]\npoll_interval = "often"\n')
+    assert (err.key, err.value) == ("daemon.poll_interval", "often")
+    err = _error(MINIMAL + "[daemon]\npoll_interval = 60\n")
+    assert err.key == "daemon.poll_interval" and "60s" in err.message
+
+
+def test_reconcile_interval_is_a_duration_default_daily():
+    assert parse_settings(MINIMAL).daemon.reconcile_interval == 86400.0
+    assert load_settings(str(EXAMPLE)).settings.daemon.reconcile_interval == 86400.0
+    for text, seconds in (("6h30m", 23400), ("0s", 0)):
+        parsed = parse_settings(MINIMAL + f'[daemon]\nreconcile_interval = "{text}"\n')
+        assert parsed.daemon.reconcile_interval == seconds
+    err = _error(MINIMAL + '[daemon]\nreconcile_interval = "daily"\n')
+    assert (err.key, err.value) == ("daemon.reconcile_interval", "daily") and err.file == "/etc/syncd/x.toml"
+    err = _error(MINIMAL + "[daemon]\nreconcile_interval = 86400\n")
+    assert err.key == "daemon.reconcile_interval" and "60s" in err.message
+
+
+def test_cross_field_errors_name_the_field():
+    err = _error(MINIMAL + "[platforms.addresses]\nsend_credentials = true\n")
+    assert err.key == "platforms[0].addresses.password_field"
+    err = _error(MINIMAL.replace('url = "sqlite:///erp.db"', 'url = "x"\ndebtor_range = [5, 1]'))
+    assert (err.key, err.value) == ("erp.debtor_range", [5, 1])
+    err = _error(MINIMAL + '[mail]\ntransport = "outbox"\n')
+    assert err.key == "mail.outbox_dir"
+    err = _error(MINIMAL.replace("https://shop.example.com/", "shop.example.com"))
+    assert (err.key, err.value) == ("platforms[0].url", "shop.example.com")
+    err = _error(MINIMAL + '[platforms.addresses]\npassword_field = "Sel1"\ncopy_fields = ["Sel1"]\n')
+    assert err.key == "platforms[0].addresses.copy_fields"
+
+
+def test_literal_lists_allowed_values_and_missing_keys():
+    err = _error(MINIMAL + '[mail]\nsecurity = "tls"\n')
+    assert err.key == "mail.security" and "starttls" in err.allowed
+    err = _error(MINIMAL.replace('url = "sqlite:///erp.db"', ""))
+    assert err.key == "erp.url" and "missing" in err.message
+    err = _error('[erp]\nurl = "x"\n')
+    assert err.key == "platforms"
+
+
+def test_several_errors_are_all_mentioned():
+    err = _error(MINIMAL + '[mail]\nport = "x"\nsecurity = "tls"\n')
+    assert "mail.security" in str(err) and "mail.port" in str(err)
+
+
+def test_login_url_default_and_override():
+    s = parse_settings(MINIMAL)
+    assert s.platforms[0].login_url == "https://shop.example.com/account/login"
+    s = parse_settings(MINIMAL.replace('client_id = "id"', 'client_id = "id"\nlogin_url = "https://x/login"'))
+    assert s.platforms[0].login_url == "https://x/login"
+
+
+def test_not_utf8(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_bytes(MINIMAL.encode("utf-16"))
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_settings(str(p))
+
+
+def test_broken_toml_in_second_platform_names_its_index():
+    second = MINIMAL.split("[[platforms]]")[1].replace('name = "shop"', 'name = "b"')
+    text = MINIMAL + "[[platforms]]" + second + "[platforms.addresses]\nsend_credentials = yes\n"
+    err = _error(text)
+    assert err.key == "platforms[1].addresses.send_credentials"
+
+
+@pytest.mark.parametrize(
+    "extra, key, value",
+    [
+        ('[mail]\nport = "587"\n', "mail.port", "587"),
+        ('[platforms.addresses]\nskip_blocked = "no"\n', "platforms[0].addresses.skip_blocked", "no"),
+        ("[platforms.addresses]\npassword_length = true\n", "platforms[0].addresses.password_length", True),
+        ("[daemon]\nmetrics_port = 9000.0\n", "daemon.metrics_port", 9000.0),
+        ('[erp.columns]\nemail = 5\n', "erp.columns.email", 5),
+    ],
+)
+def test_types_are_strict_no_silent_coercion(extra, key, value):
+    err = _error(MINIMAL + extra)
+    assert (err.key, err.value) == (key, value)
+
+
+def test_link_mode_is_refused_not_silently_ignored(tmp_path):
+    from syncd.config.loader import load_settings
+    from syncd.core.errors import ConfigError
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[erp]\nurl = "sqlite:///erp.db"\n[[platforms]]\nname = "shop"\nurl = "http://127.0.0.1:1"\n'
+        'client_id = "id"\nclient_secret = "env:X"\n[platforms.addresses]\nsend_credentials = true\n'
+        'credential_mode = "link"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    text = str(info.value)
+    assert str(path) in text and "platforms[0].addresses.credential_mode" in text and "'link'" in text
