@@ -16,6 +16,24 @@ from syncd.core import redaction, retry
 from syncd.shell.logs import configure_logging, reset_logging
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """syncd.connectors and syncd.layouts come from the editable install's package-dir mapping:
+    in a second checkout (a git worktree) an install made elsewhere would silently test the other
+    checkout's connectors."""
+    from pathlib import Path
+
+    import syncd
+    import syncd.connectors
+    import syncd.layouts
+
+    root = Path(syncd.__file__).resolve().parents[1]
+    for module in (syncd.connectors, syncd.layouts):
+        where = Path(module.__file__ or "").resolve().parents[1]
+        if where != root:
+            pytest.exit(f"{module.__name__} is imported from {where}, syncd from {root}: "
+                        f"run `pip install -e .` in {root}", returncode=4)
+
+
 class MemoryKeyring(KeyringBackend):
     """A keyring that lives and dies with one test: no file, no D-Bus, no plaintext on disk."""
 
