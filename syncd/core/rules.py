@@ -25,6 +25,21 @@ class LinkKind(StrEnum):
     COLLECTIVE = "collective"  # one of the many shop customers booked on the collective address
 
 
+class HistoryEvent(StrEnum):
+    """What ``syncd history ADDRESS`` lists (column ``history.event``). Stored values: add new
+    ones, never rename one."""
+
+    PUSHED = "pushed"  # the ERP address was written to an existing shop account
+    CREATED = "created"  # syncd created the shop account
+    ADOPTED = "adopted"  # an existing shop account was linked (I4)
+    REJECTED = "rejected"  # the shop refused the address (reason = the shop's reason and field)
+    MAIL_SENT = "mail_sent"
+    MAIL_DEFERRED = "mail_deferred"
+    MAIL_FAILED = "mail_failed"
+    IMPORTED = "imported"  # shop -> ERP: the address was created from the shop customer
+    DEACTIVATED = "deactivated"
+
+
 class PushOutcome(StrEnum):
     """What pushing one ERP address to the shop did (``PushResult.outcome``)."""
 

@@ -208,3 +208,19 @@ create_intents = Table(
     Column("shop_id", String(64), nullable=False),
     Column("created_at", TS, nullable=False),
 )
+
+# What happened to each ERP address, for `syncd history` (syncd.state.history): never a
+# password, link or mail body. Pruned by the daemon after [daemon] history_days.
+history = Table(
+    "history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("platform", String(64), nullable=False),
+    Column("erp_number", BigInteger, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("reason", Text),
+    Column("shop_id", String(64)),
+    Index("ix_history_address", "erp_number", "at"),
+    Index("ix_history_at", "at"),
+)

@@ -6,7 +6,7 @@
         uow.commit()              # both, or (exception, no commit) neither
 
 The repositories of a unit (``links``, ``jobs``, ``failures``, ``cursors``, ``allocations``,
-``intents``, and ``drift``, which lives in ``cursors``) are the ordinary ones, built over a
+``intents``, ``history``, and ``drift``, which lives in ``cursors``) are the ordinary ones, built over a
 ``BoundStore``: the state store seen from inside the unit, so every read sees the unit's own
 writes and every write joins its transaction. Leaving the ``with``
 block without ``commit()`` rolls back. After ``commit()`` the unit may go on; the next statement
@@ -43,6 +43,7 @@ from syncd.state.cursors import Cursors
 from syncd.state.db import StateStore
 from syncd.state.drift import DriftReports
 from syncd.state.failures import Failures
+from syncd.state.history import History
 from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
@@ -58,6 +59,7 @@ class UnitOfWork(Protocol):
     allocations: Allocations
     intents: CreateIntents
     drift: DriftReports
+    history: History
     clock: Clock
 
     def __enter__(self) -> Self: ...
@@ -113,6 +115,7 @@ class SqlUnitOfWork:
     allocations: Allocations
     intents: CreateIntents
     drift: DriftReports
+    history: History
 
     def __init__(self, store: StateStore, clock: Clock = utcnow) -> None:
         self.store = store
@@ -137,6 +140,7 @@ class SqlUnitOfWork:
         self.allocations = Allocations(BoundStore(self.store, conn, savepoints=True))
         self.intents = CreateIntents(bound, self.clock)
         self.drift = DriftReports.over(self.cursors)
+        self.history = History(bound, self.clock)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -20,11 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from syncd.core import redaction
+from syncd.core.rules import HistoryEvent
 from syncd.state import jobs as steps
 from syncd.state import schema
 from syncd.state.allocations import Allocations
 from syncd.state.cursors import Cursors
 from syncd.state.failures import Failures
+from syncd.state.history import History
 from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Link, Links
@@ -57,6 +59,7 @@ class State:
     cursors: Any
     allocations: Any
     intents: Any
+    history: Any
     uow: Callable[[], Any]
     store: Any = None  # the real store; None for the fakes
 
@@ -70,12 +73,12 @@ def _open(kind: str, tmp_path, clock: Clock) -> Iterator[State]:
     if kind == "fake":
         fake = FakeState(clock)
         yield State("fake", fake.links, fake.jobs, fake.failures, fake.cursors, fake.allocations,
-                    fake.intents, lambda: FakeUnitOfWork(fake))
+                    fake.intents, fake.history, lambda: FakeUnitOfWork(fake))
         return
     with state_store(kind, tmp_path) as store:
         yield State(kind, Links(store, clock=clock), CredentialJobs(store), Failures(store, clock=clock),
                     Cursors(store, clock=clock), Allocations(store), CreateIntents(store, clock),
-                    lambda: SqlUnitOfWork(store, clock), store)
+                    History(store, clock), lambda: SqlUnitOfWork(store, clock), store)
 
 
 @pytest.fixture(params=["sqlite", "fake"])
@@ -273,6 +276,35 @@ def test_failure_reason_is_redacted_and_bounded(state):
 
 
 # ---------------------------------------------------------------------------------------- credential jobs
+# ---------------------------------------------------------------------------------------- history
+def test_history_lists_one_address_in_order_and_prunes_by_age(state, clock):
+    state.history.record("shop", 10001, HistoryEvent.CREATED, shop_id="s1")
+    clock.tick(60)
+    state.history.record_many("shop", [(10001, HistoryEvent.MAIL_DEFERRED, "451 try again later", None),
+                                       (10002, HistoryEvent.PUSHED, None, "s2")])
+    clock.tick(60)
+    state.history.record("other", 10001, "mail_sent")
+    events = state.history.of_address(10001)
+    assert [(e.platform, e.event, e.reason) for e in events] == [
+        ("shop", "created", None), ("shop", "mail_deferred", "451 try again later"),
+        ("other", "mail_sent", None)]
+    assert [e.event for e in state.history.of_address(10001, "other")] == ["mail_sent"]
+    assert state.history.prune(clock.now - timedelta(seconds=90)) == 1
+    assert [e.event for e in state.history.of_address(10001)] == ["mail_deferred", "mail_sent"]
+    with pytest.raises(ValueError):
+        state.history.record("shop", 10001, "no such event")
+
+
+def test_history_reasons_are_redacted_and_cut_at_a_word(state):
+    secret = "Xy7-very-secret-Qq"
+    with redaction.sensitive(secret):
+        state.history.record("shop", 10001, HistoryEvent.MAIL_FAILED, reason=f"login with {secret} failed")
+    state.history.record("shop", 10001, HistoryEvent.REJECTED, reason="word " * 300)
+    first, second = state.history.of_address(10001)
+    assert secret not in first.reason and "failed" in first.reason
+    assert len(second.reason) <= 500 and second.reason.endswith("word…")
+
+
 def _job(jobs, number, platform="shop", **kw):
     return jobs.create(platform=platform, erp_number=number, shop_id=f"{number:032x}", email="x@example.com",
                        now=kw.pop("now", NOW), **kw)
@@ -403,6 +435,7 @@ def _write_everything(uow, number: int) -> None:
     uow.allocations.reserve("shop", floor=number)
     uow.intents.record("shop", [(number, f"s{number}")])
     uow.drift.set("shop", NOW, NOW, {"links": number})
+    uow.history.record("shop", number, HistoryEvent.CREATED, shop_id=f"s{number}")
 
 
 def _persisted(units: State) -> dict[str, Any]:
@@ -413,6 +446,7 @@ def _persisted(units: State) -> dict[str, Any]:
         "cursor": units.cursors.get("shop", "erp-to-shop"),
         "counter": units.allocations.peek("shop"),
         "intents": sorted(units.intents.pending("shop", range(10000, 10010))),
+        "history": [(e.erp_number, e.event) for e in units.history.of_address(10001)],
     }
 
 
@@ -427,7 +461,8 @@ def test_commit_persists_every_repository(units, clock):
         assert uow.cursors.get("shop", "erp-to-shop") == {"last": 10001}
         uow.commit()
     assert _persisted(units) == {"links": ["s10001"], "jobs": [10001], "failures": [],
-                                 "cursor": {"last": 10001}, "counter": 10002, "intents": [10001]}
+                                 "cursor": {"last": 10001}, "counter": 10002, "intents": [10001],
+                                 "history": [(10001, "created")]}
     with units.uow() as uow:
         assert uow.drift.get("shop").counts["links"] == 10001
         uow.intents.settle("shop", [10001])
@@ -443,7 +478,7 @@ def test_an_exception_discards_the_unit(units):
         _write_everything(uow, 10001)
         raise RuntimeError("crash before commit")
     assert _persisted(units) == before == {"links": [], "jobs": [], "failures": ["10001"], "cursor": None,
-                                           "counter": None, "intents": []}
+                                           "counter": None, "intents": [], "history": []}
 
 
 def test_leaving_without_commit_discards_and_rollback_discards_up_to_the_last_commit(units):
@@ -460,7 +495,8 @@ def test_leaving_without_commit_discards_and_rollback_discards_up_to_the_last_co
         uow.commit()
         uow.links.upsert(platform="shop", shop_id="s10004", erp_number=10004)
     assert _persisted(units) == {"links": ["s10001", "s10003"], "jobs": [10001], "failures": [],
-                                 "cursor": {"last": 10001}, "counter": 10002, "intents": [10001]}
+                                 "cursor": {"last": 10001}, "counter": 10002, "intents": [10001],
+                                 "history": [(10001, "created")]}
 
 
 def test_a_failed_call_in_a_savepoint_is_undone_and_the_unit_goes_on(units):

@@ -31,10 +31,11 @@ from typing import Any, Self
 from sqlalchemy.exc import IntegrityError
 
 from syncd.core.clock import Clock, utcnow
-from syncd.core.rules import LinkKind
+from syncd.core.rules import HistoryEvent, LinkKind
 from syncd.state import jobs as steps
 from syncd.state.drift import DriftReports
 from syncd.state.failures import Failure, _clean_reason
+from syncd.state.history import Event, _reason
 from syncd.state.jobs import CredentialJob, _error_text
 from syncd.state.links import KINDS, Link, _prefer_own
 
@@ -351,6 +352,33 @@ class FakeCreateIntents(_Fake):
             self.rows.pop((platform, int(n)), None)
 
 
+# ---------------------------------------------------------------------------------------- history
+class FakeHistory(_Fake):
+    _DATA = ("events",)
+
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self.clock = clock
+        self.events: list[Event] = []
+
+    def record(self, platform: str, erp_number: int, event: str, *, reason: str | None = None,
+               shop_id: str | None = None) -> None:
+        self.record_many(platform, [(erp_number, event, reason, shop_id)])
+
+    def record_many(self, platform: str, events: Iterable[tuple[int, str, str | None, str | None]]) -> None:
+        now = self.clock()
+        self.events.extend(Event(platform, int(n), str(HistoryEvent(e)), now, _reason(r), sid)
+                           for n, e, r, sid in events)
+
+    def of_address(self, erp_number: int, platform: str | None = None) -> list[Event]:
+        return [e for e in self.events
+                if e.erp_number == int(erp_number) and platform in (None, e.platform)]
+
+    def prune(self, before: datetime) -> int:
+        kept = [e for e in self.events if e.at >= before]
+        pruned, self.events = len(self.events) - len(kept), kept
+        return pruned
+
+
 # ---------------------------------------------------------------------------------------- unit of work
 class FakeState:
     """The in-memory "database": one fake of each repository, shared by every unit over it."""
@@ -363,9 +391,11 @@ class FakeState:
         self.cursors = FakeCursors(clock=clock)
         self.allocations = FakeAllocations()
         self.intents = FakeCreateIntents(clock)
+        self.history = FakeHistory(clock)
 
     def repositories(self) -> tuple[_Fake, ...]:
-        return (self.links, self.jobs, self.failures, self.cursors, self.allocations, self.intents)
+        return (self.links, self.jobs, self.failures, self.cursors, self.allocations, self.intents,
+                self.history)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [r._snapshot() for r in self.repositories()]
@@ -388,6 +418,7 @@ class FakeUnitOfWork:
         self.cursors = self.state.cursors
         self.allocations = self.state.allocations
         self.intents = self.state.intents
+        self.history = self.state.history
         self.drift = DriftReports.over(self.cursors)
         self.committed = 0
         self.rolled_back = 0

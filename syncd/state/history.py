@@ -1,0 +1,82 @@
+"""What happened to each ERP address, for ``syncd history`` (``schema.history``).
+
+One row per event: pushed, created, a mail sent or deferred, imported, deactivated ... with its
+time and a reason. It is written in the transaction that makes the event true (``uow.history``),
+so the history never claims what the state store does not hold. Never a password, a link or a
+mail body: ``reason`` is the operator-facing why (a shop's rejection text, an SMTP reply), and
+goes through the one redaction point like every other text the state store keeps.
+The daemon prunes rows older than ``[daemon] history_days``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select
+
+from syncd.core import redaction
+from syncd.core.rules import HistoryEvent
+from syncd.state.db import StateStore
+from syncd.state.schema import history as t
+
+REASON_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    platform: str
+    erp_number: int
+    event: str
+    at: datetime
+    reason: str | None = None
+    shop_id: str | None = None
+
+
+class History:
+    def __init__(self, store: StateStore, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+
+    def record(self, platform: str, erp_number: int, event: HistoryEvent | str, *,
+               reason: str | None = None, shop_id: str | None = None) -> None:
+        self.record_many(platform, [(erp_number, event, reason, shop_id)])
+
+    def record_many(self, platform: str,
+                    events: Iterable[tuple[int, HistoryEvent | str, str | None, str | None]]) -> None:
+        """(ERP number, event, reason, shop id) rows, all at the same ``clock()`` time."""
+        now = self.clock()
+        rows = [{"platform": platform, "erp_number": int(n), "event": str(HistoryEvent(e)), "at": now,
+                 "reason": _reason(reason), "shop_id": shop_id}
+                for n, e, reason, shop_id in events]
+        if not rows:
+            return
+        with self.store.begin() as conn:
+            conn.execute(insert(t), rows)
+
+    def of_address(self, erp_number: int, platform: str | None = None) -> list[Event]:
+        """Oldest first; every platform unless one is named."""
+        q = select(t).where(t.c.erp_number == int(erp_number))
+        if platform is not None:
+            q = q.where(t.c.platform == platform)
+        with self.store.connect() as conn:
+            rows = conn.execute(q.order_by(t.c.at, t.c.id)).mappings().all()
+        return [Event(r["platform"], int(r["erp_number"]), r["event"], r["at"], r["reason"], r["shop_id"])
+                for r in rows]
+
+    def prune(self, before: datetime) -> int:
+        """Delete events older than ``before``; returns how many."""
+        with self.store.begin() as conn:
+            return conn.execute(delete(t).where(t.c.at < before)).rowcount or 0
+
+
+def _reason(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = redaction.redact(str(text))
+    if len(text) <= REASON_LIMIT:
+        return text
+    # Cut at a word boundary: a reason cut mid-word reads like a different word.
+    cut = text.rfind(" ", 0, REASON_LIMIT - 1)
+    return text[: cut if cut > REASON_LIMIT // 2 else REASON_LIMIT - 1].rstrip() + "…"
