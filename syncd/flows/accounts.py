@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TextIO
 from sqlalchemy import select
 
 from syncd.core.errors import SyncdError
+from syncd.core.rules import HistoryEvent
 from syncd.state.jobs import DONE
 from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
@@ -242,7 +243,11 @@ def deactivate(ctx: PlatformContext, number: int) -> AccountAction:
     problem = errors.get(link.shop_id)
     if problem:
         return AccountAction(int(number), "failed", f"shop refused: {problem}")
-    Links(ctx.state, clock=ctx.clock).set_state(ctx.platform.name, int(number), shop_active=False)
+    with ctx.uow() as uow:
+        uow.links.set_state(ctx.platform.name, int(number), shop_active=False)
+        uow.history.record(ctx.platform.name, int(number), HistoryEvent.DEACTIVATED, shop_id=link.shop_id,
+                           reason="by an operator (syncd accounts deactivate)")
+        uow.commit()
     detail = link.shop_id
     address = ctx.erp.get_address(int(number))
     if address is not None and not address.blocked:

@@ -20,6 +20,7 @@ from syncd.core.rules import LinkKind
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
+from syncd.flows.retry import corrected_failures, reevaluate_corrected
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
 
@@ -56,6 +57,8 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
     _push_config_deferred(ctx, report, mail)
+    # Failed records whose row was corrected without its stamp moving (syncd.flows.retry).
+    reevaluate_corrected(ctx, report, mail=mail)
 
     with ctx.uow() as uow:
         cursor = uow.cursors.get(name, CURSOR)
@@ -108,6 +111,9 @@ def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
         for job in uow.jobs.active(name):
             report.add(job.erp_number, "would-mail", f"unfinished credentials job ({job.step})")
         cursor = uow.cursors.get(name, CURSOR)
+    for corrected in corrected_failures(ctx):
+        for addr in corrected:
+            report.add(addr.number, "would-retry", "failed before; its ERP row was corrected since")
     scan = ctx.erp.scan_changes(cursor, batch_size=ctx.settings.erp.batch_size)
     total = getattr(scan, "total", None)
     done = 0

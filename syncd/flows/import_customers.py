@@ -59,7 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from syncd.config.profiles import effective_columns
 from syncd.core.domain import Direction, ShopCustomer
 from syncd.core.errors import ConfigError, PermanentError, SyncdError, TransientError
-from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
+from syncd.core.rules import SHOP_CHANGE_OVERLAP, HistoryEvent, LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
@@ -238,11 +238,18 @@ class _Import:
         if not self.dry_run:
             self.uow.failures.record(self.platform, DIRECTION, c.id, step, reason, getattr(exc, "code", None))
 
-    def _succeeded(self, c: ShopCustomer, action: str, detail: str) -> None:
+    def _succeeded(self, c: ShopCustomer, action: str, detail: str, number: int | None = None) -> None:
         self.report.add(c.id, action, detail)
         self.log.info("import " + action, detail=detail)
         if not self.dry_run:
             self.uow.failures.clear(self.platform, DIRECTION, c.id)
+            if number is not None and action == "imported":
+                self.uow.history.record(self.platform, number, HistoryEvent.IMPORTED, shop_id=c.id,
+                                        reason=f"created from shop customer {c.email or c.id}")
+            elif number is not None and action == "linked" and not detail.startswith("collective"):
+                # The collective address collects every such customer: no per-customer history.
+                self.uow.history.record(self.platform, number, HistoryEvent.ADOPTED, shop_id=c.id,
+                                        reason=f"shop customer {c.email or c.id} linked to this ERP address")
 
     # --- deciding what a customer needs ----------------------------------------------------
 
@@ -421,7 +428,7 @@ class _Import:
                     f"writing customer number {number} to the shop failed: {exc}", code=exc.code
                 ) from exc
         checkpoint("import:after-write-back")
-        self._succeeded(c, action, detail)
+        self._succeeded(c, action, detail, number)
 
     # --- the new address -------------------------------------------------------------------
 

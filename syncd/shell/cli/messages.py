@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import click
+
 _TEXT: dict[str, dict[str, str]] = {
     "config_error": {"en": "configuration error", "de": "Konfigurationsfehler"},
     "error": {"en": "error", "de": "Fehler"},
@@ -33,10 +35,39 @@ _TEXT: dict[str, dict[str, str]] = {
         "de": "`syncd service` verwaltet den Windows-Dienst; "
         "unter Linux die systemd-Units aus systemd/ verwenden",
     },
+
+
+    # syncd history
+    "history_none": {
+        "en": "no events recorded for address {address} (events are kept {days} days)",
+        "de": "keine Ereignisse für Adresse {address} gespeichert (Ereignisse werden {days} Tage aufbewahrt)",
+    },
+    "col_time": {"en": "Time (UTC)", "de": "Zeit (UTC)"},
+    "col_platform": {"en": "Platform", "de": "Plattform"},
+    "col_event": {"en": "Event", "de": "Ereignis"},
+    "col_reason": {"en": "Reason", "de": "Grund"},
+    "event_pushed": {"en": "pushed", "de": "übertragen"},
+    "event_created": {"en": "account created", "de": "Konto angelegt"},
+    "event_adopted": {"en": "account linked", "de": "Konto verknüpft"},
+    "event_rejected": {"en": "rejected", "de": "abgelehnt"},
+    "event_mail_sent": {"en": "mail sent", "de": "Mail gesendet"},
+    "event_mail_deferred": {"en": "mail deferred", "de": "Mail zurückgestellt"},
+    "event_mail_failed": {"en": "mail failed", "de": "Mail fehlgeschlagen"},
+    "event_imported": {"en": "imported", "de": "importiert"},
+    "event_deactivated": {"en": "deactivated", "de": "deaktiviert"},
+    "event_reactivated": {"en": "reactivated", "de": "reaktiviert"},
 }
 
+# `--lang de|en` on the verbs whose whole output is for people (one language per run).
+LANG_OPTION = click.option(
+    "--lang", "lang", type=click.Choice(["de", "en"]), default=None,
+    help="Language of the output (de / en); default: from the locale (LC_ALL, LC_MESSAGES, LANG).",
+)
 
-def language() -> str:
+
+def language(override: str | None = None) -> str:
+    if override in ("de", "en"):
+        return override
     for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(var)
         if value:
@@ -44,6 +75,12 @@ def language() -> str:
     return "en"
 
 
-def msg(key: str, **values: object) -> str:
-    text = _TEXT[key].get(language(), _TEXT[key]["en"])
+def msg(key: str, lang: str | None = None, *, default: str | None = None, **values: object) -> str:
+    """The text of ``key`` in ``lang`` (default: the locale's); ``default`` for an unknown key."""
+    texts = _TEXT.get(key)
+    if texts is None:
+        if default is None:
+            raise KeyError(key)
+        return default
+    text = texts.get(language(lang), texts["en"])
     return text.format(**values) if values else text

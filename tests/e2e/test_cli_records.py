@@ -1,0 +1,244 @@
+"""`syncd retry` and `syncd history` end to end: a SQLite ERP, the Shopware sandbox over HTTP, a
+real SMTP server on loopback (tests/support/mailserver.py), the state store in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from syncd.config.loader import load_settings
+from syncd.shell.daemon import Daemon
+from syncd.state.db import open_state
+from syncd.state.history import History
+from tests.support import erp_fixtures, mailserver
+from tests.support import wired_env as wired
+from tests.support.shop_fixtures import store_login
+from tests.support.wired_env import TABLE, Env, assert_nowhere
+
+env, sandbox = wired.env, wired.sandbox  # fixtures
+smtp_server_factory, smtp_tls_files = mailserver.smtp_server_factory, mailserver.smtp_tls_files
+
+
+@pytest.fixture
+def smtp(env: Env, smtp_server_factory):
+    server = smtp_server_factory()
+    env.write_config(mail=_smtp_config(server))
+    return server
+
+
+def _smtp_config(server) -> str:
+    return f'transport = "smtp"\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
+
+
+def _password(message) -> str:
+    return re.search(r"Passwort:\s+(\S+)", message.get_body(preferencelist=("plain",)).get_content()).group(1)
+
+
+def _to(message) -> str:
+    return str(message["To"]).split("<")[-1].rstrip(">")
+
+
+def _failed(e: Env, capsys) -> list[dict]:
+    code, out, err = e.cli(capsys, "status", "--json")
+    assert code == 0, err
+    return json.loads(out)["platforms"][0]["failed"]
+
+
+def _history(e: Env, capsys, address: int) -> list[dict]:
+    code, out, err = e.cli(capsys, "history", address, "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["address"] == str(address)
+    return data["events"]
+
+
+def _history_rows(e: Env) -> list[tuple]:
+    with sqlite3.connect(e.state_db) as conn:
+        return conn.execute("SELECT * FROM history").fetchall()
+
+
+# --- retry -----------------------------------------------------------------------------------------
+
+def test_retry_pushes_a_row_corrected_without_its_stamp_and_mails_it(env: Env, capsys, smtp, captured_logs):
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert [f["address"] for f in _failed(env, capsys)] == ["10003"]
+    # Corrected by a tool that does not touch the change stamp: the change scan cannot see it.
+    erp_fixtures.update_address(env.erp_url, TABLE, 10003, {"email": "clara@example.com"}, touch=False)
+
+    code, out, err = env.cli(capsys, "retry", "10003")
+
+    assert code == 0, out + err
+    assert re.search(r"shop 10003: ok: mailed", out), out
+    [mail] = [m for m in smtp.wait_for(3) if _to(m) == "clara@example.com"]
+    assert store_login(env.shop, "clara@example.com", _password(mail))
+    assert _failed(env, capsys) == []
+    assert_nowhere(_password(mail), out, err, captured_logs.text,
+                   files=[env.state_db, env.state_db.with_name("state.db-wal")])
+
+
+def test_a_failed_row_corrected_without_its_stamp_is_pushed_by_the_next_cycle(env: Env, capsys, smtp):
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    erp_fixtures.update_address(env.erp_url, TABLE, 10003, {"email": "clara@example.com"}, touch=False)
+
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop", "--dry-run")
+    assert code == 0, err
+    assert "would-retry 1" in out  # the dry run predicts it
+
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+
+    assert code == 0, err
+    assert "created 1" in out and "mailed 1" in out
+    assert [_to(m) for m in smtp.wait_for(3)].count("clara@example.com") == 1
+    assert _failed(env, capsys) == []
+    # An unchanged failed row is not pushed again each cycle.
+    erp_fixtures.update_address(env.erp_url, TABLE, 10002, {"email": "also-not-an-address"})
+    env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    code, out, _ = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0 and "10002" not in out
+
+
+def test_retry_failed_resends_a_bounced_mail_and_exits_1_for_what_still_fails(env: Env, capsys, smtp):
+    smtp.reject_recipient("bernd@example.com", 550)
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert {(f["address"], f["step"]) for f in _failed(env, capsys)} == {("10002", "credentials"),
+                                                                         ("10003", "validate")}
+    smtp.accept_recipient("bernd@example.com")
+
+    code, out, err = env.cli(capsys, "retry", "--failed")
+
+    assert code == 1  # 10003's e-mail is still invalid
+    assert "shop 10003: FAILED" in err and "invalid e-mail address" in err
+    assert "shop 10002: ok: mailed" in out
+    [mail] = [m for m in smtp.messages if _to(m) == "bernd@example.com"]
+    assert store_login(env.shop, "bernd@example.com", _password(mail))
+    assert [f["address"] for f in _failed(env, capsys)] == ["10003"]
+    events = [e["event"] for e in _history(env, capsys, 10002)]
+    assert events == ["created", "mail_failed", "pushed", "mail_sent"]  # the retry pushes, then mails
+    # The shipped German layout was the first mail's: the successor keeps its purpose.
+    code, out, _ = env.cli(capsys, "accounts", "export")
+    assert ",initial" in [line for line in out.splitlines() if ",10002," in line][0]
+
+
+def test_retry_of_an_unknown_address_or_without_a_target_exits_2_and_changes_nothing(env: Env, capsys, smtp):
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    before = env.state_digest()
+    sent = smtp.accepted
+
+    code, out, err = env.cli(capsys, "retry", "10001", "99999")
+    assert code == 2 and "99999" in err and "no such ERP address" in err
+    assert env.state_digest() == before and smtp.accepted == sent
+    code, _, err = env.cli(capsys, "retry")
+    assert code == 2 and "--failed" in err
+    code, _, err = env.cli(capsys, "retry", "10001", "--failed")
+    assert code == 2
+    code, _, err = env.cli(capsys, "retry", "--failed", "--platform", "nope")
+    assert code == 2 and "nope" in err
+    assert env.state_digest() == before
+
+
+def test_retry_sends_a_deferred_mail_now_and_history_shows_deferred_then_sent(env: Env, capsys, smtp):
+    smtp.fail_next(100, 451)
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert "deferred 2" in out
+    smtp.reset_faults()
+
+    code, out, err = env.cli(capsys, "retry", "10001")
+    assert code == 0, out + err
+    [mail] = [m for m in smtp.wait_for(1) if _to(m) == "anna@example.com"]
+    assert store_login(env.shop, "anna@example.com", _password(mail))
+
+    events = _history(env, capsys, 10001)
+    assert [e["event"] for e in events] == ["created", "mail_deferred", "pushed", "mail_sent"]
+    assert "451" in events[1]["reason"]
+    assert "anna@example.com" in events[3]["reason"]
+    assert all(e["at"].endswith("Z") and e["platform"] == "shop" for e in events)
+    # 10002 was not named: its mail still waits for its backoff.
+    assert [e["event"] for e in _history(env, capsys, 10002)] == ["created", "mail_deferred"]
+
+
+# --- history ---------------------------------------------------------------------------------------
+
+def test_history_of_an_address_through_create_and_mail(env: Env, capsys, smtp, monkeypatch):
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+
+    events = _history(env, capsys, 10001)
+    assert [e["event"] for e in events] == ["created", "mail_sent"]
+    assert events[0]["shop_id"] and events[0]["shop_id"] == events[1]["shop_id"]
+    assert events[0]["at"] <= events[1]["at"]
+    rejected = _history(env, capsys, 10003)
+    assert [e["event"] for e in rejected] == ["rejected"]
+    assert "invalid e-mail address" in rejected[0]["reason"]
+
+    # Blocked in the ERP, then deactivated by an operator: each says why.
+    erp_fixtures.update_address(env.erp_url, TABLE, 10002, {"blocked": True})
+    env.write_config(mail=_smtp_config(smtp), addresses="deactivate_blocked = true")
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert [e["event"] for e in _history(env, capsys, 10002)][-1] == "deactivated"
+
+    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
+    code, out, err = env.cli(capsys, "history", "10001")
+    assert code == 0, err
+    assert "Ereignis" in out and "Konto angelegt" in out and "Mail gesendet" in out
+    code, out, err = env.cli(capsys, "history", "10001", "--lang", "en")
+    assert "Event" in out and "account created" in out and "mail sent" in out and "Ereignis" not in out
+    code, out, _ = env.cli(capsys, "history", "424242", "--lang", "en")
+    assert code == 0 and "no events" in out and "90 days" in out
+    code, _, err = env.cli(capsys, "history", "abc")
+    assert code == 2
+
+    # No password, no mail body in the history table (nor anywhere in the state store).
+    rows = _history_rows(env)
+    assert rows
+    text = "\n".join(" ".join(str(v) for v in row) for row in rows)
+    for message in smtp.messages:
+        password = _password(message)
+        assert password not in text
+        assert "Passwort" not in text
+        assert_nowhere(password, files=[env.state_db, env.state_db.with_name("state.db-wal")])
+
+
+def test_the_daemon_prunes_history_older_than_history_days(env: Env, capsys, smtp):
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert len(_history(env, capsys, 10001)) == 2
+    now = datetime.now(UTC)
+    store = open_state(f"sqlite:///{env.state_db.as_posix()}")
+    try:
+        # An event recorded 20 days later, by the clock the test controls.
+        History(store, lambda: now + timedelta(days=20)).record("shop", 10001, "pushed", reason="later")
+        env.write_config(mail=_smtp_config(smtp), daemon="history_days = 30")
+        settings = load_settings(str(env.config)).settings
+        assert settings.daemon.history_days == 30
+
+        def housekeeping(at: datetime) -> None:
+            daemon = Daemon(settings, build_context=lambda p: None, jobs={"erp-to-shop": lambda c: None},
+                            store=store, pid_file=False, install_signals=False, clock=lambda: at)
+            daemon.store = store
+            daemon._housekeeping()
+
+        housekeeping(now + timedelta(days=29))
+        assert len(History(store, lambda: now).of_address(10001)) == 3  # none older than 30 days
+        housekeeping(now + timedelta(days=31))
+        assert [e.reason for e in History(store, lambda: now).of_address(10001)] == ["later"]
+        housekeeping(now + timedelta(days=51))
+        assert History(store, lambda: now).of_address(10001) == []
+    finally:
+        store.close()
+
+
+def test_history_days_defaults_to_90_and_refuses_nonsense(env: Env, capsys):
+    assert load_settings(str(env.config)).settings.daemon.history_days == 90
+    env.write_config(daemon="history_days = 0")
+    code, _, err = env.cli(capsys, "check")
+    assert code == 2 and "history_days" in err
