@@ -56,6 +56,30 @@ _TEXT: dict[str, dict[str, str]] = {
     "event_imported": {"en": "imported", "de": "importiert"},
     "event_deactivated": {"en": "deactivated", "de": "deaktiviert"},
     "event_reactivated": {"en": "reactivated", "de": "reaktiviert"},
+    # syncd accounts list
+    "acc_address": {"en": "Address", "de": "Adresse"},
+    "acc_name": {"en": "Name", "de": "Name"},
+    "acc_email": {"en": "E-mail", "de": "E-Mail"},
+    "acc_platform": {"en": "Platform", "de": "Plattform"},
+    "acc_shop_id": {"en": "Shop ID", "de": "Shop-ID"},
+    "acc_kind": {"en": "Kind", "de": "Art"},
+    "acc_active": {"en": "Active", "de": "Aktiv"},
+    "acc_credentials_sent_at": {"en": "Credentials sent (UTC)", "de": "Zugangsdaten gesendet (UTC)"},
+    "acc_password_status": {"en": "Password", "de": "Passwort"},
+    "kind_erp": {"en": "created by syncd", "de": "von syncd angelegt"},
+    "kind_email": {"en": "linked by e-mail", "de": "per E-Mail verknüpft"},
+    "kind_import": {"en": "imported", "de": "importiert"},
+    "kind_collective": {"en": "collective address", "de": "Sammeladresse"},
+    "pw_initial": {"en": "initial", "de": "Erstzugang"},
+    "pw_reset_by_staff": {"en": "reset by staff", "de": "vom Personal zurückgesetzt"},
+    "pw_none": {"en": "never mailed", "de": "nie versandt"},
+    "yes": {"en": "yes", "de": "ja"},
+    "no": {"en": "no", "de": "nein"},
+    "accounts_count": {"en": "{n} account(s)", "de": "{n} Konto/Konten"},
+    "names_unavailable": {
+        "en": "names not shown: the ERP could not be read ({problem})",
+        "de": "Namen nicht angezeigt: das ERP war nicht lesbar ({problem})",
+    },
 }
 
 # `--lang de|en` on the verbs whose whole output is for people (one language per run).
