@@ -242,3 +242,29 @@ def test_history_days_defaults_to_90_and_refuses_nonsense(env: Env, capsys):
     env.write_config(daemon="history_days = 0")
     code, _, err = env.cli(capsys, "check")
     assert code == 2 and "history_days" in err
+
+
+def test_history_records_links_imports_and_an_operators_deactivation(env: Env, capsys, smtp):
+    env.shop.create_customer_as_shop_user("anna@example.com", "Selbst-Gewaehlt-1", first_name="Anna",
+                                          last_name="Adler")
+    erika = env.shop.create_customer_as_shop_user("erika@example.com", "Geheim-123")
+    text = env.config.read_text().replace("shop_to_erp = false", "shop_to_erp = true\n"
+                                          "next_address_number = 10050\nonly_with_orders = false")
+    env.config.write_text(text)
+
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    [linked] = _history(env, capsys, 10001)
+    assert linked["event"] == "adopted" and "the customer made in the shop" in linked["reason"]
+    code, _, err = env.cli(capsys, "sync", "--direction", "shop-to-erp")
+    assert code == 0, err
+    code, out, _ = env.cli(capsys, "accounts", "list", "--format", "json")
+    [imported] = [a for a in json.loads(out)["accounts"] if a["shop_id"] == erika["id"]]
+    [event] = _history(env, capsys, imported["address"])
+    assert event["event"] == "imported" and "erika@example.com" in event["reason"]
+    assert event["shop_id"] == erika["id"]
+
+    code, _, err = env.cli(capsys, "accounts", "deactivate", "10002")
+    assert code == 0, err
+    last = _history(env, capsys, 10002)[-1]
+    assert last["event"] == "deactivated" and "operator" in last["reason"]
