@@ -19,6 +19,7 @@ import structlog
 from syncd.config.model import AddressSettings
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
+from syncd.core.redaction import redact
 from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
@@ -165,11 +166,15 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     with ctx.uow() as uow:
         links, owners = load_links(uow, name, addresses)
         plan = plan_batch(addresses, links, owners, ctx.platform.addresses, force=force)
+        # A reconciliation re-checks failed records daily: the same refusal again is no new event.
+        known = uow.failures.reasons(name, DIRECTION, [a.number for a, _r, _c in plan.fail]) \
+            if plan.fail else {}
         for a, reason, code in plan.fail:
             uow.failures.record(name, DIRECTION, a.number, "validate", reason, code,
                                 fingerprint=row_fingerprint(a))
         uow.history.record_many(name, [(a.number, HistoryEvent.REJECTED, f"not transferred: {reason}", None)
-                                       for a, reason, _code in plan.fail])
+                                       for a, reason, _code in plan.fail
+                                       if known.get(str(a.number)) != redact(reason)])
         for a, _reason in plan.skip:
             old = _personal(links).get(a.number)
             if old is not None and not old.erp_blocked:
@@ -295,12 +300,12 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     with ctx.uow() as uow:
         # A mapping target missing in the shop fails the same addresses every cycle until fixed:
         # their history says so once, not once per cycle.
-        waiting = set(uow.failures.records_with_code(name, DIRECTION, CONFIG_CODES)) \
-            if any(code in CONFIG_CODES for _a, _r, code in failed) else set()
+        # The same refusal again (a daily reconciliation re-checks failed records) is no new event.
+        known = uow.failures.reasons(name, DIRECTION, [a.number for a, _r, _c in failed]) if failed else {}
         for a, reason, code in failed:
             uow.failures.record(name, DIRECTION, a.number, "push", reason, code,
                                 fingerprint=row_fingerprint(a))
-            if not (code in CONFIG_CODES and str(a.number) in waiting):
+            if known.get(str(a.number)) != redact(reason):
                 events.append((a.number, HistoryEvent.REJECTED, f"shop refused: {reason}", None))
         for shop_id in stale_links:
             # One link per address: the account that replaced a deleted one takes its place.

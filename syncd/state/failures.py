@@ -146,6 +146,18 @@ class Failures:
         with self.store.connect() as conn:
             return [r for (r,) in conn.execute(stmt)]
 
+    def reasons(self, platform: str, direction: str, records: Iterable[object]) -> dict[str, str]:
+        """record -> its recorded reason, for those of ``records`` that have a failure."""
+        keys = sorted({str(r) for r in records})
+        found: dict[str, str] = {}
+        with self.store.connect() as conn:
+            for batch in chunked(keys):
+                rows = conn.execute(select(t.c.record, t.c.reason).where(
+                    t.c.platform == platform, t.c.direction == str(direction), t.c.record.in_(batch)
+                ))
+                found.update((record, reason) for record, reason in rows)
+        return found
+
     def fingerprints(self, platform: str, direction: str) -> dict[str, str]:
         """record -> the fingerprint its failure was recorded with (records without one left out):
         what a cycle compares with the ERP rows as they are now. O(failed records)."""

@@ -268,3 +268,18 @@ def test_history_records_links_imports_and_an_operators_deactivation(env: Env, c
     assert code == 0, err
     last = _history(env, capsys, 10002)[-1]
     assert last["event"] == "deactivated" and "operator" in last["reason"]
+
+
+def test_the_same_refusal_again_is_not_a_new_event(env: Env, capsys, smtp):
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    for _ in range(2):  # a daily reconciliation re-checks every failed record
+        code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")
+        assert code == 0, out + err
+    assert [e["event"] for e in _history(env, capsys, 10003)] == ["rejected"]
+    # A different reason is.
+    erp_fixtures.update_address(env.erp_url, TABLE, 10003, {"email": "still@@broken"})
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    events = _history(env, capsys, 10003)
+    assert [e["event"] for e in events] == ["rejected", "rejected"] and "still@@broken" in events[1]["reason"]

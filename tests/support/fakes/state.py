@@ -278,6 +278,11 @@ class FakeFailures(_Fake):
         return sorted(f.record for f in self.rows.values()
                       if f.platform == platform and f.direction == str(direction) and f.code in wanted)
 
+    def reasons(self, platform: str, direction: str, records: Iterable[object]) -> dict[str, str]:
+        keys = {str(r) for r in records}
+        return {f.record: f.reason for f in self.rows.values()
+                if f.platform == platform and f.direction == str(direction) and f.record in keys}
+
     def fingerprints(self, platform: str, direction: str) -> dict[str, str]:
         return {f.record: f.fingerprint for f in sorted(self.rows.values(), key=lambda f: f.record)
                 if f.platform == platform and f.direction == str(direction) and f.fingerprint is not None}
