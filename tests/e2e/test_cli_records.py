@@ -283,3 +283,41 @@ def test_the_same_refusal_again_is_not_a_new_event(env: Env, capsys, smtp):
     assert code == 0, err
     events = _history(env, capsys, 10003)
     assert [e["event"] for e in events] == ["rejected", "rejected"] and "still@@broken" in events[1]["reason"]
+
+
+def test_retry_failed_over_several_batches_through_shop_and_smtp_faults(tmp_path, sandbox, monkeypatch,  # noqa: F811
+                                                                        capsys, smtp_server_factory):
+    rows = [{"number": n, "first_name": "Kunde", "last_name": str(n), "street": "Weg 1", "zip": "10115",
+             "city": "Berlin", "country": "DE", "email": f"kunde{n}@@kaputt"} for n in range(20001, 20008)]
+    e = wired.make_env(tmp_path, sandbox, monkeypatch, rows=rows)
+    server = smtp_server_factory()
+    e.write_config(mail=_smtp_config(server))
+    e.config.write_text(e.config.read_text().replace('sales_channel = "Storefront"',
+                                                     'sales_channel = "Storefront"\nbatch_size = 2'))
+    code, _, err = e.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert len(_failed(e, capsys)) == 7
+    for n in range(20001, 20008):  # corrected without touching the stamp
+        erp_fixtures.update_address(e.erp_url, TABLE, n, {"email": f"kunde{n}@example.com"}, touch=False)
+
+    # The shop answers 503 a few times (within the retry budget) and the mail server defers one
+    # recipient's mail (451, beyond the budget): that one waits, everything else is done.
+    sandbox.faults.fail_next(2, 503)
+    server.reject_recipient("kunde20004@example.com", 451)
+    code, out, err = e.cli(capsys, "retry", "--failed")
+
+    assert code == 1, out + err
+    assert "shop 20004: FAILED" in err and "451" in err
+    for n in (20001, 20002, 20003, 20005, 20006, 20007):
+        assert f"shop {n}: ok: mailed" in out
+        [mail] = [m for m in server.messages if _to(m) == f"kunde{n}@example.com"]
+        assert store_login(sandbox, f"kunde{n}@example.com", _password(mail))
+    assert _failed(e, capsys) == []  # 20004's mail is deferred, not failed: `status` counts it pending
+    assert [x["event"] for x in _history(e, capsys, 20004)][-1] == "mail_deferred"
+
+    server.accept_recipient("kunde20004@example.com")
+    code, out, err = e.cli(capsys, "retry", "20004")
+    assert code == 0, out + err
+    [mail] = [m for m in server.messages if _to(m) == "kunde20004@example.com"]
+    assert store_login(sandbox, "kunde20004@example.com", _password(mail))
+    assert len(server.messages) == 7  # one mail each
