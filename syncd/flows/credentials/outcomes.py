@@ -24,6 +24,10 @@ from syncd.state.jobs import CredentialJob
 
 log = structlog.get_logger("syncd.flows.credentials")
 
+# What a delivered job's mail was, for its history event (``CredentialJob.reason``).
+_PURPOSE = {"created": "first credentials mail", "resend": "new credentials sent by staff",
+            "reset": "password reset by staff"}
+
 
 @dataclass
 class Item:
@@ -90,7 +94,7 @@ def done(ctx: PlatformContext, jobs: Iterable[CredentialJob]) -> None:
         uow.jobs.set_step([j.id for j in jobs], steps.DONE, uow.clock())
         uow.failures.clear_many(name, direction_of(STEP), [j.erp_number for j in jobs])
         uow.history.record_many(name, [(j.erp_number, HistoryEvent.MAIL_SENT,
-                                        f"credentials mail ({j.reason}) to {j.email or '?'}", j.shop_id)
+                                        f"{_PURPOSE.get(j.reason, j.reason)} to {j.email or '?'}", j.shop_id)
                                        for j in jobs])
         uow.commit()
 
