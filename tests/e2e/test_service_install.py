@@ -104,24 +104,30 @@ def _hidden_ancestor(path: Path) -> Path | None:
 
 
 def as_service_user(argv: list[str], root: Path) -> list[str]:
-    """``argv`` as uid/gid 65534 without supplementary groups. When this interpreter lives below a
-    folder others cannot enter (a pyenv under /root; a real install is /opt/syncd/venv), the
-    command runs in a private mount namespace where that folder is an open tmpfs holding only
-    the interpreter's tree: nothing else of it becomes readable, and the host sees no change."""
+    """``argv`` as uid/gid 65534 without supplementary groups. A real install lives in
+    /opt/syncd/venv; this test's interpreter, venv or checkout may live below a folder others
+    cannot enter (a pyenv or a checkout under /root). Then the command runs in a private mount
+    namespace where that folder is an open tmpfs holding only those trees: nothing else of it
+    becomes readable, and the host sees no change."""
     drop = ["setpriv", f"--reuid={SERVICE_UID}", f"--regid={SERVICE_GID}", "--clear-groups", "--"]
-    base = Path(sys.base_prefix).resolve()
-    hidden = _hidden_ancestor(base / "bin")
-    if hidden is None:
+    needed: dict[Path, set[str]] = {}
+    for path in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), REPO.resolve()}:
+        hidden = _hidden_ancestor(path / "x")
+        if hidden is not None:
+            needed.setdefault(hidden, set()).add(path.relative_to(hidden).parts[0])
+    if not needed:
         return [*drop, *argv]
-    child = base.relative_to(hidden).parts[0]
-    keep = root / ".host"
-    keep.mkdir(exist_ok=True)
-    script = (
-        'set -e; mount --make-rprivate /; mount --bind "$1" "$2"; '
-        'mount -t tmpfs -o mode=0755 tmpfs "$1"; mkdir "$1/$3"; mount --bind "$2/$3" "$1/$3"; '
-        'shift 3; exec "$@"'
-    )
-    return ["unshare", "-m", "sh", "-c", script, "sh", str(hidden), str(keep), child, *drop, *argv]
+    lines = ["set -e", "mount --make-rprivate /"]
+    for i, (hidden, children) in enumerate(sorted(needed.items())):
+        keep = root / f".host{i}"
+        keep.mkdir(exist_ok=True)
+        h, k = shlex.quote(str(hidden)), shlex.quote(str(keep))
+        lines += [f"mount --bind {h} {k}", f"mount -t tmpfs -o mode=0755 tmpfs {h}"]
+        for child in sorted(children):
+            c = shlex.quote(child)
+            lines += [f"mkdir {h}/{c}", f"mount --bind {k}/{c} {h}/{c}"]
+    lines.append('exec "$@"')
+    return ["unshare", "-m", "sh", "-c", "; ".join(lines), "sh", *drop, *argv]
 
 
 # --- the installation -------------------------------------------------------------------------------
