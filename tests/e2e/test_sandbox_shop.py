@@ -166,13 +166,12 @@ def test_recovery_hash_expires_after_two_hours_and_validation_comes_first(sandbo
                    {"hash": "unknown", "newPassword": "kurz", "newPasswordConfirm": "kurz"})
     assert short.status_code == 400  # the password is validated before the hash is looked at
     assert short.json()["errors"][0]["source"]["pointer"] == "/newPassword"
-    old = _store(sandbox, "recovery-password-confirm",
-                 {"hash": first.hash, "newPassword": "neues-passwort", "newPasswordConfirm": "neues-passwort"})
+    new = {"newPassword": "neues-passwort", "newPasswordConfirm": "neues-passwort"}
+    old = _store(sandbox, "recovery-password-confirm", {"hash": first.hash, **new})
     assert old.status_code == 410  # replaced by the second request
     sandbox.age_recovery(second.hash, 2 * 3600 - 60)
     sandbox.age_recovery(second.hash, 120)  # now 2 h + 1 min old
-    late = _store(sandbox, "recovery-password-confirm",
-                  {"hash": second.hash, "newPassword": "neues-passwort", "newPasswordConfirm": "neues-passwort"})
+    late = _store(sandbox, "recovery-password-confirm", {"hash": second.hash, **new})
     assert late.status_code == 410
     assert late.json()["errors"][0]["code"] == "CHECKOUT__CUSTOMER_RECOVERY_HASH_EXPIRED"
     assert store_login(sandbox, c["email"], "altes-passwort")
