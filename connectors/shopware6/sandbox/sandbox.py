@@ -185,6 +185,15 @@ class Sandbox(ShopSide):
         """Open password-recovery hashes (``customer_recovery`` rows) -> customer id."""
         return self.store_api.recovery_hashes() if self.store_api else {}
 
+    def age_customers(self, seconds: float) -> None:
+        """Move every customer's timestamps (``createdAt``, ``updatedAt``, ``lastLogin``) back, as
+        if everything so far had happened ``seconds`` earlier."""
+        with self._store.lock:
+            for row in list(self._store.tables["customer"].values()):
+                moved = {k: format_dt(parse_dt(row[k]) - timedelta(seconds=seconds))
+                         for k in ("createdAt", "updatedAt", "lastLogin") if row.get(k)}
+                self._store.put("customer", {**row, **moved})
+
     def age_recovery(self, recovery_hash: str, seconds: float) -> None:
         """Move a recovery's ``createdAt`` back, as if it had been created ``seconds`` earlier
         (the 2 h expiry without waiting 2 h)."""
