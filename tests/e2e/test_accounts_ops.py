@@ -54,7 +54,8 @@ def _recover(shop, email: str, password: str) -> None:
     recover page's confirm."""
     headers = {"sw-access-key": shop.access_key, "Accept": "application/json"}
     resp = requests.post(f"{shop.url}/store-api/account/recovery-password",
-                         json={"email": email, "storefrontUrl": shop.storefront_url}, headers=headers, timeout=10)
+                         json={"email": email, "storefrontUrl": shop.storefront_url}, headers=headers,
+                         timeout=10)
     assert resp.status_code == 200, resp.text
     mail = [m for m in shop.recovery_mails if m.email == email][-1]
     resp = requests.post(f"{shop.url}/store-api/account/recovery-password-confirm",
@@ -81,8 +82,8 @@ def four(env: Env, capsys) -> Env:
     env.shop.admin_api.next_customer_number = 50000  # the shop's own numbers stay clear of the ERP's
     env.shop.create_customer_as_shop_user("dora@example.com", "doras-eigenes")
     wired.erp_fixtures.insert_addresses(env.erp_url, wired.TABLE, [
-        {"number": 10004, "first_name": "Dora", "last_name": "Dietz", "salutation": "Frau", "street": "Allee 4",
-         "zip": "50667", "city": "Köln", "country": "DE", "email": "dora@example.com"}])
+        {"number": 10004, "first_name": "Dora", "last_name": "Dietz", "salutation": "Frau",
+         "street": "Allee 4", "zip": "50667", "city": "Köln", "country": "DE", "email": "dora@example.com"}])
     code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
     assert code == 0, err
     _age_state(env)  # the mails went out a while ago; syncd's own later write follows
