@@ -142,3 +142,37 @@ def test_a_link_the_shop_refuses_fails_that_job_only(harness: Harness) -> None:
     by_number = {o.address: o for o in outcomes}
     assert by_number[10003].action == "failed" and "link" in by_number[10003].detail
     assert sorted(n for n, o in by_number.items() if o.action == "mailed") == [10001, 10002, 10004, 10005]
+
+
+def test_account_operations_on_this_state_store(harness: Harness) -> None:
+    """Export filters, own password after the link was used, create and delete, with the state
+    store of the parameter (SQLite or PostgreSQL)."""
+    from syncd.state.history import History
+
+    harness.insert([_person(n) for n in NUMBERS])
+    ctx = harness.context()
+    outcome = accounts.create(ctx, 10001)
+    assert outcome.action == "created" and "mailed to kunde10001@example.com" in outcome.detail
+    assert [c["customerNumber"] for c in harness.customers()] == ["10001"]
+    harness.run()  # the others through a cycle
+    assert len(harness.smtp.messages) == 5
+
+    def rows(**filters) -> dict[int, str]:
+        found = accounts.list_accounts(harness.state, [PLATFORM], shops={PLATFORM: ctx.shop}, **filters)
+        return {r.address: r.password_status for r in found}
+
+    assert rows() == dict.fromkeys(NUMBERS, "initial")
+    _, link_hash = link_of(harness.mails_to("kunde10002@example.com")[0])
+    assert confirm(harness.sandbox, link_hash, "selbst-gewaehlt").status_code == 200
+    assert store_login(harness.sandbox, "kunde10002@example.com", "selbst-gewaehlt")
+    assert rows(changed_by_customer=True) == {10002: "own password"}
+    assert accounts.deactivate(ctx, 10003).action == "deactivated"
+    assert 10003 not in rows() and rows(inactive=True)[10003] == "initial"
+    assert sorted(rows(credentials_sent=True)) == [10001, 10002, 10004, 10005]
+    assert rows(credentials_sent=False) == {}
+    deleted = accounts.delete(ctx, 10004)
+    assert deleted.action == "deleted"
+    assert "10004" not in harness.customers_by_number() and 10004 not in rows(inactive=True)
+    events = [e.event for e in History(harness.state, clock=lambda: None).of_address(10004)]
+    assert events[-1] == "deleted"
+    assert [e.event for e in History(harness.state, clock=lambda: None).of_address(10001)] == ["created"]
