@@ -203,3 +203,14 @@ def test_link_mode_through_the_cli_shows_no_link(env: Env, capsys, captured_logs
     assert resp.status_code == 200, resp.text
     assert store_login(env.shop, "anna@example.com", "per-link-gesetzt")
     assert _export(env, capsys)["10001"]["password_status"] == "own password"
+
+
+def test_check_refuses_a_link_mode_layout_without_the_link(env: Env, capsys):
+    env.config.write_text(env.config.read_text().replace(
+        'password_field = "Sel5"\n', 'credential_mode = "link"\n'))  # keeps email_layout = "credentials"
+    code, out, err = env.cli(capsys, "check")
+    assert code == 2
+    assert "platforms[0].addresses.email_layout" in out and "{{ link }}" in out, out
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 2 and "email_layout" in err
+    assert env.outbox_files() == [] and env.shop.customers() == []

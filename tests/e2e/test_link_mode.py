@@ -176,3 +176,33 @@ def test_account_operations_on_this_state_store(harness: Harness) -> None:
     events = [e.event for e in History(harness.state, clock=lambda: None).of_address(10004)]
     assert events[-1] == "deleted"
     assert [e.event for e in History(harness.state, clock=lambda: None).of_address(10001)] == ["created"]
+
+
+def test_link_mails_through_smtp_and_shop_faults(harness: Harness, captured_logs) -> None:
+    """SMTP 451 is retried, 550 fails only its address (with the server's reason); shop 503/429
+    and a 502 after the write are retried; every mailed link works, none is logged or stored."""
+    harness.insert([_person(n) for n in NUMBERS])
+    harness.smtp.reject_recipient("kunde10004@example.com", 550, "mailbox unavailable")
+    harness.smtp.fail_next(1, 451)
+    harness.sandbox.faults.rate_limit = 1
+    harness.sandbox.faults.fail_next(1, 503)
+    report = harness.run()
+    assert ("10004", "failed") in {(str(i.record), i.action) for i in report.items}
+    harness.sandbox.faults.fail_next(1, 502, after_write=True)
+    with harness.state.engine.begin() as conn:  # the deferred mail is due again at once
+        conn.execute(sa.text("UPDATE credential_jobs SET next_attempt_at = NULL WHERE step = 'pending'"))
+    harness.run()
+    for n in NUMBERS:
+        mails = harness.mails_to(f"kunde{n}@example.com")
+        if n == 10004:
+            assert mails == []
+            continue
+        assert len(mails) == 1, n
+        _, link_hash = link_of(mails[0])
+        assert confirm(harness.sandbox, link_hash, f"eigenes-{n}").status_code == 200
+        assert store_login(harness.sandbox, f"kunde{n}@example.com", f"eigenes-{n}")
+    counts = CredentialJobs(harness.state).counts(PLATFORM)
+    assert counts == {"done": 4, "failed": 1}
+    assert "mailbox unavailable" in str(CredentialJobs(harness.state).failed(PLATFORM)[0].last_error)
+    for h in harness.sandbox.recovery_hashes:
+        assert h not in captured_logs.text and h not in state_text(harness)
