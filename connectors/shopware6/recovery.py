@@ -83,14 +83,14 @@ class Recoveries:
         return value if isinstance(value, str) and PLACEHOLDER in value else DEFAULT_RECOVER_URL
 
     def read(self, shop_ids: Sequence[str]) -> dict[str, Recovery]:
-        """The open recovery of each customer that has one (shop id -> row)."""
+        """The open recovery of each customer that has one (shop id -> row). The hashes are
+        secrets: the caller holds them under ``redaction.sensitive`` while it uses them."""
         out: dict[str, Recovery] = {}
         ids = list(dict.fromkeys(shop_ids))
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
             criteria = {"filter": [{"type": "equalsAny", "field": "customerId", "value": chunk}]}
             for row in self.search("customer-recovery", criteria):
-                redaction.register(str(row.get("hash") or ""))
                 out[row["customerId"]] = Recovery(row["id"], row["customerId"], str(row.get("hash") or ""),
                                                   parse_timestamp(row.get("createdAt")))
         return out

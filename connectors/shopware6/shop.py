@@ -169,6 +169,13 @@ class ShopwareShop:
         items.append(
             CheckItem(area, "countries", bool(meta.countries), f"{len(meta.countries)} countries by ISO code")
         )
+        a = self.platform.addresses
+        if a.send_credentials and a.credential_mode == "link":
+            try:  # the link goes to the storefront of the sales channel's first domain
+                found("set-password link", self.recovery_url("HASH"),
+                      f"the sales channel has no domain (platforms.{self.name}.sales_channel)")
+            except SyncdError as exc:
+                items.append(CheckItem(area, "set-password link", False, redaction.redact(str(exc))))
         return items
 
     # --- push --------------------------------------------------------------------------------

@@ -178,6 +178,7 @@ def test_link_mode_through_the_cli_shows_no_link(env: Env, capsys, captured_logs
     _link_config(env)
     code, out, err = env.cli(capsys, "check")
     assert "reads the link" in out, out + err
+    assert "/account/recover/password?hash=HASH" in out  # the shop side of the link: a storefront domain
     code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
     assert code == 0, err
     code, out2, err2 = env.cli(capsys, "accounts", "send-credentials", "10001")

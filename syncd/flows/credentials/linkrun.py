@@ -36,7 +36,7 @@ import structlog
 
 from syncd.core.errors import PermanentError, SyncdError, TransientError
 from syncd.core.ports import MailSession
-from syncd.core.redaction import register, unregister
+from syncd.core.redaction import register, sensitive, unregister
 from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.jobrun import e_send
@@ -205,6 +205,13 @@ def settle(ctx: PlatformContext, report: CycleReport) -> None:
         log.warning("cannot read open set-password links; the next cycle tries again",
                     platform=ctx.platform.name, error=str(exc))
         return
+    with sensitive(*[r.hash for r in rows.values()]):
+        _settle_open(ctx, open_jobs, rows, now, report)
+
+
+def _settle_open(ctx: PlatformContext, open_jobs: list[CredentialJob], rows: Mapping[str, Any], now: datetime,
+                 report: CycleReport) -> None:
+    repo = CredentialJobs(ctx.state)
     finish: dict[int, Any] = {}
     restart: list[CredentialJob] = []
     delivered: list[CredentialJob] = []
