@@ -223,12 +223,12 @@ class AccountAction:
     """What one operator action did to one address (a row of ``syncd accounts`` output)."""
 
     address: int
-    action: str  # mailed | deferred | failed | skipped | deactivated | created | deleted
+    action: str  # mailed | deferred | failed | skipped | deactivated | created | linked | deleted
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.action in ("mailed", "deactivated", "created", "deleted")
+        return self.action in ("mailed", "deactivated", "created", "linked", "deleted")
 
 
 
@@ -343,14 +343,15 @@ def create(ctx: PlatformContext, number: int) -> AccountAction:
         return AccountAction(number, "failed", pushed.detail if pushed else "nothing was pushed")
     linked = Links(ctx.state, clock=ctx.clock).get_by_erp(ctx.platform.name, number)
     shop_id = linked.shop_id if linked else (pushed.detail or "")
-    if pushed.action != "created":
-        # An account that already existed was linked, untouched (I4): no mail, no new password.
-        return AccountAction(number, "created", f"{shop_id}: existing shop account linked ({pushed.action}), "
-                                                "no mail / vorhandenes Konto verknüpft, keine Mail")
+    created = pushed.action == "created"
     with ctx.uow() as uow:
-        uow.history.record(ctx.platform.name, number, HistoryEvent.CREATED, reason="syncd accounts create",
-                           shop_id=shop_id)
+        event = HistoryEvent.CREATED if created else HistoryEvent.ADOPTED
+        uow.history.record(ctx.platform.name, number, event, reason="syncd accounts create", shop_id=shop_id)
         uow.commit()
+    if not created:
+        # An account that already existed was linked, untouched (I4): no mail, no new password.
+        return AccountAction(number, "linked", f"{shop_id}: the shop account that already existed, "
+                                               "untouched, no mail / vorhandenes Konto verknüpft, keine Mail")
     mailed = [i for i in mine if i.action in ("mailed", "deferred", "failed") and i is not pushed]
     if not mail:
         return AccountAction(number, "created", f"{shop_id}; credential mails are off (send_credentials)")

@@ -215,3 +215,16 @@ def test_check_refuses_a_link_mode_layout_without_the_link(env: Env, capsys):
     code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
     assert code == 2 and "email_layout" in err
     assert env.outbox_files() == [] and env.shop.customers() == []
+
+
+def test_create_links_an_account_the_customer_already_has_without_a_mail(env: Env, capsys):
+    env.shop.admin_api.next_customer_number = 50000
+    own = env.shop.create_customer_as_shop_user("bernd@example.com", "bernds-eigenes")
+    code, out, err = env.cli(capsys, "accounts", "create", "10002")
+    assert code == 0, err
+    assert f"10002: linked ({own['id']}" in out
+    assert env.outbox_files() == []
+    assert store_login(env.shop, "bernd@example.com", "bernds-eigenes")  # untouched
+    assert len(env.shop.customers()) == 1
+    with open_state(f"sqlite:///{env.state_db}") as store:
+        assert [e.event for e in History(store, clock=lambda: None).of_address(10002)] == ["adopted"]
