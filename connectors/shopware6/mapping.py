@@ -370,4 +370,5 @@ def to_shop_customer(data: Mapping[str, Any], meta: ShopMetadata | None) -> Shop
         order_count=int(data.get("orderCount") or 0),
         created_at=parse_timestamp(data.get("createdAt")),
         updated_at=parse_timestamp(data.get("updatedAt")),
+        last_login=parse_timestamp(data.get("lastLogin")),
     )

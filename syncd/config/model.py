@@ -128,7 +128,11 @@ class AddressSettings(_Model):
     erp_to_shop: bool = True
     send_credentials: bool = False  # needs password_field; off until the operator opts in
     credential_mode: Literal["password", "link"] = "password"
+    # Default: "credentials" in password mode, "set_password_link" in link mode (filled in below).
     email_layout: str = "credentials"
+    # Link mode: how long the mail says the set-password link is valid. Shopware honours a
+    # recovery hash for 2 h (ResetPasswordRoute), so a longer promise would be a lie.
+    link_valid_for: Duration = Field(default=7200.0, gt=0, le=7200)
     password_field: str | None = None
     password_length: int = Field(default=12, ge=8, le=128)
     password_alphabet: str = Field(default=DEFAULT_ALPHABET, min_length=10)
@@ -142,15 +146,20 @@ class AddressSettings(_Model):
     copy_fields: tuple[str, ...] = ()
     collective_address: int | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_layout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("credential_mode") == "link" and "email_layout" not in data:
+            data = {**data, "email_layout": "set_password_link"}
+        return data
+
+    @property
+    def uses_password_field(self) -> bool:
+        """Credential mails carry a password through the ERP field (link mode never touches it)."""
+        return bool(self.erp_to_shop and self.send_credentials and self.credential_mode == "password")
+
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:
-        if self.send_credentials and self.credential_mode == "link":
-            # Refused rather than accepted and ignored: the flow would silently mail nobody.
-            raise FieldProblem(
-                "credential_mode",
-                'set-password link mails are not available in this release; use credential_mode = "password"',
-                self.credential_mode,
-            )
         if self.erp_to_shop and self.send_credentials and self.credential_mode == "password":
             if not self.password_field:
                 raise FieldProblem(

@@ -65,7 +65,7 @@ class ShopCustomer:
     order_count: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
-
+    last_login: datetime | None = None  # the storefront writes it at every login
 
 
 

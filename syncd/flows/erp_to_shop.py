@@ -19,8 +19,8 @@ from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.corrected import corrected_failures, reevaluate_corrected
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
-from syncd.flows.retry import corrected_failures, reevaluate_corrected
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
 
@@ -57,7 +57,7 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
     _push_config_deferred(ctx, report, mail)
-    # Failed records whose row was corrected without its stamp moving (syncd.flows.retry).
+    # Failed records whose row was corrected without its stamp moving (syncd.flows.corrected).
     reevaluate_corrected(ctx, report, mail=mail)
 
     with ctx.uow() as uow:

@@ -59,7 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from syncd.config.profiles import effective_columns
 from syncd.core.domain import Direction, ShopCustomer
 from syncd.core.errors import ConfigError, PermanentError, SyncdError, TransientError
-from syncd.core.rules import SHOP_CHANGE_OVERLAP, HistoryEvent, LinkKind
+from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
@@ -68,6 +68,7 @@ from syncd.flows.import_plan import (
     check_address,
     copy_columns,
     email_variants,
+    history_event,
     link_done,
     linked_by_someone_else,
     new_address_values,
@@ -243,13 +244,8 @@ class _Import:
         self.log.info("import " + action, detail=detail)
         if not self.dry_run:
             self.uow.failures.clear(self.platform, DIRECTION, c.id)
-            if number is not None and action == "imported":
-                self.uow.history.record(self.platform, number, HistoryEvent.IMPORTED, shop_id=c.id,
-                                        reason=f"created from shop customer {c.email or c.id}")
-            elif number is not None and action == "linked" and not detail.startswith("collective"):
-                # The collective address collects every such customer: no per-customer history.
-                self.uow.history.record(self.platform, number, HistoryEvent.ADOPTED, shop_id=c.id,
-                                        reason=f"shop customer {c.email or c.id} linked to this ERP address")
+            if (event := history_event(action, detail, c)) is not None and number is not None:
+                self.uow.history.record(self.platform, number, event[0], reason=event[1], shop_id=c.id)
 
     # --- deciding what a customer needs ----------------------------------------------------
 

@@ -311,10 +311,10 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             # One link per address: the account that replaced a deleted one takes its place.
             uow.links.delete(name, shop_id)
         uow.links.upsert_many(new_links)
-        now = uow.clock()
+        now, mode = uow.clock(), ctx.platform.addresses.credential_mode
         for a, shop_id in new_jobs:
             uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
-                            email=(a.email or "").strip(), now=now)
+                            email=(a.email or "").strip(), now=now, mode=mode)
         # Every answered address: linked (with its job), or its create refused by the shop. An
         # account of ours whose recovering write was refused keeps its intent: it still exists.
         uow.intents.settle(name, [r.number for r in results
@@ -374,7 +374,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
             if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \
                     and email_problem(a.email) is None:
                 uow.jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
-                                email=(a.email or "").strip(), now=uow.clock())
+                                email=(a.email or "").strip(), now=uow.clock(),
+                                mode=ctx.platform.addresses.credential_mode)
             done.append((a, lk, None))
         uow.commit()
     for a, lk, reason in done:

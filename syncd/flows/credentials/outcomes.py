@@ -29,6 +29,11 @@ _PURPOSE = {"created": "first credentials mail", "resend": "new credentials sent
             "reset": "password reset by staff"}
 
 
+def _what(job: CredentialJob) -> str:
+    what = _PURPOSE.get(job.reason, job.reason)
+    return f"{what} (set-password link)" if job.mode == "link" else what
+
+
 @dataclass
 class Item:
     """A job in this run, with its in-flight password (memory only)."""
@@ -94,7 +99,7 @@ def done(ctx: PlatformContext, jobs: Iterable[CredentialJob]) -> None:
         uow.jobs.set_step([j.id for j in jobs], steps.DONE, uow.clock())
         uow.failures.clear_many(name, direction_of(STEP), [j.erp_number for j in jobs])
         uow.history.record_many(name, [(j.erp_number, HistoryEvent.MAIL_SENT,
-                                        f"{_PURPOSE.get(j.reason, j.reason)} to {j.email or '?'}", j.shop_id)
+                                        f"{_what(j)} to {j.email or '?'}", j.shop_id)
                                        for j in jobs])
         uow.commit()
 

@@ -17,9 +17,9 @@ import structlog
 
 from syncd.core.redaction import sensitive
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.credentials import outcomes
+from syncd.flows.credentials import linkrun, outcomes
 from syncd.flows.credentials.jobrun import deliver
-from syncd.flows.credentials.policy import enabled
+from syncd.flows.credentials.policy import enabled, link_mode
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
 
@@ -39,6 +39,9 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
     this platform's unfinished jobs (each cycle: cheap, O(active jobs)).
     """
     if not enabled(ctx):
+        return
+    if link_mode(ctx):  # no ERP field holds anything: the shop's recovery rows tell what to do
+        linkrun.settle(ctx, report)
         return
     repo = CredentialJobs(ctx.state)
     now = ctx.clock()

@@ -103,7 +103,8 @@ def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) 
     except ConfigError as exc:
         items.append(CheckItem("erp", exc.key or "erp.url", False, str(exc)))
         return None
-    wanted = [(i, p) for i, p in enumerate(settings.platforms) if _mails(p)]
+    # Link mode writes no ERP field: its platforms need the table and columns only.
+    wanted = [(i, p) for i, p in enumerate(settings.platforms) if p.addresses.uses_password_field]
     runs = [
         (p.addresses.password_field, p.addresses.password_length, f"platforms[{i}].addresses.password_field")
         for i, p in wanted

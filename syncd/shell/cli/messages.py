@@ -72,6 +72,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "kind_collective": {"en": "collective address", "de": "Sammeladresse"},
     "pw_initial": {"en": "initial", "de": "Erstzugang"},
     "pw_reset_by_staff": {"en": "reset by staff", "de": "vom Personal zurückgesetzt"},
+    "pw_own_password": {"en": "own password", "de": "eigenes Passwort"},
     "pw_none": {"en": "never mailed", "de": "nie versandt"},
     "yes": {"en": "yes", "de": "ja"},
     "no": {"en": "no", "de": "nein"},
