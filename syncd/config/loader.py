@@ -20,16 +20,39 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from syncd.config.model import FieldProblem, Settings
+from syncd.config.model import FieldProblem, Settings, secret_fields
 from syncd.config.profiles import effective_columns
 from syncd.core.errors import ConfigError
-from syncd.core.redaction import MASK, is_sensitive_key, redact_value
+from syncd.core.redaction import MASK, is_sensitive_key, redact_value, resembles_sensitive_key
 
 ENV_VAR = "SYNCD_CONFIG"
 # Keys that look sensitive by name but hold settings, not secrets: their bad values are shown.
 _NOT_SECRET = frozenset(
     {"password_field", "password_length", "password_alphabet", "send_credentials", "credential_mode"}
 )
+
+
+class Hidden:
+    """Shown in an error instead of a value that may be a secret: only its length, so the
+    operator can still tell which line is meant (``(got <hidden: 14 characters>)``)."""
+
+    def __init__(self, value: Any) -> None:
+        self.length = len(value) if isinstance(value, str) else None
+
+    def __repr__(self) -> str:
+        return f"<hidden: {self.length} characters>" if self.length is not None else "<hidden>"
+
+
+def _unknown_may_hold_secret(loc: tuple[str | int, ...]) -> bool:
+    """An unknown key (``loc``) may hold a secret: its name resembles a secret key's, or it sits
+    in a table that has secret keys (a misspelt ``client_secret`` need not look like one)."""
+    names = [p for p in loc if isinstance(p, str)]
+    if not names:
+        return False
+    if resembles_sensitive_key(names[-1]):
+        return True
+    parent = _model_at(loc[:-1])
+    return parent is not None and bool(secret_fields(parent))
 
 
 @dataclass(frozen=True)
@@ -168,7 +191,22 @@ def _mask_line(source: str, key: str | None) -> str:
     last = key.rsplit(".", 1)[-1] if key else ""
     if last and last not in _NOT_SECRET and is_sensitive_key(last):
         return source.split("=", 1)[0] + "= " + MASK
+    if key and "=" in source and _unknown_may_hold_secret(_loc_of(key)):
+        parent = _model_at(_loc_of(key)[:-1])
+        if parent is None or last not in _allowed_keys(parent):  # an unknown key: value hidden
+            name, _, value = source.partition("=")
+            return f"{name.rstrip()} = <hidden: {len(value.strip())} characters>"
     return source
+
+
+def _loc_of(key: str) -> tuple[str | int, ...]:
+    """``platforms[1].addresses.x`` -> ("platforms", 1, "addresses", "x")."""
+    loc: list[str | int] = []
+    for part in key.split("."):
+        name, *indexes = part.split("[")
+        loc.append(name)
+        loc += [int(i.rstrip("]")) for i in indexes if i.rstrip("]").isdigit()]
+    return tuple(loc)
 
 
 # --- schema validation ----------------------------------------------------------------------
@@ -253,7 +291,10 @@ def _describe(error: Any, data: dict[str, Any]) -> tuple[str, str, Any, str | No
         near = difflib.get_close_matches(str(loc[-1]), allowed_keys, n=1)
         message = "unknown key" + (f" (did you mean {near[0]!r}?)" if near else "")
         allowed = ", ".join(allowed_keys) if allowed_keys else None
-        return key, message, _shown(loc, error.get("input")), allowed
+        value = error.get("input")
+        if _unknown_may_hold_secret(loc):
+            return key, message, Hidden(value), allowed
+        return key, message, _shown(loc, value), allowed
     if kind == "missing":
         return key, "required key is missing", None, None
     message = error["msg"]

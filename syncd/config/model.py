@@ -17,6 +17,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from syncd.config.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# A secret-bearing key: a reference or (with a warning) a plain secret. The marker, not the key's
+# name, is what the loader reads to keep values out of error messages (``secret_key_paths``).
+SECRET = {"secret": True}
 
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -77,7 +80,7 @@ class ErpColumns(_Model):
 
 class ErpSettings(_Model):
     url: str
-    password: str | None = None
+    password: str | None = Field(default=None, json_schema_extra=SECRET)
     profile: Literal["generic", "bueroplus"] = "generic"
     address_table: str | None = None  # table holding the password field; receives new addresses
     read_source: str | None = None  # table or view to read addresses from (default: address_table)
@@ -105,7 +108,7 @@ class MailSettings(_Model):
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, json_schema_extra=SECRET)
     verify_tls: bool = True
     ca_file: str | None = None
     timeout: Duration = 30.0
@@ -177,7 +180,7 @@ class PlatformSettings(_Model):
     kind: Literal["shopware6"] = "shopware6"
     url: str
     client_id: str
-    client_secret: str
+    client_secret: str = Field(json_schema_extra=SECRET)
     sales_channel: str = "Storefront"
     customer_group: str | None = None  # default group name; None: the sales channel's default
     customer_group_map: dict[str, str] = {}  # ERP group value -> shop group name
@@ -223,3 +226,44 @@ class Settings(_Model):
                 )
             seen[platform.name] = index
         return self
+
+
+def is_secret_field(model: type[BaseModel], key: str) -> bool:
+    field = next((f for name, f in model.model_fields.items() if (f.alias or name) == key), None)
+    extra = field.json_schema_extra if field is not None else None
+    return isinstance(extra, dict) and bool(extra.get("secret"))
+
+
+def secret_fields(model: type[BaseModel]) -> list[str]:
+    """The keys of ``model``'s own table that hold secrets (marked ``SECRET``)."""
+    keys = [f.alias or name for name, f in model.model_fields.items()]
+    return [key for key in keys if is_secret_field(model, key)]
+
+
+def secret_key_paths(model: type[BaseModel] | None = None) -> list[tuple[str | int, ...]]:
+    """Every secret key of the configuration as a key path (``("platforms", 0, "client_secret")``),
+    found by walking the models: a secret key added later is covered by whatever uses this."""
+    import types
+    import typing
+
+    def nested(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType, tuple, list):
+            for arg in typing.get_args(annotation):
+                if arg is not type(None) and arg is not Ellipsis:
+                    found, _ = nested(arg)
+                    if found is not None:
+                        return found, origin in (tuple, list)
+            return None, False
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation, False
+        return None, False
+
+    model = model or Settings
+    paths: list[tuple[str | int, ...]] = [(key,) for key in secret_fields(model)]
+    for name, f in model.model_fields.items():
+        inner, many = nested(f.annotation)
+        if inner is not None:
+            prefix: tuple[str | int, ...] = (f.alias or name, 0) if many else (f.alias or name,)
+            paths += [prefix + path for path in secret_key_paths(inner)]
+    return paths

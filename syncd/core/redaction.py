@@ -96,6 +96,32 @@ def is_sensitive_key(key: str) -> bool:
     return bool(_SENSITIVE_KEY.search(key))
 
 
+# The words a secret key is named with, and their common misspellings' neighbourhood: a typo of
+# one ("pasword", "client_secert", "tokn") still holds the secret the operator meant to write.
+_SECRET_WORDS = ("password", "passwort", "passwd", "pwd", "secret", "token", "key", "credential",
+                 "credentials", "auth", "authorization", "apikey", "kennwort")
+
+
+def resembles_sensitive_key(key: str) -> bool:
+    """True for a key named like a secret key, or a misspelling of one (edit distance, or one
+    holding / held by a secret word). Used where an unknown key's value would be shown."""
+    import difflib
+
+    name = key.lower()
+    if is_sensitive_key(name):
+        return True
+    parts = [p for p in re.split(r"[^a-z0-9]+", name) if p] + [re.sub(r"[^a-z0-9]", "", name)]
+    for part in parts:
+        if part in ("pw", "pin"):
+            return True
+        for word in _SECRET_WORDS:
+            if word in part or (len(part) >= 3 and part in word):
+                return True
+            if len(part) >= 4 and difflib.SequenceMatcher(None, part, word).ratio() >= 0.7:
+                return True
+    return False
+
+
 def redact_value(value: Any, key: str | None = None) -> Any:
     """Redact a value of any shape: strings are scanned, mappings by key, sequences item-wise,
     exceptions turned into their (redacted) text."""
