@@ -108,6 +108,7 @@ class _Plan:
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None
+    field: str | None = None
     detail: str | None = None
     fingerprint: str | None = None
     write: dict[str, Any] | None = None
@@ -163,6 +164,7 @@ class CustomerPusher:
                 plan.mapped = self.mapper.map(address, shop_id=foreign)
             except Rejected as exc:
                 plan.outcome, plan.reason, plan.code = PushOutcome.REJECTED, exc.reason, exc.code
+                plan.field = exc.field
                 continue
             key = email_key(plan.mapped.email)
             owner = owners.setdefault(key, address.number)
@@ -195,7 +197,7 @@ class CustomerPusher:
         raced = [p for p in todo if p.code == EMAIL_NOT_UNIQUE and p.mapped is not None]
         if raced:
             for p in raced:
-                p.outcome = p.reason = p.code = p.shop_id = p.write = p.detail = None
+                p.outcome = p.reason = p.code = p.field = p.shop_id = p.write = p.detail = None
             self._decide_all(raced, links, reverse_links)
             self._write([p for p in raced if p.write is not None])
         return plans
@@ -282,10 +284,10 @@ class CustomerPusher:
                 self.intents.record(creates)  # type: ignore[arg-type]
             encoded = [p.encoded[1] if p.encoded and p.encoded[0] is p.write else None for p in chunk]
             rejected = self.writer.upsert("customer", [p.write for p in chunk], encoded)  # type: ignore[misc]
-            for index, (reason, code) in rejected.items():
+            for index, refusal in rejected.items():
                 p = chunk[index]
-                p.outcome, p.reason, p.code, p.shop_id = PushOutcome.REJECTED, reason, code, None
-                p.fingerprint = None
+                p.outcome, p.reason, p.code, p.field = PushOutcome.REJECTED, *refusal
+                p.shop_id = p.fingerprint = None
 
     def _decide(
         self,
@@ -431,6 +433,7 @@ def to_result(p: _Plan) -> PushResult:
         shop_id=p.shop_id,
         reason=p.reason,
         code=p.code,
+        field=p.field,
         detail=p.detail,
         fingerprint=p.fingerprint,
     )

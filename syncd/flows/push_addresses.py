@@ -231,6 +231,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     new_jobs: list[tuple[ErpAddress, str]] = []
     ok: list[int] = []
     actions: list[tuple[int, str, str]] = []
+    refused: list[PushResult] = []
     for r in results:
         a = by_number.get(r.number)
         if a is None:  # pragma: no cover - a connector answering for an address it was not given
@@ -238,6 +239,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         if r.outcome == PushOutcome.REJECTED or not r.shop_id:
             reason = r.reason or "the shop rejected the address"
             failed.append((a.number, reason, r.code))
+            refused.append(r)
             if r.code in CONFIG_CODES:
                 # Not the record's fault: it is pushed again each cycle (see erp_to_shop) and the
                 # cycle is not ok until the operator adds the target or changes the mapping.
@@ -293,7 +295,14 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     checkpoint("after_link")
     for number, action, detail in actions:
         report.add(number, action, detail)
-        log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+        if action not in ("failed", "deferred"):
+            log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+    for r in refused:
+        # The operator has to act on these (fix the ERP row or the shop's setup): a warning
+        # with the shop's own words and the field it named, not an info line without either.
+        log.warning("address rejected by the shop", platform=name, address=r.number, step="push",
+                    reason=r.reason or "the shop rejected the address", field=r.field, code=r.code,
+                    outcome="deferred" if r.code in CONFIG_CODES else "failed")
 
 
 def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
@@ -326,6 +335,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
     for a, lk, reason in done:
         if reason:
             report.add(a.number, "failed", reason)
+            log.warning("account not " + action + ": the shop refused it", platform=name,
+                        address=a.number, step=action, reason=reason)
             continue
         report.add(a.number, action, lk.shop_id)
         log.info("account " + action, platform=name, address=a.number, step=action)
