@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from syncd.core import redaction
+from syncd.core.text import clip
 
 from .http import RawJson, ShopwareHttp, encode_json, errors_of
 
@@ -140,7 +141,7 @@ class SyncWriter:
                 stack.append([i for pos, i in enumerate(group) if pos not in by_position])
             elif len(group) == 1:
                 rejected[group[0]] = describe_record_errors(
-                    errors or [{"detail": str(result.body)[:200], "code": None}]
+                    errors or [{"detail": clip(str(result.body), 200), "code": None}]
                 )
             else:
                 middle = len(group) // 2

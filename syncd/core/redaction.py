@@ -36,7 +36,23 @@ def _rebuild() -> None:
         return
     # Longest first so that a value containing another is masked whole.
     alternatives = sorted(_values, key=len, reverse=True)
-    _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+    _pattern = re.compile("|".join(_alternative(v) for v in alternatives))
+
+
+def _is_weak(value: str) -> bool:
+    """A value that also occurs as (part of) ordinary words: short, or letters only ("test",
+    "connection", a user name). Masking it inside longer words turned "connection failed" into
+    "[REDACTED] failed" without protecting anything; it is masked where it stands as a word."""
+    return len(value) < 8 or value.isalpha()
+
+
+def _alternative(value: str) -> str:
+    text = re.escape(value)
+    if not _is_weak(value):
+        return text  # random-looking: masked wherever it appears, even glued to other text
+    head = r"(?<!\w)" if re.match(r"\w", value[0]) else ""
+    tail = r"(?!\w)" if re.match(r"\w", value[-1]) else ""
+    return head + text + tail
 
 
 def _worth_masking(value: str | None) -> bool:
@@ -157,5 +173,6 @@ def error_text(exc: BaseException) -> str:
         parts.append(f"caused by {type(cause).__name__}: {cause}")
         cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
         depth += 1
-    text = redact_value("; ".join(parts))
-    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
+    from syncd.core.text import clip
+
+    return clip(redact_value("; ".join(parts)), MAX_ERROR_TEXT)
