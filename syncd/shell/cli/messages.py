@@ -28,6 +28,11 @@ _TEXT: dict[str, dict[str, str]] = {
     "col_detail": {"en": "Detail", "de": "Detail"},
     "ok": {"en": "ok", "de": "ok"},
     "failed": {"en": "FAILED", "de": "FEHLER"},
+    "skipped": {"en": "skipped", "de": "übersprungen"},
+    "check_skipped_secret": {
+        "en": "skipped: secret {secret} ({ref}) could not be resolved, see its row above",
+        "de": "übersprungen: Geheimnis {secret} ({ref}) nicht auflösbar, siehe dessen Zeile oben",
+    },
     "windows_only": {
         "en": "`syncd service` manages the Windows service; on Linux use the systemd units in systemd/",
         "de": "`syncd service` verwaltet den Windows-Dienst; "
