@@ -91,10 +91,34 @@ def _fail(prefix: str, exc: object) -> None:
     click.echo(f"syncd: {prefix}: {redact(str(exc))}", err=True)
 
 
+def hoist_config(argv: list[str]) -> list[str]:
+    """``syncd status --config PATH`` as ``syncd --config PATH status``: operators put the file
+    after the verb as often as before it, and click only knows it as a global option. Anything
+    after ``--`` stays where it is."""
+    out: list[str] = []
+    moved: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            out += argv[index:]
+            break
+        if out and arg == "--config" and index + 1 < len(argv):
+            moved += argv[index:index + 2]
+            index += 2
+            continue
+        if out and arg.startswith("--config="):
+            moved.append(arg)
+        else:
+            out.append(arg)
+        index += 1
+    return moved + out if moved else out
+
+
 def run_cli(args: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code (``main`` exits with it)."""
     try:
-        argv = list(args) if args is not None else None
+        argv = hoist_config(list(args) if args is not None else sys.argv[1:])
         result = cli.main(args=argv, prog_name="syncd", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo(f"syncd: {msg('interrupted')}", err=True)
