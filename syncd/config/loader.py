@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from syncd.config.model import FieldProblem, Settings, secret_fields
 from syncd.config.profiles import effective_columns
-from syncd.core.errors import ConfigError
+from syncd.core.errors import AccessError, ConfigError, whoami
 from syncd.core.redaction import MASK, is_sensitive_key, redact_value, resembles_sensitive_key
 
 ENV_VAR = "SYNCD_CONFIG"
@@ -76,6 +76,13 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     else:
         chosen, source = default_config_path(), "the default location"
     chosen = chosen.expanduser().absolute()  # the daemon or service may change its working folder
+    try:
+        chosen.stat()
+    except PermissionError as exc:  # a folder on the way is closed to this user: not "missing"
+        reason = f"{exc.strerror} on a folder on its way (from {source})"
+        raise AccessError(chosen, "read the configuration file", reason, _read_hint(chosen)) from None
+    except OSError:
+        pass
     if not chosen.is_file():
         what = "is a directory, not a file" if chosen.is_dir() else "does not exist"
         raise ConfigError(
@@ -91,9 +98,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read the configuration file: {exc.strerror}", file=str(file)) from exc
+        raise AccessError.from_os(file, "read the configuration file", exc, _read_hint(file)) from None
     settings = parse_settings(raw, file=str(file))
     return LoadedConfig(settings=settings, path=file)
+
+
+def _read_hint(file: Path) -> str:
+    return (f"syncd runs as {whoami()}: give that user read access to the file and its folders "
+            f"(e.g. chgrp syncd {file} && chmod 640 {file}), or run syncd as a user who may read it")
 
 
 def parse_settings(raw: bytes | str, *, file: str = "<config>") -> Settings:

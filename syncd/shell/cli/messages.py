@@ -8,6 +8,7 @@ import os
 _TEXT: dict[str, dict[str, str]] = {
     "config_error": {"en": "configuration error", "de": "Konfigurationsfehler"},
     "error": {"en": "error", "de": "Fehler"},
+    "access_error": {"en": "file access error", "de": "Dateizugriffsfehler"},
     "internal_error": {
         "en": "internal error (details in the log)",
         "de": "interner Fehler (Details im Log)",
