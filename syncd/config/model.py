@@ -23,6 +23,8 @@ SECRET = {"secret": True}
 
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# Credential job reasons whose mail says "your password was reset" (syncd.flows.accounts).
+RESET_REASONS = frozenset({"resend", "reset"})
 
 
 def default_state_url() -> str:
@@ -134,6 +136,10 @@ class AddressSettings(_Model):
     # Link mode: how long the mail says the set-password link is valid. Shopware honours a
     # recovery hash for 2 h (ResetPasswordRoute), so a longer promise would be a lie.
     link_valid_for: Duration = Field(default=7200.0, gt=0, le=7200)
+    # Credentials staff sent again (accounts send-credentials / reset-password): their own wording
+    # ("your password was reset"). None: in password mode "password_reset", "password_reset_en"
+    # when email_layout ends in "_en"; in link mode email_layout (its link says "set a password").
+    reset_layout: str | None = None
     password_field: str | None = None
     password_length: int = Field(default=12, ge=8, le=128)
     password_alphabet: str = Field(default=DEFAULT_ALPHABET, min_length=10)
@@ -158,6 +164,22 @@ class AddressSettings(_Model):
     def uses_password_field(self) -> bool:
         """Credential mails carry a password through the ERP field (link mode never touches it)."""
         return bool(self.erp_to_shop and self.send_credentials and self.credential_mode == "password")
+
+    def layout_for(self, reason: str) -> str:
+        """The layout of a credentials mail by its purpose (the job's reason): ``created`` is
+        the first mail of a new account (``email_layout``); ``resend`` and ``reset`` are new
+        credentials staff sent (``reset_layout``)."""
+        if reason in RESET_REASONS:
+            if self.reset_layout:
+                return self.reset_layout
+            if self.credential_mode == "link":
+                return self.email_layout
+            return "password_reset_en" if self.email_layout.endswith("_en") else "password_reset"
+        return self.email_layout
+
+    def layouts_in_use(self) -> dict[str, str]:
+        """key -> layout name of every purpose, for the checks."""
+        return {"email_layout": self.email_layout, "reset_layout": self.layout_for("reset")}
 
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:

@@ -96,6 +96,8 @@ class CheckItem:
     # Not run: it needs something that already failed (a secret that could not be resolved).
     # Shown as skipped, not as one more failure; the failure it waits for decides the exit code.
     skipped: bool = False
+    # Passed, with something the operator should look at (shown as a warning; exit code 0).
+    warning: bool = False
 
 
 @dataclass(frozen=True)

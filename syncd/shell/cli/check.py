@@ -108,10 +108,32 @@ def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
         if not _mails(platform):
             continue
         a = platform.addresses
-        key = f"platforms[{index}].addresses.email_layout"
-        for item in store.check(a.email_layout, a.password_field, mode=a.credential_mode):
-            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
+        for layout_key, layout in a.layouts_in_use().items():
+            key = f"platforms[{index}].addresses.{layout_key}"
+            for item in store.check(layout, a.password_field, mode=a.credential_mode):
+                items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail,
+                                       warning=item.warning))
+            stale = store.staleness(layout)
+            if stale is not None:
+                items.append(CheckItem("layout", f"{key} = {layout!r}", True, staleness_text(stale),
+                                       warning=True))
     return items
+
+
+def staleness_text(stale: Any) -> str:
+    """One line on a layout whose two bodies may disagree (``syncd.render.store.Staleness``)."""
+    if stale.marks is not None:
+        return msg("layout_stale_marks", origin=stale.origin, text=stale.marks[0] or "–",
+                   html=stale.marks[1] or "–")
+    return msg("layout_stale_time", origin=stale.origin, newer=stale.newer, older=stale.older,
+               age=_age(stale.seconds or 0.0))
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{round(seconds / size)} {unit}"
+    return f"{int(seconds)} s"
 
 
 def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) -> Any:
@@ -217,6 +239,8 @@ def render_checks(items: list[CheckItem], console: Console) -> None:
         result = f"[green]{msg('ok')}[/green]" if item.ok else f"[bold red]{msg('failed')}[/bold red]"
         if item.skipped:
             result = f"[yellow]{msg('skipped')}[/yellow]"
+        elif item.warning:
+            result = f"[yellow]{msg('warning')}[/yellow]"
         # Keys like platforms[shop] would otherwise be read as rich markup and vanish.
         table.add_row(escape(item.area), escape(item.name), result, escape(item.detail), end_section=False)
     console.print(table)
