@@ -119,9 +119,13 @@ class _Plan:
 class CustomerPusher:
     def __init__(
         self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter, batch_size: int,
-        claims: Claims | None = None, intents: Intents | None = None,
+        claims: Claims | None = None, intents: Intents | None = None, dry_run: bool = False,
     ) -> None:
         self.platform = platform
+        # Decide every outcome with the same read-only look-ups, write nothing (no create intent,
+        # no sync request): what `syncd sync --dry-run` reports. Refusals only the shop's own
+        # validation would make on the write cannot be foreseen.
+        self.dry_run = dry_run
         self.claims = claims
         self.intents = intents
         self.batch_size = batch_size
@@ -191,6 +195,8 @@ class CustomerPusher:
         """Look the batch's e-mails up in the shop, decide each outcome, write."""
         todo = [p for p in plans if p.outcome is None and p.mapped is not None]
         self._decide_all(todo, links, reverse_links)
+        if self.dry_run:
+            return plans
         self._write([p for p in todo if p.write is not None])
         # A customer registered in the storefront between our lookup and our write: a shop that
         # enforces unique e-mails (6.7) refuses the create. Look again once and link instead.

@@ -221,6 +221,19 @@ def _is_new(result: PushResult, had_link: bool) -> bool:
     return not had_link and result.detail == RECOVERED_CREATE
 
 
+def push_action(result: PushResult, old: Link | None) -> tuple[str, bool]:
+    """(report action, whether the account is new: linked kind ``erp`` and mailed) of one push
+    result for an address whose link was ``old``. One rule for the real run and its dry run,
+    so the dry run names what the run will do."""
+    if result.outcome == PushOutcome.REJECTED or not result.shop_id:
+        return ("deferred" if result.code in CONFIG_CODES else "failed"), False
+    had_link = old is not None and old.kind != LinkKind.COLLECTIVE
+    new = _is_new(result, had_link)
+    if result.outcome == PushOutcome.ADOPTED and not had_link:
+        return "adopted", new
+    return ("created" if new else ("linked" if not had_link else str(result.outcome))), new
+
+
 def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: Sequence[PushResult],
                    links: Mapping[int, Link], report: CycleReport, *, credentials: bool) -> None:
     name = ctx.platform.name
@@ -250,7 +263,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             continue
         old = links.get(a.number)
         had_link = old is not None and old.kind != LinkKind.COLLECTIVE
-        new = _is_new(r, had_link)
+        action, new = push_action(r, old)
         if had_link and old.shop_id != r.shop_id:
             stale_links.append(old.shop_id)
         # An adopted account (lost or new state store) is linked like one the customer made:
@@ -266,10 +279,6 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         ))
         if new and credentials and not a.blocked:
             new_jobs.append((a, r.shop_id))
-        if r.outcome == PushOutcome.ADOPTED and not had_link:
-            action = "adopted"
-        else:
-            action = "created" if new else ("linked" if not had_link else str(r.outcome))
         actions.append((a.number, action, r.shop_id))
         ok.append(a.number)
     # One unit: a link and the credential job of its new account are stored together or not at
