@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from syncd.core.text import clip
+
 MASK = "[REDACTED]"
 
 # Keys whose value is never shown, whatever it is (logged dicts, config dumps, HTTP bodies).
@@ -173,6 +175,4 @@ def error_text(exc: BaseException) -> str:
         parts.append(f"caused by {type(cause).__name__}: {cause}")
         cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
         depth += 1
-    from syncd.core.text import clip
-
     return clip(redact_value("; ".join(parts)), MAX_ERROR_TEXT)

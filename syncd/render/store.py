@@ -34,31 +34,12 @@ from syncd.core.domain import CheckItem, ErpAddress, RenderedLayout
 from syncd.core.errors import ConfigError, PermanentError
 from syncd.render.checks import check_reads, reads_column, reads_name, unknown_names
 from syncd.render.context import FILES, HTML, REQUIRED, SUBJECT, TEXT, build_context, row_key
+from syncd.render.staleness import Staleness, staleness
 
 _INDEX = {file: i for i, file in enumerate(FILES)}
 PREVIEW_PLACEHOLDER = "••••••••••"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
-# An operator's layout whose two bodies were edited further apart than this is reported: one
-# part was probably changed alone (a mail client shows either the text or the HTML part).
-STALE_AFTER = 600.0  # seconds
-# ``{# layout-version: 7 #}`` in both bodies: equal marks say "these agree", whatever the mtimes.
-_VERSION_MARK = re.compile(r"\{#-?\s*layout-version\s*[:=]\s*([^\s#]+)\s*-?#\}")
-
-
-@dataclass(frozen=True)
-class Staleness:
-    """The two bodies of a layout may disagree: ``newer`` was changed ``seconds`` after
-    ``older``, or their ``layout-version`` marks differ (``marks``: text's, html's)."""
-
-    name: str
-    origin: str
-    newer: str
-    older: str
-    seconds: float | None = None
-    marks: tuple[str | None, str | None] | None = None
-
-
 class LayoutError(PermanentError):
     """A layout cannot be rendered. Raised per mail, so the job fails with this reason (the
     layout is the same for every record, but ``syncd check`` catches static faults before a
@@ -310,41 +291,11 @@ class LayoutStore:
     # -- staleness
 
     def staleness(self, name: str) -> Staleness | None:
-        """Whether NAME's text and HTML bodies may say different things: their version marks
-        differ, or (without marks, operator layouts only) one was edited more than
-        ``STALE_AFTER`` after the other. Shipped layouts' mtimes come from an install or a
-        checkout and say nothing, so only their marks count."""
-        source = self._source(name)
-        if source is None or not (source.folder / HTML).is_file() or not (source.folder / TEXT).is_file():
-            return None
-        origin = self.origin(name)
-        try:
-            marks = tuple(_version_mark((source.folder / f).read_text(encoding="utf-8"))
-                          for f in (TEXT, HTML))
-        except (OSError, UnicodeDecodeError):
-            return None  # the check reports an unreadable file on its own
-        if marks != (None, None):
-            if marks[0] == marks[1]:
-                return None
-            newer, older = (TEXT, HTML) if marks[1] is None else (HTML, TEXT)
-            return Staleness(name, origin, newer, older, marks=(marks[0], marks[1]))
-        if not source.operator or source.paths is None or self._as_shipped(name, source):
-            return None
-        text_time = _file_mtime(source.paths[_INDEX[TEXT]])
-        html_time = _file_mtime(source.paths[_INDEX[HTML]])
-        if text_time is None or html_time is None or abs(text_time - html_time) <= STALE_AFTER:
-            return None
-        newer, older = (TEXT, HTML) if text_time > html_time else (HTML, TEXT)
-        return Staleness(name, origin, newer, older, seconds=abs(text_time - html_time))
+        """Whether NAME's text and HTML bodies may say different things (``syncd.render.staleness``)."""
+        return staleness(self, name)
 
-    def _as_shipped(self, name: str, source: _Source) -> bool:
-        """Both bodies are unchanged copies of the shipped layout of the same name (``cp -a``
-        keeps the shipped files' mtimes, which say nothing about the operator's edits)."""
-        shipped = self._shipped / name
-        try:
-            return all((source.folder / f).read_bytes() == (shipped / f).read_bytes() for f in (TEXT, HTML))
-        except OSError:
-            return False
+    def shipped_folder(self, name: str) -> Traversable:
+        return self._shipped / name
 
     # -- check
 
@@ -423,11 +374,6 @@ class LayoutStore:
         context.setdefault("link", f"https://…/{placeholder}")
         ctx = build_context(address, row, password_column=password_column, **context)
         return self.render(name, ctx)
-
-
-def _version_mark(text: str) -> str | None:
-    m = _VERSION_MARK.search(text)
-    return m.group(1) if m else None
 
 
 def _one_line(subject: str) -> str:

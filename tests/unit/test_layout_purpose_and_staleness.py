@@ -11,7 +11,8 @@ import pytest
 
 from syncd.config.model import AddressSettings
 from syncd.render.context import build_context
-from syncd.render.store import STALE_AFTER, LayoutStore, shipped_root
+from syncd.render.staleness import STALE_AFTER
+from syncd.render.store import LayoutStore, shipped_root
 from tests.unit.test_layouts import PASSWORD, PW_COL, _address, _platform
 
 
