@@ -107,9 +107,10 @@ def test_a_config_file_in_a_closed_folder_is_not_called_missing(env, folder):
 
 # --- the state folder ---------------------------------------------------------------------------
 
-def test_a_state_folder_the_user_may_not_write(env):
+@pytest.mark.parametrize("verb", [["sync", "--direction", "erp-to-shop"], ["run"]], ids=["sync", "run"])
+def test_a_state_folder_the_user_may_not_write(env, verb):
     env.state_db.parent.mkdir(mode=0o755)  # root's
-    proc = _nobody(env, "sync", "--direction", "erp-to-shop")
+    proc = _nobody(env, *verb)
     _one_line_exit_2(proc.returncode, proc.stderr, str(env.state_db), "Permission denied", "state_url")
     assert not env.state_db.exists()
 

@@ -31,6 +31,7 @@ import csv, datetime, decimal, email, getpass, json, logging, sqlite3, tempfile,
 import sqlalchemy.dialects.sqlite, rich.console, rich.progress, rich.table
 import syncd.shell.cli, syncd.shell.cli.sync, syncd.shell.bootstrap, syncd.shell.scheduler, syncd.shell.status
 import syncd.state.db, syncd.flows.accounts, syncd.flows.erp_to_shop, syncd.flows.import_customers
+import syncd.shell.daemon, syncd.shell.cli.run, syncd.shell.cli.check, syncd.render.store
 uid = int(sys.argv[1])
 if os.getuid() == 0:
     os.setgroups([])
