@@ -42,10 +42,12 @@ def _rebuild() -> None:
 
 
 def _is_weak(value: str) -> bool:
-    """A value that also occurs as (part of) ordinary words: short, or letters only ("test",
-    "connection", a user name). Masking it inside longer words turned "connection failed" into
-    "[REDACTED] failed" without protecting anything; it is masked where it stands as a word."""
-    return len(value) < 8 or value.isalpha()
+    """A value that also occurs as (part of) ordinary words: short, or a word ("test",
+    "connection", "Sommer", a user name: letters in one case, or capitalised). Masking it inside
+    longer words turned "connection failed" into "[REDACTED] failed" without protecting
+    anything; it is masked where it stands as a word. A generated password (mixed case and
+    digits) is never weak: it is masked wherever it appears, even glued to other text."""
+    return len(value) < 8 or (value.isalpha() and (value.islower() or value.isupper() or value.istitle()))
 
 
 def _alternative(value: str) -> str:

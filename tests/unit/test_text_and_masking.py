@@ -67,8 +67,10 @@ def test_a_weak_secret_is_masked_as_a_word_not_inside_words():
 
 
 def test_a_strong_secret_is_masked_anywhere():
-    with sensitive("Xy7kQ2mNp4"):
+    # Generated passwords: mixed case, usually digits; one of letters only is still random.
+    with sensitive("Xy7kQ2mNp4", "abcDEFghiJKm"):
         assert redact("id=abcXy7kQ2mNp4def") == f"id=abc{MASK}def"
+        assert redact("xabcDEFghiJKmx") == f"x{MASK}x"
 
 
 def test_a_stray_field_value_that_is_no_password_of_ours_is_not_masked(tmp_path, captured_logs):
