@@ -179,7 +179,10 @@ class AddressSettings(_Model):
 
     def layouts_in_use(self) -> dict[str, str]:
         """key -> layout name of every purpose, for the checks."""
-        return {"email_layout": self.email_layout, "reset_layout": self.layout_for("reset")}
+        found = {"email_layout": self.email_layout}
+        if self.layout_for("reset") != self.email_layout:  # link mode: one layout for both
+            found["reset_layout"] = self.layout_for("reset")
+        return found
 
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:
