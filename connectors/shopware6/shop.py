@@ -198,6 +198,7 @@ class ShopwareShop:
         fingerprints: Mapping[int, str] | None = None,
         claims: Claims | None = None,
         intents: Intents | None = None,
+        dry_run: bool = False,
     ) -> list[PushResult]:
         """Create, link or update ``addresses``; one result per address, in order.
 
@@ -210,6 +211,9 @@ class ShopwareShop:
         asked once per group for accounts found for unlinked addresses (see ``push`` module).
         ``intents``: the state store's create intents; recorded before each create request and
         asked which unlinked accounts found under syncd's id were made by a crashed push.
+        ``dry_run``: the same mapping, look-ups and decisions, nothing written (no intent is
+        recorded, no sync request sent): the outcomes a real push would have, except refusals
+        only the shop's validation of the write would make.
         """
         if not addresses:
             return []
@@ -220,7 +224,8 @@ class ShopwareShop:
                 owners.setdefault(email_key(normalise_email(address.email)), address.number)
         reverse_links = {shop_id: number for number, shop_id in links.items()}
         size = self.platform.batch_size
-        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size, claims, intents)
+        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size, claims, intents,
+                                dry_run=dry_run)
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.
@@ -243,7 +248,7 @@ class ShopwareShop:
         counts: dict[str, int] = {}
         for r in results:
             counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
-        self.log.info("pushed customers", step="push", **counts)
+        self.log.info("push decided (dry run)" if dry_run else "pushed customers", step="push", **counts)
         return results
 
     # --- account operations ------------------------------------------------------------------

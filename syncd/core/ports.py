@@ -88,6 +88,7 @@ class ShopPort(Protocol):
         *,
         claims: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
         intents: Any = None,
+        dry_run: bool = False,
     ) -> list[PushResult]:
         """Create, adopt or update ``addresses``; ``links`` are the shop ids already linked per ERP
         number, ``claims`` answers which ERP number other shop ids are linked to. An unlinked

@@ -45,7 +45,8 @@ def field_length(erp: Any) -> int | None:
 
 def build_mail(ctx: PlatformContext, address: ErpAddress, job: CredentialJob, **link: Any) -> OutgoingMail:
     assert ctx.layouts is not None
-    rendered = ctx.layouts.render(ctx.platform.addresses.email_layout, render_context(ctx, address, **link))
+    layout = ctx.platform.addresses.layout_for(job.reason)
+    rendered = ctx.layouts.render(layout, render_context(ctx, address, **link))
     name = " ".join(p for p in (address.first_name, address.last_name) if p) or address.company
     return OutgoingMail(
         to_addr=address.email or "",

@@ -4,10 +4,12 @@ this module parses, picks the platform, prints, and maps outcomes to exit codes 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,6 +19,7 @@ from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
 from syncd.config.secrets import Secrets
+from syncd.core.errors import AccessError, whoami
 from syncd.core.redaction import redact
 
 from .common import CliState, check_platform, pass_state, platform_option
@@ -163,13 +166,29 @@ def _csv_value(value: object) -> str:
 def export_accounts(state: CliState, *, platform: str | None, output: str, filters: Filters) -> None:
     from syncd.flows.accounts import write_csv
 
-    rows = _rows(state, platform, filters)
     if output == "-":
-        write_csv(rows, sys.stdout)
+        write_csv(_rows(state, platform, filters), sys.stdout)
         return
-    with open(output, "w", encoding="utf-8", newline="") as fh:
-        n = write_csv(rows, fh)
-    click.echo(f"{n} account(s) written to {output}", err=True)
+    target = Path(output).expanduser().absolute()
+    # Written beside the target and renamed at the end: a failed export leaves no half file, and
+    # an unusable path is found before the state store is read.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    hint = (f"create the folder {target.parent} first, or choose another file with -o"
+            if not target.parent.is_dir() else
+            f"choose a file in a folder {whoami()} may write, with -o")
+    try:
+        fh = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise AccessError.from_os(target, "write the export", exc, hint) from None
+    try:
+        with fh:
+            n = write_csv(_rows(state, platform, filters), fh)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise AccessError.from_os(target, "write the export", exc, hint) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    click.echo(f"{n} account(s) written to {target}", err=True)
 
 
 @contextmanager
