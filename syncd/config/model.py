@@ -60,6 +60,8 @@ class DaemonSettings(_Model):
     cache_ttl: Duration | None = None  # None: kept until `syncd clear-cache`
     # How often the daemon reconciles ERP, links and shop in full (`syncd sync --full`); "0s": never.
     reconcile_interval: Duration = Field(default=86400.0, ge=0)
+    # `syncd history` keeps each address's events this many days; the daemon prunes older ones.
+    history_days: int = Field(default=90, ge=1, le=36500)
 
 
 class ErpColumns(_Model):

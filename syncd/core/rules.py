@@ -38,6 +38,7 @@ class HistoryEvent(StrEnum):
     MAIL_FAILED = "mail_failed"
     IMPORTED = "imported"  # shop -> ERP: the address was created from the shop customer
     DEACTIVATED = "deactivated"
+    REACTIVATED = "reactivated"  # the ERP address is no longer blocked: its account is active again
     DELETED = "deleted"  # `syncd accounts delete`: the shop account and its link are gone
 
 

@@ -296,7 +296,11 @@ def deactivate(ctx: PlatformContext, number: int) -> AccountAction:
     problem = errors.get(link.shop_id)
     if problem:
         return AccountAction(int(number), "failed", f"shop refused: {problem}")
-    Links(ctx.state, clock=ctx.clock).set_state(ctx.platform.name, int(number), shop_active=False)
+    with ctx.uow() as uow:
+        uow.links.set_state(ctx.platform.name, int(number), shop_active=False)
+        uow.history.record(ctx.platform.name, int(number), HistoryEvent.DEACTIVATED, shop_id=link.shop_id,
+                           reason="by an operator (syncd accounts deactivate)")
+        uow.commit()
     detail = link.shop_id
     address = ctx.erp.get_address(int(number))
     if address is not None and not address.blocked:
@@ -344,10 +348,7 @@ def create(ctx: PlatformContext, number: int) -> AccountAction:
     linked = Links(ctx.state, clock=ctx.clock).get_by_erp(ctx.platform.name, number)
     shop_id = linked.shop_id if linked else (pushed.detail or "")
     created = pushed.action == "created"
-    with ctx.uow() as uow:
-        event = HistoryEvent.CREATED if created else HistoryEvent.ADOPTED
-        uow.history.record(ctx.platform.name, number, event, reason="syncd accounts create", shop_id=shop_id)
-        uow.commit()
+    # Its history event (created / adopted) was recorded by the push, with the link it made.
     if not created:
         # An account that already existed was linked, untouched (I4): no mail, no new password.
         return AccountAction(number, "linked", f"{shop_id}: the shop account that already existed, "

@@ -17,6 +17,7 @@ import structlog
 
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.corrected import reevaluate_corrected
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
@@ -54,6 +55,8 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
     _push_config_deferred(ctx, report, mail)
+    # Failed records whose row was corrected without its stamp moving (syncd.flows.corrected).
+    reevaluate_corrected(ctx, report, mail=mail)
 
     with ctx.uow() as uow:
         cursor = uow.cursors.get(name, CURSOR)

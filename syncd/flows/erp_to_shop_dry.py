@@ -24,6 +24,7 @@ from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.rules import LinkKind, email_key
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.corrected import corrected_failures
 from syncd.flows.push_addresses import (
     CONFIG_CODES,
     DIRECTION,
@@ -89,6 +90,8 @@ def dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
         found = ctx.erp.get_addresses(chunk)
         if found:
             _chunk(ctx, [found[n] for n in chunk if n in found], report, mail, foreseen)
+    for corrected in corrected_failures(ctx):  # failed rows corrected without their stamp moving
+        _chunk(ctx, corrected, report, mail, foreseen)
     scan = ctx.erp.scan_changes(cursor, batch_size=ctx.settings.erp.batch_size)
     total = getattr(scan, "total", None)
     done = 0

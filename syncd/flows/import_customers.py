@@ -68,6 +68,7 @@ from syncd.flows.import_plan import (
     check_address,
     copy_columns,
     email_variants,
+    history_event,
     link_done,
     linked_by_someone_else,
     new_address_values,
@@ -238,11 +239,13 @@ class _Import:
         if not self.dry_run:
             self.uow.failures.record(self.platform, DIRECTION, c.id, step, reason, getattr(exc, "code", None))
 
-    def _succeeded(self, c: ShopCustomer, action: str, detail: str) -> None:
+    def _succeeded(self, c: ShopCustomer, action: str, detail: str, number: int | None = None) -> None:
         self.report.add(c.id, action, detail)
         self.log.info("import " + action, detail=detail)
         if not self.dry_run:
             self.uow.failures.clear(self.platform, DIRECTION, c.id)
+            if (event := history_event(action, detail, c)) is not None and number is not None:
+                self.uow.history.record(self.platform, number, event[0], reason=event[1], shop_id=c.id)
 
     # --- deciding what a customer needs ----------------------------------------------------
 
@@ -421,7 +424,7 @@ class _Import:
                     f"writing customer number {number} to the shop failed: {exc}", code=exc.code
                 ) from exc
         checkpoint("import:after-write-back")
-        self._succeeded(c, action, detail)
+        self._succeeded(c, action, detail, number)
 
     # --- the new address -------------------------------------------------------------------
 

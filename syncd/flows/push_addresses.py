@@ -19,7 +19,8 @@ import structlog
 from syncd.config.model import AddressSettings
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
-from syncd.core.rules import LinkKind, PushOutcome, email_key, email_problem
+from syncd.core.redaction import redact
+from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
 from syncd.state.links import Link
@@ -62,6 +63,15 @@ def address_fingerprint(a: ErpAddress) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def row_fingerprint(a: ErpAddress) -> str:
+    """What decides a record's fate: the shop's view of it plus its blocked flag and its
+    validation problems. Stored with a failure (``failures.fingerprint``): a row whose
+    fingerprint differs was corrected, even when its change stamp did not move. Never the raw
+    row: it may hold the in-flight password of the password field (I3)."""
+    blob = json.dumps([address_fingerprint(a), bool(a.blocked), sorted(a.problems or ())], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 # ---------------------------------------------------------------------------------------- the plan
 @dataclass
 class Plan:
@@ -78,11 +88,14 @@ def plan_batch(
     links: Mapping[int, Link],
     email_owners: Mapping[str, int],
     settings: AddressSettings,
+    *,
+    force: bool = False,
 ) -> Plan:
     """Decide what happens to each address of a batch (pure).
 
     ``email_owners``: lower-cased e-mail -> the ERP number already linked with it on this
     platform; a second address with the same e-mail fails instead of taking over the account.
+    ``force``: push even an address whose link says the shop holds it already (``syncd retry``).
     """
     plan = Plan()
     current = {a.number: email_key(a.email) for a in addresses}
@@ -113,7 +126,7 @@ def plan_batch(
             continue
         owners[key] = a.number
         acted = False
-        if link is None or link.fingerprint != address_fingerprint(a):
+        if link is None or force or link.fingerprint != address_fingerprint(a):
             plan.push.append(a)
             acted = True
         if link is not None and not link.shop_active and not a.blocked:
@@ -142,7 +155,7 @@ def _personal(links: Mapping[int, Link]) -> dict[int, Link]:
 
 
 def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport, *,
-                credentials: bool) -> Plan:
+                credentials: bool, force: bool = False) -> Plan:
     """Carry out the plan of one batch. Transient shop faults escape after the retry budget so
     the cycle stops before its cursor moves past this batch.
 
@@ -152,9 +165,16 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     name = ctx.platform.name
     with ctx.uow() as uow:
         links, owners = load_links(uow, name, addresses)
-        plan = plan_batch(addresses, links, owners, ctx.platform.addresses)
+        plan = plan_batch(addresses, links, owners, ctx.platform.addresses, force=force)
+        # A reconciliation re-checks failed records daily: the same refusal again is no new event.
+        known = uow.failures.reasons(name, DIRECTION, [a.number for a, _r, _c in plan.fail]) \
+            if plan.fail else {}
         for a, reason, code in plan.fail:
-            uow.failures.record(name, DIRECTION, a.number, "validate", reason, code)
+            uow.failures.record(name, DIRECTION, a.number, "validate", reason, code,
+                                fingerprint=row_fingerprint(a))
+        uow.history.record_many(name, [(a.number, HistoryEvent.REJECTED, f"not transferred: {reason}", None)
+                                       for a, reason, _code in plan.fail
+                                       if known.get(str(a.number)) != redact(reason)])
         for a, _reason in plan.skip:
             old = _personal(links).get(a.number)
             if old is not None and not old.erp_blocked:
@@ -238,7 +258,8 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
                    links: Mapping[int, Link], report: CycleReport, *, credentials: bool) -> None:
     name = ctx.platform.name
     by_number = {a.number: a for a in pushed}
-    failed: list[tuple[int, str, str | None]] = []
+    failed: list[tuple[ErpAddress, str, str | None]] = []
+    events: list[tuple[int, HistoryEvent, str | None, str | None]] = []
     new_links: list[Link] = []
     stale_links: list[str] = []  # shop ids of linked accounts the shop replaced (deleted there)
     new_jobs: list[tuple[ErpAddress, str]] = []
@@ -251,7 +272,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             continue
         if r.outcome == PushOutcome.REJECTED or not r.shop_id:
             reason = r.reason or "the shop rejected the address"
-            failed.append((a.number, reason, r.code))
+            failed.append((a, reason, r.code))
             refused.append(r)
             if r.code in CONFIG_CODES:
                 # Not the record's fault: it is pushed again each cycle (see erp_to_shop) and the
@@ -281,12 +302,22 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             new_jobs.append((a, r.shop_id))
         actions.append((a.number, action, r.shop_id))
         ok.append(a.number)
+        event = _push_event(action, a)
+        if event is not None:
+            events.append((a.number, *event, r.shop_id))
     # One unit: a link and the credential job of its new account are stored together or not at
     # all (I1), and the create intent goes with them; a crash before the commit leaves the
     # intent, so the replay's push recovers the account as ours and mails it.
     with ctx.uow() as uow:
-        for number, reason, code in failed:
-            uow.failures.record(name, DIRECTION, number, "push", reason, code)
+        # A mapping target missing in the shop fails the same addresses every cycle until fixed:
+        # their history says so once, not once per cycle.
+        # The same refusal again (a daily reconciliation re-checks failed records) is no new event.
+        known = uow.failures.reasons(name, DIRECTION, [a.number for a, _r, _c in failed]) if failed else {}
+        for a, reason, code in failed:
+            uow.failures.record(name, DIRECTION, a.number, "push", reason, code,
+                                fingerprint=row_fingerprint(a))
+            if known.get(str(a.number)) != redact(reason):
+                events.append((a.number, HistoryEvent.REJECTED, f"shop refused: {reason}", None))
         for shop_id in stale_links:
             # One link per address: the account that replaced a deleted one takes its place.
             uow.links.delete(name, shop_id)
@@ -300,6 +331,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         uow.intents.settle(name, [r.number for r in results
                                   if r.outcome != PushOutcome.REJECTED or r.detail != RECOVERED_CREATE])
         uow.failures.clear_many(name, DIRECTION, ok)
+        uow.history.record_many(name, events)
         uow.commit()
     checkpoint("after_link")
     for number, action, detail in actions:
@@ -312,6 +344,22 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         log.warning("address rejected by the shop", platform=name, address=r.number, step="push",
                     reason=r.reason or "the shop rejected the address", field=r.field, code=r.code,
                     outcome="deferred" if r.code in CONFIG_CODES else "failed")
+
+
+def _push_event(action: str, a: ErpAddress) -> tuple[HistoryEvent, str] | None:
+    """The history event of one push outcome (``_record_pushes``' action), with its reason."""
+    email = (a.email or "").strip()
+    if action == "created":
+        return HistoryEvent.CREATED, f"shop account created for {email}"
+    if action == "adopted":
+        return HistoryEvent.ADOPTED, "an existing shop account of this address was linked again (no mail)"
+    if action == "linked":
+        return HistoryEvent.ADOPTED, f"linked to the account the customer made in the shop with {email}"
+    if action == str(PushOutcome.UNCHANGED):
+        return None
+    if action == str(PushOutcome.UPDATED):
+        return HistoryEvent.PUSHED, "shop account updated from the ERP address"
+    return HistoryEvent.PUSHED, f"shop account updated from the ERP address ({action})"
 
 
 def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
@@ -328,10 +376,17 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
         for a, lk in pairs:
             reason = (errors or {}).get(lk.shop_id)
             if reason:
-                uow.failures.record(name, DIRECTION, a.number, action[:-1], reason)
+                uow.failures.record(name, DIRECTION, a.number, action[:-1], reason,
+                                    fingerprint=row_fingerprint(a))
+                uow.history.record(name, a.number, HistoryEvent.REJECTED, shop_id=lk.shop_id,
+                                   reason=f"shop refused to {action[:-1]} the account: {reason}")
                 done.append((a, lk, reason))
                 continue
             uow.links.set_state(name, a.number, erp_blocked=a.blocked, shop_active=active)
+            uow.history.record(name, a.number,
+                               HistoryEvent.DEACTIVATED if not active else HistoryEvent.REACTIVATED,
+                               reason="blocked in the ERP" if not active else "no longer blocked in the ERP",
+                               shop_id=lk.shop_id)
             # An account syncd created while the address was blocked never got its mail: the
             # customer gets it now that the address is usable.
             if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \

@@ -86,6 +86,16 @@ def schedule_cycles(
 CYCLE_RETENTION_DAYS = 30
 
 
+def prune_history(store: StateStore, *, now: datetime, days: int) -> int:
+    """Delete ``syncd history`` events older than ``days`` (``[daemon] history_days``); how many.
+    Idempotent like ``prune_cycles``."""
+    from datetime import timedelta
+
+    from syncd.state.history import History
+
+    return History(store, lambda: now).prune(now - timedelta(days=days))
+
+
 def prune_cycles(
     store: StateStore, *, now: datetime | None = None, days: float = CYCLE_RETENTION_DAYS
 ) -> int:

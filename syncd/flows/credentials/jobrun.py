@@ -40,9 +40,8 @@ from syncd.core.retry import call_with_retry
 from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.mail import build_mail, field_length, field_value
-from syncd.flows.credentials.outcomes import Item, fail, retry
-from syncd.flows.credentials.policy import MAX_SENDS, STEP
-from syncd.flows.failures import clear_failures
+from syncd.flows.credentials.outcomes import Item, delivery_unknown, done, fail, retry
+from syncd.flows.credentials.policy import MAX_SENDS
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint
 from syncd.state import jobs as steps
@@ -237,6 +236,7 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
                     # the next cycle's settle resends once with the same password, and a second
                     # unknown outcome ends the job (I5).
                     i.result = "unknown"
+                    delivery_unknown(ctx, i, exc)
                     report.add(i.job.erp_number, "deferred", redact(f"delivery unknown: {exc}"))
                     log.warning("credentials delivery unknown", platform=ctx.platform.name,
                                 address=i.job.erp_number, step=steps.SENDING)
@@ -269,8 +269,7 @@ def f_clear_field(ctx: PlatformContext, batch: Batch, report: CycleReport) -> No
     ctx.erp.clear_password_fields([i.job.erp_number for i in batch.items if i.result != "unknown"])
     checkpoint("after_clear")
     sent = [i for i in batch.items if i.result == "sent"]
-    CredentialJobs(ctx.state).set_step([i.job.id for i in sent], steps.DONE, ctx.clock())
-    clear_failures(ctx, [i.job.erp_number for i in sent], step=STEP)
+    done(ctx, [i.job for i in sent])
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")

@@ -41,9 +41,7 @@ from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.jobrun import e_send
 from syncd.flows.credentials.mail import build_mail
-from syncd.flows.credentials.outcomes import Item, fail, retry
-from syncd.flows.credentials.policy import STEP
-from syncd.flows.failures import clear_failures
+from syncd.flows.credentials.outcomes import Item, done, fail, retry
 from syncd.flows.push_addresses import checkpoint
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
@@ -179,8 +177,7 @@ def d_render(ctx: PlatformContext, items: list[Item], created: Mapping[int, date
 
 def f_done(ctx: PlatformContext, batch: LinkBatch, report: CycleReport) -> None:
     sent = [i for i in batch.items if i.result == "sent"]
-    CredentialJobs(ctx.state).set_step([i.job.id for i in sent], steps.DONE, ctx.clock())
-    clear_failures(ctx, [i.job.erp_number for i in sent], step=STEP)
+    done(ctx, [i.job for i in sent])
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("set-password link sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")
@@ -193,9 +190,7 @@ def settle(ctx: PlatformContext, report: CycleReport) -> None:
     if not active:
         return
     now = ctx.clock()
-    sent = [j for j in active if j.step == steps.SENT]
-    repo.set_step([j.id for j in sent], steps.DONE, now)
-    clear_failures(ctx, [j.erp_number for j in sent], step=STEP)
+    done(ctx, [j for j in active if j.step == steps.SENT])
     open_jobs = [j for j in active if j.step in (LINK_CREATED, steps.SENDING) and j.shop_id]
     if not open_jobs:
         return
@@ -224,8 +219,7 @@ def _settle_open(ctx: PlatformContext, open_jobs: list[CredentialJob], rows: Map
             delivered.append(j)
         else:
             restart.append(j)
-    repo.set_step([j.id for j in delivered], steps.DONE, now)
-    clear_failures(ctx, [j.erp_number for j in delivered], step=STEP)
+    done(ctx, delivered)
     for j in delivered:
         report.add(j.erp_number, "mailed", "the customer used the link or asked the shop for a new one")
     repo.restart([j.id for j in restart], now)

@@ -17,10 +17,9 @@ import structlog
 
 from syncd.core.redaction import sensitive
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.credentials import linkrun
+from syncd.flows.credentials import linkrun, outcomes
 from syncd.flows.credentials.jobrun import deliver
-from syncd.flows.credentials.policy import STEP, enabled, link_mode
-from syncd.flows.failures import clear_failures
+from syncd.flows.credentials.policy import enabled, link_mode
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
 
@@ -96,8 +95,7 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
             ctx.erp.clear_password_fields(clear + stray)
             for n in stray:
                 report.add(n, "field-cleared", "password field held a value no job owns")
-        repo.set_step(done, steps.DONE, now)
-        clear_failures(ctx, [j.erp_number for j in active if j.id in done], step=STEP)
+        outcomes.done(ctx, [j for j in active if j.id in done])
         repo.restart(restart, now)
         for j in active:
             if j.id in restart:

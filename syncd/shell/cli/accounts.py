@@ -20,8 +20,10 @@ from rich.table import Table
 from syncd.config.loader import LoadedConfig
 from syncd.config.secrets import Secrets
 from syncd.core.errors import AccessError, whoami
+from syncd.core.redaction import redact
 
 from .common import CliState, check_platform, pass_state, platform_option
+from .messages import LANG_OPTION, msg
 
 if TYPE_CHECKING:
     from syncd.flows.accounts import AccountAction
@@ -81,19 +83,84 @@ def _rows(state: CliState, platform: str | None, filters: Filters):  # noqa: ANN
         store.close()
 
 
-def list_accounts(state: CliState, *, platform: str | None, filters: Filters) -> None:
-    from syncd.flows.accounts import CSV_HEADER, iso
+LIST_FIELDS = ("address", "name", "email", "platform", "shop_id", "kind", "active", "credentials_sent_at",
+               "password_status")
 
+
+def _names(state: CliState, loaded: LoadedConfig, numbers: list[int]) -> tuple[dict[int, str], str | None]:
+    """ERP number -> the address's name (company and/or person), from the ERP; with a note
+    instead when the ERP cannot be read (the list itself comes from the state store)."""
+    from syncd.core.errors import SyncdError
+    from syncd.shell.bootstrap import open_erp_for
+
+    if not numbers:
+        return {}, None
+    try:
+        erp = open_erp_for(loaded.settings, state.secrets())
+    except SyncdError as exc:
+        return {}, str(exc)
+    try:
+        names: dict[int, str] = {}
+        for start in range(0, len(numbers), 500):
+            for n, a in erp.get_addresses(numbers[start:start + 500]).items():
+                person = " ".join(p for p in (a.first_name, a.last_name) if p)
+                names[n] = ", ".join(p for p in (a.company, person) if p)
+        return names, None
+    except Exception as exc:  # a column of the report, never a reason to fail the whole list
+        return {}, redact(f"{type(exc).__name__}: {exc}").splitlines()[0][:300]
+    finally:
+        erp.close()
+
+
+def list_accounts(
+    state: CliState, loaded: LoadedConfig, *, platform: str | None, filters: Filters, fmt: str,
+    lang: str | None,
+) -> None:
+    """By ERP number; the table in one language (``--lang`` or the locale), CSV and JSON with the
+    stable English field names and values of ``LIST_FIELDS``."""
+    import csv
+    import json
+
+    from syncd.flows.accounts import iso
+
+    rows = sorted(_rows(state, platform, filters), key=lambda r: (r.address, r.platform, r.shop_id))
+    names, problem = _names(state, loaded, sorted({r.address for r in rows}))
+    if problem is not None:
+        click.echo(msg("names_unavailable", lang, problem=problem), err=True)
+    records = [{"address": r.address, "name": names.get(r.address), "email": r.email,
+                "platform": r.platform, "shop_id": r.shop_id, "kind": r.kind, "active": r.active,
+                "credentials_sent_at": iso(r.credentials_sent_at) or None,
+                "password_status": r.password_status}
+               for r in rows]
+    if fmt == "json":
+        json.dump({"accounts": records}, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\r\n")
+        writer.writerow(LIST_FIELDS)
+        for rec in records:
+            writer.writerow([_csv_value(rec[k]) for k in LIST_FIELDS])
+        return
     table = Table(show_lines=False)
-    for name in CSV_HEADER:
-        table.add_column(name.replace("_", " "), overflow="fold")
-    count = 0
-    for row in _rows(state, platform, filters):
-        count += 1
-        table.add_row(escape(row.platform), str(row.address), row.shop_id, escape(row.email or ""), row.kind,
-                      "yes" if row.active else "no", iso(row.credentials_sent_at) or "–", row.password_status)
+    for name in LIST_FIELDS:
+        table.add_column(msg("acc_" + name, lang), overflow="fold")
+    for rec in records:
+        kind, status = rec["kind"], rec["password_status"]
+        table.add_row(str(rec["address"]), escape(rec["name"] or ""), escape(rec["email"] or ""),
+                      escape(rec["platform"]), rec["shop_id"], msg("kind_" + kind, lang, default=kind),
+                      msg("yes" if rec["active"] else "no", lang), rec["credentials_sent_at"] or "–",
+                      msg("pw_" + status.replace(" ", "_"), lang, default=status))
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
-    click.echo(f"{count} account(s) / Konto/Konten")
+    click.echo(msg("accounts_count", lang, n=len(records)))
+
+
+def _csv_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def export_accounts(state: CliState, *, platform: str | None, output: str, filters: Filters) -> None:
@@ -215,14 +282,21 @@ def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
     return fn
 
 
-@accounts_group.command("list", help="List linked customer accounts with their password status.")
+@accounts_group.command(
+    "list", help="List linked customer accounts by ERP number, with name, e-mail and password status. "
+    "--format csv / json: stable English field names (see README)."
+)
 @platform_option()
 @_filters
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@LANG_OPTION
 @pass_state
 def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None,
-             changed_by_customer: bool) -> None:
+             changed_by_customer: bool, fmt: str, lang: str | None) -> None:
     check_platform(state, platform)
-    list_accounts(state, platform=platform, filters=Filters(inactive, credentials_sent, changed_by_customer))
+    list_accounts(state, state.load(), platform=platform, filters=Filters(inactive, credentials_sent,
+                  changed_by_customer), fmt=fmt, lang=lang)
 
 
 @accounts_group.command(

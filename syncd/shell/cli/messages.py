@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import click
+
 _TEXT: dict[str, dict[str, str]] = {
     "config_error": {"en": "configuration error", "de": "Konfigurationsfehler"},
     "error": {"en": "error", "de": "Fehler"},
@@ -53,10 +55,64 @@ _TEXT: dict[str, dict[str, str]] = {
         "de": "`syncd service` verwaltet den Windows-Dienst; "
         "unter Linux die systemd-Units aus systemd/ verwenden",
     },
+
+
+    # syncd history
+    "history_none": {
+        "en": "no events recorded for address {address} (events are kept {days} days)",
+        "de": "keine Ereignisse für Adresse {address} gespeichert (Ereignisse werden {days} Tage aufbewahrt)",
+    },
+    "col_time": {"en": "Time (UTC)", "de": "Zeit (UTC)"},
+    "col_platform": {"en": "Platform", "de": "Plattform"},
+    "col_event": {"en": "Event", "de": "Ereignis"},
+    "col_reason": {"en": "Reason", "de": "Grund"},
+    "event_pushed": {"en": "pushed", "de": "übertragen"},
+    "event_created": {"en": "account created", "de": "Konto angelegt"},
+    "event_adopted": {"en": "account linked", "de": "Konto verknüpft"},
+    "event_rejected": {"en": "rejected", "de": "abgelehnt"},
+    "event_mail_sent": {"en": "mail sent", "de": "Mail gesendet"},
+    "event_mail_deferred": {"en": "mail deferred", "de": "Mail zurückgestellt"},
+    "event_mail_failed": {"en": "mail failed", "de": "Mail fehlgeschlagen"},
+    "event_imported": {"en": "imported", "de": "importiert"},
+    "event_deactivated": {"en": "deactivated", "de": "deaktiviert"},
+    "event_reactivated": {"en": "reactivated", "de": "reaktiviert"},
+    # syncd accounts list
+    "acc_address": {"en": "Address", "de": "Adresse"},
+    "acc_name": {"en": "Name", "de": "Name"},
+    "acc_email": {"en": "E-mail", "de": "E-Mail"},
+    "acc_platform": {"en": "Platform", "de": "Plattform"},
+    "acc_shop_id": {"en": "Shop ID", "de": "Shop-ID"},
+    "acc_kind": {"en": "Kind", "de": "Art"},
+    "acc_active": {"en": "Active", "de": "Aktiv"},
+    "acc_credentials_sent_at": {"en": "Credentials sent (UTC)", "de": "Zugangsdaten gesendet (UTC)"},
+    "acc_password_status": {"en": "Password", "de": "Passwort"},
+    "kind_erp": {"en": "created by syncd", "de": "von syncd angelegt"},
+    "kind_email": {"en": "linked by e-mail", "de": "per E-Mail verknüpft"},
+    "kind_import": {"en": "imported", "de": "importiert"},
+    "kind_collective": {"en": "collective address", "de": "Sammeladresse"},
+    "pw_initial": {"en": "initial", "de": "Erstzugang"},
+    "pw_reset_by_staff": {"en": "reset by staff", "de": "vom Personal zurückgesetzt"},
+    "pw_own_password": {"en": "own password", "de": "eigenes Passwort"},
+    "pw_none": {"en": "never mailed", "de": "nie versandt"},
+    "yes": {"en": "yes", "de": "ja"},
+    "no": {"en": "no", "de": "nein"},
+    "accounts_count": {"en": "{n} account(s)", "de": "{n} Konto/Konten"},
+    "names_unavailable": {
+        "en": "names not shown: the ERP could not be read ({problem})",
+        "de": "Namen nicht angezeigt: das ERP war nicht lesbar ({problem})",
+    },
 }
 
+# `--lang de|en` on the verbs whose whole output is for people (one language per run).
+LANG_OPTION = click.option(
+    "--lang", "lang", type=click.Choice(["de", "en"]), default=None,
+    help="Language of the output (de / en); default: from the locale (LC_ALL, LC_MESSAGES, LANG).",
+)
 
-def language() -> str:
+
+def language(override: str | None = None) -> str:
+    if override in ("de", "en"):
+        return override
     for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(var)
         if value:
@@ -64,6 +120,12 @@ def language() -> str:
     return "en"
 
 
-def msg(key: str, **values: object) -> str:
-    text = _TEXT[key].get(language(), _TEXT[key]["en"])
+def msg(key: str, lang: str | None = None, *, default: str | None = None, **values: object) -> str:
+    """The text of ``key`` in ``lang`` (default: the locale's); ``default`` for an unknown key."""
+    texts = _TEXT.get(key)
+    if texts is None:
+        if default is None:
+            raise KeyError(key)
+        return default
+    text = texts.get(language(lang), texts["en"])
     return text.format(**values) if values else text
