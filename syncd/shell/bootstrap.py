@@ -29,9 +29,11 @@ from syncd.config.loader import LoadedConfig
 from syncd.config.model import PlatformSettings, Settings
 from syncd.config.profiles import effective_columns
 from syncd.config.secrets import Secrets
+from syncd.connectors import woocommerce
 from syncd.connectors.erp import SqlErp, open_erp
 from syncd.connectors.mail import OutboxTransport, SmtpTransport, open_transport
 from syncd.connectors.shopware6 import ShopwareShop, open_shop
+from syncd.connectors.woocommerce import WooShop
 from syncd.core.domain import CheckItem
 from syncd.core.errors import ConfigError, SyncdError
 from syncd.flows.context import CycleReport, PlatformContext
@@ -40,6 +42,7 @@ from syncd.state.cache import Cache
 from syncd.state.db import StateStore, current_revisions, head_revisions, open_state
 
 MailTransport = SmtpTransport | OutboxTransport
+Shop = ShopwareShop | WooShop
 
 
 class _TtlCache:
@@ -99,7 +102,7 @@ class Runtime:
     def erp_for(self, platform: PlatformSettings) -> SqlErp:
         return open_erp_for(self.settings, self.secrets, platform=platform, cache=self.cache)
 
-    def shop_for(self, platform: PlatformSettings) -> ShopwareShop:
+    def shop_for(self, platform: PlatformSettings) -> Shop:
         return open_shop_for(self.settings, platform, self.secrets, cache=self.cache)
 
     def context(self, platform: PlatformSettings | str) -> PlatformContext:
@@ -169,9 +172,12 @@ def open_erp_for(
 def open_shop_for(
     settings: Settings, platform: PlatformSettings, secrets: Secrets, *, cache: Any = None,
     erp_columns: bool = True,
-) -> ShopwareShop:
-    """The shop connector of ``platform``. ``erp_columns``: name the ERP columns in rejection
-    reasons (what cycles report; the connection check has no use for them)."""
+) -> Shop:
+    """The shop connector of ``platform``, chosen by its ``kind``. ``erp_columns``: name the ERP
+    columns in rejection reasons (Shopware; what cycles report, the connection check has no use
+    for them)."""
+    if platform.kind == "woocommerce":
+        return woocommerce.open_shop(platform, consumer_secret=secrets.client_secret(platform.name))
     return open_shop(
         platform,
         client_secret=secrets.client_secret(platform.name),

@@ -158,7 +158,7 @@ def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets | None
     wanted: list[tuple[str, str | None]] = [
         ("erp.password", settings.erp.password),
         ("mail.password", settings.mail.password),
-    ] + [(f"platforms[{i}].client_secret", p.client_secret) for i, p in enumerate(settings.platforms)]
+    ] + [(f"platforms[{i}].{p.secret_key}", p.secret_ref) for i, p in enumerate(settings.platforms)]
     items, values = [], {}
     for key, ref in wanted:
         if not ref:
@@ -174,7 +174,7 @@ def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets | None
         erp_password=values.get("erp.password"),
         mail_password=values.get("mail.password"),
         client_secrets={
-            p.name: values[f"platforms[{i}].client_secret"] for i, p in enumerate(settings.platforms)
+            p.name: values[f"platforms[{i}].{p.secret_key}"] for i, p in enumerate(settings.platforms)
         },
     )
     return items, secrets
