@@ -111,8 +111,8 @@ class Harness:
     @property
     def settings(self) -> Settings:
         return build_settings(self.erp_settings, self.kit.url, self.kit.platform_fields(SECRET_REF),
-                              self.smtp.host, self.smtp.port, self.state_url, mail_batch_size=self.mail_batch_size,
-                              **self.addresses)
+                              self.smtp.host, self.smtp.port, self.state_url,
+                              mail_batch_size=self.mail_batch_size, **self.addresses)
 
     @property
     def state(self) -> StateStore:
