@@ -40,6 +40,9 @@ class ShopwareKit:
     kind = "shopware6"
     caps_names = True
     deactivates = True
+    # Per-request latency that makes a cycle of 12 addresses last ~2 s (the random kill window):
+    # a Shopware cycle makes several searches and syncs, a WooCommerce one two batch requests.
+    kill_latency = 0.1
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -100,11 +103,25 @@ class ShopwareKit:
     def accounts_by_number(self) -> dict[str, list[Account]]:
         return _by_number(self.accounts())
 
+    # --- the connector on its own (fault tests) ---------------------------------------------
+    def connector(self, **settings: Any) -> Any:
+        """The kind's shop connector, warmed up (token, version and metadata held)."""
+        from tests.support.shopware import make_shop
+
+        shop = make_shop(self.sandbox, **settings)
+        shop.metadata()
+        shop.traits()
+        return shop
+
+    def is_write(self, path: str) -> bool:
+        return path.startswith("/api/_action/sync")
+
 
 class WooKit:
     kind = "woocommerce"
     caps_names = False
     deactivates = False
+    kill_latency = 0.3
 
     def __init__(self, sandbox: WooSandbox) -> None:
         self.sandbox = sandbox
@@ -161,6 +178,19 @@ class WooKit:
 
     def accounts_by_number(self) -> dict[str, list[Account]]:
         return _by_number(self.accounts())
+
+    def connector(self, **settings: Any) -> Any:
+        from syncd.config.model import PlatformSettings
+        from syncd.connectors.woocommerce import open_shop
+
+        values = dict(
+            name="shop", url=self.sandbox.url, timeout="5s", **self.platform_fields("env:SHOP_SECRET")
+        )
+        values.update(settings)
+        return open_shop(PlatformSettings(**values), consumer_secret=self.sandbox.consumer_secret)
+
+    def is_write(self, path: str) -> bool:
+        return path.endswith("/customers/batch")
 
 
 ShopKit = ShopwareKit | WooKit
