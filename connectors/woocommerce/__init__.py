@@ -17,7 +17,7 @@ from syncd.config.model import PlatformSettings
 from .http import WooHttp
 from .mapping import META_KEY
 from .push import DETAIL_EXISTED, DETAIL_LINK_GONE
-from .shop import WooShop
+from .shop import WooShop, unsupported
 
 
 def open_shop(platform: PlatformSettings, *, consumer_secret: str, pool_size: int = 10) -> WooShop:
@@ -34,4 +34,4 @@ def open_shop(platform: PlatformSettings, *, consumer_secret: str, pool_size: in
     return WooShop(platform, http)
 
 
-__all__ = ["DETAIL_EXISTED", "DETAIL_LINK_GONE", "META_KEY", "WooHttp", "WooShop", "open_shop"]
+__all__ = ["DETAIL_EXISTED", "DETAIL_LINK_GONE", "META_KEY", "WooHttp", "WooShop", "open_shop", "unsupported"]

@@ -40,6 +40,21 @@ NO_LINK_MODE = (
 )
 
 
+def unsupported(platform: PlatformSettings, key: str | None = None) -> list[tuple[str, str]]:
+    """(setting key, reason) of every configured feature WooCommerce cannot carry out; ``key``
+    names the platform's table (default ``platforms.NAME``). ``check`` lists them, ``syncd run``
+    refuses to start with them (I7)."""
+    key, a = key or f"platforms.{platform.name}", platform.addresses
+    out = []
+    if platform.customer_group or platform.customer_group_map:
+        out.append((f"{key}.customer_group", NO_GROUPS))
+    if a.erp_to_shop and a.deactivate_blocked:
+        out.append((f"{key}.addresses.deactivate_blocked", NO_DEACTIVATION))
+    if a.credential_mode == "link":
+        out.append((f"{key}.addresses.credential_mode", NO_LINK_MODE))
+    return out
+
+
 def _gmt(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -57,16 +72,7 @@ class WooShop:
 
     # --- check -------------------------------------------------------------------------------
     def unsupported(self) -> list[tuple[str, str]]:
-        """(setting key, reason) of every configured feature WooCommerce cannot carry out."""
-        key, a = f"platforms.{self.name}", self.platform.addresses
-        out = []
-        if self.platform.customer_group or self.platform.customer_group_map:
-            out.append((f"{key}.customer_group", NO_GROUPS))
-        if a.erp_to_shop and a.skip_blocked and a.deactivate_blocked:
-            out.append((f"{key}.addresses.deactivate_blocked", NO_DEACTIVATION))
-        if a.credential_mode == "link":
-            out.append((f"{key}.addresses.credential_mode", NO_LINK_MODE))
-        return out
+        return unsupported(self.platform)
 
     def check(self) -> list[CheckItem]:
         area = f"shop:{self.name}"

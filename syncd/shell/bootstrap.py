@@ -293,6 +293,10 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
         layouts = LayoutStore(settings.mail.layouts_dir)
     except ConfigError as exc:
         raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value) from None
+    for index, platform in enumerate(settings.platforms):
+        if platform.kind == "woocommerce":
+            for key, reason in woocommerce.unsupported(platform, f"platforms[{index}]"):
+                raise ConfigError(reason, file=file, key=key, value=_setting(platform, key))
     erp = open_erp_for(settings, secrets)
     try:
         validated = False
@@ -312,6 +316,14 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
             _validate_erp(erp, file, None, 12, None)
     finally:
         erp.close()
+
+
+def _setting(platform: PlatformSettings, key: str) -> Any:
+    """The value of a platform setting named by ``key`` (``platforms[0].addresses.x``)."""
+    value: Any = platform
+    for part in key.split(".")[1:]:
+        value = getattr(value, part, None)
+    return value
 
 
 def _validate_erp(erp: SqlErp, file: str, field: str | None, length: int, key: str | None) -> None:
