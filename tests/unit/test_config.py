@@ -307,7 +307,8 @@ def test_woocommerce_platform_takes_consumer_keys_and_its_own_defaults():
     (('consumer_secret = "env:WOO_SECRET"\n', ""), "platforms[0].consumer_secret", "required"),
     (('consumer_key = "ck_1"\n', 'consumer_key = "ck_1"\nclient_id = "SWIA"\n'), "platforms[0].client_id",
      "shopware6"),
-    (('consumer_key = "ck_1"\n', 'consumer_key = "ck_1"\nbatch_size = 101\n'), "platforms[0].batch_size", "100"),
+    (('consumer_key = "ck_1"\n', 'consumer_key = "ck_1"\nbatch_size = 101\n'), "platforms[0].batch_size",
+     "100"),
 ])
 def test_woocommerce_platform_key_errors_name_the_key(change, key, words):
     error = _error(WOO.replace(*change))
