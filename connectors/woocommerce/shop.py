@@ -42,9 +42,9 @@ NO_LINK_MODE = (
 
 def unsupported(platform: PlatformSettings, key: str | None = None) -> list[tuple[str, str]]:
     """(setting key, reason) of every configured feature WooCommerce cannot carry out; ``key``
-    names the platform's table (default ``platforms.NAME``). ``check`` lists them, ``syncd run``
+    names the platform's table (default ``platforms[NAME]``). ``check`` lists them, ``syncd run``
     refuses to start with them (I7)."""
-    key, a = key or f"platforms.{platform.name}", platform.addresses
+    key, a = key or f"platforms[{platform.name}]", platform.addresses
     out = []
     if platform.customer_group or platform.customer_group_map:
         out.append((f"{key}.customer_group", NO_GROUPS))
@@ -72,7 +72,7 @@ class WooShop:
 
     # --- check -------------------------------------------------------------------------------
     def unsupported(self) -> list[tuple[str, str]]:
-        return unsupported(self.platform)
+        return unsupported(self.platform, f"platforms[{self.name}]")
 
     def check(self) -> list[CheckItem]:
         area = f"shop:{self.name}"

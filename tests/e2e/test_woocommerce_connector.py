@@ -222,7 +222,7 @@ def test_passwords_write_back_orders_and_the_customer_login(sb):
 def test_check_names_what_woocommerce_cannot_do(sb):
     items = connector(sb, deactivate_blocked=True).check()
     failed = {i.name: i.detail for i in items if not i.ok}
-    assert "active flag" in failed["unsupported: platforms.woo.addresses.deactivate_blocked"]
+    assert "active flag" in failed["unsupported: platforms[woo].addresses.deactivate_blocked"]
     assert [i.name for i in items if i.ok] == ["connection", "new account mail"]
     with WooSandbox(new_account_email=True) as noisy:
         items = connector(noisy).check()
