@@ -213,13 +213,19 @@ class WooHttp:
         *,
         query: Mapping[str, Any] | None = None,
         pass_statuses: frozenset[int] = frozenset(),
+        tries: list[float] | None = None,
     ) -> HttpResult:
         """One logical request under the one retry policy; 4xx raised as ``PermanentError``
-        unless listed in ``pass_statuses``. ``path`` is below ``/wp-json/wc/v3``."""
-        return call_with_retry(
-            lambda: self._attempt(method, path, body, query, pass_statuses),
-            what=f"woocommerce {self.platform} {method} {path}",
-        )
+        unless listed in ``pass_statuses``. ``path`` is below ``/wp-json/wc/v3``. ``tries``, when
+        given, receives the wall-clock time of each attempt (the push tells a create that may have
+        reached the shop on an earlier attempt by it)."""
+
+        def attempt() -> HttpResult:
+            if tries is not None:
+                tries.append(time.time())
+            return self._attempt(method, path, body, query, pass_statuses)
+
+        return call_with_retry(attempt, what=f"woocommerce {self.platform} {method} {path}")
 
     def close(self) -> None:
         self.session.close()

@@ -13,12 +13,14 @@ So the push creates optimistically (one ``POST /customers/batch`` per ``batch_si
 items, no look-up before: the common case costs what a bare batch loop costs) and looks up by
 e-mail (``GET /customers?email=&role=all``) only the records the shop refused as existing:
 
-- the account carries this address's ERP number and an intent is pending: it was made by a
-  request of ours whose answer was lost (a retried batch, or a crash before the link) -
-  UPDATED with ``detail = DETAIL_EXISTED`` and written like a create, so the flow gives it its
-  credentials job (I1) and nothing creates it again (I4);
-- it carries the number, no intent: an account from before a lost or replaced state store -
-  ADOPTED (written, never a password);
+- the account carries this address's ERP number and was made by a create of ours that never
+  got its link: an intent was already pending before this push (an earlier push crashed after
+  its request), or this push's request needed a second attempt and the account is no older
+  than the first one (its answer was lost) - UPDATED with ``detail = DETAIL_EXISTED`` and
+  written like a create, so the flow gives it its credentials job (I1), never a second account;
+- it carries the number, nothing says we just made it: an account from before a lost or
+  replaced state store - ADOPTED (written, never a password, I4). The intent this push itself
+  recorded proves nothing here, hence "pending before this push";
 - it carries another ERP number, or ``claims`` says another address is linked to it: REJECTED;
 - no number: the customer registered themselves - LINKED, only the ERP number is written;
 - no account has the e-mail (the username is another user's) - REJECTED with the reason.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from syncd.core.domain import ErpAddress, PushResult
@@ -51,6 +54,9 @@ EXISTS_CODES = frozenset(
 )
 GONE_CODES = frozenset({"woocommerce_rest_invalid_id", "woocommerce_rest_customer_invalid_id"})
 INTENT_ID = "woocommerce:pending"  # the shop id is unknown until the create answers
+# How far the shop's clock may lag syncd's when telling an account made by this push's first
+# attempt (lost answer) from an older one: older than that is adopted, never mailed (I4).
+CLOCK_SKEW = 300.0
 ROUNDS = 3  # create, then write what the look-ups found, then re-create accounts deleted meanwhile
 Claims = Callable[[Iterable[str]], Mapping[str, int]]
 
@@ -73,6 +79,8 @@ class _Plan:
     detail: str | None = None
     write: dict[str, Any] | None = None  # an update item decided by a look-up
     done: bool = False
+    prior: bool = False  # a create intent was pending before this push: an earlier push crashed
+    first_try: float | None = None  # set when the create request needed more than one attempt
 
     def reject(self, reason: str, code: str | None) -> None:
         self.outcome, self.reason, self.code, self.shop_id, self.done = (
@@ -136,8 +144,12 @@ class WooPusher:
             creates = [p for p in chunk if p.write is None and p.linked is None]
             updates = [p for p in chunk if p not in creates]
             if creates and self.intents is not None:
-                # Write-ahead: committed before the request, so a lost answer or a crash after the
-                # shop made the account still tells the next push the account is ours.
+                # Asked first: an intent already pending is an earlier push's create that crashed
+                # before its link. Then write-ahead, committed before the request, so a crash
+                # after the shop made the account still tells the next push the account is ours.
+                earlier = self.intents.pending([p.address.number for p in creates])
+                for p in creates:
+                    p.prior = p.prior or p.address.number in earlier
                 self.intents.record([(p.address.number, INTENT_ID) for p in creates])
             body: dict[str, list[Any]] = {}
             if creates:
@@ -147,7 +159,11 @@ class WooPusher:
                     p.write or {"id": int(p.linked), **p.mapped.payload}  # type: ignore[union-attr,arg-type]
                     for p in updates
                 ]
-            answer = self.http.call("POST", "/customers/batch", body).body or {}
+            tries: list[float] = []
+            answer = self.http.call("POST", "/customers/batch", body, tries=tries).body or {}
+            if len(tries) > 1:  # an attempt before the answered one may have made the accounts
+                for p in creates:
+                    p.first_try = p.first_try or tries[0]
             lookups += self._answers(creates, answer.get("create") or [], created=True)
             self._answers(updates, answer.get("update") or [], created=False)
         if lookups:
@@ -182,6 +198,17 @@ class WooPusher:
                 p.reject(f"the shop refused the record: {text}", code)
         return lookups
 
+    @staticmethod
+    def _made_by_us(p: _Plan, row: Mapping[str, Any]) -> bool:
+        """An account carrying this address's ERP number was made by a create of ours that never
+        got its link (it gets its credentials job) - not one from before a lost store (adopted):
+        an earlier push's intent was pending, or this push's create request was sent more than
+        once and the account is no older than its first attempt (minus ``CLOCK_SKEW``)."""
+        if p.prior:
+            return True
+        created = _created_at(row)
+        return p.first_try is not None and created is not None and created >= p.first_try - CLOCK_SKEW
+
     def _decide_existing(self, plans: list[_Plan]) -> None:
         found: dict[int, dict[str, Any] | None] = {}
         for p in plans:
@@ -191,13 +218,6 @@ class WooPusher:
             found[p.address.number] = next(
                 (r for r in rows if email_key(r.get("email")) == email_key(p.mapped.email)), None
             )  # type: ignore[union-attr]
-        ours = [
-            p.address.number
-            for p in plans
-            if found[p.address.number] is not None
-            and erp_number_of(found[p.address.number]) == str(p.address.number)
-        ]  # type: ignore[arg-type]
-        intended = self.intents.pending(ours) if self.intents is not None and ours else set()
         strangers = [str(r["id"]) for r in found.values() if r is not None and erp_number_of(r) is None]
         owners = dict(self.claims(strangers)) if self.claims is not None and strangers else {}
         for p in plans:
@@ -216,7 +236,7 @@ class WooPusher:
             if theirs == str(number):
                 p.linked = sid
                 p.write = {"id": row["id"], **p.mapped.payload}  # type: ignore[union-attr]
-                if number in intended:
+                if self._made_by_us(p, row):
                     p.outcome, p.detail = PushOutcome.UPDATED, DETAIL_EXISTED
                 else:
                     p.outcome = PushOutcome.ADOPTED
@@ -235,6 +255,14 @@ class WooPusher:
             else:  # registered by the customer: only the ERP number is written
                 p.linked, p.outcome = sid, PushOutcome.LINKED
                 p.write = {"id": row["id"], "meta_data": [{"key": META_KEY, "value": str(number)}]}
+
+
+def _created_at(row: Mapping[str, Any]) -> float | None:
+    try:
+        stamp = datetime.fromisoformat(str(row.get("date_created_gmt") or ""))
+    except ValueError:
+        return None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
 def to_result(p: _Plan) -> PushResult:
