@@ -77,8 +77,15 @@ class ShopwareKit:
         """Registration mails the shop itself sent (must stay empty: customers get syncd's)."""
         return list(self.sandbox.flow_mails)
 
-    def register(self, email: str, password: str) -> str:
-        return self.sandbox.create_customer_as_shop_user(email, password)["id"]
+    def register(self, email: str, password: str, **person: str) -> str:
+        """A customer registering in the storefront; ``person``: first_name, last_name, street,
+        zip, city, country (ISO)."""
+        if "zip" in person:
+            person["zipcode"] = person.pop("zip")
+        return self.sandbox.create_customer_as_shop_user(email, password, **person)["id"]
+
+    def add_order(self, shop_id: str) -> None:
+        self.sandbox.add_order(shop_id)
 
     def delete(self, shop_id: str) -> None:
         from tests.support.shop_fixtures import admin_session
@@ -162,8 +169,15 @@ class WooKit:
     def own_mails(self) -> list[Any]:
         return list(self.sandbox.new_account_mails)
 
-    def register(self, email: str, password: str) -> str:
-        return str(self.sandbox.create_customer_as_shop_user(email, password)["id"])
+    def register(self, email: str, password: str, **person: str) -> str:
+        billing = {"first_name": person.get("first_name", ""), "last_name": person.get("last_name", ""),
+                   "address_1": person.get("street", ""), "postcode": person.get("zip", ""),
+                   "city": person.get("city", ""), "country": person.get("country", ""), "email": email}
+        names = {k: person[k] for k in ("first_name", "last_name") if k in person}
+        return str(self.sandbox.create_customer_as_shop_user(email, password, billing=billing, **names)["id"])
+
+    def add_order(self, shop_id: str) -> None:
+        self.sandbox.add_order(shop_id)
 
     def delete(self, shop_id: str) -> None:
         self.sandbox.delete_customer(shop_id)
