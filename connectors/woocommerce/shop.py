@@ -155,13 +155,10 @@ class WooShop:
             return self._batch_update([{"id": int(sid), "password": pw} for sid, pw in passwords.items()])
 
     def set_active(self, shop_ids: Sequence[str], active: bool) -> dict[str, str | None]:
-        """WooCommerce has no active flag: deactivation is refused with the reason (``check`` says
-        so up front); reactivating needs nothing, the account never stopped working."""
-        if not shop_ids:
-            return {}
-        if active:
-            return {sid: None for sid in shop_ids}
-        raise PermanentError(NO_DEACTIVATION, code="SYNCD__UNSUPPORTED")
+        """WooCommerce has no active flag: each deactivation is refused with the reason (the
+        record fails with it, visible in ``syncd status`` and ``syncd accounts``; ``check`` says
+        so up front). Reactivating needs nothing: the account never stopped working."""
+        return {sid: None if active else NO_DEACTIVATION for sid in shop_ids}
 
     def set_customer_number(self, shop_id: str, number: str) -> None:
         """Write the ERP number back (shop -> ERP import): the account's ``syncd_erp_number``."""

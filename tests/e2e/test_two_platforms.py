@@ -133,3 +133,17 @@ def test_check_and_run_refuse_deactivation_for_woocommerce_naming_the_key(env: E
     assert "platforms[1].addresses.deactivate_blocked" in err and "active flag" in err
     assert env.erp_rows() == rows and woo.customers() == [] and env.shop.customers() == []
     assert env.outbox_files() == []
+
+
+def test_accounts_on_a_woocommerce_platform(env: Env, woo, monkeypatch, capsys):
+    """`syncd accounts` works on the WooCommerce platform beside the Shopware one: list, and
+    deactivate is refused with the reason (no active flag) instead of pretending."""
+    monkeypatch.setenv(WOO_SECRET_ENV, woo.consumer_secret)
+    two_platform_config(env, woo)
+    code, out, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, out + err
+    code, out, err = env.cli(capsys, "accounts", "list", "--platform", "woo")
+    assert code == 0 and "anna@example.com" in out and "bernd@example.com" in out, out + err
+    code, out, err = env.cli(capsys, "accounts", "deactivate", "10001", "--platform", "woo")
+    assert code != 0 and "active flag" in out + err
+    assert WooKit(woo).login("anna@example.com", _mails(env)[WOO_SENDER]["anna@example.com"])
