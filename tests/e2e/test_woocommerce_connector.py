@@ -235,3 +235,13 @@ def test_deactivation_is_refused_with_the_reason(sb):
     assert "active flag" in shop.set_active([a.shop_id], False)[a.shop_id]
     assert shop.set_active([a.shop_id], True) == {a.shop_id: None}
     assert sb.check_password("kunde10001@example.com", "x") is False and len(sb.customers()) == 1
+
+
+def test_compare_finds_missing_and_differing_accounts(sb):
+    shop = connector(sb)
+    a, b, c = shop.push([erp(10001), erp(10002), erp(10003)], {})
+    links = {10001: a.shop_id, 10002: b.shop_id, 10003: c.shop_id}
+    sb.delete_customer(b.shop_id)
+    sb.data.update(c.shop_id, {"billing": {"city": "Anderswo"}})
+    drift = shop.compare([erp(10001), erp(10002), erp(10003)], links)
+    assert drift == {10002: "missing", 10003: "differs: billing.city"}
