@@ -19,6 +19,8 @@ from .mapping import META_KEY
 from .push import DETAIL_EXISTED, DETAIL_LINK_GONE
 from .shop import WooShop, unsupported
 
+KIND = "woocommerce"  # the ``platforms[].kind`` this connector serves
+
 
 def open_shop(platform: PlatformSettings, *, consumer_secret: str, pool_size: int = 10) -> WooShop:
     """The adapter for ``platform``; ``consumer_secret`` is the resolved secret (never the reference)."""
@@ -34,4 +36,13 @@ def open_shop(platform: PlatformSettings, *, consumer_secret: str, pool_size: in
     return WooShop(platform, http)
 
 
-__all__ = ["DETAIL_EXISTED", "DETAIL_LINK_GONE", "META_KEY", "WooHttp", "WooShop", "open_shop", "unsupported"]
+__all__ = [
+    "KIND",
+    "DETAIL_EXISTED",
+    "DETAIL_LINK_GONE",
+    "META_KEY",
+    "WooHttp",
+    "WooShop",
+    "open_shop",
+    "unsupported",
+]

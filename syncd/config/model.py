@@ -199,13 +199,13 @@ class PlatformSettings(_Model):
     def _kind_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        kind = data.get("kind", "shopware6")
-        if kind not in LOGIN_PATHS:
+        chosen = data.get("kind", "shopware6")
+        if chosen not in LOGIN_PATHS:
             return data  # the Literal names the allowed kinds
         if not data.get("login_url") and isinstance(data.get("url"), str):
-            data = {**data, "login_url": data["url"].rstrip("/") + LOGIN_PATHS[kind]}
+            data = {**data, "login_url": data["url"].rstrip("/") + LOGIN_PATHS[chosen]}
         if "batch_size" not in data:
-            data = {**data, "batch_size": DEFAULT_BATCH[kind]}
+            data = {**data, "batch_size": DEFAULT_BATCH[chosen]}
         return data
 
     @property
@@ -220,12 +220,12 @@ class PlatformSettings(_Model):
     @model_validator(mode="after")
     def _credentials(self) -> PlatformSettings:
         own = CREDENTIAL_KEYS[self.kind]
-        for kind, keys in CREDENTIAL_KEYS.items():
-            if kind == self.kind:
+        for other, keys in CREDENTIAL_KEYS.items():
+            if other == self.kind:
                 continue
             for key in keys:
                 if getattr(self, key) is not None:
-                    raise FieldProblem(key, f'{key} belongs to kind = "{kind}"; kind = "{self.kind}" '
+                    raise FieldProblem(key, f'{key} belongs to kind = "{other}"; kind = "{self.kind}" '
                                        f"uses {' and '.join(own)}", getattr(self, key))
         for key in own:
             if not getattr(self, key):

@@ -176,7 +176,7 @@ def open_shop_for(
     """The shop connector of ``platform``, chosen by its ``kind``. ``erp_columns``: name the ERP
     columns in rejection reasons (Shopware; what cycles report, the connection check has no use
     for them)."""
-    if platform.kind == "woocommerce":
+    if platform.kind == woocommerce.KIND:
         return woocommerce.open_shop(platform, consumer_secret=secrets.client_secret(platform.name))
     return open_shop(
         platform,
@@ -294,7 +294,7 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
     except ConfigError as exc:
         raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value) from None
     for index, platform in enumerate(settings.platforms):
-        if platform.kind == "woocommerce":
+        if platform.kind == woocommerce.KIND:
             for key, reason in woocommerce.unsupported(platform, f"platforms[{index}]"):
                 raise ConfigError(reason, file=file, key=key, value=_setting(platform, key))
     erp = open_erp_for(settings, secrets)

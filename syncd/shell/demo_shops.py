@@ -14,7 +14,6 @@ SEED_PASSWORD = "Sommer2026!"  # noqa: S105 - the seeded self-registered custome
 
 
 class ShopwareDemo:
-    kind = "shopware6"
 
     def __init__(self) -> None:
         from syncd.connectors.shopware6.sandbox import Sandbox
@@ -55,7 +54,6 @@ login_url = "{self.url}/account/login"
 
 
 class WooDemo:
-    kind = "woocommerce"
 
     def __init__(self) -> None:
         from syncd.connectors.woocommerce.sandbox import WooSandbox
@@ -96,5 +94,6 @@ login_url = "{self.url}/my-account/"
         self.sandbox.stop()
 
 
-def start_demo_shop(kind: str) -> Any:
-    return WooDemo() if kind == "woocommerce" else ShopwareDemo()
+def start_demo_shop(platform: str) -> Any:
+    """The demo shop of the ``platform`` kind (``KINDS``)."""
+    return {"shopware6": ShopwareDemo, "woocommerce": WooDemo}[platform]()
