@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from syncd.core import redaction
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.rules import PushOutcome, email_key
 
@@ -160,7 +161,9 @@ class WooPusher:
                     for p in updates
                 ]
             tries: list[float] = []
-            answer = self.http.call("POST", "/customers/batch", body, tries=tries).body or {}
+            # The throwaway passwords are generated secrets too (I3): masked should anything echo them.
+            with redaction.sensitive(*(item["password"] for item in body.get("create", []))):
+                answer = self.http.call("POST", "/customers/batch", body, tries=tries).body or {}
             if len(tries) > 1:  # an attempt before the answered one may have made the accounts
                 for p in creates:
                     p.first_try = p.first_try or tries[0]
