@@ -215,7 +215,7 @@ class WooSandbox:
         """The shop loses those (or all) accounts: a restored backup."""
         with self.data.lock:
             for cid in list(self.data.users if ids is None else ids):
-                self.data.users.pop(int(cid), None)
+                self.data.forget(int(cid))
 
     def check_password(self, login: str, password: str) -> bool:
         return self.data.check_password(login, password)
