@@ -202,12 +202,26 @@ class AddressSettings(_Model):
         return self
 
 
+# Per kind: the login page a credentials mail links to, and the most records one write request
+# may carry (WooCommerce refuses batches above 100 items: ``woocommerce_rest_batch_items_limit``).
+LOGIN_PATHS = {"shopware6": "/account/login", "woocommerce": "/my-account/"}
+BATCH_LIMITS = {"shopware6": 500, "woocommerce": 100}
+DEFAULT_BATCH = {"shopware6": 250, "woocommerce": 100}
+# The credential keys of each kind: (key id, secret reference key). The other kind's keys are refused.
+CREDENTIAL_KEYS = {"shopware6": ("client_id", "client_secret"),
+                   "woocommerce": ("consumer_key", "consumer_secret")}
+
+
 class PlatformSettings(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    kind: Literal["shopware6"] = "shopware6"
+    kind: Literal["shopware6", "woocommerce"] = "shopware6"
     url: str
-    client_id: str
-    client_secret: str = Field(json_schema_extra=SECRET)
+    # Shopware 6: the integration's access key id and secret (a secret reference).
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, json_schema_extra=SECRET)
+    # WooCommerce: the REST API key (ck_...) and its secret (cs_..., a secret reference).
+    consumer_key: str | None = None
+    consumer_secret: str | None = Field(default=None, json_schema_extra=SECRET)
     sales_channel: str = "Storefront"
     customer_group: str | None = None  # default group name; None: the sales channel's default
     customer_group_map: dict[str, str] = {}  # ERP group value -> shop group name
@@ -221,10 +235,45 @@ class PlatformSettings(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_login_url(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("login_url") and isinstance(data.get("url"), str):
-            data = {**data, "login_url": data["url"].rstrip("/") + "/account/login"}
+    def _kind_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        chosen = data.get("kind", "shopware6")
+        if chosen not in LOGIN_PATHS:
+            return data  # the Literal names the allowed kinds
+        if not data.get("login_url") and isinstance(data.get("url"), str):
+            data = {**data, "login_url": data["url"].rstrip("/") + LOGIN_PATHS[chosen]}
+        if "batch_size" not in data:
+            data = {**data, "batch_size": DEFAULT_BATCH[chosen]}
         return data
+
+    @property
+    def secret_ref(self) -> str | None:
+        """The secret reference of this platform's API credentials (client or consumer secret)."""
+        return getattr(self, CREDENTIAL_KEYS[self.kind][1])
+
+    @property
+    def secret_key(self) -> str:
+        return CREDENTIAL_KEYS[self.kind][1]
+
+    @model_validator(mode="after")
+    def _credentials(self) -> PlatformSettings:
+        own = CREDENTIAL_KEYS[self.kind]
+        for other, keys in CREDENTIAL_KEYS.items():
+            if other == self.kind:
+                continue
+            for key in keys:
+                if getattr(self, key) is not None:
+                    raise FieldProblem(key, f'{key} belongs to kind = "{other}"; kind = "{self.kind}" '
+                                       f"uses {' and '.join(own)}", getattr(self, key))
+        for key in own:
+            if not getattr(self, key):
+                raise FieldProblem(key, f'{key} is required for kind = "{self.kind}"')
+        limit = BATCH_LIMITS[self.kind]
+        if self.batch_size > limit:
+            raise FieldProblem("batch_size", f'kind = "{self.kind}" accepts at most {limit} records per '
+                               "write request", self.batch_size)
+        return self
 
     @model_validator(mode="after")
     def _urls(self) -> PlatformSettings:

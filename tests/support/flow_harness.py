@@ -25,16 +25,17 @@ from syncd.config.model import (
     PlatformSettings,
     Settings,
 )
+from syncd.config.secrets import Secrets
 from syncd.connectors.erp import open_erp
 from syncd.connectors.mail import open_transport
-from syncd.connectors.shopware6 import open_shop
-from syncd.connectors.shopware6.sandbox import Sandbox
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop, settle_password_fields
 from syncd.render.store import LayoutStore
+from syncd.shell.bootstrap import open_shop_for
 from syncd.state.db import StateStore, open_state
 from tests.support import erp_fixtures
 from tests.support.mailserver import MailServer
+from tests.support.shops import ShopKit, kit_for
 
 PASSWORD_FIELD = "Sel5"
 PLATFORM = "shop"
@@ -42,9 +43,18 @@ _PASSWORD_LINE = re.compile(r"^\s*(?:Passwort|Password):\s*(\S+)\s*$", re.MULTIL
 _LINK = re.compile(r"https?://\S+/account/recover/password\?hash=([A-Za-z0-9]+)")
 
 
-def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp_port: int, state_url: str,
-                   *, mail_batch_size: int = 100, **addresses: Any) -> Settings:
+SECRET_REF = "env:SYNCD_TEST_SHOP_SECRET"
+
+
+def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smtp_host: str, smtp_port: int,
+                   state_url: str, *, mail_batch_size: int = 100, **addresses: Any) -> Settings:
+    """``client_id``: a Shopware client id, or the kind's ``[[platforms]]`` keys
+    (``ShopKit.platform_fields``)."""
     values: dict[str, Any] = dict(send_credentials=True, password_field=PASSWORD_FIELD, shop_to_erp=False)
+    fields = (client_id if isinstance(client_id, dict)
+              else {"client_id": client_id, "client_secret": SECRET_REF})
+    if fields.get("kind") == "woocommerce":
+        values.setdefault("deactivate_blocked", False)  # WooCommerce has no active flag (check refuses it)
     values.update(addresses)
     return Settings(
         daemon=DaemonSettings(state_url=state_url),
@@ -52,8 +62,7 @@ def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp
         mail=MailSettings(host=smtp_host, port=smtp_port, security="none", sender="Shop <shop@example.com>",
                           timeout="10s", batch_size=mail_batch_size),
         platforms=(PlatformSettings(
-            name=PLATFORM, url=shop_url, client_id=client_id, client_secret="env:SYNCD_TEST_SHOP_SECRET",
-            timeout="10s", addresses=AddressSettings(**values)),),
+            name=PLATFORM, url=shop_url, **fields, timeout="10s", addresses=AddressSettings(**values)),),
     )
 
 
@@ -63,7 +72,8 @@ def build_context(settings: Settings, client_secret: str, state: StateStore) -> 
     a = platform.addresses
     erp = open_erp(settings.erp, password_field=a.password_field if a.uses_password_field else None,
                    password_length=a.password_length)
-    shop = open_shop(platform, client_secret=client_secret)
+    shop = open_shop_for(settings, platform, Secrets(client_secrets={platform.name: client_secret}),
+                         erp_columns=False)
     return PlatformContext(
         settings=settings, platform=platform, erp=erp, shop=shop, state=state,
         mail=open_transport(settings.mail), layouts=LayoutStore(settings.mail.layouts_dir),
@@ -98,7 +108,7 @@ class Harness:
     tmp: Path
     erp_url: str
     table: str
-    sandbox: Sandbox
+    sandbox: Any  # a sandbox of any kind, or its ShopKit; ``kit`` is the kit, ``sandbox`` the sandbox
     smtp: MailServer
     addresses: dict[str, Any] = field(default_factory=dict)
     state_url: str = ""
@@ -107,6 +117,8 @@ class Harness:
     _contexts: list[PlatformContext] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.kit: ShopKit = kit_for(self.sandbox)
+        self.sandbox = self.kit.sandbox
         self.erp_settings = erp_fixtures.create_address_table(self.erp_url, self.table,
                                                               password_field=PASSWORD_FIELD)
         self.state_url = self.state_url or f"sqlite:///{self.tmp / 'state.db'}"
@@ -114,9 +126,9 @@ class Harness:
     # --- building ---------------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
-        return build_settings(self.erp_settings, self.sandbox.url, self.sandbox.client_id, self.smtp.host,
-                              self.smtp.port, self.state_url, mail_batch_size=self.mail_batch_size,
-                              **self.addresses)
+        return build_settings(self.erp_settings, self.kit.url, self.kit.platform_fields(SECRET_REF),
+                              self.smtp.host, self.smtp.port, self.state_url,
+                              mail_batch_size=self.mail_batch_size, **self.addresses)
 
     @property
     def state(self) -> StateStore:
@@ -125,7 +137,7 @@ class Harness:
         return self._state
 
     def context(self) -> PlatformContext:
-        ctx = build_context(self.settings, self.sandbox.client_secret, self.state)
+        ctx = build_context(self.settings, self.kit.secret, self.state)
         self._contexts.append(ctx)
         return ctx
 
@@ -142,8 +154,8 @@ class Harness:
         path.write_text(json.dumps({
             "erp": {"url": erp.url, "profile": erp.profile, "address_table": erp.address_table,
                     "columns": erp.columns.model_dump(exclude_none=True)},
-            "shop_url": self.sandbox.url, "client_id": self.sandbox.client_id,
-            "client_secret": self.sandbox.client_secret,
+            "shop_url": self.kit.url, "platform": self.kit.platform_fields(SECRET_REF),
+            "client_secret": self.kit.secret,
             "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
             "state_url": self.state_url, "addresses": self.addresses,
             "mail_batch_size": self.mail_batch_size,
@@ -193,6 +205,10 @@ class Harness:
             out.setdefault(str(c.get("customerNumber")), []).append(c)
         return out
 
+    def accounts_by_number(self) -> dict[str, list[Any]]:
+        """ERP number -> the shop's accounts carrying it, kind-neutral (``tests.support.shops.Account``)."""
+        return self.kit.accounts_by_number()
+
     def mails_to(self, email: str) -> list[EmailMessage]:
         wanted = email.lower()
         return [m for m in self.smtp.messages if wanted in [r.lower() for r in m.rcpt_tos]]
@@ -208,7 +224,7 @@ class Harness:
 def settings_from_config(config: dict[str, Any]) -> Settings:
     """The inverse of ``Harness.config_file`` (for the kill runner)."""
     return build_settings(
-        ErpSettings.model_validate(config["erp"]), config["shop_url"], config["client_id"],
+        ErpSettings.model_validate(config["erp"]), config["shop_url"], config["platform"],
         config["smtp_host"], config["smtp_port"], config["state_url"],
         mail_batch_size=config.get("mail_batch_size", 100), **config["addresses"],
     )

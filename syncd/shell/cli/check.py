@@ -56,7 +56,7 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None,
         else:
             items += _guard("mail", "transport", lambda: _mail_check(loaded, secrets))
     for index, platform in enumerate(settings.platforms):
-        secret_key = f"platforms[{index}].client_secret"
+        secret_key = f"platforms[{index}].{platform.secret_key}"
         if secret_key in missing:
             items.append(_skipped(f"shop:{platform.name}", "connection", secret_key, missing))
             continue
@@ -202,7 +202,7 @@ def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets, dict[
     wanted: list[tuple[str, str | None]] = [
         ("erp.password", settings.erp.password),
         ("mail.password", settings.mail.password),
-    ] + [(f"platforms[{i}].client_secret", p.client_secret) for i, p in enumerate(settings.platforms)]
+    ] + [(f"platforms[{i}].{p.secret_key}", p.secret_ref) for i, p in enumerate(settings.platforms)]
     items, values, missing = [], {}, {}
     for key, ref in wanted:
         if not ref:
@@ -217,8 +217,8 @@ def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets, dict[
         erp_password=values.get("erp.password"),
         mail_password=values.get("mail.password"),
         client_secrets={
-            p.name: values[f"platforms[{i}].client_secret"]
-            for i, p in enumerate(settings.platforms) if f"platforms[{i}].client_secret" in values
+            p.name: values[f"platforms[{i}].{p.secret_key}"]
+            for i, p in enumerate(settings.platforms) if f"platforms[{i}].{p.secret_key}" in values
         },
     )
     return items, secrets, missing
