@@ -62,6 +62,7 @@ def _example_keys() -> dict[str, set[str]]:
         ("mail", model.MailSettings),
         ("platforms", model.PlatformSettings),
         ("platforms.addresses", model.AddressSettings),
+        ("notifications", model.NotificationSettings),
     ],
 )
 def test_example_documents_every_key_with_its_default(section, cls):
