@@ -17,7 +17,7 @@ import structlog
 
 from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
-from syncd.flows import credentials, messages
+from syncd.flows import approvals, credentials, messages
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
 
@@ -50,6 +50,7 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     if dry_run:
         return _dry_run(ctx, report)
     # Event mails go out under this direction's lease only, so two cycles never send one.
+    approvals.detect(ctx, report)
     messages.send_due(ctx, report)
     if not ctx.platform.addresses.erp_to_shop:
         return report
