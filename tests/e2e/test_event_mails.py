@@ -187,3 +187,26 @@ def test_a_declined_request_in_manual_mode_and_auto_approval(harness: Harness) -
     text = _text(h.mails_to("nein@laden-kunde.example")[-1])
     assert "nicht freischalten" in text and "Begründung" not in text
     assert re.search(r"in-progress|approved|rejected", str(Approvals(h.state).counts(PLATFORM)))
+
+
+def test_validated_is_mailed_once_when_a_shop_customer_becomes_an_erp_customer(harness: Harness) -> None:
+    from syncd.flows.import_customers import run_shop_to_erp
+
+    h = harness
+    h.notifications = (*TABLES, {"event": "validated", "internal_to": [INTERNAL]})
+    h.addresses = {"shop_to_erp": True, "only_with_orders": False, "next_address_number": 63001,
+                   "send_credentials": False}
+    customer = h.sandbox.create_customer_as_shop_user("registriert@laden-kunde.example", "geheim-12345",
+                                                      last_name="Reger", salutation="mr")
+    report = run_shop_to_erp(h.context())
+    assert report.counts["imported"] == 1
+    h.run()  # the erp-to-shop cycle owns the message run
+    [mail] = h.mails_to("registriert@laden-kunde.example")
+    assert "bestätigt" in mail["Subject"] and "Kundennummer: 63001" in _text(mail)
+    assert "Sehr geehrter Herr Reger" in _text(mail)
+    assert len(h.mails_to(INTERNAL)) == 1
+    run_shop_to_erp(h.context())
+    h.run()
+    assert len(h.smtp.messages) == 2
+    assert "validated" in _events(h, 63001)
+    assert h.sandbox.customer(customer["id"])["customerNumber"] == "63001"
