@@ -2,7 +2,9 @@
 
 * ``detect``: open customer-group requests in the shop (Shopware ``requestedGroupId``: the
   customer registered through a group's registration page) become ``in-progress`` with an
-  ``access_requested`` event; with ``approval = "auto"`` they are approved at once.
+  ``access_requested`` event; with ``approval = "auto"`` they are approved at once. With
+  ``"manual"`` also accounts customers register themselves are deactivated and wait
+  (``_registrations``).
 * ``decide``: ``syncd accounts approve|reject``: the decision is applied in the shop first
   (accept/decline the group request, activate/deactivate the account), then recorded with its
   ``approved``/``rejected`` event in one unit of work. A crash between the two leaves the old
@@ -17,12 +19,13 @@ requests stay with the shop's administration as before.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
 from syncd.core.domain import ShopCustomer
 from syncd.core.errors import PermanentError, SyncdError, TransientError
-from syncd.core.rules import HistoryEvent
+from syncd.core.rules import SHOP_CHANGE_OVERLAP, HistoryEvent, LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.messages import Occurrence, notify
 from syncd.state.approvals import APPROVED, IN_PROGRESS, REJECTED, Approval
@@ -30,6 +33,7 @@ from syncd.state.approvals import APPROVED, IN_PROGRESS, REJECTED, Approval
 log = structlog.get_logger("syncd.flows.approvals")
 
 EVENTS = ("access_requested", "approved", "rejected")
+REGISTRATIONS = "approval_registrations"  # cursor: creation time of the newest account looked at
 
 
 def wanted(ctx: PlatformContext) -> bool:
@@ -79,11 +83,73 @@ def detect(ctx: PlatformContext, report: CycleReport) -> None:
                                    group=group, email=c.email, values=_values(c)), uow=uow)
             uow.commit()
         report.add(c.id, "access-requested", c.requested_group or "")
+    if not auto:
+        _registrations(ctx, report)
     if auto:
         # Also those a crash left in progress between the shop call and its record.
         for a in _approvals(ctx, IN_PROGRESS):
             outcome = _apply(ctx, a, approve=True, reason=None)
             report.add(a.shop_id, outcome.action, outcome.detail)
+
+
+def _registrations(ctx: PlatformContext, report: CycleReport) -> None:
+    """``approval = "manual"``: accounts customers made themselves in the shop since the last
+    look (no group request; not created by syncd) are deactivated and wait in progress.
+
+    The first look only notes the time: switching to "manual" must not hold every existing
+    account. Each account is deactivated in the shop first, then recorded with its event; a
+    crash in between finds it again (the cursor moves only at the end) and the repeat is
+    harmless (deactivating twice, one dedup key per account)."""
+    name = ctx.platform.name
+    with ctx.uow() as uow:
+        cursor = uow.cursors.get(name, REGISTRATIONS)
+    first = cursor is None
+    since = ctx.clock() if first else datetime.fromisoformat(cursor["since"])
+    # Accounts already looked at within the overlap window (the shop's clock may lag ours).
+    seen = set(() if first else cursor.get("seen", ()))
+    newest = since
+    window: dict[str, datetime] = {}
+    for c in ctx.shop.customers_changed_since(since - SHOP_CHANGE_OVERLAP):
+        if c.guest or c.created_at is None or c.created_at < since - SHOP_CHANGE_OVERLAP:
+            continue  # an older account that was merely edited
+        newest = max(newest, c.created_at)
+        window[c.id] = c.created_at
+        if first or c.id in seen or c.requested_group or not _customer_made(ctx, c):
+            continue
+        errors = ctx.shop.set_active([c.id], False) or {}
+        if errors.get(c.id):
+            report.add(c.id, "failed", f"could not hold the new account: {errors[c.id]}")
+            continue
+        number, group = _erp_side(ctx, c.id)
+        with ctx.uow() as uow:
+            uow.approvals.set_state(platform=name, shop_id=c.id, state=IN_PROGRESS, now=uow.clock(),
+                                    erp_number=number, email=c.email)
+            if number is not None:
+                uow.links.set_state(name, number, shop_active=False)
+                uow.history.record(name, number, HistoryEvent.ACCESS_REQUESTED, reason="registered",
+                                   shop_id=c.id)
+            notify(ctx, Occurrence(event="access_requested", key=f"{c.id}:registered", erp_number=number,
+                                   group=group, email=c.email, values=_values(c)), uow=uow)
+            uow.commit()
+        report.add(c.id, "access-requested", "registered in the shop")
+    keep = sorted(i for i, t in window.items() if t >= newest - SHOP_CHANGE_OVERLAP)
+    with ctx.uow() as uow:
+        uow.cursors.set(name, REGISTRATIONS, {"since": newest.isoformat(), "seen": keep})
+        uow.commit()
+
+
+def _customer_made(ctx: PlatformContext, c: ShopCustomer) -> bool:
+    """Whether the customer made the account (storefront registration) rather than syncd (a link
+    of its own, or a create intent still open after a crash) or an earlier decision."""
+    name = ctx.platform.name
+    with ctx.uow() as uow:
+        if uow.approvals.get(name, c.id) is not None:
+            return False
+        link = uow.links.get_by_shop(name, c.id)
+        if link is not None:
+            return link.kind == LinkKind.IMPORT  # imported from the shop: the customer's own
+        number = (c.customer_number or "").strip()
+        return not (number.isdigit() and uow.intents.pending(name, [int(number)]))
 
 
 def _approvals(ctx: PlatformContext, state: str) -> list[Approval]:

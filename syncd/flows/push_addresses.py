@@ -181,7 +181,7 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     if plan.deactivate:
         _set_active(ctx, plan.deactivate, False, report, credentials=False)
     if plan.reactivate:
-        _set_active(ctx, plan.reactivate, True, report, credentials=credentials)
+        _set_active(ctx, _not_held(ctx, plan.reactivate, report), True, report, credentials=credentials)
     return plan
 
 
@@ -294,6 +294,17 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     for number, action, detail in actions:
         report.add(number, action, detail)
         log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+
+
+def _not_held(ctx: PlatformContext, pairs: list[tuple[ErpAddress, Link]], report: CycleReport
+              ) -> list[tuple[ErpAddress, Link]]:
+    """Reactivations minus the accounts an approval keeps inactive (in progress, or rejected by
+    an operator: ``syncd accounts approve`` is what activates them)."""
+    with ctx.uow() as uow:
+        held = uow.approvals.held(ctx.platform.name, [lk.shop_id for _, lk in pairs])
+    for a, _ in (p for p in pairs if p[1].shop_id in held):
+        report.add(a.number, "skipped", "kept inactive: the account is not approved (syncd accounts approve)")
+    return [p for p in pairs if p[1].shop_id not in held]
 
 
 def _blocked_event(ctx: PlatformContext, uow: UnitOfWork, a: ErpAddress) -> None:

@@ -210,3 +210,28 @@ def test_validated_is_mailed_once_when_a_shop_customer_becomes_an_erp_customer(h
     assert len(h.smtp.messages) == 2
     assert "validated" in _events(h, 63001)
     assert h.sandbox.customer(customer["id"])["customerNumber"] == "63001"
+
+
+def test_manual_approval_holds_self_registered_accounts_until_approved(harness: Harness) -> None:
+    h = harness
+    h.addresses = {"approval": "manual"}
+    shop = h.sandbox
+    h.insert([_person(61050)])
+    old = shop.create_customer_as_shop_user("vorher@laden-kunde.example", "geheim-12345")
+    h.run()  # the first look only notes the time: existing accounts stay as they are
+    assert shop.customer(old["id"])["active"]
+    h.smtp.clear()
+    new = shop.create_customer_as_shop_user("selbst@laden-kunde.example", "geheim-12345", last_name="Selbst")
+    h.run()
+    assert not shop.customer(new["id"])["active"]
+    assert not store_login(shop, "selbst@laden-kunde.example", "geheim-12345")
+    assert Approvals(h.state).get(PLATFORM, new["id"]).state == "in-progress"
+    assert shop.customer(old["id"])["active"]
+    syncd_made = [c for c in h.customers() if c["email"] == "einkauf-61050@kunde.example"]
+    assert syncd_made and syncd_made[0]["active"]  # the account syncd created is not held
+    assert len(h.mails_to(INTERNAL)) == 1
+    h.run()
+    assert len(h.mails_to(INTERNAL)) == 1  # once per account
+    [d] = decide(h.context(), [new["id"]], approve=True)
+    assert d.action == "approved"
+    assert store_login(shop, "selbst@laden-kunde.example", "geheim-12345")
