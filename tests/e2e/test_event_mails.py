@@ -235,3 +235,45 @@ def test_manual_approval_holds_self_registered_accounts_until_approved(harness: 
     [d] = decide(h.context(), [new["id"]], approve=True)
     assert d.action == "approved"
     assert store_login(shop, "selbst@laden-kunde.example", "geheim-12345")
+
+
+def test_smtp_faults_on_event_mails_defer_or_fail_one_and_the_rest_go_out(harness: Harness) -> None:
+    """Real SMTP: a 550 for one recipient fails that message only (reason in status); a 451 that
+    outlasts the retries defers one, which goes out after the backoff once the server takes it."""
+    from datetime import timedelta
+
+    from syncd.core.clock import utcnow
+    from syncd.flows import messages
+    from syncd.flows.context import CycleReport
+    from syncd.state import messages as steps
+
+    h = harness
+    numbers = [61100 + i for i in range(6)]
+    h.insert([_person(n) for n in numbers])
+    h.run()
+    for n in numbers:
+        h.update(n, blocked="J")
+    h.smtp.clear()
+    h.smtp.reject_recipient("einkauf-61101@kunde.example", 550, "no such mailbox")
+    h.smtp.reject_recipient("einkauf-61100@kunde.example", 451, "greylisted")
+    h.run()
+    by_number: dict[int, list] = {}
+    for m in Messages(h.state).of(PLATFORM, kind="blocked"):
+        by_number.setdefault(m.erp_number, []).append(m)
+    customer = {n: next(m for m in ms if m.recipient.startswith("einkauf")) for n, ms in by_number.items()}
+    assert customer[61101].step == steps.FAILED and "550" in customer[61101].last_error
+    assert customer[61100].step == steps.DEFERRED and "451" in customer[61100].last_error
+    assert all(customer[n].step == steps.SENT for n in numbers[2:])
+    assert len(h.mails_to("einkauf-61100@kunde.example")) == 0
+    status = collect_status(h.state, h.settings)["platforms"][0]["messages"]
+    assert (status["failed"], status["deferred"]) == (1, 1)
+    h.smtp.accept_recipient("einkauf-61100@kunde.example")
+    now = h.context()
+    messages.send_due(now, CycleReport(PLATFORM, "erp-to-shop"))  # the backoff has not passed
+    assert len(h.mails_to("einkauf-61100@kunde.example")) == 0
+    later = h.context()
+    later.clock = lambda: utcnow() + timedelta(hours=2)
+    messages.send_due(later, CycleReport(PLATFORM, "erp-to-shop"))
+    assert len(h.mails_to("einkauf-61100@kunde.example")) == 1
+    assert len(h.mails_to("einkauf-61101@kunde.example")) == 0
+    assert "message_failed" in _events(h, 61101)
