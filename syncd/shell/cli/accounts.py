@@ -154,7 +154,7 @@ def _list_by_state(state: CliState, platform: str | None, approval: str | None) 
     """``accounts list --state``: the approval records instead of the links; True when handled."""
     if approval is None:
         return False
-    from .account_events import list_by_state
+    from .approval_list import list_by_state
 
     list_by_state(state.load(), platform=platform, state=approval)
     return True
