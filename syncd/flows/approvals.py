@@ -160,12 +160,12 @@ def _approvals(ctx: PlatformContext, state: str) -> list[Approval]:
 @dataclass(frozen=True)
 class Decision:
     key: str
-    action: str  # approved | rejected | failed
+    action: str  # approved | rejected | unchanged | failed
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.action in (APPROVED, REJECTED)
+        return self.action in (APPROVED, REJECTED, "unchanged")
 
 
 class UnknownAccounts(SyncdError):
@@ -217,6 +217,9 @@ def decide(ctx: PlatformContext, keys: list[str], *, approve: bool, reason: str 
 
 def _apply(ctx: PlatformContext, a: Approval, *, approve: bool, reason: str | None) -> Decision:
     name = ctx.platform.name
+    if a.state == (APPROVED if approve else REJECTED):
+        # Not a change: no shop call, no mail (an operator repeating a command must not mail twice).
+        return Decision(a.shop_id, "unchanged", f"already {a.state}")
     try:
         if a.requested_group or a.state == IN_PROGRESS:
             ctx.shop.decide_group_request([a.shop_id], approve)  # type: ignore[attr-defined]

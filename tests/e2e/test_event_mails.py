@@ -16,7 +16,7 @@ import pytest
 from syncd.flows import accounts
 from syncd.flows.account_events import ForgotUsernameError, forgot_username
 from syncd.flows.approvals import UnknownAccounts, decide
-from syncd.shell.status import collect_status
+from syncd.shell.status import collect_status, render_status_table
 from syncd.state.approvals import Approvals
 from syncd.state.history import History
 from syncd.state.messages import Messages
@@ -89,8 +89,10 @@ def test_blocked_mails_customer_and_internal_once_with_the_group_table(harness: 
     assert h.smtp.messages == []
     assert Messages(h.state).counts(PLATFORM) == {"sent": 3}
     assert {"blocked", "message_queued", "message_sent"} <= set(_events(h, 61001))
-    status = collect_status(h.state, h.settings)["platforms"][0]
+    full = collect_status(h.state, h.settings)
+    status = full["platforms"][0]
     assert status["messages"]["sent"] == 3
+    assert "sent 3" in render_status_table(full, lang="en")
 
 
 def test_password_reset_mails_the_notice_and_the_credentials_without_the_password_in_the_notice(
@@ -148,6 +150,9 @@ def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harnes
     assert c["groupId"] == dealer and c["requestedGroupId"] is None and c["active"]
     [mail] = h.mails_to("neu@laden-kunde.example")
     assert "freigeschaltet" in mail["Subject"] and "Frau Neumann" in _text(mail)
+    [again] = decide(h.context(), [customer["id"]], approve=True)  # no change: no second mail
+    assert (again.action, again.ok) == ("unchanged", True)
+    assert len(h.mails_to("neu@laden-kunde.example")) == 1
 
     [d] = decide(h.context(), [customer["id"]], approve=False, reason="Kein Gewerbenachweis")
     assert d.action == "rejected"
