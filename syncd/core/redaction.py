@@ -117,3 +117,19 @@ def redact_value(value: Any, key: str | None = None) -> Any:
 def structlog_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Last processor in the chain (see ``syncd.shell.logs``): nothing is rendered unredacted."""
     return {k: redact_value(v, k if k != "event" else None) for k, v in event_dict.items()}
+
+
+MAX_ERROR_TEXT = 2000
+
+def error_text(exc: BaseException) -> str:
+    """What an operator reads in `syncd status` and the log: type, message and cause chain,
+    redacted and bounded."""
+    parts = [f"{type(exc).__name__}: {exc}"]
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    depth = 0
+    while cause is not None and depth < 3:
+        parts.append(f"caused by {type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+        depth += 1
+    text = redact_value("; ".join(parts))
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"

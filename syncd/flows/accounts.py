@@ -224,8 +224,7 @@ def credential_lease(ctx: PlatformContext, *, wait: float | None = None) -> Iter
     """Hold the platform's erp-to-shop lease while delivering: a running daemon's cycle takes
     the same lease, so the two never deliver the same job (two mails, two passwords) at once.
     Waits up to ``wait`` seconds (default ``LEASE_WAIT``) for a cycle in flight to finish."""
-    from syncd.shell.scheduler import LeaseKeeper, lease_name
-    from syncd.state.leases import Leases, make_holder
+    from syncd.state.leases import LeaseKeeper, Leases, lease_name, make_holder
 
     leases = Leases(ctx.state)
     name = lease_name(ctx.platform.name, "erp-to-shop")

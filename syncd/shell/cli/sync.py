@@ -106,9 +106,10 @@ def sync_once(
 ) -> int:
     from syncd.core.errors import ConfigError, TransientError
     from syncd.core.gcpause import gc_paused
+    from syncd.core.redaction import error_text
     from syncd.shell.bootstrap import flow_jobs, open_runtime, preflight, reconcile_job, sweep
-    from syncd.shell.scheduler import CycleOutcome, CycleRunner, error_text, lease_name
-    from syncd.state.leases import make_holder
+    from syncd.shell.scheduler import CycleOutcome, CycleRunner
+    from syncd.state.leases import lease_name, make_holder
 
     lang = locale_language()
     t = _TEXT[lang]
