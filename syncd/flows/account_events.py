@@ -8,16 +8,23 @@
   e-mail, which is what Shopware logs in with) and the customer number, never a password.
 
 Both queue through ``syncd.flows.messages`` (dedup key: the action's time) and send under the
-erp-to-shop lease, like a cycle.
+erp-to-shop lease, like a cycle. ``customer_validated`` is the shop -> ERP import's event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from syncd.core.domain import ShopCustomer
 from syncd.core.errors import SyncdError
 from syncd.core.rules import HistoryEvent
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.messages import Occurrence, choose, notify, send_due
 from syncd.state.links import Link
+
+if TYPE_CHECKING:
+    from syncd.state.uow import UnitOfWork
 
 
 def password_reset_notice(ctx: PlatformContext, number: int) -> list[int]:
@@ -33,6 +40,19 @@ def password_reset_notice(ctx: PlatformContext, number: int) -> list[int]:
                                      email=address.email if address is not None else None), uow=uow)
         uow.commit()
     return ids
+
+
+def customer_validated(ctx: PlatformContext, uow: UnitOfWork, c: ShopCustomer, number: int,
+                       values: Mapping[str, Any], columns: Mapping[str, str | None]) -> None:
+    """The ``validated`` event (shop -> ERP import): the shop customer ``c`` is an ERP customer
+    now (address ``number`` created with ``values`` by column). Once per shop account (its id is
+    the dedup key); queued in the import batch's unit, mailed by the next erp-to-shop cycle,
+    which owns the message run."""
+    group = values.get(columns.get("customer_group") or "")
+    uow.history.record(ctx.platform.name, number, HistoryEvent.VALIDATED, shop_id=c.id)
+    notify(ctx, Occurrence(event="validated", key=f"{c.id}:imported", erp_number=number,
+                           group=None if group is None else str(group), email=c.email,
+                           values={"customer_number": str(number), "shop_id": c.id}), uow=uow)
 
 
 class ForgotUsernameError(SyncdError):
@@ -60,9 +80,9 @@ def _find(ctx: PlatformContext, key: str) -> Link:
 
 
 def forgot_username(ctx: PlatformContext, key: str) -> CycleReport:
-    """Mail the login of the account ``key`` (e-mail or ERP number) to that account's e-mail."""
-    from syncd.flows.accounts import credential_lease
-
+    """Mail the login of the account ``key`` (e-mail or ERP number) to that account's e-mail.
+    The caller holds the platform's erp-to-shop lease (the CLI: ``accounts.credential_lease``),
+    under which alone messages are sent."""
     link = _find(ctx, key)
     address = ctx.erp.get_address(link.erp_number)
     group = address.customer_group if address is not None else None
@@ -72,17 +92,16 @@ def forgot_username(ctx: PlatformContext, key: str) -> CycleReport:
             f"{group or '*'!r}; add one (README: Event mails) / keine Benachrichtigung konfiguriert")
     email = (link.email or (address.email if address is not None else None) or "").strip()
     report = CycleReport(ctx.platform.name, "messages")
-    with credential_lease(ctx):
-        with ctx.uow() as uow:
-            now = uow.clock()
-            uow.history.record(ctx.platform.name, link.erp_number, HistoryEvent.FORGOT_USERNAME)
-            ids = notify(ctx, Occurrence(event="forgot_username", key=f"{link.erp_number}:{now.isoformat()}",
-                                         erp_number=link.erp_number, group=group, email=email,
-                                         values={"login": email, "customer_number": str(link.erp_number)}),
-                         uow=uow)
-            uow.commit()
-        if not ids:
-            report.add(link.erp_number, "failed", "no recipient: the account has no usable e-mail address")
-            return report
-        send_due(ctx, report)
+    with ctx.uow() as uow:
+        now = uow.clock()
+        uow.history.record(ctx.platform.name, link.erp_number, HistoryEvent.FORGOT_USERNAME)
+        ids = notify(ctx, Occurrence(event="forgot_username", key=f"{link.erp_number}:{now.isoformat()}",
+                                     erp_number=link.erp_number, group=group, email=email,
+                                     values={"login": email, "customer_number": str(link.erp_number)}),
+                     uow=uow)
+        uow.commit()
+    if not ids:
+        report.add(link.erp_number, "failed", "no recipient: the account has no usable e-mail address")
+        return report
+    send_due(ctx, report)
     return report

@@ -203,15 +203,14 @@ def resolve(ctx: PlatformContext, keys: list[str]) -> list[Approval]:
 
 def decide(ctx: PlatformContext, keys: list[str], *, approve: bool, reason: str | None = None
            ) -> list[Decision]:
-    """``syncd accounts approve|reject``: apply and record each decision, then send its mail."""
-    from syncd.flows.accounts import credential_lease
+    """``syncd accounts approve|reject``: apply and record each decision, then send its mail.
+    The caller holds the platform's erp-to-shop lease (the CLI: ``accounts.credential_lease``),
+    under which alone messages are sent, as in a cycle."""
     from syncd.flows.messages import send_due
 
     records = resolve(ctx, keys)
-    with credential_lease(ctx):  # the messages are sent under the erp-to-shop lease, like a cycle
-        decisions = [_apply(ctx, a, approve=approve, reason=reason) for a in records]
-        report = CycleReport(ctx.platform.name, "messages")
-        send_due(ctx, report)
+    decisions = [_apply(ctx, a, approve=approve, reason=reason) for a in records]
+    send_due(ctx, CycleReport(ctx.platform.name, "messages"))
     return [Decision(k, d.action, d.detail) for k, d in zip(keys, decisions, strict=True)]
 
 

@@ -311,7 +311,7 @@ def _blocked_event(ctx: PlatformContext, uow: UnitOfWork, a: ErpAddress) -> None
     """The address became blocked and its account was deactivated: the ``blocked`` event, in the
     unit that records the deactivation, so a replayed cycle (which finds the link inactive) never
     raises it twice. The ERP change stamp names the occurrence: blocked again later is a new one."""
-    from syncd.flows.messages import Occurrence, notify
+    from syncd.flows.messages.routing import Occurrence, notify  # not the package: no import circle
 
     stamp = a.modified_at.isoformat() if a.modified_at is not None else uow.clock().isoformat()
     uow.history.record(ctx.platform.name, a.number, HistoryEvent.BLOCKED, reason="ERP address blocked")

@@ -13,6 +13,7 @@ from .common import CliState, pass_state, platform_option
 
 def _decide(state: CliState, platform: str | None, keys: tuple[str, ...], *, approve: bool,
             reason: str | None) -> int:
+    from syncd.flows.accounts import credential_lease
     from syncd.flows.approvals import UnknownAccounts, decide
     from syncd.shell.bootstrap import preflight
 
@@ -20,7 +21,8 @@ def _decide(state: CliState, platform: str | None, keys: tuple[str, ...], *, app
     preflight(loaded, secrets)
     with _context(loaded, secrets, platform) as ctx:
         try:
-            decisions = decide(ctx, list(keys), approve=approve, reason=reason)
+            with credential_lease(ctx):  # event mails are sent under the erp-to-shop lease only
+                decisions = decide(ctx, list(keys), approve=approve, reason=reason)
         except UnknownAccounts as exc:
             raise click.BadParameter(str(exc), param_hint="ADDRESS|SHOP_ID...") from None
     for d in decisions:
@@ -58,13 +60,15 @@ def reject_cmd(ctx: click.Context, state: CliState, platform: str | None, keys: 
 @click.pass_context
 def forgot_username_cmd(ctx: click.Context, state: CliState, platform: str | None, key: str) -> None:
     from syncd.flows.account_events import ForgotUsernameError, forgot_username
+    from syncd.flows.accounts import credential_lease
     from syncd.shell.bootstrap import preflight
 
     loaded, secrets = _prepare(state, platform)
     preflight(loaded, secrets)
     with _context(loaded, secrets, platform) as pctx:
         try:
-            report = forgot_username(pctx, key)
+            with credential_lease(pctx):  # event mails are sent under the erp-to-shop lease only
+                report = forgot_username(pctx, key)
         except ForgotUsernameError as exc:
             raise click.BadParameter(str(exc), param_hint="EMAIL|NUMBER") from None
     ok = True
