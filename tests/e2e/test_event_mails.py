@@ -282,3 +282,21 @@ def test_smtp_faults_on_event_mails_defer_or_fail_one_and_the_rest_go_out(harnes
     assert len(h.mails_to("einkauf-61100@kunde.example")) == 1
     assert len(h.mails_to("einkauf-61101@kunde.example")) == 0
     assert "message_failed" in _events(h, 61101)
+
+
+def test_a_rejected_erp_account_stays_inactive_when_its_address_changes(harness: Harness) -> None:
+    h = harness
+    h.insert([_person(61200)])
+    h.run()
+    [account] = [c for c in h.customers() if c["email"] == "einkauf-61200@kunde.example"]
+    [d] = decide(h.context(), ["61200"], approve=False, reason="Zahlungsverzug")
+    assert d.action == "rejected" and not h.sandbox.customer(account["id"])["active"]
+    h.update(61200, city="Chemnitz")
+    report = h.run()
+    assert not h.sandbox.customer(account["id"])["active"]  # the change was pushed, not the activation
+    assert any(i.action == "skipped" and "not approved" in i.detail for i in report.items)
+    [d] = decide(h.context(), ["61200"], approve=True)
+    assert d.action == "approved" and h.sandbox.customer(account["id"])["active"]
+    subjects = [m["Subject"] for m in h.mails_to("einkauf-61200@kunde.example")]
+    assert sum("Zugangsanfrage" in s for s in subjects) == 1
+    assert sum("freigeschaltet" in s for s in subjects) == 1
