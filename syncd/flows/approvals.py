@@ -231,6 +231,11 @@ def _apply(ctx: PlatformContext, a: Approval, *, approve: bool, reason: str | No
     number, group = _erp_side(ctx, a.shop_id)
     number = number if number is not None else a.erp_number
     state = APPROVED if approve else REJECTED
+    email = a.email
+    if email is None and number is not None:
+        with ctx.uow() as uow:
+            link = uow.links.get_by_erp(name, number)
+        email = link.email if link is not None else None
     values: dict[str, object] = {"shop_id": a.shop_id, "requested_group": a.requested_group}
     if number is None:  # no ERP row to render from: the shop's names
         try:
@@ -244,13 +249,13 @@ def _apply(ctx: PlatformContext, a: Approval, *, approve: bool, reason: str | No
     with ctx.uow() as uow:
         now = uow.clock()
         uow.approvals.set_state(platform=name, shop_id=a.shop_id, state=state, now=now, erp_number=number,
-                                reason=reason)
+                                email=email, reason=reason)
         if number is not None:
             uow.links.set_state(name, number, shop_active=approve)
             event = HistoryEvent.APPROVED if approve else HistoryEvent.APPROVAL_REJECTED
             uow.history.record(name, number, event, reason=reason, shop_id=a.shop_id)
         notify(ctx, Occurrence(event=state, key=f"{a.shop_id}:{state}:{now.isoformat()}", erp_number=number,
-                               group=group, email=a.email, values=values), uow=uow)
+                               group=group, email=email, values=values), uow=uow)
         uow.commit()
     log.info("account " + state, platform=name, shop_id=a.shop_id, address=number)
-    return Decision(a.shop_id, state, a.email or "")
+    return Decision(a.shop_id, state, email or "")

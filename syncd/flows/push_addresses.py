@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import structlog
 
@@ -173,8 +173,8 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
 
     if plan.push:
         known = {n: lk.shop_id for n, lk in _personal(links).items()}
-        results = ctx.shop.push(plan.push, known, claims=lambda ids: linked_numbers(ctx, ids),
-                                intents=_PlatformIntents(ctx))
+        results = ctx.shop.push(_holding(ctx, plan.push, known), known,
+                                claims=lambda ids: linked_numbers(ctx, ids), intents=_PlatformIntents(ctx))
         checkpoint("after_push")
         _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
 
@@ -294,6 +294,19 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     for number, action, detail in actions:
         report.add(number, action, detail)
         log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+
+
+def _holding(ctx: PlatformContext, addresses: list[ErpAddress], known: Mapping[int, str]
+             ) -> list[ErpAddress]:
+    """The addresses to push, those whose account an approval holds inactive marked blocked for
+    the push only: the mapping writes ``active`` = not blocked, and a pushed ERP change must not
+    activate a rejected account. (Blocked is no part of the fingerprint; links record the ERP's.)"""
+    ids = {known[a.number] for a in addresses if a.number in known}
+    if not ids:
+        return addresses
+    with ctx.uow() as uow:
+        held = uow.approvals.held(ctx.platform.name, ids)
+    return [replace(a, blocked=True) if known.get(a.number) in held else a for a in addresses]
 
 
 def _not_held(ctx: PlatformContext, pairs: list[tuple[ErpAddress, Link]], report: CycleReport
