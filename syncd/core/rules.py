@@ -38,6 +38,7 @@ class HistoryEvent(StrEnum):
     MAIL_FAILED = "mail_failed"
     IMPORTED = "imported"  # shop -> ERP: the address was created from the shop customer
     DEACTIVATED = "deactivated"
+    DELETED = "deleted"  # `syncd accounts delete`: the shop account and its link are gone
     # Message jobs (syncd.state.messages): reason = "<event> -> customer|internal[: why]"
     MESSAGE_QUEUED = "message_queued"
     MESSAGE_SENT = "message_sent"

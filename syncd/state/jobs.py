@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from syncd.core.redaction import redact
+from syncd.core.text import clip
 from syncd.state.ledger import SendLedger
 from syncd.state.schema import credential_jobs as t
 
@@ -103,7 +104,7 @@ def _job(row: Any) -> CredentialJob:
 
 def _error_text(error: object) -> str:
     # The last line of defence for I3: whatever the caller passes is redacted and bounded.
-    return redact(str(error))[:2000]
+    return clip(redact(str(error)), 2000)
 
 
 class CredentialJobs:

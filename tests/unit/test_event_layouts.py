@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.config.model import NotificationEvent
+from syncd.config.model import EVENT_LAYOUTS, NotificationEvent
 from syncd.core.domain import ErpAddress
 from syncd.render.context import build_context
 from syncd.render.store import LayoutStore
@@ -19,7 +19,7 @@ ADDRESS = ErpAddress(number=70001, email="kauf@firma.example", company="Firma S�
 def _render(name: str, **event):
     ctx = build_context(ADDRESS, platform={"name": "laden", "url": "https://laden.example"},
                         sender="Laden <post@laden.example>")
-    ctx["event"] = {"name": name.removesuffix("_en"), **event}
+    ctx["event"] = {"name": name.removesuffix("_en").removesuffix("_notice"), **event}
     return LayoutStore().render(name, ctx)
 
 
@@ -28,8 +28,9 @@ def _render(name: str, **event):
 @pytest.mark.parametrize("role", ["customer", "internal"])
 def test_every_event_ships_in_both_languages_and_renders_for_both_roles(event, suffix, role):
     store = LayoutStore()
-    assert f"{event}{suffix}" in store.names()
-    r = _render(f"{event}{suffix}", role=role, login="kauf@firma.example", reason="Grund 42")
+    name = EVENT_LAYOUTS.get(event, event) + suffix
+    assert name in store.names()
+    r = _render(name, role=role, login="kauf@firma.example", reason="Grund 42")
     assert r.subject.strip() and "Laden" in r.subject
     assert "GEHEIM-PW" not in r.text + r.subject
     greeting = ("Sehr geehrte Frau Ähnlich" if not suffix else "Dear Jana Ähnlich")
@@ -46,7 +47,8 @@ def test_every_event_ships_in_both_languages_and_renders_for_both_roles(event, s
 def test_check_accepts_every_shipped_event_layout():
     store = LayoutStore()
     for event in EVENTS:
-        for name in (event, f"{event}_en"):
+        base = EVENT_LAYOUTS.get(event, event)
+        for name in (base, f"{base}_en"):
             assert all(i.ok for i in store.check(name, None)), name
 
 
