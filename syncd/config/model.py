@@ -154,6 +154,9 @@ class AddressSettings(_Model):
     template_address: int | None = None
     copy_fields: tuple[str, ...] = ()
     collective_address: int | None = None
+    # "auto": a customer's own registration / group request is approved at once; "manual": it
+    # waits "in progress" for `syncd accounts approve|reject`.
+    approval: Literal["auto", "manual"] = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -284,11 +287,39 @@ class PlatformSettings(_Model):
         return self
 
 
+NotificationEvent = Literal[
+    "access_requested", "approved", "rejected", "validated", "blocked", "password_reset",
+    "new_main_contact", "former_main_contact", "forgot_username",
+]
+# Shipped event layouts whose folder is not the event's name: "password_reset" is the layout of
+# the credentials mail a staff reset sends (with the new password); the event's notice is apart.
+EVENT_LAYOUTS = {"password_reset": "password_reset_notice"}
+# Events that need an ERP main-contact column, which no supported ERP profile exposes yet.
+MAIN_CONTACT_EVENTS = ("new_main_contact", "former_main_contact")
+
+
+class NotificationSettings(_Model):
+    """One ``[[notifications]]`` table: which layout mails an event for a customer group."""
+
+    group: str = "*"  # an ERP customer group value, or "*" for every group
+    event: NotificationEvent
+    layout: str | None = None  # default: the event's name (layouts/<event>/, <event>_en/ ship; EVENT_LAYOUTS)
+    sender: str | None = None  # overrides the platform's and [mail] sender for this group
+    internal_to: tuple[str, ...] = ()  # internal recipients, mailed for every occurrence
+    to_customer: bool = True  # also mail the customer (the address's e-mail)
+    enabled: bool = True
+
+    @property
+    def layout_name(self) -> str:
+        return self.layout or EVENT_LAYOUTS.get(self.event, self.event)
+
+
 class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
     erp: ErpSettings
     mail: MailSettings = MailSettings()
     platforms: tuple[PlatformSettings, ...] = Field(min_length=1)
+    notifications: tuple[NotificationSettings, ...] = ()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -301,6 +332,24 @@ class Settings(_Model):
                     platform.name,
                 )
             seen[platform.name] = index
+        tables: dict[tuple[str, str], int] = {}
+        for index, n in enumerate(self.notifications):
+            if (n.group, n.event) in tables:
+                raise FieldProblem(
+                    ("notifications", index, "group"),
+                    f"a second table for group {n.group!r} and event {n.event!r} "
+                    f"(already notifications[{tables[(n.group, n.event)]}]): which one should win?",
+                    n.group,
+                )
+            tables[(n.group, n.event)] = index
+            if n.event in MAIN_CONTACT_EVENTS and n.enabled:
+                # Refused rather than accepted and never fired (documented in the README).
+                raise FieldProblem(
+                    ("notifications", index, "event"),
+                    "needs the ERP's main contact person per company address ([erp.columns] main_contact), "
+                    "which no supported ERP profile exposes yet; set enabled = false or remove the table",
+                    n.event,
+                )
         return self
 
 

@@ -66,6 +66,10 @@ class ShopCustomer:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_login: datetime | None = None  # the storefront writes it at every login
+    # The customer group the customer asked for at registration (Shopware ``requestedGroupId``),
+    # by name when the shop's metadata knows it; None: no open request.
+    requested_group: str | None = None
+
 
 
 

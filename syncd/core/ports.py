@@ -141,6 +141,15 @@ class ShopPort(Protocol):
     def delete_customer(self, shop_id: str) -> bool:
         """Delete the account; False when there was none."""
 
+    # Approval states (syncd.flows.approvals). A shop without customer-group requests may leave
+    # these out: the flow then looks for none.
+    def group_requests(self) -> Iterator[ShopCustomer]:
+        """Customers (no guests) with an open customer-group request (``requested_group``)."""
+
+    def decide_group_request(self, shop_ids: Sequence[str], accept: bool) -> None:
+        """Accept (the requested group becomes the customer's) or decline the open requests,
+        without the shop's own mail; accounts without a request are skipped."""
+
 
 class MailSession(Protocol):
     def open(self) -> None:

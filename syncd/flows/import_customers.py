@@ -1,10 +1,8 @@
 """Shop -> ERP: import shop customers that have no ERP address yet (spec §1 step 4, issue 6).
 
-What is polled: customers created or changed since the cursor ``shop-to-erp`` (minus
-``rules.SHOP_CHANGE_OVERLAP``, subtracted here and nowhere else, so a change committed late in
-the shop is still seen), plus, when
-``only_with_orders`` is on, customers with an order since then (a first order does not touch a
-customer's updatedAt), plus the records that failed before. Guests are never imported.
+What is polled: customers changed since the cursor ``shop-to-erp`` minus the overlap (here and
+nowhere else: a change committed late in the shop is still seen), with ``only_with_orders`` those
+with an order since then (a first order leaves updatedAt), and earlier failures. No guests.
 
 Per customer, in this order:
 
@@ -60,6 +58,7 @@ from syncd.config.profiles import effective_columns
 from syncd.core.domain import Direction, ShopCustomer
 from syncd.core.errors import ConfigError, PermanentError, SyncdError, TransientError
 from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
+from syncd.flows.account_events import customer_validated
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
@@ -425,6 +424,8 @@ class _Import:
                 ) from exc
         checkpoint("import:after-write-back")
         self._succeeded(c, action, detail, number)
+        if action == "imported" and not self.dry_run:  # the customer is an ERP customer now
+            customer_validated(self.ctx, self.uow, c, number, self._values(c), self.columns)
 
     # --- the new address -------------------------------------------------------------------
 

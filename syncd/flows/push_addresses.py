@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import structlog
 
@@ -193,15 +193,15 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
 
     if plan.push:
         known = {n: lk.shop_id for n, lk in _personal(links).items()}
-        results = ctx.shop.push(plan.push, known, claims=lambda ids: linked_numbers(ctx, ids),
-                                intents=_PlatformIntents(ctx))
+        results = ctx.shop.push(_holding(ctx, plan.push, known), known,
+                                claims=lambda ids: linked_numbers(ctx, ids), intents=_PlatformIntents(ctx))
         checkpoint("after_push")
         _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
 
     if plan.deactivate:
         _set_active(ctx, plan.deactivate, False, report, credentials=False)
     if plan.reactivate:
-        _set_active(ctx, plan.reactivate, True, report, credentials=credentials)
+        _set_active(ctx, _not_held(ctx, plan.reactivate, report), True, report, credentials=credentials)
     return plan
 
 
@@ -362,6 +362,42 @@ def _push_event(action: str, a: ErpAddress) -> tuple[HistoryEvent, str] | None:
     return HistoryEvent.PUSHED, f"shop account updated from the ERP address ({action})"
 
 
+def _holding(ctx: PlatformContext, addresses: list[ErpAddress], known: Mapping[int, str]
+             ) -> list[ErpAddress]:
+    """The addresses to push, those whose account an approval holds inactive marked blocked for
+    the push only: the mapping writes ``active`` = not blocked, and a pushed ERP change must not
+    activate a rejected account. (Blocked is no part of the fingerprint; links record the ERP's.)"""
+    ids = {known[a.number] for a in addresses if a.number in known}
+    if not ids:
+        return addresses
+    with ctx.uow() as uow:
+        held = uow.approvals.held(ctx.platform.name, ids)
+    return [replace(a, blocked=True) if known.get(a.number) in held else a for a in addresses]
+
+
+def _not_held(ctx: PlatformContext, pairs: list[tuple[ErpAddress, Link]], report: CycleReport
+              ) -> list[tuple[ErpAddress, Link]]:
+    """Reactivations minus the accounts an approval keeps inactive (in progress, or rejected by
+    an operator: ``syncd accounts approve`` is what activates them)."""
+    with ctx.uow() as uow:
+        held = uow.approvals.held(ctx.platform.name, [lk.shop_id for _, lk in pairs])
+    for a, _ in (p for p in pairs if p[1].shop_id in held):
+        report.add(a.number, "skipped", "kept inactive: the account is not approved (syncd accounts approve)")
+    return [p for p in pairs if p[1].shop_id not in held]
+
+
+def _blocked_event(ctx: PlatformContext, uow: UnitOfWork, a: ErpAddress) -> None:
+    """The address became blocked and its account was deactivated: the ``blocked`` event, in the
+    unit that records the deactivation, so a replayed cycle (which finds the link inactive) never
+    raises it twice. The ERP change stamp names the occurrence: blocked again later is a new one."""
+    from syncd.flows.messages.routing import Occurrence, notify  # not the package: no import circle
+
+    stamp = a.modified_at.isoformat() if a.modified_at is not None else uow.clock().isoformat()
+    uow.history.record(ctx.platform.name, a.number, HistoryEvent.BLOCKED, reason="ERP address blocked")
+    notify(ctx, Occurrence(event="blocked", key=f"{a.number}:{stamp}", erp_number=a.number,
+                           group=a.customer_group, email=a.email), uow=uow)
+
+
 def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
                 report: CycleReport, *, credentials: bool) -> None:
     pairs = list(pairs)
@@ -387,6 +423,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
                                HistoryEvent.DEACTIVATED if not active else HistoryEvent.REACTIVATED,
                                reason="blocked in the ERP" if not active else "no longer blocked in the ERP",
                                shop_id=lk.shop_id)
+            if not active and a.blocked:
+                _blocked_event(ctx, uow, a)
             # An account syncd created while the address was blocked never got its mail: the
             # customer gets it now that the address is usable.
             if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \

@@ -22,7 +22,8 @@ from syncd.core.rules import ADDRESS_FIELDS
 SUBJECT, TEXT, HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
 FILES = (SUBJECT, TEXT, HTML)
 REQUIRED = (SUBJECT, TEXT)
-CONTEXT_NAMES = frozenset({"erp", "address", "shop", "customer", "password_column", "link", "link_expires"})
+CONTEXT_NAMES = frozenset({"erp", "address", "shop", "customer", "password_column", "link", "link_expires",
+                           "event"})
 SHOP_FIELDS = ("name", "display_name", "url", "login_url")
 CUSTOMER_FIELDS = ("email", "number")
 

@@ -22,6 +22,7 @@ from syncd.config.model import (
     DaemonSettings,
     ErpSettings,
     MailSettings,
+    NotificationSettings,
     PlatformSettings,
     Settings,
 )
@@ -47,7 +48,8 @@ SECRET_REF = "env:SYNCD_TEST_SHOP_SECRET"
 
 
 def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smtp_host: str, smtp_port: int,
-                   state_url: str, *, mail_batch_size: int = 100, **addresses: Any) -> Settings:
+                   state_url: str, *, mail_batch_size: int = 100, notifications: Any = (),
+                   **addresses: Any) -> Settings:
     """``client_id``: a Shopware client id, or the kind's ``[[platforms]]`` keys
     (``ShopKit.platform_fields``)."""
     values: dict[str, Any] = dict(send_credentials=True, password_field=PASSWORD_FIELD, shop_to_erp=False)
@@ -63,6 +65,8 @@ def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smt
                           timeout="10s", batch_size=mail_batch_size),
         platforms=(PlatformSettings(
             name=PLATFORM, url=shop_url, **fields, timeout="10s", addresses=AddressSettings(**values)),),
+        notifications=tuple(NotificationSettings.model_validate(n) if isinstance(n, dict) else n
+                            for n in notifications),
     )
 
 
@@ -113,6 +117,7 @@ class Harness:
     addresses: dict[str, Any] = field(default_factory=dict)
     state_url: str = ""
     mail_batch_size: int = 100
+    notifications: tuple[dict[str, Any], ...] = ()  # [[notifications]] tables
     _state: StateStore | None = None
     _contexts: list[PlatformContext] = field(default_factory=list)
 
@@ -128,7 +133,8 @@ class Harness:
     def settings(self) -> Settings:
         return build_settings(self.erp_settings, self.kit.url, self.kit.platform_fields(SECRET_REF),
                               self.smtp.host, self.smtp.port, self.state_url,
-                              mail_batch_size=self.mail_batch_size, **self.addresses)
+                              mail_batch_size=self.mail_batch_size, notifications=self.notifications,
+                              **self.addresses)
 
     @property
     def state(self) -> StateStore:
@@ -158,7 +164,7 @@ class Harness:
             "client_secret": self.kit.secret,
             "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
             "state_url": self.state_url, "addresses": self.addresses,
-            "mail_batch_size": self.mail_batch_size,
+            "mail_batch_size": self.mail_batch_size, "notifications": list(self.notifications),
         }))
         return path
 
@@ -226,5 +232,6 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
     return build_settings(
         ErpSettings.model_validate(config["erp"]), config["shop_url"], config["platform"],
         config["smtp_host"], config["smtp_port"], config["state_url"],
-        mail_batch_size=config.get("mail_batch_size", 100), **config["addresses"],
+        mail_batch_size=config.get("mail_batch_size", 100), notifications=config.get("notifications", ()),
+        **config["addresses"],
     )

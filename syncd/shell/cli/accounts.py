@@ -282,19 +282,38 @@ def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
     return fn
 
 
+def _state_filter(fn):  # noqa: ANN001, ANN202 - the --state option (syncd.shell.cli.account_events)
+    return click.option("--state", "approval", type=click.Choice(("in-progress", "approved", "rejected")),
+                        default=None,
+                        help='Only accounts in this approval state (see approval = "manual").')(fn)
+
+
+def _list_by_state(state: CliState, platform: str | None, approval: str | None) -> bool:
+    """``accounts list --state``: the approval records instead of the links; True when handled."""
+    if approval is None:
+        return False
+    from .approval_list import list_by_state
+
+    list_by_state(state.load(), platform=platform, state=approval)
+    return True
+
+
 @accounts_group.command(
     "list", help="List linked customer accounts by ERP number, with name, e-mail and password status. "
     "--format csv / json: stable English field names (see README)."
 )
 @platform_option()
 @_filters
+@_state_filter
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @LANG_OPTION
 @pass_state
 def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None,
-             changed_by_customer: bool, fmt: str, lang: str | None) -> None:
+             changed_by_customer: bool, fmt: str, lang: str | None, approval: str | None = None) -> None:
     check_platform(state, platform)
+    if _list_by_state(state, platform, approval):
+        return
     list_accounts(state, state.load(), platform=platform, filters=Filters(inactive, credentials_sent,
                   changed_by_customer), fmt=fmt, lang=lang)
 

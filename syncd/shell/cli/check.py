@@ -117,6 +117,14 @@ def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
             if stale is not None:
                 items.append(CheckItem("layout", f"{key} = {layout!r}", True, staleness_text(stale),
                                        warning=True))
+    # Event mail layouts ([[notifications]]): found, complete, compile, known names only. They
+    # never read a password column (no password travels in an event mail).
+    for index, table in enumerate(loaded.settings.notifications):
+        if not table.enabled:
+            continue
+        key = f"notifications[{index}].layout"
+        for item in store.check(table.layout_name, None):
+            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
     return items
 
 
