@@ -28,7 +28,8 @@ from syncd.core.redaction import MASK, is_sensitive_key, redact_value
 ENV_VAR = "SYNCD_CONFIG"
 # Keys that look sensitive by name but hold settings, not secrets: their bad values are shown.
 _NOT_SECRET = frozenset(
-    {"password_field", "password_length", "password_alphabet", "send_credentials", "credential_mode"}
+    {"password_field", "password_length", "password_alphabet", "send_credentials", "credential_mode",
+     "allow_password_by_sms"}
 )
 
 

@@ -73,6 +73,8 @@ class ErpColumns(_Model):
     blocked: str | None = None
     modified_at: str | None = None
     shop_id: str | None = None  # optional column where imported rows keep the shop customer id
+    mobile: str | None = None  # mobile number for SMS (normalised to E.164, the address's country as region)
+    preferred_channel: str | None = None  # optional per-customer choice: e-mail / SMS / both / none
 
 
 class ErpSettings(_Model):
@@ -99,6 +101,22 @@ class ErpSettings(_Model):
         return self
 
 
+class MailAccount(_Model):
+    """A named SMTP account (``[mail.accounts.NAME]``) a platform mails from (``platforms[].mail``),
+    so each shop sends from its own server and sender."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
+    timeout: Duration = 30.0
+    sender: str
+    reply_to: str | None = None
+
+
 class MailSettings(_Model):
     transport: Literal["smtp", "outbox"] = "smtp"
     host: str = "localhost"
@@ -114,11 +132,79 @@ class MailSettings(_Model):
     layouts_dir: str | None = None
     outbox_dir: str | None = None  # required when transport = "outbox"
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    accounts: dict[str, MailAccount] = {}
 
     @model_validator(mode="after")
     def _outbox(self) -> MailSettings:
         if self.transport == "outbox" and not self.outbox_dir:
             raise FieldProblem("outbox_dir", 'outbox_dir is required when transport = "outbox"')
+        return self
+
+
+Channel = Literal["email", "sms", "both", "none"]
+
+
+class SmsSettings(_Model):
+    enabled: bool = False
+    # seven: seven.io (sms77) REST API; lox24: LOX24 REST API; http: a templated POST to any provider.
+    provider: Literal["seven", "lox24", "http"] = "seven"
+    url: str | None = None  # default: the provider's documented endpoint; required for "http"
+    username: str | None = None  # LOX24: the client id; http: available as {{ username }}
+    password: str | None = None  # secret reference: the provider's API key / token
+    sender_id: str = Field(default="Shop", pattern=r"^(\+?[1-9][0-9]{0,14}|[A-Za-z0-9 ]{1,11})$")
+    public_ip: str | None = None  # for providers that want the client's public IP in each request
+    timeout: Duration = 15.0
+    # provider = "http": the request body (Jinja2, rendered with to, text, sender_id, username,
+    # password, public_ip) and its content type; a 2xx answer is success.
+    body_template: str | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> SmsSettings:
+        if not self.enabled:
+            return self
+        if self.provider == "http" and not (self.url and self.body_template):
+            raise FieldProblem("url" if not self.url else "body_template",
+                               'provider = "http" needs url and body_template')
+        if self.provider in ("seven", "lox24") and not self.password:
+            raise FieldProblem("password", f"provider = {self.provider!r} needs password (the API key)")
+        if self.provider == "lox24" and not self.username:
+            raise FieldProblem("username", 'provider = "lox24" needs username (the LOX24 client id)')
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise FieldProblem("url", "must be an http:// or https:// URL", self.url)
+        return self
+
+
+class MessagesSettings(_Model):
+    default_channel: Channel = "email"  # for customers whose preferred_channel is empty
+    fallback_to_email: bool = True  # an SMS that cannot go out (no/unusable number) goes by e-mail
+    # Phone region when the address has no usable country.
+    default_region: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+    allow_password_by_sms: bool = False  # credential SMS carrying a password: refused by `check` unless true
+
+
+ReminderKind = Literal["shipping_confirmation", "review_request", "prepayment"]
+
+
+class ReminderSettings(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: ReminderKind
+    platform: str | None = None  # default: every platform
+    delay: Duration = Field(default=0.0, ge=0)  # after the trigger (shipped / order placed)
+    repeat: Duration | None = Field(default=None, gt=0)  # prepayment: then every `repeat`
+    max_messages: int = Field(default=1, ge=1, le=100)
+    layout: str
+    channel: Channel | Literal["preferred"] = "preferred"
+    only_when_delivered: bool = False  # review_request: only when the delivery is fully delivered
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> ReminderSettings:
+        if self.max_messages > 1 and self.repeat is None:
+            raise FieldProblem("repeat", "max_messages > 1 needs repeat (the interval between messages)",
+                               self.max_messages)
+        if self.kind != "prepayment" and self.max_messages > 1:
+            raise FieldProblem("max_messages", f"{self.kind} is sent once per order", self.max_messages)
         return self
 
 
@@ -174,6 +260,7 @@ class PlatformSettings(_Model):
     customer_group_map: dict[str, str] = {}  # ERP group value -> shop group name
     login_url: str | None = None  # default: url + "/account/login"
     sender: str | None = None  # overrides [mail] sender for this platform
+    mail: str | None = None  # name of a [mail.accounts.NAME] this platform mails from
     poll_interval: Duration | None = None
     timeout: Duration = 30.0
     batch_size: int = Field(default=250, ge=1, le=500)
@@ -196,11 +283,35 @@ class PlatformSettings(_Model):
         return self
 
 
+def platform_mail(settings: Settings, platform: PlatformSettings) -> MailSettings:
+    """The ``[mail]`` a platform sends with: its own account (``platforms[].mail``) as an SMTP
+    transport with that account's server and sender, layouts and batch size from ``[mail]``;
+    without one, ``[mail]`` itself."""
+    if platform.mail is None:
+        return settings.mail
+    account = settings.mail.accounts[platform.mail]
+    return MailSettings(
+        transport="smtp", host=account.host, port=account.port, security=account.security,
+        username=account.username, password=account.password, verify_tls=account.verify_tls,
+        ca_file=account.ca_file, timeout=account.timeout, sender=account.sender,
+        reply_to=account.reply_to, layouts_dir=settings.mail.layouts_dir,
+        batch_size=settings.mail.batch_size,
+    )
+
+
+def platform_sender(settings: Settings, platform: PlatformSettings) -> str:
+    """From: of a platform's mails: its own ``sender``, else its account's, else ``[mail]``'s."""
+    return platform.sender or platform_mail(settings, platform).sender
+
+
 class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
     erp: ErpSettings
     mail: MailSettings = MailSettings()
     platforms: tuple[PlatformSettings, ...] = Field(min_length=1)
+    sms: SmsSettings = SmsSettings()
+    messages: MessagesSettings = MessagesSettings()
+    reminders: tuple[ReminderSettings, ...] = ()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -213,4 +324,30 @@ class Settings(_Model):
                     platform.name,
                 )
             seen[platform.name] = index
+            if platform.mail is not None and platform.mail not in self.mail.accounts:
+                known = ", ".join(sorted(self.mail.accounts)) or "none defined"
+                raise FieldProblem(
+                    ("platforms", index, "mail"),
+                    f"no mail account {platform.mail!r} in [mail.accounts] (defined: {known})",
+                    platform.mail,
+                )
+        names: dict[str, int] = {}
+        for index, reminder in enumerate(self.reminders):
+            if reminder.name in names:
+                first = names[reminder.name]
+                raise FieldProblem(("reminders", index, "name"),
+                                   f"duplicate reminder name (already used by reminders[{first}])",
+                                   reminder.name)
+            names[reminder.name] = index
+            if reminder.platform is not None and reminder.platform not in seen:
+                raise FieldProblem(("reminders", index, "platform"), "no platform of that name",
+                                   reminder.platform)
         return self
+
+
+def sms_possible(settings: Settings) -> bool:
+    """Can any customer be messaged by SMS: the channel is on, and either the default channel
+    includes SMS or customers choose their own (``[erp.columns] preferred_channel``)."""
+    return settings.sms.enabled and (
+        settings.messages.default_channel in ("sms", "both") or bool(settings.erp.columns.preferred_channel)
+    )

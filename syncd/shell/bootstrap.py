@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from syncd.config.loader import LoadedConfig
-from syncd.config.model import PlatformSettings, Settings
+from syncd.config.model import PlatformSettings, Settings, platform_mail, sms_possible
 from syncd.config.profiles import effective_columns
 from syncd.config.secrets import Secrets
 from syncd.connectors.erp import SqlErp, open_erp
@@ -119,7 +119,7 @@ class Runtime:
                 erp=self.erp_for(platform),
                 shop=self.shop_for(platform),
                 state=self.state,
-                mail=open_mail_for(self.settings, self.secrets),
+                mail=open_mail_for(self.settings, self.secrets, platform),
                 layouts=LayoutStore(self.settings.mail.layouts_dir),
             )
             self._contexts[platform.name] = ctx
@@ -180,15 +180,22 @@ def open_shop_for(
     )
 
 
-def open_mail_for(settings: Settings, secrets: Secrets) -> MailTransport:
-    """The mail transport of ``[mail]`` (SMTP, or the outbox folder)."""
+def open_mail_for(
+    settings: Settings, secrets: Secrets, platform: PlatformSettings | None = None
+) -> MailTransport:
+    """The mail transport of ``[mail]`` (SMTP, or the outbox folder), or of the platform's own
+    account (``platforms[].mail``)."""
+    if platform is not None and platform.mail is not None:
+        return open_transport(platform_mail(settings, platform),
+                              password=secrets.account_passwords.get(platform.mail))
     return open_transport(settings.mail, password=secrets.mail_password)
 
 
-def check_mail(settings: Settings, secrets: Secrets, senders: tuple[str, ...] = ()) -> list[CheckItem]:
-    """The mail transport's own check. SMTP also asks whether the server accepts each of
-    ``senders``; the outbox folder has no senders to refuse."""
-    transport = open_mail_for(settings, secrets)
+def check_mail(settings: Settings, secrets: Secrets, senders: tuple[str, ...] = (),
+               platform: PlatformSettings | None = None) -> list[CheckItem]:
+    """The mail transport's own check (``[mail]``, or a platform's own account). SMTP also asks
+    whether the server accepts each of ``senders``; the outbox folder has no senders to refuse."""
+    transport = open_mail_for(settings, secrets, platform)
     if isinstance(transport, SmtpTransport):
         return transport.check(senders)
     return transport.check()
@@ -297,7 +304,10 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
             key = f"platforms[{index}].addresses"
             _validate_erp(erp, file, a.password_field, a.password_length, f"{key}.password_field")
             validated = True
-            failed = [i for i in layouts.check(a.email_layout, a.password_field, mode=a.credential_mode)
+            sms = sms_possible(settings) and layouts.has_sms(a.email_layout)
+            failed = [i for i in layouts.check(a.email_layout, a.password_field, mode=a.credential_mode,
+                                               sms=sms,
+                                               allow_password_by_sms=settings.messages.allow_password_by_sms)
                       if not i.ok]
             if failed:
                 raise ConfigError("; ".join(i.detail for i in failed), file=file, key=f"{key}.email_layout",

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
-from syncd.config.model import PlatformSettings
+from syncd.config.model import PlatformSettings, sms_possible
 from syncd.config.secrets import Secrets, resolve_secret
 from syncd.core.domain import CheckItem
 from syncd.core.errors import ConfigError
@@ -89,9 +89,23 @@ def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
             continue
         a = platform.addresses
         key = f"platforms[{index}].addresses.email_layout"
-        for item in store.check(a.email_layout, a.password_field, mode=a.credential_mode):
+        for item in store.check(a.email_layout, a.password_field, mode=a.credential_mode,
+                                **credential_sms(loaded.settings, store, a.email_layout)):
+            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
+    for index, reminder in enumerate(loaded.settings.reminders):
+        key = f"reminders[{index}].layout"
+        sms = reminder.channel in ("sms", "both") or (
+            reminder.channel == "preferred" and sms_possible(loaded.settings))
+        for item in store.check(reminder.layout, None, sms=sms and loaded.settings.sms.enabled):
             items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
     return items
+
+
+def credential_sms(settings: Any, store: Any, layout: str) -> dict[str, bool]:
+    """A credentials layout with an SMS text goes by SMS to customers who choose it; such an
+    SMS must not carry the password unless allowed (``[messages] allow_password_by_sms``)."""
+    return {"sms": sms_possible(settings) and store.has_sms(layout),
+            "allow_password_by_sms": settings.messages.allow_password_by_sms}
 
 
 def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) -> Any:
@@ -131,8 +145,13 @@ def _mail_check(loaded: LoadedConfig, secrets: Secrets) -> list[CheckItem]:
     from syncd.shell.bootstrap import check_mail
 
     # A per-platform sender the server refuses would fail every mail of that platform.
-    senders = tuple(p.sender for p in loaded.settings.platforms if p.sender and _mails(p))
-    return check_mail(loaded.settings, secrets, senders)
+    platforms = loaded.settings.platforms
+    senders = tuple(p.sender for p in platforms if p.sender and _mails(p) and not p.mail)
+    items = check_mail(loaded.settings, secrets, senders)
+    for p in platforms:  # each shop that mails from its own account: that server and sender too
+        if p.mail and _mails(p):
+            items += check_mail(loaded.settings, secrets, (p.sender,) if p.sender else (), platform=p)
+    return items
 
 
 def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSettings, erp: Any, shop: Any
