@@ -290,13 +290,13 @@ def platform_mail(settings: Settings, platform: PlatformSettings) -> MailSetting
     if platform.mail is None:
         return settings.mail
     account = settings.mail.accounts[platform.mail]
-    return MailSettings(
-        transport="smtp", host=account.host, port=account.port, security=account.security,
-        username=account.username, password=account.password, verify_tls=account.verify_tls,
-        ca_file=account.ca_file, timeout=account.timeout, sender=account.sender,
-        reply_to=account.reply_to, layouts_dir=settings.mail.layouts_dir,
-        batch_size=settings.mail.batch_size,
-    )
+    # A copy of validated values (no re-validation: durations are numbers already).
+    return settings.mail.model_copy(update={
+        "transport": "smtp", "host": account.host, "port": account.port, "security": account.security,
+        "username": account.username, "password": account.password, "verify_tls": account.verify_tls,
+        "ca_file": account.ca_file, "timeout": account.timeout, "sender": account.sender,
+        "reply_to": account.reply_to, "outbox_dir": None, "accounts": {},
+    })
 
 
 def platform_sender(settings: Settings, platform: PlatformSettings) -> str:
