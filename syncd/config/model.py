@@ -225,6 +225,9 @@ class AddressSettings(_Model):
     template_address: int | None = None
     copy_fields: tuple[str, ...] = ()
     collective_address: int | None = None
+    # "auto": a customer's own registration / group request is approved at once; "manual": it
+    # waits "in progress" for `syncd accounts approve|reject`.
+    approval: Literal["auto", "manual"] = "auto"
 
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:
@@ -283,6 +286,7 @@ class PlatformSettings(_Model):
         return self
 
 
+<<<<<<< HEAD
 def platform_mail(settings: Settings, platform: PlatformSettings) -> MailSettings:
     """The ``[mail]`` a platform sends with: its own account (``platforms[].mail``) as an SMTP
     transport with that account's server and sender, layouts and batch size from ``[mail]``;
@@ -302,6 +306,30 @@ def platform_mail(settings: Settings, platform: PlatformSettings) -> MailSetting
 def platform_sender(settings: Settings, platform: PlatformSettings) -> str:
     """From: of a platform's mails: its own ``sender``, else its account's, else ``[mail]``'s."""
     return platform.sender or platform_mail(settings, platform).sender
+=======
+NotificationEvent = Literal[
+    "access_requested", "approved", "rejected", "validated", "blocked", "password_reset",
+    "new_main_contact", "former_main_contact", "forgot_username",
+]
+# Events that need an ERP main-contact column, which no supported ERP profile exposes yet.
+MAIN_CONTACT_EVENTS = ("new_main_contact", "former_main_contact")
+
+
+class NotificationSettings(_Model):
+    """One ``[[notifications]]`` table: which layout mails an event for a customer group."""
+
+    group: str = "*"  # an ERP customer group value, or "*" for every group
+    event: NotificationEvent
+    layout: str | None = None  # default: the event's name (layouts/<event>/, <event>_en/ ship)
+    sender: str | None = None  # overrides the platform's and [mail] sender for this group
+    internal_to: tuple[str, ...] = ()  # internal recipients, mailed for every occurrence
+    to_customer: bool = True  # also mail the customer (the address's e-mail)
+    enabled: bool = True
+
+    @property
+    def layout_name(self) -> str:
+        return self.layout or self.event
+>>>>>>> i15a
 
 
 class Settings(_Model):
@@ -309,9 +337,13 @@ class Settings(_Model):
     erp: ErpSettings
     mail: MailSettings = MailSettings()
     platforms: tuple[PlatformSettings, ...] = Field(min_length=1)
+<<<<<<< HEAD
     sms: SmsSettings = SmsSettings()
     messages: MessagesSettings = MessagesSettings()
     reminders: tuple[ReminderSettings, ...] = ()
+=======
+    notifications: tuple[NotificationSettings, ...] = ()
+>>>>>>> i15a
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -324,6 +356,7 @@ class Settings(_Model):
                     platform.name,
                 )
             seen[platform.name] = index
+<<<<<<< HEAD
             if platform.mail is not None and platform.mail not in self.mail.accounts:
                 known = ", ".join(sorted(self.mail.accounts)) or "none defined"
                 raise FieldProblem(
@@ -342,6 +375,26 @@ class Settings(_Model):
             if reminder.platform is not None and reminder.platform not in seen:
                 raise FieldProblem(("reminders", index, "platform"), "no platform of that name",
                                    reminder.platform)
+=======
+        tables: dict[tuple[str, str], int] = {}
+        for index, n in enumerate(self.notifications):
+            if (n.group, n.event) in tables:
+                raise FieldProblem(
+                    ("notifications", index, "group"),
+                    f"a second table for group {n.group!r} and event {n.event!r} "
+                    f"(already notifications[{tables[(n.group, n.event)]}]): which one should win?",
+                    n.group,
+                )
+            tables[(n.group, n.event)] = index
+            if n.event in MAIN_CONTACT_EVENTS and n.enabled:
+                # Refused rather than accepted and never fired (documented in the README).
+                raise FieldProblem(
+                    ("notifications", index, "event"),
+                    "needs the ERP's main contact person per company address ([erp.columns] main_contact), "
+                    "which no supported ERP profile exposes yet; set enabled = false or remove the table",
+                    n.event,
+                )
+>>>>>>> i15a
         return self
 
 

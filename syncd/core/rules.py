@@ -38,6 +38,20 @@ class HistoryEvent(StrEnum):
     MAIL_FAILED = "mail_failed"
     IMPORTED = "imported"  # shop -> ERP: the address was created from the shop customer
     DEACTIVATED = "deactivated"
+    # Message jobs (syncd.state.messages): reason = "<event> -> customer|internal[: why]"
+    MESSAGE_QUEUED = "message_queued"
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_DEFERRED = "message_deferred"
+    MESSAGE_FAILED = "message_failed"
+    # Account events and approval decisions (issue 15)
+    ACCESS_REQUESTED = "access_requested"
+    APPROVED = "approved"
+    # an operator rejected the account (not REJECTED: that is the shop refusing an address)
+    APPROVAL_REJECTED = "approval_rejected"
+    BLOCKED = "blocked"  # the ERP address became blocked and the account was deactivated
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name
+    VALIDATED = "validated"
+    FORGOT_USERNAME = "forgot_username"
 
 
 class PushOutcome(StrEnum):

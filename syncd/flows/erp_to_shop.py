@@ -17,7 +17,7 @@ import structlog
 
 from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
-from syncd.flows import credentials
+from syncd.flows import credentials, messages
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
 
@@ -47,10 +47,12 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     """One cycle. Transient faults that outlast the retry budget escape (the cycle failed; the
     cursor did not move); permanent per-record faults are recorded and the batch goes on."""
     report = CycleReport(ctx.platform.name, DIRECTION, dry_run=dry_run)
-    if not ctx.platform.addresses.erp_to_shop:
-        return report
     if dry_run:
         return _dry_run(ctx, report)
+    # Event mails go out under this direction's lease only, so two cycles never send one.
+    messages.send_due(ctx, report)
+    if not ctx.platform.addresses.erp_to_shop:
+        return report
     name = ctx.platform.name
     mail = credentials.enabled(ctx)
     credentials.settle(ctx, report, full=False)
@@ -75,6 +77,7 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     # stream keeps the shop's password calls overlapping the mailing instead of starting the
     # pipeline afresh after every push chunk.
     credentials.send_due(ctx, report)
+    messages.send_due(ctx, report)  # the events this cycle found (an address blocked ...)
     log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
     return report
 

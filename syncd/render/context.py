@@ -23,9 +23,8 @@ SUBJECT, TEXT, HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
 SMS = "sms.txt.j2"  # the text of the same message as an SMS (optional; needed where SMS may be chosen)
 FILES = (SUBJECT, TEXT, HTML, SMS)
 REQUIRED = (SUBJECT, TEXT)
-# order / reminder: the context of order-driven messages (syncd.flows.reminders).
 CONTEXT_NAMES = frozenset({"erp", "address", "shop", "customer", "password_column", "link", "link_expires",
-                           "order", "reminder"})
+                           "event"})
 SHOP_FIELDS = ("name", "display_name", "url", "login_url")
 CUSTOMER_FIELDS = ("email", "number")
 

@@ -26,6 +26,9 @@ nothing to do, and would wait for the daemon's running cycle.
   ``syncd.state.drift.KEYS`` (``unlinked``, ``missing_in_shop``, ``stale``, ``orphaned_links``,
   ``repaired``, ``still_failed`` ...). Counts describe the store and shop as that run found
   them; ``repaired`` says how many it brought back in step.
+* ``messages``: message jobs (event mails, ``syncd.state.messages``) by step: ``{"pending",
+  "sending", "sent", "deferred", "failed"}``, each a count (0 when none).
+* ``approvals``: shop accounts by approval state: ``{"in-progress", "approved", "rejected"}``.
 * ``failed``: the records whose last attempt failed permanently (table ``failures``, both
   directions and the credential step), newest first; a record leaves the list when it later
   succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
@@ -142,7 +145,32 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                     "reconcile": _reconcile(stored),
                 }
             )
+    for p in platforms:
+        p.update(_message_counts(store, p["name"]))
     return {"platforms": platforms}
+
+
+def _message_counts(store: StateStore, name: str) -> dict[str, Any]:
+    """Message steps and approval states; all 0 on a store not yet migrated to hold them
+    (status never migrates, see above)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from syncd.state.approvals import STATES
+    from syncd.state.messages import STEPS
+    from syncd.state.schema import approvals, messages
+
+    counts: dict[str, Any] = {"messages": dict.fromkeys(STEPS, 0), "approvals": dict.fromkeys(STATES, 0)}
+    try:
+        with _connect(store) as conn:
+            for step, n in conn.execute(select(messages.c.step, func.count())
+                                        .where(messages.c.platform == name).group_by(messages.c.step)):
+                counts["messages"][step] = int(n)
+            for state, n in conn.execute(select(approvals.c.state, func.count())
+                                         .where(approvals.c.platform == name).group_by(approvals.c.state)):
+                counts["approvals"][state] = int(n)
+    except DBAPIError:
+        pass
+    return counts
 
 
 def _reconcile(stored: Any) -> dict[str, Any] | None:
@@ -168,6 +196,7 @@ _TEXT = {
         "interrupted": "INTERRUPTED",
         "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
         "drift": "Last reconciliation", "finished_at": "finished", "counts": "drift",
+        "messages": "Event mails", "approvals": "Approvals",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -177,6 +206,7 @@ _TEXT = {
         "never": "noch nie", "title": "syncd-Status", "failures": "Fehlerhafte Datensätze",
         "more": "… und {n} weitere (syncd status --json)",
         "drift": "Letzter Abgleich", "finished_at": "beendet", "counts": "Abweichungen",
+        "messages": "Ereignis-Mails", "approvals": "Freigaben",
     },
 }
 
@@ -237,9 +267,22 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
             any_drift = True
             text = ", ".join(f"{k} {rec['counts'].get(k, 0)}" for k in DRIFT_KEYS)
             drift.add_row(p["name"], _short(rec["finished"]), text)
+    queue = Table(title=t["messages"])
+    queue.add_column(t["platform"])
+    queue.add_column(t["messages"], overflow="fold")
+    queue.add_column(t["approvals"], overflow="fold")
+    any_queue = False
+    for p in status["platforms"]:
+        m, a = p.get("messages") or {}, p.get("approvals") or {}
+        if any(m.values()) or any(a.values()):
+            any_queue = True
+            queue.add_row(p["name"], ", ".join(f"{k} {v}" for k, v in m.items()),
+                          ", ".join(f"{k} {v}" for k, v in a.items()))
     out = io.StringIO()
     console = Console(file=out, width=width, no_color=True, force_terminal=False)
     console.print(summary)
+    if any_queue:
+        console.print(queue)
     if any_drift:
         console.print(drift)
     if any_failed:

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from syncd.core.redaction import redact
+from syncd.state.ledger import SendLedger
 from syncd.state.schema import credential_jobs as t
 
 if TYPE_CHECKING:
@@ -47,24 +48,6 @@ FINAL_STEPS = (DONE, FAILED)
 # Steps reached before SMTP may have accepted the mail: restarting these with a fresh password
 # cannot contradict a mail already sent.
 BEFORE_SEND = (PENDING, FIELD_WRITTEN)
-
-
-# The per-mail write of a session, built once so that each mail costs one short transaction and
-# no statement building: ``sent`` (None before the first mail) becomes sent, ``sending`` counts.
-_is_sending = t.c.id == bindparam("sending", type_=Integer)
-_ADVANCE = (
-    update(t)
-    .where(t.c.id.in_([bindparam("sent", type_=Integer), bindparam("sending", type_=Integer)]),
-           t.c.step.in_(ACTIVE_STEPS))
-    .values(step=case((_is_sending, SENDING), else_=SENT),
-            send_attempts=t.c.send_attempts + case((_is_sending, 1), else_=0),
-            updated_at=bindparam("now"))
-)
-_ADVANCE_SQLITE = (
-    f"UPDATE {t.name} SET step = CASE WHEN id = ? THEN '{SENDING}' ELSE '{SENT}' END, "
-    "send_attempts = send_attempts + CASE WHEN id = ? THEN 1 ELSE 0 END, updated_at = ? "
-    f"WHERE id IN (?, ?) AND step IN ({', '.join(repr(s) for s in ACTIVE_STEPS)})"
-)
 
 
 @dataclass(frozen=True)
@@ -257,7 +240,7 @@ class CredentialJobs:
     def ledger(self) -> Iterator[SendLedger]:
         """The writes of one mail session, on a connection held for it."""
         with self.store.engine.connect() as c:
-            yield SendLedger(c)
+            yield SendLedger(c, t, sending_step=SENDING, sent_step=SENT, live=ACTIVE_STEPS)
 
     def refused(self, job_id: int, now: datetime) -> None:
         """The server refused the send: its outcome is known, so it no longer counts."""
@@ -307,28 +290,3 @@ class CredentialJobs:
                 .where(t.c.id == job_id, t.c.step.in_(ACTIVE_STEPS))
                 .values(step=FAILED, last_error=_error_text(error), updated_at=now, finished_at=now)
             )
-
-
-class SendLedger:
-    """At each mail's commit point in a session: ``advance`` records the mail before it (``sent``,
-    the one the server accepted last, or None) as sent and counts this one's send, in one
-    transaction.
-    At any instant the session has at most one job ``sending`` whose mail the server may hold."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._sqlite: Any = None
-        if conn.dialect.name == "sqlite":
-            # The write sits between two mails on the flow's one thread. pysqlite runs in
-            # driver-level autocommit (``syncd.state.db``), so one statement is one transaction,
-            # as durable as a commit, at a third of the cost of SQLAlchemy's begin/execute/commit.
-            self._sqlite = conn.connection.driver_connection
-            self._timestamp = t.c.updated_at.type.bind_processor(conn.dialect)
-
-    def advance(self, *, sent: int | None, sending: int, now: datetime) -> None:
-        if self._sqlite is not None:
-            stamp = self._timestamp(now) if self._timestamp is not None else now
-            self._sqlite.execute(_ADVANCE_SQLITE, (sending, sending, stamp, sent, sending))
-            return
-        with self._conn.begin():
-            self._conn.execute(_ADVANCE, {"sent": sent, "sending": sending, "now": now})

@@ -224,3 +224,48 @@ history = Table(
     Index("ix_history_address", "erp_number", "at"),
     Index("ix_history_at", "at"),
 )
+
+# Message jobs (syncd.state.messages): one durable row per notification to one recipient, for
+# every event mail (approved, blocked, ...) and later channels (SMS). Never the body: it is
+# rendered at send time from the ERP row and ``context`` (plain event values, never a secret).
+# The dedup key (platform, kind, occurrence, recipient) makes an event mail once per occurrence.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("platform", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # the event (approved, blocked, ...)
+    Column("occurrence", String(128), nullable=False),  # which occurrence of the event
+    Column("recipient", String(320), nullable=False),  # e-mail address (or phone for SMS)
+    Column("erp_number", BigInteger),  # the address the event is about
+    Column("channel", String(16), nullable=False, server_default=text("'email'")),
+    Column("layout", String(128), nullable=False),
+    Column("sender", String(320)),  # None: the platform's / [mail] sender
+    Column("context", JSON),
+    Column("step", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("send_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("next_attempt_at", TS),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Index("uq_messages_occurrence", "platform", "kind", "occurrence", "recipient", unique=True),
+    Index("ix_messages_platform_step", "platform", "step"),
+)
+
+# Approval state of shop accounts (syncd.state.approvals): in-progress until an operator (or
+# approval = "auto") decides; one row per (platform, shop account).
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("shop_id", String(64), primary_key=True),
+    Column("erp_number", BigInteger),
+    Column("email", String(320)),
+    Column("state", String(16), nullable=False),  # in-progress | approved | rejected
+    Column("requested_group", String(64)),  # the shop group the customer asked for
+    Column("reason", Text),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

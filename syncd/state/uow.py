@@ -6,7 +6,8 @@
         uow.commit()              # both, or (exception, no commit) neither
 
 The repositories of a unit (``links``, ``jobs``, ``failures``, ``cursors``, ``allocations``,
-``intents``, ``history``, and ``drift``, which lives in ``cursors``) are the ordinary ones, built over a
+``intents``, ``history``, ``messages``, ``approvals``, and ``drift``, which lives in ``cursors``)
+are the ordinary ones, built over a
 ``BoundStore``: the state store seen from inside the unit, so every read sees the unit's own
 writes and every write joins its transaction. Leaving the ``with``
 block without ``commit()`` rolls back. After ``commit()`` the unit may go on; the next statement
@@ -39,6 +40,7 @@ from sqlalchemy import Connection
 
 from syncd.core.clock import Clock, utcnow
 from syncd.state.allocations import Allocations
+from syncd.state.approvals import Approvals
 from syncd.state.cursors import Cursors
 from syncd.state.db import StateStore
 from syncd.state.drift import DriftReports
@@ -47,6 +49,7 @@ from syncd.state.history import History
 from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
+from syncd.state.messages import Messages
 
 
 class UnitOfWork(Protocol):
@@ -60,6 +63,8 @@ class UnitOfWork(Protocol):
     intents: CreateIntents
     drift: DriftReports
     history: History
+    messages: Messages
+    approvals: Approvals
     clock: Clock
 
     def __enter__(self) -> Self: ...
@@ -116,6 +121,8 @@ class SqlUnitOfWork:
     intents: CreateIntents
     drift: DriftReports
     history: History
+    messages: Messages
+    approvals: Approvals
 
     def __init__(self, store: StateStore, clock: Clock = utcnow) -> None:
         self.store = store
@@ -141,6 +148,8 @@ class SqlUnitOfWork:
         self.intents = CreateIntents(bound, self.clock)
         self.drift = DriftReports.over(self.cursors)
         self.history = History(bound, self.clock)
+        self.messages = Messages(bound)
+        self.approvals = Approvals(bound)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -67,6 +67,7 @@ def _example_keys() -> dict[str, set[str]]:
         ("messages", model.MessagesSettings),
         ("reminders", model.ReminderSettings),
         ("mail.accounts.outlet", model.MailAccount),
+        ("notifications", model.NotificationSettings),
     ],
 )
 def test_example_documents_every_key_with_its_default(section, cls):

@@ -1,0 +1,94 @@
+"""Which notification table answers an event, and the message jobs of one event occurrence.
+
+The most specific table wins: one for the address's ERP customer group before the ``"*"`` one;
+a disabled table silences the event for its group (``"*"`` is not consulted then), so an operator
+can switch one group off. The sender: the table's, else the platform's, else ``[mail] sender``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from syncd.core.rules import HistoryEvent, email_problem
+from syncd.state.messages import EMAIL, Messages
+
+if TYPE_CHECKING:
+    from syncd.config.model import NotificationSettings, Settings
+    from syncd.flows.context import PlatformContext
+
+log = structlog.get_logger("syncd.flows.messages")
+
+
+def choose(settings: Settings, group: str | None, event: str) -> NotificationSettings | None:
+    """The table for ``event`` and ERP customer ``group``; None when the event mails nobody."""
+    tables = [n for n in settings.notifications if n.event == event]
+    specific = next((n for n in tables if group is not None and n.group == str(group).strip()), None)
+    chosen = specific or next((n for n in tables if n.group == "*"), None)
+    return chosen if chosen is not None and chosen.enabled else None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of an event about one account.
+
+    ``key`` names the occurrence, unique per (platform, event): with the recipient it is the
+    dedup key, so detecting the same occurrence twice mails once. ``values`` are plain values for
+    the layout (``event.reason``, ``event.login`` ...), never a secret: they are stored."""
+
+    event: str
+    key: str
+    erp_number: int | None = None
+    group: str | None = None
+    email: str | None = None  # the customer's address; None: only internal recipients
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+def notify(ctx: PlatformContext, occurrence: Occurrence, *, uow: Any = None) -> list[int]:
+    """Queue the messages of ``occurrence`` (customer + ``internal_to``) in ``uow`` (the caller's
+    unit of work, committed by the caller) or in a unit of its own; returns the new message ids
+    (none when no table answers or the occurrence is already on record)."""
+    table = choose(ctx.settings, occurrence.group, occurrence.event)
+    if table is None:
+        return []
+    recipients: list[tuple[str, str]] = []  # (address, role)
+    if table.to_customer and occurrence.email:
+        problem = email_problem(occurrence.email)
+        if problem is None:
+            recipients.append((occurrence.email.strip(), "customer"))
+        else:
+            log.warning("event mail to the customer skipped", platform=ctx.platform.name,
+                        address=occurrence.erp_number, kind=occurrence.event, reason=problem)
+    recipients += [(r.strip(), "internal") for r in table.internal_to if r.strip()]
+    if not recipients:
+        return []
+    if uow is None:
+        with ctx.uow() as own:
+            ids = _enqueue(ctx, own, occurrence, table, recipients)
+            own.commit()
+        return ids
+    return _enqueue(ctx, uow, occurrence, table, recipients)
+
+
+def _enqueue(ctx: PlatformContext, uow: Any, occurrence: Occurrence, table: NotificationSettings,
+             recipients: list[tuple[str, str]]) -> list[int]:
+    repo: Messages = uow.messages
+    now = uow.clock()
+    ids = []
+    for recipient, role in recipients:
+        new = repo.enqueue(
+            platform=ctx.platform.name, kind=occurrence.event, occurrence=occurrence.key,
+            recipient=recipient, erp_number=occurrence.erp_number, channel=EMAIL, layout=table.layout_name,
+            sender=table.sender, now=now,
+            context={**occurrence.values, "role": role, "group": occurrence.group,
+                     "customer_email": occurrence.email},
+        )
+        if new is not None:
+            ids.append(new)
+            if occurrence.erp_number is not None:
+                uow.history.record(ctx.platform.name, occurrence.erp_number, HistoryEvent.MESSAGE_QUEUED,
+                                   reason=f"{occurrence.event} -> {role} ({table.layout_name})")
+    return ids
