@@ -286,7 +286,6 @@ class PlatformSettings(_Model):
         return self
 
 
-<<<<<<< HEAD
 def platform_mail(settings: Settings, platform: PlatformSettings) -> MailSettings:
     """The ``[mail]`` a platform sends with: its own account (``platforms[].mail``) as an SMTP
     transport with that account's server and sender, layouts and batch size from ``[mail]``;
@@ -306,7 +305,7 @@ def platform_mail(settings: Settings, platform: PlatformSettings) -> MailSetting
 def platform_sender(settings: Settings, platform: PlatformSettings) -> str:
     """From: of a platform's mails: its own ``sender``, else its account's, else ``[mail]``'s."""
     return platform.sender or platform_mail(settings, platform).sender
-=======
+
 NotificationEvent = Literal[
     "access_requested", "approved", "rejected", "validated", "blocked", "password_reset",
     "new_main_contact", "former_main_contact", "forgot_username",
@@ -329,7 +328,6 @@ class NotificationSettings(_Model):
     @property
     def layout_name(self) -> str:
         return self.layout or self.event
->>>>>>> i15a
 
 
 class Settings(_Model):
@@ -337,13 +335,11 @@ class Settings(_Model):
     erp: ErpSettings
     mail: MailSettings = MailSettings()
     platforms: tuple[PlatformSettings, ...] = Field(min_length=1)
-<<<<<<< HEAD
     sms: SmsSettings = SmsSettings()
     messages: MessagesSettings = MessagesSettings()
     reminders: tuple[ReminderSettings, ...] = ()
-=======
+
     notifications: tuple[NotificationSettings, ...] = ()
->>>>>>> i15a
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -356,7 +352,6 @@ class Settings(_Model):
                     platform.name,
                 )
             seen[platform.name] = index
-<<<<<<< HEAD
             if platform.mail is not None and platform.mail not in self.mail.accounts:
                 known = ", ".join(sorted(self.mail.accounts)) or "none defined"
                 raise FieldProblem(
@@ -375,7 +370,7 @@ class Settings(_Model):
             if reminder.platform is not None and reminder.platform not in seen:
                 raise FieldProblem(("reminders", index, "platform"), "no platform of that name",
                                    reminder.platform)
-=======
+
         tables: dict[tuple[str, str], int] = {}
         for index, n in enumerate(self.notifications):
             if (n.group, n.event) in tables:
@@ -394,7 +389,6 @@ class Settings(_Model):
                     "which no supported ERP profile exposes yet; set enabled = false or remove the table",
                     n.event,
                 )
->>>>>>> i15a
         return self
 
 
