@@ -14,7 +14,7 @@ import structlog
 
 from syncd.config.model import PlatformSettings
 from syncd.core import redaction
-from syncd.core.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
+from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer
 from syncd.core.errors import ConfigError, PermanentError, SyncdError
 from syncd.core.ports import TenantCache
 from syncd.core.rules import email_key
@@ -30,6 +30,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
+from .orders import OrderReader
 from .push import Claims, CustomerPusher, Intents, lookup_groups, to_result
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
@@ -353,6 +354,9 @@ class ShopwareShop:
             headers={"sw-access-key": meta.access_key},
             auth=False,
         )
+
+    def order_changes(self, since: Mapping[str, datetime]) -> OrderChanges:
+        return OrderReader(self).changes(since)
 
     def clear_cache(self) -> None:
         """Forget metadata and version held in memory (the tenant cache is cleared by its owner)."""

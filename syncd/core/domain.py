@@ -113,3 +113,33 @@ class RenderedLayout:
     subject: str
     text: str
     html: str | None = None
+
+
+@dataclass(frozen=True)
+class ShopOrder:
+    """An order as reminders need it: its three states (order, latest payment, first delivery;
+    Shopware's technical names) and the customer's contact data as the order recorded it."""
+
+    id: str
+    number: str
+    placed_at: datetime
+    state: str = "open"
+    payment_state: str = "open"
+    payment_method: str | None = None  # technical name, e.g. "payment_prepayment"
+    delivery_state: str = "open"
+    shipped_at: datetime | None = None  # when the delivery was last changed into a shipped state
+    customer_id: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    amount: float | None = None
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """One incremental read of order changes: the changed orders (each once, current states) and
+    the bookmarks to store once they are processed."""
+
+    orders: tuple[ShopOrder, ...]
+    cursor: dict[str, Any]

@@ -8,7 +8,15 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from syncd.core.domain import CheckItem, ErpAddress, OutgoingMail, PushResult, RenderedLayout, ShopCustomer
+from syncd.core.domain import (
+    CheckItem,
+    ErpAddress,
+    OrderChanges,
+    OutgoingMail,
+    PushResult,
+    RenderedLayout,
+    ShopCustomer,
+)
 
 
 class TenantCache(Protocol):
@@ -121,6 +129,21 @@ class ShopPort(Protocol):
 
     def send_recovery_link(self, shop_id: str) -> None:
         """Let the shop mail its own one-time set-password link (credential_mode = "link")."""
+
+    def order_changes(self, since: Mapping[str, datetime]) -> OrderChanges:
+        """Orders placed at/after ``since["orders"]``, or whose order / payment / delivery state
+        changed at/after ``since["states"]`` (literal bounds), with their current states; the
+        result's ``cursor`` holds the newest stamps seen. Costs O(changes): it reads new orders
+        and the state-change history, never all orders."""
+
+
+class SmsPort(Protocol):
+    provider: str
+
+    def send(self, to: str, text: str, *, on_commit: Callable[[], None] | None = None) -> str:
+        """Send ``text`` to the E.164 number ``to``; the provider's message id. ``on_commit`` runs
+        right before the request leaves. Raises TransientError, DeliveryUnknown (answer lost after
+        sending), ConfigurationFault (account/setup refused) or PermanentError (this SMS refused)."""
 
 
 class MailSession(Protocol):

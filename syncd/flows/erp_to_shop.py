@@ -17,8 +17,9 @@ import structlog
 
 from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
-from syncd.flows import credentials, messages
+from syncd.flows import credentials, messages, reminders
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.messages.sms import send_due_sms
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
@@ -49,8 +50,11 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     report = CycleReport(ctx.platform.name, DIRECTION, dry_run=dry_run)
     if dry_run:
         return _dry_run(ctx, report)
-    # Event mails go out under this direction's lease only, so two cycles never send one.
+    # Event mails, reminders and SMS go out under this direction's lease only, so two cycles
+    # never send one.
+    reminders.poll(ctx, report)
     messages.send_due(ctx, report)
+    send_due_sms(ctx, report)
     if not ctx.platform.addresses.erp_to_shop:
         return report
     name = ctx.platform.name
@@ -78,6 +82,7 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     # pipeline afresh after every push chunk.
     credentials.send_due(ctx, report)
     messages.send_due(ctx, report)  # the events this cycle found (an address blocked ...)
+    send_due_sms(ctx, report)
     log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
     return report
 

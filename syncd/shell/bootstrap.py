@@ -32,6 +32,7 @@ from syncd.config.secrets import Secrets
 from syncd.connectors.erp import SqlErp, open_erp
 from syncd.connectors.mail import OutboxTransport, SmtpTransport, open_transport
 from syncd.connectors.shopware6 import ShopwareShop, open_shop
+from syncd.connectors.sms import open_sms
 from syncd.core.domain import CheckItem
 from syncd.core.errors import ConfigError, SyncdError
 from syncd.flows.context import CycleReport, PlatformContext
@@ -121,6 +122,7 @@ class Runtime:
                 state=self.state,
                 mail=open_mail_for(self.settings, self.secrets, platform),
                 layouts=LayoutStore(self.settings.mail.layouts_dir),
+                sms=open_sms(self.settings.sms, self.secrets.sms_password),
             )
             self._contexts[platform.name] = ctx
         return ctx

@@ -21,6 +21,8 @@ INDEXED = (
     ("customer_address", "customerId"),
     ("order_customer", "customerId"),
     ("order_customer", "orderId"),
+    ("order_transaction", "orderId"),
+    ("order_delivery", "orderId"),
     ("sales_channel_domain", "salesChannelId"),
 )
 
