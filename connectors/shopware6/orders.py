@@ -10,7 +10,7 @@ be asked for as an association on transactions and deliveries (shopware/shopware
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,10 +88,12 @@ class OrderReader:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
-    def changes(self, since: Mapping[str, datetime]) -> OrderChanges:
+    def changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
         """Orders placed at/after ``since["orders"]`` or with a state change at/after
-        ``since["states"]`` (literal bounds: the caller subtracts its overlap)."""
+        ``since["states"]`` (literal bounds: the caller subtracts its overlap). Change rows whose
+        key is in ``skip`` (processed by an earlier read) are listed but not fetched again."""
         newest = {"orders": since["orders"], "states": since["states"]}
+        seen: dict[str, str] = {}
         order_ids: dict[str, None] = {}
         for row in self.shop.search("order", {
             "filter": [{"type": "range", "field": "createdAt",
@@ -99,8 +101,11 @@ class OrderReader:
             "sort": [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}],
             "includes": {"order": ["id", "createdAt"]},
         }):
-            order_ids[row["id"]] = None
-            newest["orders"] = max(newest["orders"], parse_time(row.get("createdAt")) or newest["orders"])
+            stamp = parse_time(row.get("createdAt")) or newest["orders"]
+            newest["orders"] = max(newest["orders"], stamp)
+            seen[f"o:{row['id']}"] = stamp.isoformat()
+            if f"o:{row['id']}" not in skip:
+                order_ids[row["id"]] = None
         by_entity: dict[str, dict[str, None]] = {"order_transaction": {}, "order_delivery": {}}
         for row in self.shop.search("state-machine-history", {
             "filter": [
@@ -110,7 +115,11 @@ class OrderReader:
             "sort": [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}],
             "includes": {"state_machine_history": ["id", "entityName", "referencedId", "createdAt"]},
         }):
-            newest["states"] = max(newest["states"], parse_time(row.get("createdAt")) or newest["states"])
+            stamp = parse_time(row.get("createdAt")) or newest["states"]
+            newest["states"] = max(newest["states"], stamp)
+            seen[f"h:{row['id']}"] = stamp.isoformat()
+            if f"h:{row['id']}" in skip:
+                continue
             if row.get("entityName") == "order":
                 order_ids[str(row["referencedId"])] = None
             elif row.get("entityName") in by_entity:
@@ -120,7 +129,7 @@ class OrderReader:
                 order_ids[str(row["orderId"])] = None
         raws = self._by_ids("order", order_ids, {"associations": _ORDER_ASSOCIATIONS})
         orders = [to_order(raw) for raw in raws]
-        return OrderChanges(tuple(orders), {k: v.isoformat() for k, v in newest.items()})
+        return OrderChanges(tuple(orders), {k: v.isoformat() for k, v in newest.items()}, seen)
 
     def _by_ids(self, entity: str, ids: Iterable[str], extra: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
         chunk_ids = list(ids)

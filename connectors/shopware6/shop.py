@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -355,8 +355,8 @@ class ShopwareShop:
             auth=False,
         )
 
-    def order_changes(self, since: Mapping[str, datetime]) -> OrderChanges:
-        return OrderReader(self).changes(since)
+    def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
+        return OrderReader(self).changes(since, skip)
 
     def clear_cache(self) -> None:
         """Forget metadata and version held in memory (the tenant cache is cleared by its owner)."""

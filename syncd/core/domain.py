@@ -138,8 +138,11 @@ class ShopOrder:
 
 @dataclass(frozen=True)
 class OrderChanges:
-    """One incremental read of order changes: the changed orders (each once, current states) and
-    the bookmarks to store once they are processed."""
+    """One incremental read of order changes: the changed orders (each once, current states), the
+    newest stamps seen (``cursor``: "orders", "states"), and every change row listed (``seen``:
+    "o:<order id>" / "h:<history id>" -> its stamp), so the next read can skip the rows its overlap
+    window lists again."""
 
     orders: tuple[ShopOrder, ...]
     cursor: dict[str, Any]
+    seen: dict[str, str] = field(default_factory=dict)

@@ -3,7 +3,7 @@ them from ``syncd.shell.bootstrap`` (or a test) and never build one themselves."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -130,11 +130,12 @@ class ShopPort(Protocol):
     def send_recovery_link(self, shop_id: str) -> None:
         """Let the shop mail its own one-time set-password link (credential_mode = "link")."""
 
-    def order_changes(self, since: Mapping[str, datetime]) -> OrderChanges:
+    def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
         """Orders placed at/after ``since["orders"]``, or whose order / payment / delivery state
         changed at/after ``since["states"]`` (literal bounds), with their current states; the
-        result's ``cursor`` holds the newest stamps seen. Costs O(changes): it reads new orders
-        and the state-change history, never all orders."""
+        result's ``cursor`` holds the newest stamps seen, ``seen`` the change rows listed; rows
+        in ``skip`` (an earlier read's ``seen``) are not fetched again. Costs O(changes): it
+        reads new orders and the state-change history, never all orders."""
 
 
 class SmsPort(Protocol):

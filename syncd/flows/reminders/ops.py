@@ -37,7 +37,12 @@ class ReminderLine:
 
 
 def list_reminders(store: StateStore, platforms: list[str], *, order: str | None = None,
-                   states: tuple[str, ...] | None = None, limit: int = 1000) -> Iterator[ReminderLine]:
+                   states: tuple[str, ...] | None = None, limit: int = 1000) -> list[ReminderLine]:
+    return list(_lines(store, platforms, order=order, states=states, limit=limit))
+
+
+def _lines(store: StateStore, platforms: list[str], *, order: str | None,
+           states: tuple[str, ...] | None, limit: int) -> Iterator[ReminderLine]:
     repo = Reminders(store)
     for platform in platforms:
         rows = repo.listing(platform, order=order, states=states, limit=limit)

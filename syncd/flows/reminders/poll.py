@@ -64,7 +64,8 @@ def read_changes(ctx: PlatformContext, reminders: tuple[ReminderSettings, ...], 
     now = ctx.clock()
     with ctx.uow() as uow:
         cursor = uow.cursors.get(name, CURSOR)
-    changes = ctx.shop.order_changes(_since(cursor, now - lookback(reminders)))
+    skip = set((cursor or {}).get("seen") or ())
+    changes = ctx.shop.order_changes(_since(cursor, now - lookback(reminders)), skip)
     orders = list(changes.orders)
     for start in range(0, len(orders), BATCH):
         batch = orders[start:start + BATCH]
@@ -74,10 +75,15 @@ def read_changes(ctx: PlatformContext, reminders: tuple[ReminderSettings, ...], 
                 for reminder in reminders:
                     _apply(uow, name, order, reminder, rows.get((reminder.name, order.id)), now)
             uow.commit()
-    # The bookmark moves only forward, and only after the orders it covers are scheduled.
-    newest = {k: str(v) for k, v in changes.cursor.items()}
+    # The bookmark moves only forward, and only after the orders it covers are scheduled. The
+    # rows inside the next read's overlap window are remembered, so it skips them: an idle
+    # poll fetches no order and writes nothing.
+    newest: dict[str, Any] = {k: str(v) for k, v in changes.cursor.items()}
     if cursor:
         newest = {k: max(newest[k], str(cursor[k]), key=datetime.fromisoformat) for k in newest}
+    edge = {k: datetime.fromisoformat(v) - SHOP_CHANGE_OVERLAP for k, v in newest.items()}
+    newest["seen"] = {key: stamp for key, stamp in changes.seen.items()
+                      if datetime.fromisoformat(stamp) >= edge["orders" if key[0] == "o" else "states"]}
     if newest != (cursor or {}):
         with ctx.uow() as uow:
             uow.cursors.set(name, CURSOR, newest)
