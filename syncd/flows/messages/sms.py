@@ -78,10 +78,10 @@ def _send_one(ctx: PlatformContext, repo: Messages, report: CycleReport, sms: An
         nonlocal counted
         if counted:  # a retried request (429, 5xx: not accepted) is the same send
             return
-        checkpoint("sms:before_commit")
+        checkpoint("sms_before_commit")
         ledger.advance(sent=None, sending=m.id, now=ctx.clock())
         counted = True
-        checkpoint("sms:before_request")
+        checkpoint("sms_before_request")
 
     try:
         message_id = sms.send(m.recipient, text, on_commit=commit)
@@ -104,7 +104,7 @@ def _send_one(ctx: PlatformContext, repo: Messages, report: CycleReport, sms: An
             repo.refused(m.id, ctx.clock())
         _fail(ctx, repo, report, m, f"SMS provider refused: {exc}")
         return True
-    checkpoint("sms:after_request")
+    checkpoint("sms_after_request")
     repo.mark_sent([m.id], ctx.clock())
     _history(ctx, m, HistoryEvent.MESSAGE_SENT)
     report.add(_record(m), "sms", m.kind)

@@ -28,6 +28,7 @@ from syncd.core.domain import ErpAddress, ShopOrder
 from syncd.core.errors import TransientError
 from syncd.core.rules import SHOP_CHANGE_OVERLAP, HistoryEvent
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.push_addresses import checkpoint
 from syncd.flows.reminders.schedule import decide, due_at, lookback
 from syncd.state import reminders as rs
 from syncd.state.messages import SMS
@@ -148,6 +149,7 @@ def queue_due(ctx: PlatformContext, reminders: tuple[ReminderSettings, ...], rep
         with ctx.uow() as uow:
             for row in due:
                 queued += _queue_one(ctx, uow, by_name[row.reminder], row, contacts, now, report)
+            checkpoint("reminders_before_commit")
             uow.commit()
 
 
