@@ -65,7 +65,8 @@ def list_cmd(state: CliState, platform: str | None, order: str | None, states: t
 @platform_option()
 @click.argument("order")
 @pass_state
-def cancel_cmd(state: CliState, platform: str | None, order: str) -> None:
+@click.pass_context
+def cancel_cmd(ctx: click.Context, state: CliState, platform: str | None, order: str) -> None:
     from syncd.core.clock import utcnow
     from syncd.flows.reminders.ops import cancel
     from syncd.state.db import open_state
@@ -81,5 +82,5 @@ def cancel_cmd(state: CliState, platform: str | None, order: str) -> None:
     if not count:
         click.echo(f"no reminder of order {order!r} to cancel / keine Erinnerung zu Bestellung {order!r}",
                    err=True)
-        sys.exit(1)
+        ctx.exit(1)
     click.echo(f"{count} reminder(s) of order {order} cancelled / {count} Erinnerung(en) gestoppt")
