@@ -203,6 +203,12 @@ def check_mail(settings: Settings, secrets: Secrets, senders: tuple[str, ...] = 
     return transport.check()
 
 
+def check_sms(settings: Settings, secrets: Secrets) -> list[CheckItem]:
+    """The SMS channel's static check (nothing is sent: a test SMS costs money)."""
+    transport = open_sms(settings.sms, secrets.sms_password)
+    return transport.check() if transport is not None else []
+
+
 def open_runtime(loaded: LoadedConfig, secrets: Secrets, *, read_only: bool = False) -> Runtime:
     """Open the state store (migrating it) and prepare the adapters of every platform.
 

@@ -81,3 +81,66 @@ def test_list_json_and_cancel(capsys, config):
 def test_unknown_platform_is_a_usage_error(capsys, config):
     code, _, err = _run(capsys, "--config", config, "reminders", "list", "--platform", "nope")
     assert code == 2 and "nope" in err
+
+
+# --- `syncd check` of the messaging settings ------------------------------------------------------
+
+BASE = """
+[daemon]
+state_url = "sqlite:///{state}"
+[erp]
+url = "sqlite:///{erp}"
+[erp.columns]
+mobile = "Mobil"
+[mail]
+layouts_dir = "{layouts}"
+[[platforms]]
+name = "shop"
+url = "https://shop.example.com"
+client_id = "id"
+client_secret = "env:SHOP_SECRET"
+{platform_extra}
+[platforms.addresses]
+send_credentials = true
+password_field = "Sel10"
+[sms]
+enabled = true
+password = "env:SMS_KEY"
+[messages]
+default_channel = "both"
+{messages_extra}
+"""
+
+
+def _write(tmp_path, monkeypatch, *, platform_extra="", messages_extra="", sms_layout=None):
+    monkeypatch.setenv("SHOP_SECRET", "Shop-Secret-4242")
+    monkeypatch.setenv("SMS_KEY", "Sms-Key-777777")
+    layouts = tmp_path / "layouts" / "credentials"
+    layouts.mkdir(parents=True, exist_ok=True)
+    (layouts / "subject.txt.j2").write_text("Zugang")
+    (layouts / "body.txt.j2").write_text("Passwort: {{ erp.Sel10 }}")
+    if sms_layout is not None:
+        (layouts / "sms.txt.j2").write_text(sms_layout)
+    path = tmp_path / "check.toml"
+    path.write_text(BASE.format(state=tmp_path / "s.db", erp=tmp_path / "erp.db",
+                                layouts=tmp_path / "layouts", platform_extra=platform_extra,
+                                messages_extra=messages_extra))
+    return path
+
+
+def test_check_refuses_a_platform_mail_account_that_does_not_exist(capsys, tmp_path, monkeypatch):
+    path = _write(tmp_path, monkeypatch, platform_extra='mail = "outlet"')
+    code, out, err = _run(capsys, "--config", path, "check")
+    assert code == 2 and "platforms[0].mail" in out + err and "'outlet'" in out + err
+
+
+def test_check_refuses_a_credentials_sms_with_the_password(capsys, tmp_path, monkeypatch):
+    path = _write(tmp_path, monkeypatch, sms_layout="Ihr Passwort: {{ erp.Sel10 }}")
+    code, out, err = _run(capsys, "--config", path, "check")
+    assert code == 2 and "allow_password_by_sms" in out
+    assert "Sms-Key-777777" not in out + err
+    path = _write(tmp_path, monkeypatch, sms_layout="Ihr Passwort: {{ erp.Sel10 }}",
+                  messages_extra="allow_password_by_sms = true")
+    code, out, err = _run(capsys, "--config", path, "check")
+    assert "allow_password_by_sms" not in out  # allowed now (other checks may still fail: no ERP here)
+    assert "provider seven" in out  # the SMS channel's own line

@@ -39,6 +39,10 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckI
     items += _layout_checks(loaded)
     if secrets is None:
         return items
+    if settings.sms.enabled:
+        from syncd.shell.bootstrap import check_sms
+
+        items += _guard("sms", "sms", lambda: check_sms(settings, secrets))
     problem = erp_file_problem(settings)
     erp = None
     if problem is not None:
