@@ -10,7 +10,7 @@ be asked for as an association on transactions and deliveries (shopware/shopware
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,21 +91,15 @@ class OrderReader:
     def changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
         """Orders placed at/after ``since["orders"]`` or with a state change at/after
         ``since["states"]`` (literal bounds: the caller subtracts its overlap). Change rows whose
-        key is in ``skip`` (processed by an earlier read) are listed but not fetched again."""
+        key is in ``skip`` (processed by an earlier read) are listed but not handed out again.
+
+        The state history is listed first (it is small); the new orders then stream page by
+        page with their states, so a first read over 100,000 open orders never holds them all.
+        ``cursor`` and ``seen`` of the result are complete once its ``orders`` are consumed."""
         newest = {"orders": since["orders"], "states": since["states"]}
+        cursor: dict[str, Any] = {k: v.isoformat() for k, v in newest.items()}
         seen: dict[str, str] = {}
-        order_ids: dict[str, None] = {}
-        for row in self.shop.search("order", {
-            "filter": [{"type": "range", "field": "createdAt",
-                        "parameters": {"gte": shop_time(since["orders"])}}],
-            "sort": [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}],
-            "includes": {"order": ["id", "createdAt"]},
-        }):
-            stamp = parse_time(row.get("createdAt")) or newest["orders"]
-            newest["orders"] = max(newest["orders"], stamp)
-            seen[f"o:{row['id']}"] = stamp.isoformat()
-            if f"o:{row['id']}" not in skip:
-                order_ids[row["id"]] = None
+        changed: dict[str, None] = {}
         by_entity: dict[str, dict[str, None]] = {"order_transaction": {}, "order_delivery": {}}
         for row in self.shop.search("state-machine-history", {
             "filter": [
@@ -121,15 +115,35 @@ class OrderReader:
             if f"h:{row['id']}" in skip:
                 continue
             if row.get("entityName") == "order":
-                order_ids[str(row["referencedId"])] = None
+                changed[str(row["referencedId"])] = None
             elif row.get("entityName") in by_entity:
                 by_entity[row["entityName"]][str(row["referencedId"])] = None
+        cursor["states"] = newest["states"].isoformat()
         for entity, ids in by_entity.items():
             for row in self._by_ids(entity, ids, {"includes": {entity: ["id", "orderId"]}}):
-                order_ids[str(row["orderId"])] = None
-        raws = self._by_ids("order", order_ids, {"associations": _ORDER_ASSOCIATIONS})
-        orders = [to_order(raw) for raw in raws]
-        return OrderChanges(tuple(orders), {k: v.isoformat() for k, v in newest.items()}, seen)
+                changed[str(row["orderId"])] = None
+
+        def orders() -> Iterator[ShopOrder]:
+            done: set[str] = set()
+            for raw in self.shop.search("order", {
+                "filter": [{"type": "range", "field": "createdAt",
+                            "parameters": {"gte": shop_time(since["orders"])}}],
+                "sort": [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}],
+                "associations": _ORDER_ASSOCIATIONS,
+            }):
+                oid = str(raw["id"])
+                stamp = parse_time(raw.get("createdAt")) or newest["orders"]
+                newest["orders"] = max(newest["orders"], stamp)
+                cursor["orders"] = newest["orders"].isoformat()
+                seen[f"o:{oid}"] = stamp.isoformat()
+                if f"o:{oid}" not in skip or oid in changed:
+                    done.add(oid)
+                    yield to_order(raw)
+            rest = [oid for oid in changed if oid not in done]
+            for raw in self._by_ids("order", rest, {"associations": _ORDER_ASSOCIATIONS}):
+                yield to_order(raw)
+
+        return OrderChanges(orders(), cursor, seen)
 
     def _by_ids(self, entity: str, ids: Iterable[str], extra: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
         chunk_ids = list(ids)

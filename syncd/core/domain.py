@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -141,8 +141,9 @@ class OrderChanges:
     """One incremental read of order changes: the changed orders (each once, current states), the
     newest stamps seen (``cursor``: "orders", "states"), and every change row listed (``seen``:
     "o:<order id>" / "h:<history id>" -> its stamp), so the next read can skip the rows its overlap
-    window lists again."""
+    window lists again. ``orders`` may be a stream: ``cursor`` and ``seen`` are complete once it
+    is consumed."""
 
-    orders: tuple[ShopOrder, ...]
+    orders: Iterable[ShopOrder]
     cursor: dict[str, Any]
     seen: dict[str, str] = field(default_factory=dict)

@@ -366,7 +366,7 @@ def test_an_idle_poll_asks_the_shop_two_searches_and_writes_nothing(sandbox, sto
     clock.advance(timedelta(hours=1))
     reminders.poll(ctx, CycleReport(PLATFORM, "erp-to-shop"))
     searches = [r.path for r in sandbox.request_log[before:] if "/search/" in r.path]
-    assert searches == ["/api/search/order", "/api/search/state-machine-history"]
+    assert searches == ["/api/search/state-machine-history", "/api/search/order"]
     with ctx.uow() as uow:
         assert uow.cursors.get(PLATFORM, "reminders") == cursor
 

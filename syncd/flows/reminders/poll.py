@@ -15,7 +15,7 @@ a crash left unknown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -67,9 +67,9 @@ def read_changes(ctx: PlatformContext, reminders: tuple[ReminderSettings, ...], 
         cursor = uow.cursors.get(name, CURSOR)
     skip = set((cursor or {}).get("seen") or ())
     changes = ctx.shop.order_changes(_since(cursor, now - lookback(reminders)), skip)
-    orders = list(changes.orders)
-    for start in range(0, len(orders), BATCH):
-        batch = orders[start:start + BATCH]
+    count = 0
+    for batch in _batches(changes.orders, BATCH):
+        count += len(batch)
         with ctx.uow() as uow:
             rows = uow.reminders.of_orders(name, [o.id for o in batch])
             for order in batch:
@@ -89,9 +89,20 @@ def read_changes(ctx: PlatformContext, reminders: tuple[ReminderSettings, ...], 
         with ctx.uow() as uow:
             uow.cursors.set(name, CURSOR, newest)
             uow.commit()
-    if orders:
-        report.add(name, "reminders", f"{len(orders)} order change(s)")
-    return len(orders)
+    if count:
+        report.add(name, "reminders", f"{count} order change(s)")
+    return count
+
+
+def _batches(items: Iterable[ShopOrder], size: int) -> Iterator[list[ShopOrder]]:
+    batch: list[ShopOrder] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _context(order: ShopOrder) -> dict[str, Any]:
