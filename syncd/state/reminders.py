@@ -103,14 +103,19 @@ class Reminders:
             return {state: n for state, n in rows}
 
     # --- writing --------------------------------------------------------------------------
-    def insert(self, *, platform: str, reminder: str, order_id: str, order_number: str | None, state: str,
-               anchor_at: datetime, next_due: datetime | None, reason: str | None,
-               context: Mapping[str, Any], now: datetime, conn: Connection | None = None) -> None:
+    def insert_many(self, rows: list[dict[str, Any]], *, now: datetime,
+                    conn: Connection | None = None) -> None:
+        """New schedule rows (keys: platform, reminder, order_id, order_number, state, anchor_at,
+        next_due, reason, context) in one statement: a first poll schedules 100,000 at once."""
+        if not rows:
+            return
+        values = [{**r, "next_due": r["next_due"] if r["state"] == SCHEDULED else None, "sent": 0,
+                   "context": dict(r.get("context") or {}), "updated_at": now} for r in rows]
         with self._conn(conn) as c:
-            c.execute(insert(t).values(
-                platform=platform, reminder=reminder, order_id=order_id, order_number=order_number,
-                state=state, anchor_at=anchor_at, next_due=next_due if state == SCHEDULED else None,
-                sent=0, reason=reason, context=dict(context), updated_at=now))
+            c.execute(insert(t), values)
+
+    def insert(self, *, now: datetime, conn: Connection | None = None, **row: Any) -> None:
+        self.insert_many([row], now=now, conn=conn)
 
     def change(self, platform: str, reminder: str, order_id: str, *, now: datetime,
                conn: Connection | None = None, **values: Any) -> None:

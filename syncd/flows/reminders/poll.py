@@ -72,9 +72,11 @@ def read_changes(ctx: PlatformContext, reminders: tuple[ReminderSettings, ...], 
         count += len(batch)
         with ctx.uow() as uow:
             rows = uow.reminders.of_orders(name, [o.id for o in batch])
+            new: list[dict[str, Any]] = []
             for order in batch:
                 for reminder in reminders:
-                    _apply(uow, name, order, reminder, rows.get((reminder.name, order.id)), now)
+                    _apply(uow, name, order, reminder, rows.get((reminder.name, order.id)), now, new)
+            uow.reminders.insert_many(new, now=now)
             uow.commit()
     # The bookmark moves only forward, and only after the orders it covers are scheduled. The
     # rows inside the next read's overlap window are remembered, so it skips them: an idle
@@ -112,17 +114,18 @@ def _context(order: ShopOrder) -> dict[str, Any]:
 
 
 def _apply(uow: Any, platform: str, order: ShopOrder, reminder: ReminderSettings,
-           row: rs.ReminderRow | None, now: datetime) -> None:
+           row: rs.ReminderRow | None, now: datetime, new: list[dict[str, Any]]) -> None:
+    """Bring one schedule row in line with the order; a new row is appended to ``new``."""
     decision = decide(order, reminder)
     repo: rs.Reminders = uow.reminders
     key = (platform, reminder.name, order.id)
     if row is None:
         if decision.active:
             assert decision.anchor is not None
-            repo.insert(platform=platform, reminder=reminder.name, order_id=order.id,
-                        order_number=order.number, state=rs.SCHEDULED, anchor_at=decision.anchor,
-                        next_due=due_at(reminder, decision.anchor, 0), reason=None,
-                        context=_context(order), now=now)
+            new.append({"platform": platform, "reminder": reminder.name, "order_id": order.id,
+                        "order_number": order.number, "state": rs.SCHEDULED, "anchor_at": decision.anchor,
+                        "next_due": due_at(reminder, decision.anchor, 0), "reason": None,
+                        "context": _context(order)})
         return
     if row.state in (rs.CANCELLED, rs.DONE):
         return
