@@ -388,3 +388,26 @@ def test_crash_after_the_provider_accepted_an_sms_resends_at_most_that_one(sandb
     assert sorted(set(numbers)) == [f"+49170123456{n}" for n in range(5)]  # none lost
     assert len(numbers) <= 6  # the one whose outcome the crash left unknown, at most once more
     assert Messages(store).counts(PLATFORM) == {"sent": 5}
+
+
+def test_more_orders_than_a_page_with_identical_timestamps(sandbox, store) -> None:  # noqa: F811
+    """600 orders stamped the same millisecond span two search pages (the sandbox's 6.6 page is
+    500 rows): every one is scheduled once; the next polls re-list them inside the overlap
+    window but neither fetch nor write anything."""
+    from syncd.state.reminders import Reminders
+
+    ctx, clock = _env(sandbox, store, "pay")
+    cid = _customer(sandbox, ctx, store, 50050)
+    for _ in range(600):
+        sandbox.add_order(cid, 12.5, payment="payment_prepayment", at=T0)
+    _cycle(ctx)
+    assert Reminders(store).counts(PLATFORM) == {"scheduled": 600}
+    with ctx.uow() as uow:
+        cursor = uow.cursors.get(PLATFORM, "reminders")
+    assert len(cursor["seen"]) == 600
+    clock.advance(timedelta(hours=1))
+    report = CycleReport(PLATFORM, "erp-to-shop")
+    reminders.poll(ctx, report)
+    assert report.counts.get("reminders", 0) == 0
+    with ctx.uow() as uow:
+        assert uow.cursors.get(PLATFORM, "reminders") == cursor
