@@ -79,9 +79,14 @@ class Reminders:
                     out[(row.reminder, row.order_id)] = row
         return out
 
-    def due(self, platform: str, now: datetime, *, limit: int) -> list[ReminderRow]:
-        q = (select(t).where(t.c.platform == platform, t.c.next_due.is_not(None), t.c.next_due <= now)
-             .order_by(t.c.next_due, t.c.order_id, t.c.reminder).limit(limit))
+    def due(self, platform: str, now: datetime, *, limit: int,
+            reminders: tuple[str, ...] | None = None) -> list[ReminderRow]:
+        """Scheduled rows due at ``now``, earliest first; ``reminders``: only those names (a
+        reminder removed from the configuration keeps its rows, never sent)."""
+        q = select(t).where(t.c.platform == platform, t.c.next_due.is_not(None), t.c.next_due <= now)
+        if reminders is not None:
+            q = q.where(t.c.reminder.in_(reminders))
+        q = q.order_by(t.c.next_due, t.c.order_id, t.c.reminder).limit(limit)
         with self._conn() as c:
             return [_row(r) for r in c.execute(q)]
 

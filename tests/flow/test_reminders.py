@@ -411,3 +411,25 @@ def test_more_orders_than_a_page_with_identical_timestamps(sandbox, store) -> No
     assert report.counts.get("reminders", 0) == 0
     with ctx.uow() as uow:
         assert uow.cursors.get(PLATFORM, "reminders") == cursor
+
+
+def test_a_shop_outage_defers_the_read_but_due_reminders_still_go(sandbox, store, monkeypatch) -> None:  # noqa: F811
+    from syncd.core.errors import TransientError
+
+    ctx, clock = _env(sandbox, store, "pay")
+    cid = _customer(sandbox, ctx, store, 50060)
+    sandbox.add_order(cid, payment="payment_prepayment", at=T0)
+    _cycle(ctx)
+    with ctx.uow() as uow:
+        cursor = uow.cursors.get(PLATFORM, "reminders")
+
+    def down(*args, **kwargs):
+        raise TransientError("shop 503 after retries")
+
+    monkeypatch.setattr(ctx.shop, "order_changes", down)
+    clock.now = T0 + 3 * DAY + timedelta(minutes=1)
+    report = _cycle(ctx)
+    assert any(i.action == "deferred" and "503" in i.detail for i in report.items)
+    assert len(ctx.mail.accepted) == 1  # what was already scheduled went out
+    with ctx.uow() as uow:
+        assert uow.cursors.get(PLATFORM, "reminders") == cursor  # the bookmark did not move

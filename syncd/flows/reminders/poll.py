@@ -25,7 +25,8 @@ from syncd.config.model import PlatformSettings, ReminderSettings, Settings
 from syncd.config.profiles import effective_columns
 from syncd.core.channels import ChannelName, ChannelProblem, parse_channel, plan_channels
 from syncd.core.domain import ErpAddress, ShopOrder
-from syncd.core.errors import TransientError
+from syncd.core.errors import ConfigurationFault, SyncdError, TransientError
+from syncd.core.redaction import redact
 from syncd.core.rules import SHOP_CHANGE_OVERLAP, HistoryEvent
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.push_addresses import checkpoint
@@ -47,7 +48,15 @@ def poll(ctx: PlatformContext, report: CycleReport) -> None:
     reminders = reminders_for(ctx.settings, ctx.platform)
     if not reminders:
         return
-    read_changes(ctx, reminders, report)
+    try:
+        read_changes(ctx, reminders, report)
+    except SyncdError as exc:
+        # The shop's order API away or refusing: the address sync of this cycle must not wait
+        # for it. The bookmark did not move; the next cycle reads the same changes again.
+        log.warning("reminders: order changes not read", platform=ctx.platform.name, error=str(exc))
+        report.add(ctx.platform.name, "deferred", redact(f"reminders: {exc}"))
+        if isinstance(exc, ConfigurationFault):
+            report.config_fault(redact(str(exc)))
     queue_due(ctx, reminders, report)
 
 
@@ -135,7 +144,13 @@ def _apply(uow: Any, platform: str, order: ShopOrder, reminder: ReminderSettings
         return
     assert decision.anchor is not None
     anchor = row.anchor_at if row.sent else decision.anchor  # a moved trigger counts until the first send
-    due = due_at(reminder, anchor, row.sent, row.updated_at if row.sent else None)
+    if row.sent == 0:
+        due = due_at(reminder, anchor, 0)
+    elif row.state == rs.SCHEDULED:
+        due = row.next_due  # set when the last one was queued; other changes do not postpone it
+    else:  # resumed (a payment reopened): the next one by the schedule, not before now
+        nxt = due_at(reminder, anchor, row.sent)
+        due = max(nxt, now) if nxt is not None else None
     state = rs.SCHEDULED if due is not None else rs.DONE
     if row.state != state or row.next_due != due or row.anchor_at != anchor:
         repo.change(*key, now=now, state=state, anchor_at=anchor, next_due=due, reason=None,
@@ -152,7 +167,7 @@ def queue_due(ctx: PlatformContext, reminders: tuple[ReminderSettings, ...], rep
     while True:
         now = ctx.clock()
         with ctx.uow() as uow:
-            due = [r for r in uow.reminders.due(name, now, limit=BATCH) if r.reminder in by_name]
+            due = uow.reminders.due(name, now, limit=BATCH, reminders=tuple(by_name))
         if not due:
             return queued
         try:
