@@ -370,4 +370,15 @@ def to_shop_customer(data: Mapping[str, Any], meta: ShopMetadata | None) -> Shop
         order_count=int(data.get("orderCount") or 0),
         created_at=parse_timestamp(data.get("createdAt")),
         updated_at=parse_timestamp(data.get("updatedAt")),
+        requested_group=_group_name(data.get("requestedGroupId"), meta),
     )
+
+
+def _group_name(group_id: Any, meta: ShopMetadata | None) -> str | None:
+    if not group_id:
+        return None
+    if meta is not None:
+        for name, gid in meta.groups.items():
+            if gid == group_id:
+                return name
+    return str(group_id)

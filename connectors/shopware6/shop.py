@@ -252,6 +252,26 @@ class ShopwareShop:
             return {}
         return self._upsert_each([{"id": sid, "active": bool(active)} for sid in shop_ids])
 
+    def group_requests(self) -> Iterator[ShopCustomer]:
+        """Non-guest customers with an open customer-group request (``requestedGroupId`` set: they
+        registered through a group's registration page), oldest first."""
+        return self._customers({"filter": [
+            {"type": "equals", "field": "guest", "value": False},
+            {"type": "not", "operator": "and",
+             "queries": [{"type": "equals", "field": "requestedGroupId", "value": None}]},
+        ]})
+
+    def decide_group_request(self, shop_ids: Sequence[str], accept: bool) -> None:
+        """Accept (the requested group becomes the customer's group) or decline the open group
+        requests of ``shop_ids`` (Admin API ``/_action/customer-group-registration/accept|decline``,
+        ``silentError``: an account without a request is skipped). ``sw-skip-trigger-flow``: the
+        shop's own accepted/declined mail is not sent; syncd mails the customer itself."""
+        if not shop_ids:
+            return
+        action = "accept" if accept else "decline"
+        self.http.call("POST", f"/api/_action/customer-group-registration/{action}",
+                       {"customerIds": list(shop_ids), "silentError": True}, headers=WRITE_HEADERS)
+
     def set_customer_number(self, shop_id: str, number: str) -> None:
         self.http.call(
             "PATCH", f"/api/customer/{shop_id}", {"customerNumber": str(number)}, headers=WRITE_HEADERS

@@ -65,6 +65,9 @@ class ShopCustomer:
     order_count: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The customer group the customer asked for at registration (Shopware ``requestedGroupId``),
+    # by name when the shop's metadata knows it; None: no open request.
+    requested_group: str | None = None
 
 
 

@@ -137,6 +137,15 @@ class ShopPort(Protocol):
         in ``skip`` (an earlier read's ``seen``) are not fetched again. Costs O(changes): it
         reads new orders and the state-change history, never all orders."""
 
+    # Approval states (syncd.flows.approvals). A shop without customer-group requests may leave
+    # these out: the flow then looks for none.
+    def group_requests(self) -> Iterator[ShopCustomer]:
+        """Customers (no guests) with an open customer-group request (``requested_group``)."""
+
+    def decide_group_request(self, shop_ids: Sequence[str], accept: bool) -> None:
+        """Accept (the requested group becomes the customer's) or decline the open requests,
+        without the shop's own mail; accounts without a request are skipped."""
+
 
 class SmsPort(Protocol):
     provider: str

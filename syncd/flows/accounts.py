@@ -31,7 +31,7 @@ from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
 
 if TYPE_CHECKING:
-    from syncd.flows.context import PlatformContext
+    from syncd.flows.context import CycleReport, PlatformContext
     from syncd.state.db import StateStore
 
 # Password status from the newest delivered credential mail of the address.
@@ -192,6 +192,8 @@ def send_credentials(
         # As at a daemon's start: a password field left by a crash is settled before new work.
         settle_password_fields(ctx)
         report = queue_credentials(ctx, wanted, reason=reason)
+        if reason == "reset":
+            _reset_notices(ctx, wanted, report)
     last: dict[int, AccountAction] = {}
     for item in report.items:
         try:
@@ -201,6 +203,20 @@ def send_credentials(
         if number in wanted:
             last[number] = AccountAction(number, item.action, item.detail)
     return [last.get(n, AccountAction(n, "deferred", "queued; the running daemon sends it")) for n in wanted]
+
+
+def _reset_notices(ctx: PlatformContext, numbers: list[int], report: CycleReport) -> None:
+    """The ``password_reset`` event of each address whose new credentials were mailed or queued
+    (``syncd.flows.account_events``), sent now under the lease the caller holds."""
+    from syncd.flows.account_events import password_reset_notice
+    from syncd.flows.context import CycleReport
+    from syncd.flows.messages import send_due
+
+    done = {item.record for item in report.items if item.action in ("mailed", "deferred")}
+    for n in numbers:
+        if str(n) in done:
+            password_reset_notice(ctx, n)
+    send_due(ctx, CycleReport(ctx.platform.name, "messages"))
 
 
 @contextmanager

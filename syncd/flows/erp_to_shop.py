@@ -17,7 +17,7 @@ import structlog
 
 from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
-from syncd.flows import credentials, messages, reminders
+from syncd.flows import approvals, credentials, messages, reminders
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.messages.sms import send_due_sms
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
@@ -52,6 +52,7 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
         return _dry_run(ctx, report)
     # Event mails, reminders and SMS go out under this direction's lease only, so two cycles
     # never send one.
+    approvals.detect(ctx, report)
     reminders.poll(ctx, report)
     messages.send_due(ctx, report)
     send_due_sms(ctx, report)

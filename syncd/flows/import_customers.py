@@ -59,7 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from syncd.config.profiles import effective_columns
 from syncd.core.domain import Direction, ShopCustomer
 from syncd.core.errors import ConfigError, PermanentError, SyncdError, TransientError
-from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
+from syncd.core.rules import SHOP_CHANGE_OVERLAP, HistoryEvent, LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
@@ -237,6 +237,18 @@ class _Import:
         self.log.error("import failed", step=step, reason=reason)
         if not self.dry_run:
             self.uow.failures.record(self.platform, DIRECTION, c.id, step, reason, getattr(exc, "code", None))
+
+    def _validated(self, c: ShopCustomer, number: int) -> None:
+        """The ``validated`` event: the shop customer is now an ERP customer (its address was
+        created and linked). Once per shop account (the dedup key is its id); queued in the
+        batch's unit, mailed by the next erp-to-shop cycle (which owns the message run)."""
+        from syncd.flows.messages import Occurrence, notify
+
+        group = self._values(c).get(self.columns.get("customer_group") or "", None)
+        self.uow.history.record(self.platform, number, HistoryEvent.VALIDATED, shop_id=c.id)
+        notify(self.ctx, Occurrence(event="validated", key=f"{c.id}:imported", erp_number=number,
+                                    group=None if group is None else str(group), email=c.email,
+                                    values={"customer_number": str(number), "shop_id": c.id}), uow=self.uow)
 
     def _succeeded(self, c: ShopCustomer, action: str, detail: str) -> None:
         self.report.add(c.id, action, detail)
@@ -422,6 +434,8 @@ class _Import:
                 ) from exc
         checkpoint("import:after-write-back")
         self._succeeded(c, action, detail)
+        if action == "imported" and not self.dry_run:
+            self._validated(c, number)
 
     # --- the new address -------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import structlog
 from syncd.config.model import AddressSettings
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
-from syncd.core.rules import LinkKind, PushOutcome, email_key, email_problem
+from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
 from syncd.state.links import Link
@@ -181,7 +181,7 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     if plan.deactivate:
         _set_active(ctx, plan.deactivate, False, report, credentials=False)
     if plan.reactivate:
-        _set_active(ctx, plan.reactivate, True, report, credentials=credentials)
+        _set_active(ctx, _not_held(ctx, plan.reactivate, report), True, report, credentials=credentials)
     return plan
 
 
@@ -296,6 +296,29 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         log.info("address pushed", platform=name, address=number, step="push", outcome=action)
 
 
+def _not_held(ctx: PlatformContext, pairs: list[tuple[ErpAddress, Link]], report: CycleReport
+              ) -> list[tuple[ErpAddress, Link]]:
+    """Reactivations minus the accounts an approval keeps inactive (in progress, or rejected by
+    an operator: ``syncd accounts approve`` is what activates them)."""
+    with ctx.uow() as uow:
+        held = uow.approvals.held(ctx.platform.name, [lk.shop_id for _, lk in pairs])
+    for a, _ in (p for p in pairs if p[1].shop_id in held):
+        report.add(a.number, "skipped", "kept inactive: the account is not approved (syncd accounts approve)")
+    return [p for p in pairs if p[1].shop_id not in held]
+
+
+def _blocked_event(ctx: PlatformContext, uow: UnitOfWork, a: ErpAddress) -> None:
+    """The address became blocked and its account was deactivated: the ``blocked`` event, in the
+    unit that records the deactivation, so a replayed cycle (which finds the link inactive) never
+    raises it twice. The ERP change stamp names the occurrence: blocked again later is a new one."""
+    from syncd.flows.messages import Occurrence, notify
+
+    stamp = a.modified_at.isoformat() if a.modified_at is not None else uow.clock().isoformat()
+    uow.history.record(ctx.platform.name, a.number, HistoryEvent.BLOCKED, reason="ERP address blocked")
+    notify(ctx, Occurrence(event="blocked", key=f"{a.number}:{stamp}", erp_number=a.number,
+                           group=a.customer_group, email=a.email), uow=uow)
+
+
 def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
                 report: CycleReport, *, credentials: bool) -> None:
     pairs = list(pairs)
@@ -314,6 +337,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
                 done.append((a, lk, reason))
                 continue
             uow.links.set_state(name, a.number, erp_blocked=a.blocked, shop_active=active)
+            if not active and a.blocked:
+                _blocked_event(ctx, uow, a)
             # An account syncd created while the address was blocked never got its mail: the
             # customer gets it now that the address is usable.
             if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \

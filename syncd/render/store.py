@@ -383,7 +383,12 @@ class LayoutStore:
             key = row_key(row, password_column)
             row[key] = placeholder
         context.setdefault("link", f"https://…/{placeholder}")
+        # Event layouts ([[notifications]]) read ``event``: sample values, no secret among them.
+        event = context.pop("event", None) or {"name": name, "role": "customer", "reason": "(reason)",
+                                                 "login": address.email or "(login)",
+                                                 "customer_number": str(address.number)}
         ctx = build_context(address, row, password_column=password_column, **context)
+        ctx["event"] = event
         return self.render(name, ctx)
 
 

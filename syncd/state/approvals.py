@@ -9,7 +9,7 @@ queues its mail (``syncd.flows.messages``), so a decision and its mail are recor
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,6 +103,17 @@ class Approvals:
             q = q.where(t.c.state == state)
         with self._conn() as c:
             return [_approval(r) for r in c.execute(q.order_by(t.c.created_at, t.c.shop_id))]
+
+    def held(self, platform: str, shop_ids: Iterable[str]) -> set[str]:
+        """The accounts among ``shop_ids`` an approval keeps inactive (in progress or rejected):
+        the ERP -> shop flow must not reactivate them."""
+        wanted = sorted(set(shop_ids))
+        if not wanted:
+            return set()
+        with self._conn() as c:
+            rows = c.execute(select(t.c.shop_id).where(t.c.platform == platform, t.c.shop_id.in_(wanted),
+                                                       t.c.state.in_((IN_PROGRESS, REJECTED))))
+            return {r[0] for r in rows}
 
     def counts(self, platform: str) -> Counter[str]:
         with self._conn() as c:

@@ -73,7 +73,7 @@ class Message:
 def _message(row: Any) -> Message:
     m = row._mapping
     return Message(
-        id=m["id"], platform=m["platform"], kind=m["kind"], occurrence=m["occurrence"],
+        id=m["id"], platform=m["platform"], kind=row.kind, occurrence=m["occurrence"],
         recipient=m["recipient"], erp_number=None if m["erp_number"] is None else int(m["erp_number"]),
         channel=m["channel"], layout=m["layout"], sender=m["sender"], context=m["context"] or {},
         step=m["step"], attempts=m["attempts"], send_attempts=m["send_attempts"], last_error=m["last_error"],

@@ -22,6 +22,7 @@ from syncd.config.model import (
     DaemonSettings,
     ErpSettings,
     MailSettings,
+    NotificationSettings,
     PlatformSettings,
     Settings,
 )
@@ -42,7 +43,7 @@ _PASSWORD_LINE = re.compile(r"^\s*(?:Passwort|Password):\s*(\S+)\s*$", re.MULTIL
 
 
 def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp_port: int, state_url: str,
-                   *, mail_batch_size: int = 100, **addresses: Any) -> Settings:
+                   *, mail_batch_size: int = 100, notifications: Any = (), **addresses: Any) -> Settings:
     values: dict[str, Any] = dict(send_credentials=True, password_field=PASSWORD_FIELD, shop_to_erp=False)
     values.update(addresses)
     return Settings(
@@ -53,6 +54,8 @@ def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp
         platforms=(PlatformSettings(
             name=PLATFORM, url=shop_url, client_id=client_id, client_secret="env:SYNCD_TEST_SHOP_SECRET",
             timeout="10s", addresses=AddressSettings(**values)),),
+        notifications=tuple(NotificationSettings.model_validate(n) if isinstance(n, dict) else n
+                            for n in notifications),
     )
 
 
@@ -87,6 +90,7 @@ class Harness:
     addresses: dict[str, Any] = field(default_factory=dict)
     state_url: str = ""
     mail_batch_size: int = 100
+    notifications: tuple[dict[str, Any], ...] = ()  # [[notifications]] tables
     _state: StateStore | None = None
     _contexts: list[PlatformContext] = field(default_factory=list)
 
@@ -100,7 +104,7 @@ class Harness:
     def settings(self) -> Settings:
         return build_settings(self.erp_settings, self.sandbox.url, self.sandbox.client_id, self.smtp.host,
                               self.smtp.port, self.state_url, mail_batch_size=self.mail_batch_size,
-                              **self.addresses)
+                              notifications=self.notifications, **self.addresses)
 
     @property
     def state(self) -> StateStore:
@@ -130,7 +134,7 @@ class Harness:
             "client_secret": self.sandbox.client_secret,
             "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
             "state_url": self.state_url, "addresses": self.addresses,
-            "mail_batch_size": self.mail_batch_size,
+            "mail_batch_size": self.mail_batch_size, "notifications": list(self.notifications),
         }))
         return path
 
@@ -194,5 +198,6 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
     return build_settings(
         ErpSettings.model_validate(config["erp"]), config["shop_url"], config["client_id"],
         config["smtp_host"], config["smtp_port"], config["state_url"],
-        mail_batch_size=config.get("mail_batch_size", 100), **config["addresses"],
+        mail_batch_size=config.get("mail_batch_size", 100), notifications=config.get("notifications", ()),
+        **config["addresses"],
     )

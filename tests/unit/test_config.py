@@ -285,3 +285,36 @@ def test_link_mode_is_refused_not_silently_ignored(tmp_path):
         load_settings(path)
     text = str(info.value)
     assert str(path) in text and "platforms[0].addresses.credential_mode" in text and "'link'" in text
+
+
+def _with_notifications(tables: str) -> str:
+    return MINIMAL + "\n" + tables
+
+
+def test_notification_tables_load_and_the_most_specific_wins(tmp_path):
+    from syncd.flows.messages import choose
+
+    path = tmp_path / "c.toml"
+    path.write_text(_with_notifications(
+        '[[notifications]]\nevent = "approved"\n\n'
+        '[[notifications]]\ngroup = "Händler"\nevent = "approved"\nlayout = "approved_en"\n'
+        'sender = "H <h@x.example>"\n'))
+    s = load_settings(str(path)).settings
+    assert choose(s, "Händler", "approved").layout_name == "approved_en"
+    assert choose(s, "Privat", "approved").layout_name == "approved"
+    assert choose(s, None, "blocked") is None
+
+
+@pytest.mark.parametrize("tables, key, words", [
+    ('[[notifications]]\nevent = "blocked"\n\n[[notifications]]\nevent = "blocked"\n',
+     "notifications[1].group", "a second table"),
+    ('[[notifications]]\nevent = "new_main_contact"\n', "notifications[0].event", "main contact"),
+    ('[[notifications]]\nevent = "blocked_typo"\n', "notifications[0].event", "blocked_typo"),
+    ('[[notifications]]\nevent = "blocked"\nenabeld = false\n', "notifications[0].enabeld", "unknown key"),
+])
+def test_bad_notification_tables_are_refused_naming_the_key(tmp_path, tables, key, words):
+    path = tmp_path / "c.toml"
+    path.write_text(_with_notifications(tables))
+    with pytest.raises(ConfigError) as info:
+        load_settings(str(path))
+    assert key in str(info.value) and words in str(info.value)

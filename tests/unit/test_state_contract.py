@@ -654,3 +654,41 @@ def test_every_public_repository_method_has_a_fake(real, fake):
         return {n for n, v in vars(cls).items() if callable(v) and not n.startswith("_")}
 
     assert public(real) - {"history"} <= public(getattr(fakes, fake))
+
+
+# ---------------------------------------------------------------------------------------- messages, approvals
+def test_a_message_occurrence_is_queued_once_per_recipient(state, clock):
+    with state.uow() as uow:
+        args = dict(platform="shop", kind="blocked", occurrence="10001:t1", layout="blocked", now=clock.now,
+                    erp_number=10001)
+        first = uow.messages.enqueue(recipient="a@x.de", **args)
+        assert first is not None
+        assert uow.messages.enqueue(recipient=" a@x.de ", **args) is None  # the dedup key
+        assert uow.messages.enqueue(recipient="intern@x.de", **args) is not None
+        assert uow.messages.enqueue(recipient="a@x.de", **{**args, "occurrence": "10001:t2"}) is not None
+        uow.commit()
+    with state.uow() as uow:
+        assert uow.messages.counts("shop") == {"pending": 3}
+        assert uow.messages.counts("other") == {}
+
+
+def test_approval_states_and_which_accounts_they_hold(state, clock):
+    with state.uow() as uow:
+        ap = uow.approvals
+        assert ap.set_state(platform="shop", shop_id="s1", state="in-progress", now=clock.now,
+                            email="a@x.de", requested_group="Händler") is None
+        ap.set_state(platform="shop", shop_id="s2", state="approved", now=clock.now, erp_number=10002)
+        clock.tick(5)
+        before = ap.set_state(platform="shop", shop_id="s1", state="rejected", now=clock.now,
+                              erp_number=10001, reason="no licence")
+        assert before is not None and before.state == "in-progress"
+        s1 = ap.get("shop", "s1")
+        assert (s1.state, s1.email, s1.requested_group, s1.erp_number, s1.reason) == (
+            "rejected", "a@x.de", "Händler", 10001, "no licence")
+        assert s1.updated_at == clock.now
+        assert ap.find("shop", "10002").shop_id == "s2" and ap.find("shop", "s1").shop_id == "s1"
+        assert ap.find("shop", "10009") is None
+        assert ap.held("shop", ["s1", "s2", "s3"]) == {"s1"}
+        assert [a.shop_id for a in ap.of_state("shop", "approved")] == ["s2"]
+        assert ap.counts("shop") == {"rejected": 1, "approved": 1}
+        uow.commit()

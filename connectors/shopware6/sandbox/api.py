@@ -23,7 +23,7 @@ from .faults import Faults, TokenLimiter
 from .orders import transition
 from .render import Renderer, json_api_resource, json_api_search
 from .schema import Entity, url_to_entity
-from .store import Store
+from .store import Store, now_iso
 from .writer import Writer
 
 _TRUE = ("1", "true", "yes", "on")
@@ -118,6 +118,7 @@ _SEARCH = re.compile(r"^/api/(search|search-ids)/([a-z-]+)$")
 _ENTITY = re.compile(r"^/api/([a-z-]+)(?:/([0-9A-Za-z]+))?$")
 _PROXY = re.compile(r"^/api/_proxy/store-api/([0-9a-f]{32})(/account/.*)$")
 _STATE = re.compile(r"^/api/_action/(order|order_transaction|order_delivery)/([0-9a-f]{32})/state/([a-z_]+)$")
+_GROUP_REGISTRATION = re.compile(r"^/api/_action/customer-group-registration/(accept|decline)$")
 _RESERVE = re.compile(r"^/api/_action/number-range/reserve/customer(?:/([0-9a-f]{32}))?$")
 
 
@@ -143,6 +144,7 @@ class AdminApi:
         self.settings = settings
         self.next_customer_number = 10000
         self.store_api: Any = None  # set by the sandbox; the proxy route forwards to it
+        self.on_flow_mail: Any = None  # set by the sandbox: records a business event's default mail
 
     def handle(self, req: Request) -> Response:
         if req.path == "/api/oauth/token":
@@ -167,6 +169,8 @@ class AdminApi:
             return self.check_email(req)
         if (m := _PROXY.match(req.path)) and req.method == "POST":
             return self.proxy_store_api(req, m.group(1), m.group(2))
+        if (m := _GROUP_REGISTRATION.match(req.path)) and req.method == "POST":
+            return self.group_registration(req, accept=m.group(1) == "accept")
         if req.path == "/api/_action/system-config" and req.method == "GET":
             return 200, {}, self._system_config(req.query.get("domain", ""))
         if m := _ENTITY.match(req.path):
@@ -373,6 +377,51 @@ class AdminApi:
                 req.method, f"/store-api{route}", req.query, headers, req.body, req.client_ip, req.base_url
             )
         )
+
+    def group_registration(self, req: Request, *, accept: bool) -> Response:
+        """CustomerGroupRegistrationActionController (Shopware 6.4.x+ with the NEXT-17874 body form):
+        ``{"customerIds": [...], "silentError": bool}``. Accept moves ``requestedGroupId`` to
+        ``groupId``; decline clears it; both answer 204 and dispatch
+        ``customer.group.registration.accepted|declined`` (default flow: a mail to the customer),
+        unless the request carries ``sw-skip-trigger-flow: 1``. Errors as Shopware's
+        ``CustomerException``: no ids 400 CHECKOUT__CUSTOMER_IDS_PARAMETER_IS_MISSING, none found
+        404 CHECKOUT__CUSTOMERS_NOT_FOUND, a customer without a request 400
+        CHECKOUT__CUSTOMER_GROUP_REQUEST_NOT_FOUND (skipped with ``silentError``)."""
+        body = req.json() if isinstance(req.json(), dict) else {}
+        ids = body.get("customerIds")
+        if not isinstance(ids, list) or not ids:
+            raise e.simple(400, "CHECKOUT__CUSTOMER_IDS_PARAMETER_IS_MISSING",
+                           'Parameter "customerIds" is missing.')
+        silent = bool(body.get("silentError"))
+        ids = list(dict.fromkeys(str(i) for i in ids))
+        with self.store.lock:
+            found = [c for i in ids if (c := self.store.get("customer", i)) is not None]
+            if not found:
+                raise e.simple(404, "CHECKOUT__CUSTOMERS_NOT_FOUND",
+                               f"These customers \"{', '.join(ids)}\" are not found",
+                               parameters={"ids": ", ".join(ids)})
+            chosen = []
+            for c in found:
+                if not c.get("requestedGroupId"):
+                    if not silent:
+                        raise e.simple(400, "CHECKOUT__CUSTOMER_GROUP_REQUEST_NOT_FOUND",
+                                       f'Group request for customer "{c["id"]}" is not found',
+                                       parameters={"id": c["id"]})
+                    continue
+                chosen.append(c)
+            for c in chosen:
+                updated = dict(c)
+                if accept:
+                    updated["groupId"] = c["requestedGroupId"]
+                updated["requestedGroupId"] = None
+                updated["updatedAt"] = now_iso()
+                self.store.put("customer", updated)
+        if not req.flag("sw-skip-trigger-flow") and self.on_flow_mail is not None:
+            event = "accepted" if accept else "declined"
+            for c in chosen:
+                self.on_flow_mail(f"customer.group.registration.{event}",
+                                  f"customer_group_registration_{event}", c)
+        return 204, {}, None
 
     def check_email(self, req: Request) -> Response:
         body = req.json() if isinstance(req.json(), dict) else {}

@@ -105,6 +105,7 @@ class Sandbox(ShopSide):
             bcrypt_rounds=self._bcrypt_rounds,
         )
         self.admin_api.store_api = self.store_api
+        self.admin_api.on_flow_mail = self._record_event_mail
 
     def stop(self) -> None:
         """Stop serving; the shop's data stays, and ``start()`` serves it again on the same URL."""
@@ -194,6 +195,13 @@ class Sandbox(ShopSide):
     def _log(self, entry: LoggedRequest) -> None:
         with self._log_lock:
             self.request_log.append(entry)
+
+    def _record_event_mail(self, event: str, template: str, customer: dict[str, Any]) -> None:
+        # A business event's default flow (customer group registration accepted / declined) mails
+        # the customer unless the request carried sw-skip-trigger-flow.
+        with self._log_lock:
+            self.flow_mails.append({"event": event, "template": template, "customer_id": customer["id"],
+                                    "email": customer.get("email")})
 
     def _record_flow_mail(self, customer: dict[str, Any]) -> None:
         # CustomerFlowEventsSubscriber: every customer inserted via the Admin API or sync dispatches

@@ -124,9 +124,13 @@ class ShopSide:
         salutation: str = "mrs",
         company: str | None = None,
         active: bool = True,
+        requested_group: str | None = None,
     ) -> dict[str, Any]:
         """A customer who registered in the storefront: the shop numbered them (RegisterRoute),
-        they are bound to no sales channel, and they can log in with ``password``."""
+        they are bound to no sales channel, and they can log in with ``password``.
+        ``requested_group``: registered through that customer group's registration page
+        (RegisterRoute sets ``requestedGroupId``; the customer stays in the default group until
+        the shop accepts the request)."""
         ids = self._require_ids()
         with self._store.lock:
             self.admin_api.next_customer_number += 1
@@ -168,6 +172,8 @@ class ShopSide:
             payload["defaultPaymentMethodId"] = ids.payment_method
         if self.shop_version.has_account_type:
             payload["accountType"] = "business" if company else "private"
+        if requested_group is not None:
+            payload["requestedGroupId"] = ids.customer_groups[requested_group]
         # The storefront registration sends its own mail; flow_mails only lists mails caused by API
         # writes, the ones syncd is responsible for suppressing.
         self._writer.sync(

@@ -93,14 +93,14 @@ def _send_one(ctx: PlatformContext, repo: Messages, report: CycleReport, session
         nonlocal counted, before
         if counted:  # a retry after a refused end of data must not count the same send twice
             return
-        checkpoint("message:before_commit")
+        checkpoint("message_before_commit")
         ledger.advance(sent=before.id if before else None, sending=m.id, now=ctx.clock())
         counted = True
         if before is not None:
             _history(ctx, before, HistoryEvent.MESSAGE_SENT)
             report.add(_record(before), "mailed", before.kind)
             before = None
-        checkpoint("message:before_smtp")
+        checkpoint("message_before_smtp")
 
     try:
         call_with_retry(lambda: session.send(mail, on_commit=commit), what=f"send {m.kind} mail")
@@ -120,7 +120,7 @@ def _send_one(ctx: PlatformContext, repo: Messages, report: CycleReport, session
             repo.refused(m.id, ctx.clock())
         _fail(ctx, repo, report, m, f"mail server refused: {exc}")
         return before
-    checkpoint("message:after_smtp")
+    checkpoint("message_after_smtp")
     return m
 
 

@@ -18,6 +18,7 @@ from syncd.core.errors import ConfigError, SyncdError
 from syncd.core.redaction import redact
 from syncd.shell.logs import LEVELS, configure_logging
 
+from . import account_events  # noqa: F401 - adds approve / reject / forgot-username to `accounts`
 from .accounts import accounts_group
 from .check import check_cmd
 from .clear_cache import clear_cache_cmd

@@ -144,12 +144,32 @@ def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
     return fn
 
 
+def _state_filter(fn):  # noqa: ANN001, ANN202 - the --state option (syncd.shell.cli.account_events)
+    return click.option("--state", "approval", type=click.Choice(("in-progress", "approved", "rejected")),
+                        default=None,
+                        help='Only accounts in this approval state (see approval = "manual").')(fn)
+
+
+def _list_by_state(state: CliState, platform: str | None, approval: str | None) -> bool:
+    """``accounts list --state``: the approval records instead of the links; True when handled."""
+    if approval is None:
+        return False
+    from .approval_list import list_by_state
+
+    list_by_state(state.load(), platform=platform, state=approval)
+    return True
+
+
 @accounts_group.command("list", help="List linked customer accounts with their password status.")
 @platform_option()
 @_filters
+@_state_filter
 @pass_state
-def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None) -> None:
+def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None,
+             approval: str | None = None) -> None:
     check_platform(state, platform)
+    if _list_by_state(state, platform, approval):
+        return
     list_accounts(state.load(), platform=platform, inactive=inactive, credentials_sent=credentials_sent)
 
 

@@ -102,6 +102,14 @@ def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
             reminder.channel == "preferred" and sms_possible(loaded.settings))
         for item in store.check(reminder.layout, None, sms=sms and loaded.settings.sms.enabled):
             items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
+    # Event mail layouts ([[notifications]]): found, complete, compile, known names only. They
+    # never read a password column (no password travels in an event mail).
+    for index, table in enumerate(loaded.settings.notifications):
+        if not table.enabled:
+            continue
+        key = f"notifications[{index}].layout"
+        for item in store.check(table.layout_name, None):
+            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
     return items
 
 

@@ -2,22 +2,26 @@
 
 from tests.support.fakes.state import (
     FakeAllocations,
+    FakeApprovals,
     FakeCreateIntents,
     FakeCredentialJobs,
     FakeCursors,
     FakeFailures,
     FakeLinks,
+    FakeMessages,
     FakeState,
     FakeUnitOfWork,
 )
 
 __all__ = [
     "FakeAllocations",
+    "FakeApprovals",
     "FakeCreateIntents",
     "FakeCredentialJobs",
     "FakeCursors",
     "FakeFailures",
     "FakeLinks",
+    "FakeMessages",
     "FakeState",
     "FakeUnitOfWork",
 ]

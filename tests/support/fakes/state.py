@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from syncd.core.clock import Clock, utcnow
 from syncd.core.rules import HistoryEvent, LinkKind
 from syncd.state import jobs as steps
+from syncd.state.approvals import Approval
 from syncd.state.drift import DriftReports
 from syncd.state.failures import Failure, _clean_reason
 from syncd.state.history import Event, _reason
@@ -379,6 +380,72 @@ class FakeHistory(_Fake):
         return pruned
 
 
+# ---------------------------------------------------------------------------------------- messages
+class FakeMessages(_Fake):
+    """``syncd.state.messages.Messages``' enqueue side (what flows write in their units)."""
+
+    _DATA = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def enqueue(self, *, platform: str, kind: str, occurrence: str, recipient: str, layout: str,
+                now: datetime, erp_number: int | None = None, channel: str = "email",
+                sender: str | None = None, context: Any = None, conn: Any = None) -> int | None:
+        key = (platform, kind, occurrence[:128], recipient.strip())
+        if any((r["platform"], r["kind"], r["occurrence"], r["recipient"]) == key for r in self.rows):
+            return None
+        self.rows.append({"id": len(self.rows) + 1, "platform": platform, "kind": kind,
+                          "occurrence": occurrence[:128], "recipient": recipient.strip(),
+                          "erp_number": erp_number, "channel": channel, "layout": layout, "sender": sender,
+                          "context": dict(context or {}), "step": "pending", "created_at": now})
+        return len(self.rows)
+
+    def counts(self, platform: str) -> Counter[str]:
+        return Counter(r["step"] for r in self.rows if r["platform"] == platform)
+
+
+class FakeApprovals(_Fake):
+    """``syncd.state.approvals.Approvals`` in memory."""
+
+    _DATA = ("rows",)
+
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self.clock = clock
+        self.rows: dict[tuple[str, str], Approval] = {}
+
+    def get(self, platform: str, shop_id: str) -> Approval | None:
+        return self.rows.get((platform, shop_id))
+
+    def find(self, platform: str, key: str) -> Approval | None:
+        found = [a for (p, _), a in self.rows.items() if p == platform and (
+            a.shop_id == key or (key.strip().isdigit() and a.erp_number == int(key)))]
+        return max(found, key=lambda a: a.updated_at) if found else None
+
+    def set_state(self, *, platform: str, shop_id: str, state: str, now: datetime,
+                  erp_number: int | None = None, email: str | None = None,
+                  requested_group: str | None = None, reason: str | None = None) -> Approval | None:
+        before = self.rows.get((platform, shop_id))
+        base = before or Approval(platform, shop_id, None, None, state, None, None, now, now)
+        self.rows[(platform, shop_id)] = replace(
+            base, state=state, updated_at=now, reason=reason,
+            erp_number=erp_number if erp_number is not None else base.erp_number,
+            email=email if email is not None else base.email,
+            requested_group=requested_group if requested_group is not None else base.requested_group)
+        return before
+
+    def of_state(self, platform: str, state: str | None = None) -> list[Approval]:
+        return sorted((a for (p, _), a in self.rows.items() if p == platform and state in (None, a.state)),
+                      key=lambda a: (a.created_at, a.shop_id))
+
+    def held(self, platform: str, shop_ids: Iterable[str]) -> set[str]:
+        return {s for s in shop_ids if (a := self.rows.get((platform, s))) is not None
+                and a.state in ("in-progress", "rejected")}
+
+    def counts(self, platform: str) -> Counter[str]:
+        return Counter(a.state for (p, _), a in self.rows.items() if p == platform)
+
+
 # ---------------------------------------------------------------------------------------- unit of work
 class FakeState:
     """The in-memory "database": one fake of each repository, shared by every unit over it."""
@@ -392,10 +459,12 @@ class FakeState:
         self.allocations = FakeAllocations()
         self.intents = FakeCreateIntents(clock)
         self.history = FakeHistory(clock)
+        self.messages = FakeMessages()
+        self.approvals = FakeApprovals(clock)
 
     def repositories(self) -> tuple[_Fake, ...]:
         return (self.links, self.jobs, self.failures, self.cursors, self.allocations, self.intents,
-                self.history)
+                self.history, self.messages, self.approvals)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [r._snapshot() for r in self.repositories()]
@@ -419,6 +488,8 @@ class FakeUnitOfWork:
         self.allocations = self.state.allocations
         self.intents = self.state.intents
         self.history = self.state.history
+        self.messages = self.state.messages
+        self.approvals = self.state.approvals
         self.drift = DriftReports.over(self.cursors)
         self.committed = 0
         self.rolled_back = 0
