@@ -185,6 +185,7 @@ class MessagesSettings(_Model):
 
 
 ReminderKind = Literal["shipping_confirmation", "review_request", "prepayment"]
+REPEATING_KINDS = ("prepayment",)  # the only kind with more than one message per order
 
 
 class ReminderSettings(_Model):
@@ -196,14 +197,14 @@ class ReminderSettings(_Model):
     max_messages: int = Field(default=1, ge=1, le=100)
     layout: str
     channel: Channel | Literal["preferred"] = "preferred"
-    only_when_delivered: bool = False  # review_request: only when the delivery is fully delivered
+    only_when_delivered: bool = False  # shipping-based kinds: only when fully shipped, not partially
 
     @model_validator(mode="after")
     def _kind_rules(self) -> ReminderSettings:
         if self.max_messages > 1 and self.repeat is None:
             raise FieldProblem("repeat", "max_messages > 1 needs repeat (the interval between messages)",
                                self.max_messages)
-        if self.kind != "prepayment" and self.max_messages > 1:
+        if self.kind not in REPEATING_KINDS and self.max_messages > 1:
             raise FieldProblem("max_messages", f"{self.kind} is sent once per order", self.max_messages)
         return self
 

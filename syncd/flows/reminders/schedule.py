@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from syncd.config.model import ReminderSettings
+from syncd.config.model import REPEATING_KINDS, ReminderSettings
 from syncd.core.domain import ShopOrder
 
 PREPAYMENT_METHODS = ("payment_prepayment",)
@@ -40,7 +40,7 @@ class Decision:
 def decide(order: ShopOrder, reminder: ReminderSettings) -> Decision:
     if order.state == "cancelled":
         return Decision(False, reason="order cancelled / Bestellung storniert")
-    if reminder.kind == "prepayment":
+    if reminder.kind in REPEATING_KINDS:  # prepayment
         if order.payment_method not in PREPAYMENT_METHODS:
             return Decision(False)
         if order.payment_state not in UNPAID:
@@ -52,7 +52,7 @@ def decide(order: ShopOrder, reminder: ReminderSettings) -> Decision:
             return Decision(False, reason=f"delivery {state} / Lieferung {state}")
         return Decision(False)
     partial = order.delivery_state != "shipped"
-    if reminder.kind == "review_request" and reminder.only_when_delivered and partial:
+    if reminder.only_when_delivered and partial:  # a review_request option
         return Decision(False)  # partially shipped: wait for the rest
     return Decision(True, anchor=order.shipped_at)
 
