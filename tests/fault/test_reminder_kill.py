@@ -103,6 +103,8 @@ def test_kill_during_the_sms_run(setup, seven, point, duplicates) -> None:
     again = _run(config)  # a third run sends nothing
     assert again.returncode == 0 and sum(_sent(seven).values()) == N + duplicates
     assert KEY not in killed.stderr + done.stderr + again.stderr
+    db = Path(url.removeprefix("sqlite:///"))
+    assert KEY.encode() not in db.read_bytes()  # the API key never reaches the state store
 
 
 def test_two_kills_after_acceptance_fail_it_instead_of_a_third_send(setup, seven) -> None:
