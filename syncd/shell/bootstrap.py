@@ -302,6 +302,7 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
         layouts = LayoutStore(settings.mail.layouts_dir)
     except ConfigError as exc:
         raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value) from None
+    _reminder_layouts(settings, layouts, file)
     erp = open_erp_for(settings, secrets)
     try:
         validated = False
@@ -324,6 +325,17 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
             _validate_erp(erp, file, None, 12, None)
     finally:
         erp.close()
+
+
+def _reminder_layouts(settings: Settings, layouts: LayoutStore, file: str) -> None:
+    """Each ``[[reminders]]`` layout exists and compiles, with ``sms.txt.j2`` where it may go by SMS."""
+    for index, reminder in enumerate(settings.reminders):
+        sms = settings.sms.enabled and (reminder.channel in ("sms", "both") or (
+            reminder.channel == "preferred" and sms_possible(settings)))
+        failed = [i for i in layouts.check(reminder.layout, None, sms=sms) if not i.ok]
+        if failed:
+            raise ConfigError("; ".join(i.detail for i in failed), file=file,
+                              key=f"reminders[{index}].layout", value=reminder.layout)
 
 
 def _validate_erp(erp: SqlErp, file: str, field: str | None, length: int, key: str | None) -> None:

@@ -123,3 +123,20 @@ def test_render_sms_trims(tmp_path):
 
     ctx = build_context(ErpAddress(number=1, first_name="Jörg", row={"PW": "x"}), password_column=None)
     assert LayoutStore(tmp_path).render_sms("r", ctx) == "Hallo Jörg!"
+
+
+def test_run_refuses_a_missing_reminder_layout_and_accepts_the_shipped_ones():
+    from syncd.shell.bootstrap import _reminder_layouts
+
+    ok = parse_settings(BASE + '[sms]\nenabled = true\npassword = "env:K"\n'
+                        '[messages]\ndefault_channel = "sms"\n'
+                        '[[reminders]]\nname = "s"\nkind = "shipping_confirmation"\n'
+                        'layout = "shipping_confirmation"\n'
+                        '[[reminders]]\nname = "p"\nkind = "prepayment"\nlayout = "prepayment_reminder_en"\n')
+    _reminder_layouts(ok, LayoutStore(), "/etc/syncd/x.toml")  # shipped, with sms.txt.j2
+    bad = parse_settings(BASE + '[[reminders]]\nname = "s"\nkind = "shipping_confirmation"\n'
+                         'layout = "versand"\n')
+    with pytest.raises(ConfigError) as info:
+        _reminder_layouts(bad, LayoutStore(), "/etc/syncd/x.toml")
+    assert info.value.key == "reminders[0].layout" and info.value.value == "versand"
+    assert "not found" in str(info.value)
