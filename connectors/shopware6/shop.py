@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +14,7 @@ import structlog
 
 from syncd.config.model import PlatformSettings
 from syncd.core import redaction
-from syncd.core.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
+from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer
 from syncd.core.errors import ConfigError, PermanentError, SyncdError
 from syncd.core.ports import TenantCache
 from syncd.core.rules import email_key
@@ -30,6 +30,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
+from .orders import OrderReader
 from .push import Claims, CustomerPusher, Intents, lookup_groups, to_result
 from .recovery import Recoveries, Recovery, recovery_id, require_storefront
 from .sync import WRITE_HEADERS, SyncWriter
@@ -412,6 +413,9 @@ class ShopwareShop:
         result = self.http.call("DELETE", f"/api/customer/{shop_id}", headers=WRITE_HEADERS,
                                 pass_statuses=frozenset({404}))
         return result.status != 404
+
+    def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
+        return OrderReader(self).changes(since, skip)
 
     def clear_cache(self) -> None:
         """Forget metadata and version held in memory (the tenant cache is cleared by its owner)."""

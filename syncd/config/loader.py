@@ -20,15 +20,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from syncd.config.model import FieldProblem, Settings, secret_fields
+from syncd.config.base import FieldProblem
+from syncd.config.model import Settings
 from syncd.config.profiles import effective_columns
+from syncd.config.secret_keys import secret_fields
 from syncd.core.errors import AccessError, ConfigError, whoami
 from syncd.core.redaction import MASK, is_sensitive_key, redact_value, resembles_sensitive_key
 
 ENV_VAR = "SYNCD_CONFIG"
 # Keys that look sensitive by name but hold settings, not secrets: their bad values are shown.
 _NOT_SECRET = frozenset(
-    {"password_field", "password_length", "password_alphabet", "send_credentials", "credential_mode"}
+    {"password_field", "password_length", "password_alphabet", "send_credentials", "credential_mode",
+     "allow_password_by_sms"}
 )
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from syncd.config.durations import parse_duration
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-# A secret-bearing key: a reference or (with a warning) a plain secret. The marker, not the key's
-# name, is what the loader reads to keep values out of error messages (``secret_key_paths``).
-SECRET = {"secret": True}
+from syncd.config.base import SECRET, Duration, FieldProblem, _Model
+from syncd.config.messaging import (
+    MAIN_CONTACT_EVENTS,
+    MessagesSettings,
+    NotificationSettings,
+    ReminderSettings,
+    SmsSettings,
+)
 
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -32,21 +34,6 @@ def default_state_url() -> str:
         base = os.environ.get("PROGRAMDATA", r"C:\ProgramData")
         return "sqlite:///" + os.path.join(base, "syncd", "state.db").replace("\\", "/")
     return "sqlite:////var/lib/syncd/state.db"
-
-
-class FieldProblem(ValueError):
-    """A cross-field check failed; ``path`` names the key at fault relative to the model that
-    raised it, so the loader reports ``platforms[0].addresses.password_field`` rather than
-    just the enclosing table."""
-
-    def __init__(self, path: str | tuple[str | int, ...], message: str, value: Any = None) -> None:
-        super().__init__(message)
-        self.path = (path,) if isinstance(path, str) else tuple(path)
-        self.value = value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DaemonSettings(_Model):
@@ -80,6 +67,8 @@ class ErpColumns(_Model):
     blocked: str | None = None
     modified_at: str | None = None
     shop_id: str | None = None  # optional column where imported rows keep the shop customer id
+    mobile: str | None = None  # mobile number for SMS (normalised to E.164, the address's country as region)
+    preferred_channel: str | None = None  # optional per-customer choice: e-mail / SMS / both / none
 
 
 class ErpSettings(_Model):
@@ -106,6 +95,22 @@ class ErpSettings(_Model):
         return self
 
 
+class MailAccount(_Model):
+    """A named SMTP account (``[mail.accounts.NAME]``) a platform mails from (``platforms[].mail``),
+    so each shop sends from its own server and sender."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
+    timeout: Duration = 30.0
+    sender: str
+    reply_to: str | None = None
+
+
 class MailSettings(_Model):
     transport: Literal["smtp", "outbox"] = "smtp"
     host: str = "localhost"
@@ -121,6 +126,7 @@ class MailSettings(_Model):
     layouts_dir: str | None = None
     outbox_dir: str | None = None  # required when transport = "outbox"
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    accounts: dict[str, MailAccount] = {}
 
     @model_validator(mode="after")
     def _outbox(self) -> MailSettings:
@@ -230,6 +236,7 @@ class PlatformSettings(_Model):
     customer_group_map: dict[str, str] = {}  # ERP group value -> shop group name
     login_url: str | None = None  # default: url + "/account/login"
     sender: str | None = None  # overrides [mail] sender for this platform
+    mail: str | None = None  # name of a [mail.accounts.NAME] this platform mails from
     poll_interval: Duration | None = None
     timeout: Duration = 30.0
     batch_size: int = Field(default=250, ge=1, le=500)
@@ -287,38 +294,35 @@ class PlatformSettings(_Model):
         return self
 
 
-NotificationEvent = Literal[
-    "access_requested", "approved", "rejected", "validated", "blocked", "password_reset",
-    "new_main_contact", "former_main_contact", "forgot_username",
-]
-# Shipped event layouts whose folder is not the event's name: "password_reset" is the layout of
-# the credentials mail a staff reset sends (with the new password); the event's notice is apart.
-EVENT_LAYOUTS = {"password_reset": "password_reset_notice"}
-# Events that need an ERP main-contact column, which no supported ERP profile exposes yet.
-MAIN_CONTACT_EVENTS = ("new_main_contact", "former_main_contact")
+def platform_mail(settings: Settings, platform: PlatformSettings) -> MailSettings:
+    """The ``[mail]`` a platform sends with: its own account (``platforms[].mail``) as an SMTP
+    transport with that account's server and sender, layouts and batch size from ``[mail]``;
+    without one, ``[mail]`` itself."""
+    if platform.mail is None:
+        return settings.mail
+    account = settings.mail.accounts[platform.mail]
+    # A copy of validated values (no re-validation: durations are numbers already).
+    return settings.mail.model_copy(update={
+        "transport": "smtp", "host": account.host, "port": account.port, "security": account.security,
+        "username": account.username, "password": account.password, "verify_tls": account.verify_tls,
+        "ca_file": account.ca_file, "timeout": account.timeout, "sender": account.sender,
+        "reply_to": account.reply_to, "outbox_dir": None, "accounts": {},
+    })
 
 
-class NotificationSettings(_Model):
-    """One ``[[notifications]]`` table: which layout mails an event for a customer group."""
-
-    group: str = "*"  # an ERP customer group value, or "*" for every group
-    event: NotificationEvent
-    layout: str | None = None  # default: the event's name (layouts/<event>/, <event>_en/ ship; EVENT_LAYOUTS)
-    sender: str | None = None  # overrides the platform's and [mail] sender for this group
-    internal_to: tuple[str, ...] = ()  # internal recipients, mailed for every occurrence
-    to_customer: bool = True  # also mail the customer (the address's e-mail)
-    enabled: bool = True
-
-    @property
-    def layout_name(self) -> str:
-        return self.layout or EVENT_LAYOUTS.get(self.event, self.event)
-
+def platform_sender(settings: Settings, platform: PlatformSettings) -> str:
+    """From: of a platform's mails: its own ``sender``, else its account's, else ``[mail]``'s."""
+    return platform.sender or platform_mail(settings, platform).sender
 
 class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
     erp: ErpSettings
     mail: MailSettings = MailSettings()
     platforms: tuple[PlatformSettings, ...] = Field(min_length=1)
+    sms: SmsSettings = SmsSettings()
+    messages: MessagesSettings = MessagesSettings()
+    reminders: tuple[ReminderSettings, ...] = ()
+
     notifications: tuple[NotificationSettings, ...] = ()
 
     @model_validator(mode="after")
@@ -332,6 +336,25 @@ class Settings(_Model):
                     platform.name,
                 )
             seen[platform.name] = index
+            if platform.mail is not None and platform.mail not in self.mail.accounts:
+                known = ", ".join(sorted(self.mail.accounts)) or "none defined"
+                raise FieldProblem(
+                    ("platforms", index, "mail"),
+                    f"no mail account {platform.mail!r} in [mail.accounts] (defined: {known})",
+                    platform.mail,
+                )
+        names: dict[str, int] = {}
+        for index, reminder in enumerate(self.reminders):
+            if reminder.name in names:
+                first = names[reminder.name]
+                raise FieldProblem(("reminders", index, "name"),
+                                   f"duplicate reminder name (already used by reminders[{first}])",
+                                   reminder.name)
+            names[reminder.name] = index
+            if reminder.platform is not None and reminder.platform not in seen:
+                raise FieldProblem(("reminders", index, "platform"), "no platform of that name",
+                                   reminder.platform)
+
         tables: dict[tuple[str, str], int] = {}
         for index, n in enumerate(self.notifications):
             if (n.group, n.event) in tables:
@@ -351,44 +374,3 @@ class Settings(_Model):
                     n.event,
                 )
         return self
-
-
-def is_secret_field(model: type[BaseModel], key: str) -> bool:
-    field = next((f for name, f in model.model_fields.items() if (f.alias or name) == key), None)
-    extra = field.json_schema_extra if field is not None else None
-    return isinstance(extra, dict) and bool(extra.get("secret"))
-
-
-def secret_fields(model: type[BaseModel]) -> list[str]:
-    """The keys of ``model``'s own table that hold secrets (marked ``SECRET``)."""
-    keys = [f.alias or name for name, f in model.model_fields.items()]
-    return [key for key in keys if is_secret_field(model, key)]
-
-
-def secret_key_paths(model: type[BaseModel] | None = None) -> list[tuple[str | int, ...]]:
-    """Every secret key of the configuration as a key path (``("platforms", 0, "client_secret")``),
-    found by walking the models: a secret key added later is covered by whatever uses this."""
-    import types
-    import typing
-
-    def nested(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-        origin = typing.get_origin(annotation)
-        if origin in (typing.Union, types.UnionType, tuple, list):
-            for arg in typing.get_args(annotation):
-                if arg is not type(None) and arg is not Ellipsis:
-                    found, _ = nested(arg)
-                    if found is not None:
-                        return found, origin in (tuple, list)
-            return None, False
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            return annotation, False
-        return None, False
-
-    model = model or Settings
-    paths: list[tuple[str | int, ...]] = [(key,) for key in secret_fields(model)]
-    for name, f in model.model_fields.items():
-        inner, many = nested(f.annotation)
-        if inner is not None:
-            prefix: tuple[str | int, ...] = (f.alias or name, 0) if many else (f.alias or name,)
-            paths += [prefix + path for path in secret_key_paths(inner)]
-    return paths

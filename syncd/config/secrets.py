@@ -216,6 +216,8 @@ class Secrets:
     erp_password: str | None = None
     mail_password: str | None = None
     client_secrets: dict[str, str] = field(default_factory=dict)
+    sms_password: str | None = None
+    account_passwords: dict[str, str] = field(default_factory=dict)  # [mail.accounts.NAME] password
 
     def client_secret(self, platform_name: str) -> str:
         try:
@@ -226,7 +228,9 @@ class Secrets:
     def __repr__(self) -> str:  # never print the values, even in a debugger dump or traceback
         erp = "set" if self.erp_password else None
         mail = "set" if self.mail_password else None
-        return f"Secrets(erp_password={erp}, mail_password={mail}, platforms={list(self.client_secrets)})"
+        sms = "set" if self.sms_password else None
+        return (f"Secrets(erp_password={erp}, mail_password={mail}, sms_password={sms}, "
+                f"platforms={list(self.client_secrets)}, mail_accounts={list(self.account_passwords)})")
 
 
 def resolve_all(settings: Settings, file: str | os.PathLike[str] | None) -> Secrets:
@@ -242,7 +246,15 @@ def resolve_all(settings: Settings, file: str | os.PathLike[str] | None) -> Secr
         if value is None:
             raise ConfigError(f"{platform.secret_key} is empty", file=where, key=key)
         clients[platform.name] = value
-    return Secrets(erp_password=erp, mail_password=mail, client_secrets=clients)
+    sms = (resolve_secret(settings.sms.password, file=where, key="sms.password")
+           if settings.sms.enabled else None)
+    accounts: dict[str, str] = {}
+    for name, account in settings.mail.accounts.items():
+        value = resolve_secret(account.password, file=where, key=f"mail.accounts.{name}.password")
+        if value is not None:
+            accounts[name] = value
+    return Secrets(erp_password=erp, mail_password=mail, client_secrets=clients, sms_password=sms,
+                   account_passwords=accounts)
 
 
 def _register_url_passwords(settings: Settings, file: str | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -123,3 +123,37 @@ class RenderedLayout:
     subject: str
     text: str
     html: str | None = None
+
+
+@dataclass(frozen=True)
+class ShopOrder:
+    """An order as reminders need it: its three states (order, latest payment, first delivery;
+    Shopware's technical names) and the customer's contact data as the order recorded it."""
+
+    id: str
+    number: str
+    placed_at: datetime
+    state: str = "open"
+    payment_state: str = "open"
+    payment_method: str | None = None  # technical name, e.g. "payment_prepayment"
+    delivery_state: str = "open"
+    shipped_at: datetime | None = None  # when the delivery was last changed into a shipped state
+    customer_id: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    amount: float | None = None
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """One incremental read of order changes: the changed orders (each once, current states), the
+    newest stamps seen (``cursor``: "orders", "states"), and every change row listed (``seen``:
+    "o:<order id>" / "h:<history id>" -> its stamp), so the next read can skip the rows its overlap
+    window lists again. ``orders`` may be a stream: ``cursor`` and ``seen`` are complete once it
+    is consumed."""
+
+    orders: Iterable[ShopOrder]
+    cursor: dict[str, Any]
+    seen: dict[str, str] = field(default_factory=dict)

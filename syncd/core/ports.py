@@ -3,12 +3,20 @@ them from ``syncd.shell.bootstrap`` (or a test) and never build one themselves."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from syncd.core.domain import CheckItem, ErpAddress, OutgoingMail, PushResult, RenderedLayout, ShopCustomer
+from syncd.core.domain import (
+    CheckItem,
+    ErpAddress,
+    OrderChanges,
+    OutgoingMail,
+    PushResult,
+    RenderedLayout,
+    ShopCustomer,
+)
 
 
 class TenantCache(Protocol):
@@ -141,6 +149,13 @@ class ShopPort(Protocol):
     def delete_customer(self, shop_id: str) -> bool:
         """Delete the account; False when there was none."""
 
+    def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
+        """Orders placed at/after ``since["orders"]``, or whose order / payment / delivery state
+        changed at/after ``since["states"]`` (literal bounds), with their current states; the
+        result's ``cursor`` holds the newest stamps seen, ``seen`` the change rows listed; rows
+        in ``skip`` (an earlier read's ``seen``) are not fetched again. Costs O(changes): it
+        reads new orders and the state-change history, never all orders."""
+
     # Approval states (syncd.flows.approvals). A shop without customer-group requests may leave
     # these out: the flow then looks for none.
     def group_requests(self) -> Iterator[ShopCustomer]:
@@ -149,6 +164,15 @@ class ShopPort(Protocol):
     def decide_group_request(self, shop_ids: Sequence[str], accept: bool) -> None:
         """Accept (the requested group becomes the customer's) or decline the open requests,
         without the shop's own mail; accounts without a request are skipped."""
+
+
+class SmsPort(Protocol):
+    provider: str
+
+    def send(self, to: str, text: str, *, on_commit: Callable[[], None] | None = None) -> str:
+        """Send ``text`` to the E.164 number ``to``; the provider's message id. ``on_commit`` runs
+        right before the request leaves. Raises TransientError, DeliveryUnknown (answer lost after
+        sending), ConfigurationFault (account/setup refused) or PermanentError (this SMS refused)."""
 
 
 class MailSession(Protocol):

@@ -17,7 +17,7 @@ from syncd.state.uow import SqlUnitOfWork
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
-    from syncd.core.ports import ErpPort, LayoutRenderer, MailTransport, ShopPort
+    from syncd.core.ports import ErpPort, LayoutRenderer, MailTransport, ShopPort, SmsPort
     from syncd.state.db import StateStore
     from syncd.state.uow import UnitOfWork
 
@@ -32,6 +32,7 @@ class PlatformContext:
     mail: MailTransport | None = None
     layouts: LayoutRenderer | None = None
     clock: Callable[[], datetime] = utcnow
+    sms: SmsPort | None = None  # the SMS channel ([sms]); None: off
     # Called with (done, total | None) after each batch; the CLI draws a progress bar with it.
     progress: Callable[[int, int | None], None] | None = None
     # A new unit of work per call: ``with ctx.uow() as uow: ...; uow.commit()``. Left out, one

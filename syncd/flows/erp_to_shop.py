@@ -15,9 +15,10 @@ from typing import TypeVar
 
 import structlog
 
-from syncd.flows import approvals, credentials, messages
+from syncd.flows import approvals, credentials, messages, reminders
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.corrected import reevaluate_corrected
+from syncd.flows.messages.sms import send_due_sms
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
@@ -48,9 +49,12 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     report = CycleReport(ctx.platform.name, DIRECTION, dry_run=dry_run)
     if dry_run:
         return _dry_run(ctx, report)
-    # Event mails go out under this direction's lease only, so two cycles never send one.
+    # Event mails, reminders and SMS go out under this direction's lease only, so two cycles
+    # never send one.
     approvals.detect(ctx, report)
+    reminders.poll(ctx, report)
     messages.send_due(ctx, report)
+    send_due_sms(ctx, report)
     if not ctx.platform.addresses.erp_to_shop:
         return report
     name = ctx.platform.name
@@ -80,6 +84,7 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     # pipeline afresh after every push chunk.
     credentials.send_due(ctx, report)
     messages.send_due(ctx, report)  # the events this cycle found (an address blocked ...)
+    send_due_sms(ctx, report)
     log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
     return report
 

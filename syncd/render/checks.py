@@ -14,6 +14,7 @@ from syncd.render.context import (
     CUSTOMER_FIELDS,
     HTML,
     SHOP_FIELDS,
+    SMS,
     SUBJECT,
     TEXT,
 )
@@ -56,6 +57,29 @@ def check_reads(name: str, origin: str, parsed: Mapping[str, nodes.Template], wh
     hint = f" (only {where} does; the text part must carry it too)" if where else ""
     return [CheckItem("layout", name, False,
                       f"{origin}: neither {SUBJECT} nor {TEXT} reads {what}{hint}")]
+
+
+def sms_problems(name: str, origin: str, parsed: Mapping[str, nodes.Template],
+                 password_column: str | None, allow_password_by_sms: bool) -> list[CheckItem]:
+    """A layout that may go out as an SMS: it needs ``sms.txt.j2``; and an SMS carrying the
+    password (``password_column`` given: credential mode "password") is refused unless the operator
+    allowed it: an SMS is stored in plain text by the provider and on the phone. The link mode
+    (a one-time link) is fine."""
+    if SMS not in parsed:
+        return [CheckItem("layout", name, False,
+                          f"{origin}: {SMS} is missing; it is needed because messages may go by SMS "
+                          f"/ {SMS} fehlt, Nachrichten können per SMS gehen")]
+    if password_column is None:
+        return []
+    if not allow_password_by_sms:
+        return [CheckItem("layout", name, False,
+                          f"{origin}: credentials by SMS would carry the password in plain text; "
+                          "use credential_mode = \"link\" or set [messages] allow_password_by_sms = true "
+                          "/ Zugangsdaten per SMS enthielten das Passwort im Klartext")]
+    if not reads_column(parsed[SMS], password_column):
+        return [CheckItem("layout", name, False,
+                          f"{origin}: {SMS} does not read the password column {password_column!r}")]
+    return []
 
 
 def unknown_names(tree: nodes.Template, columns: set[str] | None) -> Iterator[str]:

@@ -20,7 +20,8 @@ from syncd.core.domain import ErpAddress
 from syncd.core.rules import ADDRESS_FIELDS
 
 SUBJECT, TEXT, HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
-FILES = (SUBJECT, TEXT, HTML)
+SMS = "sms.txt.j2"  # the text of the same message as an SMS (optional; needed where SMS may be chosen)
+FILES = (SUBJECT, TEXT, HTML, SMS)
 REQUIRED = (SUBJECT, TEXT)
 CONTEXT_NAMES = frozenset({"erp", "address", "shop", "customer", "password_column", "link", "link_expires",
                            "event"})
@@ -29,7 +30,7 @@ CUSTOMER_FIELDS = ("email", "number")
 
 __all__ = [
     "ADDRESS_FIELDS", "CONTEXT_NAMES", "CUSTOMER_FIELDS", "FILES", "HTML", "REQUIRED", "SHOP_FIELDS",
-    "SUBJECT", "TEXT", "ErpRow", "build_context", "row_key",
+    "SMS", "SUBJECT", "TEXT", "ErpRow", "build_context", "row_key",
 ]
 
 

@@ -32,8 +32,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from syncd.core.domain import CheckItem, ErpAddress, RenderedLayout
 from syncd.core.errors import ConfigError, PermanentError
-from syncd.render.checks import check_reads, reads_column, reads_name, unknown_names
-from syncd.render.context import FILES, HTML, REQUIRED, SUBJECT, TEXT, build_context, row_key
+from syncd.render.checks import check_reads, reads_column, reads_name, sms_problems, unknown_names
+from syncd.render.context import FILES, HTML, REQUIRED, SMS, SUBJECT, TEXT, build_context, row_key
 from syncd.render.staleness import Staleness, staleness
 
 _INDEX = {file: i for i, file in enumerate(FILES)}
@@ -247,6 +247,19 @@ class LayoutStore:
         html = self._render_file(loaded, HTML, context) if loaded.has(HTML) else None
         return RenderedLayout(subject=_one_line(subject), text=text, html=html)
 
+    def has_sms(self, name: str) -> bool:
+        """Does layout NAME have an SMS text (``sms.txt.j2``)?"""
+        source = self._source(name)
+        return source is not None and source.stamp()[_INDEX[SMS]] is not None
+
+    def render_sms(self, name: str, context: Mapping[str, Any]) -> str:
+        """The SMS text of layout NAME: ``sms.txt.j2`` rendered, surrounding blank space trimmed
+        (providers count and bill every character)."""
+        loaded = self._current(name)
+        if not loaded.has(SMS):
+            raise LayoutError(f"layout {name!r} ({self.origin(name)}) has no {SMS}", layout=name, file=SMS)
+        return self._render_file(loaded, SMS, context).strip()
+
     def _current(self, name: str) -> _Loaded:
         """NAME's compiled templates, checked against the disk on every render: an operator's
         edit, an added or removed override or HTML body takes effect with the next mail."""
@@ -306,6 +319,8 @@ class LayoutStore:
         *,
         mode: str = "password",
         columns: Iterable[str] | None = None,
+        sms: bool = False,
+        allow_password_by_sms: bool = False,
     ) -> list[CheckItem]:
         """``syncd check`` lines for layout NAME: found, complete, compiles, uses only known
         variables, and reads the password column (``mode="password"``) or the link
@@ -341,6 +356,10 @@ class LayoutStore:
         for file, tree in parsed.items():
             items.extend(CheckItem(area, name, False, f"{origin}: {file}: {problem}")
                          for problem in unknown_names(tree, known_columns))
+        if sms:
+            items.extend(sms_problems(name, origin, parsed, password_column if mode == "password" else None,
+                                      allow_password_by_sms))
+        parsed.pop(SMS, None)  # the mail's own checks below are about the mail's files
         if mode == "link":
             items.extend(check_reads(name, origin, parsed, "the set-password link ({{ link }})",
                                       lambda tree: reads_name(tree, "link")))

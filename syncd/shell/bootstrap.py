@@ -26,13 +26,15 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from syncd.config.loader import LoadedConfig
-from syncd.config.model import PlatformSettings, Settings
+from syncd.config.messaging import sms_possible
+from syncd.config.model import PlatformSettings, Settings, platform_mail
 from syncd.config.profiles import effective_columns
 from syncd.config.secrets import Secrets
 from syncd.connectors import woocommerce
 from syncd.connectors.erp import SqlErp, open_erp
 from syncd.connectors.mail import OutboxTransport, SmtpTransport, open_transport
 from syncd.connectors.shopware6 import ShopwareShop, open_shop
+from syncd.connectors.sms import open_sms
 from syncd.connectors.woocommerce import WooShop
 from syncd.core.domain import CheckItem
 from syncd.core.errors import ConfigError, SyncdError
@@ -122,8 +124,9 @@ class Runtime:
                 erp=self.erp_for(platform),
                 shop=self.shop_for(platform),
                 state=self.state,
-                mail=open_mail_for(self.settings, self.secrets),
+                mail=open_mail_for(self.settings, self.secrets, platform),
                 layouts=LayoutStore(self.settings.mail.layouts_dir),
+                sms=open_sms(self.settings.sms, self.secrets.sms_password),
             )
             self._contexts[platform.name] = ctx
         return ctx
@@ -186,18 +189,31 @@ def open_shop_for(
     )
 
 
-def open_mail_for(settings: Settings, secrets: Secrets) -> MailTransport:
-    """The mail transport of ``[mail]`` (SMTP, or the outbox folder)."""
+def open_mail_for(
+    settings: Settings, secrets: Secrets, platform: PlatformSettings | None = None
+) -> MailTransport:
+    """The mail transport of ``[mail]`` (SMTP, or the outbox folder), or of the platform's own
+    account (``platforms[].mail``)."""
+    if platform is not None and platform.mail is not None:
+        return open_transport(platform_mail(settings, platform),
+                              password=secrets.account_passwords.get(platform.mail))
     return open_transport(settings.mail, password=secrets.mail_password)
 
 
-def check_mail(settings: Settings, secrets: Secrets, senders: tuple[str, ...] = ()) -> list[CheckItem]:
-    """The mail transport's own check. SMTP also asks whether the server accepts each of
-    ``senders``; the outbox folder has no senders to refuse."""
-    transport = open_mail_for(settings, secrets)
+def check_mail(settings: Settings, secrets: Secrets, senders: tuple[str, ...] = (),
+               platform: PlatformSettings | None = None) -> list[CheckItem]:
+    """The mail transport's own check (``[mail]``, or a platform's own account). SMTP also asks
+    whether the server accepts each of ``senders``; the outbox folder has no senders to refuse."""
+    transport = open_mail_for(settings, secrets, platform)
     if isinstance(transport, SmtpTransport):
         return transport.check(senders)
     return transport.check()
+
+
+def check_sms(settings: Settings, secrets: Secrets) -> list[CheckItem]:
+    """The SMS channel's static check (nothing is sent: a test SMS costs money)."""
+    transport = open_sms(settings.sms, secrets.sms_password)
+    return transport.check() if transport is not None else []
 
 
 def open_runtime(loaded: LoadedConfig, secrets: Secrets, *, read_only: bool = False) -> Runtime:
@@ -297,6 +313,7 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
         if platform.kind == woocommerce.KIND:
             for key, reason in woocommerce.unsupported(platform, f"platforms[{index}]"):
                 raise ConfigError(reason, file=file, key=key, value=_setting(platform, key))
+    _reminder_layouts(settings, layouts, file)
     erp = open_erp_for(settings, secrets)
     try:
         validated = False
@@ -309,8 +326,11 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
             field = a.password_field if a.uses_password_field else None
             _validate_erp(erp, file, field, a.password_length, f"{key}.password_field" if field else None)
             validated = True
+            sms = sms_possible(settings) and layouts.has_sms(a.email_layout)
             for layout_key, layout in a.layouts_in_use().items():  # each purpose's own layout
-                failed = [i for i in layouts.check(layout, a.password_field, mode=a.credential_mode)
+                failed = [i for i in layouts.check(layout, a.password_field, mode=a.credential_mode,
+                                                   sms=sms and layout == a.email_layout,
+                                                   allow_password_by_sms=settings.messages.allow_password_by_sms)
                           if not i.ok]
                 if failed:
                     raise ConfigError("; ".join(i.detail for i in failed), file=file,
@@ -327,6 +347,17 @@ def _setting(platform: PlatformSettings, key: str) -> Any:
     for part in key.split(".")[1:]:
         value = getattr(value, part, None)
     return value
+
+
+def _reminder_layouts(settings: Settings, layouts: LayoutStore, file: str) -> None:
+    """Each ``[[reminders]]`` layout exists and compiles, with ``sms.txt.j2`` where it may go by SMS."""
+    for index, reminder in enumerate(settings.reminders):
+        sms = settings.sms.enabled and (reminder.channel in ("sms", "both") or (
+            reminder.channel == "preferred" and sms_possible(settings)))
+        failed = [i for i in layouts.check(reminder.layout, None, sms=sms) if not i.ok]
+        if failed:
+            raise ConfigError("; ".join(i.detail for i in failed), file=file,
+                              key=f"reminders[{index}].layout", value=reminder.layout)
 
 
 def _validate_erp(erp: SqlErp, file: str, field: str | None, length: int, key: str | None) -> None:

@@ -29,6 +29,9 @@ nothing to do, and would wait for the daemon's running cycle.
 * ``messages``: message jobs (event mails, ``syncd.state.messages``) by step: ``{"pending",
   "sending", "sent", "deferred", "failed"}``, each a count (0 when none).
 * ``approvals``: shop accounts by approval state: ``{"in-progress", "approved", "rejected"}``.
+* ``reminders``: order reminders (``[[reminders]]``, ``syncd.state.reminders``) by state:
+  ``{"scheduled", "done", "stopped", "cancelled"}``; the messages they queued (e-mail and SMS)
+  are counted in ``messages``.
 * ``failed``: the records whose last attempt failed permanently (table ``failures``, both
   directions and the credential step), newest first; a record leaves the list when it later
   succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
@@ -169,6 +172,18 @@ def _message_counts(store: StateStore, name: str) -> dict[str, Any]:
                 counts["approvals"][state] = int(n)
     except DBAPIError:
         pass
+    from syncd.state.reminders import STATES as REMINDER_STATES
+    from syncd.state.schema import reminder_orders
+
+    counts["reminders"] = dict.fromkeys(REMINDER_STATES, 0)
+    try:  # its own try: a store migrated before reminders existed still shows its messages
+        with _connect(store) as conn:
+            for state, n in conn.execute(select(reminder_orders.c.state, func.count())
+                                         .where(reminder_orders.c.platform == name)
+                                         .group_by(reminder_orders.c.state)):
+                counts["reminders"][state] = int(n)
+    except DBAPIError:
+        pass
     return counts
 
 
@@ -195,7 +210,7 @@ _TEXT = {
         "interrupted": "INTERRUPTED",
         "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
         "drift": "Last reconciliation", "finished_at": "finished", "counts": "drift",
-        "messages": "Event mails", "approvals": "Approvals",
+        "messages": "Event mails", "approvals": "Approvals", "reminders": "Reminders",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -205,7 +220,7 @@ _TEXT = {
         "never": "noch nie", "title": "syncd-Status", "failures": "Fehlerhafte Datensätze",
         "more": "… und {n} weitere (syncd status --json)",
         "drift": "Letzter Abgleich", "finished_at": "beendet", "counts": "Abweichungen",
-        "messages": "Ereignis-Mails", "approvals": "Freigaben",
+        "messages": "Ereignis-Mails", "approvals": "Freigaben", "reminders": "Erinnerungen",
     },
 }
 
@@ -270,13 +285,15 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
     queue.add_column(t["platform"])
     queue.add_column(t["messages"], overflow="fold")
     queue.add_column(t["approvals"], overflow="fold")
+    queue.add_column(t["reminders"], overflow="fold")
     any_queue = False
     for p in status["platforms"]:
-        m, a = p.get("messages") or {}, p.get("approvals") or {}
-        if any(m.values()) or any(a.values()):
+        m, a, r = p.get("messages") or {}, p.get("approvals") or {}, p.get("reminders") or {}
+        if any(m.values()) or any(a.values()) or any(r.values()):
             any_queue = True
             queue.add_row(p["name"], ", ".join(f"{k} {v}" for k, v in m.items()),
-                          ", ".join(f"{k} {v}" for k, v in a.items()))
+                          ", ".join(f"{k} {v}" for k, v in a.items()),
+                          ", ".join(f"{k} {v}" for k, v in r.items()))
     out = io.StringIO()
     console = Console(file=out, width=width, no_color=True, force_terminal=False)
     console.print(summary)

@@ -44,7 +44,8 @@ FAILED = "failed"
 LIVE_STEPS = (PENDING, SENDING, DEFERRED)
 STEPS = (PENDING, SENDING, SENT, DEFERRED, FAILED)
 EMAIL = "email"
-CHANNELS = (EMAIL,)
+SMS = "sms"  # recipient: an E.164 number; sent by syncd.flows.messages.sms
+CHANNELS = (EMAIL, SMS)
 
 
 @dataclass(frozen=True)

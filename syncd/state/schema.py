@@ -257,6 +257,29 @@ messages = Table(
     Index("ix_messages_platform_step", "platform", "step"),
 )
 
+# Order-driven reminders (syncd.state.reminders): one row per (platform, reminder, order) that
+# is or was scheduled. ``next_due`` is the due time of occurrence ``sent`` (None: nothing more to
+# send); the message of each occurrence is queued in ``messages`` in the same transaction that
+# advances ``sent``, under the dedup key "<order id>:<reminder>:<occurrence>". ``context`` holds the
+# order's plain values a layout reads (number, amount, customer name, e-mail): never a secret.
+reminder_orders = Table(
+    "reminder_orders",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("reminder", String(64), primary_key=True),
+    Column("order_id", String(64), primary_key=True),
+    Column("order_number", String(64)),
+    Column("state", String(16), nullable=False),  # scheduled | done | stopped | cancelled
+    Column("anchor_at", TS, nullable=False),  # the trigger: order placed / delivery shipped
+    Column("next_due", TS),
+    Column("sent", Integer, nullable=False, server_default=text("0")),
+    Column("reason", Text),
+    Column("context", JSON),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_reminder_orders_due", "platform", "next_due"),
+    Index("ix_reminder_orders_number", "platform", "order_number"),
+)
+
 # Approval state of shop accounts (syncd.state.approvals): in-progress until an operator (or
 # approval = "auto") decides; one row per (platform, shop account).
 approvals = Table(

@@ -50,6 +50,7 @@ from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
 from syncd.state.messages import Messages
+from syncd.state.reminders import Reminders
 
 
 class UnitOfWork(Protocol):
@@ -123,6 +124,7 @@ class SqlUnitOfWork:
     history: History
     messages: Messages
     approvals: Approvals
+    reminders: Reminders
 
     def __init__(self, store: StateStore, clock: Clock = utcnow) -> None:
         self.store = store
@@ -150,6 +152,7 @@ class SqlUnitOfWork:
         self.history = History(bound, self.clock)
         self.messages = Messages(bound)
         self.approvals = Approvals(bound)
+        self.reminders = Reminders(bound)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,7 +9,8 @@ from syncd.core import redaction
 from syncd.shell.cli import run_cli
 from syncd.shell.logs import reset_logging
 
-VERBS = ["run", "sync", "check", "clear-cache", "status", "accounts", "layouts", "secrets", "demo", "service"]
+VERBS = ["run", "sync", "check", "clear-cache", "status", "accounts", "layouts", "secrets", "demo", "service",
+         "reminders"]
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +63,7 @@ def test_help_lists_every_verb(capsys):
         "layouts": ["list", "preview"],
         "secrets": ["set"],
         "service": ["install", "remove", "start", "stop"],
+        "reminders": ["list", "cancel"],
     }.items():
         code, out, _ = _run(capsys, group, "--help")
         assert code == 0

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from syncd.config.model import NotificationSettings
+from syncd.config.messaging import NotificationSettings
 from syncd.core.errors import PermanentError, TransientError
 from syncd.flows import messages
 from syncd.flows.context import CycleReport

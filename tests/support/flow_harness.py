@@ -17,12 +17,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from syncd.config.messaging import NotificationSettings
 from syncd.config.model import (
     AddressSettings,
     DaemonSettings,
     ErpSettings,
     MailSettings,
-    NotificationSettings,
     PlatformSettings,
     Settings,
 )

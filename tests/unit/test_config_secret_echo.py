@@ -8,7 +8,8 @@ import tomllib
 import pytest
 
 from syncd.config.loader import parse_settings
-from syncd.config.model import Settings, secret_key_paths
+from syncd.config.model import Settings
+from syncd.config.secret_keys import secret_key_paths
 from syncd.core.errors import ConfigError
 
 SECRET = "Sup3r-Geheim-Wert-77"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.config.model import EVENT_LAYOUTS, NotificationEvent
+from syncd.config.messaging import EVENT_LAYOUTS, NotificationEvent
 from syncd.core.domain import ErpAddress
 from syncd.render.context import build_context
 from syncd.render.store import LayoutStore

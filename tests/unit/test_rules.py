@@ -139,7 +139,9 @@ def test_logical_columns_are_the_configurable_columns():
     from syncd.config.model import ErpColumns
     from syncd.config.profiles import BUEROPLUS
 
-    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id"}
+    # Optional columns beyond the address fields: the import's shop id, and the messaging
+    # channel's mobile number and preferred channel (issue 16; no profile names them).
+    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id", "mobile", "preferred_channel"}
     assert set(BUEROPLUS.columns) == {*LOGICAL_COLUMNS, "shop_id"}
     old = copy_of("syncd.config.model", "LOGICAL_COLUMNS")
     # Same fields; the old tuple lists e-mail after the country, and nothing reads it in order

@@ -20,6 +20,7 @@ from .aggregations import aggregate
 from .criteria import Searcher
 from .errors import ApiError
 from .faults import Faults, TokenLimiter
+from .orders import transition
 from .render import Renderer, json_api_resource, json_api_search
 from .schema import RECOVER_URL, WRITABLE, Entity, url_to_entity
 from .store import Store, now_iso
@@ -116,6 +117,7 @@ def _oauth_denied(hint: str) -> ApiError:
 _SEARCH = re.compile(r"^/api/(search|search-ids)/([a-z-]+)$")
 _ENTITY = re.compile(r"^/api/([a-z-]+)(?:/([0-9A-Za-z]+))?$")
 _PROXY = re.compile(r"^/api/_proxy/store-api/([0-9a-f]{32})(/account/.*)$")
+_STATE = re.compile(r"^/api/_action/(order|order_transaction|order_delivery)/([0-9a-f]{32})/state/([a-z_]+)$")
 _GROUP_REGISTRATION = re.compile(r"^/api/_action/customer-group-registration/(accept|decline)$")
 _RESERVE = re.compile(r"^/api/_action/number-range/reserve/customer(?:/([0-9a-f]{32}))?$")
 
@@ -156,6 +158,9 @@ class AdminApi:
             return self.sync(req)
         if (m := _SEARCH.match(req.path)) and req.method == "POST":
             return self.search(req, self._entity(m.group(2)), ids_only=m.group(1) == "search-ids")
+        if (m := _STATE.match(req.path)) and req.method == "POST":
+            state = transition(self.store, m.group(1), m.group(2), m.group(3))
+            return 200, {}, {"data": state} if not req.wants_json else state
         if (m := _RESERVE.match(req.path)) and req.method == "GET":
             with self.store.lock:
                 self.next_customer_number += 1

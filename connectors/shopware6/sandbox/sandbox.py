@@ -10,6 +10,7 @@ from typing import Any
 from .api import AdminApi, Credentials
 from .criteria import Searcher
 from .faults import Faults
+from .orders import seed_states
 from .schema import build_entities
 from .seed import SeedIds, seed
 from .server import LoggedRequest, serve
@@ -80,6 +81,7 @@ class Sandbox(ShopSide):
 
     def _build(self) -> None:
         self.ids = seed(self._store, self.url)
+        seed_states(self._store)
         if not self._seeded:
             # seed=False: a shop that nobody set up for syncd -- system data (languages, currency,
             # countries, salutations) only, no sales channel, customer groups or payment methods

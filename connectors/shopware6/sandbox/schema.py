@@ -193,6 +193,8 @@ def _read_only(name: str, names: list[str], associations: dict[str, Association]
 
 
 def build_entities(version: ShopVersion) -> dict[str, Entity]:
+    from .orders import ORDER_ASSOCIATIONS, order_entities  # orders builds on this module's types
+
     entities = [
         _customer(version),
         _customer_address(version),
@@ -277,6 +279,7 @@ def build_entities(version: ShopVersion) -> dict[str, Entity]:
             ],
             {
                 "orderCustomer": Association("rev_one", "order_customer", "orderId"),
+                **ORDER_ASSOCIATIONS,
             },
         ),
         _read_only(
@@ -297,6 +300,7 @@ def build_entities(version: ShopVersion) -> dict[str, Entity]:
                 "customer": Association("one", "customer", "customerId"),
             },
         ),
+        *order_entities(),
     ]
     return {e.name: e for e in entities}
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from datetime import datetime
 from typing import Any
 
 import bcrypt
 
 from .errors import ApiError
+from .orders import add_order_parts, state_of, transition
 from .seed import sid
-from .store import Store, now_iso
+from .store import Store, format_dt, now_iso
 from .storeapi import verify_password
 from .versions import ShopVersion
 from .writer import Writer
@@ -29,16 +31,19 @@ class ShopSide:
     admin_api: Any
     store_api: Any
 
-    def add_order(self, customer_id: str, amount: float = 119.0) -> str:
+    def add_order(self, customer_id: str, amount: float = 119.0, *, payment: str | None = None,
+                  at: datetime | None = None) -> str:
         """An order placed by that customer; bumps orderCount like Shopware's order-count updater
-        (a plain SQL update: ``updatedAt`` of the customer does not change)."""
+        (a plain SQL update: ``updatedAt`` of the customer does not change). The order comes with
+        one transaction (``payment``: a payment method's technical name, default the sales
+        channel's) and one delivery, all three ``open``; ``at`` stamps it (default: now)."""
         with self._store.lock:
             customer = self._store.get("customer", customer_id)
             if customer is None:
                 raise KeyError(f"no customer {customer_id}")
             number = len(self._store.tables["order"]) + 10000
             order_id = sid("order", f"{customer_id}:{number}")
-            stamp = now_iso()
+            stamp = format_dt(at) if at is not None else now_iso()
             self._store.put(
                 "order",
                 {
@@ -84,7 +89,26 @@ class ShopSide:
                     "lastOrderDate": stamp,
                 },
             )
+            method = sid("payment_method", payment) if payment else customer.get("defaultPaymentMethodId")
+            add_order_parts(self._store, order_id, payment_method_id=method, amount=amount, stamp=stamp)
         return order_id
+
+    def transition(self, entity: str, record_id: str, action: str, *, at: datetime | None = None) -> str:
+        """What the shop's admin (or a payment plugin) does: ``action`` on an order, its
+        transaction or delivery (``record_id`` may be the order's id for those two: its one
+        transaction / delivery). The new state's technical name."""
+        if entity in ("order_transaction", "order_delivery") and self._store.get(entity, record_id) is None:
+            record_id = sid(entity, record_id)
+        return str(transition(self._store, entity, record_id, action, at)["technicalName"])
+
+    def order_states(self, order_id: str) -> dict[str, str]:
+        """{"order", "order_transaction", "order_delivery"} -> technical state name."""
+        with self._store.lock:
+            out = {"order": state_of(self._store, "order", self._store.get("order", order_id) or {})}
+            for entity in ("order_transaction", "order_delivery"):
+                record = self._store.get(entity, sid(entity, order_id)) or {}
+                out[entity] = state_of(self._store, entity, record)
+        return out
 
     def create_customer_as_shop_user(
         self,

@@ -23,6 +23,8 @@ INDEXED = (
     ("customer_recovery", "hash"),
     ("order_customer", "customerId"),
     ("order_customer", "orderId"),
+    ("order_transaction", "orderId"),
+    ("order_delivery", "orderId"),
     ("sales_channel_domain", "salesChannelId"),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from syncd.config.model import platform_sender
 from syncd.core.domain import ErpAddress, OutgoingMail
 from syncd.flows.context import PlatformContext
 from syncd.state.jobs import CredentialJob
@@ -28,7 +29,7 @@ def render_context(ctx: PlatformContext, address: ErpAddress, **link: Any) -> di
 
 
 def sender(ctx: PlatformContext) -> str:
-    return ctx.platform.sender or ctx.settings.mail.sender
+    return platform_sender(ctx.settings, ctx.platform)
 
 
 def field_length(erp: Any) -> int | None:

@@ -17,7 +17,8 @@ from syncd.core.rules import HistoryEvent, email_problem
 from syncd.state.messages import EMAIL, Messages
 
 if TYPE_CHECKING:
-    from syncd.config.model import NotificationSettings, Settings
+    from syncd.config.messaging import NotificationSettings
+    from syncd.config.model import Settings
     from syncd.flows.context import PlatformContext
 
 log = structlog.get_logger("syncd.flows.messages")

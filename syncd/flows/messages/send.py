@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from syncd.config.model import platform_sender
 from syncd.core.domain import ErpAddress, OutgoingMail
 from syncd.core.errors import ConfigurationFault, DeliveryUnknown, PermanentError, SyncdError, TransientError
 from syncd.core.redaction import redact
@@ -123,10 +124,11 @@ def _send_one(ctx: PlatformContext, repo: Messages, report: CycleReport, session
     return m
 
 
-def build_mail(ctx: PlatformContext, m: Message, address: ErpAddress | None) -> OutgoingMail:
+def message_context(ctx: PlatformContext, m: Message, address: ErpAddress | None
+                    ) -> tuple[dict[str, Any], ErpAddress, str]:
+    """(layout context, the address it was built from, sender) of one message, for every channel."""
     from syncd.render.context import build_context
 
-    assert ctx.layouts is not None
     values = dict(m.context)
     if address is None:
         # A shop customer without an ERP address (yet): the names the event stored.
@@ -135,10 +137,17 @@ def build_mail(ctx: PlatformContext, m: Message, address: ErpAddress | None) -> 
             first_name=values.get("first_name"), last_name=values.get("last_name"),
             salutation=values.get("salutation"),
         )
-    sender = m.sender or ctx.platform.sender or ctx.settings.mail.sender
+    sender = m.sender or platform_sender(ctx.settings, ctx.platform)
     context = build_context(address, platform=ctx.platform, shop=ctx.shop, sender=sender,
                             email=values.get("customer_email") or address.email)
     context["event"] = {"name": m.kind, **values}
+    return context, address, sender
+
+
+def build_mail(ctx: PlatformContext, m: Message, address: ErpAddress | None) -> OutgoingMail:
+    assert ctx.layouts is not None
+    values = dict(m.context)
+    context, address, sender = message_context(ctx, m, address)
     rendered = ctx.layouts.render(m.layout, context)
     if values.get("role") == "internal":
         to_name = None

@@ -27,6 +27,7 @@ from .demo import demo_cmd
 from .layouts import layouts_group
 from .messages import msg
 from .records import history_cmd, retry_cmd
+from .reminders import reminders_group
 from .run import run_cmd
 from .secrets import secrets_group
 from .service import service_group
@@ -87,6 +88,7 @@ for command in (
     state_group,
     retry_cmd,
     history_cmd,
+    reminders_group,
 ):
     cli.add_command(command)
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
+from syncd.config.messaging import sms_possible
 from syncd.config.model import PlatformSettings
 from syncd.config.secrets import Secrets, resolve_secret
 from syncd.core.domain import CheckItem
@@ -42,6 +43,10 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None,
     items += _layout_checks(loaded)
     if secrets is None:
         return items
+    if settings.sms.enabled:
+        from syncd.shell.bootstrap import check_sms
+
+        items += _guard("sms", "sms", lambda: check_sms(settings, secrets))
     problem = erp_file_problem(settings)
     erp = None
     if problem is not None:
@@ -110,13 +115,20 @@ def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
         a = platform.addresses
         for layout_key, layout in a.layouts_in_use().items():
             key = f"platforms[{index}].addresses.{layout_key}"
-            for item in store.check(layout, a.password_field, mode=a.credential_mode):
+            sms = credential_sms(loaded.settings, store, layout) if layout == a.email_layout else {}
+            for item in store.check(layout, a.password_field, mode=a.credential_mode, **sms):
                 items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail,
                                        warning=item.warning))
             stale = store.staleness(layout)
             if stale is not None:
                 items.append(CheckItem("layout", f"{key} = {layout!r}", True, staleness_text(stale),
                                        warning=True))
+    for index, reminder in enumerate(loaded.settings.reminders):
+        key = f"reminders[{index}].layout"
+        sms = reminder.channel in ("sms", "both") or (
+            reminder.channel == "preferred" and sms_possible(loaded.settings))
+        for item in store.check(reminder.layout, None, sms=sms and loaded.settings.sms.enabled):
+            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
     # Event mail layouts ([[notifications]]): found, complete, compile, known names only. They
     # never read a password column (no password travels in an event mail).
     for index, table in enumerate(loaded.settings.notifications):
@@ -142,6 +154,13 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{round(seconds / size)} {unit}"
     return f"{int(seconds)} s"
+
+
+def credential_sms(settings: Any, store: Any, layout: str) -> dict[str, bool]:
+    """A credentials layout with an SMS text goes by SMS to customers who choose it; such an
+    SMS must not carry the password unless allowed (``[messages] allow_password_by_sms``)."""
+    return {"sms": sms_possible(settings) and store.has_sms(layout),
+            "allow_password_by_sms": settings.messages.allow_password_by_sms}
 
 
 def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) -> Any:
@@ -182,8 +201,13 @@ def _mail_check(loaded: LoadedConfig, secrets: Secrets) -> list[CheckItem]:
     from syncd.shell.bootstrap import check_mail
 
     # A per-platform sender the server refuses would fail every mail of that platform.
-    senders = tuple(p.sender for p in loaded.settings.platforms if p.sender and _mails(p))
-    return check_mail(loaded.settings, secrets, senders)
+    platforms = loaded.settings.platforms
+    senders = tuple(p.sender for p in platforms if p.sender and _mails(p) and not p.mail)
+    items = check_mail(loaded.settings, secrets, senders)
+    for p in platforms:  # each shop that mails from its own account: that server and sender too
+        if p.mail and _mails(p):
+            items += check_mail(loaded.settings, secrets, (p.sender,) if p.sender else (), platform=p)
+    return items
 
 
 def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSettings, erp: Any, shop: Any
