@@ -214,7 +214,7 @@ def resolve_layout(
             candidates = [c.name for s in layout.sources for c in s.columns]
             findings.append(
                 Finding(
-                    f"erp.columns.{logical}",
+                    "erp.shop_flag" if logical == "shop_flag" else f"erp.columns.{logical}",
                     f"column {name!r} not found in {where}{near(name.rpartition('.')[2], candidates)}",
                     name,
                 )

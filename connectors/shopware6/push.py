@@ -128,6 +128,20 @@ class CustomerPusher:
         self.sales_channel_id = mapper.meta.sales_channel_id
         self.search = search  # search(entity, criteria) -> iterator over all pages
         self.writer = writer
+        self.prefix = mapper.platform.customer_number_prefix
+
+    def _shop_number(self, number: int) -> str:
+        """The customer number syncd gives ERP address ``number`` in the shop (with the prefix)."""
+        return self.prefix + str(number)
+
+    def _erp_number(self, text: Any) -> int | None:
+        """The ERP number a shop customer number of syncd's form names, else None."""
+        text = str(text or "").strip()
+        if self.prefix:
+            if not text.startswith(self.prefix):
+                return None
+            text = text[len(self.prefix):]
+        return int(text) if text.isdigit() else None
 
     def lookup(self, emails: set[str]) -> list[dict[str, Any]]:
         """Accounts holding one of ``emails`` (the shop compares case-insensitively). One indexed
@@ -215,7 +229,7 @@ class CustomerPusher:
             if ids:
                 for row in self._search_any("id", ids):
                     by_id.setdefault(row["id"], row)
-            numbers = sorted({str(m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
+            numbers = sorted({self._shop_number(m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
             if numbers:
                 for row in self._search_any("customerNumber", numbers):
                     by_id.setdefault(row["id"], row)
@@ -343,15 +357,15 @@ class CustomerPusher:
                 return
             p.outcome, p.shop_id, p.write = PushOutcome.ADOPTED, own, mapped.payload
             return
-        numbered = by_number.get(str(number), [])
+        numbered = by_number.get(self._shop_number(number), [])
         if numbered and self._refuse_by_number(p, numbered, owners, key, group_emails):
             return
         if others:
             other = others[0]
             owner = self._owner_number(other, owners)
-            theirs = str(other.get("customerNumber") or "").strip()
-            if owner is None and theirs != str(number) and theirs in group:
-                owner = int(theirs)  # the account of another address of this push (by number)
+            theirs = self._erp_number(other.get("customerNumber"))
+            if owner is None and theirs is not None and theirs != number and str(theirs) in group:
+                owner = theirs  # the account of another address of this push (by number)
             if owner is not None and owner != number:
                 p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
@@ -360,7 +374,7 @@ class CustomerPusher:
                 )
                 return
             p.outcome, p.shop_id = PushOutcome.LINKED, other["id"]
-            p.write = {"id": other["id"], "customerNumber": str(number)}
+            p.write = {"id": other["id"], "customerNumber": self._shop_number(number)}
             p.fingerprint = None  # the account still holds the customer's data, not ours
             return
         p.outcome, p.shop_id, p.write = PushOutcome.CREATED, mapped.customer_id, mapped.payload
@@ -414,9 +428,9 @@ class CustomerPusher:
     def _owner_number(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> int | None:
         if account["id"] in reverse_links:
             return reverse_links[account["id"]]
-        number = str(account.get("customerNumber") or "")
-        if number.isdigit() and customer_id(self.platform, int(number)) == account["id"]:
-            return int(number)
+        number = self._erp_number(account.get("customerNumber"))
+        if number is not None and customer_id(self.platform, number) == account["id"]:
+            return number
         return None
 
     def _owner_text(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> str:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, fields
 import structlog
 
 from syncd.config.model import AddressSettings
+from syncd.config.profiles import effective_columns
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
-from syncd.core.rules import LinkKind, PushOutcome, email_key, email_problem
+from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
 from syncd.state.links import Link
@@ -33,6 +34,7 @@ RECOVERED_CREATE = "existed_with_deterministic_id"
 # Rejections that name a missing mapping target in the shop (customer_group_map, customer_group):
 # a configuration fault, so the address is kept for a later push instead of failing for good.
 CONFIG_CODES = frozenset({"SYNCD__UNKNOWN_GROUP"})
+NOT_FOR_SHOP = "not marked for the shop (shop flag)"
 
 
 
@@ -49,7 +51,10 @@ class Checkpoints:
 
 checkpoint = Checkpoints()
 
-_NOT_FINGERPRINTED = ("row", "problems", "modified_at", "blocked")
+# ``business`` and ``for_shop`` are derived from fields hashed anyway (salutation, company) or
+# decide whether the address goes to the shop at all; leaving them out keeps the fingerprints
+# stored before they existed valid.
+_NOT_FINGERPRINTED = ("row", "problems", "modified_at", "blocked", "business", "for_shop")
 _FINGERPRINT_FIELDS = tuple(f.name for f in fields(ErpAddress) if f.name not in _NOT_FINGERPRINTED)
 
 
@@ -92,6 +97,15 @@ def plan_batch(
         link = links.get(a.number)
         if link is not None and link.kind == LinkKind.COLLECTIVE:
             link = None  # the collective address is many shop customers; never pushed as one
+        if a.for_shop is False:
+            # Not marked for the shop ([erp] shop_flag, büro+ WShopAdrKz): never created there.
+            # An account it already has is deactivated like a blocked one (``unflagged``), never
+            # deleted: its orders and login stay, and setting the flag again reactivates it.
+            if link is not None and link.shop_active and settings.unflagged == "deactivate":
+                plan.deactivate.append((a, link))
+            else:
+                plan.skip.append((a, NOT_FOR_SHOP))
+            continue
         if a.blocked and settings.skip_blocked:
             if link is not None and link.shop_active and settings.deactivate_blocked:
                 plan.deactivate.append((a, link))
@@ -157,7 +171,7 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
             uow.failures.record(name, DIRECTION, a.number, "validate", reason, code)
         for a, _reason in plan.skip:
             old = _personal(links).get(a.number)
-            if old is not None and not old.erp_blocked:
+            if old is not None and not old.erp_blocked and a.blocked:
                 uow.links.set_state(name, a.number, erp_blocked=True)
         if plan.fail or plan.skip:
             uow.commit()
@@ -182,7 +196,40 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
         _set_active(ctx, plan.deactivate, False, report, credentials=False)
     if plan.reactivate:
         _set_active(ctx, plan.reactivate, True, report, credentials=credentials)
+    write_shop_ids(ctx, addresses, report)
     return plan
+
+
+def write_shop_ids(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport) -> None:
+    """The shop id of each linked account into the ERP's ``shop_id`` column (büro+ WShopID), as
+    imports already do, when the row does not hold it yet: an ERP user (and a büro+ bridge) sees
+    which shop customer an address is. Runs after the links are stored, and again for any
+    address of a later batch whose row still lacks it, so a failed write heals itself."""
+    column = effective_columns(ctx.settings.erp).get("shop_id")
+    if not column:
+        return
+    rows = [a for a in addresses if column in a.row]
+    if not rows:
+        return
+    name = ctx.platform.name
+    with ctx.uow() as uow:
+        links = _personal(uow.links.get_many(name, [a.number for a in rows]))
+    wanted = {a.number: links[a.number].shop_id for a in rows
+              if a.number in links and str(a.row.get(column) or "").strip() != links[a.number].shop_id}
+    if not wanted:
+        return
+    try:
+        ctx.erp.write_shop_ids(wanted)
+    except PermanentError as exc:
+        log.warning("shop id not written to the ERP", platform=name, step="write-shop-id", reason=str(exc))
+        for number in wanted:
+            report.add(number, "failed", f"writing the shop id to {column}: {exc}")
+        return
+    with ctx.uow() as uow:
+        uow.history.record_many(name, [(n, HistoryEvent.SHOP_ID_WRITTEN, f"{column} = {sid}", sid)
+                                       for n, sid in wanted.items()])
+        uow.commit()
+    log.info("shop ids written to the ERP", platform=name, step="write-shop-id", count=len(wanted))
 
 
 def linked_numbers(ctx: PlatformContext, shop_ids: Iterable[str]) -> dict[str, int]:
@@ -322,9 +369,15 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
                                 email=(a.email or "").strip(), now=uow.clock())
             done.append((a, lk, None))
         uow.commit()
+    unflagged = [(a.number, HistoryEvent.DEACTIVATED, NOT_FOR_SHOP, lk.shop_id)
+                 for a, lk, reason in done if not reason and not active and a.for_shop is False]
+    if unflagged:
+        with ctx.uow() as uow:
+            uow.history.record_many(name, unflagged)
+            uow.commit()
     for a, lk, reason in done:
         if reason:
             report.add(a.number, "failed", reason)
             continue
-        report.add(a.number, action, lk.shop_id)
+        report.add(a.number, action, NOT_FOR_SHOP if a.for_shop is False and not active else lk.shop_id)
         log.info("account " + action, platform=name, address=a.number, step=action)

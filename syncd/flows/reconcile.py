@@ -172,7 +172,7 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
         recorded = uow.failures.among(name, DIRECTION, numbers)
     failed = {int(r) for r in recorded if r.isdigit()}
     counts["_matched"] += len(links)
-    compared = [a for a in page if a.number in links and not a.blocked]
+    compared = [a for a in page if a.number in links and not a.blocked and a.for_shop is not False]
     shop_view = ctx.shop.compare(compared, {a.number: links[a.number].shop_id for a in compared})
     missing = [a.number for a in compared if shop_view.get(a.number) == MISSING]
     if missing:
@@ -188,7 +188,8 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
         if rechecked:
             counts["failed_rechecked"] += 1
         if link is None:
-            if a.blocked and settings.skip_blocked:
+            # not for the shop: blocked (skip_blocked), or its shop flag is not set (issue 13)
+            if (a.blocked and settings.skip_blocked) or a.for_shop is False:
                 if rechecked:
                     repairs.add(a, counted=True)
                 continue
@@ -196,6 +197,13 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
             if usable:
                 counts["unlinked"] += 1
             repairs.add(a, counted=usable or rechecked)
+            continue
+        if a.for_shop is False:  # its shop flag was cleared: deactivated unless unflagged = "ignore"
+            if link.shop_active and settings.unflagged == "deactivate":
+                counts["blocked_linked"] += 1
+                repairs.add(a, counted=True)
+            elif rechecked:
+                repairs.add(a, counted=True)
             continue
         if a.blocked:
             if not link.erp_blocked or (link.shop_active and settings.deactivate_blocked):

@@ -45,6 +45,8 @@ from syncd.state.drift import KEYS as DRIFT_KEYS
 from syncd.state.drift import NAME as DRIFT_NAME
 from syncd.state.jobs import ACTIVE_STEPS
 from syncd.state.schema import credential_jobs, cursors, cycles, failures, links
+from syncd.state.shop_changes import NAME as SHOP_CHANGES_NAME
+from syncd.state.shop_changes import listed as listed_shop_changes
 
 if TYPE_CHECKING:
     from syncd.config.model import Settings
@@ -132,6 +134,10 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
             stored = conn.execute(
                 select(cursors.c.value).where(cursors.c.platform == name, cursors.c.name == DRIFT_NAME)
             ).scalar_one_or_none()
+            edits = conn.execute(
+                select(cursors.c.value).where(cursors.c.platform == name,
+                                              cursors.c.name == SHOP_CHANGES_NAME)
+            ).scalar_one_or_none()
             platforms.append(
                 {
                     "name": name,
@@ -140,6 +146,8 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                     "pending": int(pending.scalar_one()),
                     "failed": [{"address": r.record, "step": r.step, "reason": r.reason} for r in failed],
                     "reconcile": _reconcile(stored),
+                    # shop_changes = "report": customers' shop edits waiting for the operator
+                    "shop_changes": listed_shop_changes(edits),
                 }
             )
     return {"platforms": platforms}
@@ -168,6 +176,7 @@ _TEXT = {
         "interrupted": "INTERRUPTED",
         "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
         "drift": "Last reconciliation", "finished_at": "finished", "counts": "drift",
+        "edits": "Changes made in the shop (not in the ERP)", "fields": "Fields (ERP -> shop)",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -177,6 +186,7 @@ _TEXT = {
         "never": "noch nie", "title": "syncd-Status", "failures": "Fehlerhafte Datensätze",
         "more": "… und {n} weitere (syncd status --json)",
         "drift": "Letzter Abgleich", "finished_at": "beendet", "counts": "Abweichungen",
+        "edits": "Änderungen im Shop (nicht in der Warenwirtschaft)", "fields": "Felder (WaWi -> Shop)",
     },
 }
 
@@ -237,11 +247,22 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
             any_drift = True
             text = ", ".join(f"{k} {rec['counts'].get(k, 0)}" for k in DRIFT_KEYS)
             drift.add_row(p["name"], _short(rec["finished"]), text)
+    edits = Table(title=t["edits"])
+    for key in ("platform", "address", "fields"):
+        edits.add_column(t[key], overflow="fold")
+    any_edit = False
+    for p in status["platforms"]:
+        for e in p.get("shop_changes") or []:
+            any_edit = True
+            text = "; ".join(f"{f}: {v['erp']!r} -> {v['shop']!r}" for f, v in e["fields"].items())
+            edits.add_row(p["name"], str(e["address"]), text)
     out = io.StringIO()
     console = Console(file=out, width=width, no_color=True, force_terminal=False)
     console.print(summary)
     if any_drift:
         console.print(drift)
+    if any_edit:
+        console.print(edits)
     if any_failed:
         console.print(details)
     return out.getvalue()
