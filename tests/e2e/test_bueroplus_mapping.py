@@ -272,3 +272,58 @@ def test_imported_rows_follow_bueroplus_conventions(w):
     a, b = erp.get_address(int(f["AdrNr"])), erp.get_address(int(p["AdrNr"]))
     assert (a.business, a.company, b.business, b.company) == (True, "ACME GmbH", False, None)
     assert a.for_shop and b.for_shop
+
+
+# --- `syncd check` shows the decisions ----------------------------------------------------------
+def _config(w: BpWorld, tmp_path, platform_extra: str) -> str:
+    schema = f'schema = "{w.schema}"' if w.schema else ""
+    path = tmp_path / "syncd.toml"
+    path.write_text(f"""
+[daemon]
+state_url = "sqlite:///{(tmp_path / 'check-state.db').as_posix()}"
+
+[erp]
+url = "{w.url}"
+profile = "bueroplus"
+{schema}
+
+[mail]
+transport = "outbox"
+outbox_dir = "{(tmp_path / 'outbox').as_posix()}"
+
+[[platforms]]
+name = "shop"
+url = "{w.sb.url}"
+client_id = "{w.sb.client_id}"
+client_secret = "env:SYNCD_I13_SHOP_SECRET"
+{platform_extra}
+
+[platforms.addresses]
+shop_to_erp = false
+""")
+    return str(path)
+
+
+def test_syncd_check_table_shows_the_mapping_decisions(w, tmp_path, monkeypatch, capsys):
+    from syncd.shell.cli import run_cli
+    from syncd.shell.logs import reset_logging
+
+    monkeypatch.setenv("SYNCD_I13_SHOP_SECRET", w.sb.client_secret)
+    monkeypatch.setenv("COLUMNS", "400")
+
+    def check(extra: str) -> tuple[int, str]:
+        try:
+            code = run_cli(["--config", _config(w, tmp_path, extra), "check"])
+        finally:
+            reset_logging()
+        out, err = capsys.readouterr()
+        return code, " ".join((out + err).split())  # the table folds long cells
+
+    code, out = check('number_range_overlap = "refuse"')
+    assert code == 2, out
+    assert "private/business" in out and "business when Na1 is 'Firma'" in out
+    assert "only addresses with WShopAdrKz set are pushed" in out
+    assert "customer number range" in out and "overlap" in out and "customer_number_prefix" in out
+    code, out = check('number_range_overlap = "refuse"\ncustomer_number_prefix = "E"')
+    assert code == 0, out
+    assert "no overlap" in out
