@@ -327,3 +327,19 @@ def test_syncd_check_table_shows_the_mapping_decisions(w, tmp_path, monkeypatch,
     code, out = check('number_range_overlap = "refuse"\ncustomer_number_prefix = "E"')
     assert code == 0, out
     assert "no overlap" in out
+
+
+def test_a_shop_change_the_erp_cannot_hold_fails_alone(w):
+    w.add(10001, na1="Herr", na2="Jürgen Meißner", first="Jürgen", last="Meißner")
+    w.add(10002, na1="Frau", na2="Eva Meier", first="Eva", last="Meier")
+    w.push()
+    shop = w.by_number()
+    long_city = "Sankt " + "Marien" * 12  # fits the shop (255), not Anschriften.Ort (60)
+    w.sb.edit_address_as_shop_user(shop["10001"]["defaultBillingAddressId"], city=long_city)
+    w.sb.edit_address_as_shop_user(shop["10002"]["defaultBillingAddressId"], city="Bonn")
+    report = w.import_(shop_changes="import")
+    actions = {i.record: i.action for i in report.items}
+    assert actions == {shop["10001"]["id"]: "failed", shop["10002"]["id"]: "imported-change"}
+    assert w.row(10001)["Ort"] == "Köln" and w.row(10002)["Ort"] == "Bonn"
+    (failure,) = [f for f in Failures(w.state).list(PLATFORM) if f.record == shop["10001"]["id"]]
+    assert "ERP address 10001" in failure.reason and "Ort" in failure.reason and "60" in failure.reason
