@@ -249,7 +249,7 @@ class AddressUpdater:
             return
         table, layout = self.table, self.table.layout
         logical_of = {(b.table.name, b.column.name): name for name, b in layout.logical.items()}
-        planned: list[tuple[int, str, dict[str, Any]]] = []
+        planned: dict[tuple[int, str], dict[str, Any]] = {}  # (number, table) -> column values
         for number, values in changes.items():
             problems: list[str] = []
             for name, value in values.items():
@@ -257,15 +257,15 @@ class AddressUpdater:
                 table.refuse_protected(column.name, f"values.{name}", self.password_field)
                 logical = name if name in layout.logical else logical_of.get((info.name, column.name))
                 converted = table.convert(logical, column, value, problems)
-                target = next((p for p in planned if p[0] == number and p[1] == info.name), None)
-                if target is None:
-                    target = (number, info.name, {})
-                    planned.append(target)
-                target[2][column.name] = converted
+                planned.setdefault((number, info.name), {})[column.name] = converted
             if problems:
                 raise PermanentError(f"ERP address {number}: " + "; ".join(problems))
+        if not touch and all(t == layout.write.name for _n, t in planned):
+            # The shop ids of a whole batch: one statement per column set, sent as executemany.
+            run_db("update addresses", self._write_table_go(planned))
+            return
         rows = self._rows(changes)
-        statements = [self._statement(rows[n], t, dict(v), touch) for n, t, v in planned]
+        statements = [self._statement(rows[n], t, dict(v), touch) for (n, t), v in planned.items()]
 
         def go() -> None:
             with table.engine.begin() as conn:
@@ -273,6 +273,37 @@ class AddressUpdater:
                     conn.execute(stmt)
 
         run_db("update addresses", go)
+
+    def _write_table_go(self, planned: Mapping[tuple[int, str], dict[str, Any]]) -> Any:
+        table, layout = self.table, self.table.layout
+        target = layout.table(layout.write)
+        num = target.c[layout.write_number().name]
+        stored: dict[int, Any] = {}  # number -> the value the row holds, bound as read
+        for chunk in table.number_binds(n for n, _t in planned):
+            for (value,) in table.read("find addresses", sa.select(raw(num)).where(num.in_(chunk))):
+                try:
+                    stored.setdefault(parse_number(value), value)
+                except ValueProblem:
+                    continue
+        missing = sorted(n for n, _t in planned if n not in stored)
+        if missing:
+            raise PermanentError(f"ERP address(es) not found: {', '.join(map(str, missing))}")
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for (n, _t), values in planned.items():
+            columns = tuple(sorted(values))
+            params = {f"v{i}_": values[c] for i, c in enumerate(columns)}
+            groups.setdefault(columns, []).append({"n_": stored[n], **params})
+        where = raw(num) == sa.bindparam("n_", type_=sa.types.NullType())
+        statements = [(sa.update(target).where(where).values({c: sa.bindparam(f"v{i}_")
+                                                               for i, c in enumerate(columns)}), params)
+                      for columns, params in groups.items()]
+
+        def go() -> None:
+            with table.engine.begin() as conn:
+                for stmt, params in statements:
+                    conn.execute(stmt, params)
+
+        return go
 
     def _rows(self, numbers: Iterable[int]) -> dict[int, Mapping[str, Any]]:
         """The current rows (with the raw number as ``_syncd_n``) of ``numbers``; all must exist."""

@@ -343,3 +343,28 @@ def test_a_shop_change_the_erp_cannot_hold_fails_alone(w):
     assert w.row(10001)["Ort"] == "Köln" and w.row(10002)["Ort"] == "Bonn"
     (failure,) = [f for f in Failures(w.state).list(PLATFORM) if f.record == shop["10001"]["id"]]
     assert "ERP address 10001" in failure.reason and "Ort" in failure.reason and "60" in failure.reason
+
+
+def test_shop_ids_are_written_back_for_more_addresses_than_a_page(w):
+    import sqlalchemy as sa
+
+    numbers = list(range(20001, 20701))  # 700: more than an ERP page (500) and a shop batch (250)
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(w.t["Adressen"]), [
+            {"AdrNr": str(n), "ReAnsNr": 1, "Status": "Kunde", "GspKz": False, "WShopAdrKz": n % 7 != 0,
+             "LtzAend": w_stamp} for n, w_stamp in ((n, utcnow() - timedelta(days=1)) for n in numbers)])
+        conn.execute(sa.insert(w.t["Anschriften"]), [
+            {"AdrNr": str(n), "AnsNr": 1, "Na1": "Herr", "Na2": f"Kunde {n}", "Str": "Weg 1", "PLZ": "10115",
+             "Ort": "Berlin", "Land": 276, "EMail1": f"k{n}@example.com", "AspNr": 1} for n in numbers])
+    report = w.push()
+    flagged = [n for n in numbers if n % 7 != 0]
+    assert report.counts["created"] == len(flagged)
+    shop = w.by_number()
+    assert sorted(int(n) for n in shop) == flagged
+    with w.engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(w.t["Adressen"].c.AdrNr, w.t["Adressen"].c.WShopID)).all())
+    assert all(ids[str(n)] == shop[str(n)]["id"] for n in flagged)
+    assert all(ids[str(n)] is None for n in numbers if n % 7 == 0)
+    # Names from the name line (no contact persons), all private.
+    assert {(c["accountType"], c["firstName"]) for c in shop.values()} == {("private", "Kunde")}
+    assert sum(w.push().counts.values()) == 0
