@@ -368,3 +368,21 @@ def test_shop_ids_are_written_back_for_more_addresses_than_a_page(w):
     # Names from the name line (no contact persons), all private.
     assert {(c["accountType"], c["firstName"]) for c in shop.values()} == {("private", "Kunde")}
     assert sum(w.push().counts.values()) == 0
+
+
+def test_shop_faults_while_reading_the_number_range_and_shop_edits_are_retried(w):
+    w.add(10001, na1="Herr", na2="Jürgen Meißner", first="Jürgen", last="Meißner")
+    refuse = {"number_range_overlap": "refuse", "customer_number_prefix": "E"}
+    ctx = w.ctx(platform=refuse)
+    ctx.shop.metadata()  # the metadata reads first, so the faults below meet the range's searches
+    w.sb.faults.fail_next(1, 503)
+    w.sb.faults.rate_limit = 1  # then a 429 with Retry-After
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+
+    report = run_erp_to_shop(ctx)
+    assert report.counts["created"] == 1 and not report.config_faults
+    account = w.by_number()["E10001"]
+    w.sb.edit_address_as_shop_user(account["defaultBillingAddressId"], city="Bonn")
+    w.sb.faults.fail_next(2, 502)
+    report = w.import_(platform=refuse, shop_changes="import")
+    assert [i.action for i in report.items] == ["imported-change"] and w.row(10001)["Ort"] == "Bonn"
