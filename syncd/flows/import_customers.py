@@ -66,6 +66,9 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
     Conventions,
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
+    LinkedMeanwhile,
+    SettingMissing,
+    WriteBackFailed,
     address_problems,  # noqa: F401  (public name of this module before the split)
     as_number,
     check_address,
@@ -90,22 +93,6 @@ CURSOR = "shop-to-erp"
 BATCH = 100
 # The kill tests name a point here; the process SIGKILLs itself on reaching it.
 KILL_ENV = "SYNCD_TEST_KILL_AT"
-
-
-class WriteBackFailed(PermanentError):
-    step = "write-back"
-
-
-class LinkedMeanwhile(PermanentError):
-    """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
-
-    def __init__(self, link: Link) -> None:
-        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
-        self.link = link
-
-
-class SettingMissing(ImportBlocked):
-    step = "settings"
 
 
 def checkpoint(name: str) -> None:

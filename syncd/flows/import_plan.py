@@ -19,11 +19,28 @@ from syncd.config.profiles import company_is_name_line, effective_shop_flag
 from syncd.core.domain import ShopCustomer
 from syncd.core.errors import PermanentError
 from syncd.core.rules import SHOP_IMPORT_FIELDS, LinkKind
+from syncd.flows.numbers import ImportBlocked
 from syncd.state.links import Link
 
 
 class InvalidAddress(PermanentError):
     step = "validate"
+
+
+class WriteBackFailed(PermanentError):
+    step = "write-back"
+
+
+class LinkedMeanwhile(PermanentError):
+    """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
+
+    def __init__(self, link: Link) -> None:
+        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
+        self.link = link
+
+
+class SettingMissing(ImportBlocked):
+    step = "settings"
 
 
 # --- the new address -------------------------------------------------------------------------
