@@ -246,13 +246,14 @@ class SqlErp:
         one transaction (``AddressUpdater``)."""
         self.updater.update(changes, touch=True)
 
-    def write_shop_ids(self, shop_ids: Mapping[int, str]) -> None:
+    def write_shop_ids(self, shop_ids: Mapping[int, str]) -> set[int]:
         """The shop customer id of each address into the ``shop_id`` column (büro+ WShopID),
-        without touching the change stamp: it links, it changes nothing the shop shows. A no-op
-        when no shop id column is mapped."""
+        without touching the change stamp: it links, it changes nothing the shop shows. Returns
+        the numbers whose row is gone (deleted meanwhile: skipped, the others are written). A
+        no-op when no shop id column is mapped."""
         if "shop_id" not in self.layout.logical:
-            return
-        self.updater.update({n: {"shop_id": sid} for n, sid in shop_ids.items()}, touch=False)
+            return set()
+        return self.updater.update({n: {"shop_id": sid} for n, sid in shop_ids.items()}, touch=False)
 
     def create_address(self, number: int, values: Mapping[str, Any]) -> bool:
         """Insert a new address; False when the number is taken (``AddressWriter``)."""

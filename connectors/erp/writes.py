@@ -243,10 +243,13 @@ class AddressUpdater:
         self.table = table
         self.password_field = password_field
 
-    def update(self, changes: Mapping[int, Mapping[str, Any]], *, touch: bool) -> None:
+    def update(self, changes: Mapping[int, Mapping[str, Any]], *, touch: bool) -> set[int]:
+        """Returns the numbers not found. Only the untouched write-table path (the shop ids of a
+        batch) skips them - an address deleted meanwhile has no row to hold its id; every other
+        update raises ``PermanentError`` naming them."""
         changes = {int(n): v for n, v in changes.items() if v}
         if not changes:
-            return
+            return set()
         table, layout = self.table, self.table.layout
         logical_of = {(b.table.name, b.column.name): name for name, b in layout.logical.items()}
         planned: dict[tuple[int, str], dict[str, Any]] = {}  # (number, table) -> column values
@@ -262,8 +265,9 @@ class AddressUpdater:
                 raise PermanentError(f"ERP address {number}: " + "; ".join(problems))
         if not touch and all(t == layout.write.name for _n, t in planned):
             # The shop ids of a whole batch: one statement per column set, sent as executemany.
-            run_db("update addresses", self._write_table_go(planned))
-            return
+            go_write, missing = self._write_table_go(planned)
+            run_db("update addresses", go_write)
+            return missing
         rows = self._rows(changes)
         statements = [self._statement(rows[n], t, dict(v), touch) for (n, t), v in planned.items()]
 
@@ -273,8 +277,9 @@ class AddressUpdater:
                     conn.execute(stmt)
 
         run_db("update addresses", go)
+        return set()
 
-    def _write_table_go(self, planned: Mapping[tuple[int, str], dict[str, Any]]) -> Any:
+    def _write_table_go(self, planned: Mapping[tuple[int, str], dict[str, Any]]) -> tuple[Any, set[int]]:
         table, layout = self.table, self.table.layout
         target = layout.table(layout.write)
         num = target.c[layout.write_number().name]
@@ -285,11 +290,11 @@ class AddressUpdater:
                     stored.setdefault(parse_number(value), value)
                 except ValueProblem:
                     continue
-        missing = sorted(n for n, _t in planned if n not in stored)
-        if missing:
-            raise PermanentError(f"ERP address(es) not found: {', '.join(map(str, missing))}")
+        missing = {n for n, _t in planned if n not in stored}
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for (n, _t), values in planned.items():
+            if n in missing:
+                continue
             columns = tuple(sorted(values))
             params = {f"v{i}_": values[c] for i, c in enumerate(columns)}
             groups.setdefault(columns, []).append({"n_": stored[n], **params})
@@ -303,7 +308,7 @@ class AddressUpdater:
                 for stmt, params in statements:
                     conn.execute(stmt, params)
 
-        return go
+        return go, missing
 
     def _rows(self, numbers: Iterable[int]) -> dict[int, Mapping[str, Any]]:
         """The current rows (with the raw number as ``_syncd_n``) of ``numbers``; all must exist."""

@@ -81,8 +81,9 @@ class ErpPort(Protocol):
     def changed_at(self, address: ErpAddress) -> datetime | None:
         """The newest change stamp of the address (its own and its joined tables')."""
 
-    def write_shop_ids(self, shop_ids: Mapping[int, str]) -> None:
-        """The shop customer id into the mapped ``shop_id`` column; no-op when none is mapped."""
+    def write_shop_ids(self, shop_ids: Mapping[int, str]) -> set[int]:
+        """The shop customer id into the mapped ``shop_id`` column (no-op when none is mapped);
+        returns the numbers whose row is gone."""
 
 
 class ShopPort(Protocol):

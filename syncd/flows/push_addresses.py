@@ -219,12 +219,12 @@ def write_shop_ids(ctx: PlatformContext, addresses: Sequence[ErpAddress], report
     if not wanted:
         return
     try:
-        ctx.erp.write_shop_ids(wanted)
-    except PermanentError as exc:
+        gone = ctx.erp.write_shop_ids(wanted) or set()
+    except PermanentError as exc:  # e.g. a column too short for the id: every row would refuse it
         log.warning("shop id not written to the ERP", platform=name, step="write-shop-id", reason=str(exc))
-        for number in wanted:
-            report.add(number, "failed", f"writing the shop id to {column}: {exc}")
         return
+    # A row deleted since the scan has no place for the id (the reconciliation reports its link).
+    wanted = {n: sid for n, sid in wanted.items() if n not in gone}
     with ctx.uow() as uow:
         uow.history.record_many(name, [(n, HistoryEvent.SHOP_ID_WRITTEN, f"{column} = {sid}", sid)
                                        for n, sid in wanted.items()])

@@ -386,3 +386,27 @@ def test_shop_faults_while_reading_the_number_range_and_shop_edits_are_retried(w
     w.sb.faults.fail_next(2, 502)
     report = w.import_(platform=refuse, shop_changes="import")
     assert [i.action for i in report.items] == ["imported-change"] and w.row(10001)["Ort"] == "Bonn"
+
+
+def test_an_address_deleted_before_its_shop_id_is_written_does_not_stop_the_others(w):
+    import sqlalchemy as sa
+
+    from syncd.flows.push_addresses import checkpoint
+
+    for n in (10001, 10002, 10003):
+        w.add(n, na1="Herr", na2=f"Kunde {n}", first="Max", last=f"Kunde{n}")
+
+    def delete_one(name: str) -> None:
+        if name == "after_link":
+            with w.engine.begin() as conn:
+                conn.execute(sa.delete(w.t["Adressen"]).where(w.t["Adressen"].c.AdrNr == "10002"))
+
+    checkpoint.hook = delete_one
+    try:
+        report = w.push()
+    finally:
+        checkpoint.hook = None
+    assert report.counts["created"] == 3 and not report.counts["failed"]
+    shop = w.by_number()
+    assert w.row(10001)["WShopID"] == shop["10001"]["id"] and w.row(10003)["WShopID"] == shop["10003"]["id"]
+    assert [e for e in events(w, 10002) if e[0] == HistoryEvent.SHOP_ID_WRITTEN] == []
