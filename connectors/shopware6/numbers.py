@@ -17,6 +17,21 @@ from typing import Any
 Search = Callable[[str, dict[str, Any]], Iterator[dict[str, Any]]]
 
 
+def shop_number(prefix: str, number: int) -> str:
+    """The customer number syncd gives ERP address ``number`` in the shop."""
+    return prefix + str(number)
+
+
+def erp_number(prefix: str, text: Any) -> int | None:
+    """The ERP number a shop customer number of syncd's form (``prefix`` + digits) names."""
+    text = str(text or "").strip()
+    if prefix:
+        if not text.startswith(prefix):
+            return None
+        text = text[len(prefix):]
+    return int(text) if text.isdigit() else None
+
+
 @dataclass(frozen=True)
 class NumberRange:
     pattern: str

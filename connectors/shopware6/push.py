@@ -55,6 +55,7 @@ from syncd.core.rules import PushOutcome, email_key
 
 from .http import encode_json
 from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, fingerprint
+from .numbers import erp_number, shop_number
 from .sync import SyncWriter
 
 DETAIL_EXISTED = "existed_with_deterministic_id"
@@ -108,6 +109,7 @@ class _Plan:
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None
+    field: str | None = None
     detail: str | None = None
     fingerprint: str | None = None
     write: dict[str, Any] | None = None
@@ -118,9 +120,13 @@ class _Plan:
 class CustomerPusher:
     def __init__(
         self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter, batch_size: int,
-        claims: Claims | None = None, intents: Intents | None = None,
+        claims: Claims | None = None, intents: Intents | None = None, dry_run: bool = False,
     ) -> None:
         self.platform = platform
+        # Decide every outcome with the same read-only look-ups, write nothing (no create intent,
+        # no sync request): what `syncd sync --dry-run` reports. Refusals only the shop's own
+        # validation would make on the write cannot be foreseen.
+        self.dry_run = dry_run
         self.claims = claims
         self.intents = intents
         self.batch_size = batch_size
@@ -129,19 +135,6 @@ class CustomerPusher:
         self.search = search  # search(entity, criteria) -> iterator over all pages
         self.writer = writer
         self.prefix = mapper.platform.customer_number_prefix
-
-    def _shop_number(self, number: int) -> str:
-        """The customer number syncd gives ERP address ``number`` in the shop (with the prefix)."""
-        return self.prefix + str(number)
-
-    def _erp_number(self, text: Any) -> int | None:
-        """The ERP number a shop customer number of syncd's form names, else None."""
-        text = str(text or "").strip()
-        if self.prefix:
-            if not text.startswith(self.prefix):
-                return None
-            text = text[len(self.prefix):]
-        return int(text) if text.isdigit() else None
 
     def lookup(self, emails: set[str]) -> list[dict[str, Any]]:
         """Accounts holding one of ``emails`` (the shop compares case-insensitively). One indexed
@@ -177,6 +170,7 @@ class CustomerPusher:
                 plan.mapped = self.mapper.map(address, shop_id=foreign)
             except Rejected as exc:
                 plan.outcome, plan.reason, plan.code = PushOutcome.REJECTED, exc.reason, exc.code
+                plan.field = exc.field
                 continue
             key = email_key(plan.mapped.email)
             owner = owners.setdefault(key, address.number)
@@ -203,13 +197,15 @@ class CustomerPusher:
         """Look the batch's e-mails up in the shop, decide each outcome, write."""
         todo = [p for p in plans if p.outcome is None and p.mapped is not None]
         self._decide_all(todo, links, reverse_links)
+        if self.dry_run:
+            return plans
         self._write([p for p in todo if p.write is not None])
         # A customer registered in the storefront between our lookup and our write: a shop that
         # enforces unique e-mails (6.7) refuses the create. Look again once and link instead.
         raced = [p for p in todo if p.code == EMAIL_NOT_UNIQUE and p.mapped is not None]
         if raced:
             for p in raced:
-                p.outcome = p.reason = p.code = p.shop_id = p.write = p.detail = None
+                p.outcome = p.reason = p.code = p.field = p.shop_id = p.write = p.detail = None
             self._decide_all(raced, links, reverse_links)
             self._write([p for p in raced if p.write is not None])
         return plans
@@ -229,7 +225,8 @@ class CustomerPusher:
             if ids:
                 for row in self._search_any("id", ids):
                     by_id.setdefault(row["id"], row)
-            numbers = sorted({self._shop_number(m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
+            prefix = self.prefix
+            numbers = sorted({shop_number(prefix, m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
             if numbers:
                 for row in self._search_any("customerNumber", numbers):
                     by_id.setdefault(row["id"], row)
@@ -296,10 +293,10 @@ class CustomerPusher:
                 self.intents.record(creates)  # type: ignore[arg-type]
             encoded = [p.encoded[1] if p.encoded and p.encoded[0] is p.write else None for p in chunk]
             rejected = self.writer.upsert("customer", [p.write for p in chunk], encoded)  # type: ignore[misc]
-            for index, (reason, code) in rejected.items():
+            for index, refusal in rejected.items():
                 p = chunk[index]
-                p.outcome, p.reason, p.code, p.shop_id = PushOutcome.REJECTED, reason, code, None
-                p.fingerprint = None
+                p.outcome, p.reason, p.code, p.field = PushOutcome.REJECTED, *refusal
+                p.shop_id = p.fingerprint = None
 
     def _decide(
         self,
@@ -357,13 +354,13 @@ class CustomerPusher:
                 return
             p.outcome, p.shop_id, p.write = PushOutcome.ADOPTED, own, mapped.payload
             return
-        numbered = by_number.get(self._shop_number(number), [])
+        numbered = by_number.get(shop_number(self.prefix, number), [])
         if numbered and self._refuse_by_number(p, numbered, owners, key, group_emails):
             return
         if others:
             other = others[0]
             owner = self._owner_number(other, owners)
-            theirs = self._erp_number(other.get("customerNumber"))
+            theirs = erp_number(self.prefix, other.get("customerNumber"))
             if owner is None and theirs is not None and theirs != number and str(theirs) in group:
                 owner = theirs  # the account of another address of this push (by number)
             if owner is not None and owner != number:
@@ -374,7 +371,7 @@ class CustomerPusher:
                 )
                 return
             p.outcome, p.shop_id = PushOutcome.LINKED, other["id"]
-            p.write = {"id": other["id"], "customerNumber": self._shop_number(number)}
+            p.write = {"id": other["id"], "customerNumber": shop_number(self.prefix, number)}
             p.fingerprint = None  # the account still holds the customer's data, not ours
             return
         p.outcome, p.shop_id, p.write = PushOutcome.CREATED, mapped.customer_id, mapped.payload
@@ -428,7 +425,7 @@ class CustomerPusher:
     def _owner_number(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> int | None:
         if account["id"] in reverse_links:
             return reverse_links[account["id"]]
-        number = self._erp_number(account.get("customerNumber"))
+        number = erp_number(self.prefix, account.get("customerNumber"))
         if number is not None and customer_id(self.platform, number) == account["id"]:
             return number
         return None
@@ -445,6 +442,7 @@ def to_result(p: _Plan) -> PushResult:
         shop_id=p.shop_id,
         reason=p.reason,
         code=p.code,
+        field=p.field,
         detail=p.detail,
         fingerprint=p.fingerprint,
     )

@@ -17,9 +17,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from syncd.config.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# A secret-bearing key: a reference or (with a warning) a plain secret. The marker, not the key's
+# name, is what the loader reads to keep values out of error messages (``secret_key_paths``).
+SECRET = {"secret": True}
 
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# Credential job reasons whose mail says "your password was reset" (syncd.flows.accounts).
+RESET_REASONS = frozenset({"resend", "reset"})
 
 
 def default_state_url() -> str:
@@ -79,7 +84,7 @@ class ErpColumns(_Model):
 
 class ErpSettings(_Model):
     url: str
-    password: str | None = None
+    password: str | None = Field(default=None, json_schema_extra=SECRET)
     profile: Literal["generic", "bueroplus"] = "generic"
     address_table: str | None = None  # table holding the password field; receives new addresses
     read_source: str | None = None  # table or view to read addresses from (default: address_table)
@@ -121,7 +126,7 @@ class MailSettings(_Model):
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, json_schema_extra=SECRET)
     verify_tls: bool = True
     ca_file: str | None = None
     timeout: Duration = 30.0
@@ -142,7 +147,15 @@ class AddressSettings(_Model):
     erp_to_shop: bool = True
     send_credentials: bool = False  # needs password_field; off until the operator opts in
     credential_mode: Literal["password", "link"] = "password"
+    # Default: "credentials" in password mode, "set_password_link" in link mode (filled in below).
     email_layout: str = "credentials"
+    # Link mode: how long the mail says the set-password link is valid. Shopware honours a
+    # recovery hash for 2 h (ResetPasswordRoute), so a longer promise would be a lie.
+    link_valid_for: Duration = Field(default=7200.0, gt=0, le=7200)
+    # Credentials staff sent again (accounts send-credentials / reset-password): their own wording
+    # ("your password was reset"). None: in password mode "password_reset", "password_reset_en"
+    # when email_layout ends in "_en"; in link mode email_layout (its link says "set a password").
+    reset_layout: str | None = None
     password_field: str | None = None
     password_length: int = Field(default=12, ge=8, le=128)
     password_alphabet: str = Field(default=DEFAULT_ALPHABET, min_length=10)
@@ -168,15 +181,39 @@ class AddressSettings(_Model):
                 "phone"], ...
     ] = ("salutation", "company", "first_name", "last_name", "street", "zip", "city", "country", "phone")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_layout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("credential_mode") == "link" and "email_layout" not in data:
+            data = {**data, "email_layout": "set_password_link"}
+        return data
+
+    @property
+    def uses_password_field(self) -> bool:
+        """Credential mails carry a password through the ERP field (link mode never touches it)."""
+        return bool(self.erp_to_shop and self.send_credentials and self.credential_mode == "password")
+
+    def layout_for(self, reason: str) -> str:
+        """The layout of a credentials mail by its purpose (the job's reason): ``created`` is
+        the first mail of a new account (``email_layout``); ``resend`` and ``reset`` are new
+        credentials staff sent (``reset_layout``)."""
+        if reason in RESET_REASONS:
+            if self.reset_layout:
+                return self.reset_layout
+            if self.credential_mode == "link":
+                return self.email_layout
+            return "password_reset_en" if self.email_layout.endswith("_en") else "password_reset"
+        return self.email_layout
+
+    def layouts_in_use(self) -> dict[str, str]:
+        """key -> layout name of every purpose, for the checks."""
+        found = {"email_layout": self.email_layout}
+        if self.layout_for("reset") != self.email_layout:  # link mode: one layout for both
+            found["reset_layout"] = self.layout_for("reset")
+        return found
+
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:
-        if self.send_credentials and self.credential_mode == "link":
-            # Refused rather than accepted and ignored: the flow would silently mail nobody.
-            raise FieldProblem(
-                "credential_mode",
-                'set-password link mails are not available in this release; use credential_mode = "password"',
-                self.credential_mode,
-            )
         if self.erp_to_shop and self.send_credentials and self.credential_mode == "password":
             if not self.password_field:
                 raise FieldProblem(
@@ -196,7 +233,7 @@ class PlatformSettings(_Model):
     kind: Literal["shopware6"] = "shopware6"
     url: str
     client_id: str
-    client_secret: str
+    client_secret: str = Field(json_schema_extra=SECRET)
     sales_channel: str = "Storefront"
     customer_group: str | None = None  # default group name; None: the sales channel's default
     customer_group_map: dict[str, str] = {}  # ERP group value -> shop group name
@@ -251,3 +288,44 @@ class Settings(_Model):
                 )
             seen[platform.name] = index
         return self
+
+
+def is_secret_field(model: type[BaseModel], key: str) -> bool:
+    field = next((f for name, f in model.model_fields.items() if (f.alias or name) == key), None)
+    extra = field.json_schema_extra if field is not None else None
+    return isinstance(extra, dict) and bool(extra.get("secret"))
+
+
+def secret_fields(model: type[BaseModel]) -> list[str]:
+    """The keys of ``model``'s own table that hold secrets (marked ``SECRET``)."""
+    keys = [f.alias or name for name, f in model.model_fields.items()]
+    return [key for key in keys if is_secret_field(model, key)]
+
+
+def secret_key_paths(model: type[BaseModel] | None = None) -> list[tuple[str | int, ...]]:
+    """Every secret key of the configuration as a key path (``("platforms", 0, "client_secret")``),
+    found by walking the models: a secret key added later is covered by whatever uses this."""
+    import types
+    import typing
+
+    def nested(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType, tuple, list):
+            for arg in typing.get_args(annotation):
+                if arg is not type(None) and arg is not Ellipsis:
+                    found, _ = nested(arg)
+                    if found is not None:
+                        return found, origin in (tuple, list)
+            return None, False
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation, False
+        return None, False
+
+    model = model or Settings
+    paths: list[tuple[str | int, ...]] = [(key,) for key in secret_fields(model)]
+    for name, f in model.model_fields.items():
+        inner, many = nested(f.annotation)
+        if inner is not None:
+            prefix: tuple[str | int, ...] = (f.alias or name, 0) if many else (f.alias or name,)
+            paths += [prefix + path for path in secret_key_paths(inner)]
+    return paths

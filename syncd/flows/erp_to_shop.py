@@ -15,11 +15,9 @@ from typing import TypeVar
 
 import structlog
 
-from syncd.core.domain import ErpAddress
-from syncd.core.rules import LinkKind
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
+from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
 
@@ -117,49 +115,7 @@ def _push_config_deferred(ctx: PlatformContext, report: CycleReport, mail: bool)
 
 
 def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
-    """What a cycle would do, from reads only: nothing is written to the ERP, the shop, the
-    state store or a mail server."""
-    name = ctx.platform.name
-    a = ctx.platform.addresses
-    mail = credentials.enabled(ctx)
-    with ctx.uow() as uow:  # read only: never committed
-        for job in uow.jobs.active(name):
-            report.add(job.erp_number, "would-mail", f"unfinished credentials job ({job.step})")
-        cursor = uow.cursors.get(name, CURSOR)
-    scan = ctx.erp.scan_changes(cursor, batch_size=ctx.settings.erp.batch_size)
-    total = getattr(scan, "total", None)
-    done = 0
-    for batch in scan.batches():
-        with ctx.uow() as uow:
-            links, owners = load_links(uow, name, batch)
-            plan = plan_batch(batch, links, owners, a)
-            mailed_before = {addr.number for addr, link in plan.reactivate
-                             if mail and link.kind == LinkKind.ERP and uow.jobs.ever_had(name, addr.number)}
-        for addr, reason, _code in plan.fail:
-            report.add(addr.number, "would-fail", reason)
-        for addr, reason in plan.skip:
-            report.add(addr.number, "would-skip", reason)
-        for addr in plan.unchanged:
-            report.add(addr.number, "unchanged")
-        for addr in plan.push:
-            link = links.get(addr.number)
-            if link is None or link.kind == LinkKind.COLLECTIVE:
-                report.add(addr.number, "would-create", "or link to a shop account with this e-mail")
-                if mail and not addr.blocked:
-                    report.add(addr.number, "would-mail", _to(addr))
-            else:
-                report.add(addr.number, "would-update", link.shop_id)
-        for addr, link in plan.deactivate:
-            report.add(addr.number, "would-deactivate", link.shop_id)
-        for addr, link in plan.reactivate:
-            report.add(addr.number, "would-reactivate", link.shop_id)
-            if mail and link.kind == LinkKind.ERP and addr.number not in mailed_before:
-                report.add(addr.number, "would-mail", _to(addr))
-        done += len(batch)
-        if ctx.progress is not None:
-            ctx.progress(done, total)
-    return report
+    """What a cycle would do, from reads only (``syncd.flows.erp_to_shop_dry``)."""
+    from syncd.flows.erp_to_shop_dry import dry_run
 
-
-def _to(address: ErpAddress) -> str:
-    return (address.email or "").strip()
+    return dry_run(ctx, report)

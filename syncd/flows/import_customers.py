@@ -316,7 +316,7 @@ class _Import:
 
     def _adopt(self, c: ShopCustomer, number: int) -> None:
         if self.dry_run:
-            self.report.add(c.id, "would-link", f"existing ERP address {number}")
+            self.report.add(c.id, "would-link", f"existing ERP address {number} for {c.email}")
             return
         self._link(c, number, LinkKind.IMPORT)
         self._write_back(c, number, "linked", f"existing ERP address {number}")
@@ -333,7 +333,7 @@ class _Import:
                 )
             self._collective_ok = True
         if self.dry_run:
-            self.report.add(c.id, "would-link", f"collective address {number}")
+            self.report.add(c.id, "would-link", f"collective address {number} for {c.email}")
             return
         self._link(c, number, LinkKind.COLLECTIVE)
         self._write_back(c, number, "linked", f"collective address {number}")
@@ -344,7 +344,7 @@ class _Import:
             if self._preview is None:
                 self._preview = self.allocator.preview()
             number = next(self._preview)
-            self.report.add(c.id, "would-create", f"ERP address {number}")
+            self.report.add(c.id, "would-create", f"ERP address {number} for {c.email}")
             return
         ours = {replacing} if replacing is not None else set()
         uow = self.uow
@@ -392,7 +392,7 @@ class _Import:
         if owner is None:  # the crash came before the insert
             values = self._values(c)
             if self.dry_run:
-                self.report.add(c.id, "would-create", f"ERP address {number}")
+                self.report.add(c.id, "would-create", f"ERP address {number} for {c.email}")
                 return
             owner = True if self.ctx.erp.create_address(number, values) else self._owner(number, c, link)
         if owner:

@@ -268,6 +268,19 @@ def _is_new(result: PushResult, had_link: bool) -> bool:
     return not had_link and result.detail == RECOVERED_CREATE
 
 
+def push_action(result: PushResult, old: Link | None) -> tuple[str, bool]:
+    """(report action, whether the account is new: linked kind ``erp`` and mailed) of one push
+    result for an address whose link was ``old``. One rule for the real run and its dry run,
+    so the dry run names what the run will do."""
+    if result.outcome == PushOutcome.REJECTED or not result.shop_id:
+        return ("deferred" if result.code in CONFIG_CODES else "failed"), False
+    had_link = old is not None and old.kind != LinkKind.COLLECTIVE
+    new = _is_new(result, had_link)
+    if result.outcome == PushOutcome.ADOPTED and not had_link:
+        return "adopted", new
+    return ("created" if new else ("linked" if not had_link else str(result.outcome))), new
+
+
 def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: Sequence[PushResult],
                    links: Mapping[int, Link], report: CycleReport, *, credentials: bool) -> None:
     name = ctx.platform.name
@@ -278,6 +291,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     new_jobs: list[tuple[ErpAddress, str]] = []
     ok: list[int] = []
     actions: list[tuple[int, str, str]] = []
+    refused: list[PushResult] = []
     for r in results:
         a = by_number.get(r.number)
         if a is None:  # pragma: no cover - a connector answering for an address it was not given
@@ -285,6 +299,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         if r.outcome == PushOutcome.REJECTED or not r.shop_id:
             reason = r.reason or "the shop rejected the address"
             failed.append((a.number, reason, r.code))
+            refused.append(r)
             if r.code in CONFIG_CODES:
                 # Not the record's fault: it is pushed again each cycle (see erp_to_shop) and the
                 # cycle is not ok until the operator adds the target or changes the mapping.
@@ -295,7 +310,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             continue
         old = links.get(a.number)
         had_link = old is not None and old.kind != LinkKind.COLLECTIVE
-        new = _is_new(r, had_link)
+        action, new = push_action(r, old)
         if had_link and old.shop_id != r.shop_id:
             stale_links.append(old.shop_id)
         # An adopted account (lost or new state store) is linked like one the customer made:
@@ -311,10 +326,6 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         ))
         if new and credentials and not a.blocked:
             new_jobs.append((a, r.shop_id))
-        if r.outcome == PushOutcome.ADOPTED and not had_link:
-            action = "adopted"
-        else:
-            action = "created" if new else ("linked" if not had_link else str(r.outcome))
         actions.append((a.number, action, r.shop_id))
         ok.append(a.number)
     # One unit: a link and the credential job of its new account are stored together or not at
@@ -327,10 +338,10 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             # One link per address: the account that replaced a deleted one takes its place.
             uow.links.delete(name, shop_id)
         uow.links.upsert_many(new_links)
-        now = uow.clock()
+        now, mode = uow.clock(), ctx.platform.addresses.credential_mode
         for a, shop_id in new_jobs:
             uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
-                            email=(a.email or "").strip(), now=now)
+                            email=(a.email or "").strip(), now=now, mode=mode)
         # Every answered address: linked (with its job), or its create refused by the shop. An
         # account of ours whose recovering write was refused keeps its intent: it still exists.
         uow.intents.settle(name, [r.number for r in results
@@ -340,7 +351,14 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
     checkpoint("after_link")
     for number, action, detail in actions:
         report.add(number, action, detail)
-        log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+        if action not in ("failed", "deferred"):
+            log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+    for r in refused:
+        # The operator has to act on these (fix the ERP row or the shop's setup): a warning
+        # with the shop's own words and the field it named, not an info line without either.
+        log.warning("address rejected by the shop", platform=name, address=r.number, step="push",
+                    reason=r.reason or "the shop rejected the address", field=r.field, code=r.code,
+                    outcome="deferred" if r.code in CONFIG_CODES else "failed")
 
 
 def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
@@ -366,7 +384,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
             if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \
                     and email_problem(a.email) is None:
                 uow.jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
-                                email=(a.email or "").strip(), now=uow.clock())
+                                email=(a.email or "").strip(), now=uow.clock(),
+                                mode=ctx.platform.addresses.credential_mode)
             done.append((a, lk, None))
         uow.commit()
     unflagged = [(a.number, HistoryEvent.DEACTIVATED, NOT_FOR_SHOP, lk.shop_id)
@@ -378,6 +397,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
     for a, lk, reason in done:
         if reason:
             report.add(a.number, "failed", reason)
+            log.warning("account not " + action + ": the shop refused it", platform=name,
+                        address=a.number, step=action, reason=reason)
             continue
         report.add(a.number, action, NOT_FOR_SHOP if a.for_shop is False and not active else lk.shop_id)
         log.info("account " + action, platform=name, address=a.number, step=action)

@@ -160,7 +160,7 @@ def open_erp_for(
         settings.erp,
         password=secrets.erp_password,
         cache=cache,
-        password_field=addresses.password_field if addresses.send_credentials else None,
+        password_field=addresses.password_field if addresses.uses_password_field else None,
         password_length=addresses.password_length,
         password_key=f"platforms[{settings.platforms.index(platform)}].addresses.password_field",
     )
@@ -295,13 +295,16 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
             if not (a.erp_to_shop and a.send_credentials):
                 continue
             key = f"platforms[{index}].addresses"
-            _validate_erp(erp, file, a.password_field, a.password_length, f"{key}.password_field")
+            # Link mode writes no ERP field: only the table and columns must be right.
+            field = a.password_field if a.uses_password_field else None
+            _validate_erp(erp, file, field, a.password_length, f"{key}.password_field" if field else None)
             validated = True
-            failed = [i for i in layouts.check(a.email_layout, a.password_field, mode=a.credential_mode)
-                      if not i.ok]
-            if failed:
-                raise ConfigError("; ".join(i.detail for i in failed), file=file, key=f"{key}.email_layout",
-                                  value=a.email_layout)
+            for layout_key, layout in a.layouts_in_use().items():  # each purpose's own layout
+                failed = [i for i in layouts.check(layout, a.password_field, mode=a.credential_mode)
+                          if not i.ok]
+                if failed:
+                    raise ConfigError("; ".join(i.detail for i in failed), file=file,
+                                      key=f"{key}.{layout_key}", value=layout)
         if not validated:  # no password field in use: the table and columns still must exist
             _validate_erp(erp, file, None, 12, None)
     finally:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncd.core.errors import ConfigError, SyncdError
+from syncd.core.text import clip
 from syncd.shell import notify
 from syncd.shell.daemon_signals import external_stop, trap_signals
 from syncd.shell.metrics import Metrics, MetricsServer
@@ -358,7 +359,7 @@ class Daemon:
             else:
                 summary = result.error or ""
             stamp = time.strftime("%H:%M:%S")
-            notify.status(f"{platform} {direction}: {result.outcome} {stamp} {summary}"[:200])
+            notify.status(clip(f"{platform} {direction}: {result.outcome} {stamp} {summary}", 200))
         return result
 
     def _reload(self) -> None:

@@ -216,6 +216,8 @@ def run_demo(folder: str | os.PathLike[str] | None = None) -> DemoResult:
     from syncd.config.secrets import resolve_all
     from syncd.connectors.shopware6.sandbox import Sandbox
     from syncd.shell.bootstrap import flow_jobs, open_runtime, sweep
+    from syncd.shell.scheduler import CycleRunner
+    from syncd.state.leases import make_holder
 
     started = time.monotonic()
     base = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="syncd-demo-"))
@@ -241,13 +243,25 @@ def run_demo(folder: str | os.PathLike[str] | None = None) -> DemoResult:
         loaded = load_settings(config)
         runtime = open_runtime(loaded, resolve_all(loaded.settings, loaded.path))
         reports = []
+        # Through the cycle runner, like `syncd sync` and the daemon: each cycle is recorded, so
+        # `syncd status` on the demo's configuration shows what the demo did.
+        runner = CycleRunner(runtime.state, holder=make_holder(), lease_ttl=loaded.settings.daemon.lease_ttl,
+                             sweep=sweep)
+        jobs = flow_jobs()
+        names = [p.name for p in loaded.settings.platforms]
         try:
             for platform in loaded.settings.platforms:
                 ctx = runtime.context(platform)
-                sweep(ctx)
-                for job in flow_jobs().values():
-                    reports.append(job(ctx))
+                for direction, job in jobs.items():
+                    result = runner.run(ctx, direction, job)
+                    if result.report is None:
+                        from syncd.core.errors import SyncdError
+
+                        raise SyncdError(f"demo cycle {platform.name} {direction}: {result.outcome} "
+                                           f"{result.error or ''}")
+                    reports.append(result.report)
         finally:
+            runner.release_all(names, list(jobs))
             runtime.close()
         mails = sorted((base / "outbox").glob("*.eml"))
         shown, login_ok = None, None
@@ -317,6 +331,8 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
         "  [mail] host, port, security, sender -> the SMTP server",
         "  then `syncd check`, then `syncd run` or the systemd service",
     ]
+    steps_de.insert(0, f"Zustand ansehen: syncd --config {result.config} status\n")
+    steps_en.insert(0, f"See the state: syncd --config {result.config} status\n")
     out.append(Text("\n".join(steps_de if de else steps_en)))
     out.append(Text(f"{result.seconds:.1f} s"))
     return out

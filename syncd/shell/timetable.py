@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from syncd.shell.scheduler import lease_name
+from syncd.state.leases import lease_name
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings

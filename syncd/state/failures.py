@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from syncd.core.clock import utcnow
 from syncd.core.redaction import redact
+from syncd.core.text import clip
 from syncd.state.db import StateStore, chunked, upsert
 from syncd.state.schema import failures as t
 
@@ -34,8 +35,7 @@ class Failure:
 
 
 def _clean_reason(reason: str) -> str:
-    text = redact(str(reason))
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+    return clip(redact(str(reason)), MAX_REASON)
 
 
 class Failures:

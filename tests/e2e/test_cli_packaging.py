@@ -38,8 +38,14 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_wheel_ships_layouts_migrations_and_entry_point(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    layouts = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "layouts").glob("*/*.j2"))
+    # The repository's layouts/ and connectors/ install under syncd/ (package-dir in pyproject).
+    layouts = sorted("syncd/" + p.relative_to(ROOT).as_posix() for p in (ROOT / "layouts").glob("*/*.j2"))
     assert layouts, "no layouts in the tree to check"
+    connectors = sorted("syncd/" + p.relative_to(ROOT).as_posix() for p in (ROOT / "connectors").rglob("*.py")
+                        if "__pycache__" not in p.parts)
+    assert [p for p in connectors if p not in names] == []
+    top_level = {n.split("/", 1)[0] for n in names if "/" in n and ".dist-info/" not in n}
+    assert top_level == {"syncd"}, f"the wheel installs more than the syncd package: {sorted(top_level)}"
     missing = [p for p in layouts if p not in names]
     assert not missing, f"layouts missing from the wheel: {missing}"
     migrations = sorted(
@@ -66,10 +72,10 @@ def test_installed_wheel_runs_without_the_source_tree(wheel, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), *site.getsitepackages()])}
     db = str(tmp_path / "state.db")
     probe = (
-        "import syncd, layouts, importlib.resources as r;"
+        "import syncd, syncd.connectors.erp, importlib.resources as r;"
         "from syncd.shell.cli import run_cli;"
         f"assert syncd.__file__.startswith({str(target)!r}), syncd.__file__;"
-        "names = sorted(p.name for p in r.files('layouts').iterdir() if p.is_dir());"
+        "names = sorted(p.name for p in r.files('syncd.layouts').iterdir() if p.is_dir());"
         "print(names);"
         f"from syncd.state.db import open_state; open_state('sqlite:///' + {db!r}).close();"
         "raise SystemExit(run_cli(['--help']))"

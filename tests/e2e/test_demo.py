@@ -76,3 +76,29 @@ def test_demo_refuses_a_used_folder(demo_run) -> None:
     )
     assert proc.returncode == 2
     assert str(folder) in proc.stderr
+
+
+def test_the_demo_cycles_appear_in_status_for_the_demo_config(demo_run) -> None:
+    """Issue 14: `syncd status` on the demo's configuration said "never" for the last cycle
+    (the demo ran the flows outside the cycle runner, so no cycle was recorded)."""
+    import json
+
+    proc, folder, _ = demo_run
+    assert proc.returncode == 0, proc.stderr
+    config = folder / "config.toml"
+    assert f"syncd --config {config} status" in proc.stdout  # the summary says how to look
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    # The config option where operators write it: after the verb as well as before it.
+    after = ["status", "--config", str(config), "--json"]
+    for args in (after, ["--config", str(config), "status", "--json"]):
+        status = subprocess.run([sys.executable, "-m", "syncd", *args], capture_output=True, text=True,
+                                timeout=60, env=env)
+        assert status.returncode == 0, status.stderr
+        platform, = json.loads(status.stdout)["platforms"]
+        assert platform["name"] == "demo"
+        cycle = platform["last_cycle"]
+        assert cycle["started"] and cycle["finished"] and cycle["ok"] is True, cycle
+        assert platform["linked"] == 20 and len(platform["failed"]) == 3
+    with sqlite3.connect(folder / "state.db") as conn:
+        directions = {row[0] for row in conn.execute("SELECT direction FROM cycles")}
+    assert directions == {"erp-to-shop", "shop-to-erp"}

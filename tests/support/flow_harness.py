@@ -39,6 +39,7 @@ from tests.support.mailserver import MailServer
 PASSWORD_FIELD = "Sel5"
 PLATFORM = "shop"
 _PASSWORD_LINE = re.compile(r"^\s*(?:Passwort|Password):\s*(\S+)\s*$", re.MULTILINE)
+_LINK = re.compile(r"https?://\S+/account/recover/password\?hash=([A-Za-z0-9]+)")
 
 
 def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp_port: int, state_url: str,
@@ -60,7 +61,8 @@ def build_context(settings: Settings, client_secret: str, state: StateStore) -> 
     """The ports of the one platform, as ``syncd.shell.bootstrap`` would wire them."""
     platform = settings.platforms[0]
     a = platform.addresses
-    erp = open_erp(settings.erp, password_field=a.password_field, password_length=a.password_length)
+    erp = open_erp(settings.erp, password_field=a.password_field if a.uses_password_field else None,
+                   password_length=a.password_length)
     shop = open_shop(platform, client_secret=client_secret)
     return PlatformContext(
         settings=settings, platform=platform, erp=erp, shop=shop, state=state,
@@ -75,6 +77,20 @@ def password_of(message: EmailMessage) -> str:
     found = _PASSWORD_LINE.findall(text)
     assert len(found) == 1, f"expected one password line in:\n{text}"
     return found[0]
+
+
+def link_of(message: EmailMessage) -> tuple[str, str]:
+    """(URL, hash) of the one set-password link a link-mode mail carries (text part; the HTML
+    part must carry the same one)."""
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else message.get_content()
+    found = set(_LINK.findall(text))
+    assert len(found) == 1, f"expected one set-password link in:\n{text}"
+    [url] = {m.group(0) for m in _LINK.finditer(text)}
+    html = message.get_body(("html",))
+    if html is not None:
+        assert url in html.get_content().replace("&amp;", "&")
+    return url, found.pop()
 
 
 @dataclass

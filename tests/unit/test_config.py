@@ -262,17 +262,33 @@ def test_types_are_strict_no_silent_coercion(extra, key, value):
     assert (err.key, err.value) == (key, value)
 
 
-def test_link_mode_is_refused_not_silently_ignored(tmp_path):
+LINK = (
+    '[erp]\nurl = "sqlite:///erp.db"\n[[platforms]]\nname = "shop"\nurl = "http://127.0.0.1:1"\n'
+    'client_id = "id"\nclient_secret = "env:X"\n[platforms.addresses]\nsend_credentials = true\n'
+    'credential_mode = "link"\n'
+)
+
+
+def test_link_mode_needs_no_password_field_and_uses_the_link_layout(tmp_path):
+    from syncd.config.loader import load_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text(LINK)
+    a = load_settings(path).settings.platforms[0].addresses
+    assert (a.email_layout, a.password_field, a.link_valid_for) == ("set_password_link", None, 7200.0)
+    assert not a.uses_password_field
+    path.write_text(LINK + 'email_layout = "set_password_link_en"\nlink_valid_for = "90m"\n')
+    a = load_settings(path).settings.platforms[0].addresses
+    assert (a.email_layout, a.link_valid_for) == ("set_password_link_en", 5400.0)
+
+
+def test_a_link_validity_beyond_what_the_shop_honours_is_refused(tmp_path):
     from syncd.config.loader import load_settings
     from syncd.core.errors import ConfigError
 
     path = tmp_path / "config.toml"
-    path.write_text(
-        '[erp]\nurl = "sqlite:///erp.db"\n[[platforms]]\nname = "shop"\nurl = "http://127.0.0.1:1"\n'
-        'client_id = "id"\nclient_secret = "env:X"\n[platforms.addresses]\nsend_credentials = true\n'
-        'credential_mode = "link"\n'
-    )
+    path.write_text(LINK + 'link_valid_for = "3h"\n')
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     text = str(info.value)
-    assert str(path) in text and "platforms[0].addresses.credential_mode" in text and "'link'" in text
+    assert str(path) in text and "platforms[0].addresses.link_valid_for" in text

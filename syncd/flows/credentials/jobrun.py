@@ -162,7 +162,6 @@ def d_render(ctx: PlatformContext, items: list[Item], report: CycleReport) -> li
     if not items:
         return []
     field = ctx.platform.addresses.password_field or ""
-    layout = ctx.platform.addresses.email_layout
     try:
         rows = ctx.erp.get_addresses([i.job.erp_number for i in items])
     except TransientError as exc:
@@ -182,6 +181,7 @@ def d_render(ctx: PlatformContext, items: list[Item], report: CycleReport) -> li
         if problem:
             fail(ctx, i, problem, report, code="email")
             continue
+        layout = ctx.platform.addresses.layout_for(i.job.reason)
         try:
             i.mail = build_mail(ctx, address, i.job)
         except SyncdError as exc:

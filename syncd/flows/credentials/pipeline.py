@@ -25,9 +25,9 @@ import structlog
 from syncd.core.errors import ConfigurationFault, TransientError
 from syncd.core.ports import MailSession
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.credentials import jobrun
+from syncd.flows.credentials import jobrun, linkrun
 from syncd.flows.credentials.outcomes import Item, retry
-from syncd.flows.credentials.policy import enabled
+from syncd.flows.credentials.policy import enabled, link_mode
 from syncd.state.jobs import CredentialJobs
 
 log = structlog.get_logger("syncd.flows.credentials")
@@ -65,6 +65,9 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
             session: MailSession | None = _open_session(ctx, open_session, now=True)
         except ConfigurationFault as exc:
             _defer_queue(ctx, report, exc)
+            return
+        if link_mode(ctx):  # no field, no password to set: the link jobs run on this thread
+            linkrun.run_due(ctx, report, session)
             return
         submit = partial(_on_worker, shop_calls)
         try:
