@@ -39,7 +39,6 @@ class HistoryEvent(StrEnum):
     IMPORTED = "imported"  # shop -> ERP: the address was created from the shop customer
     DEACTIVATED = "deactivated"
     DELETED = "deleted"  # `syncd accounts delete`: the shop account and its link are gone
-    SHOP_ID_WRITTEN = "shop_id_written"  # the shop account's id written into the ERP row (WShopID)
     SHOP_CHANGE_IMPORTED = "shop_change_imported"  # a customer's shop edit written to the ERP row
     SHOP_CHANGE_REPORTED = "shop_change_reported"  # a shop edit found, listed in `syncd status`
 
@@ -55,7 +54,6 @@ class PushOutcome(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     DEACTIVATED = "deactivated"
-    SHOP_ID_WRITTEN = "shop_id_written"  # the shop account's id written into the ERP row (WShopID)
     SHOP_CHANGE_IMPORTED = "shop_change_imported"  # a customer's shop edit written to the ERP row
     SHOP_CHANGE_REPORTED = "shop_change_reported"  # a shop edit found, listed in `syncd status`
     REACTIVATED = "reactivated"

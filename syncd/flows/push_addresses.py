@@ -224,11 +224,8 @@ def write_shop_ids(ctx: PlatformContext, addresses: Sequence[ErpAddress], report
         log.warning("shop id not written to the ERP", platform=name, step="write-shop-id", reason=str(exc))
         return
     # A row deleted since the scan has no place for the id (the reconciliation reports its link).
+    # No history event: the id goes with the created/adopted/linked event of its account.
     wanted = {n: sid for n, sid in wanted.items() if n not in gone}
-    with ctx.uow() as uow:
-        uow.history.record_many(name, [(n, HistoryEvent.SHOP_ID_WRITTEN, f"{column} = {sid}", sid)
-                                       for n, sid in wanted.items()])
-        uow.commit()
     log.info("shop ids written to the ERP", platform=name, step="write-shop-id", count=len(wanted))
 
 
