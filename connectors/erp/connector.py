@@ -14,6 +14,7 @@ runs under the project's retry policy with driver errors mapped to Transient/Per
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from syncd.connectors.erp.normalise import clean_rows
 from syncd.connectors.erp.reflect import Cache, MemoryCache
 from syncd.connectors.erp.table import AddressTable, ErpStats
 from syncd.connectors.erp.values import ValueProblem, clean_raw, parse_number
-from syncd.connectors.erp.writes import AddressWriter, PasswordFields
+from syncd.connectors.erp.writes import AddressUpdater, AddressWriter, PasswordFields
 from syncd.core.domain import CheckItem, ErpAddress
 from syncd.core.errors import PermanentError
 
@@ -54,6 +55,7 @@ class SqlErp:
         self.password_key = password_key
         self.passwords = PasswordFields(self.table, password_field, password_length, password_key)
         self.writer = AddressWriter(self.table, password_field)
+        self.updater = AddressUpdater(self.table, password_field)
 
     def with_password_field(
         self, field: str | None, *, password_length: int = 12, password_key: str = PASSWORD_KEY
@@ -165,6 +167,10 @@ class SqlErp:
     ) -> scan.WatermarkScan | scan.HashScan:
         layout, table, field = self.layout, self.table, self.password_field
         skip = frozenset(b.key for b in layout.row_keys if table.is_password_column(b, field))
+        if "shop_id" in layout.logical:
+            # syncd's own link mark (written back after a push, ``write_shop_ids``): not a change
+            # of the address, so writing it never re-delivers the row.
+            skip |= {layout.logical["shop_id"].key}
 
         def fingerprint(row: Mapping[str, Any]) -> str:
             return scan.row_fingerprint(row, skip)
@@ -213,6 +219,13 @@ class SqlErp:
     def number_exists(self, number: int) -> bool:
         return self.table.number_exists(number)
 
+    def changed_at(self, address: ErpAddress) -> datetime | None:
+        """The newest change stamp of ``address``: ``modified_at`` and, with a profile's joins,
+        each joined table's stamp as the row holds it (no query)."""
+        stamps = [address.modified_at] + [address.row.get(b.key) for b in self.layout.joined_stamps]
+        found = [s for s in stamps if isinstance(s, datetime)]
+        return max(found, key=lambda s: s.replace(tzinfo=None)) if found else None
+
     # --- writes -------------------------------------------------------------------------------
     def write_password_fields(self, values: Mapping[int, str]) -> None:
         """All values in one transaction; an unknown number rolls back the whole batch."""
@@ -227,6 +240,20 @@ class SqlErp:
     def clear_password_fields(self, numbers: Iterable[int]) -> None:
         """One statement per 500 numbers, in one transaction; clearing an empty field is a no-op."""
         self.passwords.clear(numbers)
+
+    def update_addresses(self, changes: Mapping[int, Mapping[str, Any]]) -> None:
+        """Change existing addresses (values by logical name or column), stamped as changed now;
+        one transaction (``AddressUpdater``)."""
+        self.updater.update(changes, touch=True)
+
+    def write_shop_ids(self, shop_ids: Mapping[int, str]) -> set[int]:
+        """The shop customer id of each address into the ``shop_id`` column (büro+ WShopID),
+        without touching the change stamp: it links, it changes nothing the shop shows. Returns
+        the numbers whose row is gone (deleted meanwhile: skipped, the others are written). A
+        no-op when no shop id column is mapped."""
+        if "shop_id" not in self.layout.logical:
+            return set()
+        return self.updater.update({n: {"shop_id": sid} for n, sid in shop_ids.items()}, touch=False)
 
     def create_address(self, number: int, values: Mapping[str, Any]) -> bool:
         """Insert a new address; False when the number is taken (``AddressWriter``)."""

@@ -212,10 +212,11 @@ def resolve_layout(
         if bound is None:
             where = " / ".join(s.name for s in layout.sources)
             candidates = [c.name for s in layout.sources for c in s.columns]
+            hint = ('; set [erp] shop_flag = "" to push every address' if logical == "shop_flag" else "")
             findings.append(
                 Finding(
-                    f"erp.columns.{logical}",
-                    f"column {name!r} not found in {where}{near(name.rpartition('.')[2], candidates)}",
+                    "erp.shop_flag" if logical == "shop_flag" else f"erp.columns.{logical}",
+                    f"column {name!r} not found in {where}{near(name.rpartition('.')[2], candidates)}{hint}",
                     name,
                 )
             )

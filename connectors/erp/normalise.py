@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import structlog
 
 from syncd.config.model import ErpSettings
-from syncd.config.profiles import effective_columns
+from syncd.config.profiles import company_is_name_line, effective_columns, effective_shop_flag
 from syncd.connectors.erp.layout import Layout
 from syncd.connectors.erp.values import (
     ValueProblem,
@@ -51,6 +51,12 @@ class AddressBuilder:
         self._country = key_of("country")
         self._blocked = key_of("blocked")
         self._modified = key_of("modified_at")
+        self._business_flag = key_of("business_flag")
+        self._business_salutations = frozenset(v.strip().casefold() for v in settings.business_salutations)
+        self._name_line = company_is_name_line(settings)
+        flag = effective_shop_flag(settings)
+        self._shop_flag = key_of("shop_flag") if flag is not None else None
+        self._shop_flag_value = flag[1].casefold() if flag is not None and flag[1] is not None else None
         # Configured spellings that differ from the catalogue's (PostgreSQL folds unquoted names to
         # lower case): the row carries both, so a layout's ``erp.Sel10`` finds ``sel10``.
         configured = effective_columns(settings)
@@ -91,6 +97,15 @@ class AddressBuilder:
             except ValueProblem as e:
                 blocked = True  # unknown flag: do not publish what may be blocked
                 problems.append(f"{self._blocked[1]}: {e}")
+        business = self._business(raw, fields, problems)
+        if self._name_line and not business:
+            # The company column holds the person's name ("Vorname Nachname"), not a company.
+            line = fields.get("company")
+            fields["company"] = None
+            if line and not (fields.get("first_name") or fields.get("last_name")):
+                first, _, last = line.rpartition(" ")
+                fields["first_name"], fields["last_name"] = first.strip() or None, last
+        for_shop = self._for_shop(raw, problems)
         modified = raw[self._modified[0]] if self._modified is not None else None
         row = raw
         if self._aliases:
@@ -99,7 +114,37 @@ class AddressBuilder:
             number=number,
             blocked=blocked,
             modified_at=modified if hasattr(modified, "isoformat") else None,
+            business=business,
+            for_shop=for_shop,
             row=row,
             problems=tuple(problems),
             **fields,
         )
+
+    def _business(self, raw: dict[str, Any], fields: dict[str, Any], problems: list[str]) -> bool:
+        """Business or private, from the address's own kind (``business_rule``): the business
+        flag when it is set either way, else a business salutation ("Firma"), else - unless the
+        company column is a shared name line - a company name."""
+        if self._business_flag is not None and raw[self._business_flag[0]] is not None:
+            try:
+                return parse_blocked(raw[self._business_flag[0]])
+            except ValueProblem:
+                problems.append(f"{self._business_flag[1]}: business flag {raw[self._business_flag[0]]!r} "
+                                "is not one of 0/1, J/N, true/false")
+                return False
+        salutation = fields.get("salutation")
+        if salutation and salutation.casefold() in self._business_salutations:
+            return True
+        return not self._name_line and bool(fields.get("company"))
+
+    def _for_shop(self, raw: dict[str, Any], problems: list[str]) -> bool | None:
+        if self._shop_flag is None:
+            return None
+        value = raw[self._shop_flag[0]]
+        if self._shop_flag_value is not None:
+            return (text_or_none(value) or "").casefold() == self._shop_flag_value
+        try:
+            return parse_blocked(value)
+        except ValueProblem:
+            problems.append(f"{self._shop_flag[1]}: shop flag {value!r} is not one of 0/1, J/N, true/false")
+            return False

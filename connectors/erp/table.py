@@ -370,7 +370,7 @@ class AddressTable:
             except (ValueProblem, AttributeError):
                 problems.append(f"{column.name}: country {value!r} has no ISO numeric code")
                 return None
-        if logical == "blocked" and isinstance(value, bool):
+        if logical in ("blocked", "shop_flag", "business_flag") and isinstance(value, bool):
             value = {"bool": value, "int": int(value), "decimal": int(value)}.get(
                 column.kind, "1" if value else "0"
             )

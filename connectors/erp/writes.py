@@ -19,7 +19,7 @@ from sqlalchemy import exc
 from syncd.connectors.erp import checks
 from syncd.connectors.erp.engine import run_db, sqlstate
 from syncd.connectors.erp.reflect import ColumnInfo
-from syncd.connectors.erp.table import AddressTable, raw
+from syncd.connectors.erp.table import AddressTable, bind, raw
 from syncd.connectors.erp.values import ValueProblem, parse_number
 from syncd.core.errors import ConfigError, PermanentError
 
@@ -230,3 +230,134 @@ class AddressWriter:
                 parent = rows[parent_name[join.table]]
                 for child_col, parent_col in join.on:
                     rows[join.table][child_col] = parent.get(parent_col)
+
+
+class AddressUpdater:
+    """Changes to existing addresses: the shop id written back after a push, shop-side edits
+    imported (``shop_changes = "import"``). Values by logical name or column; each goes to the
+    table that holds it (a profile's joined postal record or contact is found by its join keys
+    in the address's row). One transaction for the whole call; with ``touch`` the change stamp of
+    every table written is set to now, as the ERP itself would."""
+
+    def __init__(self, table: AddressTable, password_field: str | None) -> None:
+        self.table = table
+        self.password_field = password_field
+
+    def update(self, changes: Mapping[int, Mapping[str, Any]], *, touch: bool) -> set[int]:
+        """Returns the numbers not found. Only the untouched write-table path (the shop ids of a
+        batch) skips them - an address deleted meanwhile has no row to hold its id; every other
+        update raises ``PermanentError`` naming them."""
+        changes = {int(n): v for n, v in changes.items() if v}
+        if not changes:
+            return set()
+        table, layout = self.table, self.table.layout
+        logical_of = {(b.table.name, b.column.name): name for name, b in layout.logical.items()}
+        planned: dict[tuple[int, str], dict[str, Any]] = {}  # (number, table) -> column values
+        for number, values in changes.items():
+            problems: list[str] = []
+            for name, value in values.items():
+                info, column = table.write_target(name, key="values")
+                table.refuse_protected(column.name, f"values.{name}", self.password_field)
+                logical = name if name in layout.logical else logical_of.get((info.name, column.name))
+                converted = table.convert(logical, column, value, problems)
+                planned.setdefault((number, info.name), {})[column.name] = converted
+            if problems:
+                raise PermanentError(f"ERP address {number}: " + "; ".join(problems))
+        if not touch and all(t == layout.write.name for _n, t in planned):
+            # The shop ids of a whole batch: one statement per column set, sent as executemany.
+            go_write, missing = self._write_table_go(planned)
+            run_db("update addresses", go_write)
+            return missing
+        rows = self._rows(changes)
+        statements = [self._statement(rows[n], t, dict(v), touch) for (n, t), v in planned.items()]
+
+        def go() -> None:
+            with table.engine.begin() as conn:
+                for stmt in statements:
+                    conn.execute(stmt)
+
+        run_db("update addresses", go)
+        return set()
+
+    def _write_table_go(self, planned: Mapping[tuple[int, str], dict[str, Any]]) -> tuple[Any, set[int]]:
+        table, layout = self.table, self.table.layout
+        target = layout.table(layout.write)
+        num = target.c[layout.write_number().name]
+        stored: dict[int, Any] = {}  # number -> the value the row holds, bound as read
+        for chunk in table.number_binds(n for n, _t in planned):
+            for (value,) in table.read("find addresses", sa.select(raw(num)).where(num.in_(chunk))):
+                try:
+                    stored.setdefault(parse_number(value), value)
+                except ValueProblem:
+                    continue
+        missing = {n for n, _t in planned if n not in stored}
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for (n, _t), values in planned.items():
+            if n in missing:
+                continue
+            columns = tuple(sorted(values))
+            params = {f"v{i}_": values[c] for i, c in enumerate(columns)}
+            groups.setdefault(columns, []).append({"n_": stored[n], **params})
+        where = raw(num) == sa.bindparam("n_", type_=sa.types.NullType())
+        statements = [(sa.update(target).where(where).values({c: sa.bindparam(f"v{i}_")
+                                                               for i, c in enumerate(columns)}), params)
+                      for columns, params in groups.items()]
+
+        def go() -> None:
+            with table.engine.begin() as conn:
+                for stmt, params in statements:
+                    conn.execute(stmt, params)
+
+        return go, missing
+
+    def _rows(self, numbers: Iterable[int]) -> dict[int, Mapping[str, Any]]:
+        """The current rows (with the raw number as ``_syncd_n``) of ``numbers``; all must exist."""
+        table, layout = self.table, self.table.layout
+        num = layout.col(layout.number())
+        wanted = {int(n) for n in numbers}
+        found: dict[int, Mapping[str, Any]] = {}
+        for chunk in table.number_binds(wanted):
+            stmt = (sa.select(*layout.read_columns(), raw(num).label("_syncd_n"))
+                    .select_from(layout.read_from()).where(num.in_(chunk)))
+            for r in table.read("read addresses", stmt):
+                try:
+                    n = parse_number(r._mapping["_syncd_n"])
+                except ValueProblem:
+                    continue
+                if n in wanted:
+                    found.setdefault(n, r._mapping)
+        missing = sorted(wanted - found.keys())
+        if missing:
+            raise PermanentError(f"ERP address(es) not found: {', '.join(map(str, missing))}")
+        return found
+
+    def _key(self, table_name: str, column: str) -> str:
+        layout = self.table.layout
+        return next(b.key for b in layout.row_keys
+                    if b.table.name == table_name and b.column.name.lower() == column.lower())
+
+    def _statement(self, row: Mapping[str, Any], table_name: str, values: dict[str, Any],
+                   touch: bool) -> sa.Update:
+        layout = self.table.layout
+        if table_name == layout.write.name:
+            target = layout.table(layout.write)
+            where = [raw(target.c[layout.write_number().name]) == bind(row["_syncd_n"])]
+            stamp = layout.logical.get("modified_at")
+            stamp_col = stamp.column.name if stamp is not None and stamp.table is layout.write else None
+        else:
+            join = next(j for j in layout.joins if j.table.lower() == table_name.lower())
+            info = next(t for t in layout.sources if t.name.lower() == table_name.lower())
+            parent = layout._parent(join)
+            target = layout.table(info)
+            where = []
+            for child_col, parent_col in join.on:
+                if row[self._key(info.name, child_col)] is None:
+                    raise PermanentError(
+                        f"ERP address {parse_number(row['_syncd_n'])}: it has no {info.name} row to write "
+                        f"{', '.join(values)} into"
+                    )
+                where.append(raw(target.c[child_col]) == bind(row[self._key(parent.name, parent_col)]))
+            stamp_col = join.stamp if join.stamp and info.column(join.stamp) is not None else None
+        if touch and stamp_col and stamp_col not in values:
+            values[stamp_col] = self.table.now()
+        return sa.update(target).where(*where).values(values)

@@ -12,8 +12,10 @@ Rules an operator sees:
   first name (and the first name becomes ``-``); an address with neither but a company gets
   first name ``-`` and the company as last name, shortened at a word boundary to the shop's limit
   (it is a derived value, not ERP data). No name and no company -> rejected.
-- ``accountType`` = business when a company is set (6.5.1+), ``active`` = not blocked,
-  ``customerNumber`` = ERP number, empty country -> the sales channel's default country.
+- ``accountType`` = business when the ERP says the address is one (``ErpAddress.business``:
+  business flag, salutation "Firma", or a company column that is not a shared name line; 6.5.1+),
+  ``active`` = not blocked, ``customerNumber`` = ``customer_number_prefix`` + ERP number, empty
+  country -> ``default_country``, and without one the record is rejected (never guessed).
 - a value longer than the shop version allows, an unknown country, a missing e-mail, street or
   city -> the record is rejected with a reason before anything is sent.
 """
@@ -273,10 +275,20 @@ class CustomerMapper:
         if not city:
             raise Rejected(f"no {self._field('city')}", "SYNCD__NO_CITY", "city")
         iso = (clean(address.country) or "").upper()
-        country = self.meta.countries.get(iso) if iso else self.meta.country_id
+        if not iso:
+            # Never invented: the operator's default, else the record fails (issue 13).
+            iso = (self.platform.default_country or "").upper()
+            if not iso:
+                raise Rejected(
+                    f"ERP address {address.number}: {self._field('country')} is empty and "
+                    f"platforms[{self.platform.name}].default_country is not set",
+                    "SYNCD__NO_COUNTRY",
+                )
+        country = self.meta.countries.get(iso)
         if not country:
+            shown = address.country if clean(address.country) else f"{iso} (default_country)"
             raise Rejected(
-                f"{self._field('country')} {address.country!r} is not a country of the shop",
+                f"{self._field('country')} {shown!r} is not a country of the shop",
                 "SYNCD__UNKNOWN_COUNTRY",
                 "country",
             )
@@ -295,7 +307,7 @@ class CustomerMapper:
             cid, aid = shop_id, self._ids(number)[1]
         payload: dict[str, Any] = {
             "id": cid,
-            "customerNumber": str(number),
+            "customerNumber": self.platform.customer_number_prefix + str(number),
             "groupId": self._group(address.customer_group),
             "firstName": first,
             "lastName": last,
@@ -306,7 +318,10 @@ class CustomerMapper:
         if salutation:
             payload["salutationId"] = salutation
         if self.traits.has_account_type:
-            payload["accountType"] = "business" if company else "private"
+            # The address's own kind (ERP connector), not "a company column is filled": büro+
+            # keeps a private customer's name in the same line as a company's (issue 13).
+            business = address.business if address.business is not None else bool(company)
+            payload["accountType"] = "business" if business else "private"
         if shop_id is None:
             payload.update(self._account_fields)
         addr: dict[str, Any] = {
@@ -375,7 +390,7 @@ def to_shop_customer(data: Mapping[str, Any], meta: ShopMetadata | None) -> Shop
         guest=bool(data.get("guest", False)),
         order_count=int(data.get("orderCount") or 0),
         created_at=parse_timestamp(data.get("createdAt")),
-        updated_at=parse_timestamp(data.get("updatedAt")),
+        updated_at=_newest(parse_timestamp(data.get("updatedAt")), parse_timestamp(billing.get("updatedAt"))),
         last_login=parse_timestamp(data.get("lastLogin")),
         requested_group=_group_name(data.get("requestedGroupId"), meta),
     )
@@ -389,3 +404,10 @@ def _group_name(group_id: Any, meta: ShopMetadata | None) -> str | None:
             if gid == group_id:
                 return name
     return str(group_id)
+
+
+def _newest(*stamps: datetime | None) -> datetime | None:
+    """The customer's last change: its own ``updatedAt`` or its billing address's (an address
+    edit in the storefront moves only the address's)."""
+    found = [s for s in stamps if s is not None]
+    return max(found) if found else None

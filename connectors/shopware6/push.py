@@ -55,6 +55,7 @@ from syncd.core.rules import PushOutcome, email_key
 
 from .http import encode_json
 from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, fingerprint
+from .numbers import erp_number, shop_number
 from .sync import SyncWriter
 
 DETAIL_EXISTED = "existed_with_deterministic_id"
@@ -133,6 +134,7 @@ class CustomerPusher:
         self.sales_channel_id = mapper.meta.sales_channel_id
         self.search = search  # search(entity, criteria) -> iterator over all pages
         self.writer = writer
+        self.prefix = mapper.platform.customer_number_prefix
 
     def lookup(self, emails: set[str]) -> list[dict[str, Any]]:
         """Accounts holding one of ``emails`` (the shop compares case-insensitively). One indexed
@@ -223,7 +225,8 @@ class CustomerPusher:
             if ids:
                 for row in self._search_any("id", ids):
                     by_id.setdefault(row["id"], row)
-            numbers = sorted({str(m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
+            prefix = self.prefix
+            numbers = sorted({shop_number(prefix, m.number) for m in unlinked if m.customer_id not in by_id})  # type: ignore[union-attr]
             if numbers:
                 for row in self._search_any("customerNumber", numbers):
                     by_id.setdefault(row["id"], row)
@@ -351,15 +354,15 @@ class CustomerPusher:
                 return
             p.outcome, p.shop_id, p.write = PushOutcome.ADOPTED, own, mapped.payload
             return
-        numbered = by_number.get(str(number), [])
+        numbered = by_number.get(shop_number(self.prefix, number), [])
         if numbered and self._refuse_by_number(p, numbered, owners, key, group_emails):
             return
         if others:
             other = others[0]
             owner = self._owner_number(other, owners)
-            theirs = str(other.get("customerNumber") or "").strip()
-            if owner is None and theirs != str(number) and theirs in group:
-                owner = int(theirs)  # the account of another address of this push (by number)
+            theirs = erp_number(self.prefix, other.get("customerNumber"))
+            if owner is None and theirs is not None and theirs != number and str(theirs) in group:
+                owner = theirs  # the account of another address of this push (by number)
             if owner is not None and owner != number:
                 p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
@@ -368,7 +371,7 @@ class CustomerPusher:
                 )
                 return
             p.outcome, p.shop_id = PushOutcome.LINKED, other["id"]
-            p.write = {"id": other["id"], "customerNumber": str(number)}
+            p.write = {"id": other["id"], "customerNumber": shop_number(self.prefix, number)}
             p.fingerprint = None  # the account still holds the customer's data, not ours
             return
         p.outcome, p.shop_id, p.write = PushOutcome.CREATED, mapped.customer_id, mapped.payload
@@ -422,9 +425,9 @@ class CustomerPusher:
     def _owner_number(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> int | None:
         if account["id"] in reverse_links:
             return reverse_links[account["id"]]
-        number = str(account.get("customerNumber") or "")
-        if number.isdigit() and customer_id(self.platform, int(number)) == account["id"]:
-            return int(number)
+        number = erp_number(self.prefix, account.get("customerNumber"))
+        if number is not None and customer_id(self.platform, number) == account["id"]:
+            return number
         return None
 
     def _owner_text(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> str:

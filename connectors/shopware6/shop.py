@@ -30,6 +30,7 @@ from .mapping import (
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
+from .numbers import NumberRange, customer_range, overlap
 from .orders import OrderReader
 from .push import Claims, CustomerPusher, Intents, lookup_groups, to_result
 from .recovery import Recoveries, Recovery, recovery_id, require_storefront
@@ -179,6 +180,20 @@ class ShopwareShop:
                 items.append(CheckItem(area, "set-password link", False, redaction.redact(str(exc))))
         return items
 
+    def customer_number_range(self) -> NumberRange | None:
+        """The shop's own customer number range (storefront registrations), read each time."""
+        return customer_range(self.search)
+
+    def customer_number_overlap(self, debtor_range: tuple[int, int], prefix: str | None = None
+                                ) -> tuple[NumberRange | None, str | None]:
+        """(the range, why it collides with syncd's customer numbers or None); ``prefix``
+        defaults to the platform's ``customer_number_prefix``."""
+        rng = self.customer_number_range()
+        if rng is None:
+            return None, None
+        prefix = self.platform.customer_number_prefix if prefix is None else prefix
+        return rng, overlap(rng, debtor_range, prefix)
+
     # --- push --------------------------------------------------------------------------------
     def fingerprint(self, address: ErpAddress, shop_id: str | None = None) -> str | None:
         """The fingerprint ``push`` would report for ``address`` (None when it would be rejected)."""
@@ -318,6 +333,9 @@ class ShopwareShop:
                     "queries": [
                         {"type": "range", "field": "createdAt", "parameters": {"gte": start}},
                         {"type": "range", "field": "updatedAt", "parameters": {"gte": start}},
+                        # an edit of the billing address moves only the address's updatedAt
+                        {"type": "range", "field": "defaultBillingAddress.updatedAt",
+                         "parameters": {"gte": start}},
                     ],
                 }
             )

@@ -69,6 +69,8 @@ class ErpColumns(_Model):
     shop_id: str | None = None  # optional column where imported rows keep the shop customer id
     mobile: str | None = None  # mobile number for SMS (normalised to E.164, the address's country as region)
     preferred_channel: str | None = None  # optional per-customer choice: e-mail / SMS / both / none
+    # optional column whose truthy value marks a business address (an "address type" flag)
+    business_flag: str | None = None
 
 
 class ErpSettings(_Model):
@@ -84,6 +86,20 @@ class ErpSettings(_Model):
     pool_size: int = Field(default=5, ge=1, le=100)
     connect_timeout: Duration = 15.0
     columns: ErpColumns = ErpColumns()
+    # Only addresses marked for the shop are pushed: "COLUMN" (truthy = marked) or
+    # "COLUMN=VALUE" (marked when the column holds VALUE). None: the profile's default
+    # (bueroplus: WShopAdrKz); "": every address (no flag).
+    shop_flag: str | None = None
+    # Salutation values that mark a business address ("Firma"), compared case-insensitively.
+    business_salutations: tuple[str, ...] = ("Firma",)
+
+    @model_validator(mode="after")
+    def _shop_flag(self) -> ErpSettings:
+        if self.shop_flag:
+            column, sep, value = self.shop_flag.partition("=")
+            if not column.strip() or (sep and not value.strip()):
+                raise FieldProblem("shop_flag", 'expected "COLUMN" or "COLUMN=VALUE"', self.shop_flag)
+        return self
 
     @model_validator(mode="after")
     def _range(self) -> ErpSettings:
@@ -163,6 +179,18 @@ class AddressSettings(_Model):
     # "auto": a customer's own registration / group request is approved at once; "manual": it
     # waits "in progress" for `syncd accounts approve|reject`.
     approval: Literal["auto", "manual"] = "auto"
+    # An address whose shop flag ([erp] shop_flag) is cleared after it was pushed: "deactivate"
+    # its shop account (like a blocked one) or "ignore" it (the account stays as it is).
+    unflagged: Literal["deactivate", "ignore"] = "deactivate"
+    # Changes a customer makes in the shop to a linked account: "ignore" them (the next ERP change
+    # overwrites them), "import" them into the ERP row (newer change wins, ties go to the ERP) or
+    # "report" them in `syncd status`.
+    shop_changes: Literal["ignore", "import", "report"] = "ignore"
+    # The logical fields shop_changes compares and imports (each must be mapped in [erp.columns]).
+    shop_change_fields: tuple[
+        Literal["salutation", "company", "first_name", "last_name", "street", "zip", "city", "country",
+                "phone"], ...
+    ] = ("salutation", "company", "first_name", "last_name", "street", "zip", "city", "country", "phone")
 
     @model_validator(mode="before")
     @classmethod
@@ -242,6 +270,15 @@ class PlatformSettings(_Model):
     batch_size: int = Field(default=250, ge=1, le=500)
     verify_tls: bool = True
     addresses: AddressSettings = AddressSettings()
+    # Country (ISO 3166 alpha-2) for an address whose country is empty; None: such a record fails.
+    default_country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+    # Put before every customer number syncd writes to the shop ("E" -> "E10002"), so the shop's
+    # own number range (storefront registrations) can never hand out the same number.
+    customer_number_prefix: str = Field(default="", pattern=r"^[^\s]{0,16}$")
+    # The shop's own customer number range overlaps [erp] debtor_range and no prefix is set:
+    # "warn" (`syncd check` shows it as a warning) or "refuse" (`syncd check` fails and the
+    # erp-to-shop cycle pushes nothing until a prefix is set or the ranges are moved apart).
+    number_range_overlap: Literal["warn", "refuse"] = "warn"
 
     @model_validator(mode="before")
     @classmethod

@@ -40,6 +40,11 @@ class Profile:
     read_source: str | None = None
     joins: tuple[Join, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
+    # The ``company`` column is a shared name line: the company's name on a business address,
+    # the person's "Vorname Nachname" on a private one (büro+ Na2). Then only a business
+    # salutation or the business flag makes an address a company, never the line being filled.
+    company_is_name_line: bool = False
+    shop_flag: str | None = None  # default of ``[erp] shop_flag``
 
 
 # büro+ names from shared/bueroplus-notes.md (Feldliste "25"): Adressen holds number, block flag,
@@ -85,6 +90,11 @@ BUEROPLUS = Profile(
         "modified_at": "LtzAend",
         "shop_id": "WShopID",  # how büro+ bridges link an address to its shop customer
     },
+    # Na1 = "Herr"/"Frau"/"Firma", Na2 = company name or "Vorname Nachname" (bueroplus-notes.md,
+    # conventions GCpy writes): Na2 alone says nothing about the kind of address.
+    company_is_name_line=True,
+    # "Webshop Adresse" checkbox: the Middleware transfers only addresses that have it.
+    shop_flag="WShopAdrKz",
 )
 
 GENERIC = Profile(name="generic")
@@ -98,7 +108,28 @@ def effective_columns(erp: ErpSettings) -> dict[str, str]:
     for key, value in erp.columns.model_dump().items():
         if value:
             merged[key] = value
+    flag = effective_shop_flag(erp)
+    if flag is not None:
+        merged["shop_flag"] = flag[0]
     return merged
+
+
+def effective_shop_flag(erp: ErpSettings) -> tuple[str, str | None] | None:
+    """(column, value) of the shop flag: an address is for the shop when the column is truthy
+    (value None) or holds ``value``. None: every address is for the shop."""
+    spec = erp.shop_flag if erp.shop_flag is not None else PROFILES[erp.profile].shop_flag
+    if not spec:
+        return None
+    column, sep, value = spec.partition("=")
+    return column.strip(), (value.strip() if sep else None)
+
+
+def company_is_name_line(erp: ErpSettings) -> bool:
+    """Whether the mapped company column doubles as a person's name line (see ``Profile``). Only
+    when the operator kept the profile's company column."""
+    profile = PROFILES[erp.profile]
+    return profile.company_is_name_line and (erp.columns.company or profile.columns.get("company")) == \
+        profile.columns.get("company")
 
 
 def effective_address_table(erp: ErpSettings) -> str | None:
@@ -116,3 +147,35 @@ def effective_joins(erp: ErpSettings) -> tuple[Join, ...]:
     if effective_read_source(erp):
         return ()
     return PROFILES[erp.profile].joins
+
+
+def business_rule(erp: ErpSettings) -> str:
+    """The private/business rule of ``erp`` in words (``syncd check`` shows it); the ERP
+    connector applies it (``syncd.connectors.erp.normalise``)."""
+    columns = effective_columns(erp)
+    parts = []
+    if columns.get("business_flag"):
+        parts.append(f"{columns['business_flag']} is set")
+    if columns.get("salutation") and erp.business_salutations:
+        shown = " / ".join(repr(v) for v in erp.business_salutations)
+        parts.append(f"{columns['salutation']} is {shown}")
+    if columns.get("company") and not company_is_name_line(erp):
+        parts.append(f"{columns['company']} is not empty")
+    if not parts:
+        return "every address is private (no company, salutation or business flag column mapped)"
+    text = "business when " + " or ".join(parts) + ", else private"
+    if company_is_name_line(erp):
+        text += f"; {columns['company']} is the company name only on business addresses (else the person's)"
+    return text
+
+
+def shop_flag_rule(erp: ErpSettings, unflagged: str = "deactivate") -> str:
+    """The shop flag decision in words (``syncd check``)."""
+    flag = effective_shop_flag(erp)
+    if flag is None:
+        return "none: every address is pushed ([erp] shop_flag)"
+    column, value = flag
+    marked = f"{column} = {value!r}" if value is not None else f"{column} set"
+    then = ("its account is deactivated" if unflagged == "deactivate"
+            else "its account is left as it is")
+    return f"only addresses with {marked} are pushed; when it is cleared later, {then}"

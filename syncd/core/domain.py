@@ -40,6 +40,12 @@ class ErpAddress:
     customer_group: str | None = None
     blocked: bool = False
     modified_at: datetime | None = None
+    # A business address (company account) rather than a private one: decided by the ERP
+    # connector from the address's own kind (business flag, business salutation, company column).
+    # None: not decided (an address built by hand); then a company name makes it business.
+    business: bool | None = None
+    # Marked for the shop ([erp] shop_flag); None when no flag is configured (every address is).
+    for_shop: bool | None = None
     row: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     problems: tuple[str, ...] = ()
 

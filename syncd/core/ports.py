@@ -82,6 +82,17 @@ class ErpPort(Protocol):
 
     def find_numbers(self, column: str, value: Any) -> list[int]: ...
 
+    # --- changes to existing addresses (issue 13) ---
+    def update_addresses(self, changes: Mapping[int, Mapping[str, Any]]) -> None:
+        """Values by logical name or column per address, stamped as changed; one transaction."""
+
+    def changed_at(self, address: ErpAddress) -> datetime | None:
+        """The newest change stamp of the address (its own and its joined tables')."""
+
+    def write_shop_ids(self, shop_ids: Mapping[int, str]) -> set[int]:
+        """The shop customer id into the mapped ``shop_id`` column (no-op when none is mapped);
+        returns the numbers whose row is gone."""
+
 
 class ShopPort(Protocol):
     name: str
@@ -121,6 +132,10 @@ class ShopPort(Protocol):
         whose account is in step are left out."""
 
     def set_customer_number(self, shop_id: str, number: str) -> None: ...
+
+    def customer_number_overlap(self, debtor_range: tuple[int, int], prefix: str | None = None
+                                ) -> tuple[Any, str | None]:
+        """(the shop's own customer number range, why it collides with syncd's numbers or None)."""
 
     def customers_with_orders(self, since: datetime | None) -> Iterator[ShopCustomer]:
         """Customers (no guests) with an order placed at or after ``since`` (None: any order),

@@ -54,6 +54,8 @@ class HistoryEvent(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name
     VALIDATED = "validated"
     FORGOT_USERNAME = "forgot_username"
+    SHOP_CHANGE_IMPORTED = "shop_change_imported"  # a customer's shop edit written to the ERP row
+    SHOP_CHANGE_REPORTED = "shop_change_reported"  # a shop edit found, listed in `syncd status`
 
 
 class PushOutcome(StrEnum):
@@ -67,6 +69,8 @@ class PushOutcome(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     DEACTIVATED = "deactivated"
+    SHOP_CHANGE_IMPORTED = "shop_change_imported"  # a customer's shop edit written to the ERP row
+    SHOP_CHANGE_REPORTED = "shop_change_reported"  # a shop edit found, listed in `syncd status`
     REACTIVATED = "reactivated"
     SKIPPED = "skipped"  # e.g. blocked and skip_blocked
     REJECTED = "rejected"  # permanent failure for this record; ``reason`` says why

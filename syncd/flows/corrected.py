@@ -3,7 +3,7 @@
 The change scan only sees rows whose stamp moved. A record that failed (an invalid e-mail, a
 shop rejection) and was corrected by a tool that does not touch the stamp would wait for the
 nightly reconciliation; so each failure keeps a fingerprint of the row as it failed
-(``push_addresses.row_fingerprint``) and every cycle compares it with the row as it is now:
+(``fingerprints.row_fingerprint``) and every cycle compares it with the row as it is now:
 O(failed records) reads, not O(table). ``syncd retry`` (``syncd.flows.retry``) does it on an
 operator's word.
 """
@@ -17,7 +17,8 @@ import structlog
 from syncd.core.domain import ErpAddress
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
-from syncd.flows.push_addresses import CONFIG_CODES, apply_batch, row_fingerprint
+from syncd.flows.fingerprints import row_fingerprint
+from syncd.flows.push_addresses import CONFIG_CODES, apply_batch
 
 log = structlog.get_logger("syncd.flows.corrected")
 

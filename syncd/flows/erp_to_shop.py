@@ -43,6 +43,22 @@ def settle_password_fields(ctx: PlatformContext) -> CycleReport:
     return report
 
 
+def _numbers_apart(ctx: PlatformContext, report: CycleReport) -> bool:
+    """``number_range_overlap = "refuse"``: push nothing while the shop's own customer number
+    range can hand out a number syncd gives an ERP address (issue 13). Asked each cycle (three
+    small searches), so a fix in the shop takes effect without a restart."""
+    if ctx.platform.number_range_overlap != "refuse":
+        return True
+    _range, problem = ctx.shop.customer_number_overlap(tuple(ctx.settings.erp.debtor_range),
+                                                       ctx.platform.customer_number_prefix)
+    if problem is None:
+        return True
+    report.config_fault(f"platforms[{ctx.platform.name}]: {problem}; set customer_number_prefix or "
+                        "move the shop's range (number_range_overlap = \"refuse\")")
+    log.error("push refused: customer numbers overlap", platform=ctx.platform.name, reason=problem)
+    return False
+
+
 def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleReport:
     """One cycle. Transient faults that outlast the retry budget escape (the cycle failed; the
     cursor did not move); permanent per-record faults are recorded and the batch goes on."""
@@ -61,6 +77,8 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     mail = credentials.enabled(ctx)
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
+    if not _numbers_apart(ctx, report):
+        return report
     _push_config_deferred(ctx, report, mail)
     # Failed records whose row was corrected without its stamp moving (syncd.flows.corrected).
     reevaluate_corrected(ctx, report, mail=mail)

@@ -25,11 +25,11 @@ from syncd.core.rules import LinkKind, email_key
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.corrected import corrected_failures
+from syncd.flows.fingerprints import address_fingerprint
 from syncd.flows.push_addresses import (
     CONFIG_CODES,
     DIRECTION,
     _PlatformIntents,
-    address_fingerprint,
     linked_numbers,
     load_links,
     plan_batch,

@@ -8,7 +8,8 @@ Per customer, in this order:
 
 1. Linked already (``links``): done when the shop's customer number equals the linked ERP
    number; an ``import`` link whose write-back is missing is *resumed* (below). Links of the
-   ERP -> shop flow (kinds ``erp``/``email``) are that flow's business.
+   ERP -> shop flow (kinds ``erp``/``email``) are that flow's business. With ``shop_changes``
+   on, a done customer's edits are imported or reported (``syncd.flows.shop_changes``).
 2. Not linked, but an ERP address already belongs to the customer: the row whose ``shop_id``
    column holds the customer id (when ``[erp.columns] shop_id`` is mapped), the address the
    customer number names when its e-mail is the customer's, or the one and only ERP address
@@ -61,7 +62,11 @@ from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
 from syncd.flows.account_events import customer_validated
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
+    Conventions,
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
+    LinkedMeanwhile,
+    SettingMissing,
+    WriteBackFailed,
     address_problems,  # noqa: F401  (public name of this module before the split)
     as_number,
     check_address,
@@ -75,6 +80,7 @@ from syncd.flows.import_plan import (
     sole_candidate,
 )
 from syncd.flows.numbers import ImportBlocked, NumberAllocator, NumberPolicy
+from syncd.flows.shop_changes import ShopChanges
 from syncd.state.db import chunked
 from syncd.state.links import Link
 from syncd.state.uow import UnitOfWork
@@ -88,22 +94,6 @@ BATCH = 100
 KILL_ENV = "SYNCD_TEST_KILL_AT"
 
 
-class WriteBackFailed(PermanentError):
-    step = "write-back"
-
-
-class LinkedMeanwhile(PermanentError):
-    """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
-
-    def __init__(self, link: Link) -> None:
-        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
-        self.link = link
-
-
-class SettingMissing(ImportBlocked):
-    step = "settings"
-
-
 def checkpoint(name: str) -> None:
     if os.environ.get(KILL_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -115,7 +105,7 @@ def run_shop_to_erp(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     retries ends the cycle (raised) without moving the cursor, so the next cycle redoes it."""
     report = CycleReport(ctx.platform.name, DIRECTION, dry_run=dry_run)
     a = ctx.platform.addresses
-    if not a.shop_to_erp and a.collective_address is None:
+    if not a.shop_to_erp and a.collective_address is None and a.shop_changes == "ignore":
         report.add("-", "skipped", "shop_to_erp is off and no collective_address is set")
         return report
     _Import(ctx, report, dry_run).run()
@@ -137,6 +127,9 @@ class _Import:
         self.settings = ctx.platform.addresses
         self.policy = NumberPolicy.from_settings(ctx.settings, ctx.platform)
         self.columns = effective_columns(ctx.settings.erp)
+        self.prefix = ctx.platform.customer_number_prefix
+        self.conventions = Conventions.of(ctx.settings.erp)
+        self.shop_changes = ShopChanges(ctx, report, dry_run)
         self.log = log.bind(platform=self.platform, direction=DIRECTION)
         self._template: dict[str, Any] | None = None
         self._collective_ok = False
@@ -253,8 +246,12 @@ class _Import:
             self.report.counts["guest"] += 1
             return
         if link is not None:
-            if link_done(c, link):
-                self.report.counts["unchanged"] += 1
+            if link_done(c, link, self.prefix):
+                if self.shop_changes.enabled and link.kind != LinkKind.COLLECTIVE:
+                    self._settle()  # the next call is the ERP's
+                    self.shop_changes.handle(self.uow, c, link.erp_number)
+                else:
+                    self.report.counts["unchanged"] += 1
                 if not self.dry_run:
                     self.uow.failures.clear(self.platform, DIRECTION, c.id)
                 return
@@ -265,6 +262,9 @@ class _Import:
             return
         if self.settings.only_with_orders and c.order_count < 1:
             self.report.counts["no-orders"] += 1
+            return
+        if not self.settings.shop_to_erp and self.settings.collective_address is None:
+            self.report.counts["not-imported"] += 1  # running for shop_changes only
             return
         own = self._own_address(c)
         if own is not None:
@@ -282,7 +282,7 @@ class _Import:
             numbers = erp.find_numbers(shop_col, c.id)
             if numbers:
                 return min(numbers)
-        number = as_number(c.customer_number)
+        number = as_number(c.customer_number, self.prefix)
         if (number is not None and erp.number_exists(number) and self._unlinked(number)
                 and self._email_matches(number, c.email)):
             return number
@@ -415,9 +415,9 @@ class _Import:
         if self.dry_run:
             self.report.add(c.id, "would-write-back", detail)
             return
-        if c.customer_number != str(number):
+        if c.customer_number != self.prefix + str(number):
             try:
-                self.ctx.shop.set_customer_number(c.id, str(number))
+                self.ctx.shop.set_customer_number(c.id, self.prefix + str(number))
             except PermanentError as exc:
                 raise WriteBackFailed(
                     f"writing customer number {number} to the shop failed: {exc}", code=exc.code
@@ -431,7 +431,7 @@ class _Import:
 
     def _values(self, c: ShopCustomer) -> dict[str, Any]:
         check_address(c)
-        return new_address_values(c, self.columns, self._template_values())
+        return new_address_values(c, self.columns, self._template_values(), self.conventions)
 
     def _template_values(self) -> dict[str, Any]:
         if self._template is None:

@@ -9,18 +9,38 @@ tested without a shop, an ERP or a state store.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pycountry
 
+from syncd.config.model import ErpSettings
+from syncd.config.profiles import company_is_name_line, effective_shop_flag
 from syncd.core.domain import ShopCustomer
 from syncd.core.errors import PermanentError
 from syncd.core.rules import SHOP_IMPORT_FIELDS, HistoryEvent, LinkKind
+from syncd.flows.numbers import ImportBlocked
 from syncd.state.links import Link
 
 
 class InvalidAddress(PermanentError):
     step = "validate"
+
+
+class WriteBackFailed(PermanentError):
+    step = "write-back"
+
+
+class LinkedMeanwhile(PermanentError):
+    """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
+
+    def __init__(self, link: Link) -> None:
+        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
+        self.link = link
+
+
+class SettingMissing(ImportBlocked):
+    step = "settings"
 
 
 # --- the new address -------------------------------------------------------------------------
@@ -44,12 +64,41 @@ def address_problems(c: ShopCustomer) -> list[str]:
     return problems
 
 
-def shop_values(c: ShopCustomer) -> dict[str, Any]:
-    """The address fields a new ERP address takes from the shop customer, by logical name."""
+@dataclass(frozen=True)
+class Conventions:
+    """How the ERP itself fills a new address (issue 13: imported rows look like rows the ERP
+    creates). ``business_salutation``: the salutation of a company ("Firma"); ``name_line``: the
+    company column is a shared name line (büro+ Na2: the company, or a person's "Vorname
+    Nachname"); ``shop_flag``: the shop flag column and the value that marks an address for the
+    shop (None: truthy)."""
+
+    business_salutation: str | None = "Firma"
+    name_line: bool = False
+    shop_flag: tuple[str, str | None] | None = None
+
+    @classmethod
+    def of(cls, erp: ErpSettings) -> Conventions:
+        salutation = erp.business_salutations[0] if erp.business_salutations else None
+        return cls(salutation, company_is_name_line(erp), effective_shop_flag(erp))
+
+
+def shop_values(c: ShopCustomer, conventions: Conventions = Conventions()) -> dict[str, Any]:
+    """The address fields a new ERP address takes from the shop customer, by logical name, in
+    the ERP's own conventions: a company gets the business salutation ("Firma") and its name in
+    the company column; a person keeps the shop's salutation ("Herr"/"Frau") and, where the
+    company column is a shared name line, gets "Vorname Nachname" there; the address is marked
+    for the shop (it came from there) and, with a business flag column, flagged by its kind."""
     values = {f: getattr(c, f) for f in SHOP_IMPORT_FIELDS}
-    # A company without a salutation is addressed as one; the ERP stores country codes upper case.
-    values["salutation"] = c.salutation or ("Firma" if c.company else None)
-    values["country"] = c.country.upper() if c.country else None
+    company = (c.company or "").strip() or None
+    if company:
+        values["salutation"] = conventions.business_salutation or c.salutation
+    elif conventions.name_line:
+        names = ((c.first_name or "").strip(), (c.last_name or "").strip())
+        values["company"] = " ".join(n for n in names if n) or None
+    values["business_flag"] = bool(company)
+    if conventions.shop_flag is not None:
+        values["shop_flag"] = conventions.shop_flag[1] if conventions.shop_flag[1] is not None else True
+    values["country"] = c.country.upper() if c.country else None  # the ERP stores codes upper case
     return values
 
 
@@ -62,7 +111,8 @@ def check_address(c: ShopCustomer) -> None:
 
 
 def new_address_values(
-    c: ShopCustomer, columns: Mapping[str, str], template: Mapping[str, Any]
+    c: ShopCustomer, columns: Mapping[str, str], template: Mapping[str, Any],
+    conventions: Conventions = Conventions(),
 ) -> dict[str, Any]:
     """What ``ErpPort.create_address`` gets for ``c``: the template's values by column name, the
     shop's by logical name (only the mapped ones), and the shop id when its column is mapped.
@@ -72,7 +122,7 @@ def new_address_values(
     # by its logical name too: that is how the ERP connector recognises its own row when an
     # insert is retried after a lost reply, instead of reporting the number as taken.
     values: dict[str, Any] = dict(template)
-    values.update({k: v for k, v in shop_values(c).items() if columns.get(k)})
+    values.update({k: v for k, v in shop_values(c, conventions).items() if columns.get(k)})
     if columns.get("shop_id"):
         values["shop_id"] = c.id
     return values
@@ -80,7 +130,8 @@ def new_address_values(
 
 def copy_columns(columns: Mapping[str, str], copy_fields: Iterable[str]) -> list[str]:
     """The ERP columns ``copy_fields`` names, without the fields the shop always supplies."""
-    own = {columns[f] for f in (*SHOP_IMPORT_FIELDS, "number", "shop_id", "modified_at") if columns.get(f)}
+    own = {columns[f] for f in (*SHOP_IMPORT_FIELDS, "number", "shop_id", "modified_at", "shop_flag",
+                                "business_flag") if columns.get(f)}
     out: list[str] = []
     for name in copy_fields:
         column = columns.get(name, name)
@@ -91,17 +142,18 @@ def copy_columns(columns: Mapping[str, str], copy_fields: Iterable[str]) -> list
 
 def shop_supplied_columns(columns: Mapping[str, str]) -> set[str]:
     """The ERP columns a new address always takes from the shop (a template value is not used)."""
-    return {columns[f] for f in SHOP_IMPORT_FIELDS if columns.get(f)}
+    return {columns[f] for f in (*SHOP_IMPORT_FIELDS, "shop_flag", "business_flag") if columns.get(f)}
 
 
 # --- links and owners --------------------------------------------------------------------------
 
 
-def link_done(c: ShopCustomer, link: Link) -> bool:
-    """Nothing left to do for a linked customer: the shop carries the linked number, or the link
-    belongs to the ERP -> shop flow (kinds ``erp``/``email``)."""
+def link_done(c: ShopCustomer, link: Link, prefix: str = "") -> bool:
+    """Nothing left to do for a linked customer: the shop carries the linked number (with the
+    platform's ``customer_number_prefix``), or the link belongs to the ERP -> shop flow (kinds
+    ``erp``/``email``)."""
     own_kinds = (LinkKind.IMPORT, LinkKind.COLLECTIVE)
-    return c.customer_number == str(link.erp_number) or link.kind not in own_kinds
+    return c.customer_number == prefix + str(link.erp_number) or link.kind not in own_kinds
 
 
 def linked_by_someone_else(current: Link | None, ours: Iterable[int] = ()) -> bool:
@@ -125,9 +177,13 @@ def email_variants(email: str | None) -> list[str]:
     return [value] if value.lower() == value else [value, value.lower()]
 
 
-def as_number(value: str | None) -> int | None:
-    """A shop customer number that can name an ERP address (digits only), else None."""
+def as_number(value: str | None, prefix: str = "") -> int | None:
+    """A shop customer number that can name an ERP address (``prefix`` then digits), else None."""
     text = (value or "").strip()
+    if prefix:
+        if not text.startswith(prefix):
+            return None
+        text = text[len(prefix):]
     return int(text) if text.isdigit() else None
 
 

@@ -9,20 +9,21 @@ never leave an account that was linked but forgotten for its mail.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 
 import structlog
 
 from syncd.config.model import AddressSettings
+from syncd.config.profiles import effective_columns
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
 from syncd.core.redaction import redact
 from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
+from syncd.flows.activation import NOT_FOR_SHOP, holding, not_held, set_active
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
+from syncd.flows.fingerprints import address_fingerprint, row_fingerprint
 from syncd.state.links import Link
 from syncd.state.uow import UnitOfWork
 
@@ -49,28 +50,6 @@ class Checkpoints:
 
 
 checkpoint = Checkpoints()
-
-_NOT_FINGERPRINTED = ("row", "problems", "modified_at", "blocked")
-_FINGERPRINT_FIELDS = tuple(f.name for f in fields(ErpAddress) if f.name not in _NOT_FINGERPRINTED)
-
-
-def address_fingerprint(a: ErpAddress) -> str:
-    """What the shop sees of an address: an unchanged fingerprint means nothing to push."""
-    # The same text as json.dumps(asdict(a) minus row/problems/modified_at/blocked) gave, without
-    # asdict's deep copy of the raw row (most of the cost when a reconciliation hashes every row).
-    data = {name: getattr(a, name) for name in _FINGERPRINT_FIELDS}
-    blob = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def row_fingerprint(a: ErpAddress) -> str:
-    """What decides a record's fate: the shop's view of it plus its blocked flag and its
-    validation problems. Stored with a failure (``failures.fingerprint``): a row whose
-    fingerprint differs was corrected, even when its change stamp did not move. Never the raw
-    row: it may hold the in-flight password of the password field (I3)."""
-    blob = json.dumps([address_fingerprint(a), bool(a.blocked), sorted(a.problems or ())], ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
 
 # ---------------------------------------------------------------------------------------- the plan
 @dataclass
@@ -105,6 +84,15 @@ def plan_batch(
         link = links.get(a.number)
         if link is not None and link.kind == LinkKind.COLLECTIVE:
             link = None  # the collective address is many shop customers; never pushed as one
+        if a.for_shop is False:
+            # Not marked for the shop ([erp] shop_flag, büro+ WShopAdrKz): never created there.
+            # An account it already has is deactivated like a blocked one (``unflagged``), never
+            # deleted: its orders and login stay, and setting the flag again reactivates it.
+            if link is not None and link.shop_active and settings.unflagged == "deactivate":
+                plan.deactivate.append((a, link))
+            else:
+                plan.skip.append((a, NOT_FOR_SHOP))
+            continue
         if a.blocked and settings.skip_blocked:
             if link is not None and link.shop_active and settings.deactivate_blocked:
                 plan.deactivate.append((a, link))
@@ -177,7 +165,7 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
                                        if known.get(str(a.number)) != redact(reason)])
         for a, _reason in plan.skip:
             old = _personal(links).get(a.number)
-            if old is not None and not old.erp_blocked:
+            if old is not None and not old.erp_blocked and a.blocked:
                 uow.links.set_state(name, a.number, erp_blocked=True)
         if plan.fail or plan.skip:
             uow.commit()
@@ -193,16 +181,46 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
 
     if plan.push:
         known = {n: lk.shop_id for n, lk in _personal(links).items()}
-        results = ctx.shop.push(_holding(ctx, plan.push, known), known,
+        results = ctx.shop.push(holding(ctx, plan.push, known), known,
                                 claims=lambda ids: linked_numbers(ctx, ids), intents=_PlatformIntents(ctx))
         checkpoint("after_push")
         _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
 
     if plan.deactivate:
-        _set_active(ctx, plan.deactivate, False, report, credentials=False)
+        set_active(ctx, plan.deactivate, False, report, credentials=False)
     if plan.reactivate:
-        _set_active(ctx, _not_held(ctx, plan.reactivate, report), True, report, credentials=credentials)
+        set_active(ctx, not_held(ctx, plan.reactivate, report), True, report, credentials=credentials)
+    write_shop_ids(ctx, addresses, report)
     return plan
+
+
+def write_shop_ids(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport) -> None:
+    """The shop id of each linked account into the ERP's ``shop_id`` column (büro+ WShopID), as
+    imports already do, when the row does not hold it yet: an ERP user (and a büro+ bridge) sees
+    which shop customer an address is. Runs after the links are stored, and again for any
+    address of a later batch whose row still lacks it, so a failed write heals itself."""
+    column = effective_columns(ctx.settings.erp).get("shop_id")
+    if not column:
+        return
+    rows = [a for a in addresses if column in a.row]
+    if not rows:
+        return
+    name = ctx.platform.name
+    with ctx.uow() as uow:
+        links = _personal(uow.links.get_many(name, [a.number for a in rows]))
+    wanted = {a.number: links[a.number].shop_id for a in rows
+              if a.number in links and str(a.row.get(column) or "").strip() != links[a.number].shop_id}
+    if not wanted:
+        return
+    try:
+        gone = ctx.erp.write_shop_ids(wanted) or set()
+    except PermanentError as exc:  # e.g. a column too short for the id: every row would refuse it
+        log.warning("shop id not written to the ERP", platform=name, step="write-shop-id", reason=str(exc))
+        return
+    # A row deleted since the scan has no place for the id (the reconciliation reports its link).
+    # No history event: the id goes with the created/adopted/linked event of its account.
+    wanted = {n: sid for n, sid in wanted.items() if n not in gone}
+    log.info("shop ids written to the ERP", platform=name, step="write-shop-id", count=len(wanted))
 
 
 def linked_numbers(ctx: PlatformContext, shop_ids: Iterable[str]) -> dict[str, int]:
@@ -360,85 +378,3 @@ def _push_event(action: str, a: ErpAddress) -> tuple[HistoryEvent, str] | None:
     if action == str(PushOutcome.UPDATED):
         return HistoryEvent.PUSHED, "shop account updated from the ERP address"
     return HistoryEvent.PUSHED, f"shop account updated from the ERP address ({action})"
-
-
-def _holding(ctx: PlatformContext, addresses: list[ErpAddress], known: Mapping[int, str]
-             ) -> list[ErpAddress]:
-    """The addresses to push, those whose account an approval holds inactive marked blocked for
-    the push only: the mapping writes ``active`` = not blocked, and a pushed ERP change must not
-    activate a rejected account. (Blocked is no part of the fingerprint; links record the ERP's.)"""
-    ids = {known[a.number] for a in addresses if a.number in known}
-    if not ids:
-        return addresses
-    with ctx.uow() as uow:
-        held = uow.approvals.held(ctx.platform.name, ids)
-    return [replace(a, blocked=True) if known.get(a.number) in held else a for a in addresses]
-
-
-def _not_held(ctx: PlatformContext, pairs: list[tuple[ErpAddress, Link]], report: CycleReport
-              ) -> list[tuple[ErpAddress, Link]]:
-    """Reactivations minus the accounts an approval keeps inactive (in progress, or rejected by
-    an operator: ``syncd accounts approve`` is what activates them)."""
-    with ctx.uow() as uow:
-        held = uow.approvals.held(ctx.platform.name, [lk.shop_id for _, lk in pairs])
-    for a, _ in (p for p in pairs if p[1].shop_id in held):
-        report.add(a.number, "skipped", "kept inactive: the account is not approved (syncd accounts approve)")
-    return [p for p in pairs if p[1].shop_id not in held]
-
-
-def _blocked_event(ctx: PlatformContext, uow: UnitOfWork, a: ErpAddress) -> None:
-    """The address became blocked and its account was deactivated: the ``blocked`` event, in the
-    unit that records the deactivation, so a replayed cycle (which finds the link inactive) never
-    raises it twice. The ERP change stamp names the occurrence: blocked again later is a new one."""
-    from syncd.flows.messages.routing import Occurrence, notify  # not the package: no import circle
-
-    stamp = a.modified_at.isoformat() if a.modified_at is not None else uow.clock().isoformat()
-    uow.history.record(ctx.platform.name, a.number, HistoryEvent.BLOCKED, reason="ERP address blocked")
-    notify(ctx, Occurrence(event="blocked", key=f"{a.number}:{stamp}", erp_number=a.number,
-                           group=a.customer_group, email=a.email), uow=uow)
-
-
-def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
-                report: CycleReport, *, credentials: bool) -> None:
-    pairs = list(pairs)
-    name = ctx.platform.name
-    try:
-        errors = ctx.shop.set_active([lk.shop_id for _, lk in pairs], active)
-    except PermanentError as exc:
-        errors = {lk.shop_id: str(exc) for _, lk in pairs}
-    action = "reactivated" if active else "deactivated"
-    done: list[tuple[ErpAddress, Link, str | None]] = []
-    with ctx.uow() as uow:
-        for a, lk in pairs:
-            reason = (errors or {}).get(lk.shop_id)
-            if reason:
-                uow.failures.record(name, DIRECTION, a.number, action[:-1], reason,
-                                    fingerprint=row_fingerprint(a))
-                uow.history.record(name, a.number, HistoryEvent.REJECTED, shop_id=lk.shop_id,
-                                   reason=f"shop refused to {action[:-1]} the account: {reason}")
-                done.append((a, lk, reason))
-                continue
-            uow.links.set_state(name, a.number, erp_blocked=a.blocked, shop_active=active)
-            uow.history.record(name, a.number,
-                               HistoryEvent.DEACTIVATED if not active else HistoryEvent.REACTIVATED,
-                               reason="blocked in the ERP" if not active else "no longer blocked in the ERP",
-                               shop_id=lk.shop_id)
-            if not active and a.blocked:
-                _blocked_event(ctx, uow, a)
-            # An account syncd created while the address was blocked never got its mail: the
-            # customer gets it now that the address is usable.
-            if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \
-                    and email_problem(a.email) is None:
-                uow.jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
-                                email=(a.email or "").strip(), now=uow.clock(),
-                                mode=ctx.platform.addresses.credential_mode)
-            done.append((a, lk, None))
-        uow.commit()
-    for a, lk, reason in done:
-        if reason:
-            report.add(a.number, "failed", reason)
-            log.warning("account not " + action + ": the shop refused it", platform=name,
-                        address=a.number, step=action, reason=reason)
-            continue
-        report.add(a.number, action, lk.shop_id)
-        log.info("account " + action, platform=name, address=a.number, step=action)

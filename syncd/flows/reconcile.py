@@ -39,12 +39,12 @@ import structlog
 from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
 from syncd.flows import credentials
+from syncd.flows.activation import set_active
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop
+from syncd.flows.fingerprints import address_fingerprint
 from syncd.flows.push_addresses import (
     DIRECTION,
-    _set_active,
-    address_fingerprint,
     apply_batch,
     email_problem,
 )
@@ -172,7 +172,7 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
         recorded = uow.failures.among(name, DIRECTION, numbers)
     failed = {int(r) for r in recorded if r.isdigit()}
     counts["_matched"] += len(links)
-    compared = [a for a in page if a.number in links and not a.blocked]
+    compared = [a for a in page if a.number in links and not a.blocked and a.for_shop is not False]
     shop_view = ctx.shop.compare(compared, {a.number: links[a.number].shop_id for a in compared})
     missing = [a.number for a in compared if shop_view.get(a.number) == MISSING]
     if missing:
@@ -188,7 +188,8 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
         if rechecked:
             counts["failed_rechecked"] += 1
         if link is None:
-            if a.blocked and settings.skip_blocked:
+            # not for the shop: blocked (skip_blocked), or its shop flag is not set (issue 13)
+            if (a.blocked and settings.skip_blocked) or a.for_shop is False:
                 if rechecked:
                     repairs.add(a, counted=True)
                 continue
@@ -196,6 +197,13 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
             if usable:
                 counts["unlinked"] += 1
             repairs.add(a, counted=usable or rechecked)
+            continue
+        if a.for_shop is False:  # its shop flag was cleared: deactivated unless unflagged = "ignore"
+            if link.shop_active and settings.unflagged == "deactivate":
+                counts["blocked_linked"] += 1
+                repairs.add(a, counted=True)
+            elif rechecked:
+                repairs.add(a, counted=True)
             continue
         if a.blocked:
             if not link.erp_blocked or (link.shop_active and settings.deactivate_blocked):
@@ -248,7 +256,7 @@ def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *,
     page_report = CycleReport(name, DIRECTION)
     for start in range(0, len(act), LINK_PAGE):
         chunk = act[start:start + LINK_PAGE]
-        _set_active(ctx, [(ErpAddress(number=lk.erp_number, blocked=True), lk) for lk in chunk], False,
+        set_active(ctx, [(ErpAddress(number=lk.erp_number, blocked=True), lk) for lk in chunk], False,
                     page_report, credentials=False)
     _merge(report, page_report)
     counts["repaired"] += sum(1 for i in page_report.items if i.action == "deactivated")

@@ -51,6 +51,8 @@ from syncd.state.drift import KEYS as DRIFT_KEYS
 from syncd.state.drift import NAME as DRIFT_NAME
 from syncd.state.jobs import ACTIVE_STEPS
 from syncd.state.schema import credential_jobs, cursors, cycles, failures, links
+from syncd.state.shop_changes import NAME as SHOP_CHANGES_NAME
+from syncd.state.shop_changes import listed as listed_shop_changes
 
 if TYPE_CHECKING:
     from syncd.config.model import Settings
@@ -137,6 +139,10 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
             stored = conn.execute(
                 select(cursors.c.value).where(cursors.c.platform == name, cursors.c.name == DRIFT_NAME)
             ).scalar_one_or_none()
+            edits = conn.execute(
+                select(cursors.c.value).where(cursors.c.platform == name,
+                                              cursors.c.name == SHOP_CHANGES_NAME)
+            ).scalar_one_or_none()
             platforms.append(
                 {
                     "name": name,
@@ -145,6 +151,8 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                     "pending": int(pending.scalar_one()),
                     "failed": [{"address": r.record, "step": r.step, "reason": r.reason} for r in failed],
                     "reconcile": _reconcile(stored),
+                    # shop_changes = "report": customers' shop edits waiting for the operator
+                    "shop_changes": listed_shop_changes(edits),
                 }
             )
     for p in platforms:
@@ -211,6 +219,7 @@ _TEXT = {
         "title": "syncd status", "failures": "Failed records", "more": "… and {n} more (syncd status --json)",
         "drift": "Last reconciliation", "finished_at": "finished", "counts": "drift",
         "messages": "Event mails", "approvals": "Approvals", "reminders": "Reminders",
+        "edits": "Changes made in the shop (not in the ERP)", "fields": "Fields (ERP -> shop)",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -221,6 +230,7 @@ _TEXT = {
         "more": "… und {n} weitere (syncd status --json)",
         "drift": "Letzter Abgleich", "finished_at": "beendet", "counts": "Abweichungen",
         "messages": "Ereignis-Mails", "approvals": "Freigaben", "reminders": "Erinnerungen",
+        "edits": "Änderungen im Shop (nicht in der Warenwirtschaft)", "fields": "Felder (WaWi -> Shop)",
     },
 }
 
@@ -294,6 +304,15 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
             queue.add_row(p["name"], ", ".join(f"{k} {v}" for k, v in m.items()),
                           ", ".join(f"{k} {v}" for k, v in a.items()),
                           ", ".join(f"{k} {v}" for k, v in r.items()))
+    edits = Table(title=t["edits"])
+    for key in ("platform", "address", "fields"):
+        edits.add_column(t[key], overflow="fold")
+    any_edit = False
+    for p in status["platforms"]:
+        for e in p.get("shop_changes") or []:
+            any_edit = True
+            text = "; ".join(f"{f}: {v['erp']!r} -> {v['shop']!r}" for f, v in e["fields"].items())
+            edits.add_row(p["name"], str(e["address"]), text)
     out = io.StringIO()
     console = Console(file=out, width=width, no_color=True, force_terminal=False)
     console.print(summary)
@@ -301,6 +320,8 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
         console.print(queue)
     if any_drift:
         console.print(drift)
+    if any_edit:
+        console.print(edits)
     if any_failed:
         console.print(details)
     return out.getvalue()

@@ -54,7 +54,7 @@ def _seeded(settings, url, schema):
             {
                 "AdrNr": "10001",
                 "AnsNr": 1,
-                "Na1": "Frau",
+                "Na1": "Firma",
                 "Na2": "Bäckerei Süß",
                 "Str": "Hauptstr. 1",
                 "PLZ": "50667",
@@ -99,10 +99,11 @@ def test_reads_the_joined_address(bueroplus):
         "Jürgen",
         "Süß",
         "Bäckerei Süß",
-        "Frau",
+        "Firma",
         "Köln",
         "DE",
     )
+    assert a.business is True  # Na1 "Firma": Na2 is the company's name
     assert a.row["Ansprechpartner.EMail1"] == "j@example.com"  # same column name, later table
     b = found[10002]
     assert (b.email, b.city, b.country, b.blocked) == (

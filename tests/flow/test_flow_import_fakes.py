@@ -214,7 +214,8 @@ def test_dry_run_reports_and_writes_nothing():
 def test_shop_values_name_exactly_the_shop_import_fields():
     c = customer("c1", "a@fjord.dk", company="Fjord ApS", country="se", phone="+46 8 123")
     values = shop_values(c)
-    assert tuple(values) == SHOP_IMPORT_FIELDS
+    # ... plus the ERP's own marks of a new address (issue 13): its kind and the shop flag.
+    assert tuple(values) == (*SHOP_IMPORT_FIELDS, "business_flag")
     assert values["salutation"] == "Firma" and values["country"] == "SE" and values["phone"] == "+46 8 123"
 
 

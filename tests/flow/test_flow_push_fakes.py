@@ -17,7 +17,8 @@ from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
-from syncd.flows.push_addresses import address_fingerprint, apply_batch, checkpoint
+from syncd.flows.fingerprints import address_fingerprint
+from syncd.flows.push_addresses import apply_batch, checkpoint
 from syncd.state import jobs as steps
 from syncd.state.links import Link
 from tests.support.fakes.shop import FakeShop, own_id

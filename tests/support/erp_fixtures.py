@@ -270,7 +270,8 @@ def create_bueroplus_tables(
     stamp_index: bool = True,
 ) -> ErpSettings:
     """The reference ERP's three address datasets with the names of bueroplus-notes.md, as plain
-    tables: ``Adressen`` (AdrNr text key, ReAnsNr, GspKz, LtzAend, Status, Sel1…Sel15 with
+    tables: ``Adressen`` (AdrNr text key, ReAnsNr, GspKz, WShopAdrKz, WShopID, LtzAend, Status,
+    Sel1…Sel15 with
     ``Sel10`` of ``password_len``), ``Anschriften`` (postal data, e-mail, ``Land`` as ISO numeric)
     and ``Ansprechpartner`` (contact names), each with its change stamp ``LtzAend`` (the joined
     tables' stamps are indexed unless ``stamp_index=False``; ``contact_stamp=False`` leaves the
@@ -287,6 +288,7 @@ def create_bueroplus_tables(
             sa.Column("ReAnsNr", sa.Integer),
             sa.Column("Status", sa.Unicode(20)),
             sa.Column("GspKz", sa.Boolean, nullable=False, server_default=sa.false()),
+            sa.Column("WShopAdrKz", sa.Boolean, nullable=False, server_default=sa.false()),
             sa.Column("WShopID", sa.Unicode(64)),
             sa.Column("LtzAend", sa.DateTime, index=True),
             *sels,
@@ -298,6 +300,7 @@ def create_bueroplus_tables(
             sa.Column("AnsNr", sa.Integer, primary_key=True),
             sa.Column("Na1", sa.Unicode(40)),
             sa.Column("Na2", sa.Unicode(80)),
+            sa.Column("Na3", sa.Unicode(80)),
             sa.Column("Str", sa.Unicode(80)),
             sa.Column("PLZ", sa.Unicode(10)),
             sa.Column("Ort", sa.Unicode(60)),

@@ -11,8 +11,9 @@ import pytest
 from syncd.config.model import DEFAULT_ALPHABET, AddressSettings
 from syncd.core.domain import ErpAddress
 from syncd.core.errors import ConfigError
+from syncd.flows.fingerprints import address_fingerprint
 from syncd.flows.passwords import generate_password
-from syncd.flows.push_addresses import address_fingerprint, email_problem, plan_batch
+from syncd.flows.push_addresses import email_problem, plan_batch
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Link

@@ -127,7 +127,10 @@ def test_push_outcome_has_the_members_and_values_of_domain_outcome():
 def test_address_fields_are_the_erp_address_dataclass():
     from syncd.core.domain import ErpAddress
 
-    assert ADDRESS_FIELDS == tuple(f.name for f in fields(ErpAddress) if f.name not in ("row", "problems"))
+    # ``business`` and ``for_shop`` are the connector's decisions about the address (issue 13),
+    # not fields a layout reads or an operator maps.
+    derived = ("row", "problems", "business", "for_shop")
+    assert ADDRESS_FIELDS == tuple(f.name for f in fields(ErpAddress) if f.name not in derived)
 
 
 def test_address_fields_equal_the_layout_context_fields():
@@ -141,7 +144,8 @@ def test_logical_columns_are_the_configurable_columns():
 
     # Optional columns beyond the address fields: the import's shop id, and the messaging
     # channel's mobile number and preferred channel (issue 16; no profile names them).
-    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id", "mobile", "preferred_channel"}
+    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id", "mobile", "preferred_channel",
+                                                 "business_flag"}
     assert set(BUEROPLUS.columns) == {*LOGICAL_COLUMNS, "shop_id"}
     old = copy_of("syncd.config.model", "LOGICAL_COLUMNS")
     # Same fields; the old tuple lists e-mail after the country, and nothing reads it in order

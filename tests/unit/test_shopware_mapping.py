@@ -170,11 +170,16 @@ def test_no_name_and_no_company_is_rejected():
     assert exc.value.code == "SYNCD__NO_NAME"
 
 
-def test_unknown_country_is_rejected_and_empty_country_uses_the_sales_channel_default():
+def test_unknown_country_is_rejected_and_empty_country_is_never_invented():
     with pytest.raises(Rejected) as exc:
         mapper().map(addr(country="XX"))
     assert exc.value.code == "SYNCD__UNKNOWN_COUNTRY" and "'XX'" in exc.value.reason
-    assert mapper().map(addr(country=None)).payload["addresses"][0]["countryId"] == META.country_id
+    # No default_country: the record fails naming itself and the column (issue 13), it is not
+    # sent as the sales channel's country.
+    with pytest.raises(Rejected) as exc:
+        mapper().map(addr(country=None))
+    assert exc.value.code == "SYNCD__NO_COUNTRY"
+    assert "ERP address 10001" in exc.value.reason and "default_country" in exc.value.reason
     assert mapper().map(addr(country="at")).payload["addresses"][0]["countryId"] == META.countries["AT"]
 
 
@@ -301,3 +306,24 @@ def test_damaged_cache_entries_are_ignored():
     assert ShopMetadata.from_json({"_v": 0}) is None
     assert ShopMetadata.from_json(None) is None
     assert ShopMetadata.from_json(META.to_json()) == META
+
+
+def test_empty_country_takes_the_configured_default_country():
+    m = mapper(default_country="at").map(addr(country=None))
+    assert m.payload["addresses"][0]["countryId"] == META.countries["AT"]
+    with pytest.raises(Rejected) as exc:  # a default the shop does not have is named as such
+        mapper(default_country="ZZ").map(addr(country=""))
+    assert exc.value.code == "SYNCD__UNKNOWN_COUNTRY" and "default_country" in exc.value.reason
+
+
+def test_account_type_follows_the_addresses_own_kind_not_a_filled_name_line():
+    # The ERP connector decided (büro+: Na1 "Herr" with Na2 "Jürgen Meißner" is a person).
+    person = mapper().map(addr(business=False, company=None)).payload
+    assert person["accountType"] == "private" and person["company"] is None
+    firm = mapper().map(addr(business=True, salutation="Firma", company="ACME GmbH")).payload
+    assert firm["accountType"] == "business" and firm["company"] == "ACME GmbH"
+
+
+def test_customer_number_prefix():
+    assert mapper(customer_number_prefix="E").map(addr()).payload["customerNumber"] == "E10001"
+    assert mapper().map(addr()).payload["customerNumber"] == "10001"

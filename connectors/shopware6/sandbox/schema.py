@@ -192,10 +192,34 @@ def _read_only(name: str, names: list[str], associations: dict[str, Association]
     return Entity(name, fields, associations or {})
 
 
+def _number_ranges() -> list[Entity]:
+    """Shopware's number ranges (``System/NumberRange``): a type per entity (``technicalName``
+    "customer"), its ranges (``pattern`` such as "{n}" or "K{n}", ``start``; ``global`` or bound
+    to sales channels) and each range's state (``lastValue``, the last number handed out)."""
+    stamps = {"createdAt": Field("datetime"), "updatedAt": Field("datetime", auto=True)}
+    return [
+        Entity("number_range_type", {
+            "id": Field("id"), "technicalName": Field("string"), "typeName": Field("string"),
+            "global": Field("bool"), "translated": Field("json"), **stamps,
+        }, {"numberRanges": Association("many", "number_range", "typeId")}),
+        Entity("number_range", {
+            "id": Field("id"), "typeId": Field("fk", target="number_range_type"), "global": Field("bool"),
+            "name": Field("string"), "description": Field("string"), "pattern": Field("string"),
+            "start": Field("int"), "translated": Field("json"), **stamps,
+        }, {"type": Association("one", "number_range_type", "typeId"),
+            "state": Association("rev_one", "number_range_state", "numberRangeId")}),
+        Entity("number_range_state", {
+            "id": Field("id"), "numberRangeId": Field("fk", target="number_range"),
+            "lastValue": Field("int"), **stamps,
+        }, {"numberRange": Association("one", "number_range", "numberRangeId")}),
+    ]
+
+
 def build_entities(version: ShopVersion) -> dict[str, Entity]:
     from .orders import ORDER_ASSOCIATIONS, order_entities  # orders builds on this module's types
 
     entities = [
+        *_number_ranges(),
         _customer(version),
         _customer_address(version),
         _customer_recovery(),

@@ -62,6 +62,9 @@ def _translated(record: dict, **names: str) -> dict:
     return record
 
 
+CUSTOMER_RANGE_ID = sid("number_range", "customer")
+
+
 def seed(store: Store, storefront_url: str) -> SeedIds:
     created = now_iso()
 
@@ -205,6 +208,16 @@ def seed(store: Store, storefront_url: str) -> SeedIds:
             "snippetSetId": sid("snippet_set", "de-DE"),
         },
     )
+    # The customer number range as a fresh Shopware installs it (pattern "{n}", start 10000,
+    # global), with number 10000 already handed out: the storefront's next registration is 10001.
+    put("number_range_type", _translated(
+        {"id": sid("number_range_type", "customer"), "technicalName": "customer", "global": False},
+        typeName="Customer"))
+    put("number_range", _translated(
+        {"id": CUSTOMER_RANGE_ID, "typeId": sid("number_range_type", "customer"), "global": True,
+         "pattern": "{n}", "start": 10000}, name="Customers"))
+    put("number_range_state",
+        {"id": sid("number_range_state", "customer"), "numberRangeId": CUSTOMER_RANGE_ID, "lastValue": 10000})
     return SeedIds(
         sales_channel, access_key, groups, salutations, countries, payment_ids[0], GERMAN_LANGUAGE_ID
     )

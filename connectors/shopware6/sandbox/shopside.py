@@ -132,9 +132,7 @@ class ShopSide:
         (RegisterRoute sets ``requestedGroupId``; the customer stays in the default group until
         the shop accepts the request)."""
         ids = self._require_ids()
-        with self._store.lock:
-            self.admin_api.next_customer_number += 1
-            number = str(self.admin_api.next_customer_number)
+        number = self.admin_api.reserve_customer_number()  # RegisterRoute numbers from the range
         customer_id = hashlib.md5(f"storefront:{email}:{number}".encode(), usedforsecurity=False).hexdigest()
         address_id = hashlib.md5(
             f"storefront-address:{email}:{number}".encode(), usedforsecurity=False
@@ -194,6 +192,23 @@ class ShopSide:
         self._storefront_write("customer_address", {"id": address_id, **fields})
         with self._store.lock:
             return copy.deepcopy(self._store.get("customer_address", address_id))
+
+    def set_customer_number_range(self, *, start: int | None = None, last_value: int | None = None,
+                                  pattern: str | None = None) -> None:
+        """What an operator changes under Settings > Number ranges > Customers."""
+        from .seed import CUSTOMER_RANGE_ID
+
+        with self._store.lock:
+            rng = dict(self._store.get("number_range", CUSTOMER_RANGE_ID) or {})
+            if start is not None:
+                rng["start"] = start
+            if pattern is not None:
+                rng["pattern"] = pattern
+            self._store.put("number_range", rng)
+            if last_value is not None:
+                for state in list(self._store.tables["number_range_state"].values()):
+                    if state.get("numberRangeId") == CUSTOMER_RANGE_ID:
+                        self._store.put("number_range_state", {**state, "lastValue": last_value})
 
     def lose_customers(self, ids: list[str] | None = None) -> int:
         """The shop loses customer accounts (a restored backup, an operator's bulk delete): the

@@ -55,6 +55,7 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None,
         items.append(_skipped("erp", "connection", "erp.password", missing))
     else:
         erp = _erp_checks(loaded, secrets, items)
+    items += mapping_checks(settings)
     if any(_mails(p) for p in settings.platforms):
         if "mail.password" in missing:
             items.append(_skipped("mail", "transport", "mail.password", missing))
@@ -69,6 +70,8 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None,
         try:
             shop = open_shop_for(settings, platform, secrets, erp_columns=False)
             items += _guard(f"shop:{platform.name}", "connection", shop.check)
+            items += _guard(f"shop:{platform.name}", "customer numbers",
+                            lambda p=platform, s=shop: number_range_checks(settings, p, s))
             if erp is not None:
                 items += _guard("config", f"platforms[{platform.name}].addresses",
                                 lambda p=platform, s=shop: _import_checks(loaded, secrets, p, erp, s))
@@ -86,6 +89,48 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None,
 def _skipped(area: str, name: str, key: str, missing: Mapping[str, str]) -> CheckItem:
     detail = msg("check_skipped_secret", secret=key, ref=missing[key])
     return CheckItem(area, name, False, detail, skipped=True)
+
+
+def mapping_checks(settings: Any) -> list[CheckItem]:
+    """The mapping decisions an operator should see before the first push (issue 13)."""
+    from syncd.config.profiles import business_rule, shop_flag_rule
+
+    items = [CheckItem("erp", "private/business", True, business_rule(settings.erp))]
+    for index, platform in enumerate(settings.platforms):
+        a = platform.addresses
+        items.append(CheckItem("erp", f"shop flag (platforms[{index}])", True,
+                               shop_flag_rule(settings.erp, a.unflagged)))
+        if platform.default_country:
+            country = f"empty country -> {platform.default_country.upper()} (default_country)"
+        else:
+            country = "an address with an empty country fails with a reason (no default_country)"
+        items.append(CheckItem("config", f"platforms[{index}].default_country", True, country))
+        if a.shop_changes != "ignore":
+            items.append(CheckItem("config", f"platforms[{index}].addresses.shop_changes", True,
+                                   f"{a.shop_changes}: {', '.join(a.shop_change_fields)} "
+                                   "(newer change wins, ties go to the ERP)"))
+    return items
+
+
+def number_range_checks(settings: Any, platform: PlatformSettings, shop: Any) -> list[CheckItem]:
+    """The shop's customer number range against [erp] debtor_range: a storefront registration
+    must never get a number syncd gives an ERP address (issue 13)."""
+    area, lo_hi = f"shop:{platform.name}", tuple(settings.erp.debtor_range)
+    prefix = platform.customer_number_prefix
+    rng, problem = shop.customer_number_overlap(lo_hi, prefix)
+    if rng is None:
+        return [CheckItem(area, "customer number range", True, "the shop has no customer number range")]
+    shown = f"pattern {rng.pattern!r}, next {rng.render(rng.next)}"
+    if problem is None:
+        ours = f"{prefix}<ERP number>" if prefix else "<ERP number>"
+        return [CheckItem(area, "customer number range", True,
+                          f"{shown}; no overlap with syncd's numbers {ours} for erp.debtor_range "
+                          f"{lo_hi[0]}-{lo_hi[1]}")]
+    fix = ('set platforms[].customer_number_prefix (e.g. "E") or move the shop\'s range above '
+           "the debtor range")
+    refuse = platform.number_range_overlap == "refuse"
+    return [CheckItem(area, "customer number range", not refuse, f"overlap: {problem}; {fix}",
+                      warning=not refuse)]
 
 
 def _mails(platform: PlatformSettings) -> bool:
