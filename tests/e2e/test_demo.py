@@ -87,7 +87,7 @@ def test_the_demo_cycles_appear_in_status_for_the_demo_config(demo_run) -> None:
     (the demo ran the flows outside the cycle runner, so no cycle was recorded)."""
     import json
 
-    proc, folder, _ = demo_run
+    proc, folder, _, _ = demo_run
     assert proc.returncode == 0, proc.stderr
     config = folder / "config.toml"
     assert f"syncd --config {config} status" in proc.stdout  # the summary says how to look
@@ -102,7 +102,8 @@ def test_the_demo_cycles_appear_in_status_for_the_demo_config(demo_run) -> None:
         assert platform["name"] == "demo"
         cycle = platform["last_cycle"]
         assert cycle["started"] and cycle["finished"] and cycle["ok"] is True, cycle
-        assert platform["linked"] == 20 and len(platform["failed"]) == 3
+        # WooCommerce takes the over-long name Shopware refuses: 21 + 2 there, 20 + 3 here
+        assert platform["linked"] + len(platform["failed"]) == 23 and platform["linked"] >= 20
     with sqlite3.connect(folder / "state.db") as conn:
         directions = {row[0] for row in conn.execute("SELECT direction FROM cycles")}
     assert directions == {"erp-to-shop", "shop-to-erp"}
