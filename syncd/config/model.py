@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -114,6 +115,9 @@ class MailSettings(_Model):
     layouts_dir: str | None = None
     outbox_dir: str | None = None  # required when transport = "outbox"
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Provider send limits (Microsoft 365: about 30 a minute); mails over them wait, queued in order.
+    max_per_minute: int | None = Field(default=None, ge=1)
+    max_per_hour: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _outbox(self) -> MailSettings:
@@ -139,6 +143,13 @@ class AddressSettings(_Model):
     template_address: int | None = None
     copy_fields: tuple[str, ...] = ()
     collective_address: int | None = None
+    # Go-live: accounts created for ERP rows last changed before this date (UTC midnight), or
+    # before the platform's first cycle ("first-run"), get no mail; `accounts list --never-mailed`.
+    send_credentials_since: date | Literal["first-run"] | None = None
+    # Canary: the first N mails of a new mail configuration go out, the rest wait for `syncd release`.
+    canary: int | None = Field(default=None, ge=1)
+    # What an ERP address deleted (gone from the ERP) does to its shop account.
+    on_erp_delete: Literal["deactivate", "delete", "ignore"] = "ignore"
 
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TextIO
 from sqlalchemy import select
 
 from syncd.core.errors import SyncdError
-from syncd.state.jobs import DONE
+from syncd.state.jobs import DONE, PENDING
 from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
 
@@ -136,9 +136,32 @@ def list_accounts(
             yield row
 
 
-def write_csv(rows: Iterable[AccountRow], out: TextIO) -> int:
-    """RFC 4180 CSV with ``CSV_HEADER``; returns the number of data rows."""
-    writer = csv.writer(out, lineterminator="\r\n")
+def never_mailed(store: StateStore, platform: str) -> set[int]:
+    """ERP numbers whose account's credentials mail was held at go-live (``send_credentials_since``)
+    and not sent since: what `accounts list --never-mailed` shows and `send-credentials` releases."""
+    t = credential_jobs
+    q = select(t.c.erp_number).where(t.c.platform == platform, t.c.step == PENDING, t.c.held.is_not(None))
+    with store.connect() as conn:
+        return {int(n) for (n,) in conn.execute(q)}
+
+
+def only_never_mailed(rows: Iterable[AccountRow], store: StateStore) -> Iterator[AccountRow]:
+    """The rows of ``never_mailed`` accounts (a filter over any ``list_accounts`` output)."""
+    held: dict[str, set[int]] = {}
+    for row in rows:
+        if row.platform not in held:
+            held[row.platform] = never_mailed(store, row.platform)
+        if row.address in held[row.platform]:
+            yield row
+
+
+def write_csv(rows: Iterable[AccountRow], out: TextIO, *, excel: bool = False) -> int:
+    """RFC 4180 CSV with ``CSV_HEADER``; returns the number of data rows. ``excel``: semicolons
+    and a UTF-8 byte-order mark first, so German spreadsheet programs split the columns and show
+    umlauts (``out`` must then encode UTF-8)."""
+    if excel:
+        out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n", delimiter=";" if excel else ",")
     writer.writerow(CSV_HEADER)
     n = 0
     for row in rows:

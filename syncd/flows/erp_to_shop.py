@@ -17,9 +17,11 @@ import structlog
 
 from syncd.core.domain import ErpAddress
 from syncd.core.rules import LinkKind
-from syncd.flows import credentials
+from syncd.flows import credentials, golive
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.mailbudget import MailBudget
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
+from syncd.state import jobs as steps
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
 
@@ -53,6 +55,10 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
         return _dry_run(ctx, report)
     name = ctx.platform.name
     mail = credentials.enabled(ctx)
+    if mail and ctx.platform.addresses.send_credentials_since == "first-run":
+        with ctx.uow() as uow:  # the first run's start is the cut-off, kept across restarts
+            golive.cutoff(ctx, uow.cursors, start=True)
+            uow.commit()
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
     _push_config_deferred(ctx, report, mail)
@@ -104,10 +110,20 @@ def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
     name = ctx.platform.name
     a = ctx.platform.addresses
     mail = credentials.enabled(ctx)
+    # Mails of queued jobs (in flight first: the sweep sends them outside the budget), then the
+    # new accounts' mails; the budget (rate limits, canary) decides which of them go this cycle.
+    in_flight: list[tuple[int, str]] = []
+    queued: list[tuple[int, str]] = []
     with ctx.uow() as uow:  # read only: never committed
         for job in uow.jobs.active(name):
-            report.add(job.erp_number, "would-mail", f"unfinished credentials job ({job.step})")
+            if job.held:
+                report.add(job.erp_number, "held", f"credentials mail held ({job.held})")
+            elif job.step == steps.PENDING:
+                queued.append((job.erp_number, "queued credentials job"))
+            else:
+                in_flight.append((job.erp_number, f"unfinished credentials job ({job.step})"))
         cursor = uow.cursors.get(name, CURSOR)
+        cut = golive.cutoff(ctx, uow.cursors) if mail else None
     scan = ctx.erp.scan_changes(cursor, batch_size=ctx.settings.erp.batch_size)
     total = getattr(scan, "total", None)
     done = 0
@@ -128,7 +144,10 @@ def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
             if link is None or link.kind == LinkKind.COLLECTIVE:
                 report.add(addr.number, "would-create", "or link to a shop account with this e-mail")
                 if mail and not addr.blocked:
-                    report.add(addr.number, "would-mail", _to(addr))
+                    if golive.is_old(addr, cut):
+                        report.add(addr.number, "would-hold", "ERP row older than send_credentials_since")
+                    else:
+                        queued.append((addr.number, _to(addr)))
             else:
                 report.add(addr.number, "would-update", link.shop_id)
         for addr, link in plan.deactivate:
@@ -136,11 +155,24 @@ def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
         for addr, link in plan.reactivate:
             report.add(addr.number, "would-reactivate", link.shop_id)
             if mail and link.kind == LinkKind.ERP and addr.number not in mailed_before:
-                report.add(addr.number, "would-mail", _to(addr))
+                queued.append((addr.number, _to(addr)))
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(done, total)
+    for number, detail in in_flight:
+        report.add(number, "would-mail", detail)
+    budget = MailBudget.open(ctx, credentials.KIND, start=False) if mail else None
+    allowed = len(queued) if budget is None else budget.limit(len(queued))
+    for number, detail in queued[:allowed]:
+        report.add(number, "would-mail", detail)
+    for number, _detail in queued[allowed:]:
+        report.add(number, "would-wait", budget.why if budget is not None else "")
     return report
+
+
+def mails_next_cycle(report: CycleReport) -> int:
+    """What ``sync --dry-run`` and ``check`` print: the credentials mails the next cycle sends."""
+    return report.counts.get("would-mail", 0)
 
 
 def _to(address: ErpAddress) -> str:

@@ -19,9 +19,11 @@ import structlog
 from syncd.config.model import AddressSettings
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
-from syncd.core.rules import LinkKind, PushOutcome, email_key, email_problem
+from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
+from syncd.flows import golive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
+from syncd.state import jobs as steps
 from syncd.state.links import Link
 from syncd.state.uow import UnitOfWork
 
@@ -281,9 +283,19 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             uow.links.delete(name, shop_id)
         uow.links.upsert_many(new_links)
         now = uow.clock()
+        cut = golive.cutoff(ctx, uow.cursors) if new_jobs else None
+        held: list[tuple[int, HistoryEvent, str | None, str | None]] = []
         for a, shop_id in new_jobs:
-            uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
-                            email=(a.email or "").strip(), now=now)
+            # An existing customer's account (ERP row older than send_credentials_since) gets
+            # its job held: no mail until an operator sends it (syncd.flows.golive).
+            old_row = golive.is_old(a, cut)
+            job = uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
+                                  email=(a.email or "").strip(), now=now,
+                                  held=steps.GO_LIVE if old_row else None)
+            if old_row and job is not None:
+                held.append((a.number, HistoryEvent.MAIL_HELD, "ERP row older than send_credentials_since",
+                             shop_id))
+        uow.history.record_many(name, held)
         # Every answered address: linked (with its job), or its create refused by the shop. An
         # account of ours whose recovering write was refused keeps its intent: it still exists.
         uow.intents.settle(name, [r.number for r in results

@@ -42,14 +42,15 @@ _PASSWORD_LINE = re.compile(r"^\s*(?:Passwort|Password):\s*(\S+)\s*$", re.MULTIL
 
 
 def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp_port: int, state_url: str,
-                   *, mail_batch_size: int = 100, **addresses: Any) -> Settings:
+                   *, mail_batch_size: int = 100, mail: dict[str, Any] | None = None, **addresses: Any
+                   ) -> Settings:
     values: dict[str, Any] = dict(send_credentials=True, password_field=PASSWORD_FIELD, shop_to_erp=False)
     values.update(addresses)
     return Settings(
         daemon=DaemonSettings(state_url=state_url),
         erp=erp,
         mail=MailSettings(host=smtp_host, port=smtp_port, security="none", sender="Shop <shop@example.com>",
-                          timeout="10s", batch_size=mail_batch_size),
+                          timeout="10s", batch_size=mail_batch_size, **(mail or {})),
         platforms=(PlatformSettings(
             name=PLATFORM, url=shop_url, client_id=client_id, client_secret="env:SYNCD_TEST_SHOP_SECRET",
             timeout="10s", addresses=AddressSettings(**values)),),
@@ -87,6 +88,7 @@ class Harness:
     addresses: dict[str, Any] = field(default_factory=dict)
     state_url: str = ""
     mail_batch_size: int = 100
+    mail: dict[str, Any] = field(default_factory=dict)  # more [mail] keys (max_per_minute ...)
     _state: StateStore | None = None
     _contexts: list[PlatformContext] = field(default_factory=list)
 
@@ -100,7 +102,7 @@ class Harness:
     def settings(self) -> Settings:
         return build_settings(self.erp_settings, self.sandbox.url, self.sandbox.client_id, self.smtp.host,
                               self.smtp.port, self.state_url, mail_batch_size=self.mail_batch_size,
-                              **self.addresses)
+                              mail=self.mail, **self.addresses)
 
     @property
     def state(self) -> StateStore:
@@ -130,7 +132,7 @@ class Harness:
             "client_secret": self.sandbox.client_secret,
             "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
             "state_url": self.state_url, "addresses": self.addresses,
-            "mail_batch_size": self.mail_batch_size,
+            "mail_batch_size": self.mail_batch_size, "mail": self.mail,
         }))
         return path
 
@@ -194,5 +196,5 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
     return build_settings(
         ErpSettings.model_validate(config["erp"]), config["shop_url"], config["client_id"],
         config["smtp_host"], config["smtp_port"], config["state_url"],
-        mail_batch_size=config.get("mail_batch_size", 100), **config["addresses"],
+        mail_batch_size=config.get("mail_batch_size", 100), mail=config.get("mail"), **config["addresses"],
     )

@@ -25,6 +25,7 @@ from .common import CliState
 from .demo import demo_cmd
 from .layouts import layouts_group
 from .messages import msg
+from .release import release_cmd
 from .run import run_cmd
 from .secrets import secrets_group
 from .service import service_group
@@ -83,6 +84,7 @@ for command in (
     demo_cmd,
     service_group,
     state_group,
+    release_cmd,
 ):
     cli.add_command(command)
 

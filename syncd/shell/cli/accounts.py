@@ -28,20 +28,23 @@ def _platforms(loaded: LoadedConfig, platform: str | None) -> list[str]:
     return [p.name for p in loaded.settings.platforms if platform is None or p.name == platform]
 
 
-def _rows(loaded: LoadedConfig, platform: str | None, inactive: bool, credentials_sent: bool | None):  # noqa: ANN202
-    from syncd.flows.accounts import list_accounts
+def _rows(loaded: LoadedConfig, platform: str | None, inactive: bool, credentials_sent: bool | None,  # noqa: ANN202
+          never_mailed: bool = False):
+    from syncd.flows.accounts import list_accounts, only_never_mailed
     from syncd.shell.bootstrap import open_state_read_only
 
     store = open_state_read_only(loaded.settings.daemon.state_url)
     try:
-        yield from list_accounts(store, _platforms(loaded, platform), inactive=inactive,
-                                 credentials_sent=credentials_sent)
+        rows = list_accounts(store, _platforms(loaded, platform), inactive=inactive,
+                             credentials_sent=credentials_sent)
+        yield from only_never_mailed(rows, store) if never_mailed else rows
     finally:
         store.close()
 
 
 def list_accounts(
-    loaded: LoadedConfig, *, platform: str | None, inactive: bool, credentials_sent: bool | None
+    loaded: LoadedConfig, *, platform: str | None, inactive: bool, credentials_sent: bool | None,
+    never_mailed: bool = False,
 ) -> None:
     from syncd.flows.accounts import CSV_HEADER, iso
 
@@ -49,7 +52,7 @@ def list_accounts(
     for name in CSV_HEADER:
         table.add_column(name.replace("_", " "), overflow="fold")
     count = 0
-    for row in _rows(loaded, platform, inactive, credentials_sent):
+    for row in _rows(loaded, platform, inactive, credentials_sent, never_mailed):
         count += 1
         table.add_row(escape(row.platform), str(row.address), row.shop_id, escape(row.email or ""), row.kind,
                       "yes" if row.active else "no", iso(row.credentials_sent_at) or "–", row.password_status)
@@ -58,16 +61,28 @@ def list_accounts(
 
 
 def export_accounts(
-    loaded: LoadedConfig, *, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None
+    loaded: LoadedConfig, *, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None,
+    never_mailed: bool = False, excel: bool = False,
 ) -> None:
+    import io
+
     from syncd.flows.accounts import write_csv
 
-    rows = _rows(loaded, platform, inactive, credentials_sent)
+    rows = _rows(loaded, platform, inactive, credentials_sent, never_mailed)
     if output == "-":
-        write_csv(rows, sys.stdout)
+        if not excel:
+            write_csv(rows, sys.stdout)
+            return
+        # Whatever the console's encoding: the byte-order mark promises UTF-8.
+        sys.stdout.flush()
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
+        try:
+            write_csv(rows, out, excel=True)
+        finally:
+            out.detach()
         return
     with open(output, "w", encoding="utf-8", newline="") as fh:
-        n = write_csv(rows, fh)
+        n = write_csv(rows, fh, excel=excel)
     click.echo(f"{n} account(s) written to {output}", err=True)
 
 
@@ -141,6 +156,11 @@ def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
         default=None,
         help="Only accounts that were (not) mailed credentials; default: both.",
     )(fn)
+    fn = click.option(
+        "--never-mailed", is_flag=True,
+        help="Only accounts whose credentials mail was held at go-live (send_credentials_since); "
+        "send it with `accounts send-credentials`.",
+    )(fn)
     return fn
 
 
@@ -148,9 +168,11 @@ def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
 @platform_option()
 @_filters
 @pass_state
-def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None) -> None:
+def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None,
+             never_mailed: bool) -> None:
     check_platform(state, platform)
-    list_accounts(state.load(), platform=platform, inactive=inactive, credentials_sent=credentials_sent)
+    list_accounts(state.load(), platform=platform, inactive=inactive, credentials_sent=credentials_sent,
+                  never_mailed=never_mailed)
 
 
 @accounts_group.command(
@@ -159,13 +181,16 @@ def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_
 @platform_option()
 @_filters
 @click.option("--output", "-o", default="-", metavar="FILE", help="CSV file to write; '-' = stdout.")
+@click.option("--excel", is_flag=True,
+              help="For spreadsheet programs: semicolon-separated, UTF-8 with a byte-order mark.")
 @pass_state
 def export_cmd(
-    state: CliState, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None
+    state: CliState, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None,
+    never_mailed: bool, excel: bool,
 ) -> None:
     check_platform(state, platform)
     export_accounts(state.load(), platform=platform, output=output, inactive=inactive,
-                    credentials_sent=credentials_sent)
+                    credentials_sent=credentials_sent, never_mailed=never_mailed, excel=excel)
 
 
 def _prepare(state: CliState, platform: str | None) -> tuple[LoadedConfig, Secrets]:

@@ -168,14 +168,15 @@ class FakeCredentialJobs(_Fake):
             self.rows[i] = replace(self.rows[i], **values)
 
     def create(self, *, platform: str, erp_number: int, shop_id: str | None, email: str | None, now: datetime,
-               reason: str = "created", mode: str = "password", conn: object = None) -> int | None:
+               reason: str = "created", mode: str = "password", held: str | None = None,
+               conn: object = None) -> int | None:
         if self.active(platform, [erp_number]):
             return None
         job_id, self._next_id = self._next_id, self._next_id + 1
         self.rows[job_id] = CredentialJob(
             id=job_id, platform=platform, erp_number=int(erp_number), shop_id=shop_id, email=email, mode=mode,
             reason=reason, step=steps.PENDING, attempts=0, send_attempts=0, last_error=None,
-            next_attempt_at=None, created_at=now, updated_at=now, finished_at=None,
+            next_attempt_at=None, created_at=now, updated_at=now, finished_at=None, held=held,
         )
         return job_id
 
@@ -191,8 +192,21 @@ class FakeCredentialJobs(_Fake):
 
     def due(self, platform: str, now: datetime, *, limit: int, after_id: int = 0) -> list[CredentialJob]:
         return [j for _, j in sorted(self.rows.items())
-                if j.platform == platform and j.step == steps.PENDING and j.id > after_id
+                if j.platform == platform and j.step == steps.PENDING and j.id > after_id and j.held is None
                 and (j.next_attempt_at is None or j.next_attempt_at <= now)][:limit]
+
+    def count_due(self, platform: str, now: datetime) -> int:
+        return len(self.due(platform, now, limit=len(self.rows) + 1))
+
+    def held(self, platform: str, *, conn: object = None) -> list[CredentialJob]:
+        return [j for _, j in sorted(self.rows.items())
+                if j.platform == platform and j.step == steps.PENDING and j.held is not None]
+
+    def release(self, platform: str, numbers: Iterable[int], now: datetime, *, conn: object = None) -> set[int]:
+        wanted = {int(n) for n in numbers}
+        found = [j for j in self.held(platform) if j.erp_number in wanted]
+        self._set([j.id for j in found], held=None, next_attempt_at=None, updated_at=now)
+        return {j.erp_number for j in found}
 
     def ever_had(self, platform: str, erp_number: int, *, conn: object = None) -> bool:
         return any(j.platform == platform and j.erp_number == erp_number for j in self.rows.values())

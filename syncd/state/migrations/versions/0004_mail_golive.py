@@ -1,0 +1,47 @@
+"""Go-live and mail budget (issue 18): a credential job can be held (``credential_jobs.held``:
+"go-live" for accounts of ERP rows older than ``send_credentials_since``), every mail sent is
+logged in ``mail_sends`` so that ``[mail] max_per_minute`` / ``max_per_hour`` and the canary
+count survive a restart, and ``tombstones`` keep an erased address from being re-created.
+
+Revision ID: 0004_mail_golive
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from syncd.state.schema import UTCDateTime
+
+revision = "0004_mail_golive"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A plain ADD COLUMN (SQLite has it): a batch rebuild would have to carry the partial index.
+    op.add_column("credential_jobs", sa.Column("held", sa.String(16), nullable=True))
+    op.create_table(
+        "mail_sends",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
+                  nullable=False),
+        sa.Column("platform", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_mail_sends"),
+    )
+    op.create_index("ix_mail_sends_at", "mail_sends", ["at"])
+    op.create_table(
+        "tombstones",
+        sa.Column("platform", sa.String(64), nullable=False),
+        sa.Column("erp_number", sa.BigInteger(), nullable=False),
+        sa.Column("erased_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("platform", "erp_number", name="pk_tombstones"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("tombstones")
+    op.drop_index("ix_mail_sends_at", table_name="mail_sends")
+    op.drop_table("mail_sends")
+    with op.batch_alter_table("credential_jobs") as batch:
+        batch.drop_column("held")
