@@ -19,6 +19,19 @@ from syncd.config.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+
+def _since(value: Any) -> Any:
+    # A TOML date (2026-01-31) or the same as a string ("2026-01-31"); "first-run" passes as is.
+    if isinstance(value, str) and value != "first-run":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError('a date such as 2026-01-31, or "first-run"') from None
+    return value
+
+
+Since = Annotated[date | Literal["first-run"] | None, BeforeValidator(_since)]
+
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -145,7 +158,7 @@ class AddressSettings(_Model):
     collective_address: int | None = None
     # Go-live: accounts created for ERP rows last changed before this date (UTC midnight), or
     # before the platform's first cycle ("first-run"), get no mail; `accounts list --never-mailed`.
-    send_credentials_since: date | Literal["first-run"] | None = None
+    send_credentials_since: Since = None
     # Canary: the first N mails of a new mail configuration go out, the rest wait for `syncd release`.
     canary: int | None = Field(default=None, ge=1)
     # What an ERP address deleted (gone from the ERP) does to its shop account.

@@ -6,7 +6,6 @@ sandbox over HTTP, a real SMTP server, SQLite and PostgreSQL state stores."""
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,7 +104,8 @@ def test_first_run_holds_what_the_first_cycle_finds(harness: Harness) -> None:
     assert accounts.never_mailed(harness.state, PLATFORM) == {10001, 10002}
     # A customer the ERP gets after go-live is mailed as usual; the cut-off survives restarts.
     harness.close()
-    harness.insert([_person(10003, modified_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=2))])
+    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=2)
+    harness.insert([_person(10003, modified_at=later)])
     harness.run()
     assert _mailed(harness) == [10003]
     assert accounts.never_mailed(harness.state, PLATFORM) == {10001, 10002}

@@ -92,7 +92,7 @@ def test_json_shape_and_counts(url):
         store.close()
     json.dumps(status)  # what `syncd status --json` prints must serialise as is
     shop, b2b, idle = status["platforms"]
-    assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed", "reconcile"]
+    assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed", "reconcile", "held", "canary"]
     assert list(shop["last_cycle"]) == ["started", "finished", "ok", "state", "error"]
     assert shop["name"] == "shop"
     assert shop["last_cycle"] == {"started": "2026-03-01T08:02:00Z", "finished": "2026-03-01T08:03:00Z",
@@ -108,7 +108,7 @@ def test_json_shape_and_counts(url):
     assert (b2b["linked"], b2b["pending"], b2b["failed"]) == (1, 0, [])
     never = {"started": None, "finished": None, "ok": None, "state": None, "error": None}
     assert idle == {"name": "idle", "last_cycle": never, "linked": 0, "pending": 0, "failed": [],
-                    "reconcile": None}
+                    "reconcile": None, "held": 0, "canary": None}
     assert shop["reconcile"] is None and b2b["reconcile"] is None
 
 

@@ -202,7 +202,8 @@ class FakeCredentialJobs(_Fake):
         return [j for _, j in sorted(self.rows.items())
                 if j.platform == platform and j.step == steps.PENDING and j.held is not None]
 
-    def release(self, platform: str, numbers: Iterable[int], now: datetime, *, conn: object = None) -> set[int]:
+    def release(self, platform: str, numbers: Iterable[int], now: datetime, *,
+                conn: object = None) -> set[int]:
         wanted = {int(n) for n in numbers}
         found = [j for j in self.held(platform) if j.erp_number in wanted]
         self._set([j.id for j in found], held=None, next_attempt_at=None, updated_at=now)
