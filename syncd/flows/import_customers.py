@@ -75,6 +75,7 @@ from syncd.flows.import_plan import (
     sole_candidate,
 )
 from syncd.flows.numbers import ImportBlocked, NumberAllocator, NumberPolicy
+from syncd.flows.push_addresses import address_fingerprint
 from syncd.state.db import chunked
 from syncd.state.links import Link
 from syncd.state.uow import UnitOfWork
@@ -375,6 +376,7 @@ class _Import:
             self._settle()
             raise
         checkpoint("import:after-insert")
+        self._remember_as_pushed(c, number)
         self._write_back(c, number, "imported", f"ERP address {number}")
 
     def _claim(self, c: ShopCustomer, ours: set[int] | None = None) -> None:
@@ -395,6 +397,8 @@ class _Import:
                 return
             owner = True if self.ctx.erp.create_address(number, values) else self._owner(number, c, link)
         if owner:
+            if link.fingerprint is None:
+                self._remember_as_pushed(c, number)
             self._write_back(c, number, "imported", f"ERP address {number} (resumed)")
             return
         self.log.warning("linked number was taken by someone else, importing anew", number=number)
@@ -408,6 +412,17 @@ class _Import:
         if shop_col:
             return self.ctx.erp.read_columns(number, [shop_col]).get(shop_col) == c.id
         return self._email_matches(number, link.email)
+
+    def _remember_as_pushed(self, c: ShopCustomer, number: int) -> None:
+        """The new ERP row holds what the shop account holds: record its fingerprint on the link,
+        as a push would, so the ERP -> shop scan that sees the new row finds it unchanged instead
+        of writing the customer's own data back to the shop as an update."""
+        address = self.ctx.erp.get_address(number)
+        if address is None:  # pragma: no cover - the row was inserted a moment ago
+            return
+        self.uow.links.upsert(Link(self.platform, c.id, number, kind=LinkKind.IMPORT, email=c.email,
+                                   fingerprint=address_fingerprint(address)))
+        self._settle()
 
     def _write_back(self, c: ShopCustomer, number: int, action: str, detail: str) -> None:
         if self.dry_run:
