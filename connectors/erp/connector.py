@@ -27,7 +27,7 @@ from syncd.connectors.erp.normalise import clean_rows
 from syncd.connectors.erp.reflect import Cache, MemoryCache
 from syncd.connectors.erp.table import AddressTable, ErpStats
 from syncd.connectors.erp.values import ValueProblem, clean_raw, parse_number
-from syncd.connectors.erp.writes import AddressWriter, PasswordFields
+from syncd.connectors.erp.writes import AddressWriter, PasswordFields, StatusWriter
 from syncd.core.domain import CheckItem, ErpAddress
 from syncd.core.errors import PermanentError
 
@@ -54,6 +54,7 @@ class SqlErp:
         self.password_key = password_key
         self.passwords = PasswordFields(self.table, password_field, password_length, password_key)
         self.writer = AddressWriter(self.table, password_field)
+        self.status = StatusWriter(self.table)
 
     def with_password_field(
         self, field: str | None, *, password_length: int = 12, password_key: str = PASSWORD_KEY
@@ -227,6 +228,10 @@ class SqlErp:
     def clear_password_fields(self, numbers: Iterable[int]) -> None:
         """One statement per 500 numbers, in one transaction; clearing an empty field is a no-op."""
         self.passwords.clear(numbers)
+
+    def write_account_status(self, values: Mapping[int, Mapping[str, Any]]) -> None:
+        """syncd's status columns (``[erp.columns] credentials_sent_at``, ``account_state``)."""
+        self.status.write(values)
 
     def create_address(self, number: int, values: Mapping[str, Any]) -> bool:
         """Insert a new address; False when the number is taken (``AddressWriter``)."""

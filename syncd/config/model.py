@@ -87,6 +87,10 @@ class ErpColumns(_Model):
     blocked: str | None = None
     modified_at: str | None = None
     shop_id: str | None = None  # optional column where imported rows keep the shop customer id
+    # Written by syncd for office staff (issue 18): when the last credentials mail went out, and
+    # the account's state (created | mail held | mailed | active | deactivated).
+    credentials_sent_at: str | None = None
+    account_state: str | None = None
 
 
 class ErpSettings(_Model):

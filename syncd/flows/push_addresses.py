@@ -20,7 +20,7 @@ from syncd.config.model import AddressSettings
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
 from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
-from syncd.flows import golive
+from syncd.flows import erpstatus, golive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION
 from syncd.state import jobs as steps
@@ -303,6 +303,10 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         uow.failures.clear_many(name, DIRECTION, ok)
         uow.commit()
     checkpoint("after_link")
+    held_numbers = {n for n, *_ in held}
+    created = [n for n, act, _ in actions if act == "created"]
+    erpstatus.write(ctx, {n: {"account_state": erpstatus.HELD if n in held_numbers else erpstatus.CREATED}
+                          for n in created})
     for number, action, detail in actions:
         report.add(number, action, detail)
         log.info("address pushed", platform=name, address=number, step="push", outcome=action)
@@ -334,6 +338,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
                                 email=(a.email or "").strip(), now=uow.clock())
             done.append((a, lk, None))
         uow.commit()
+    erpstatus.states(ctx, [a.number for a, _, reason in done if not reason],
+                     erpstatus.ACTIVE if active else erpstatus.DEACTIVATED)
     for a, lk, reason in done:
         if reason:
             report.add(a.number, "failed", reason)

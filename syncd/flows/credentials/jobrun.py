@@ -38,6 +38,7 @@ from syncd.core.ports import MailSession
 from syncd.core.redaction import redact, register, unregister
 from syncd.core.retry import call_with_retry
 from syncd.core.rules import email_problem
+from syncd.flows import erpstatus
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.mail import build_mail, field_length, field_value
 from syncd.flows.credentials.outcomes import Item, fail, retry
@@ -271,8 +272,10 @@ def f_clear_field(ctx: PlatformContext, batch: Batch, report: CycleReport) -> No
     ctx.erp.clear_password_fields([i.job.erp_number for i in batch.items if i.result != "unknown"])
     checkpoint("after_clear")
     sent = [i for i in batch.items if i.result == "sent"]
-    CredentialJobs(ctx.state).set_step([i.job.id for i in sent], steps.DONE, ctx.clock())
+    now = ctx.clock()
+    CredentialJobs(ctx.state).set_step([i.job.id for i in sent], steps.DONE, now)
     clear_failures(ctx, [i.job.erp_number for i in sent], step=STEP)
+    erpstatus.states(ctx, [i.job.erp_number for i in sent], erpstatus.MAILED, sent_at=now)
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")
