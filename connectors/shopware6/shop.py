@@ -251,6 +251,20 @@ class ShopwareShop:
             return {}
         return self._upsert_each([{"id": sid, "active": bool(active)} for sid in shop_ids])
 
+    def delete_customers(self, shop_ids: Sequence[str]) -> dict[str, str | None]:
+        """Delete these accounts (with their addresses: Shopware cascades); shop id -> None when
+        gone (also when it was gone already), else the shop's reason. One request each: a refusal
+        names its account."""
+        out: dict[str, str | None] = {}
+        for sid in shop_ids:
+            try:
+                self.http.call("DELETE", f"/api/customer/{sid}", headers=WRITE_HEADERS,
+                               pass_statuses=frozenset({404}))
+                out[sid] = None
+            except PermanentError as exc:
+                out[sid] = str(exc)
+        return out
+
     def set_customer_number(self, shop_id: str, number: str) -> None:
         self.http.call(
             "PATCH", f"/api/customer/{shop_id}", {"customerNumber": str(number)}, headers=WRITE_HEADERS

@@ -165,8 +165,9 @@ class AddressSettings(_Model):
     send_credentials_since: Since = None
     # Canary: the first N mails of a new mail configuration go out, the rest wait for `syncd release`.
     canary: int | None = Field(default=None, ge=1)
-    # What an ERP address deleted (gone from the ERP) does to its shop account.
-    on_erp_delete: Literal["deactivate", "delete", "ignore"] = "ignore"
+    # What an ERP address deleted (gone from the ERP, found by the reconciliation) does to its shop
+    # account; None: deactivate when deactivate_blocked is on (the behaviour before the key).
+    on_erp_delete: Literal["deactivate", "delete", "ignore"] | None = None
 
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:

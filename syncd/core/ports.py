@@ -115,6 +115,10 @@ class ShopPort(Protocol):
         "differs: FIELDS" (the account holds other data than the address maps to); addresses
         whose account is in step are left out."""
 
+    def delete_customers(self, shop_ids: Sequence[str]) -> dict[str, str | None]:
+        """Delete accounts; shop id -> None when gone, else the shop's reason."""
+        ...
+
     def set_customer_number(self, shop_id: str, number: str) -> None: ...
 
     def customers_with_orders(self, since: datetime | None) -> Iterator[ShopCustomer]:

@@ -196,7 +196,7 @@ class AccountAction:
 
     @property
     def ok(self) -> bool:
-        return self.action in ("mailed", "deactivated")
+        return self.action in ("mailed", "deactivated", "erased")
 
 
 
@@ -256,6 +256,16 @@ def credential_lease(ctx: PlatformContext, *, wait: float | None = None) -> Iter
 
 def reset_password(ctx: PlatformContext, number: int) -> AccountAction:
     return send_credentials(ctx, [number], reason="reset")[0]
+
+
+def erase(ctx: PlatformContext, number: int) -> AccountAction:
+    """GDPR erasure of one address: shop account, link, history; a tombstone stays
+    (``syncd.flows.erasure``). Under the erp-to-shop lease, so no cycle pushes it meanwhile."""
+    from syncd.flows.erasure import erase as erase_one
+
+    with credential_lease(ctx):
+        action, detail = erase_one(ctx, int(number))
+    return AccountAction(int(number), action, detail)
 
 
 def deactivate(ctx: PlatformContext, number: int) -> AccountAction:

@@ -153,6 +153,10 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     intents the connector commits through ``_PlatformIntents``), then one for its outcome."""
     name = ctx.platform.name
     with ctx.uow() as uow:
+        # Erased on request (`syncd accounts erase`): never pushed again while the row exists.
+        erased = uow.tombstones.among(name, [a.number for a in addresses])
+        if erased:
+            addresses = [a for a in addresses if a.number not in erased]
         links, owners = load_links(uow, name, addresses)
         plan = plan_batch(addresses, links, owners, ctx.platform.addresses)
         for a, reason, code in plan.fail:
@@ -164,6 +168,8 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
         if plan.fail or plan.skip:
             uow.commit()
 
+    for number in sorted(erased):
+        report.add(number, "skipped", "erased on request (syncd accounts erase)")
     for a, reason, _code in plan.fail:
         report.add(a.number, "failed", reason)
         log.warning("address not transferred", platform=name, address=a.number, step="validate",

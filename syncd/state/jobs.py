@@ -245,6 +245,12 @@ class CredentialJobs:
                 c.execute(update(t).where(*where).values(held=None, next_attempt_at=None, updated_at=now))
         return found
 
+    def forget(self, platform: str, erp_number: int, *, conn: Connection | None = None) -> int:
+        """Delete every job of one address (erasure on request); returns how many."""
+        with self._conn(conn) as c:
+            return c.execute(t.delete().where(t.c.platform == platform,
+                                              t.c.erp_number == int(erp_number))).rowcount or 0
+
     def ever_had(self, platform: str, erp_number: int, *, conn: Connection | None = None) -> bool:
         with self._conn(conn) as c:
             return c.execute(

@@ -47,6 +47,7 @@ from syncd.state.history import History
 from syncd.state.intents import CreateIntents
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
+from syncd.state.tombstones import Tombstones
 
 
 class UnitOfWork(Protocol):
@@ -141,6 +142,7 @@ class SqlUnitOfWork:
         self.intents = CreateIntents(bound, self.clock)
         self.drift = DriftReports.over(self.cursors)
         self.history = History(bound, self.clock)
+        self.tombstones = Tombstones(bound)
         return self
 
     def __exit__(self, *exc: object) -> None:

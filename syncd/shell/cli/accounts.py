@@ -221,6 +221,29 @@ def reset_password_cmd(ctx: click.Context, state: CliState, platform: str | None
     ctx.exit(reset_password(*_prepare(state, platform), platform=platform, address=address))
 
 
+def erase(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, address: int) -> int:
+    from syncd.flows import accounts
+
+    return _run(loaded, secrets, platform, lambda ctx: [accounts.erase(ctx, address)], hint="ADDRESS")
+
+
+@accounts_group.command(
+    "erase",
+    help="Erase one ERP address on request (GDPR): delete its shop account, the link and syncd's "
+    "history of it; a tombstone keeps the account from being created again.",
+)
+@platform_option()
+@click.argument("address", type=click.IntRange(min=0))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+@click.pass_context
+def erase_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"Erase address {address} and delete its shop account? / Adresse {address} und ihr "
+                      "Shop-Konto endgültig löschen?", abort=True)
+    ctx.exit(erase(*_prepare(state, platform), platform=platform, address=address))
+
+
 @accounts_group.command("deactivate", help="Deactivate the shop account of one ERP address.")
 @platform_option()
 @click.argument("address", type=click.IntRange(min=0))

@@ -209,6 +209,12 @@ class FakeCredentialJobs(_Fake):
         self._set([j.id for j in found], held=None, next_attempt_at=None, updated_at=now)
         return {j.erp_number for j in found}
 
+    def forget(self, platform: str, erp_number: int, *, conn: object = None) -> int:
+        ids = [i for i, j in self.rows.items() if j.platform == platform and j.erp_number == int(erp_number)]
+        for i in ids:
+            del self.rows[i]
+        return len(ids)
+
     def ever_had(self, platform: str, erp_number: int, *, conn: object = None) -> bool:
         return any(j.platform == platform and j.erp_number == erp_number for j in self.rows.values())
 
@@ -388,10 +394,31 @@ class FakeHistory(_Fake):
         return [e for e in self.events
                 if e.erp_number == int(erp_number) and platform in (None, e.platform)]
 
+    def forget(self, platform: str, erp_number: int) -> int:
+        kept = [e for e in self.events if not (e.platform == platform and e.erp_number == int(erp_number))]
+        gone, self.events = len(self.events) - len(kept), kept
+        return gone
+
     def prune(self, before: datetime) -> int:
         kept = [e for e in self.events if e.at >= before]
         pruned, self.events = len(self.events) - len(kept), kept
         return pruned
+
+
+class FakeTombstones(_Fake):
+    _DATA = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], datetime] = {}
+
+    def add(self, platform: str, erp_number: int, at: datetime, *, conn: object = None) -> None:
+        self.rows[(platform, int(erp_number))] = at
+
+    def among(self, platform: str, numbers: Iterable[int]) -> set[int]:
+        return {int(n) for n in numbers if (platform, int(n)) in self.rows}
+
+    def lift(self, platform: str, erp_number: int) -> bool:
+        return self.rows.pop((platform, int(erp_number)), None) is not None
 
 
 # ---------------------------------------------------------------------------------------- unit of work
@@ -407,10 +434,11 @@ class FakeState:
         self.allocations = FakeAllocations()
         self.intents = FakeCreateIntents(clock)
         self.history = FakeHistory(clock)
+        self.tombstones = FakeTombstones()
 
     def repositories(self) -> tuple[_Fake, ...]:
         return (self.links, self.jobs, self.failures, self.cursors, self.allocations, self.intents,
-                self.history)
+                self.history, self.tombstones)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [r._snapshot() for r in self.repositories()]
@@ -434,6 +462,7 @@ class FakeUnitOfWork:
         self.allocations = self.state.allocations
         self.intents = self.state.intents
         self.history = self.state.history
+        self.tombstones = self.state.tombstones
         self.drift = DriftReports.over(self.cursors)
         self.committed = 0
         self.rolled_back = 0
