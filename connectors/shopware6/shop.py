@@ -27,6 +27,7 @@ from .mapping import (
     customer_id,
     fingerprint,
     normalise_email,
+    parse_timestamp,
     to_shop_customer,
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
@@ -278,6 +279,20 @@ class ShopwareShop:
         criteria.setdefault("sort", [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}])
         for row in self.search("customer", criteria):
             yield to_shop_customer(row, meta)
+
+    def logins_since(self, since: datetime | None) -> Iterator[tuple[str, datetime]]:
+        """(shop id, lastLogin) of every customer logged in at/after ``since`` (all that ever
+        logged in when None), oldest login first. Only the two fields are fetched."""
+        never = {"type": "equals", "field": "lastLogin", "value": None}
+        filters: list[dict[str, Any]] = [{"type": "not", "operator": "and", "queries": [never]}]
+        if since is not None:
+            filters = [{"type": "range", "field": "lastLogin", "parameters": {"gte": _shop_time(since)}}]
+        criteria = {"filter": filters, "includes": {"customer": ["id", "lastLogin"]},
+                    "sort": [{"field": "lastLogin", "order": "ASC"}, {"field": "id", "order": "ASC"}]}
+        for row in self.search("customer", criteria):
+            at = parse_timestamp(row.get("lastLogin"))
+            if at is not None:
+                yield str(row["id"]), at
 
     def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]:
         """Non-guest customers created or updated at/after ``since`` (all when None), oldest

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TextIO
 from sqlalchemy import select
 
 from syncd.core.errors import SyncdError
+from syncd.state.activity import AccountActivity
 from syncd.state.jobs import DONE, PENDING
 from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
@@ -44,6 +45,7 @@ LEASE_WAIT = 60.0  # seconds to wait for a daemon's cycle in flight before givin
 
 CSV_HEADER = (
     "platform", "address", "shop_id", "email", "kind", "active", "credentials_sent_at", "password_status",
+    "last_login_at",
 )
 
 
@@ -57,6 +59,7 @@ class AccountRow:
     active: bool  # the shop account is active (as syncd last set or saw it)
     credentials_sent_at: datetime | None  # newest credentials mail delivered, UTC
     password_status: str  # INITIAL | RESET_BY_STAFF | NONE
+    last_login_at: datetime | None = None  # newest shop login syncd saw (activation tracking), UTC
 
     def csv_values(self) -> list[str]:
         return [
@@ -68,6 +71,7 @@ class AccountRow:
             "true" if self.active else "false",
             iso(self.credentials_sent_at),
             self.password_status,
+            iso(self.last_login_at),
         ]
 
 
@@ -117,6 +121,7 @@ def list_accounts(
     mailed, None both."""
     for platform in platforms:
         sent = _deliveries(store, platform)
+        logins = AccountActivity(store).get_many(platform)
         for link in Links(store).iter(platform):
             delivered = sent.get(link.erp_number) if link.kind != "collective" else None
             row = AccountRow(
@@ -128,6 +133,7 @@ def list_accounts(
                 active=bool(link.shop_active),
                 credentials_sent_at=delivered[0] if delivered else None,
                 password_status=_STATUS_BY_REASON.get(delivered[1], RESET_BY_STAFF) if delivered else NONE,
+                last_login_at=logins[link.shop_id].last_login_at if link.shop_id in logins else None,
             )
             if inactive and row.active:
                 continue

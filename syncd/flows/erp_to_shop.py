@@ -16,8 +16,9 @@ from typing import TypeVar
 import structlog
 
 from syncd.core.domain import ErpAddress
+from syncd.core.errors import SyncdError
 from syncd.core.rules import LinkKind
-from syncd.flows import credentials, golive
+from syncd.flows import activation, credentials, golive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.mailbudget import MailBudget
 from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
@@ -81,6 +82,10 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     # stream keeps the shop's password calls overlapping the mailing instead of starting the
     # pipeline afresh after every push chunk.
     credentials.send_due(ctx, report)
+    try:
+        activation.track(ctx, report)
+    except SyncdError as exc:  # the cycle's own work is done: logins are read again next cycle
+        log.warning("shop logins not read", platform=name, error=str(exc))
     log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
     return report
 

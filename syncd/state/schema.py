@@ -249,3 +249,15 @@ tombstones = Table(
     Column("erp_number", BigInteger, primary_key=True),
     Column("erased_at", TS, nullable=False),
 )
+
+# Activation tracking: the shop's last-login time of each linked account, read incrementally
+# (syncd.flows.activation). first_login_at: the first login syncd saw after linking.
+account_activity = Table(
+    "account_activity",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("shop_id", String(64), primary_key=True),
+    Column("erp_number", BigInteger, nullable=False),
+    Column("first_login_at", TS, nullable=False),
+    Column("last_login_at", TS, nullable=False),
+)

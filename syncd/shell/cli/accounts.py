@@ -55,7 +55,8 @@ def list_accounts(
     for row in _rows(loaded, platform, inactive, credentials_sent, never_mailed):
         count += 1
         table.add_row(escape(row.platform), str(row.address), row.shop_id, escape(row.email or ""), row.kind,
-                      "yes" if row.active else "no", iso(row.credentials_sent_at) or "–", row.password_status)
+                      "yes" if row.active else "no", iso(row.credentials_sent_at) or "–", row.password_status,
+                      iso(row.last_login_at) or "–")
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
     click.echo(f"{count} account(s) / Konto/Konten")
 

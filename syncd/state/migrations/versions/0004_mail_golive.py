@@ -1,7 +1,8 @@
 """Go-live and mail budget (issue 18): a credential job can be held (``credential_jobs.held``:
 "go-live" for accounts of ERP rows older than ``send_credentials_since``), every mail sent is
 logged in ``mail_sends`` so that ``[mail] max_per_minute`` / ``max_per_hour`` and the canary
-count survive a restart, and ``tombstones`` keep an erased address from being re-created.
+count survive a restart, ``tombstones`` keep an erased address from being re-created, and
+``account_activity`` holds each account's first and last shop login (activation tracking).
 
 Revision ID: 0004_mail_golive
 """
@@ -39,7 +40,19 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "account_activity",
+        sa.Column("platform", sa.String(64), nullable=False),
+        sa.Column("shop_id", sa.String(64), nullable=False),
+        sa.Column("erp_number", sa.BigInteger(), nullable=False),
+        sa.Column("first_login_at", UTCDateTime(), nullable=False),
+        sa.Column("last_login_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("platform", "shop_id", name="pk_account_activity"),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("account_activity")
     op.drop_table("tombstones")
     op.drop_index("ix_mail_sends_at", table_name="mail_sends")
     op.drop_table("mail_sends")
