@@ -165,6 +165,10 @@ class AddressSettings(_Model):
     send_credentials_since: Since = None
     # Canary: the first N mails of a new mail configuration go out, the rest wait for `syncd release`.
     canary: int | None = Field(default=None, ge=1)
+    # Activation reminders: accounts mailed but never logged in get new credentials this long after
+    # the last mail, at most activation_reminder_max times. None: no reminders.
+    activation_reminder: Duration | None = Field(default=None, gt=0)
+    activation_reminder_max: int = Field(default=2, ge=1, le=10)
     # What an ERP address deleted (gone from the ERP, found by the reconciliation) does to its shop
     # account; None: deactivate when deactivate_blocked is on (the behaviour before the key).
     on_erp_delete: Literal["deactivate", "delete", "ignore"] | None = None

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 INITIAL = "initial"  # syncd mailed the first credentials when it created the account
 RESET_BY_STAFF = "reset by staff"  # an operator sent new credentials (send-credentials / reset-password)
 NONE = "none"  # syncd never mailed credentials for this account
-_STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF}
+_STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF,
+                     "reminder": INITIAL}  # an activation reminder carries syncd's new password
 
 LEASE_WAIT = 60.0  # seconds to wait for a daemon's cycle in flight before giving up
 

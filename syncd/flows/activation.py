@@ -72,4 +72,35 @@ def track(ctx: PlatformContext, report: CycleReport) -> int:
     if found:
         log.info("logins recorded", platform=name, accounts=found)
     report.mailed_unused = repo.mailed_never_used(name)
+    queue_reminders(ctx, report)
     return found
+
+
+def queue_reminders(ctx: PlatformContext, report: CycleReport) -> int:
+    """``activation_reminder``: accounts mailed that long ago and never used get a credentials job
+    (reason ``reminder``: a fresh password, the same layout, the same mail budget), at most
+    ``activation_reminder_max`` times. Sent by the next run of the credential queue."""
+    from datetime import timedelta
+
+    from syncd.flows.credentials import enabled
+
+    a = ctx.platform.addresses
+    if not a.activation_reminder or not enabled(ctx):
+        return 0
+    name = ctx.platform.name
+    now = ctx.clock()
+    due = AccountActivity(ctx.state).reminder_due(
+        name, mailed_before=now - timedelta(seconds=a.activation_reminder),
+        max_reminders=a.activation_reminder_max)
+    if not due:
+        return 0
+    with ctx.uow() as uow:
+        queued = [(n, sid) for n, sid, email in due
+                  if uow.jobs.create(platform=name, erp_number=n, shop_id=sid, email=email, now=now,
+                                     reason="reminder") is not None]
+        uow.history.record_many(name, [(n, HistoryEvent.REMINDER_QUEUED, "never logged in", sid)
+                                       for n, sid in queued])
+        uow.commit()
+    for n, _sid in queued:
+        report.add(n, "reminder-queued")
+    return len(queued)

@@ -49,6 +49,29 @@ class AccountActivity:
                               "first_login_at": a.first_login_at, "last_login_at": a.last_login_at},
                        keys=["platform", "shop_id"], update=["last_login_at", "erp_number"])
 
+    def reminder_due(self, platform: str, *, mailed_before: datetime, max_reminders: int,
+                     limit: int = 500) -> list[tuple[int, str, str | None]]:
+        """(ERP number, shop id, e-mail) of accounts syncd created and mailed, whose newest mail
+        went out before ``mailed_before``, never logged in to, with fewer than ``max_reminders``
+        reminders and no credentials job in progress; oldest first."""
+        j = credential_jobs
+        newest = (select(func.max(j.c.finished_at)).where(
+            j.c.platform == links.c.platform, j.c.erp_number == links.c.erp_number, j.c.step == DONE)
+            .scalar_subquery())
+        reminders = (select(func.count()).where(
+            j.c.platform == links.c.platform, j.c.erp_number == links.c.erp_number, j.c.reason == "reminder")
+            .scalar_subquery())
+        busy = exists().where(j.c.platform == links.c.platform, j.c.erp_number == links.c.erp_number,
+                              j.c.step.notin_(("done", "failed")))
+        used = exists().where(and_(t.c.platform == links.c.platform, t.c.shop_id == links.c.shop_id))
+        q = (select(links.c.erp_number, links.c.shop_id, links.c.email)
+             .where(links.c.platform == platform, links.c.kind == "erp", links.c.shop_active.is_(True),
+                    links.c.erp_blocked.is_(False), newest < mailed_before, reminders < max_reminders,
+                    ~busy, ~used)
+             .order_by(newest).limit(limit))
+        with self.store.connect() as c:
+            return [(int(n), sid, email) for n, sid, email in c.execute(q)]
+
     def mailed_never_used(self, platform: str) -> int:
         """Linked accounts whose credentials were mailed (a done job) and that were never logged
         in to since syncd has tracked logins."""

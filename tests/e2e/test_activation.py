@@ -68,3 +68,22 @@ def test_logins_are_tracked_incrementally(harness: Harness) -> None:
     from prometheus_client import generate_latest
 
     assert b'syncd_accounts_mailed_unused{platform="shop"} 1.0' in generate_latest(metrics.registry)
+
+
+def test_capped_reminders_for_accounts_never_used(harness: Harness) -> None:
+    import time
+
+    harness.addresses = {"activation_reminder": "1s", "activation_reminder_max": 2}
+    harness.insert([_person(10001), _person(10002)])
+    harness.run()
+    _login(harness, 10001)
+    for _ in range(4):
+        time.sleep(1.2)
+        harness.run()  # reads logins, queues a reminder for what was not used
+        harness.run()  # the queue sends it
+    assert len(harness.mails_to("kunde10001@example.com")) == 1  # used: never reminded
+    mails = harness.mails_to("kunde10002@example.com")
+    assert len(mails) == 3  # the first mail and two reminders, no more
+    assert store_login(harness.sandbox, "kunde10002@example.com", password_of(mails[-1]))
+    events = [e.event for e in History(harness.state, harness.context().clock).of_address(10002)]
+    assert events.count("reminder_queued") == 2
