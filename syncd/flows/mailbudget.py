@@ -33,7 +33,6 @@ from syncd.state.mailsends import MailSends
 log = structlog.get_logger("syncd.flows.mailbudget")
 
 CANARY_CURSOR = "canary"
-KEEP = timedelta(days=1)  # mail_sends rows older than this count for nothing
 
 
 def tracking(ctx: PlatformContext) -> bool:
@@ -142,11 +141,6 @@ def record_send(ctx: PlatformContext, kind: str) -> None:
     against the limits and the canary. Nothing is written when neither is configured."""
     if tracking(ctx):
         MailSends(ctx.state).record(ctx.platform.name, kind, ctx.clock())
-
-
-def prune(ctx: PlatformContext) -> None:
-    if tracking(ctx):
-        MailSends(ctx.state).prune(ctx.clock() - KEEP)
 
 
 def describe(ctx: PlatformContext) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from syncd.shell.scheduler import (
 )
 from syncd.shell.timetable import build_scheduler, poll_interval, prune_cycles, schedule_cycles
 from syncd.state.leases import make_holder
+from syncd.state.mailsends import MailSends
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
@@ -52,6 +53,7 @@ BuildContext = Callable[["PlatformSettings"], "PlatformContext"]
 Reload = Callable[[], "Settings"]
 HEARTBEAT_ID = "_heartbeat"
 HOUSEKEEPING_ID = "_housekeeping"
+SEND_LOG_KEEP = timedelta(days=1)  # mail_sends rows older than this count for nothing
 HOUSEKEEPING_EVERY = 3600.0
 INTERNAL_JOBS = (HEARTBEAT_ID, HOUSEKEEPING_ID)
 RECONCILE_JOB = "reconcile"  # job id suffix: "<platform>/reconcile"
@@ -312,6 +314,8 @@ class Daemon:
     def _housekeeping(self) -> None:
         try:
             deleted = prune_cycles(self.store)
+            # The mail budget's send log: only the last hour counts (syncd.flows.mailbudget).
+            MailSends(self.store).prune(datetime.now(UTC) - SEND_LOG_KEEP)
         except Exception as exc:
             log.warning("housekeeping failed; it runs again in an hour", error=error_text(exc))
             return
