@@ -42,7 +42,6 @@ class HistoryEvent(StrEnum):
     MAIL_HELD = "mail_held"  # account created, mail held (ERP row older than send_credentials_since)
     MAIL_RELEASED = "mail_released"  # a held mail was asked for (`accounts send-credentials`)
     LOGGED_IN = "logged_in"  # the shop's last-login time moved: the customer used the account
-    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name. the customer set an own password in the shop
     REMINDER_QUEUED = "reminder_queued"  # an account never used gets new credentials (activation_reminder)
     ERP_DELETED = "erp_deleted"  # the ERP address is gone; reason = what on_erp_delete did
     ACCOUNT_DELETED = "account_deleted"  # syncd deleted the shop account
