@@ -106,4 +106,4 @@ def test_excel_rows_keep_umlauts_in_utf8() -> None:
     assert raw.startswith(b"\xef\xbb\xbf")
     assert "jörg.grün@bäckerei.example".encode() in raw
     assert raw.decode("utf-8-sig").splitlines()[1] == (
-        "shop;10001;0190abc;jörg.grün@bäckerei.example;erp;true;2026-01-02T03:04:05Z;initial")
+        "shop;10001;0190abc;jörg.grün@bäckerei.example;erp;true;2026-01-02T03:04:05Z;initial;")

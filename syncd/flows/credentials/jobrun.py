@@ -37,7 +37,7 @@ from syncd.core.errors import DeliveryUnknown, PermanentError, SyncdError, Trans
 from syncd.core.ports import MailSession
 from syncd.core.redaction import redact, register, unregister
 from syncd.core.retry import call_with_retry
-from syncd.core.rules import email_problem
+from syncd.core.rules import HistoryEvent, email_problem
 from syncd.flows import erpstatus
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.mail import build_mail, field_length, field_value
@@ -275,6 +275,11 @@ def f_clear_field(ctx: PlatformContext, batch: Batch, report: CycleReport) -> No
     now = ctx.clock()
     CredentialJobs(ctx.state).set_step([i.job.id for i in sent], steps.DONE, now)
     clear_failures(ctx, [i.job.erp_number for i in sent], step=STEP)
+    if sent:  # what `syncd history` shows as "mailed" (before a later "logged in")
+        with ctx.uow() as uow:
+            uow.history.record_many(ctx.platform.name, [
+                (i.job.erp_number, HistoryEvent.MAIL_SENT, i.job.reason, i.job.shop_id) for i in sent])
+            uow.commit()
     erpstatus.states(ctx, [i.job.erp_number for i in sent], erpstatus.MAILED, sent_at=now)
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
