@@ -22,6 +22,7 @@ from syncd.connectors.erp.reflect import ColumnInfo
 from syncd.connectors.erp.table import AddressTable, raw
 from syncd.connectors.erp.values import ValueProblem, parse_number
 from syncd.core.errors import ConfigError, PermanentError
+from syncd.core.rules import STATUS_COLUMNS
 
 
 class _Taken(Exception):
@@ -232,7 +233,6 @@ class AddressWriter:
                     rows[join.table][child_col] = parent.get(parent_col)
 
 
-STATUS_COLUMNS = ("credentials_sent_at", "account_state")
 
 
 class StatusWriter:

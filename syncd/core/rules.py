@@ -72,6 +72,8 @@ ADDRESS_FIELDS: tuple[str, ...] = (
 )
 # Every logical field is a configurable ERP column.
 LOGICAL_COLUMNS: tuple[str, ...] = ADDRESS_FIELDS
+# Optional ERP columns syncd writes for office staff, never reads as address data (issue 18).
+STATUS_COLUMNS: tuple[str, ...] = ("credentials_sent_at", "account_state")
 # Fields the ERP connector reads as one line of text; the number, the country (ISO code), the
 # blocked flag and the timestamp have their own parsers.
 TEXT_FIELDS: tuple[str, ...] = tuple(

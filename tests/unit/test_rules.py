@@ -22,6 +22,7 @@ from syncd.core.rules import (
     LOGICAL_COLUMNS,
     SHOP_CHANGE_OVERLAP,
     SHOP_IMPORT_FIELDS,
+    STATUS_COLUMNS,
     TEXT_FIELDS,
     LinkKind,
     PushOutcome,
@@ -139,7 +140,7 @@ def test_logical_columns_are_the_configurable_columns():
     from syncd.config.model import ErpColumns
     from syncd.config.profiles import BUEROPLUS
 
-    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id"}
+    assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id", *STATUS_COLUMNS}
     assert set(BUEROPLUS.columns) == {*LOGICAL_COLUMNS, "shop_id"}
     old = copy_of("syncd.config.model", "LOGICAL_COLUMNS")
     # Same fields; the old tuple lists e-mail after the country, and nothing reads it in order
