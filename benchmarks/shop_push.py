@@ -11,12 +11,19 @@ this process it would compete with the client for the GIL and measure that inste
     python benchmarks/shop_push.py                 # 20,000 and 100,000 customers
     python benchmarks/shop_push.py --sizes 5000    # a quick look
     python benchmarks/shop_push.py --lost-store    # also: the same push again without links
+    python benchmarks/shop_push.py --platform woocommerce   # WooCommerce: WooShop.push vs a bare batch loop
 
 ``--lost-store`` adds what a lost state store costs: after the timed create (and an untimed
 update, so every account has been written since its insert), the same addresses are pushed
 with no links at all, as after ``mv state.db``; every one must come back ADOPTED. Its time and
 requests are shown against an update push of the same addresses with their links, the
 same round (writing existing accounts is what both do).
+
+``--platform woocommerce``: the same comparison on the WooCommerce sandbox (its own process,
+``python -m syncd.connectors.woocommerce.sandbox``): the bare loop posts the connector's own
+create items (``create_item``, built before the clock starts) to ``POST /customers/batch`` in
+batches of 100, OAuth 1.0a-signed as any client over plain HTTP must; the connector maps, records
+nothing (no intents, as in the Shopware run) and maps each per-item answer back.
 """
 
 from __future__ import annotations
@@ -187,6 +194,103 @@ def run_bare(version: str, rows: list[ErpAddress], batch_size: int) -> tuple[flo
     return elapsed, count, cpu
 
 
+@contextmanager
+def woo_process() -> Iterator[Shop]:
+    proc = subprocess.Popen([sys.executable, "-m", "syncd.connectors.woocommerce.sandbox"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        url = re.search(r"on (http://\S+)", lines[0]).group(1)
+        yield Shop(url, lines[1].split("=", 1)[1].strip(), lines[2].split("=", 1)[1].strip(), proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def woo_platform(sb: Shop, batch_size: int) -> PlatformSettings:
+    return PlatformSettings(name="bench", kind="woocommerce", url=sb.url, consumer_key=sb.client_id,
+                            consumer_secret="env:X", batch_size=batch_size,
+                            addresses={"deactivate_blocked": False})
+
+
+def woo_total(sb: Shop) -> int:
+    from syncd.connectors.woocommerce.http import API_PREFIX, oauth1_params
+
+    url = sb.url + API_PREFIX + "/customers"
+    params = oauth1_params("GET", url, {"per_page": "1", "role": "all"}, sb.client_id, sb.client_secret)
+    return int(requests.get(url, params=params, timeout=60).headers["X-WP-Total"])
+
+
+def run_woo_connector(rows: list[ErpAddress], batch_size: int) -> tuple[float, int, tuple[float, float]]:
+    from syncd.connectors.woocommerce import open_shop as open_woo
+
+    with woo_process() as sb:
+        shop = open_woo(woo_platform(sb, batch_size), consumer_secret=sb.client_secret)
+        server_cpu, client_cpu = sb.cpu_seconds(), time.process_time()
+        started = time.perf_counter()
+        with gc_paused():
+            results = shop.push(rows, {})
+        elapsed = time.perf_counter() - started
+        cpu = (sb.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
+        created = sum(r.outcome == PushOutcome.CREATED for r in results)
+        assert created == len(rows), f"only {created} of {len(rows)} created"
+        sent = shop.http.requests_sent
+        shop.close()
+        assert woo_total(sb) == len(rows)
+    return elapsed, sent, cpu
+
+
+def run_woo_bare(rows: list[ErpAddress], batch_size: int) -> tuple[float, int, tuple[float, float]]:
+    from syncd.connectors.woocommerce.http import API_PREFIX, oauth1_params
+    from syncd.connectors.woocommerce.mapping import create_item, map_address
+
+    with woo_process() as sb:
+        items = [create_item(map_address(a)) for a in rows]  # the connector's bytes, built untimed
+        url = sb.url + API_PREFIX + "/customers/batch"
+        session = requests.Session()
+        server_cpu, client_cpu = sb.cpu_seconds(), time.process_time()
+        started = time.perf_counter()
+        count = 0
+        for start in range(0, len(items), batch_size):
+            params = oauth1_params("POST", url, {}, sb.client_id, sb.client_secret)
+            body = {"create": items[start:start + batch_size]}
+            resp = session.post(url, params=params, json=body, timeout=60)
+            count += 1
+            resp.raise_for_status()
+        elapsed = time.perf_counter() - started
+        cpu = (sb.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
+        session.close()
+        assert woo_total(sb) == len(rows)
+    return elapsed, count, cpu
+
+
+def main_woo(sizes: list[int], rounds: int, batch_size: int) -> None:
+    print(f"WooCommerce sandbox, batch size {batch_size}, {rounds} rounds per size")
+    header = ("customers", "", "bare s", "connector s", "ratio", "bare req", "conn req")
+    print("{:>10} {:>7} {:>8} {:>12} {:>7} {:>9} {:>9}".format(*header))
+    for n in sizes:
+        rows = addresses(n)
+        bare_times, conn_times, bare_cpu, conn_cpu = [], [], [], []
+        for _ in range(rounds):
+            bare, bare_requests, cpu = run_woo_bare(rows, batch_size)
+            bare_times.append(bare)
+            bare_cpu.append(cpu)
+            gc.collect()
+            conn, conn_requests, cpu = run_woo_connector(rows, batch_size)
+            conn_times.append(conn)
+            conn_cpu.append(cpu)
+            gc.collect()
+        for label, pick in (("best", min), ("median", statistics.median)):
+            b, c = pick(bare_times), pick(conn_times)
+            print(f"{n:>10} {label:>7} {b:>8.2f} {c:>12.2f} {c / b:>6.2f}x {bare_requests:>9} "
+                  f"{conn_requests:>9}")
+        bs, bc = min(x[0] for x in bare_cpu), min(x[1] for x in bare_cpu)
+        cs, cc = min(x[0] for x in conn_cpu), min(x[1] for x in conn_cpu)
+        print(f"{'':>10} {'cpu':>7}  shop process: bare {bs:.2f}s, connector {cs:.2f}s; "
+              f"client: bare {bc:.2f}s, connector {cc:.2f}s")
+    print("goal: connector <= 1.20x the bare loop (best of rounds; the machine may be shared)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -200,8 +304,12 @@ def main() -> None:
     parser.add_argument(
         "--lost-store", action="store_true", help="also time the push again without links (adoption)"
     )
+    parser.add_argument("--platform", choices=["shopware6", "woocommerce"], default="shopware6")
     args = parser.parse_args()
     configure_logging("json", "warning", stream=io.StringIO())  # per-request debug lines off
+    if args.platform == "woocommerce":
+        main_woo(args.sizes, args.rounds, min(args.batch_size, 100))
+        return
 
     print(f"Shopware sandbox {args.version}, batch size {args.batch_size}, {args.rounds} rounds per size")
     header = ("customers", "", "bare s", "connector s", "ratio", "bare req", "conn req")

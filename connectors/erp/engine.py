@@ -21,6 +21,7 @@ from syncd.connectors.erp import odbc
 from syncd.core import redaction
 from syncd.core.errors import ConfigError, PermanentError, TransientError
 from syncd.core.retry import call_with_retry
+from syncd.core.text import clip
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.erp")
@@ -161,8 +162,7 @@ def sqlstate(error: BaseException) -> str:
 
 def _short(error: BaseException) -> str:
     orig = getattr(error, "orig", None) or error
-    text = " ".join(str(orig).split())
-    return redaction.redact(text[:500])
+    return clip(redaction.redact(str(orig)), 500)
 
 
 # A refused login does not heal by waiting: the operator has to fix the password or the grant.

@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from syncd.core import redaction
 from syncd.core.errors import PermanentError, TransientError
 from syncd.core.retry import call_with_retry
+from syncd.core.text import clip, connection_reason
 
 log = structlog.get_logger("syncd.shopware6")
 
@@ -72,8 +73,8 @@ def describe_errors(body: Any, limit: int = 3) -> tuple[str, str | None]:
     """(human text, first code) of a Shopware error body, redacted and kept short."""
     errors = errors_of(body)
     if not errors:
-        text = body if isinstance(body, str) else jsonlib.dumps(body)[:300] if body is not None else ""
-        return redaction.redact(str(text)[:300]), None
+        text = body if isinstance(body, str) else jsonlib.dumps(body) if body is not None else ""
+        return clip(redaction.redact(str(text)), 300), None
     parts = []
     for err in errors[:limit]:
         detail = err.get("detail") or err.get("title") or ""
@@ -201,14 +202,14 @@ class ShopwareHttp:
         except requests.exceptions.SSLError as exc:
             # A certificate the shop does not pass today will not pass on retry either.
             raise PermanentError(
-                f"shop {method} {path}: TLS verification failed ({redaction.redact(str(exc))[:200]})",
+                f"shop {method} {path}: TLS verification failed ({clip(redaction.redact(str(exc)), 200)})",
                 code="SYNCD__TLS",
             ) from None
         except requests.Timeout as exc:
             raise TransientError(f"shop {method} {path} timed out ({type(exc).__name__})") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise TransientError(
-                f"shop {method} {path}: connection failed ({redaction.redact(str(exc))[:200]})"
+                f"shop {method} {path}: connection failed ({connection_reason(redaction.redact(str(exc)))})"
             ) from None
         log.debug(
             "shop request",
@@ -227,7 +228,7 @@ class ShopwareHttp:
         try:
             return resp.json()
         except ValueError:
-            return resp.text[:500]
+            return clip(resp.text, 500)
 
     def _attempt(
         self,

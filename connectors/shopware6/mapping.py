@@ -62,10 +62,11 @@ _CAPPED_FIELDS = ("email", "company", "first_name", "last_name", "street", "city
 class Rejected(Exception):
     """A record that cannot be sent; ``code`` is syncd's own (prefix ``SYNCD__``)."""
 
-    def __init__(self, reason: str, code: str) -> None:
+    def __init__(self, reason: str, code: str, field: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.field = field  # the logical ERP field at fault, when one is
 
 
 _NAMESPACE_BYTES = NAMESPACE.bytes
@@ -208,6 +209,7 @@ class CustomerMapper:
                 f"{self._field(logical)} is {len(value)} characters long, Shopware {self.traits.version} "
                 f"allows at most {cap}: {value[:40]!r}...",
                 "SYNCD__VALUE_TOO_LONG",
+                logical,
             )
 
     def group_id(self, erp_group: Any) -> str:
@@ -226,6 +228,7 @@ class CustomerMapper:
                 f"customer group {name!r} ({source}) does not exist in the shop; create it there, then "
                 "run `syncd clear-cache`",
                 "SYNCD__UNKNOWN_GROUP",
+                "customer_group",
             )
         return gid
 
@@ -245,6 +248,7 @@ class CustomerMapper:
             f"address has neither {self._field('first_name')}, {self._field('last_name')} nor "
             f"{self._field('company')}",
             "SYNCD__NO_NAME",
+            "last_name",
         )
 
     def map(self, address: ErpAddress, *, shop_id: str | None = None) -> MappedCustomer:
@@ -254,9 +258,10 @@ class CustomerMapper:
             raise Rejected("; ".join(address.problems), "SYNCD__ERP_VALUE")
         email = clean(address.email)
         if not email:
-            raise Rejected(f"no {self._field('email')}", "SYNCD__NO_EMAIL")
+            raise Rejected(f"no {self._field('email')}", "SYNCD__NO_EMAIL", "email")
         if email_problem(email) is not None:  # the push flow's rule: no other check may differ
-            raise Rejected(f"{self._field('email')} {email!r} is not an e-mail address", "SYNCD__BAD_EMAIL")
+            raise Rejected(f"{self._field('email')} {email!r} is not an e-mail address", "SYNCD__BAD_EMAIL",
+                           "email")
         company = clean(address.company)
         first, last = clean(address.first_name), clean(address.last_name)
         if not (first and last):
@@ -264,15 +269,16 @@ class CustomerMapper:
         street, city = clean(address.street), clean(address.city)
         zipcode, phone = clean(address.zip), clean(address.phone)
         if not street:
-            raise Rejected(f"no {self._field('street')}", "SYNCD__NO_STREET")
+            raise Rejected(f"no {self._field('street')}", "SYNCD__NO_STREET", "street")
         if not city:
-            raise Rejected(f"no {self._field('city')}", "SYNCD__NO_CITY")
+            raise Rejected(f"no {self._field('city')}", "SYNCD__NO_CITY", "city")
         iso = (clean(address.country) or "").upper()
         country = self.meta.countries.get(iso) if iso else self.meta.country_id
         if not country:
             raise Rejected(
                 f"{self._field('country')} {address.country!r} is not a country of the shop",
                 "SYNCD__UNKNOWN_COUNTRY",
+                "country",
             )
         values = (email, company, first, last, street, city, zipcode, phone)
         caps = self._caps
@@ -370,4 +376,5 @@ def to_shop_customer(data: Mapping[str, Any], meta: ShopMetadata | None) -> Shop
         order_count=int(data.get("orderCount") or 0),
         created_at=parse_timestamp(data.get("createdAt")),
         updated_at=parse_timestamp(data.get("updatedAt")),
+        last_login=parse_timestamp(data.get("lastLogin")),
     )

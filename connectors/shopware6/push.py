@@ -108,6 +108,7 @@ class _Plan:
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None
+    field: str | None = None
     detail: str | None = None
     fingerprint: str | None = None
     write: dict[str, Any] | None = None
@@ -118,9 +119,13 @@ class _Plan:
 class CustomerPusher:
     def __init__(
         self, platform: str, mapper: CustomerMapper, search, writer: SyncWriter, batch_size: int,
-        claims: Claims | None = None, intents: Intents | None = None,
+        claims: Claims | None = None, intents: Intents | None = None, dry_run: bool = False,
     ) -> None:
         self.platform = platform
+        # Decide every outcome with the same read-only look-ups, write nothing (no create intent,
+        # no sync request): what `syncd sync --dry-run` reports. Refusals only the shop's own
+        # validation would make on the write cannot be foreseen.
+        self.dry_run = dry_run
         self.claims = claims
         self.intents = intents
         self.batch_size = batch_size
@@ -163,6 +168,7 @@ class CustomerPusher:
                 plan.mapped = self.mapper.map(address, shop_id=foreign)
             except Rejected as exc:
                 plan.outcome, plan.reason, plan.code = PushOutcome.REJECTED, exc.reason, exc.code
+                plan.field = exc.field
                 continue
             key = email_key(plan.mapped.email)
             owner = owners.setdefault(key, address.number)
@@ -189,13 +195,15 @@ class CustomerPusher:
         """Look the batch's e-mails up in the shop, decide each outcome, write."""
         todo = [p for p in plans if p.outcome is None and p.mapped is not None]
         self._decide_all(todo, links, reverse_links)
+        if self.dry_run:
+            return plans
         self._write([p for p in todo if p.write is not None])
         # A customer registered in the storefront between our lookup and our write: a shop that
         # enforces unique e-mails (6.7) refuses the create. Look again once and link instead.
         raced = [p for p in todo if p.code == EMAIL_NOT_UNIQUE and p.mapped is not None]
         if raced:
             for p in raced:
-                p.outcome = p.reason = p.code = p.shop_id = p.write = p.detail = None
+                p.outcome = p.reason = p.code = p.field = p.shop_id = p.write = p.detail = None
             self._decide_all(raced, links, reverse_links)
             self._write([p for p in raced if p.write is not None])
         return plans
@@ -282,10 +290,10 @@ class CustomerPusher:
                 self.intents.record(creates)  # type: ignore[arg-type]
             encoded = [p.encoded[1] if p.encoded and p.encoded[0] is p.write else None for p in chunk]
             rejected = self.writer.upsert("customer", [p.write for p in chunk], encoded)  # type: ignore[misc]
-            for index, (reason, code) in rejected.items():
+            for index, refusal in rejected.items():
                 p = chunk[index]
-                p.outcome, p.reason, p.code, p.shop_id = PushOutcome.REJECTED, reason, code, None
-                p.fingerprint = None
+                p.outcome, p.reason, p.code, p.field = PushOutcome.REJECTED, *refusal
+                p.shop_id = p.fingerprint = None
 
     def _decide(
         self,
@@ -431,6 +439,7 @@ def to_result(p: _Plan) -> PushResult:
         shop_id=p.shop_id,
         reason=p.reason,
         code=p.code,
+        field=p.field,
         detail=p.detail,
         fingerprint=p.fingerprint,
     )

@@ -32,6 +32,7 @@ from .mapping import (
 )
 from .metadata import SALUTATION_KEYS, MemoryCache, ShopMetadata, fetch_metadata
 from .push import Claims, CustomerPusher, Intents, lookup_groups, to_result
+from .recovery import Recoveries, Recovery, recovery_id, require_storefront
 from .sync import WRITE_HEADERS, SyncWriter
 from .versions import VersionTraits, traits_for
 
@@ -66,6 +67,10 @@ class ShopwareShop:
         self._traits: VersionTraits | None = None
         self._meta: ShopMetadata | None = None
         self.log = log.bind(platform=self.name)
+        self.recoveries = Recoveries(
+            http, self.search,
+            lambda: require_storefront(self.metadata().domains, self.platform.sales_channel),
+        )
 
     # --- reading helpers ---------------------------------------------------------------------
     def search(
@@ -165,6 +170,13 @@ class ShopwareShop:
         items.append(
             CheckItem(area, "countries", bool(meta.countries), f"{len(meta.countries)} countries by ISO code")
         )
+        a = self.platform.addresses
+        if a.send_credentials and a.credential_mode == "link":
+            try:  # the link goes to the storefront of the sales channel's first domain
+                found("set-password link", self.recovery_url("HASH"),
+                      f"the sales channel has no domain (platforms.{self.name}.sales_channel)")
+            except SyncdError as exc:
+                items.append(CheckItem(area, "set-password link", False, redaction.redact(str(exc))))
         return items
 
     # --- push --------------------------------------------------------------------------------
@@ -187,6 +199,7 @@ class ShopwareShop:
         fingerprints: Mapping[int, str] | None = None,
         claims: Claims | None = None,
         intents: Intents | None = None,
+        dry_run: bool = False,
     ) -> list[PushResult]:
         """Create, link or update ``addresses``; one result per address, in order.
 
@@ -199,6 +212,9 @@ class ShopwareShop:
         asked once per group for accounts found for unlinked addresses (see ``push`` module).
         ``intents``: the state store's create intents; recorded before each create request and
         asked which unlinked accounts found under syncd's id were made by a crashed push.
+        ``dry_run``: the same mapping, look-ups and decisions, nothing written (no intent is
+        recorded, no sync request sent): the outcomes a real push would have, except refusals
+        only the shop's validation of the write would make.
         """
         if not addresses:
             return []
@@ -209,7 +225,8 @@ class ShopwareShop:
                 owners.setdefault(email_key(normalise_email(address.email)), address.number)
         reverse_links = {shop_id: number for number, shop_id in links.items()}
         size = self.platform.batch_size
-        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size, claims, intents)
+        pusher = CustomerPusher(self.name, mapper, self.search, self.writer, size, claims, intents,
+                                dry_run=dry_run)
         results: list[PushResult] = []
         # Two stages: this thread maps group k+1 while one worker talks to the shop about group k.
         # The worker is the only thread using the session during push; results keep their order.
@@ -232,7 +249,7 @@ class ShopwareShop:
         counts: dict[str, int] = {}
         for r in results:
             counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
-        self.log.info("pushed customers", step="push", **counts)
+        self.log.info("push decided (dry run)" if dry_run else "pushed customers", step="push", **counts)
         return results
 
     # --- account operations ------------------------------------------------------------------
@@ -251,20 +268,6 @@ class ShopwareShop:
         if not shop_ids:
             return {}
         return self._upsert_each([{"id": sid, "active": bool(active)} for sid in shop_ids])
-
-    def delete_customers(self, shop_ids: Sequence[str]) -> dict[str, str | None]:
-        """Delete these accounts (with their addresses: Shopware cascades); shop id -> None when
-        gone (also when it was gone already), else the shop's reason. One request each: a refusal
-        names its account."""
-        out: dict[str, str | None] = {}
-        for sid in shop_ids:
-            try:
-                self.http.call("DELETE", f"/api/customer/{sid}", headers=WRITE_HEADERS,
-                               pass_statuses=frozenset({404}))
-                out[sid] = None
-            except PermanentError as exc:
-                out[sid] = str(exc)
-        return out
 
     def set_customer_number(self, shop_id: str, number: str) -> None:
         self.http.call(
@@ -382,6 +385,28 @@ class ShopwareShop:
             headers={"sw-access-key": meta.access_key},
             auth=False,
         )
+
+    # --- set-password links (credential_mode = "link") -------------------------------------
+    def recovery_id(self, key: str) -> str:
+        return recovery_id(f"{self.name}:{key}")
+
+    def create_recoveries(self, wanted: Mapping[str, tuple[str, str]], now: datetime
+                          ) -> dict[str, str | None]:
+        """shop id -> (row id, hash): each becomes the customer's one open recovery, created
+        ``now``; returns shop id -> reason when refused (None = written)."""
+        return self.recoveries.replace(wanted, now)
+
+    def open_recoveries(self, shop_ids: Sequence[str]) -> dict[str, Recovery]:
+        return self.recoveries.read(shop_ids)
+
+    def recovery_url(self, recovery_hash: str) -> str:
+        return self.recoveries.url(recovery_hash)
+
+    def delete_customer(self, shop_id: str) -> bool:
+        """Delete the account (addresses and an open recovery cascade); False when it is gone."""
+        result = self.http.call("DELETE", f"/api/customer/{shop_id}", headers=WRITE_HEADERS,
+                                pass_statuses=frozenset({404}))
+        return result.status != 404
 
     def clear_cache(self) -> None:
         """Forget metadata and version held in memory (the tenant cache is cleared by its owner)."""

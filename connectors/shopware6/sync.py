@@ -10,9 +10,10 @@ registration mail of its own (syncd sends the one credentials mail).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from syncd.core import redaction
+from syncd.core.text import clip
 
 from .http import RawJson, ShopwareHttp, encode_json, errors_of
 
@@ -51,16 +52,29 @@ def record_position(pointer: str | None, key: str, ids: dict[str, int], count: i
     return None
 
 
-def describe_record_errors(errors: Sequence[dict[str, Any]]) -> tuple[str, str | None]:
-    parts = []
+class Refusal(NamedTuple):
+    """Why the shop refused one record: its reason, error code and the field(s) it named."""
+
+    reason: str
+    code: str | None
+    field: str | None = None
+
+
+def describe_record_errors(errors: Sequence[dict[str, Any]]) -> Refusal:
+    parts, fields = [], []
     for err in errors[:3]:
         pointer = (err.get("source") or {}).get("pointer") or ""
         field = pointer.rsplit("/", 1)[-1] if pointer else ""
         detail = err.get("detail") or err.get("title") or "rejected"
-        parts.append(f"{field}: {detail}" if field and not field.isdigit() else str(detail))
+        if field and not field.isdigit():
+            parts.append(f"{field}: {detail}")
+            fields.append(field)
+        else:
+            parts.append(str(detail))
     code = errors[0].get("code") if errors else None
     reason = "Shopware rejected the record: " + "; ".join(parts) if parts else "Shopware rejected the record"
-    return redaction.redact(reason), (str(code) if code is not None else None)
+    return Refusal(redaction.redact(reason), str(code) if code is not None else None,
+                   ", ".join(dict.fromkeys(fields)) or None)
 
 
 class SyncWriter:
@@ -72,12 +86,12 @@ class SyncWriter:
         entity: str,
         records: Sequence[dict[str, Any]],
         encoded: Sequence[str | None] | None = None,
-    ) -> dict[int, tuple[str, str | None]]:
+    ) -> dict[int, Refusal]:
         """Upsert ``records``; returns {index: (reason, code)} for the rejected ones. Every other
         record is written when this returns. Transient faults are retried (and re-raised when
         they outlast the retry policy); other non-400 refusals raise ``PermanentError``.
         ``encoded``: per record its ``encode_json`` text when already at hand (None: encode here)."""
-        rejected: dict[int, tuple[str, str | None]] = {}
+        rejected: dict[int, Refusal] = {}
         key = _operation_key(entity)
         head = "{" + encode_json(key) + ':{"entity":' + encode_json(entity) + ',"action":"upsert","payload":['
         stack: list[list[int]] = [list(range(len(records)))]
@@ -101,9 +115,8 @@ class SyncWriter:
             if result.status == 413:
                 # A proxy or PHP body limit, not a bad record: halve until it fits.
                 if len(group) == 1:
-                    rejected[group[0]] = (
-                        "the record alone exceeds the shop's request size limit (413)",
-                        "413",
+                    rejected[group[0]] = Refusal(
+                        "the record alone exceeds the shop's request size limit (413)", "413"
                     )
                 else:
                     middle = len(group) // 2
@@ -128,7 +141,7 @@ class SyncWriter:
                 stack.append([i for pos, i in enumerate(group) if pos not in by_position])
             elif len(group) == 1:
                 rejected[group[0]] = describe_record_errors(
-                    errors or [{"detail": str(result.body)[:200], "code": None}]
+                    errors or [{"detail": clip(str(result.body), 200), "code": None}]
                 )
             else:
                 middle = len(group) // 2

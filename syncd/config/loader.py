@@ -20,16 +20,39 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from syncd.config.model import FieldProblem, Settings
+from syncd.config.model import FieldProblem, Settings, secret_fields
 from syncd.config.profiles import effective_columns
-from syncd.core.errors import ConfigError
-from syncd.core.redaction import MASK, is_sensitive_key, redact_value
+from syncd.core.errors import AccessError, ConfigError, whoami
+from syncd.core.redaction import MASK, is_sensitive_key, redact_value, resembles_sensitive_key
 
 ENV_VAR = "SYNCD_CONFIG"
 # Keys that look sensitive by name but hold settings, not secrets: their bad values are shown.
 _NOT_SECRET = frozenset(
     {"password_field", "password_length", "password_alphabet", "send_credentials", "credential_mode"}
 )
+
+
+class Hidden:
+    """Shown in an error instead of a value that may be a secret: only its length, so the
+    operator can still tell which line is meant (``(got <hidden: 14 characters>)``)."""
+
+    def __init__(self, value: Any) -> None:
+        self.length = len(value) if isinstance(value, str) else None
+
+    def __repr__(self) -> str:
+        return f"<hidden: {self.length} characters>" if self.length is not None else "<hidden>"
+
+
+def _unknown_may_hold_secret(loc: tuple[str | int, ...]) -> bool:
+    """An unknown key (``loc``) may hold a secret: its name resembles a secret key's, or it sits
+    in a table that has secret keys (a misspelt ``client_secret`` need not look like one)."""
+    names = [p for p in loc if isinstance(p, str)]
+    if not names:
+        return False
+    if resembles_sensitive_key(names[-1]):
+        return True
+    parent = _model_at(loc[:-1])
+    return parent is not None and bool(secret_fields(parent))
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,13 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     else:
         chosen, source = default_config_path(), "the default location"
     chosen = chosen.expanduser().absolute()  # the daemon or service may change its working folder
+    try:
+        chosen.stat()
+    except PermissionError as exc:  # a folder on the way is closed to this user: not "missing"
+        reason = f"{exc.strerror} on a folder on its way (from {source})"
+        raise AccessError(chosen, "read the configuration file", reason, _read_hint(chosen)) from None
+    except OSError:
+        pass
     if not chosen.is_file():
         what = "is a directory, not a file" if chosen.is_dir() else "does not exist"
         raise ConfigError(
@@ -68,9 +98,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read the configuration file: {exc.strerror}", file=str(file)) from exc
+        raise AccessError.from_os(file, "read the configuration file", exc, _read_hint(file)) from None
     settings = parse_settings(raw, file=str(file))
     return LoadedConfig(settings=settings, path=file)
+
+
+def _read_hint(file: Path) -> str:
+    return (f"syncd runs as {whoami()}: give that user read access to the file and its folders "
+            f"(e.g. chgrp syncd {file} && chmod 640 {file}), or run syncd as a user who may read it")
 
 
 def parse_settings(raw: bytes | str, *, file: str = "<config>") -> Settings:
@@ -168,7 +203,22 @@ def _mask_line(source: str, key: str | None) -> str:
     last = key.rsplit(".", 1)[-1] if key else ""
     if last and last not in _NOT_SECRET and is_sensitive_key(last):
         return source.split("=", 1)[0] + "= " + MASK
+    if key and "=" in source and _unknown_may_hold_secret(_loc_of(key)):
+        parent = _model_at(_loc_of(key)[:-1])
+        if parent is None or last not in _allowed_keys(parent):  # an unknown key: value hidden
+            name, _, value = source.partition("=")
+            return f"{name.rstrip()} = <hidden: {len(value.strip())} characters>"
     return source
+
+
+def _loc_of(key: str) -> tuple[str | int, ...]:
+    """``platforms[1].addresses.x`` -> ("platforms", 1, "addresses", "x")."""
+    loc: list[str | int] = []
+    for part in key.split("."):
+        name, *indexes = part.split("[")
+        loc.append(name)
+        loc += [int(i.rstrip("]")) for i in indexes if i.rstrip("]").isdigit()]
+    return tuple(loc)
 
 
 # --- schema validation ----------------------------------------------------------------------
@@ -253,7 +303,10 @@ def _describe(error: Any, data: dict[str, Any]) -> tuple[str, str, Any, str | No
         near = difflib.get_close_matches(str(loc[-1]), allowed_keys, n=1)
         message = "unknown key" + (f" (did you mean {near[0]!r}?)" if near else "")
         allowed = ", ".join(allowed_keys) if allowed_keys else None
-        return key, message, _shown(loc, error.get("input")), allowed
+        value = error.get("input")
+        if _unknown_may_hold_secret(loc):
+            return key, message, Hidden(value), allowed
+        return key, message, _shown(loc, value), allowed
     if kind == "missing":
         return key, "required key is missing", None, None
     message = error["msg"]

@@ -18,6 +18,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from syncd.config.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# A secret-bearing key: a reference or (with a warning) a plain secret. The marker, not the key's
+# name, is what the loader reads to keep values out of error messages (``secret_key_paths``).
+SECRET = {"secret": True}
 
 
 def _since(value: Any) -> Any:
@@ -34,6 +37,8 @@ Since = Annotated[date | Literal["first-run"] | None, BeforeValidator(_since)]
 
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# Credential job reasons whose mail says "your password was reset" (syncd.flows.accounts).
+RESET_REASONS = frozenset({"resend", "reset"})
 
 
 def default_state_url() -> str:
@@ -69,6 +74,8 @@ class DaemonSettings(_Model):
     cache_ttl: Duration | None = None  # None: kept until `syncd clear-cache`
     # How often the daemon reconciles ERP, links and shop in full (`syncd sync --full`); "0s": never.
     reconcile_interval: Duration = Field(default=86400.0, ge=0)
+    # `syncd history` keeps each address's events this many days; the daemon prunes older ones.
+    history_days: int = Field(default=90, ge=1, le=36500)
 
 
 class ErpColumns(_Model):
@@ -95,7 +102,7 @@ class ErpColumns(_Model):
 
 class ErpSettings(_Model):
     url: str
-    password: str | None = None
+    password: str | None = Field(default=None, json_schema_extra=SECRET)
     profile: Literal["generic", "bueroplus"] = "generic"
     address_table: str | None = None  # table holding the password field; receives new addresses
     read_source: str | None = None  # table or view to read addresses from (default: address_table)
@@ -123,7 +130,7 @@ class MailSettings(_Model):
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, json_schema_extra=SECRET)
     verify_tls: bool = True
     ca_file: str | None = None
     timeout: Duration = 30.0
@@ -147,7 +154,15 @@ class AddressSettings(_Model):
     erp_to_shop: bool = True
     send_credentials: bool = False  # needs password_field; off until the operator opts in
     credential_mode: Literal["password", "link"] = "password"
+    # Default: "credentials" in password mode, "set_password_link" in link mode (filled in below).
     email_layout: str = "credentials"
+    # Link mode: how long the mail says the set-password link is valid. Shopware honours a
+    # recovery hash for 2 h (ResetPasswordRoute), so a longer promise would be a lie.
+    link_valid_for: Duration = Field(default=7200.0, gt=0, le=7200)
+    # Credentials staff sent again (accounts send-credentials / reset-password): their own wording
+    # ("your password was reset"). None: in password mode "password_reset", "password_reset_en"
+    # when email_layout ends in "_en"; in link mode email_layout (its link says "set a password").
+    reset_layout: str | None = None
     password_field: str | None = None
     password_length: int = Field(default=12, ge=8, le=128)
     password_alphabet: str = Field(default=DEFAULT_ALPHABET, min_length=10)
@@ -173,15 +188,39 @@ class AddressSettings(_Model):
     # account; None: deactivate when deactivate_blocked is on (the behaviour before the key).
     on_erp_delete: Literal["deactivate", "delete", "ignore"] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_layout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("credential_mode") == "link" and "email_layout" not in data:
+            data = {**data, "email_layout": "set_password_link"}
+        return data
+
+    @property
+    def uses_password_field(self) -> bool:
+        """Credential mails carry a password through the ERP field (link mode never touches it)."""
+        return bool(self.erp_to_shop and self.send_credentials and self.credential_mode == "password")
+
+    def layout_for(self, reason: str) -> str:
+        """The layout of a credentials mail by its purpose (the job's reason): ``created`` is
+        the first mail of a new account (``email_layout``); ``resend`` and ``reset`` are new
+        credentials staff sent (``reset_layout``)."""
+        if reason in RESET_REASONS:
+            if self.reset_layout:
+                return self.reset_layout
+            if self.credential_mode == "link":
+                return self.email_layout
+            return "password_reset_en" if self.email_layout.endswith("_en") else "password_reset"
+        return self.email_layout
+
+    def layouts_in_use(self) -> dict[str, str]:
+        """key -> layout name of every purpose, for the checks."""
+        found = {"email_layout": self.email_layout}
+        if self.layout_for("reset") != self.email_layout:  # link mode: one layout for both
+            found["reset_layout"] = self.layout_for("reset")
+        return found
+
     @model_validator(mode="after")
     def _credentials_need_field(self) -> AddressSettings:
-        if self.send_credentials and self.credential_mode == "link":
-            # Refused rather than accepted and ignored: the flow would silently mail nobody.
-            raise FieldProblem(
-                "credential_mode",
-                'set-password link mails are not available in this release; use credential_mode = "password"',
-                self.credential_mode,
-            )
         if self.erp_to_shop and self.send_credentials and self.credential_mode == "password":
             if not self.password_field:
                 raise FieldProblem(
@@ -196,12 +235,26 @@ class AddressSettings(_Model):
         return self
 
 
+# Per kind: the login page a credentials mail links to, and the most records one write request
+# may carry (WooCommerce refuses batches above 100 items: ``woocommerce_rest_batch_items_limit``).
+LOGIN_PATHS = {"shopware6": "/account/login", "woocommerce": "/my-account/"}
+BATCH_LIMITS = {"shopware6": 500, "woocommerce": 100}
+DEFAULT_BATCH = {"shopware6": 250, "woocommerce": 100}
+# The credential keys of each kind: (key id, secret reference key). The other kind's keys are refused.
+CREDENTIAL_KEYS = {"shopware6": ("client_id", "client_secret"),
+                   "woocommerce": ("consumer_key", "consumer_secret")}
+
+
 class PlatformSettings(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    kind: Literal["shopware6"] = "shopware6"
+    kind: Literal["shopware6", "woocommerce"] = "shopware6"
     url: str
-    client_id: str
-    client_secret: str
+    # Shopware 6: the integration's access key id and secret (a secret reference).
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, json_schema_extra=SECRET)
+    # WooCommerce: the REST API key (ck_...) and its secret (cs_..., a secret reference).
+    consumer_key: str | None = None
+    consumer_secret: str | None = Field(default=None, json_schema_extra=SECRET)
     sales_channel: str = "Storefront"
     customer_group: str | None = None  # default group name; None: the sales channel's default
     customer_group_map: dict[str, str] = {}  # ERP group value -> shop group name
@@ -215,10 +268,45 @@ class PlatformSettings(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_login_url(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("login_url") and isinstance(data.get("url"), str):
-            data = {**data, "login_url": data["url"].rstrip("/") + "/account/login"}
+    def _kind_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        chosen = data.get("kind", "shopware6")
+        if chosen not in LOGIN_PATHS:
+            return data  # the Literal names the allowed kinds
+        if not data.get("login_url") and isinstance(data.get("url"), str):
+            data = {**data, "login_url": data["url"].rstrip("/") + LOGIN_PATHS[chosen]}
+        if "batch_size" not in data:
+            data = {**data, "batch_size": DEFAULT_BATCH[chosen]}
         return data
+
+    @property
+    def secret_ref(self) -> str | None:
+        """The secret reference of this platform's API credentials (client or consumer secret)."""
+        return getattr(self, CREDENTIAL_KEYS[self.kind][1])
+
+    @property
+    def secret_key(self) -> str:
+        return CREDENTIAL_KEYS[self.kind][1]
+
+    @model_validator(mode="after")
+    def _credentials(self) -> PlatformSettings:
+        own = CREDENTIAL_KEYS[self.kind]
+        for other, keys in CREDENTIAL_KEYS.items():
+            if other == self.kind:
+                continue
+            for key in keys:
+                if getattr(self, key) is not None:
+                    raise FieldProblem(key, f'{key} belongs to kind = "{other}"; kind = "{self.kind}" '
+                                       f"uses {' and '.join(own)}", getattr(self, key))
+        for key in own:
+            if not getattr(self, key):
+                raise FieldProblem(key, f'{key} is required for kind = "{self.kind}"')
+        limit = BATCH_LIMITS[self.kind]
+        if self.batch_size > limit:
+            raise FieldProblem("batch_size", f'kind = "{self.kind}" accepts at most {limit} records per '
+                               "write request", self.batch_size)
+        return self
 
     @model_validator(mode="after")
     def _urls(self) -> PlatformSettings:
@@ -247,3 +335,44 @@ class Settings(_Model):
                 )
             seen[platform.name] = index
         return self
+
+
+def is_secret_field(model: type[BaseModel], key: str) -> bool:
+    field = next((f for name, f in model.model_fields.items() if (f.alias or name) == key), None)
+    extra = field.json_schema_extra if field is not None else None
+    return isinstance(extra, dict) and bool(extra.get("secret"))
+
+
+def secret_fields(model: type[BaseModel]) -> list[str]:
+    """The keys of ``model``'s own table that hold secrets (marked ``SECRET``)."""
+    keys = [f.alias or name for name, f in model.model_fields.items()]
+    return [key for key in keys if is_secret_field(model, key)]
+
+
+def secret_key_paths(model: type[BaseModel] | None = None) -> list[tuple[str | int, ...]]:
+    """Every secret key of the configuration as a key path (``("platforms", 0, "client_secret")``),
+    found by walking the models: a secret key added later is covered by whatever uses this."""
+    import types
+    import typing
+
+    def nested(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType, tuple, list):
+            for arg in typing.get_args(annotation):
+                if arg is not type(None) and arg is not Ellipsis:
+                    found, _ = nested(arg)
+                    if found is not None:
+                        return found, origin in (tuple, list)
+            return None, False
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation, False
+        return None, False
+
+    model = model or Settings
+    paths: list[tuple[str | int, ...]] = [(key,) for key in secret_fields(model)]
+    for name, f in model.model_fields.items():
+        inner, many = nested(f.annotation)
+        if inner is not None:
+            prefix: tuple[str | int, ...] = (f.alias or name, 0) if many else (f.alias or name,)
+            paths += [prefix + path for path in secret_key_paths(inner)]
+    return paths

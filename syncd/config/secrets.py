@@ -237,9 +237,10 @@ def resolve_all(settings: Settings, file: str | os.PathLike[str] | None) -> Secr
     mail = resolve_secret(settings.mail.password, file=where, key="mail.password")
     clients: dict[str, str] = {}
     for index, platform in enumerate(settings.platforms):
-        value = resolve_secret(platform.client_secret, file=where, key=f"platforms[{index}].client_secret")
+        key = f"platforms[{index}].{platform.secret_key}"
+        value = resolve_secret(platform.secret_ref, file=where, key=key)
         if value is None:
-            raise ConfigError("client_secret is empty", file=where, key=f"platforms[{index}].client_secret")
+            raise ConfigError(f"{platform.secret_key} is empty", file=where, key=key)
         clients[platform.name] = value
     return Secrets(erp_password=erp, mail_password=mail, client_secrets=clients)
 

@@ -65,7 +65,7 @@ class ShopCustomer:
     order_count: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
-
+    last_login: datetime | None = None  # the storefront writes it at every login
 
 
 
@@ -76,6 +76,7 @@ class PushResult:
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None  # the shop's error code when rejected
+    field: str | None = None  # the field the shop (or the mapping) refused, when it named one
     # "existed_with_deterministic_id": UPDATED, but no link was known - the account was created by
     # an earlier push whose link was never stored (crash between shop write and link record).
     detail: str | None = None
@@ -92,6 +93,11 @@ class CheckItem:
     name: str
     ok: bool
     detail: str = ""
+    # Not run: it needs something that already failed (a secret that could not be resolved).
+    # Shown as skipped, not as one more failure; the failure it waits for decides the exit code.
+    skipped: bool = False
+    # Passed, with something the operator should look at (shown as a warning; exit code 0).
+    warning: bool = False
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,35 @@ class ConfigError(SyncdError):
         return text
 
 
+class AccessError(ConfigError):
+    """A file or folder syncd was told to read or write is missing or not accessible to the user
+    it runs as (a config file, the state folder, an export target): exit 2 with one line that
+    names the path, what failed and what to do, never an internal error with a traceback."""
+
+    def __init__(self, path: object, action: str, reason: str, hint: str) -> None:
+        self.path, self.action, self.reason, self.hint = str(path), action, reason, hint
+        super().__init__(f"cannot {action}: {reason}", file=str(path), allowed=hint)
+
+    def __str__(self) -> str:
+        return f"{self.path}: cannot {self.action} ({self.reason}); {self.hint}"
+
+    @classmethod
+    def from_os(cls, path: object, action: str, exc: OSError, hint: str) -> AccessError:
+        return cls(path, action, exc.strerror or type(exc).__name__, hint)
+
+
+def whoami() -> str:
+    """The user name syncd runs as, for hints ("as user syncd"); the uid when it has no name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a DynamicUser= without a passwd entry in this namespace
+        import os
+
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
+
+
 class TransientError(SyncdError):
     """A fault that may go away by itself (5xx, 429, timeout, SMTP 4xx, lost DB connection).
 

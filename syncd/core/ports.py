@@ -92,6 +92,7 @@ class ShopPort(Protocol):
         *,
         claims: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
         intents: Any = None,
+        dry_run: bool = False,
     ) -> list[PushResult]:
         """Create, adopt or update ``addresses``; ``links`` are the shop ids already linked per ERP
         number, ``claims`` answers which ERP number other shop ids are linked to. An unlinked
@@ -115,10 +116,6 @@ class ShopPort(Protocol):
         "differs: FIELDS" (the account holds other data than the address maps to); addresses
         whose account is in step are left out."""
 
-    def delete_customers(self, shop_ids: Sequence[str]) -> dict[str, str | None]:
-        """Delete accounts; shop id -> None when gone, else the shop's reason."""
-        ...
-
     def set_customer_number(self, shop_id: str, number: str) -> None: ...
 
     def customers_with_orders(self, since: datetime | None) -> Iterator[ShopCustomer]:
@@ -128,7 +125,25 @@ class ShopPort(Protocol):
         for these separately when ``only_with_orders`` is on."""
 
     def send_recovery_link(self, shop_id: str) -> None:
-        """Let the shop mail its own one-time set-password link (credential_mode = "link")."""
+        """Let the shop mail its own one-time set-password link (its own mail, not syncd's)."""
+
+    # --- set-password links (credential_mode = "link"): the shop's recovery mechanism ---
+    def recovery_id(self, key: str) -> str:
+        """The deterministic id of the link row for a caller's key (one per credential job)."""
+
+    def create_recoveries(self, wanted: Mapping[str, tuple[str, str]], now: datetime
+                          ) -> dict[str, str | None]:
+        """shop id -> (row id, hash): make each the customer's one open link, valid from ``now``;
+        returns shop id -> reason when refused (None = written)."""
+
+    def open_recoveries(self, shop_ids: Sequence[str]) -> Mapping[str, Any]:
+        """shop id -> its open link row (``id``, ``hash``, ``created_at``, ``valid_at(now)``)."""
+
+    def recovery_url(self, recovery_hash: str) -> str:
+        """The storefront URL that sets a password with ``recovery_hash``."""
+
+    def delete_customer(self, shop_id: str) -> bool:
+        """Delete the account; False when there was none."""
 
 
 class MailSession(Protocol):

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from syncd.core.text import clip
+
 MASK = "[REDACTED]"
 
 # Keys whose value is never shown, whatever it is (logged dicts, config dumps, HTTP bodies).
@@ -36,7 +38,25 @@ def _rebuild() -> None:
         return
     # Longest first so that a value containing another is masked whole.
     alternatives = sorted(_values, key=len, reverse=True)
-    _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+    _pattern = re.compile("|".join(_alternative(v) for v in alternatives))
+
+
+def _is_weak(value: str) -> bool:
+    """A value that also occurs as (part of) ordinary words: short, or a word ("test",
+    "connection", "Sommer", a user name: letters in one case, or capitalised). Masking it inside
+    longer words turned "connection failed" into "[REDACTED] failed" without protecting
+    anything; it is masked where it stands as a word. A generated password (mixed case and
+    digits) is never weak: it is masked wherever it appears, even glued to other text."""
+    return len(value) < 8 or (value.isalpha() and (value.islower() or value.isupper() or value.istitle()))
+
+
+def _alternative(value: str) -> str:
+    text = re.escape(value)
+    if not _is_weak(value):
+        return text  # random-looking: masked wherever it appears, even glued to other text
+    head = r"(?<!\w)" if re.match(r"\w", value[0]) else ""
+    tail = r"(?!\w)" if re.match(r"\w", value[-1]) else ""
+    return head + text + tail
 
 
 def _worth_masking(value: str | None) -> bool:
@@ -96,6 +116,32 @@ def is_sensitive_key(key: str) -> bool:
     return bool(_SENSITIVE_KEY.search(key))
 
 
+# The words a secret key is named with, and their common misspellings' neighbourhood: a typo of
+# one ("pasword", "client_secert", "tokn") still holds the secret the operator meant to write.
+_SECRET_WORDS = ("password", "passwort", "passwd", "pwd", "secret", "token", "key", "credential",
+                 "credentials", "auth", "authorization", "apikey", "kennwort")
+
+
+def resembles_sensitive_key(key: str) -> bool:
+    """True for a key named like a secret key, or a misspelling of one (edit distance, or one
+    holding / held by a secret word). Used where an unknown key's value would be shown."""
+    import difflib
+
+    name = key.lower()
+    if is_sensitive_key(name):
+        return True
+    parts = [p for p in re.split(r"[^a-z0-9]+", name) if p] + [re.sub(r"[^a-z0-9]", "", name)]
+    for part in parts:
+        if part in ("pw", "pin"):
+            return True
+        for word in _SECRET_WORDS:
+            if word in part or (len(part) >= 3 and part in word):
+                return True
+            if len(part) >= 4 and difflib.SequenceMatcher(None, part, word).ratio() >= 0.7:
+                return True
+    return False
+
+
 def redact_value(value: Any, key: str | None = None) -> Any:
     """Redact a value of any shape: strings are scanned, mappings by key, sequences item-wise,
     exceptions turned into their (redacted) text."""
@@ -117,3 +163,18 @@ def redact_value(value: Any, key: str | None = None) -> Any:
 def structlog_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Last processor in the chain (see ``syncd.shell.logs``): nothing is rendered unredacted."""
     return {k: redact_value(v, k if k != "event" else None) for k, v in event_dict.items()}
+
+
+MAX_ERROR_TEXT = 2000
+
+def error_text(exc: BaseException) -> str:
+    """What an operator reads in `syncd status` and the log: type, message and cause chain,
+    redacted and bounded."""
+    parts = [f"{type(exc).__name__}: {exc}"]
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    depth = 0
+    while cause is not None and depth < 3:
+        parts.append(f"caused by {type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+        depth += 1
+    return clip(redact_value("; ".join(parts)), MAX_ERROR_TEXT)

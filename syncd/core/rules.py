@@ -38,13 +38,15 @@ class HistoryEvent(StrEnum):
     MAIL_FAILED = "mail_failed"
     IMPORTED = "imported"  # shop -> ERP: the address was created from the shop customer
     DEACTIVATED = "deactivated"
+    REACTIVATED = "reactivated"  # the ERP address is no longer blocked: its account is active again
+    # the shop account and its link are gone: `syncd accounts delete`, `accounts erase`, on_erp_delete
+    DELETED = "deleted"
     # issue 18
     MAIL_HELD = "mail_held"  # account created, mail held (ERP row older than send_credentials_since)
     MAIL_RELEASED = "mail_released"  # a held mail was asked for (`accounts send-credentials`)
     LOGGED_IN = "logged_in"  # the shop's last-login time moved: the customer used the account
     REMINDER_QUEUED = "reminder_queued"  # an account never used gets new credentials (activation_reminder)
     ERP_DELETED = "erp_deleted"  # the ERP address is gone; reason = what on_erp_delete did
-    ACCOUNT_DELETED = "account_deleted"  # syncd deleted the shop account
 
 
 class PushOutcome(StrEnum):

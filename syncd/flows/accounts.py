@@ -17,30 +17,32 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+import structlog
 from sqlalchemy import select
 
 from syncd.core.errors import SyncdError
+from syncd.core.rules import HistoryEvent
+from syncd.flows import password_status as ps
 from syncd.state.activity import AccountActivity
 from syncd.state.jobs import DONE, PENDING
 from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
 
+log = structlog.get_logger("syncd.flows.accounts")
+
 if TYPE_CHECKING:
     from syncd.flows.context import PlatformContext
     from syncd.state.db import StateStore
 
-# Password status from the newest delivered credential mail of the address.
-INITIAL = "initial"  # syncd mailed the first credentials when it created the account
-RESET_BY_STAFF = "reset by staff"  # an operator sent new credentials (send-credentials / reset-password)
-NONE = "none"  # syncd never mailed credentials for this account
-_STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF,
-                     "reminder": INITIAL}  # an activation reminder carries syncd's new password
+# Password status: see ``syncd.flows.password_status``.
+INITIAL, RESET_BY_STAFF, OWN, NONE = ps.INITIAL, ps.RESET_BY_STAFF, ps.OWN, ps.NONE
+_STATUS_BY_REASON = ps.STATUS_BY_REASON
 
 LEASE_WAIT = 60.0  # seconds to wait for a daemon's cycle in flight before giving up
 
@@ -59,7 +61,7 @@ class AccountRow:
     kind: str  # erp | email | import | collective (see syncd.state.links)
     active: bool  # the shop account is active (as syncd last set or saw it)
     credentials_sent_at: datetime | None  # newest credentials mail delivered, UTC
-    password_status: str  # INITIAL | RESET_BY_STAFF | NONE
+    password_status: str  # INITIAL | RESET_BY_STAFF | OWN | NONE
     last_login_at: datetime | None = None  # newest shop login syncd saw (activation tracking), UTC
 
     def csv_values(self) -> list[str]:
@@ -94,20 +96,24 @@ class UnknownAddresses(SyncdError):
         super().__init__(f"platform {platform!r}: {listed}")
 
 
-def _deliveries(store: StateStore, platform: str) -> dict[int, tuple[datetime, str]]:
-    """ERP number -> (time, reason) of the newest delivered credentials mail."""
+def _deliveries(store: StateStore, platform: str) -> dict[int, tuple[datetime, str, str]]:
+    """ERP number -> (time, reason, mode) of the newest delivered credentials mail."""
     t = credential_jobs
     q = (
-        select(t.c.erp_number, t.c.finished_at, t.c.reason)
+        select(t.c.erp_number, t.c.finished_at, t.c.reason, t.c.mode)
         .where(t.c.platform == platform, t.c.step == DONE)
         .order_by(t.c.finished_at, t.c.id)
     )
-    out: dict[int, tuple[datetime, str]] = {}
+    out: dict[int, tuple[datetime, str, str]] = {}
     with store.connect() as conn:
-        for number, finished, reason in conn.execute(q):
+        for number, finished, reason, mode in conn.execute(q):
             if finished is not None:
-                out[int(number)] = (finished, reason)  # ascending: the newest wins
+                out[int(number)] = (finished, reason, mode)  # ascending: the newest wins
     return out
+
+
+PAGE = 100  # links per shop look-up (one search request)
+ShopError = Callable[[str, Exception], None]
 
 
 def list_accounts(
@@ -116,31 +122,79 @@ def list_accounts(
     *,
     inactive: bool = False,
     credentials_sent: bool | None = None,
+    changed_by_customer: bool = False,
+    shops: Mapping[str, Any] | None = None,
+    on_shop_error: ShopError | None = None,
 ) -> Iterator[AccountRow]:
-    """Linked accounts by platform and shop id. ``inactive``: only deactivated accounts;
-    ``credentials_sent``: True only accounts that were mailed credentials, False only those never
-    mailed, None both."""
+    """Linked accounts by platform and shop id. Active accounts only, unless ``inactive``
+    (then inactive ones too); ``credentials_sent``: True only accounts that were mailed
+    credentials, False only those never mailed, None both; ``changed_by_customer``: only
+    accounts whose customer set a password of their own.
+
+    ``shops`` (platform -> shop port) lets the status tell an own password from the shop's
+    customer fields (``password_status``), one search per ``PAGE`` accounts. A shop that fails
+    is reported to ``on_shop_error`` and not asked again (the status then comes from the state
+    store alone); ``changed_by_customer`` needs the shop, so there the error is raised."""
     for platform in platforms:
         sent = _deliveries(store, platform)
+        shop = (shops or {}).get(platform)
+        if changed_by_customer and shop is None:
+            raise SyncdError(f"platform {platform!r}: --changed-by-customer needs the shop to be reachable")
         logins = AccountActivity(store).get_many(platform)
+        page: list[Link] = []
         for link in Links(store).iter(platform):
-            delivered = sent.get(link.erp_number) if link.kind != "collective" else None
-            row = AccountRow(
-                platform=platform,
-                address=link.erp_number,
-                shop_id=link.shop_id,
-                email=link.email,
-                kind=link.kind,
-                active=bool(link.shop_active),
-                credentials_sent_at=delivered[0] if delivered else None,
-                password_status=_STATUS_BY_REASON.get(delivered[1], RESET_BY_STAFF) if delivered else NONE,
-                last_login_at=logins[link.shop_id].last_login_at if link.shop_id in logins else None,
-            )
-            if inactive and row.active:
-                continue
-            if credentials_sent is not None and (row.credentials_sent_at is not None) != credentials_sent:
-                continue
-            yield row
+            page.append(link)
+            if len(page) == PAGE:
+                shop = yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive,
+                                        credentials_sent, changed_by_customer)
+                page = []
+        if page:
+            yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive, credentials_sent,
+                             changed_by_customer)
+
+
+def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, str, str]],
+          logins: Mapping[str, Any], shop: Any, on_shop_error: ShopError | None, inactive: bool,
+          credentials_sent: bool | None, changed_by_customer: bool) -> Generator[AccountRow, None, Any]:
+    own: dict[int, bool] = {}
+    if shop is not None:
+        wanted = {lk.erp_number: (sent[lk.erp_number][0], sent[lk.erp_number][2], lk.updated_at, lk.shop_id)
+                  for lk in page if lk.erp_number in sent and lk.kind != "collective"}
+        try:
+            customers = shop.get_customers([w[3] for w in wanted.values()]) if wanted else {}
+            own = ps.refine(wanted, customers)
+        except Exception as exc:  # the shop is down or refuses: the state store still answers
+            if changed_by_customer or on_shop_error is None:
+                raise
+            on_shop_error(platform, exc)
+            shop = None
+    for link in page:
+        delivered = sent.get(link.erp_number) if link.kind != "collective" else None
+        if own.get(link.erp_number):
+            status = OWN
+        elif delivered:
+            status = _STATUS_BY_REASON.get(delivered[1], RESET_BY_STAFF)
+        else:
+            status = NONE
+        row = AccountRow(
+            platform=platform,
+            address=link.erp_number,
+            shop_id=link.shop_id,
+            email=link.email,
+            kind=link.kind,
+            active=bool(link.shop_active),
+            credentials_sent_at=delivered[0] if delivered else None,
+            password_status=status,
+            last_login_at=logins[link.shop_id].last_login_at if link.shop_id in logins else None,
+        )
+        if not inactive and not row.active:
+            continue
+        if credentials_sent is not None and (row.credentials_sent_at is not None) != credentials_sent:
+            continue
+        if changed_by_customer and row.password_status != OWN:
+            continue
+        yield row
+    return shop
 
 
 def never_mailed(store: StateStore, platform: str) -> set[int]:
@@ -198,12 +252,12 @@ class AccountAction:
     """What one operator action did to one address (a row of ``syncd accounts`` output)."""
 
     address: int
-    action: str  # mailed | deferred | failed | skipped | deactivated
+    action: str  # mailed | deferred | failed | skipped | deactivated | created | linked | deleted
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.action in ("mailed", "deactivated", "erased")
+        return self.action in ("mailed", "deactivated", "created", "linked", "deleted", "erased")
 
 
 
@@ -238,8 +292,7 @@ def credential_lease(ctx: PlatformContext, *, wait: float | None = None) -> Iter
     """Hold the platform's erp-to-shop lease while delivering: a running daemon's cycle takes
     the same lease, so the two never deliver the same job (two mails, two passwords) at once.
     Waits up to ``wait`` seconds (default ``LEASE_WAIT``) for a cycle in flight to finish."""
-    from syncd.shell.scheduler import LeaseKeeper, lease_name
-    from syncd.state.leases import Leases, make_holder
+    from syncd.state.leases import LeaseKeeper, Leases, lease_name, make_holder
 
     leases = Leases(ctx.state)
     name = lease_name(ctx.platform.name, "erp-to-shop")
@@ -282,7 +335,11 @@ def deactivate(ctx: PlatformContext, number: int) -> AccountAction:
     problem = errors.get(link.shop_id)
     if problem:
         return AccountAction(int(number), "failed", f"shop refused: {problem}")
-    Links(ctx.state, clock=ctx.clock).set_state(ctx.platform.name, int(number), shop_active=False)
+    with ctx.uow() as uow:
+        uow.links.set_state(ctx.platform.name, int(number), shop_active=False)
+        uow.history.record(ctx.platform.name, int(number), HistoryEvent.DEACTIVATED, shop_id=link.shop_id,
+                           reason="by an operator (syncd accounts deactivate)")
+        uow.commit()
     detail = link.shop_id
     address = ctx.erp.get_address(int(number))
     if address is not None and not address.blocked:
@@ -292,3 +349,81 @@ def deactivate(ctx: PlatformContext, number: int) -> AccountAction:
                    "the account - set the blocked flag in the ERP to keep it deactivated / Hinweis: "
                    "Adresse im ERP sperren, sonst wird das Konto bei der nächsten Änderung reaktiviert")
     return AccountAction(int(number), "deactivated", detail)
+
+
+# --- accounts create / delete --------------------------------------------------------------------
+REAPPEARS = ("the ERP address still exists: its next change (or `syncd sync --full`) creates the account "
+             "again - block the address in the ERP to keep it out of the shop / die ERP-Adresse bleibt: "
+             "sperren Sie sie im ERP, sonst legt die nächste Änderung das Konto wieder an")
+
+
+def create(ctx: PlatformContext, number: int) -> AccountAction:
+    """Create the shop account of one ERP address now, through the flow's own push (adoption of
+    an existing account included, I4) and its credentials mail (or link)."""
+    from syncd.flows import credentials
+    from syncd.flows.context import CycleReport
+    from syncd.flows.erp_to_shop import settle_password_fields
+    from syncd.flows.push_addresses import apply_batch
+
+    number = int(number)
+    address = ctx.erp.get_address(number)
+    if address is None:
+        raise UnknownAddresses(ctx.platform.name, {number: "no such ERP address"})
+    link = Links(ctx.state, clock=ctx.clock).get_by_erp(ctx.platform.name, number)
+    if link is not None and link.kind != "collective":
+        return AccountAction(number, "skipped", f"already linked to shop account {link.shop_id}")
+    report = CycleReport(ctx.platform.name, "erp-to-shop")
+    with credential_lease(ctx):
+        settle_password_fields(ctx)
+        mail = credentials.enabled(ctx)
+        apply_batch(ctx, [address], report, credentials=mail)
+        if mail:
+            credentials.send_due(ctx, report)
+    mine = [i for i in report.items if str(i.record) == str(number)]
+    pushed = next((i for i in mine if i.action in ("created", "linked", "adopted", "updated", "unchanged",
+                                                    "failed", "skipped", "deferred")), None)
+    if pushed is None or pushed.action in ("failed", "skipped", "deferred"):
+        return AccountAction(number, "failed", pushed.detail if pushed else "nothing was pushed")
+    linked = Links(ctx.state, clock=ctx.clock).get_by_erp(ctx.platform.name, number)
+    shop_id = linked.shop_id if linked else (pushed.detail or "")
+    created = pushed.action == "created"
+    # Its history event (created / adopted) was recorded by the push, with the link it made.
+    if not created:
+        # An account that already existed was linked, untouched (I4): no mail, no new password.
+        return AccountAction(number, "linked", f"{shop_id}: the shop account that already existed, "
+                                               "untouched, no mail / vorhandenes Konto verknüpft, keine Mail")
+    mailed = [i for i in mine if i.action in ("mailed", "deferred", "failed") and i is not pushed]
+    if not mail:
+        return AccountAction(number, "created", f"{shop_id}; credential mails are off (send_credentials)")
+    last = mailed[-1] if mailed else None
+    if last is None:
+        return AccountAction(number, "created", f"{shop_id}; mail queued for the running daemon")
+    if last.action == "mailed":
+        return AccountAction(number, "created", f"{shop_id}; mailed to {last.detail}")
+    return AccountAction(number, "created", f"{shop_id}; mail {last.action}: {last.detail}")
+
+
+def delete(ctx: PlatformContext, number: int) -> AccountAction:
+    """Delete the shop account of ``number`` and its link; the ERP row stays. A credential job
+    still open for it ends as failed (its field is settled first, I2)."""
+    from syncd.flows.erp_to_shop import settle_password_fields
+
+    number = int(number)
+    link = _linked(ctx, [number])[number]
+    with credential_lease(ctx):
+        settle_password_fields(ctx)
+        try:
+            existed = ctx.shop.delete_customer(link.shop_id)
+        except SyncdError as exc:
+            return AccountAction(number, "failed", f"shop refused: {exc}")
+        with ctx.uow() as uow:
+            uow.links.delete(ctx.platform.name, link.shop_id)
+            for job in uow.jobs.active(ctx.platform.name, [number]):
+                uow.jobs.fail(job.id, "the shop account was deleted (syncd accounts delete)", uow.clock())
+            why = "syncd accounts delete" + ("" if existed else "; already gone in the shop")
+            uow.history.record(ctx.platform.name, number, HistoryEvent.DELETED, shop_id=link.shop_id,
+                               reason=why)
+            uow.commit()
+    log.info("account deleted", platform=ctx.platform.name, address=number, step="delete")
+    gone = "" if existed else " (already gone in the shop; link removed)"
+    return AccountAction(number, "deleted", f"{link.shop_id}{gone}; note: {REAPPEARS}")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from syncd.core.errors import PermanentError
 from syncd.core.rules import HistoryEvent, LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION, MAIL_DIRECTION
@@ -35,7 +36,7 @@ def mode(ctx: PlatformContext) -> str:
 def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleReport) -> None:
     """``on_erp_delete = "delete"``: the accounts of vanished ERP addresses are deleted."""
     name = ctx.platform.name
-    errors = ctx.shop.delete_customers([lk.shop_id for lk in links])
+    errors = {lk.shop_id: _delete(ctx, lk.shop_id) for lk in links}
     with ctx.uow() as uow:
         for lk in links:
             reason = errors.get(lk.shop_id)
@@ -43,7 +44,7 @@ def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleRe
                 uow.failures.record(name, DIRECTION, lk.erp_number, "delete", reason)
                 continue
             uow.links.delete(name, lk.shop_id)
-            uow.history.record(name, lk.erp_number, HistoryEvent.ACCOUNT_DELETED, shop_id=lk.shop_id,
+            uow.history.record(name, lk.erp_number, HistoryEvent.DELETED, shop_id=lk.shop_id,
                                reason="the ERP address was deleted (on_erp_delete = delete)")
         uow.commit()
     for lk in links:
@@ -51,6 +52,16 @@ def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleRe
         report.add(lk.erp_number, "failed" if reason else "deleted", reason or lk.shop_id)
         log.info("account deleted" if not reason else "account not deleted", platform=name,
                  address=lk.erp_number, step="delete", reason=reason)
+
+
+def _delete(ctx: PlatformContext, shop_id: str) -> str | None:
+    """Delete one account in the shop (gone already counts as deleted); the shop's reason when
+    it refuses. A transient fault propagates: the cycle or the operator tries again."""
+    try:
+        ctx.shop.delete_customer(shop_id)
+    except PermanentError as exc:
+        return str(exc)
+    return None
 
 
 def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:
@@ -61,7 +72,7 @@ def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:
     if link is not None and link.kind == LinkKind.COLLECTIVE:
         return "failed", "is the collective address, not one customer's account"
     if link is not None:
-        problem = ctx.shop.delete_customers([link.shop_id]).get(link.shop_id)
+        problem = _delete(ctx, link.shop_id)
         if problem:
             return "failed", f"shop refused to delete the account: {problem}"
     if ctx.platform.addresses.password_field:

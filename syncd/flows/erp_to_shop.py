@@ -15,14 +15,11 @@ from typing import TypeVar
 
 import structlog
 
-from syncd.core.domain import ErpAddress
 from syncd.core.errors import SyncdError
-from syncd.core.rules import LinkKind
 from syncd.flows import activation, credentials, golive
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.mailbudget import MailBudget
-from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch, load_links, plan_batch
-from syncd.state import jobs as steps
+from syncd.flows.corrected import reevaluate_corrected
+from syncd.flows.push_addresses import CONFIG_CODES, DIRECTION, apply_batch
 
 log = structlog.get_logger("syncd.flows.erp_to_shop")
 
@@ -63,6 +60,8 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
     _push_config_deferred(ctx, report, mail)
+    # Failed records whose row was corrected without its stamp moving (syncd.flows.corrected).
+    reevaluate_corrected(ctx, report, mail=mail)
 
     with ctx.uow() as uow:
         cursor = uow.cursors.get(name, CURSOR)
@@ -110,75 +109,7 @@ def _push_config_deferred(ctx: PlatformContext, report: CycleReport, mail: bool)
 
 
 def _dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
-    """What a cycle would do, from reads only: nothing is written to the ERP, the shop, the
-    state store or a mail server."""
-    name = ctx.platform.name
-    a = ctx.platform.addresses
-    mail = credentials.enabled(ctx)
-    # Mails of queued jobs (in flight first: the sweep sends them outside the budget), then the
-    # new accounts' mails; the budget (rate limits, canary) decides which of them go this cycle.
-    in_flight: list[tuple[int, str]] = []
-    queued: list[tuple[int, str]] = []
-    with ctx.uow() as uow:  # read only: never committed
-        for job in uow.jobs.active(name):
-            if job.held:
-                report.add(job.erp_number, "held", f"credentials mail held ({job.held})")
-            elif job.step == steps.PENDING:
-                queued.append((job.erp_number, "queued credentials job"))
-            else:
-                in_flight.append((job.erp_number, f"unfinished credentials job ({job.step})"))
-        cursor = uow.cursors.get(name, CURSOR)
-        cut = golive.cutoff(ctx, uow.cursors) if mail else None
-    scan = ctx.erp.scan_changes(cursor, batch_size=ctx.settings.erp.batch_size)
-    total = getattr(scan, "total", None)
-    done = 0
-    for batch in scan.batches():
-        with ctx.uow() as uow:
-            links, owners = load_links(uow, name, batch)
-            plan = plan_batch(batch, links, owners, a)
-            mailed_before = {addr.number for addr, link in plan.reactivate
-                             if mail and link.kind == LinkKind.ERP and uow.jobs.ever_had(name, addr.number)}
-        for addr, reason, _code in plan.fail:
-            report.add(addr.number, "would-fail", reason)
-        for addr, reason in plan.skip:
-            report.add(addr.number, "would-skip", reason)
-        for addr in plan.unchanged:
-            report.add(addr.number, "unchanged")
-        for addr in plan.push:
-            link = links.get(addr.number)
-            if link is None or link.kind == LinkKind.COLLECTIVE:
-                report.add(addr.number, "would-create", "or link to a shop account with this e-mail")
-                if mail and not addr.blocked:
-                    if golive.is_old(addr, cut):
-                        report.add(addr.number, "would-hold", "ERP row older than send_credentials_since")
-                    else:
-                        queued.append((addr.number, _to(addr)))
-            else:
-                report.add(addr.number, "would-update", link.shop_id)
-        for addr, link in plan.deactivate:
-            report.add(addr.number, "would-deactivate", link.shop_id)
-        for addr, link in plan.reactivate:
-            report.add(addr.number, "would-reactivate", link.shop_id)
-            if mail and link.kind == LinkKind.ERP and addr.number not in mailed_before:
-                queued.append((addr.number, _to(addr)))
-        done += len(batch)
-        if ctx.progress is not None:
-            ctx.progress(done, total)
-    for number, detail in in_flight:
-        report.add(number, "would-mail", detail)
-    budget = MailBudget.open(ctx, credentials.KIND, start=False) if mail else None
-    allowed = len(queued) if budget is None else budget.limit(len(queued))
-    for number, detail in queued[:allowed]:
-        report.add(number, "would-mail", detail)
-    for number, _detail in queued[allowed:]:
-        report.add(number, "would-wait", budget.why if budget is not None else "")
-    return report
+    """What a cycle would do, from reads only (``syncd.flows.erp_to_shop_dry``)."""
+    from syncd.flows.erp_to_shop_dry import dry_run
 
-
-def mails_next_cycle(report: CycleReport) -> int:
-    """What ``sync --dry-run`` and ``check`` print: the credentials mails the next cycle sends."""
-    return report.counts.get("would-mail", 0)
-
-
-def _to(address: ErpAddress) -> str:
-    return (address.email or "").strip()
+    return dry_run(ctx, report)

@@ -63,11 +63,15 @@ from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.import_plan import (
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
+    LinkedMeanwhile,
+    SettingMissing,
+    WriteBackFailed,  # noqa: F401  (raised by new_address_values; imported from here by callers)
     address_problems,  # noqa: F401  (public name of this module before the split)
     as_number,
     check_address,
     copy_columns,
     email_variants,
+    history_event,
     link_done,
     linked_by_someone_else,
     new_address_values,
@@ -87,22 +91,6 @@ CURSOR = "shop-to-erp"
 BATCH = 100
 # The kill tests name a point here; the process SIGKILLs itself on reaching it.
 KILL_ENV = "SYNCD_TEST_KILL_AT"
-
-
-class WriteBackFailed(PermanentError):
-    step = "write-back"
-
-
-class LinkedMeanwhile(PermanentError):
-    """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
-
-    def __init__(self, link: Link) -> None:
-        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
-        self.link = link
-
-
-class SettingMissing(ImportBlocked):
-    step = "settings"
 
 
 def checkpoint(name: str) -> None:
@@ -239,11 +227,13 @@ class _Import:
         if not self.dry_run:
             self.uow.failures.record(self.platform, DIRECTION, c.id, step, reason, getattr(exc, "code", None))
 
-    def _succeeded(self, c: ShopCustomer, action: str, detail: str) -> None:
+    def _succeeded(self, c: ShopCustomer, action: str, detail: str, number: int | None = None) -> None:
         self.report.add(c.id, action, detail)
         self.log.info("import " + action, detail=detail)
         if not self.dry_run:
             self.uow.failures.clear(self.platform, DIRECTION, c.id)
+            if (event := history_event(action, detail, c)) is not None and number is not None:
+                self.uow.history.record(self.platform, number, event[0], reason=event[1], shop_id=c.id)
 
     # --- deciding what a customer needs ----------------------------------------------------
 
@@ -316,7 +306,7 @@ class _Import:
 
     def _adopt(self, c: ShopCustomer, number: int) -> None:
         if self.dry_run:
-            self.report.add(c.id, "would-link", f"existing ERP address {number}")
+            self.report.add(c.id, "would-link", f"existing ERP address {number} for {c.email}")
             return
         self._link(c, number, LinkKind.IMPORT)
         self._write_back(c, number, "linked", f"existing ERP address {number}")
@@ -333,7 +323,7 @@ class _Import:
                 )
             self._collective_ok = True
         if self.dry_run:
-            self.report.add(c.id, "would-link", f"collective address {number}")
+            self.report.add(c.id, "would-link", f"collective address {number} for {c.email}")
             return
         self._link(c, number, LinkKind.COLLECTIVE)
         self._write_back(c, number, "linked", f"collective address {number}")
@@ -344,7 +334,7 @@ class _Import:
             if self._preview is None:
                 self._preview = self.allocator.preview()
             number = next(self._preview)
-            self.report.add(c.id, "would-create", f"ERP address {number}")
+            self.report.add(c.id, "would-create", f"ERP address {number} for {c.email}")
             return
         ours = {replacing} if replacing is not None else set()
         uow = self.uow
@@ -393,7 +383,7 @@ class _Import:
         if owner is None:  # the crash came before the insert
             values = self._values(c)
             if self.dry_run:
-                self.report.add(c.id, "would-create", f"ERP address {number}")
+                self.report.add(c.id, "would-create", f"ERP address {number} for {c.email}")
                 return
             owner = True if self.ctx.erp.create_address(number, values) else self._owner(number, c, link)
         if owner:
@@ -414,14 +404,11 @@ class _Import:
         return self._email_matches(number, link.email)
 
     def _remember_as_pushed(self, c: ShopCustomer, number: int) -> None:
-        """The new ERP row holds what the shop account holds: record its fingerprint on the link,
-        as a push would, so the ERP -> shop scan that sees the new row finds it unchanged instead
-        of writing the customer's own data back to the shop as an update."""
-        address = self.ctx.erp.get_address(number)
-        if address is None:  # pragma: no cover - the row was inserted a moment ago
-            return
+        """The new ERP row holds what the shop account holds: its fingerprint on the link, as a push
+        records, so the ERP -> shop scan finds the row unchanged instead of writing it back."""
+        address = self.ctx.erp.get_address(number)  # inserted a moment ago
         self.uow.links.upsert(Link(self.platform, c.id, number, kind=LinkKind.IMPORT, email=c.email,
-                                   fingerprint=address_fingerprint(address)))
+                                   fingerprint=address_fingerprint(address) if address else None))
         self._settle()
 
     def _write_back(self, c: ShopCustomer, number: int, action: str, detail: str) -> None:
@@ -436,7 +423,7 @@ class _Import:
                     f"writing customer number {number} to the shop failed: {exc}", code=exc.code
                 ) from exc
         checkpoint("import:after-write-back")
-        self._succeeded(c, action, detail)
+        self._succeeded(c, action, detail, number)
 
     # --- the new address -------------------------------------------------------------------
 

@@ -15,8 +15,25 @@ import pycountry
 
 from syncd.core.domain import ShopCustomer
 from syncd.core.errors import PermanentError
-from syncd.core.rules import SHOP_IMPORT_FIELDS, LinkKind
+from syncd.core.rules import SHOP_IMPORT_FIELDS, HistoryEvent, LinkKind
+from syncd.flows.numbers import ImportBlocked
 from syncd.state.links import Link
+
+
+class WriteBackFailed(PermanentError):
+    step = "write-back"
+
+
+class LinkedMeanwhile(PermanentError):
+    """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
+
+    def __init__(self, link: Link) -> None:
+        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
+        self.link = link
+
+
+class SettingMissing(ImportBlocked):
+    step = "settings"
 
 
 class InvalidAddress(PermanentError):
@@ -133,3 +150,14 @@ def as_number(value: str | None) -> int | None:
 
 def same_email(a: Any, b: Any) -> bool:
     return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
+
+
+def history_event(action: str, detail: str, c: ShopCustomer) -> tuple[HistoryEvent, str] | None:
+    """The ``syncd history`` event of a customer's import outcome, for the ERP address it got.
+    None for the collective address: it collects every such customer, no history of each."""
+    who = c.email or c.id
+    if action == "imported":
+        return HistoryEvent.IMPORTED, f"created from shop customer {who}"
+    if action == "linked" and not detail.startswith("collective"):
+        return HistoryEvent.ADOPTED, f"shop customer {who} linked to this ERP address"
+    return None

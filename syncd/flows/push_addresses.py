@@ -19,6 +19,7 @@ import structlog
 from syncd.config.model import AddressSettings
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
+from syncd.core.redaction import redact
 from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
 from syncd.flows import erpstatus, golive
 from syncd.flows.context import CycleReport, PlatformContext
@@ -64,6 +65,15 @@ def address_fingerprint(a: ErpAddress) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def row_fingerprint(a: ErpAddress) -> str:
+    """What decides a record's fate: the shop's view of it plus its blocked flag and its
+    validation problems. Stored with a failure (``failures.fingerprint``): a row whose
+    fingerprint differs was corrected, even when its change stamp did not move. Never the raw
+    row: it may hold the in-flight password of the password field (I3)."""
+    blob = json.dumps([address_fingerprint(a), bool(a.blocked), sorted(a.problems or ())], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 # ---------------------------------------------------------------------------------------- the plan
 @dataclass
 class Plan:
@@ -80,11 +90,14 @@ def plan_batch(
     links: Mapping[int, Link],
     email_owners: Mapping[str, int],
     settings: AddressSettings,
+    *,
+    force: bool = False,
 ) -> Plan:
     """Decide what happens to each address of a batch (pure).
 
     ``email_owners``: lower-cased e-mail -> the ERP number already linked with it on this
     platform; a second address with the same e-mail fails instead of taking over the account.
+    ``force``: push even an address whose link says the shop holds it already (``syncd retry``).
     """
     plan = Plan()
     current = {a.number: email_key(a.email) for a in addresses}
@@ -115,7 +128,7 @@ def plan_batch(
             continue
         owners[key] = a.number
         acted = False
-        if link is None or link.fingerprint != address_fingerprint(a):
+        if link is None or force or link.fingerprint != address_fingerprint(a):
             plan.push.append(a)
             acted = True
         if link is not None and not link.shop_active and not a.blocked:
@@ -144,7 +157,7 @@ def _personal(links: Mapping[int, Link]) -> dict[int, Link]:
 
 
 def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport, *,
-                credentials: bool) -> Plan:
+                credentials: bool, force: bool = False) -> Plan:
     """Carry out the plan of one batch. Transient shop faults escape after the retry budget so
     the cycle stops before its cursor moves past this batch.
 
@@ -158,9 +171,16 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
         if erased:
             addresses = [a for a in addresses if a.number not in erased]
         links, owners = load_links(uow, name, addresses)
-        plan = plan_batch(addresses, links, owners, ctx.platform.addresses)
+        plan = plan_batch(addresses, links, owners, ctx.platform.addresses, force=force)
+        # A reconciliation re-checks failed records daily: the same refusal again is no new event.
+        known = uow.failures.reasons(name, DIRECTION, [a.number for a, _r, _c in plan.fail]) \
+            if plan.fail else {}
         for a, reason, code in plan.fail:
-            uow.failures.record(name, DIRECTION, a.number, "validate", reason, code)
+            uow.failures.record(name, DIRECTION, a.number, "validate", reason, code,
+                                fingerprint=row_fingerprint(a))
+        uow.history.record_many(name, [(a.number, HistoryEvent.REJECTED, f"not transferred: {reason}", None)
+                                       for a, reason, _code in plan.fail
+                                       if known.get(str(a.number)) != redact(reason)])
         for a, _reason in plan.skip:
             old = _personal(links).get(a.number)
             if old is not None and not old.erp_blocked:
@@ -229,23 +249,39 @@ def _is_new(result: PushResult, had_link: bool) -> bool:
     return not had_link and result.detail == RECOVERED_CREATE
 
 
+def push_action(result: PushResult, old: Link | None) -> tuple[str, bool]:
+    """(report action, whether the account is new: linked kind ``erp`` and mailed) of one push
+    result for an address whose link was ``old``. One rule for the real run and its dry run,
+    so the dry run names what the run will do."""
+    if result.outcome == PushOutcome.REJECTED or not result.shop_id:
+        return ("deferred" if result.code in CONFIG_CODES else "failed"), False
+    had_link = old is not None and old.kind != LinkKind.COLLECTIVE
+    new = _is_new(result, had_link)
+    if result.outcome == PushOutcome.ADOPTED and not had_link:
+        return "adopted", new
+    return ("created" if new else ("linked" if not had_link else str(result.outcome))), new
+
+
 def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: Sequence[PushResult],
                    links: Mapping[int, Link], report: CycleReport, *, credentials: bool) -> None:
     name = ctx.platform.name
     by_number = {a.number: a for a in pushed}
-    failed: list[tuple[int, str, str | None]] = []
+    failed: list[tuple[ErpAddress, str, str | None]] = []
+    events: list[tuple[int, HistoryEvent, str | None, str | None]] = []
     new_links: list[Link] = []
     stale_links: list[str] = []  # shop ids of linked accounts the shop replaced (deleted there)
     new_jobs: list[tuple[ErpAddress, str]] = []
     ok: list[int] = []
     actions: list[tuple[int, str, str]] = []
+    refused: list[PushResult] = []
     for r in results:
         a = by_number.get(r.number)
         if a is None:  # pragma: no cover - a connector answering for an address it was not given
             continue
         if r.outcome == PushOutcome.REJECTED or not r.shop_id:
             reason = r.reason or "the shop rejected the address"
-            failed.append((a.number, reason, r.code))
+            failed.append((a, reason, r.code))
+            refused.append(r)
             if r.code in CONFIG_CODES:
                 # Not the record's fault: it is pushed again each cycle (see erp_to_shop) and the
                 # cycle is not ok until the operator adds the target or changes the mapping.
@@ -256,7 +292,7 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             continue
         old = links.get(a.number)
         had_link = old is not None and old.kind != LinkKind.COLLECTIVE
-        new = _is_new(r, had_link)
+        action, new = push_action(r, old)
         if had_link and old.shop_id != r.shop_id:
             stale_links.append(old.shop_id)
         # An adopted account (lost or new state store) is linked like one the customer made:
@@ -272,23 +308,29 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         ))
         if new and credentials and not a.blocked:
             new_jobs.append((a, r.shop_id))
-        if r.outcome == PushOutcome.ADOPTED and not had_link:
-            action = "adopted"
-        else:
-            action = "created" if new else ("linked" if not had_link else str(r.outcome))
         actions.append((a.number, action, r.shop_id))
         ok.append(a.number)
+        event = _push_event(action, a)
+        if event is not None:
+            events.append((a.number, *event, r.shop_id))
     # One unit: a link and the credential job of its new account are stored together or not at
     # all (I1), and the create intent goes with them; a crash before the commit leaves the
     # intent, so the replay's push recovers the account as ours and mails it.
     with ctx.uow() as uow:
-        for number, reason, code in failed:
-            uow.failures.record(name, DIRECTION, number, "push", reason, code)
+        # A mapping target missing in the shop fails the same addresses every cycle until fixed:
+        # their history says so once, not once per cycle.
+        # The same refusal again (a daily reconciliation re-checks failed records) is no new event.
+        known = uow.failures.reasons(name, DIRECTION, [a.number for a, _r, _c in failed]) if failed else {}
+        for a, reason, code in failed:
+            uow.failures.record(name, DIRECTION, a.number, "push", reason, code,
+                                fingerprint=row_fingerprint(a))
+            if known.get(str(a.number)) != redact(reason):
+                events.append((a.number, HistoryEvent.REJECTED, f"shop refused: {reason}", None))
         for shop_id in stale_links:
             # One link per address: the account that replaced a deleted one takes its place.
             uow.links.delete(name, shop_id)
         uow.links.upsert_many(new_links)
-        now = uow.clock()
+        now, mode = uow.clock(), ctx.platform.addresses.credential_mode
         cut = golive.cutoff(ctx, uow.cursors) if new_jobs else None
         held: list[tuple[int, HistoryEvent, str | None, str | None]] = []
         for a, shop_id in new_jobs:
@@ -296,17 +338,18 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             # its job held: no mail until an operator sends it (syncd.flows.golive).
             old_row = golive.is_old(a, cut)
             job = uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
-                                  email=(a.email or "").strip(), now=now,
+                                  email=(a.email or "").strip(), now=now, mode=mode,
                                   held=steps.GO_LIVE if old_row else None)
             if old_row and job is not None:
                 held.append((a.number, HistoryEvent.MAIL_HELD, "ERP row older than send_credentials_since",
                              shop_id))
-        uow.history.record_many(name, held)
+        events.extend(held)  # after the account's own event: created, then mail held
         # Every answered address: linked (with its job), or its create refused by the shop. An
         # account of ours whose recovering write was refused keeps its intent: it still exists.
         uow.intents.settle(name, [r.number for r in results
                                   if r.outcome != PushOutcome.REJECTED or r.detail != RECOVERED_CREATE])
         uow.failures.clear_many(name, DIRECTION, ok)
+        uow.history.record_many(name, events)
         uow.commit()
     checkpoint("after_link")
     held_numbers = {n for n, *_ in held}
@@ -315,7 +358,30 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
                           for n in created})
     for number, action, detail in actions:
         report.add(number, action, detail)
-        log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+        if action not in ("failed", "deferred"):
+            log.info("address pushed", platform=name, address=number, step="push", outcome=action)
+    for r in refused:
+        # The operator has to act on these (fix the ERP row or the shop's setup): a warning
+        # with the shop's own words and the field it named, not an info line without either.
+        log.warning("address rejected by the shop", platform=name, address=r.number, step="push",
+                    reason=r.reason or "the shop rejected the address", field=r.field, code=r.code,
+                    outcome="deferred" if r.code in CONFIG_CODES else "failed")
+
+
+def _push_event(action: str, a: ErpAddress) -> tuple[HistoryEvent, str] | None:
+    """The history event of one push outcome (``_record_pushes``' action), with its reason."""
+    email = (a.email or "").strip()
+    if action == "created":
+        return HistoryEvent.CREATED, f"shop account created for {email}"
+    if action == "adopted":
+        return HistoryEvent.ADOPTED, "an existing shop account of this address was linked again (no mail)"
+    if action == "linked":
+        return HistoryEvent.ADOPTED, f"linked to the account the customer made in the shop with {email}"
+    if action == str(PushOutcome.UNCHANGED):
+        return None
+    if action == str(PushOutcome.UPDATED):
+        return HistoryEvent.PUSHED, "shop account updated from the ERP address"
+    return HistoryEvent.PUSHED, f"shop account updated from the ERP address ({action})"
 
 
 def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
@@ -332,16 +398,24 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
         for a, lk in pairs:
             reason = (errors or {}).get(lk.shop_id)
             if reason:
-                uow.failures.record(name, DIRECTION, a.number, action[:-1], reason)
+                uow.failures.record(name, DIRECTION, a.number, action[:-1], reason,
+                                    fingerprint=row_fingerprint(a))
+                uow.history.record(name, a.number, HistoryEvent.REJECTED, shop_id=lk.shop_id,
+                                   reason=f"shop refused to {action[:-1]} the account: {reason}")
                 done.append((a, lk, reason))
                 continue
             uow.links.set_state(name, a.number, erp_blocked=a.blocked, shop_active=active)
+            uow.history.record(name, a.number,
+                               HistoryEvent.DEACTIVATED if not active else HistoryEvent.REACTIVATED,
+                               reason="blocked in the ERP" if not active else "no longer blocked in the ERP",
+                               shop_id=lk.shop_id)
             # An account syncd created while the address was blocked never got its mail: the
             # customer gets it now that the address is usable.
             if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \
                     and email_problem(a.email) is None:
                 uow.jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
-                                email=(a.email or "").strip(), now=uow.clock())
+                                email=(a.email or "").strip(), now=uow.clock(),
+                                mode=ctx.platform.addresses.credential_mode)
             done.append((a, lk, None))
         uow.commit()
     erpstatus.states(ctx, [a.number for a, _, reason in done if not reason],
@@ -349,6 +423,8 @@ def _set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], 
     for a, lk, reason in done:
         if reason:
             report.add(a.number, "failed", reason)
+            log.warning("account not " + action + ": the shop refused it", platform=name,
+                        address=a.number, step=action, reason=reason)
             continue
         report.add(a.number, action, lk.shop_id)
         log.info("account " + action, platform=name, address=a.number, step=action)

@@ -34,13 +34,12 @@ from syncd.core.domain import CheckItem, ErpAddress, RenderedLayout
 from syncd.core.errors import ConfigError, PermanentError
 from syncd.render.checks import check_reads, reads_column, reads_name, unknown_names
 from syncd.render.context import FILES, HTML, REQUIRED, SUBJECT, TEXT, build_context, row_key
+from syncd.render.staleness import Staleness, staleness
 
 _INDEX = {file: i for i, file in enumerate(FILES)}
 PREVIEW_PLACEHOLDER = "••••••••••"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
-
-
 class LayoutError(PermanentError):
     """A layout cannot be rendered. Raised per mail, so the job fails with this reason (the
     layout is the same for every record, but ``syncd check`` catches static faults before a
@@ -288,6 +287,15 @@ class LayoutStore:
                 f"layout {name!r}, {file}{_line_of(exc, template)}: {type(exc).__name__}: {exc}",
                 layout=name, file=file,
             ) from None
+
+    # -- staleness
+
+    def staleness(self, name: str) -> Staleness | None:
+        """Whether NAME's text and HTML bodies may say different things (``syncd.render.staleness``)."""
+        return staleness(self, name)
+
+    def shipped_folder(self, name: str) -> Traversable:
+        return self._shipped / name
 
     # -- check
 

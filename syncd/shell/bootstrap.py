@@ -29,9 +29,11 @@ from syncd.config.loader import LoadedConfig
 from syncd.config.model import PlatformSettings, Settings
 from syncd.config.profiles import effective_columns
 from syncd.config.secrets import Secrets
+from syncd.connectors import woocommerce
 from syncd.connectors.erp import SqlErp, open_erp
 from syncd.connectors.mail import OutboxTransport, SmtpTransport, open_transport
 from syncd.connectors.shopware6 import ShopwareShop, open_shop
+from syncd.connectors.woocommerce import WooShop
 from syncd.core.domain import CheckItem
 from syncd.core.errors import ConfigError, SyncdError
 from syncd.flows.context import CycleReport, PlatformContext
@@ -40,6 +42,7 @@ from syncd.state.cache import Cache
 from syncd.state.db import StateStore, current_revisions, head_revisions, open_state
 
 MailTransport = SmtpTransport | OutboxTransport
+Shop = ShopwareShop | WooShop
 
 
 class _TtlCache:
@@ -99,7 +102,7 @@ class Runtime:
     def erp_for(self, platform: PlatformSettings) -> SqlErp:
         return open_erp_for(self.settings, self.secrets, platform=platform, cache=self.cache)
 
-    def shop_for(self, platform: PlatformSettings) -> ShopwareShop:
+    def shop_for(self, platform: PlatformSettings) -> Shop:
         return open_shop_for(self.settings, platform, self.secrets, cache=self.cache)
 
     def context(self, platform: PlatformSettings | str) -> PlatformContext:
@@ -160,7 +163,7 @@ def open_erp_for(
         settings.erp,
         password=secrets.erp_password,
         cache=cache,
-        password_field=addresses.password_field if addresses.send_credentials else None,
+        password_field=addresses.password_field if addresses.uses_password_field else None,
         password_length=addresses.password_length,
         password_key=f"platforms[{settings.platforms.index(platform)}].addresses.password_field",
     )
@@ -169,9 +172,12 @@ def open_erp_for(
 def open_shop_for(
     settings: Settings, platform: PlatformSettings, secrets: Secrets, *, cache: Any = None,
     erp_columns: bool = True,
-) -> ShopwareShop:
-    """The shop connector of ``platform``. ``erp_columns``: name the ERP columns in rejection
-    reasons (what cycles report; the connection check has no use for them)."""
+) -> Shop:
+    """The shop connector of ``platform``, chosen by its ``kind``. ``erp_columns``: name the ERP
+    columns in rejection reasons (Shopware; what cycles report, the connection check has no use
+    for them)."""
+    if platform.kind == woocommerce.KIND:
+        return woocommerce.open_shop(platform, consumer_secret=secrets.client_secret(platform.name))
     return open_shop(
         platform,
         client_secret=secrets.client_secret(platform.name),
@@ -287,6 +293,10 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
         layouts = LayoutStore(settings.mail.layouts_dir)
     except ConfigError as exc:
         raise ConfigError(exc.message, file=file, key=exc.key, value=exc.value) from None
+    for index, platform in enumerate(settings.platforms):
+        if platform.kind == woocommerce.KIND:
+            for key, reason in woocommerce.unsupported(platform, f"platforms[{index}]"):
+                raise ConfigError(reason, file=file, key=key, value=_setting(platform, key))
     erp = open_erp_for(settings, secrets)
     try:
         validated = False
@@ -295,17 +305,28 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
             if not (a.erp_to_shop and a.send_credentials):
                 continue
             key = f"platforms[{index}].addresses"
-            _validate_erp(erp, file, a.password_field, a.password_length, f"{key}.password_field")
+            # Link mode writes no ERP field: only the table and columns must be right.
+            field = a.password_field if a.uses_password_field else None
+            _validate_erp(erp, file, field, a.password_length, f"{key}.password_field" if field else None)
             validated = True
-            failed = [i for i in layouts.check(a.email_layout, a.password_field, mode=a.credential_mode)
-                      if not i.ok]
-            if failed:
-                raise ConfigError("; ".join(i.detail for i in failed), file=file, key=f"{key}.email_layout",
-                                  value=a.email_layout)
+            for layout_key, layout in a.layouts_in_use().items():  # each purpose's own layout
+                failed = [i for i in layouts.check(layout, a.password_field, mode=a.credential_mode)
+                          if not i.ok]
+                if failed:
+                    raise ConfigError("; ".join(i.detail for i in failed), file=file,
+                                      key=f"{key}.{layout_key}", value=layout)
         if not validated:  # no password field in use: the table and columns still must exist
             _validate_erp(erp, file, None, 12, None)
     finally:
         erp.close()
+
+
+def _setting(platform: PlatformSettings, key: str) -> Any:
+    """The value of a platform setting named by ``key`` (``platforms[0].addresses.x``)."""
+    value: Any = platform
+    for part in key.split(".")[1:]:
+        value = getattr(value, part, None)
+    return value
 
 
 def _validate_erp(erp: SqlErp, file: str, field: str | None, length: int, key: str | None) -> None:

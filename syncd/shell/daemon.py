@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from syncd.core.clock import Clock, utcnow
 from syncd.core.errors import ConfigError, SyncdError
+from syncd.core.text import clip
 from syncd.shell import notify
 from syncd.shell.daemon_signals import external_stop, trap_signals
 from syncd.shell.metrics import Metrics, MetricsServer
@@ -38,7 +40,7 @@ from syncd.shell.scheduler import (
     Sweep,
     error_text,
 )
-from syncd.shell.timetable import build_scheduler, poll_interval, prune_cycles, schedule_cycles
+from syncd.shell.timetable import build_scheduler, poll_interval, prune_cycles, prune_history, schedule_cycles
 from syncd.state.leases import make_holder
 from syncd.state.mailsends import MailSends
 
@@ -75,15 +77,17 @@ class Daemon:
         metrics: Metrics | None = None,
         install_signals: bool = True,
         stop_event: threading.Event | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         """``pid_file``: a path, None for the default (``syncd.runtime.default_pid_file``), or
         False for none (Windows service). ``stop_event``: set it to stop the daemon from another
         thread (the Windows service manager). ``reconcile``: the erp-to-shop job in full (a
         cycle plus the reconciliation), run instead of the ordinary one once per platform every
-        ``[daemon] reconcile_interval``."""
+        ``[daemon] reconcile_interval``. ``clock``: the time housekeeping prunes by."""
         if not jobs:
             raise ValueError("the daemon needs at least one job")
         self.settings = settings
+        self.clock = clock
         self._build_context = build_context
         self._jobs = dict(jobs)
         self._sweep = sweep
@@ -313,14 +317,18 @@ class Daemon:
 
     def _housekeeping(self) -> None:
         try:
-            deleted = prune_cycles(self.store)
+            deleted = prune_cycles(self.store, now=self.clock())
+            events = prune_history(self.store, now=self.clock(), days=self.settings.daemon.history_days)
             # The mail budget's send log: only the last hour counts (syncd.flows.mailbudget).
-            MailSends(self.store).prune(datetime.now(UTC) - SEND_LOG_KEEP)
+            MailSends(self.store).prune(self.clock() - SEND_LOG_KEEP)
         except Exception as exc:
             log.warning("housekeeping failed; it runs again in an hour", error=error_text(exc))
             return
         if deleted:
             log.info("old cycle records deleted", count=deleted)
+        if events:
+            log.info("old history events deleted", count=events,
+                     history_days=self.settings.daemon.history_days)
 
     def healthy(self) -> bool:
         """The scheduler still dispatches jobs: its heartbeat job ran recently."""
@@ -362,7 +370,7 @@ class Daemon:
             else:
                 summary = result.error or ""
             stamp = time.strftime("%H:%M:%S")
-            notify.status(f"{platform} {direction}: {result.outcome} {stamp} {summary}"[:200])
+            notify.status(clip(f"{platform} {direction}: {result.outcome} {stamp} {summary}", 200))
         return result
 
     def _reload(self) -> None:

@@ -1,8 +1,9 @@
 """`syncd demo`: the whole product on this machine with no outside systems.
 
-A SQLite ERP with sample addresses, the bundled Shopware sandbox on a loopback port and an
-outbox folder for mails; one full cycle in both directions through the same bootstrap, flows and
-connectors the daemon uses. Nothing here is simulated beyond the shop itself.
+A SQLite ERP with sample addresses, the bundled sandbox of the chosen platform kind (Shopware 6 or
+WooCommerce, ``syncd.shell.demo_shops``) on a loopback port and an outbox folder for mails; one
+full cycle in both directions through the same bootstrap, flows and connectors the daemon uses.
+Nothing here is simulated beyond the shop itself.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 
+from syncd.shell.demo_shops import SECRET_ENV, start_demo_shop
+
 PASSWORD_COLUMN = "Sel5"  # noqa: S105 - a column name, not a password
-SECRET_ENV = "SYNCD_DEMO_CLIENT_SECRET"  # noqa: S105 - a variable name
 
 # number|salutation|first|last|company|street|zip|city|country|email|blocked (J = blocked).
 # One blocked address per few, one invalid e-mail, one without, a company-only one, umlauts,
@@ -121,7 +122,7 @@ def create_erp(path: Path) -> None:
     engine.dispose()
 
 
-def write_config(folder: Path, shop_url: str, client_id: str) -> Path:
+def write_config(folder: Path, shop: Any) -> Path:
     config = folder / "config.toml"
     config.write_text(
         f"""# Written by `syncd demo`. Point [erp] and [[platforms]] at real systems to go live.
@@ -159,14 +160,9 @@ sender = "Demo-Shop <shop@example.com>"
 
 [[platforms]]
 name = "demo"
-kind = "shopware6"
-url = "{shop_url}"
-client_id = "{client_id}"
-client_secret = "env:{SECRET_ENV}"
-sales_channel = "Storefront"
-login_url = "{shop_url}/account/login"
-
+{shop.platform_toml()}
 [platforms.addresses]
+{shop.addresses_toml()}
 erp_to_shop = true
 send_credentials = true
 email_layout = "credentials"
@@ -181,17 +177,7 @@ only_with_orders = true
     return config
 
 
-def _login(shop_url: str, access_key: str, email_addr: str, password: str) -> bool:
-    resp = requests.post(
-        f"{shop_url}/store-api/account/login",
-        json={"username": email_addr, "password": password},
-        headers={"sw-access-key": access_key, "Accept": "application/json"},
-        timeout=10,
-    )
-    return resp.status_code == 200
-
-
-def _mask_mail(path: Path, shop_url: str, access_key: str, length: int) -> tuple[str, bool]:
+def _mask_mail(path: Path, shop: Any, length: int) -> tuple[str, bool]:
     """The mail as text with its password masked, and whether that password logs in to the shop.
 
     The demo does not know the password (nothing stores it); it finds it in the mail the way a
@@ -203,7 +189,7 @@ def _mask_mail(path: Path, shop_url: str, access_key: str, length: int) -> tuple
     to_addr = email.utils.parseaddr(str(message["To"]))[1]
     login_ok = False
     for word in set(re.findall(rf"\S{{{length}}}", text)):
-        if _login(shop_url, access_key, to_addr, word):
+        if shop.login(to_addr, word):
             text = text.replace(word, "•" * len(word))
             login_ok = True
             break
@@ -211,11 +197,13 @@ def _mask_mail(path: Path, shop_url: str, access_key: str, length: int) -> tuple
     return head + text, login_ok
 
 
-def run_demo(folder: str | os.PathLike[str] | None = None) -> DemoResult:
+def run_demo(folder: str | os.PathLike[str] | None = None, platform: str = "shopware6") -> DemoResult:
+    """``platform``: the kind of shop the demo plays (``demo_shops.KINDS``)."""
     from syncd.config.loader import load_settings
     from syncd.config.secrets import resolve_all
-    from syncd.connectors.shopware6.sandbox import Sandbox
     from syncd.shell.bootstrap import flow_jobs, open_runtime, sweep
+    from syncd.shell.scheduler import CycleRunner
+    from syncd.state.leases import make_holder
 
     started = time.monotonic()
     base = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="syncd-demo-"))
@@ -227,35 +215,42 @@ def run_demo(folder: str | os.PathLike[str] | None = None) -> DemoResult:
     create_erp(base / "erp.db")
     (base / "outbox").mkdir(exist_ok=True)
 
-    sandbox = Sandbox(version="6.6.10.0").start()
+    shop = start_demo_shop(platform)
     try:
-        for mail_addr, first, last, street, zip_, city, country, ordered in SHOP_USERS:
-            customer = sandbox.create_customer_as_shop_user(
-                mail_addr, "Sommer2026!", first_name=first, last_name=last, street=street,
-                zipcode=zip_, city=city, country=country,
-            )
-            if ordered:
-                sandbox.add_order(customer["id"])
-        os.environ[SECRET_ENV] = sandbox.client_secret
-        config = write_config(base, sandbox.url, sandbox.client_id)
+        for user in SHOP_USERS:
+            shop.register(*user)
+        os.environ[SECRET_ENV] = shop.secret
+        config = write_config(base, shop)
         loaded = load_settings(config)
         runtime = open_runtime(loaded, resolve_all(loaded.settings, loaded.path))
         reports = []
+        # Through the cycle runner, like `syncd sync` and the daemon: each cycle is recorded, so
+        # `syncd status` on the demo's configuration shows what the demo did.
+        runner = CycleRunner(runtime.state, holder=make_holder(), lease_ttl=loaded.settings.daemon.lease_ttl,
+                             sweep=sweep)
+        jobs = flow_jobs()
+        names = [p.name for p in loaded.settings.platforms]
         try:
             for platform in loaded.settings.platforms:
                 ctx = runtime.context(platform)
-                sweep(ctx)
-                for job in flow_jobs().values():
-                    reports.append(job(ctx))
+                for direction, job in jobs.items():
+                    result = runner.run(ctx, direction, job)
+                    if result.report is None:
+                        from syncd.core.errors import SyncdError
+
+                        raise SyncdError(f"demo cycle {platform.name} {direction}: {result.outcome} "
+                                           f"{result.error or ''}")
+                    reports.append(result.report)
         finally:
+            runner.release_all(names, list(jobs))
             runtime.close()
         mails = sorted((base / "outbox").glob("*.eml"))
         shown, login_ok = None, None
         if mails:
             length = loaded.settings.platforms[0].addresses.password_length
-            shown, login_ok = _mask_mail(mails[0], sandbox.url, sandbox.access_key, length)
+            shown, login_ok = _mask_mail(mails[0], shop, length)
     finally:
-        sandbox.stop()
+        shop.stop()
     return DemoResult(
         folder=base, config=config, outbox=base / "outbox", reports=reports, mails=mails,
         login_ok=login_ok, shown_mail=shown, seconds=time.monotonic() - started,
@@ -306,17 +301,21 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     steps_de = [
         "Live gehen (config.toml):",
         "  [erp] url, address_table, [erp.columns] -> echte ERP-Datenbank (büro+: profile = \"bueroplus\")",
-        "  [[platforms]] url, client_id, client_secret -> der Shop (Geheimnisse: `syncd secrets set NAME`)",
+        "  [[platforms]] url, client_id/client_secret (Shopware) oder consumer_key/consumer_secret",
+        "    (WooCommerce) -> der Shop (Geheimnisse: `syncd secrets set NAME`)",
         "  [mail] host, port, security, sender -> der SMTP-Server",
         "  dann `syncd check`, danach `syncd run` oder der systemd-Dienst",
     ]
     steps_en = [
         "Going live (config.toml):",
         "  [erp] url, address_table, [erp.columns] -> the real ERP database (büro+: profile = \"bueroplus\")",
-        "  [[platforms]] url, client_id, client_secret -> the shop (secrets: `syncd secrets set NAME`)",
+        "  [[platforms]] url, client_id/client_secret (Shopware) or consumer_key/consumer_secret",
+        "    (WooCommerce) -> the shop (secrets: `syncd secrets set NAME`)",
         "  [mail] host, port, security, sender -> the SMTP server",
         "  then `syncd check`, then `syncd run` or the systemd service",
     ]
+    steps_de.insert(0, f"Zustand ansehen: syncd --config {result.config} status\n")
+    steps_en.insert(0, f"See the state: syncd --config {result.config} status\n")
     out.append(Text("\n".join(steps_de if de else steps_en)))
     out.append(Text(f"{result.seconds:.1f} s"))
     return out

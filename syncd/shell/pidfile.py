@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import structlog
 
-from syncd.core.errors import SyncdError
+from syncd.core.errors import AccessError, SyncdError, whoami
 
 if TYPE_CHECKING:
     from syncd.config.model import Settings
@@ -185,12 +185,19 @@ def write_pid(path: str | os.PathLike[str], pid: int | None = None, *, store: st
     Replaces a stale file (with a warning saying why); raises ``AlreadyRunning`` when a live
     daemon owns it."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    hint = (f"syncd runs as {whoami()}: make {target.parent} writable for that user, or set "
+            "[daemon] pid_file to a path it may write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AccessError.from_os(target, "create the pid file", exc, hint) from None
     pid = os.getpid() if pid is None else pid
     text = _record_text(pid, store)
     for _attempt in range(3):
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except PermissionError as exc:
+            raise AccessError.from_os(target, "create the pid file", exc, hint) from None
         except FileExistsError:
             record = read_record(target)
             if record is not None and record.pid != pid:

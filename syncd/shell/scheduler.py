@@ -20,9 +20,9 @@ import structlog
 
 from syncd.core.domain import Direction
 from syncd.core.gcpause import gc_paused
-from syncd.core.redaction import redact_value
+from syncd.core.redaction import error_text
 from syncd.state.cycles import Cycles
-from syncd.state.leases import Leases
+from syncd.state.leases import LeaseKeeper, Leases, lease_name
 
 if TYPE_CHECKING:
     from syncd.flows.context import CycleReport, PlatformContext
@@ -37,25 +37,8 @@ Sweep = Callable[["PlatformContext"], object]  # a returned CycleReport's counts
 # The start-up sweep settles password fields, which only the erp-to-shop direction writes: it
 # runs under that direction's lease so it never overlaps another instance's credential work.
 SWEEP_LEASE_DIRECTION = str(Direction.ERP_TO_SHOP)
-MAX_ERROR_TEXT = 2000
 
 
-def lease_name(platform: str, direction: str) -> str:
-    return f"{platform}/{direction}"
-
-
-def error_text(exc: BaseException) -> str:
-    """What an operator reads in `syncd status` and the log: type, message and cause chain,
-    redacted and bounded."""
-    parts = [f"{type(exc).__name__}: {exc}"]
-    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-    depth = 0
-    while cause is not None and depth < 3:
-        parts.append(f"caused by {type(cause).__name__}: {cause}")
-        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
-        depth += 1
-    text = redact_value("; ".join(parts))
-    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
 class CycleOutcome(StrEnum):
@@ -78,36 +61,6 @@ class CycleResult:
     error: str | None = None
     duration: float = 0.0
 
-
-class LeaseKeeper:
-    """Renews a lease in the background while a cycle runs (every third of its ttl): the row's
-    expiry is what another host waits for when it cannot prove us dead. A lost lease (the
-    PostgreSQL session holding its lock ended and another instance took it) is logged as an
-    error: the cycle cannot be stopped half-way safely, but the operator must know."""
-
-    def __init__(self, leases: Leases, name: str, holder: str, ttl: float) -> None:
-        self._leases, self._name, self._holder, self._ttl = leases, name, holder, ttl
-        self._stop = threading.Event()
-        self.lost = False
-        self._thread = threading.Thread(target=self._loop, name=f"lease:{name}", daemon=True)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._ttl / 3):
-            try:
-                if not self._leases.renew(self._name, self._holder, self._ttl):
-                    self.lost = True
-                    log.error("lease lost while working", lease=self._name, holder=self._holder)
-                    return
-            except Exception as exc:  # the store may be briefly unreachable; try again next tick
-                log.warning("lease renewal failed", lease=self._name, error=error_text(exc))
 
 
 @dataclass

@@ -78,8 +78,7 @@ def cycle_state(store: StateStore, platform: str, row: Any) -> str:
     SIGKILLed or crashed process leaves it open, and a new holder marks it (ok false, finished
     empty) when it takes the lease over; until then the lease's lock tells (see
     ``Leases.is_alive``)."""
-    from syncd.shell.scheduler import lease_name
-    from syncd.state.leases import Leases
+    from syncd.state.leases import Leases, lease_name
 
     if row.finished is not None:
         return "ok" if row.ok else "failed"

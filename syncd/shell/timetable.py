@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from syncd.shell.scheduler import lease_name
+from syncd.state.leases import lease_name
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings
@@ -84,6 +84,16 @@ def schedule_cycles(
 # Cycle records older than this are deleted: `syncd status` needs the newest only, and a
 # minute-by-minute poll writes about a million rows a year per platform and direction.
 CYCLE_RETENTION_DAYS = 30
+
+
+def prune_history(store: StateStore, *, now: datetime, days: int) -> int:
+    """Delete ``syncd history`` events older than ``days`` (``[daemon] history_days``); how many.
+    Idempotent like ``prune_cycles``."""
+    from datetime import timedelta
+
+    from syncd.state.history import History
+
+    return History(store, lambda: now).prune(now - timedelta(days=days))
 
 
 def prune_cycles(

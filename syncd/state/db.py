@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from syncd.core.errors import ConfigError, SyncdError
+from syncd.core.errors import AccessError, ConfigError, SyncdError, whoami
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.state")
@@ -100,7 +100,7 @@ def open_state(url: str, *, migrate: bool = True, echo: bool = False) -> StateSt
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = _sqlite_engine(parsed, echo=echo)
+        engine = _sqlite_engine(parsed, echo=echo, writing=migrate)
     elif backend == "postgresql":
         engine = create_engine(parsed, echo=echo, pool_pre_ping=True, future=True)
     else:
@@ -118,7 +118,7 @@ def open_state(url: str, *, migrate: bool = True, echo: bool = False) -> StateSt
     return store
 
 
-def _sqlite_engine(parsed: Any, *, echo: bool) -> Engine:
+def _sqlite_engine(parsed: Any, *, echo: bool, writing: bool = True) -> Engine:
     database = parsed.database
     in_memory = not database or database == ":memory:" or parsed.query.get("mode") == "memory"
     kwargs: dict[str, Any] = {"echo": echo}
@@ -126,7 +126,7 @@ def _sqlite_engine(parsed: Any, *, echo: bool) -> Engine:
         # One shared connection, or every checkout would see its own empty database.
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        _create_private_file(Path(database))
+        _create_private_file(Path(database), writing=writing)
         kwargs.update(connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
     engine = create_engine(parsed, **kwargs)
 
@@ -153,9 +153,20 @@ def _sqlite_engine(parsed: Any, *, echo: bool) -> Engine:
     return engine
 
 
-def _create_private_file(path: Path) -> None:
+def _state_hint(path: Path) -> str:
+    return (f"syncd runs as {whoami()}: make {path.parent} writable for that user (e.g. chown syncd "
+            f"{path.parent}; the systemd unit's StateDirectory= does this), or point [daemon] state_url "
+            "at a folder it may write")
+
+
+def _create_private_file(path: Path, *, writing: bool = True) -> None:
     """Create the database file 0600 (and its folder 0700) before SQLite does it with the
-    process umask: the store holds customer e-mail addresses."""
+    process umask: the store holds customer e-mail addresses.
+
+    ``writing``: the store is opened to be written (and migrated): its folder must be writable
+    too, for SQLite's journal files and the lease lock files beside it; checked here, so an
+    unwritable folder is one clear error (exit 2), not an "unable to open database file" from
+    somewhere inside a cycle."""
     path = path.expanduser()
     try:
         if not path.parent.exists():
@@ -163,7 +174,9 @@ def _create_private_file(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
     except OSError as exc:
-        raise StateStoreError(f"cannot create the state database {path}: {exc.strerror}") from exc
+        raise AccessError.from_os(path, "open the state database", exc, _state_hint(path)) from None
+    if writing and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise AccessError(path.parent, "write the state folder", "permission denied", _state_hint(path))
 
 
 _migrate_lock = threading.Lock()

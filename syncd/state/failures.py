@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from syncd.core.clock import utcnow
 from syncd.core.redaction import redact
+from syncd.core.text import clip
 from syncd.state.db import StateStore, chunked, upsert
 from syncd.state.schema import failures as t
 
@@ -31,11 +32,11 @@ class Failure:
     count: int
     first_seen: datetime
     last_seen: datetime
+    fingerprint: str | None = None  # ERP -> shop: the ERP row as it failed (migration 0004)
 
 
 def _clean_reason(reason: str) -> str:
-    text = redact(str(reason))
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+    return clip(redact(str(reason)), MAX_REASON)
 
 
 class Failures:
@@ -52,9 +53,11 @@ class Failures:
         reason: str,
         code: str | None = None,
         *,
+        fingerprint: str | None = None,
         conn: Connection | None = None,
     ) -> None:
-        """Remember that ``record`` failed at ``step``; repeated failures count up."""
+        """Remember that ``record`` failed at ``step``; repeated failures count up. ``fingerprint``:
+        the ERP row as it failed, so a row corrected later is evaluated again (``fingerprints``)."""
         now = self.clock()
         row = {
             "platform": platform,
@@ -66,6 +69,7 @@ class Failures:
             "count": 1,
             "first_seen": now,
             "last_seen": now,
+            "fingerprint": fingerprint,
         }
         with self.store.write(conn) as conn:
             upsert(
@@ -78,6 +82,7 @@ class Failures:
                     "reason": lambda ex: ex.reason,
                     "code": lambda ex: ex.code,
                     "last_seen": lambda ex: ex.last_seen,
+                    "fingerprint": lambda ex: ex.fingerprint,
                     "count": t.c.count + 1,
                 },
             )
@@ -128,6 +133,7 @@ class Failures:
                     count=r.count,
                     first_seen=r.first_seen,
                     last_seen=r.last_seen,
+                    fingerprint=r.fingerprint,
                 )
                 for r in conn.execute(stmt)
             ]
@@ -139,6 +145,27 @@ class Failures:
         ).order_by(t.c.record)
         with self.store.connect() as conn:
             return [r for (r,) in conn.execute(stmt)]
+
+    def reasons(self, platform: str, direction: str, records: Iterable[object]) -> dict[str, str]:
+        """record -> its recorded reason, for those of ``records`` that have a failure."""
+        keys = sorted({str(r) for r in records})
+        found: dict[str, str] = {}
+        with self.store.connect() as conn:
+            for batch in chunked(keys):
+                rows = conn.execute(select(t.c.record, t.c.reason).where(
+                    t.c.platform == platform, t.c.direction == str(direction), t.c.record.in_(batch)
+                ))
+                found.update((record, reason) for record, reason in rows)
+        return found
+
+    def fingerprints(self, platform: str, direction: str) -> dict[str, str]:
+        """record -> the fingerprint its failure was recorded with (records without one left out):
+        what a cycle compares with the ERP rows as they are now. O(failed records)."""
+        stmt = select(t.c.record, t.c.fingerprint).where(
+            t.c.platform == platform, t.c.direction == str(direction), t.c.fingerprint.is_not(None)
+        ).order_by(t.c.record)
+        with self.store.connect() as conn:
+            return {r: f for r, f in conn.execute(stmt)}
 
     def count(self, platform: str, direction: str | None = None) -> int:
         stmt = select(func.count()).select_from(t).where(t.c.platform == platform)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Integer, and_, bindparam, case, func, insert, or_, select, update
 
 from syncd.core.redaction import redact
+from syncd.core.text import clip
 from syncd.state.schema import credential_jobs as t
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def _job(row: Any) -> CredentialJob:
 
 def _error_text(error: object) -> str:
     # The last line of defence for I3: whatever the caller passes is redacted and bounded.
-    return redact(str(error))[:2000]
+    return clip(redact(str(error)), 2000)
 
 
 class CredentialJobs:

@@ -34,6 +34,7 @@ import structlog
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from syncd.core.redaction import error_text
 from syncd.state.locks import Handle, Process, holder_process, lock_backend, make_holder
 from syncd.state.schema import leases as leases_table
 
@@ -244,3 +245,38 @@ class Leases:
         # A free PostgreSQL lock whose holder may live elsewhere, or a lock that cannot be
         # queried: the row's expiry, as for ``take``.
         return info.expires_at >= self._clock()
+
+
+def lease_name(platform: str, direction: str) -> str:
+    return f"{platform}/{direction}"
+
+
+class LeaseKeeper:
+    """Renews a lease in the background while a cycle runs (every third of its ttl): the row's
+    expiry is what another host waits for when it cannot prove us dead. A lost lease (the
+    PostgreSQL session holding its lock ended and another instance took it) is logged as an
+    error: the cycle cannot be stopped half-way safely, but the operator must know."""
+
+    def __init__(self, leases: Leases, name: str, holder: str, ttl: float) -> None:
+        self._leases, self._name, self._holder, self._ttl = leases, name, holder, ttl
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._loop, name=f"lease:{name}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                if not self._leases.renew(self._name, self._holder, self._ttl):
+                    self.lost = True
+                    log.error("lease lost while working", lease=self._name, holder=self._holder)
+                    return
+            except Exception as exc:  # the store may be briefly unreachable; try again next tick
+                log.warning("lease renewal failed", lease=self._name, error=error_text(exc))

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import psutil
 import structlog
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 log = structlog.get_logger("syncd.locks")
@@ -194,7 +194,14 @@ class _PgHandle:
             conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                conn.close()  # NullPool: the session ends, and with it the advisory lock
+                # Released now: the server ends a closed session's backend (and its locks) only
+                # a moment after the socket closes, so this process's next try_lock of the same
+                # lease (the cycle right after the start-up sweep) could find it still taken.
+                conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            except SQLAlchemyError:  # the session is gone already (and its locks with it)
+                pass
+            try:
+                conn.close()  # NullPool: the session ends
             except DBAPIError:
                 pass
 

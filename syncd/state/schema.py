@@ -153,6 +153,9 @@ failures = Table(
     Column("count", Integer, nullable=False, server_default=text("1")),
     Column("first_seen", TS, nullable=False),
     Column("last_seen", TS, nullable=False),
+    # ERP -> shop: sha256 of the ERP row as it failed (``syncd.flows.push_addresses.row_fingerprint``); a
+    # row that differs is evaluated again even when its change stamp did not move. NULL: unknown.
+    Column("fingerprint", String(64)),
 )
 
 # Tenant cache: ERP and shop metadata (columns, sales channels, groups, countries ...).

@@ -53,7 +53,7 @@ def test_logins_are_tracked_incrementally(harness: Harness) -> None:
     assert rows[10001].last_login_at is None
     assert rows[10002].csv_values()[-1].endswith("Z")
     events = [e.event for e in History(harness.state, harness.context().clock).of_address(10002)]
-    assert events == ["mail_sent", "logged_in"]  # mailed -> logged in
+    assert events == ["created", "mail_sent", "logged_in"]  # created, mailed -> logged in
 
     # Read again (overlap window): nothing new is recorded; a second login is.
     assert harness.run().counts.get("logged-in", 0) == 0

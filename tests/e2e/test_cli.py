@@ -157,7 +157,7 @@ def test_unknown_platform_is_a_usage_error(cfg, capsys):
 def test_check_passes_and_prints_table(cfg, capsys, monkeypatch):
     # Only the rows this module owns (config, secrets, state store); the connector checks run
     # against a real ERP and the sandbox in test_cli_wired.py.
-    monkeypatch.setattr("syncd.shell.cli.check.collect_checks", lambda loaded, secrets: [])
+    monkeypatch.setattr("syncd.shell.cli.check.collect_checks", lambda loaded, secrets, missing=None: [])
     write, state_db = cfg
     code, out, err = _run(capsys, "--config", write(), "check")
     assert code == 0, err
@@ -173,7 +173,8 @@ def test_check_lists_every_failed_secret_and_exits_2(cfg, capsys, monkeypatch):
     code, out, err = _run(capsys, "--config", path, "check")
     assert code == 2
     assert "mail.password" in out and "platforms[0].client_secret" in out
-    assert "2 check(s) failed" in err
+    # The two secrets, and the ERP file (missing here), which is checked although secrets failed.
+    assert "3 check(s) failed" in err and "skipped: secret" in " ".join(out.split())
 
 
 def test_check_hook_items_are_shown_and_decide_the_exit_code(cfg, capsys, monkeypatch):
@@ -182,7 +183,9 @@ def test_check_hook_items_are_shown_and_decide_the_exit_code(cfg, capsys, monkey
     write, _ = cfg
     monkeypatch.setattr(
         "syncd.shell.cli.check.collect_checks",
-        lambda loaded, secrets: [CheckItem("erp", "password field", False, "Sel9 is 8 characters")],
+        lambda loaded, secrets, missing=None: [
+            CheckItem("erp", "password field", False, "Sel9 is 8 characters")
+        ],
     )
     code, out, _ = _run(capsys, "--config", write(), "check")
     assert code == 2 and "Sel9 is 8 characters" in out
@@ -275,7 +278,7 @@ def test_german_messages(cfg, capsys, monkeypatch):
 
 
 def test_check_reports_the_state_store_without_creating_it(cfg, capsys, monkeypatch):
-    monkeypatch.setattr("syncd.shell.cli.check.collect_checks", lambda loaded, secrets: [])
+    monkeypatch.setattr("syncd.shell.cli.check.collect_checks", lambda loaded, secrets, missing=None: [])
     write, state_db = cfg
     code, out, _ = _run(capsys, "--config", write(), "check")
     assert code == 0 and "daemon.state_url" in out and "will be created" in out

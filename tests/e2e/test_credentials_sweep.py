@@ -14,7 +14,7 @@ from syncd.state.failures import Failures
 from syncd.state.jobs import CredentialJobs
 from tests.support.flow_harness import PLATFORM, Harness, password_of
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
-from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
+from tests.support.shops import shop  # noqa: F401
 
 
 def _person(n: int) -> dict:
@@ -23,8 +23,9 @@ def _person(n: int) -> dict:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
-    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server)
+def harness(tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    """Every sweep case runs for each platform kind (``shop``: Shopware 6, WooCommerce)."""
+    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server)
     try:
         yield h
     finally:
@@ -65,7 +66,7 @@ def test_sent_job_with_a_set_field_is_cleared_not_resent(harness: Harness) -> No
 
 def test_in_flight_job_is_finished_with_the_fields_password(harness: Harness) -> None:
     _created(harness, [10001])
-    shop_id = harness.customers_by_number()["10001"][0]["id"]
+    shop_id = harness.accounts_by_number()["10001"][0].id
     jobs = CredentialJobs(harness.state)
     ctx = harness.context()
     job_id = jobs.create(platform=PLATFORM, erp_number=10001, shop_id=shop_id, email="kunde10001@example.com",
@@ -76,7 +77,7 @@ def test_in_flight_job_is_finished_with_the_fields_password(harness: Harness) ->
     assert report.counts["mailed"] == 1
     [mail] = harness.mails_to("kunde10001@example.com")
     assert password_of(mail) == "InFlight42abc"
-    assert store_login(harness.sandbox, "kunde10001@example.com", "InFlight42abc")
+    assert harness.kit.login("kunde10001@example.com", "InFlight42abc")
     assert harness.password_fields() == {}
     assert jobs.get(job_id).step == steps.DONE
 
@@ -84,7 +85,7 @@ def test_in_flight_job_is_finished_with_the_fields_password(harness: Harness) ->
 def test_second_interrupted_send_is_not_repeated(harness: Harness) -> None:
     """Two sends with unknown outcome already: no third mail (I5); the job fails visibly."""
     _created(harness, [10001])
-    shop_id = harness.customers_by_number()["10001"][0]["id"]
+    shop_id = harness.accounts_by_number()["10001"][0].id
     jobs = CredentialJobs(harness.state)
     ctx = harness.context()
     job_id = jobs.create(platform=PLATFORM, erp_number=10001, shop_id=shop_id, email="kunde10001@example.com",
@@ -123,7 +124,7 @@ def test_job_interrupted_before_the_field_was_written_starts_over(harness: Harne
     report = harness.run()
     assert report.counts["mailed"] == 1 and not report.counts["created"]
     [mail] = harness.mails_to("kunde10001@example.com")
-    assert store_login(harness.sandbox, "kunde10001@example.com", password_of(mail))
+    assert harness.kit.login("kunde10001@example.com", password_of(mail))
 
 
 def test_operator_sends_new_credentials(harness: Harness) -> None:
@@ -138,8 +139,8 @@ def test_operator_sends_new_credentials(harness: Harness) -> None:
     assert [i.detail for i in report.items if i.record == "99999"] == ["no such ERP address"]
     mails = harness.mails_to("kunde10001@example.com")
     assert len(mails) == 2 and password_of(mails[1]) != old
-    assert store_login(harness.sandbox, "kunde10001@example.com", password_of(mails[1]))
-    assert not store_login(harness.sandbox, "kunde10001@example.com", old)
+    assert harness.kit.login("kunde10001@example.com", password_of(mails[1]))
+    assert not harness.kit.login("kunde10001@example.com", old)
     assert harness.password_fields() == {}
     assert len(harness.mails_to("kunde10002@example.com")) == 1
 
@@ -181,7 +182,7 @@ def test_erp_lost_while_writing_fields_defers_without_a_trace(harness: Harness) 
     assert run_erp_to_shop(ctx).counts["mailed"] == 2
     for n in (10001, 10002):
         [mail] = harness.mails_to(f"kunde{n}@example.com")
-        assert store_login(harness.sandbox, f"kunde{n}@example.com", password_of(mail))
+        assert harness.kit.login(f"kunde{n}@example.com", password_of(mail))
 
 
 def test_erp_lost_while_clearing_fields_is_settled_next_cycle(harness: Harness) -> None:
@@ -227,7 +228,7 @@ def test_one_vanished_address_does_not_stop_the_batch(harness: Harness) -> None:
     assert harness.mails_to("kunde10002@example.com") == []
     for n in (10001, 10003):
         [mail] = harness.mails_to(f"kunde{n}@example.com")
-        assert store_login(harness.sandbox, f"kunde{n}@example.com", password_of(mail))
+        assert harness.kit.login(f"kunde{n}@example.com", password_of(mail))
     [failed] = CredentialJobs(harness.state).failed(PLATFORM)
     assert failed.erp_number == 10002 and "10002" in failed.last_error
     assert harness.password_fields() == {}

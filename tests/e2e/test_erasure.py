@@ -65,7 +65,7 @@ def test_on_erp_delete(harness: Harness, on_delete: str) -> None:
         assert 10003 not in shop and 10004 not in shop
         assert 10003 not in links and 10004 not in links
         assert [e.event for e in History(harness.state, harness.context().clock).of_address(10003)] == [
-            "mail_sent", "account_deleted"]
+            "created", "mail_sent", "deleted"]
     elif on_delete == "deactivate":
         assert shop[10003]["active"] is False and shop[10004]["active"] is False
         assert links[10003].shop_active is False

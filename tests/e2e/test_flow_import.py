@@ -675,7 +675,7 @@ def test_dry_run_reports_the_numbers_and_writes_nothing(world):
     report = run_shop_to_erp(world.ctx(), dry_run=True)
     assert report.dry_run
     would = sorted(i.detail for i in report.items if i.action == "would-create")
-    assert would == ["ERP address 10019", "ERP address 10021"]
+    assert would == ["ERP address 10019 for a@example.com", "ERP address 10021 for b@example.com"]
     assert sorted(world.erp_rows()) == [10020]
     assert world.links() == {}
     assert Cursors(world.state).get(PLATFORM, CURSOR) is None

@@ -93,7 +93,7 @@ def test_old_rows_get_accounts_without_mail_until_asked(harness: Harness) -> Non
     assert len(mails) == 1 and store_login(harness.sandbox, "kunde10002@example.com", password_of(mails[0]))
     assert accounts.never_mailed(harness.state, PLATFORM) == {10001, 10003}
     events = [e.event for e in History(harness.state, harness.context().clock).of_address(10002)]
-    assert events == ["mail_held", "mail_released", "mail_sent"]
+    assert events == ["created", "mail_held", "mail_released", "mail_sent"]
 
 
 def test_first_run_holds_what_the_first_cycle_finds(harness: Harness) -> None:
@@ -153,6 +153,22 @@ def test_rate_limit_keeps_the_rest_queued_in_order(harness: Harness) -> None:
     for n in numbers:
         mail = harness.mails_to(f"kunde{n}@example.com")[0]
         assert store_login(harness.sandbox, f"kunde{n}@example.com", password_of(mail))
+
+
+
+def test_link_mode_keeps_to_the_rate_limit_too(harness: Harness) -> None:
+    # Link jobs run their own loop (syncd.flows.credentials.linkrun): the budget applies there as well.
+    harness.addresses = {"credential_mode": "link"}
+    harness.mail = {"max_per_minute": 2}
+    numbers = list(range(10001, 10006))
+    harness.insert([_person(n) for n in numbers])
+    harness.run()
+    assert _mailed(harness) == [10001, 10002]
+    waiting = CredentialJobs(harness.state).active(PLATFORM)
+    assert [j.erp_number for j in waiting] == numbers[2:] and all(j.step == "pending" for j in waiting)
+    _age_send_log(harness, timedelta(minutes=2))
+    harness.run()
+    assert _mailed(harness) == [10001, 10002, 10003, 10004]
 
 
 # ---------------------------------------------------------------------------------------- canary

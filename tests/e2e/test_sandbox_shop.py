@@ -150,7 +150,47 @@ def test_password_recovery_sets_a_new_password(sandbox):
         "recovery-password-confirm",
         {"hash": mail.hash, "newPassword": "drittes-passwort", "newPasswordConfirm": "drittes-passwort"},
     )
-    assert reused.status_code == 404
+    # ResetPasswordRoute::checkHash: a used (deleted) hash is "expired", like an old one
+    assert reused.status_code == 410
+    assert reused.json()["errors"][0]["code"] == "CHECKOUT__CUSTOMER_RECOVERY_HASH_EXPIRED"
+
+
+def test_recovery_hash_expires_after_two_hours_and_validation_comes_first(sandbox):
+    c = sandbox.create_customer_as_shop_user("erika@example.com", "altes-passwort")
+    _store(sandbox, "recovery-password", {"email": c["email"], "storefrontUrl": sandbox.storefront_url})
+    _store(sandbox, "recovery-password", {"email": c["email"], "storefrontUrl": sandbox.storefront_url})
+    first, second = sandbox.recovery_mails
+    assert sandbox.recovery_hashes == {second.hash: c["id"]}  # one open recovery per customer
+    assert len(second.hash) == 32 and second.hash.isalnum()
+    short = _store(sandbox, "recovery-password-confirm",
+                   {"hash": "unknown", "newPassword": "kurz", "newPasswordConfirm": "kurz"})
+    assert short.status_code == 400  # the password is validated before the hash is looked at
+    assert short.json()["errors"][0]["source"]["pointer"] == "/newPassword"
+    new = {"newPassword": "neues-passwort", "newPasswordConfirm": "neues-passwort"}
+    old = _store(sandbox, "recovery-password-confirm", {"hash": first.hash, **new})
+    assert old.status_code == 410  # replaced by the second request
+    sandbox.age_recovery(second.hash, 2 * 3600 - 60)
+    sandbox.age_recovery(second.hash, 120)  # now 2 h + 1 min old
+    late = _store(sandbox, "recovery-password-confirm", {"hash": second.hash, **new})
+    assert late.status_code == 410
+    assert late.json()["errors"][0]["code"] == "CHECKOUT__CUSTOMER_RECOVERY_HASH_EXPIRED"
+    assert store_login(sandbox, c["email"], "altes-passwort")
+
+
+def test_recovery_rows_through_the_admin_api_follow_the_unique_key(sandbox):
+    c = sandbox.create_customer_as_shop_user("erika@example.com", "altes-passwort")
+    s = admin_session(sandbox)
+    row = {"id": "a" * 32, "customerId": c["id"], "hash": "H" * 32}
+    assert s.post(f"{sandbox.url}/api/customer-recovery", json=row).status_code == 204
+    twice = s.post(f"{sandbox.url}/api/customer-recovery", json={**row, "id": "b" * 32})
+    assert twice.status_code == 500 and "uniq.customer_recovery.customer_id" in twice.text
+    done = _store(sandbox, "recovery-password-confirm",
+                  {"hash": "H" * 32, "newPassword": "neues-passwort", "newPasswordConfirm": "neues-passwort"})
+    assert done.status_code == 200 and done.json()["success"] is True
+    assert store_login(sandbox, c["email"], "neues-passwort")
+    assert s.post(f"{sandbox.url}/api/customer-recovery", json=row).status_code == 204
+    assert s.delete(f"{sandbox.url}/api/customer/{c['id']}").status_code == 204
+    assert sandbox.recovery_hashes == {}  # the customer's delete cascades
 
 
 def test_recovery_needs_exactly_one_active_match(sandbox):

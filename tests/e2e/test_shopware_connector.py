@@ -142,8 +142,8 @@ def test_shop_side_rejections_map_to_their_records_and_bisect_without_pointers(s
     writer = SyncWriter(shop.http)
     rejected = writer.upsert("customer", [good, bad, also_good])
     assert list(rejected) == [1]
-    reason, code = rejected[1]
-    assert "lastName" in reason and code
+    reason, code, field = rejected[1]
+    assert "lastName" in reason and code and field == "lastName"
     assert {c["customerNumber"] for c in sandbox.customers()} == {"10001", "10003"}
 
     # Without usable pointers the writer bisects down to the bad record.

@@ -1,8 +1,9 @@
 """Issue 11 defect 4: a lost, replaced or migrated state store never re-creates, re-mails or
 resets the password of an account that already exists in the shop (I4).
 
-Real parts throughout: an ERP table (SQLite file), the Shopware sandbox over HTTP, a real SMTP
-server, SQLite and PostgreSQL state stores; the CLI test runs `syncd` as a subprocess."""
+Real parts throughout: an ERP table (SQLite file), the shop sandbox of each platform kind over
+HTTP (``shop`` fixture: Shopware 6, WooCommerce), a real SMTP server, SQLite and PostgreSQL state
+stores; the CLI test runs `syncd` as a subprocess (Shopware)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.support.dbs import pg_schema_url, unique_name
 from tests.support.flow_harness import PLATFORM, Harness, password_of
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
+from tests.support.shops import shop  # noqa: F401
 from tests.support.wired_env import Env, read_mail, subprocess_env
 
 # Unlike the other flow fixtures: numbers outside the shop's own number range, mixed shapes
@@ -50,8 +52,8 @@ def _email(n: int) -> str:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
-    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", unique_name("erp_adopt"), sandbox, smtp_server)
+def harness(tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", unique_name("erp_adopt"), shop, smtp_server)
     try:
         yield h
     finally:
@@ -68,7 +70,7 @@ def _first_sync(h: Harness) -> dict[int, str]:
     for n in NUMBERS:
         [mail] = h.mails_to(_email(n))
         passwords[n] = password_of(mail)
-        assert store_login(h.sandbox, _email(n), passwords[n])
+        assert h.kit.login(_email(n), passwords[n])
     return passwords
 
 
@@ -81,9 +83,9 @@ def _lose_state(h: Harness) -> None:
 def _assert_nothing_redone(h: Harness, report, passwords: dict[int, str], *, mails: int) -> None:
     assert report.counts["created"] == 0 and report.counts["mailed"] == 0, report.counts
     assert len(h.smtp.messages) == mails  # not one more mail
-    assert len(h.customers()) == len(NUMBERS)  # not one more account
+    assert len(h.kit.accounts()) == len(NUMBERS)  # not one more account
     for n, pw in passwords.items():
-        assert store_login(h.sandbox, _email(n), pw), f"the old password of {n} stopped working"
+        assert h.kit.login(_email(n), pw), f"the old password of {n} stopped working"
     assert h.password_fields() == {}
     assert CredentialJobs(h.state).active(PLATFORM) == []
 
@@ -99,7 +101,11 @@ def _assert_adopted(h: Harness, report, shop_ids: dict[int, str]) -> None:
 
 
 def _shop_ids(h: Harness) -> dict[int, str]:
-    return {int(c["customerNumber"]): c["id"] for c in h.customers()}
+    return {int(a.number): a.id for a in h.kit.accounts()}
+
+
+def _city(h: Harness, shop_id: str) -> str | None:
+    return next(a.city for a in h.kit.accounts() if a.id == shop_id)
 
 
 def test_a_lost_sqlite_store_adopts_every_account_without_mail_or_new_password(harness: Harness):
@@ -112,7 +118,7 @@ def test_a_lost_sqlite_store_adopts_every_account_without_mail_or_new_password(h
     report = h.run()
 
     _assert_nothing_redone(h, report, passwords, mails=mails)
-    assert h.sandbox.customer(shop_ids[71017])["addresses"][0]["city"] == "Graz"
+    assert _city(h, shop_ids[71017]) == "Graz"
     _assert_adopted(h, report, shop_ids)
     assert {lk.kind for lk in Links(h.state).iter(PLATFORM)} == {"email"}
     # an adopted account that is blocked and unblocked later is not mailed a new password either
@@ -121,7 +127,7 @@ def test_a_lost_sqlite_store_adopts_every_account_without_mail_or_new_password(h
     h.update(72000, blocked=False)
     h.run()
     assert len(h.smtp.messages) == mails
-    assert store_login(h.sandbox, _email(72000), passwords[72000])
+    assert h.kit.login(_email(72000), passwords[72000])
 
 
 @pytest.mark.realdb
@@ -182,6 +188,9 @@ def test_export_sqlite_import_postgresql_then_sync_redoes_nothing(harness: Harne
 
 def test_ambiguous_accounts_fail_with_a_reason_and_the_batch_goes_on(harness: Harness):
     h = harness
+    if h.kit.kind == "woocommerce":
+        pytest.skip("WooCommerce's REST API cannot search customers by meta data, so after a lost store an "
+                    "address whose e-mail changed is not found by its ERP number (README, WooCommerce)")
     # A customer registered in the shop; the first sync links 71020 to it by e-mail and writes
     # 71020 as its customer number.
     own = h.sandbox.create_customer_as_shop_user(_email(71020), "Selbst-Gewaehlt-9")
@@ -338,17 +347,21 @@ def test_an_account_written_again_before_its_link_still_gets_its_mail(harness: H
         checkpoint.hook = None
     shop_ids = _shop_ids(h)
     assert sorted(shop_ids) == sorted(NUMBERS) and Links(h.state).get_many(PLATFORM, NUMBERS) == {}
-    assert h.context().shop.set_active(list(shop_ids.values()), True) == dict.fromkeys(shop_ids.values())
-    assert all(h.sandbox.customer(sid)["updatedAt"] for sid in shop_ids.values())
+    if h.kit.kind == "shopware6":
+        assert h.context().shop.set_active(list(shop_ids.values()), True) == dict.fromkeys(shop_ids.values())
+        assert all(h.sandbox.customer(sid)["updatedAt"] for sid in shop_ids.values())
+    else:  # written again: the accounts' modified date moves, the intents still decide
+        for sid in shop_ids.values():
+            h.sandbox.data.update(sid, {"first_name": "Nochmal"})
     h.update(NUMBERS[1], city="Graz")  # changed before the restart: the recovery writes it
 
     report = h.run()
 
     assert report.counts["adopted"] == 0 and report.counts["mailed"] == len(NUMBERS), report.counts
-    assert len(h.customers()) == len(NUMBERS)
+    assert len(h.kit.accounts()) == len(NUMBERS)
     for n in NUMBERS:
         [mail] = h.mails_to(_email(n))
-        assert store_login(h.sandbox, _email(n), password_of(mail)), n
+        assert h.kit.login(_email(n), password_of(mail)), n
     assert {lk.kind for lk in Links(h.state).iter(PLATFORM)} == {"erp"}
     assert h.password_fields() == {}
-    assert h.sandbox.customer(shop_ids[NUMBERS[1]])["addresses"][0]["city"] == "Graz"
+    assert _city(h, shop_ids[NUMBERS[1]]) == "Graz"

@@ -24,7 +24,7 @@ import pytest
 from syncd.state.jobs import CredentialJobs
 from tests.support.flow_harness import PLATFORM, Harness, password_of
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
-from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
+from tests.support.shops import shop  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -72,8 +72,9 @@ class Runner:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
-    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server)
+def harness(tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    """Every kill test runs for each platform kind (``shop``: Shopware 6, WooCommerce)."""
+    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server)
     try:
         yield h
     finally:
@@ -90,13 +91,13 @@ def runner(harness: Harness) -> Iterator[Runner]:
 
 
 def check_invariants(h: Harness, numbers: list[int], runner: Runner) -> None:
-    shop = h.sandbox
+    kit = h.kit
     # I4: one shop customer per ERP address, none for anything else
-    by_number = h.customers_by_number()
+    by_number = h.accounts_by_number()
     assert sorted(int(n) for n in by_number) == sorted(numbers)
     dupes = {n: len(v) for n, v in by_number.items() if len(v) != 1}
     assert not dupes, f"duplicate shop customers: {dupes}"
-    emails = [c["email"].lower() for c in h.customers()]
+    emails = [c.email.lower() for c in kit.accounts()]
     assert len(emails) == len(set(emails))
     passwords: list[str] = []
     for n in numbers:
@@ -105,7 +106,7 @@ def check_invariants(h: Harness, numbers: list[int], runner: Runner) -> None:
         # I1: a mail, and the newest one's password logs in
         assert mails, f"no credentials mail for {n}"
         newest = password_of(mails[-1])
-        assert store_login(shop, email, newest), f"newest mailed password of {n} does not log in"
+        assert kit.login(email, newest), f"newest mailed password of {n} does not log in"
         # I5: at most one extra mail, with the same password
         assert len(mails) <= 2, f"{len(mails)} mails for {n}"
         mailed = {password_of(m) for m in mails}
@@ -174,7 +175,7 @@ def test_field_holds_the_password_only_in_flight(harness: Harness, runner: Runne
     fields = harness.password_fields()
     assert sorted(fields) == numbers
     for n, pw in fields.items():
-        assert store_login(harness.sandbox, f"kunde{n}@example.com", pw)
+        assert harness.kit.login(f"kunde{n}@example.com", pw)
     jobs = {j.erp_number: j for j in CredentialJobs(harness.state).active(PLATFORM)}
     assert jobs[10001].step == "sending" and jobs[10001].send_attempts == 1
     proc.kill()
@@ -201,7 +202,7 @@ def test_two_crashes_in_a_row(harness: Harness, runner: Runner) -> None:
 
 def test_kill_at_random_moments_with_shop_latency(harness: Harness, runner: Runner) -> None:
     rng = random.Random(20261123)
-    harness.sandbox.faults.latency = 0.1
+    harness.sandbox.faults.latency = harness.kit.kill_latency
     numbers: list[int] = []
     interrupted = 0
     for trial in range(6):

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.support import erp_fixtures
-from tests.support import wired_env as wired
 from tests.support.dbs import pg_schema_url
 from tests.support.restart_env import (
     Syncd,
@@ -31,10 +30,8 @@ from tests.support.restart_env import (
     state_text,
     wait_for,
 )
-from tests.support.shop_fixtures import store_login
+from tests.support.shops import shop  # noqa: F401 - the fixture: every case for each platform kind
 from tests.support.wired_env import SECRET_ENV, TABLE, Env
-
-sandbox = wired.sandbox  # the fixture, by its module-level name
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
@@ -65,13 +62,13 @@ class Install:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
-def install(request, tmp_path, sandbox, monkeypatch) -> Iterator[Install]:  # noqa: F811
-    monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)  # for the in-process `status`
+def install(request, tmp_path, shop, monkeypatch) -> Iterator[Install]:  # noqa: F811
+    monkeypatch.setenv(SECRET_ENV, shop.secret)  # for the in-process `status`
     monkeypatch.delenv("SYNCD_CONFIG", raising=False)
     with ExitStack() as stack:
         state_url = None if request.param == "sqlite" else stack.enter_context(pg_schema_url("restart"))
         numbers = list(range(30000, 30024))
-        inst = Install(build_env(tmp_path, sandbox, [address(n) for n in numbers], state_url=state_url),
+        inst = Install(build_env(tmp_path, shop.sandbox, [address(n) for n in numbers], state_url=state_url),
                        state_url, numbers)
         try:
             yield inst
@@ -97,7 +94,7 @@ def check_invariants(inst: Install) -> None:
         got = mails.get(email, [])
         assert got, f"no credentials mail for {n} (I1)"
         assert len(got) <= 2 and len(set(got)) == 1, f"{n}: {len(got)} mails, {len(set(got))} passwords (I5)"
-        assert store_login(e.shop, email, got[-1]), f"the mailed password of {n} does not log in (I1)"
+        assert e.kit.login(email, got[-1]), f"the mailed password of {n} does not log in (I1)"
         passwords.add(got[-1])
     assert filled_fields(e) == {}, "a password left in an ERP field (I2)"
     logs = "\n".join(p.read_text(errors="replace") for p in inst.logs).encode()
@@ -204,8 +201,8 @@ def test_restart_loop_with_the_erp_changing(install: Install):
     assert cut_in >= 5, "the kills must really cut into the credential work"
     check_invariants(inst)
     # the shop holds the addresses as the ERP has them now, changes made between kills included
-    shop = {str(c.get("customerNumber")): {a.get("city") for a in c["addresses"]} for c in e.shop.customers()}
-    stale = {n: city for n, city in erp_cities(e).items() if city not in shop[str(n)]}
+    cities = {str(a.number): {a.city} for a in e.kit.accounts()}
+    stale = {n: city for n, city in erp_cities(e).items() if city not in cities[str(n)]}
     assert stale == {}, f"changes not in the shop: {stale}"
 
 

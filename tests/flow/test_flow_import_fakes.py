@@ -205,7 +205,7 @@ def test_dry_run_reports_and_writes_nothing():
     w.shop.add(customer("c1", "a@fjord.dk"))
     report = w.run(dry_run=True)
     assert [(i.record, i.action, i.detail) for i in report.items] == [
-        ("c1", "would-create", "ERP address 30501")]
+        ("c1", "would-create", "ERP address 30501 for a@fjord.dk")]
     assert w.erp.inserts == [] and w.link("c1") is None and w.state.cursors.get(PLATFORM, CURSOR) is None
     assert w.state.allocations.peek(PLATFORM) is None and w.shop.numbers_written == []
 

@@ -9,9 +9,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from syncd.core.redaction import sensitive
+from syncd.core.redaction import error_text, sensitive
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.shell.scheduler import CycleOutcome, CycleRunner, error_text
+from syncd.shell.scheduler import CycleOutcome, CycleRunner
 from syncd.shell.timetable import build_scheduler, schedule_cycles
 from syncd.state.db import open_state
 from syncd.state.leases import Leases

@@ -25,26 +25,37 @@ from syncd.config.model import (
     PlatformSettings,
     Settings,
 )
+from syncd.config.secrets import Secrets
 from syncd.connectors.erp import open_erp
 from syncd.connectors.mail import open_transport
-from syncd.connectors.shopware6 import open_shop
-from syncd.connectors.shopware6.sandbox import Sandbox
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop, settle_password_fields
 from syncd.render.store import LayoutStore
+from syncd.shell.bootstrap import open_shop_for
 from syncd.state.db import StateStore, open_state
 from tests.support import erp_fixtures
 from tests.support.mailserver import MailServer
+from tests.support.shops import ShopKit, kit_for
 
 PASSWORD_FIELD = "Sel5"
 PLATFORM = "shop"
 _PASSWORD_LINE = re.compile(r"^\s*(?:Passwort|Password):\s*(\S+)\s*$", re.MULTILINE)
+_LINK = re.compile(r"https?://\S+/account/recover/password\?hash=([A-Za-z0-9]+)")
 
 
-def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp_port: int, state_url: str,
-                   *, mail_batch_size: int = 100, mail: dict[str, Any] | None = None, **addresses: Any
-                   ) -> Settings:
+SECRET_REF = "env:SYNCD_TEST_SHOP_SECRET"
+
+
+def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smtp_host: str, smtp_port: int,
+                   state_url: str, *, mail_batch_size: int = 100, mail: dict[str, Any] | None = None,
+                   **addresses: Any) -> Settings:
+    """``client_id``: a Shopware client id, or the kind's ``[[platforms]]`` keys
+    (``ShopKit.platform_fields``)."""
     values: dict[str, Any] = dict(send_credentials=True, password_field=PASSWORD_FIELD, shop_to_erp=False)
+    fields = (client_id if isinstance(client_id, dict)
+              else {"client_id": client_id, "client_secret": SECRET_REF})
+    if fields.get("kind") == "woocommerce":
+        values.setdefault("deactivate_blocked", False)  # WooCommerce has no active flag (check refuses it)
     values.update(addresses)
     return Settings(
         daemon=DaemonSettings(state_url=state_url),
@@ -52,8 +63,7 @@ def build_settings(erp: Any, shop_url: str, client_id: str, smtp_host: str, smtp
         mail=MailSettings(host=smtp_host, port=smtp_port, security="none", sender="Shop <shop@example.com>",
                           timeout="10s", batch_size=mail_batch_size, **(mail or {})),
         platforms=(PlatformSettings(
-            name=PLATFORM, url=shop_url, client_id=client_id, client_secret="env:SYNCD_TEST_SHOP_SECRET",
-            timeout="10s", addresses=AddressSettings(**values)),),
+            name=PLATFORM, url=shop_url, **fields, timeout="10s", addresses=AddressSettings(**values)),),
     )
 
 
@@ -61,8 +71,10 @@ def build_context(settings: Settings, client_secret: str, state: StateStore) -> 
     """The ports of the one platform, as ``syncd.shell.bootstrap`` would wire them."""
     platform = settings.platforms[0]
     a = platform.addresses
-    erp = open_erp(settings.erp, password_field=a.password_field, password_length=a.password_length)
-    shop = open_shop(platform, client_secret=client_secret)
+    erp = open_erp(settings.erp, password_field=a.password_field if a.uses_password_field else None,
+                   password_length=a.password_length)
+    shop = open_shop_for(settings, platform, Secrets(client_secrets={platform.name: client_secret}),
+                         erp_columns=False)
     return PlatformContext(
         settings=settings, platform=platform, erp=erp, shop=shop, state=state,
         mail=open_transport(settings.mail), layouts=LayoutStore(settings.mail.layouts_dir),
@@ -78,12 +90,26 @@ def password_of(message: EmailMessage) -> str:
     return found[0]
 
 
+def link_of(message: EmailMessage) -> tuple[str, str]:
+    """(URL, hash) of the one set-password link a link-mode mail carries (text part; the HTML
+    part must carry the same one)."""
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else message.get_content()
+    found = set(_LINK.findall(text))
+    assert len(found) == 1, f"expected one set-password link in:\n{text}"
+    [url] = {m.group(0) for m in _LINK.finditer(text)}
+    html = message.get_body(("html",))
+    if html is not None:
+        assert url in html.get_content().replace("&amp;", "&")
+    return url, found.pop()
+
+
 @dataclass
 class Harness:
     tmp: Path
     erp_url: str
     table: str
-    sandbox: Sandbox
+    sandbox: Any  # a sandbox of any kind, or its ShopKit; ``kit`` is the kit, ``sandbox`` the sandbox
     smtp: MailServer
     addresses: dict[str, Any] = field(default_factory=dict)
     state_url: str = ""
@@ -93,6 +119,8 @@ class Harness:
     _contexts: list[PlatformContext] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.kit: ShopKit = kit_for(self.sandbox)
+        self.sandbox = self.kit.sandbox
         self.erp_settings = erp_fixtures.create_address_table(self.erp_url, self.table,
                                                               password_field=PASSWORD_FIELD)
         self.state_url = self.state_url or f"sqlite:///{self.tmp / 'state.db'}"
@@ -100,9 +128,9 @@ class Harness:
     # --- building ---------------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
-        return build_settings(self.erp_settings, self.sandbox.url, self.sandbox.client_id, self.smtp.host,
-                              self.smtp.port, self.state_url, mail_batch_size=self.mail_batch_size,
-                              mail=self.mail, **self.addresses)
+        return build_settings(self.erp_settings, self.kit.url, self.kit.platform_fields(SECRET_REF),
+                              self.smtp.host, self.smtp.port, self.state_url,
+                              mail_batch_size=self.mail_batch_size, mail=self.mail, **self.addresses)
 
     @property
     def state(self) -> StateStore:
@@ -111,7 +139,7 @@ class Harness:
         return self._state
 
     def context(self) -> PlatformContext:
-        ctx = build_context(self.settings, self.sandbox.client_secret, self.state)
+        ctx = build_context(self.settings, self.kit.secret, self.state)
         self._contexts.append(ctx)
         return ctx
 
@@ -128,8 +156,8 @@ class Harness:
         path.write_text(json.dumps({
             "erp": {"url": erp.url, "profile": erp.profile, "address_table": erp.address_table,
                     "columns": erp.columns.model_dump(exclude_none=True)},
-            "shop_url": self.sandbox.url, "client_id": self.sandbox.client_id,
-            "client_secret": self.sandbox.client_secret,
+            "shop_url": self.kit.url, "platform": self.kit.platform_fields(SECRET_REF),
+            "client_secret": self.kit.secret,
             "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
             "state_url": self.state_url, "addresses": self.addresses,
             "mail_batch_size": self.mail_batch_size, "mail": self.mail,
@@ -179,6 +207,10 @@ class Harness:
             out.setdefault(str(c.get("customerNumber")), []).append(c)
         return out
 
+    def accounts_by_number(self) -> dict[str, list[Any]]:
+        """ERP number -> the shop's accounts carrying it, kind-neutral (``tests.support.shops.Account``)."""
+        return self.kit.accounts_by_number()
+
     def mails_to(self, email: str) -> list[EmailMessage]:
         wanted = email.lower()
         return [m for m in self.smtp.messages if wanted in [r.lower() for r in m.rcpt_tos]]
@@ -194,7 +226,7 @@ class Harness:
 def settings_from_config(config: dict[str, Any]) -> Settings:
     """The inverse of ``Harness.config_file`` (for the kill runner)."""
     return build_settings(
-        ErpSettings.model_validate(config["erp"]), config["shop_url"], config["client_id"],
+        ErpSettings.model_validate(config["erp"]), config["shop_url"], config["platform"],
         config["smtp_host"], config["smtp_port"], config["state_url"],
         mail_batch_size=config.get("mail_batch_size", 100), mail=config.get("mail"), **config["addresses"],
     )

@@ -1,5 +1,5 @@
 """`syncd run` as a real process that gets SIGKILLed and restarted, against a SQLite ERP, the
-Shopware sandbox and the outbox, with the state store on SQLite or PostgreSQL. Shared by
+shop sandbox of either kind and the outbox, with the state store on SQLite or PostgreSQL. Shared by
 ``tests/fault/test_restart.py`` and ``benchmarks/restart_recovery.py`` (no tests here).
 
 The addresses are shaped unlike the wired-CLI sample: companies without a first name, umlauts,
@@ -59,7 +59,7 @@ def build_env(root: Path, shop: Any, rows: Iterable[dict[str, Any]], *, state_ur
 
 def child_env(e: Env) -> dict[str, str]:
     out = dict(os.environ)
-    out[SECRET_ENV] = e.shop.client_secret
+    out[SECRET_ENV] = e.kit.secret
     for key in ("SYNCD_CONFIG", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         out.pop(key, None)
     return out
@@ -136,7 +136,7 @@ def filled_fields(e: Env) -> dict[int, str]:
 
 
 def shop_numbers(e: Env) -> list[str]:
-    return [str(c.get("customerNumber")) for c in e.shop.customers()]
+    return [str(a.number) for a in e.kit.accounts()]
 
 
 def mails_by_recipient(e: Env) -> dict[str, list[str]]:

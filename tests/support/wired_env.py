@@ -20,6 +20,7 @@ from syncd.shell.cli import run_cli
 from syncd.shell.logs import reset_logging
 from tests.support import erp_fixtures
 from tests.support.shop_fixtures import sandbox  # noqa: F401 - the fixture, re-exported
+from tests.support.shops import ShopKit, kit_for
 
 TABLE = "Adressen"
 FIELD = "Sel5"
@@ -43,7 +44,11 @@ class Env:
     erp_db: Path
     state_db: Path
     outbox: Path
-    shop: Any  # the Sandbox
+    shop: Any  # the sandbox (either kind; ``kit`` is its ShopKit)
+
+    @property
+    def kit(self) -> ShopKit:
+        return kit_for(self.shop)
 
     def write_config(self, *, addresses: str = "", daemon: str = "", mail: str = "", erp: str = "",
                      poll: str = "1h") -> Path:
@@ -118,23 +123,34 @@ shop_id = "ShopId"
 
 [[platforms]]
 name = "shop"
-url = "{e.shop.url}"
-client_id = "{e.shop.client_id}"
-client_secret = "env:{SECRET_ENV}"
-sales_channel = "Storefront"
-
+url = "{e.kit.url}"
+{_platform_keys(e)}
 [platforms.addresses]
 erp_to_shop = true
 send_credentials = true
 email_layout = "credentials"
 password_field = "{FIELD}"
 shop_to_erp = false
-{addresses}
+{_kind_addresses(e, addresses)}{addresses}
 """
 
 
+def _platform_keys(e: Env) -> str:
+    keys = e.kit.platform_fields(f"env:{SECRET_ENV}")
+    if keys["kind"] == "shopware6":
+        keys["sales_channel"] = "Storefront"
+    return "".join(f'{k} = "{v}"\n' for k, v in keys.items())
+
+
+def _kind_addresses(e: Env, addresses: str) -> str:
+    """WooCommerce has no active flag: its platforms must say deactivate_blocked = false."""
+    if e.kit.kind == "woocommerce" and "deactivate_blocked" not in addresses:
+        return "deactivate_blocked = false\n"
+    return ""
+
+
 def make_env(root: Path, shop: Any, monkeypatch: pytest.MonkeyPatch, *, rows=SAMPLE, **table: Any) -> Env:
-    monkeypatch.setenv(SECRET_ENV, shop.client_secret)
+    monkeypatch.setenv(SECRET_ENV, kit_for(shop).secret)
     monkeypatch.delenv("SYNCD_CONFIG", raising=False)
     monkeypatch.delenv("SYNCD_UNIT", raising=False)
     erp_db = root / "erp.db"
@@ -156,7 +172,7 @@ def env(tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Env:  
 
 def subprocess_env(e: Env) -> dict[str, str]:
     out = dict(os.environ)
-    out[SECRET_ENV] = e.shop.client_secret
+    out[SECRET_ENV] = e.kit.secret
     out.pop("SYNCD_CONFIG", None)
     out.pop("NOTIFY_SOCKET", None)
     return out

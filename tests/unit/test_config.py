@@ -22,6 +22,9 @@ client_secret = "env:SHOP_SECRET"
 """
 
 
+KIND_REQUIRED = {"client_id", "client_secret", "consumer_key", "consumer_secret"}
+
+
 def _error(text: str) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         parse_settings(text, file="/etc/syncd/x.toml")
@@ -76,7 +79,8 @@ def test_example_documents_every_key_with_its_default(section, cls):
         values = values[part][0] if isinstance(values[part], list) else values[part]
     for name, field in cls.model_fields.items():
         key = field.alias or name
-        if key in values and key not in nested and not field.is_required():
+        # client_id / client_secret: required for kind shopware6 only (the model defaults them to None)
+        if key in values and key not in nested and not field.is_required() and key not in KIND_REQUIRED:
             default = field.get_default(call_default_factory=True)
             if isinstance(default, float) and isinstance(values[key], str):
                 from syncd.config.durations import parse_duration
@@ -262,20 +266,36 @@ def test_types_are_strict_no_silent_coercion(extra, key, value):
     assert (err.key, err.value) == (key, value)
 
 
-def test_link_mode_is_refused_not_silently_ignored(tmp_path):
+LINK = (
+    '[erp]\nurl = "sqlite:///erp.db"\n[[platforms]]\nname = "shop"\nurl = "http://127.0.0.1:1"\n'
+    'client_id = "id"\nclient_secret = "env:X"\n[platforms.addresses]\nsend_credentials = true\n'
+    'credential_mode = "link"\n'
+)
+
+
+def test_link_mode_needs_no_password_field_and_uses_the_link_layout(tmp_path):
+    from syncd.config.loader import load_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text(LINK)
+    a = load_settings(path).settings.platforms[0].addresses
+    assert (a.email_layout, a.password_field, a.link_valid_for) == ("set_password_link", None, 7200.0)
+    assert not a.uses_password_field
+    path.write_text(LINK + 'email_layout = "set_password_link_en"\nlink_valid_for = "90m"\n')
+    a = load_settings(path).settings.platforms[0].addresses
+    assert (a.email_layout, a.link_valid_for) == ("set_password_link_en", 5400.0)
+
+
+def test_a_link_validity_beyond_what_the_shop_honours_is_refused(tmp_path):
     from syncd.config.loader import load_settings
     from syncd.core.errors import ConfigError
 
     path = tmp_path / "config.toml"
-    path.write_text(
-        '[erp]\nurl = "sqlite:///erp.db"\n[[platforms]]\nname = "shop"\nurl = "http://127.0.0.1:1"\n'
-        'client_id = "id"\nclient_secret = "env:X"\n[platforms.addresses]\nsend_credentials = true\n'
-        'credential_mode = "link"\n'
-    )
+    path.write_text(LINK + 'link_valid_for = "3h"\n')
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     text = str(info.value)
-    assert str(path) in text and "platforms[0].addresses.credential_mode" in text and "'link'" in text
+    assert str(path) in text and "platforms[0].addresses.link_valid_for" in text
 
 
 # --- issue 18 keys ---------------------------------------------------------------------------------
@@ -307,3 +327,42 @@ def test_bad_issue18_values_name_their_key(text, key):
     # [mail] must come before [[platforms]] in TOML only for readability; both orders parse.
     err = _error(MINIMAL + text)
     assert err.key.startswith(key), err
+
+
+WOO = """
+[erp]
+url = "sqlite:///erp.db"
+[[platforms]]
+name = "woo"
+kind = "woocommerce"
+url = "https://woo.example.com/"
+consumer_key = "ck_1"
+consumer_secret = "env:WOO_SECRET"
+"""
+
+
+def test_woocommerce_platform_takes_consumer_keys_and_its_own_defaults():
+    [p] = parse_settings(WOO, file="/etc/syncd/x.toml").platforms
+    assert p.kind == "woocommerce" and p.consumer_key == "ck_1" and p.secret_ref == "env:WOO_SECRET"
+    assert p.secret_key == "consumer_secret"
+    assert p.batch_size == 100  # the most WooCommerce accepts in one batch request
+    assert p.login_url == "https://woo.example.com/my-account/"
+
+
+@pytest.mark.parametrize(("change", "key", "words"), [
+    (('consumer_key = "ck_1"\n', ""), "platforms[0].consumer_key", "required"),
+    (('consumer_secret = "env:WOO_SECRET"\n', ""), "platforms[0].consumer_secret", "required"),
+    (('consumer_key = "ck_1"\n', 'consumer_key = "ck_1"\nclient_id = "SWIA"\n'), "platforms[0].client_id",
+     "shopware6"),
+    (('consumer_key = "ck_1"\n', 'consumer_key = "ck_1"\nbatch_size = 101\n'), "platforms[0].batch_size",
+     "100"),
+])
+def test_woocommerce_platform_key_errors_name_the_key(change, key, words):
+    error = _error(WOO.replace(*change))
+    assert error.key == key and words in str(error), str(error)
+    assert error.file == "/etc/syncd/x.toml"
+
+
+def test_shopware_platform_refuses_consumer_keys():
+    error = _error(MINIMAL + 'consumer_key = "ck_1"\n')
+    assert error.key == "platforms[0].consumer_key" and "woocommerce" in str(error)

@@ -259,6 +259,19 @@ def test_failure_counts_up_and_clears(state, clock):
     assert failures.count("shop") == 0
 
 
+def test_failure_keeps_the_row_fingerprint_and_its_reason(state):
+    failures = state.failures
+    failures.record("shop", "erp-to-shop", 10001, "validate", "invalid e-mail", fingerprint="a" * 64)
+    failures.record("shop", "erp-to-shop", 10002, "push", "refused")  # an older syncd: no fingerprint
+    failures.record("shop", "credentials", 10001, "credentials", "550", fingerprint="b" * 64)
+    assert failures.fingerprints("shop", "erp-to-shop") == {"10001": "a" * 64}
+    assert failures.reasons("shop", "erp-to-shop", [10001, "10002", 10003]) == {"10001": "invalid e-mail",
+                                                                                 "10002": "refused"}
+    failures.record("shop", "erp-to-shop", 10001, "validate", "invalid e-mail", fingerprint="c" * 64)
+    assert failures.fingerprints("shop", "erp-to-shop") == {"10001": "c" * 64}  # the newest row wins
+    assert [f.fingerprint for f in failures.list("shop") if f.record == "10002"] == [None]
+
+
 def test_failure_list_orders_ties_by_record(state):
     for record in ("b", "c", "a"):
         state.failures.record("shop", "erp-to-shop", record, "push", "x")

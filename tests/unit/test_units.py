@@ -53,7 +53,8 @@ def test_unit_is_the_notify_service_the_daemon_implements(unit):
 
 def test_template_unit_reads_the_tenant_config():
     s = settings(UNITS[1])
-    assert s["ExecStart"][0].endswith("run --config /etc/syncd/%i.toml")
+    # --config is a global option: it goes before the verb (`syncd run --config` is a usage error).
+    assert s["ExecStart"][0].endswith("syncd --config /etc/syncd/%i.toml run")
     assert s["StateDirectory"] == ["syncd/%i"]
 
 

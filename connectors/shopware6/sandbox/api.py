@@ -21,7 +21,7 @@ from .criteria import Searcher
 from .errors import ApiError
 from .faults import Faults, TokenLimiter
 from .render import Renderer, json_api_resource, json_api_search
-from .schema import Entity, url_to_entity
+from .schema import RECOVER_URL, WRITABLE, Entity, url_to_entity
 from .store import Store
 from .writer import Writer
 
@@ -270,7 +270,7 @@ class AdminApi:
     def crud(self, req: Request, entity: Entity, rid: str | None) -> Response:
         skip_flow = req.flag("sw-skip-trigger-flow")
         language = req.headers.get("sw-language-id")
-        writable = entity.name in ("customer", "customer_address")
+        writable = entity.name in WRITABLE
         if req.method == "GET" and rid is None:
             return self.search(req, entity, ids_only=False)
         if req.method == "GET":
@@ -389,5 +389,5 @@ class AdminApi:
         return {
             "core.loginRegistration.passwordMinLength": self.settings["password_min"],
             "core.loginRegistration.doubleOptInRegistration": False,
-            "core.loginRegistration.pwdRecoverUrl": "/account/recover/password?hash=%%RECOVERHASH%%",
+            "core.loginRegistration.pwdRecoverUrl": RECOVER_URL,
         }

@@ -192,6 +192,15 @@ def foreign_key_failure(table: str, column: str, target: str) -> ApiError:
     return ApiError(500, [error(500, "0", detail, title="Internal Server Error")])
 
 
+def duplicate_entry(value: str, key: str) -> ApiError:
+    """A unique key of the table refuses the row: MySQL's 1062, a 500 from the shop."""
+    detail = (
+        "An exception occurred while executing a query: SQLSTATE[23000]: Integrity constraint "
+        f"violation: 1062 Duplicate entry '{value}' for key '{key}'"
+    )
+    return ApiError(500, [error(500, "0", detail, title="Internal Server Error")])
+
+
 def restrict_delete(table: str, column: str) -> ApiError:
     """Deleting a row another row still references (ON DELETE RESTRICT): a 500 from MySQL."""
     detail = (

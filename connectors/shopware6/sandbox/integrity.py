@@ -62,11 +62,26 @@ def check_batch(batch: Batch, version: ShopVersion, foreign_keys: dict[str, list
             target = record.get(name)
             if target is not None and batch.get(target_entity, target) is None:
                 raise e.foreign_key_failure(entity_name, FK_COLUMN.get(name, name), target_entity)
+    _one_recovery_per_customer(batch)
     for entity_name, rid in batch.deleted:
         if entity_name == "customer_address":
             for cid in _customers_defaulting_to(batch, rid):
                 if ("customer", cid) not in batch.deleted:
                     raise e.restrict_delete("customer", "default_billing_address_id")
+
+
+def _one_recovery_per_customer(batch: Batch) -> None:
+    """``uniq.customer_recovery.customer_id``: a second open recovery of a customer is a 1062."""
+    owners: dict[str, str] = {}
+    for (entity_name, rid), record in batch.records.items():
+        if entity_name != "customer_recovery" or (entity_name, rid) in batch.deleted:
+            continue
+        cid = record.get("customerId")
+        others = [o for o in batch.store.ids_by("customer_recovery", "customerId", cid or "")
+                  if o != rid and batch.get("customer_recovery", o) is not None]
+        if cid in owners or others:
+            raise e.duplicate_entry(cid or "", "uniq.customer_recovery.customer_id")
+        owners[cid or ""] = rid
 
 
 def _customers_defaulting_to(batch: Batch, address_id: str) -> list[str]:

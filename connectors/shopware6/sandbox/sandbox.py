@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from datetime import timedelta
 from typing import Any
 
 from .api import AdminApi, Credentials
@@ -13,7 +14,7 @@ from .schema import build_entities
 from .seed import SeedIds, seed
 from .server import LoggedRequest, serve
 from .shopside import ShopSide
-from .store import Store
+from .store import Store, format_dt, parse_dt
 from .storeapi import StoreApi
 from .versions import ShopVersion
 from .writer import Writer
@@ -181,9 +182,26 @@ class Sandbox(ShopSide):
 
     @property
     def recovery_hashes(self) -> dict[str, str]:
-        """Open password-recovery hashes -> customer id."""
-        api = self.store_api
-        return {h: cid for h, (cid, _) in api.recovery_hashes.items()} if api else {}
+        """Open password-recovery hashes (``customer_recovery`` rows) -> customer id."""
+        return self.store_api.recovery_hashes() if self.store_api else {}
+
+    def age_customers(self, seconds: float) -> None:
+        """Move every customer's timestamps (``createdAt``, ``updatedAt``, ``lastLogin``) back, as
+        if everything so far had happened ``seconds`` earlier."""
+        with self._store.lock:
+            for row in list(self._store.tables["customer"].values()):
+                moved = {k: format_dt(parse_dt(row[k]) - timedelta(seconds=seconds))
+                         for k in ("createdAt", "updatedAt", "lastLogin") if row.get(k)}
+                self._store.put("customer", {**row, **moved})
+
+    def age_recovery(self, recovery_hash: str, seconds: float) -> None:
+        """Move a recovery's ``createdAt`` back, as if it had been created ``seconds`` earlier
+        (the 2 h expiry without waiting 2 h)."""
+        with self._store.lock:
+            for row in list(self._store.tables["customer_recovery"].values()):
+                if row["hash"] == recovery_hash:
+                    created = parse_dt(row["createdAt"]) - timedelta(seconds=seconds)
+                    self._store.put("customer_recovery", {**row, "createdAt": format_dt(created)})
 
     @property
     def recovery_mails(self) -> list:

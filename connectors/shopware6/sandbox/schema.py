@@ -162,6 +162,29 @@ def _customer_address(version: ShopVersion) -> Entity:
     )
 
 
+def _customer_recovery() -> Entity:
+    """``CustomerRecoveryDefinition``: the hash of a set-password link. The table has a unique key
+    on ``customer_id`` (one open link per customer) and cascades the customer's delete."""
+    return Entity(
+        "customer_recovery",
+        {
+            "id": Field("id"),
+            "hash": Field("string", required=True),
+            "customerId": Field("fk", required=True, target="customer"),
+            "createdAt": Field("datetime"),
+            "updatedAt": Field("datetime", auto=True),
+        },
+        {"customer": Association("one", "customer", "customerId")},
+    )
+
+
+# core.loginRegistration.pwdRecoverUrl: the storefront's page for a recovery hash
+RECOVER_URL = "/account/recover/password?hash=%%RECOVERHASH%%"
+
+# Entities the Admin API may write in the sandbox (the rest is seeded, read-only data).
+WRITABLE = ("customer", "customer_address", "customer_recovery")
+
+
 def _read_only(name: str, names: list[str], associations: dict[str, Association] | None = None) -> Entity:
     fields = {n: Field("string") for n in names}
     fields.update({n: Field("datetime") for n in ("createdAt", "updatedAt")})
@@ -173,6 +196,7 @@ def build_entities(version: ShopVersion) -> dict[str, Entity]:
     entities = [
         _customer(version),
         _customer_address(version),
+        _customer_recovery(),
         _read_only(
             "sales_channel",
             [

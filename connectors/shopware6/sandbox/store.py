@@ -19,6 +19,8 @@ INDEXED = (
     ("customer", "email"),
     ("customer", "customerNumber"),
     ("customer_address", "customerId"),
+    ("customer_recovery", "customerId"),
+    ("customer_recovery", "hash"),
     ("order_customer", "customerId"),
     ("order_customer", "orderId"),
     ("sales_channel_domain", "salesChannelId"),
@@ -32,6 +34,14 @@ def now_iso() -> str:
 def format_dt(dt: datetime) -> str:
     """Shopware's API date format, fixed width so that strings compare like dates."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+00:00"
+
+
+def parse_dt(value: Any) -> datetime | None:
+    """A stored timestamp (``format_dt``) back as an aware datetime; None when absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def index_key(value: Any) -> Any:

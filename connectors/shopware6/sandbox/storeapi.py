@@ -7,9 +7,11 @@ a recovery link sets a new password.
 from __future__ import annotations
 
 import secrets
+import string
 import threading
-import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bcrypt
@@ -18,10 +20,12 @@ from . import errors as e
 from .api import Request, Response
 from .errors import ApiError
 from .faults import TokenLimiter
-from .store import Store, now_iso
+from .schema import RECOVER_URL
+from .store import Store, now_iso, parse_dt
 from .versions import ShopVersion
 
 RECOVERY_TTL = 2 * 3600  # ResetPasswordRoute: a hash is valid for 2 hours
+ALPHANUMERIC = string.ascii_letters + string.digits  # Random::getAlphanumericString
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,6 @@ class StoreApi:
         self.access_key = access_key
         self.password_min = password_min
         self.bcrypt_rounds = bcrypt_rounds
-        self.recovery_hashes: dict[str, tuple[str, float]] = {}  # hash -> (customer id, created)
         self.recovery_mails: list[RecoveryMail] = []
         self._lock = threading.Lock()
         self.login_limiter = TokenLimiter()  # the "login" policy has the oauth steps
@@ -137,6 +140,8 @@ class StoreApi:
 
     # --- recovery --------------------------------------------------------------------------
     def recover(self, body: Any) -> Response:
+        """``SendPasswordRecoveryMailRoute``: replace the customer's open recovery by a new
+        ``customer_recovery`` (32 alphanumeric characters) and send the shop's recovery mail."""
         body = body if isinstance(body, dict) else {}
         email = str(body.get("email") or "")
         url = body.get("storefrontUrl")
@@ -164,35 +169,33 @@ class StoreApi:
                 f'No matching customer for the email "{email}" was found.',
                 parameters={"email": email},
             )
-        recovery_hash = secrets.token_urlsafe(24)[:32]
+        recovery_hash = "".join(secrets.choice(ALPHANUMERIC) for _ in range(32))
+        with self.store.lock:
+            for old in list(self.store.ids_by("customer_recovery", "customerId", matches[0]["id"])):
+                self.store.remove("customer_recovery", old)
+            self.store.put("customer_recovery", {
+                "id": uuid.uuid4().hex, "hash": recovery_hash, "customerId": matches[0]["id"],
+                "createdAt": now_iso(), "updatedAt": None, "apiAlias": "customer_recovery",
+            })
         with self._lock:
-            self.recovery_hashes[recovery_hash] = (matches[0]["id"], time.monotonic())
             self.recovery_mails.append(
                 RecoveryMail(
                     matches[0]["id"],
                     matches[0]["email"],
                     recovery_hash,
-                    f"{url}/account/recover/password?hash={recovery_hash}",
+                    url + RECOVER_URL.replace("%%RECOVERHASH%%", recovery_hash),
                 )
             )
         return 200, {}, {"success": True, "apiAlias": "response"}
 
     def confirm(self, body: Any) -> Response:
+        """``ResetPasswordRoute``: the new password is validated first (400, one violation per
+        field), then the hash: unknown or older than 2 h is the same 410 ``HASH_EXPIRED``. The
+        password is written (``updatedAt`` moves; no login, so ``lastLogin`` does not), the
+        recovery deleted, and the answer is a plain success."""
         body = body if isinstance(body, dict) else {}
         recovery_hash = str(body.get("hash") or "")
         new, repeat = body.get("newPassword"), body.get("newPasswordConfirm")
-        with self._lock:
-            entry = self.recovery_hashes.get(recovery_hash)
-        if entry is None:
-            raise e.simple(
-                404,
-                "CHECKOUT__CUSTOMER_NOT_FOUND_BY_HASH",
-                f'No matching customer for the hash "{recovery_hash}" was found.',
-            )
-        if time.monotonic() - entry[1] > RECOVERY_TTL:
-            raise e.simple(
-                410, "CHECKOUT__CUSTOMER_RECOVERY_HASH_EXPIRED", f'The hash "{recovery_hash}" is expired.'
-            )
         violations = []
         if not isinstance(new, str) or not new:
             violations.append(e.not_blank("/newPassword"))
@@ -201,21 +204,57 @@ class StoreApi:
         if new != repeat:
             violations.append(
                 e.violation(
-                    "/newPasswordConfirm", "FRAMEWORK__EQUAL_TO", "The password confirmation does not match."
+                    "/newPassword", "FRAMEWORK__EQUAL_TO",
+                    # tryValidateEqualtoConstraint puts the raw confirmation into the message
+                    f"This value should be equal to {repeat if isinstance(repeat, str) else ''}.",
                 )
             )
         if violations:
             raise ApiError(400, violations)
-        hashed = bcrypt.hashpw(new.encode(), bcrypt.gensalt(self.bcrypt_rounds))
+        expired = e.simple(
+            410, "CHECKOUT__CUSTOMER_RECOVERY_HASH_EXPIRED", f'The hash "{recovery_hash}" is expired.',
+            parameters={"hash": recovery_hash},
+        )
         with self.store.lock:
-            current = self.store.get("customer", entry[0])
+            recovery = self._recovery(recovery_hash)
+            if recovery is None or not recovery_valid(recovery):
+                raise expired
+            current = self.store.get("customer", recovery["customerId"])
             if current is None:
-                raise e.simple(404, "CHECKOUT__CUSTOMER_NOT_FOUND_BY_HASH", "The customer no longer exists.")
-            self.store.passwords[entry[0]] = hashed
+                raise e.simple(
+                    404, "CHECKOUT__CUSTOMER_NOT_FOUND_BY_HASH",
+                    f'No matching customer for the hash "{recovery_hash}" was found.',
+                    parameters={"hash": recovery_hash},
+                )
+        hashed = bcrypt.hashpw(str(new).encode(), bcrypt.gensalt(self.bcrypt_rounds))
+        with self.store.lock:
+            current = self.store.get("customer", recovery["customerId"])
+            if current is None or self._recovery(recovery_hash) is None:
+                raise expired  # used or deleted while the password was hashed
+            self.store.passwords[current["id"]] = hashed
             self.store.put("customer", {**current, "updatedAt": now_iso()})
-        with self._lock:
-            self.recovery_hashes.pop(recovery_hash, None)
-        return 200, {}, {"contextToken": secrets.token_urlsafe(24), "apiAlias": "array_struct"}
+            self.store.remove("customer_recovery", recovery["id"])
+        return 200, {}, {"success": True, "apiAlias": "response"}
+
+    def _recovery(self, recovery_hash: str) -> dict[str, Any] | None:
+        """The recovery row with exactly this hash (the MySQL index compares case-insensitively,
+        the hash itself is compared as stored)."""
+        for rid in self.store.ids_by("customer_recovery", "hash", recovery_hash):
+            row = self.store.get("customer_recovery", rid)
+            if row is not None and row.get("hash") == recovery_hash:
+                return row
+        return None
+
+    def recovery_hashes(self) -> dict[str, str]:
+        with self.store.lock:
+            return {r["hash"]: r["customerId"] for r in self.store.tables["customer_recovery"].values()}
+
+
+def recovery_valid(recovery: dict[str, Any], now: datetime | None = None) -> bool:
+    """``ResetPasswordRoute::checkHash``: created less than 2 h ago."""
+    created = parse_dt(recovery.get("createdAt"))
+    now = now or datetime.now(UTC)
+    return created is not None and now - timedelta(seconds=RECOVERY_TTL) < created
 
 
 def verify_password(password: str, stored: bytes) -> bool:

@@ -17,7 +17,7 @@ from . import errors as e
 from .errors import ApiError
 from .integrity import Batch as _Batch
 from .integrity import check_batch
-from .schema import SYSTEM_LANGUAGE_ID, Entity
+from .schema import SYSTEM_LANGUAGE_ID, WRITABLE, Entity
 from .store import Store
 from .validation import BCRYPT, EMAIL_HTML5, EMAIL_LOOSE, INVALID, check
 from .versions import ShopVersion
@@ -164,7 +164,7 @@ class Writer:
                 ],
             )
         entity_name, action, payload = op.get("entity"), op.get("action"), op.get("payload")
-        if entity_name not in ("customer", "customer_address"):  # the only writable entities here
+        if entity_name not in WRITABLE:
             raise e.simple(
                 400,
                 "FRAMEWORK__INVALID_SYNC_OPERATION" if entity_name else "FRAMEWORK__SYNC_ENTITY_MISSING",
@@ -330,9 +330,10 @@ class Writer:
 
     def _delete(self, batch: _Batch, entity: str, rid: str) -> None:
         batch.deleted[(entity, rid)] = None
-        if entity == "customer":  # addresses cascade
-            for aid in list(self.store.ids_by("customer_address", "customerId", rid)):
-                batch.deleted[("customer_address", aid)] = None
+        if entity == "customer":  # addresses and an open recovery cascade
+            for child in ("customer_address", "customer_recovery"):
+                for cid in list(self.store.ids_by(child, "customerId", rid)):
+                    batch.deleted[(child, cid)] = None
 
     # --- apply -----------------------------------------------------------------------------
     def _apply(self, batch: _Batch, skip_flow: bool) -> dict[str, list[str]]:

@@ -37,13 +37,11 @@ from syncd.core.errors import DeliveryUnknown, PermanentError, SyncdError, Trans
 from syncd.core.ports import MailSession
 from syncd.core.redaction import redact, register, unregister
 from syncd.core.retry import call_with_retry
-from syncd.core.rules import HistoryEvent, email_problem
-from syncd.flows import erpstatus
+from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.mail import build_mail, field_length, field_value
-from syncd.flows.credentials.outcomes import Item, fail, retry
-from syncd.flows.credentials.policy import KIND, MAX_SENDS, STEP
-from syncd.flows.failures import clear_failures
+from syncd.flows.credentials.outcomes import Item, delivery_unknown, done, fail, retry
+from syncd.flows.credentials.policy import KIND, MAX_SENDS
 from syncd.flows.mailbudget import record_send
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint
@@ -164,7 +162,6 @@ def d_render(ctx: PlatformContext, items: list[Item], report: CycleReport) -> li
     if not items:
         return []
     field = ctx.platform.addresses.password_field or ""
-    layout = ctx.platform.addresses.email_layout
     try:
         rows = ctx.erp.get_addresses([i.job.erp_number for i in items])
     except TransientError as exc:
@@ -184,6 +181,7 @@ def d_render(ctx: PlatformContext, items: list[Item], report: CycleReport) -> li
         if problem:
             fail(ctx, i, problem, report, code="email")
             continue
+        layout = ctx.platform.addresses.layout_for(i.job.reason)
         try:
             i.mail = build_mail(ctx, address, i.job)
         except SyncdError as exc:
@@ -240,6 +238,7 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
                     # the next cycle's settle resends once with the same password, and a second
                     # unknown outcome ends the job (I5).
                     i.result = "unknown"
+                    delivery_unknown(ctx, i, exc)
                     report.add(i.job.erp_number, "deferred", redact(f"delivery unknown: {exc}"))
                     log.warning("credentials delivery unknown", platform=ctx.platform.name,
                                 address=i.job.erp_number, step=steps.SENDING)
@@ -272,15 +271,7 @@ def f_clear_field(ctx: PlatformContext, batch: Batch, report: CycleReport) -> No
     ctx.erp.clear_password_fields([i.job.erp_number for i in batch.items if i.result != "unknown"])
     checkpoint("after_clear")
     sent = [i for i in batch.items if i.result == "sent"]
-    now = ctx.clock()
-    CredentialJobs(ctx.state).set_step([i.job.id for i in sent], steps.DONE, now)
-    clear_failures(ctx, [i.job.erp_number for i in sent], step=STEP)
-    if sent:  # what `syncd history` shows as "mailed" (before a later "logged in")
-        with ctx.uow() as uow:
-            uow.history.record_many(ctx.platform.name, [
-                (i.job.erp_number, HistoryEvent.MAIL_SENT, i.job.reason, i.job.shop_id) for i in sent])
-            uow.commit()
-    erpstatus.states(ctx, [i.job.erp_number for i in sent], erpstatus.MAILED, sent_at=now)
+    done(ctx, [i.job for i in sent])
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")

@@ -19,11 +19,12 @@ def field_value(address: ErpAddress, field: str) -> str | None:
     return None if value is None else str(value).strip()
 
 
-def render_context(ctx: PlatformContext, address: ErpAddress) -> dict[str, Any]:
-    """The layout context of spec §2 (erp by column, address by logical name, shop, customer)."""
+def render_context(ctx: PlatformContext, address: ErpAddress, **link: Any) -> dict[str, Any]:
+    """The layout context of spec §2 (erp by column, address by logical name, shop, customer);
+    in link mode ``link`` and ``link_expires`` too."""
     from syncd.render.context import build_context
 
-    return build_context(address, platform=ctx.platform, shop=ctx.shop, sender=sender(ctx))
+    return build_context(address, platform=ctx.platform, shop=ctx.shop, sender=sender(ctx), **link)
 
 
 def sender(ctx: PlatformContext) -> str:
@@ -42,9 +43,10 @@ def field_length(erp: Any) -> int | None:
         return None
 
 
-def build_mail(ctx: PlatformContext, address: ErpAddress, job: CredentialJob) -> OutgoingMail:
+def build_mail(ctx: PlatformContext, address: ErpAddress, job: CredentialJob, **link: Any) -> OutgoingMail:
     assert ctx.layouts is not None
-    rendered = ctx.layouts.render(ctx.platform.addresses.email_layout, render_context(ctx, address))
+    layout = ctx.platform.addresses.layout_for(job.reason)
+    rendered = ctx.layouts.render(layout, render_context(ctx, address, **link))
     name = " ".join(p for p in (address.first_name, address.last_name) if p) or address.company
     return OutgoingMail(
         to_addr=address.email or "",

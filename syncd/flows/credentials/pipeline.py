@@ -25,9 +25,9 @@ import structlog
 from syncd.core.errors import ConfigurationFault, TransientError
 from syncd.core.ports import MailSession
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.credentials import jobrun
+from syncd.flows.credentials import jobrun, linkrun
 from syncd.flows.credentials.outcomes import Item, retry
-from syncd.flows.credentials.policy import KIND, enabled
+from syncd.flows.credentials.policy import KIND, enabled, link_mode
 from syncd.flows.mailbudget import MailBudget
 from syncd.state.jobs import CredentialJobs
 
@@ -72,6 +72,11 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
             session: MailSession | None = _open_session(ctx, open_session, now=True)
         except ConfigurationFault as exc:
             _defer_queue(ctx, report, exc)
+            return
+        if link_mode(ctx):  # no field, no password to set: the link jobs run on this thread
+            linkrun.run_due(ctx, report, session, budget)
+            if budget.exhausted:
+                _report_waiting(ctx, repo, budget)
             return
         submit = partial(_on_worker, shop_calls)
         try:

@@ -13,7 +13,12 @@ MAX_SENDS = 2  # the first send plus at most one after a crash with unknown outc
 
 def enabled(ctx: PlatformContext) -> bool:
     a = ctx.platform.addresses
-    return bool(a.erp_to_shop and a.send_credentials and a.credential_mode == "password" and a.password_field)
+    return bool(a.erp_to_shop and a.send_credentials and (link_mode(ctx) or a.password_field))
+
+
+def link_mode(ctx: PlatformContext) -> bool:
+    """``credential_mode = "link"``: the mail carries a set-password link, no password exists."""
+    return ctx.platform.addresses.credential_mode == "link"
 
 
 def backoff(attempts: int) -> timedelta:

@@ -42,7 +42,8 @@ def queue_credentials(ctx: PlatformContext, numbers: Iterable[int], *, reason: s
                                    reason="accounts send-credentials", shop_id=link.shop_id)
                 uow.commit()
         elif repo.create(platform=ctx.platform.name, erp_number=n, shop_id=link.shop_id,
-                         email=(address.email or "").strip(), now=ctx.clock(), reason=reason) is None:
+                         email=(address.email or "").strip(), now=ctx.clock(), reason=reason,
+                         mode=ctx.platform.addresses.credential_mode) is None:
             report.add(n, "skipped", "a credentials mail for this address is already in progress")
     send_due(ctx, report)
     return report

@@ -17,13 +17,25 @@ import structlog
 
 from syncd.core.redaction import sensitive
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.credentials import linkrun, outcomes
 from syncd.flows.credentials.jobrun import deliver
-from syncd.flows.credentials.policy import STEP, enabled
-from syncd.flows.failures import clear_failures
+from syncd.flows.credentials.policy import enabled, link_mode
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
 
 log = structlog.get_logger("syncd.flows.credentials")
+
+
+def worth_masking(ctx: PlatformContext, value: str, owned: bool) -> bool:
+    """A field value to register with the redaction: one a job of ours owns (the password in
+    flight), or a stray one that could be a password syncd generated (a job lost with its state
+    store). Other text in the field ("connection", "ja", a note) is no password of ours: masking
+    it would replace that word in every log line of the sweep, protecting nothing."""
+    if owned:
+        return True
+    a = ctx.platform.addresses
+    alphabet = set(a.password_alphabet)
+    return 8 <= len(value) <= 128 and set(value) <= alphabet
 
 
 def sharing_platforms(ctx: PlatformContext) -> list[str]:
@@ -40,6 +52,9 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
     """
     if not enabled(ctx):
         return
+    if link_mode(ctx):  # no ERP field holds anything: the shop's recovery rows tell what to do
+        linkrun.settle(ctx, report)
+        return
     repo = CredentialJobs(ctx.state)
     now = ctx.clock()
     active = repo.active(ctx.platform.name)
@@ -54,8 +69,10 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
     numbers = holding | {j.erp_number for j in active}
     values = ctx.erp.read_password_fields(sorted(numbers))
     values = {n: (v.strip() if isinstance(v, str) else v) for n, v in values.items()}
-    with sensitive(*[v for v in values.values() if v]):
-        by_number = {j.erp_number: j for j in active}
+    by_number = {j.erp_number: j for j in active}
+    ours = by_number.keys() | owned_elsewhere
+    masked = [str(v) for n, v in values.items() if v and worth_masking(ctx, str(v), n in ours)]
+    with sensitive(*masked):
         stray = sorted(n for n in numbers
                        if values.get(n) and n not in by_number and n not in owned_elsewhere)
         finish: list[CredentialJob] = []
@@ -78,8 +95,7 @@ def settle(ctx: PlatformContext, report: CycleReport, *, full: bool) -> None:
             ctx.erp.clear_password_fields(clear + stray)
             for n in stray:
                 report.add(n, "field-cleared", "password field held a value no job owns")
-        repo.set_step(done, steps.DONE, now)
-        clear_failures(ctx, [j.erp_number for j in active if j.id in done], step=STEP)
+        outcomes.done(ctx, [j for j in active if j.id in done])
         repo.restart(restart, now)
         for j in active:
             if j.id in restart:

@@ -14,7 +14,7 @@ import click
 import structlog
 
 from syncd import __version__
-from syncd.core.errors import ConfigError, SyncdError
+from syncd.core.errors import AccessError, ConfigError, SyncdError
 from syncd.core.redaction import redact
 from syncd.shell.logs import LEVELS, configure_logging
 
@@ -25,6 +25,7 @@ from .common import CliState
 from .demo import demo_cmd
 from .layouts import layouts_group
 from .messages import msg
+from .records import history_cmd, retry_cmd
 from .release import release_cmd
 from .run import run_cmd
 from .secrets import secrets_group
@@ -84,6 +85,8 @@ for command in (
     demo_cmd,
     service_group,
     state_group,
+    retry_cmd,
+    history_cmd,
     release_cmd,
 ):
     cli.add_command(command)
@@ -93,10 +96,38 @@ def _fail(prefix: str, exc: object) -> None:
     click.echo(f"syncd: {prefix}: {redact(str(exc))}", err=True)
 
 
+_VALUED_GLOBALS = ("--config", "--log-format", "--log-level")
+
+
+def hoist_config(argv: list[str]) -> list[str]:
+    """``syncd status --config PATH`` as ``syncd --config PATH status``: operators put the file
+    after the verb as often as before it, and click only knows it as a global option. It moves
+    to just before the verb (so it still wins over an earlier one); anything after ``--`` stays."""
+    verb = 0
+    while verb < len(argv) and argv[verb].startswith("-"):
+        verb += 2 if argv[verb] in _VALUED_GLOBALS else 1
+    if verb >= len(argv):
+        return argv
+    head, rest, moved = argv[:verb], [argv[verb]], []
+    index = verb + 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest += argv[index:]
+            break
+        if arg == "--config" and index + 1 < len(argv):
+            moved += argv[index:index + 2]
+            index += 2
+            continue
+        (moved if arg.startswith("--config=") else rest).append(arg)
+        index += 1
+    return head + moved + rest
+
+
 def run_cli(args: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code (``main`` exits with it)."""
     try:
-        argv = list(args) if args is not None else None
+        argv = hoist_config(list(args) if args is not None else sys.argv[1:])
         result = cli.main(args=argv, prog_name="syncd", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo(f"syncd: {msg('interrupted')}", err=True)
@@ -104,6 +135,9 @@ def run_cli(args: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:  # usage errors: click's own message, exit 2
         exc.show()
         return exc.exit_code
+    except AccessError as exc:  # a path the operator gave or set up: exit 2, one line with the fix
+        _fail(msg("access_error"), exc)
+        return EXIT_USAGE
     except ConfigError as exc:
         _fail(msg("config_error"), exc)
         return EXIT_USAGE

@@ -10,81 +10,19 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
 from syncd.config.secrets import Secrets
 
+from .accounts_view import LIST_FIELDS, Filters, _platforms, export_accounts, list_accounts
 from .common import CliState, check_platform, pass_state, platform_option
+from .messages import LANG_OPTION
+
+__all__ = ["LIST_FIELDS", "accounts_group"]
 
 if TYPE_CHECKING:
     from syncd.flows.accounts import AccountAction
     from syncd.flows.context import PlatformContext
-
-
-def _platforms(loaded: LoadedConfig, platform: str | None) -> list[str]:
-    return [p.name for p in loaded.settings.platforms if platform is None or p.name == platform]
-
-
-def _rows(loaded: LoadedConfig, platform: str | None, inactive: bool, credentials_sent: bool | None,  # noqa: ANN202
-          never_mailed: bool = False):
-    from syncd.flows.accounts import list_accounts, only_never_mailed
-    from syncd.shell.bootstrap import open_state_read_only
-
-    store = open_state_read_only(loaded.settings.daemon.state_url)
-    try:
-        rows = list_accounts(store, _platforms(loaded, platform), inactive=inactive,
-                             credentials_sent=credentials_sent)
-        yield from only_never_mailed(rows, store) if never_mailed else rows
-    finally:
-        store.close()
-
-
-def list_accounts(
-    loaded: LoadedConfig, *, platform: str | None, inactive: bool, credentials_sent: bool | None,
-    never_mailed: bool = False,
-) -> None:
-    from syncd.flows.accounts import CSV_HEADER, iso
-
-    table = Table(show_lines=False)
-    for name in CSV_HEADER:
-        table.add_column(name.replace("_", " "), overflow="fold")
-    count = 0
-    for row in _rows(loaded, platform, inactive, credentials_sent, never_mailed):
-        count += 1
-        table.add_row(escape(row.platform), str(row.address), row.shop_id, escape(row.email or ""), row.kind,
-                      "yes" if row.active else "no", iso(row.credentials_sent_at) or "–", row.password_status,
-                      iso(row.last_login_at) or "–")
-    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
-    click.echo(f"{count} account(s) / Konto/Konten")
-
-
-def export_accounts(
-    loaded: LoadedConfig, *, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None,
-    never_mailed: bool = False, excel: bool = False,
-) -> None:
-    import io
-
-    from syncd.flows.accounts import write_csv
-
-    rows = _rows(loaded, platform, inactive, credentials_sent, never_mailed)
-    if output == "-":
-        if not excel:
-            write_csv(rows, sys.stdout)
-            return
-        # Whatever the console's encoding: the byte-order mark promises UTF-8.
-        sys.stdout.flush()
-        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
-        try:
-            write_csv(rows, out, excel=True)
-        finally:
-            out.detach()
-        return
-    with open(output, "w", encoding="utf-8", newline="") as fh:
-        n = write_csv(rows, fh, excel=excel)
-    click.echo(f"{n} account(s) written to {output}", err=True)
 
 
 @contextmanager
@@ -142,21 +80,39 @@ def deactivate(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, 
     return _run(loaded, secrets, platform, lambda ctx: [accounts.deactivate(ctx, address)], hint="ADDRESS")
 
 
+def create(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, address: int) -> int:
+    from syncd.flows import accounts
+
+    return _run(loaded, secrets, platform, lambda ctx: [accounts.create(ctx, address)], hint="ADDRESS")
+
+
+def delete(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, address: int) -> int:
+    from syncd.flows import accounts
+
+    return _run(loaded, secrets, platform, lambda ctx: [accounts.delete(ctx, address)], hint="ADDRESS")
+
+
 @click.group(
-    "accounts", help="Customer accounts: list, export (CSV), send credentials, reset passwords, deactivate."
+    "accounts",
+    help="Customer accounts: list, export (CSV), create, send credentials, reset passwords, deactivate, "
+         "delete.",
 )
 def accounts_group() -> None:
     pass
 
 
 def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
-    fn = click.option("--inactive", is_flag=True, help="Only deactivated accounts.")(fn)
+    fn = click.option("--inactive", is_flag=True,
+                      help="Include deactivated accounts (default: active accounts only).")(fn)
     fn = click.option(
         "--credentials-sent/--no-credentials-sent",
         "credentials_sent",
         default=None,
-        help="Only accounts that were (not) mailed credentials; default: both.",
+        help="Only accounts that were (not) mailed credentials or a link; default: both.",
     )(fn)
+    fn = click.option("--changed-by-customer", is_flag=True,
+                      help="Only accounts whose customer set a password of their own (password status "
+                           "'own password'; asks the shop).")(fn)
     fn = click.option(
         "--never-mailed", is_flag=True,
         help="Only accounts whose credentials mail was held at go-live (send_credentials_since); "
@@ -165,15 +121,21 @@ def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack
     return fn
 
 
-@accounts_group.command("list", help="List linked customer accounts with their password status.")
+@accounts_group.command(
+    "list", help="List linked customer accounts by ERP number, with name, e-mail and password status. "
+    "--format csv / json: stable English field names (see README)."
+)
 @platform_option()
 @_filters
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@LANG_OPTION
 @pass_state
 def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None,
-             never_mailed: bool) -> None:
+             changed_by_customer: bool, never_mailed: bool, fmt: str, lang: str | None) -> None:
     check_platform(state, platform)
-    list_accounts(state.load(), platform=platform, inactive=inactive, credentials_sent=credentials_sent,
-                  never_mailed=never_mailed)
+    list_accounts(state, state.load(), platform=platform, filters=Filters(inactive, credentials_sent,
+                  changed_by_customer, never_mailed), fmt=fmt, lang=lang)
 
 
 @accounts_group.command(
@@ -185,13 +147,13 @@ def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_
 @click.option("--excel", is_flag=True,
               help="For spreadsheet programs: semicolon-separated, UTF-8 with a byte-order mark.")
 @pass_state
-def export_cmd(
-    state: CliState, platform: str | None, output: str, inactive: bool, credentials_sent: bool | None,
-    never_mailed: bool, excel: bool,
-) -> None:
+def export_cmd(state: CliState, platform: str | None, output: str, inactive: bool,
+               credentials_sent: bool | None, changed_by_customer: bool, never_mailed: bool,
+               excel: bool) -> None:
     check_platform(state, platform)
-    export_accounts(state.load(), platform=platform, output=output, inactive=inactive,
-                    credentials_sent=credentials_sent, never_mailed=never_mailed, excel=excel)
+    export_accounts(state, platform=platform, output=output,
+                    filters=Filters(inactive, credentials_sent, changed_by_customer, never_mailed),
+                    excel=excel)
 
 
 def _prepare(state: CliState, platform: str | None) -> tuple[LoadedConfig, Secrets]:
@@ -252,3 +214,31 @@ def erase_cmd(ctx: click.Context, state: CliState, platform: str | None, address
 @click.pass_context
 def deactivate_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int) -> None:
     ctx.exit(deactivate(*_prepare(state, platform), platform=platform, address=address))
+
+
+@accounts_group.command("create", help="Create the shop account of one ERP address now and mail it its "
+                        "credentials (or set-password link).")
+@platform_option()
+@click.argument("address", type=click.IntRange(min=0))
+@pass_state
+@click.pass_context
+def create_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int) -> None:
+    ctx.exit(create(*_prepare(state, platform), platform=platform, address=address))
+
+
+@accounts_group.command("delete", help="Delete the shop account of one ERP address and its link; the ERP "
+                        "address stays.")
+@platform_option()
+@click.argument("address", type=click.IntRange(min=0))
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+@click.pass_context
+def delete_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int, yes: bool) -> None:
+    loaded, secrets = _prepare(state, platform)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("refusing to delete without confirmation: pass --yes "
+                                   "/ ohne Bestätigung wird nichts gelöscht: --yes angeben")
+        click.confirm(f"Delete the shop account of ERP address {address}? / Shop-Konto der ERP-Adresse "
+                      f"{address} löschen?", abort=True)
+    ctx.exit(delete(loaded, secrets, platform=platform, address=address))

@@ -4,7 +4,7 @@ and password field, layouts, shop metadata); print a table; exit 0 when all pass
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -24,10 +24,12 @@ from .common import CliState, pass_state
 from .messages import msg
 
 
-def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckItem]:
+def collect_checks(loaded: LoadedConfig, secrets: Secrets | None,
+                   missing: Mapping[str, str] | None = None) -> list[CheckItem]:
     """Checks beyond config and secrets: ERP table, columns and password fields, layouts, mail
-    transport, each shop, the shop -> ERP settings. ``secrets`` is None when a secret could not
-    be resolved: then only the checks that need none run.
+    transport, each shop, the shop -> ERP settings. ``missing``: secret key -> reference of the
+    secrets that could not be resolved; every check that needs none of them still runs, the
+    others are one "skipped: secret ..." row each. ``secrets`` None: only the layout checks.
 
     Writes nothing: connectors get an in-memory metadata cache, the state store is read without
     migrating (an absent one is not created), a SQLite ERP file that does not exist is reported
@@ -35,6 +37,7 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckI
     from syncd.shell.bootstrap import erp_file_problem, open_shop_for
 
     settings = loaded.settings
+    missing = dict(missing or {})
     items: list[CheckItem] = []
     items += _layout_checks(loaded)
     if secrets is None:
@@ -43,11 +46,20 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckI
     erp = None
     if problem is not None:
         items.append(CheckItem("erp", "erp.url", False, f"{problem.message}: {problem.value}"))
+    elif "erp.password" in missing:
+        items.append(_skipped("erp", "connection", "erp.password", missing))
     else:
         erp = _erp_checks(loaded, secrets, items)
     if any(_mails(p) for p in settings.platforms):
-        items += _guard("mail", "transport", lambda: _mail_check(loaded, secrets))
-    for platform in settings.platforms:
+        if "mail.password" in missing:
+            items.append(_skipped("mail", "transport", "mail.password", missing))
+        else:
+            items += _guard("mail", "transport", lambda: _mail_check(loaded, secrets))
+    for index, platform in enumerate(settings.platforms):
+        secret_key = f"platforms[{index}].{platform.secret_key}"
+        if secret_key in missing:
+            items.append(_skipped(f"shop:{platform.name}", "connection", secret_key, missing))
+            continue
         shop = None
         try:
             shop = open_shop_for(settings, platform, secrets, erp_columns=False)
@@ -58,12 +70,20 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None) -> list[CheckI
                 if _mails(platform):
                     items += _guard("mail", f"platforms[{platform.name}] next cycle",
                                     lambda p=platform, s=shop: _mail_forecast(loaded, p, erp, s))
+            elif "erp.password" in missing:
+                items.append(_skipped("config", f"platforms[{platform.name}].addresses", "erp.password",
+                                      missing))
         finally:
             if shop is not None:
                 shop.close()
     if erp is not None:
         erp.close()
     return items
+
+
+def _skipped(area: str, name: str, key: str, missing: Mapping[str, str]) -> CheckItem:
+    detail = msg("check_skipped_secret", secret=key, ref=missing[key])
+    return CheckItem(area, name, False, detail, skipped=True)
 
 
 def _mails(platform: PlatformSettings) -> bool:
@@ -91,10 +111,32 @@ def _layout_checks(loaded: LoadedConfig) -> list[CheckItem]:
         if not _mails(platform):
             continue
         a = platform.addresses
-        key = f"platforms[{index}].addresses.email_layout"
-        for item in store.check(a.email_layout, a.password_field, mode=a.credential_mode):
-            items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail))
+        for layout_key, layout in a.layouts_in_use().items():
+            key = f"platforms[{index}].addresses.{layout_key}"
+            for item in store.check(layout, a.password_field, mode=a.credential_mode):
+                items.append(CheckItem(item.area, f"{key} = {item.name!r}", item.ok, item.detail,
+                                       warning=item.warning))
+            stale = store.staleness(layout)
+            if stale is not None:
+                items.append(CheckItem("layout", f"{key} = {layout!r}", True, staleness_text(stale),
+                                       warning=True))
     return items
+
+
+def staleness_text(stale: Any) -> str:
+    """One line on a layout whose two bodies may disagree (``syncd.render.store.Staleness``)."""
+    if stale.marks is not None:
+        return msg("layout_stale_marks", origin=stale.origin, text=stale.marks[0] or "–",
+                   html=stale.marks[1] or "–")
+    return msg("layout_stale_time", origin=stale.origin, newer=stale.newer, older=stale.older,
+               age=_age(stale.seconds or 0.0))
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{round(seconds / size)} {unit}"
+    return f"{int(seconds)} s"
 
 
 def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) -> Any:
@@ -106,7 +148,8 @@ def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) 
     except ConfigError as exc:
         items.append(CheckItem("erp", exc.key or "erp.url", False, str(exc)))
         return None
-    wanted = [(i, p) for i, p in enumerate(settings.platforms) if _mails(p)]
+    # Link mode writes no ERP field: its platforms need the table and columns only.
+    wanted = [(i, p) for i, p in enumerate(settings.platforms) if p.addresses.uses_password_field]
     runs = [
         (p.addresses.password_field, p.addresses.password_length, f"platforms[{i}].addresses.password_field")
         for i, p in wanted
@@ -158,7 +201,8 @@ def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSet
 def _mail_forecast(loaded: LoadedConfig, platform: PlatformSettings, erp: Any, shop: Any) -> list[CheckItem]:
     """How many credentials mails the next cycle would send: the dry run's count (reads only)."""
     from syncd.flows.context import PlatformContext
-    from syncd.flows.erp_to_shop import mails_next_cycle, run_erp_to_shop
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+    from syncd.flows.erp_to_shop_dry import mails_next_cycle
     from syncd.shell.bootstrap import open_state_read_only
 
     state = open_state_read_only(loaded.settings.daemon.state_url)
@@ -177,14 +221,15 @@ def _mail_forecast(loaded: LoadedConfig, platform: PlatformSettings, erp: Any, s
     return [CheckItem("mail", f"platforms[{platform.name}] next cycle", True, detail)]
 
 
-def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets | None]:
-    """Each secret resolved on its own, so one table shows every missing secret at once."""
+def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets, dict[str, str]]:
+    """Each secret resolved on its own, so one table shows every missing secret at once; returns
+    the rows, the secrets that did resolve, and key -> reference of those that did not."""
     settings, file = loaded.settings, str(loaded.path)
     wanted: list[tuple[str, str | None]] = [
         ("erp.password", settings.erp.password),
         ("mail.password", settings.mail.password),
-    ] + [(f"platforms[{i}].client_secret", p.client_secret) for i, p in enumerate(settings.platforms)]
-    items, values = [], {}
+    ] + [(f"platforms[{i}].{p.secret_key}", p.secret_ref) for i, p in enumerate(settings.platforms)]
+    items, values, missing = [], {}, {}
     for key, ref in wanted:
         if not ref:
             continue
@@ -193,16 +238,16 @@ def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets | None
             items.append(CheckItem("secrets", key, True, _describe_ref(ref)))
         except ConfigError as exc:
             items.append(CheckItem("secrets", key, False, str(exc)))
-    if not all(i.ok for i in items):
-        return items, None
+            missing[key] = _describe_ref(ref)
     secrets = Secrets(
         erp_password=values.get("erp.password"),
         mail_password=values.get("mail.password"),
         client_secrets={
-            p.name: values[f"platforms[{i}].client_secret"] for i, p in enumerate(settings.platforms)
+            p.name: values[f"platforms[{i}].{p.secret_key}"]
+            for i, p in enumerate(settings.platforms) if f"platforms[{i}].{p.secret_key}" in values
         },
     )
-    return items, secrets
+    return items, secrets, missing
 
 
 def _describe_ref(ref: str) -> str:
@@ -218,6 +263,10 @@ def render_checks(items: list[CheckItem], console: Console) -> None:
         table.add_column(msg(key), overflow="fold")
     for item in items:
         result = f"[green]{msg('ok')}[/green]" if item.ok else f"[bold red]{msg('failed')}[/bold red]"
+        if item.skipped:
+            result = f"[yellow]{msg('skipped')}[/yellow]"
+        elif item.warning:
+            result = f"[yellow]{msg('warning')}[/yellow]"
         # Keys like platforms[shop] would otherwise be read as rich markup and vanish.
         table.add_row(escape(item.area), escape(item.name), result, escape(item.detail), end_section=False)
     console.print(table)
@@ -235,14 +284,14 @@ def check_cmd(ctx: click.Context, state: CliState) -> None:
     items = [CheckItem("config", str(loaded.path), True, "valid")]
     ok, detail = probe_state(loaded.settings.daemon.state_url)
     items.append(CheckItem("state", "daemon.state_url", ok, detail))
-    found, secrets = secret_checks(loaded)
+    found, secrets, missing = secret_checks(loaded)
     items += found
-    items += collect_checks(loaded, secrets)
+    items += collect_checks(loaded, secrets, missing)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and fold every detail.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     render_checks(items, console)
-    failed = [i for i in items if not i.ok]
-    if failed:
+    failed = [i for i in items if not i.ok and not i.skipped]
+    if failed or any(i.skipped for i in items):
         click.echo(msg("check_failed", n=len(failed)), err=True)
         ctx.exit(2)
     click.echo(msg("check_ok"))

@@ -9,13 +9,13 @@ import click
 from syncd.shell.status import locale_language
 
 
-def run_demo(directory: Path | None) -> None:
+def run_demo(directory: Path | None, platform: str = "shopware6") -> None:
     from rich.console import Console
 
     from syncd.shell.demo import render_summary
     from syncd.shell.demo import run_demo as run
 
-    result = run(directory)
+    result = run(directory, platform)
     console = Console()
     for part in render_summary(result, lang=locale_language()):
         console.print(part)
@@ -36,12 +36,20 @@ def run_demo(directory: Path | None) -> None:
     default=None,
     help="Working folder for the demo files (default: a new temporary folder).",
 )
+@click.option(
+    "--platform",
+    "platform",
+    type=click.Choice(["shopware6", "woocommerce"]),
+    default="shopware6",
+    show_default=True,
+    help="The kind of shop the sandbox plays / die Art des Sandbox-Shops.",
+)
 @click.pass_context
-def demo_cmd(ctx: click.Context, directory: Path | None) -> None:
+def demo_cmd(ctx: click.Context, directory: Path | None, platform: str) -> None:
     root = ctx.find_root()
     if root.get_parameter_source("log_level") in (None, click.core.ParameterSource.DEFAULT):
         # The summary is the demo's output; per-record logs would bury it unless asked for.
         from syncd.shell.logs import configure_logging
 
         configure_logging(root.params.get("log_format"), "warning")
-    run_demo(directory)
+    run_demo(directory, platform)

@@ -52,6 +52,12 @@ def preview_layout(
                                  sender=chosen.sender or settings.mail.sender)
     except LayoutError as exc:  # unknown name or a broken template: the operator's input, exit 2
         raise click.BadParameter(str(exc), param_hint="NAME") from None
+    stale = store.staleness(name)
+    if stale is not None:
+        from .check import staleness_text
+        from .messages import msg
+
+        click.echo(f"syncd: {msg('warning')}: {staleness_text(stale)}", err=True)
     click.echo(f"Subject: {rendered.subject}\n")
     if html:
         if rendered.html is None:

@@ -48,6 +48,7 @@ _TEXT = {
         "waiting": "not run: settling the password fields failed (see the log)",
         "stopped": "not run",
         "drift": "Reconciliation: drift found",
+        "planned": "What would happen per record",
     },
     "de": {
         "title": "syncd sync", "dry": "syncd sync --dry-run (nichts wurde geschrieben)",
@@ -60,6 +61,7 @@ _TEXT = {
         "waiting": "nicht gelaufen: Bereinigen der Passwortfelder fehlgeschlagen (siehe Log)",
         "stopped": "nicht gelaufen",
         "drift": "Abgleich: gefundene Abweichungen",
+        "planned": "Was je Datensatz geschähe",
     },
 }
 
@@ -106,9 +108,10 @@ def sync_once(
 ) -> int:
     from syncd.core.errors import ConfigError, TransientError
     from syncd.core.gcpause import gc_paused
+    from syncd.core.redaction import error_text
     from syncd.shell.bootstrap import flow_jobs, open_runtime, preflight, reconcile_job, sweep
-    from syncd.shell.scheduler import CycleOutcome, CycleRunner, error_text, lease_name
-    from syncd.state.leases import make_holder
+    from syncd.shell.scheduler import CycleOutcome, CycleRunner
+    from syncd.state.leases import lease_name, make_holder
 
     lang = locale_language()
     t = _TEXT[lang]
@@ -188,7 +191,7 @@ def render_summary(
     summary = Table(title=t["dry"] if dry_run else t["title"])
     for key in ("platform", "direction", "result", "counts"):
         summary.add_column(t[key], overflow="fold")
-    records = Table(title=t["records"])
+    records = Table(title=t["planned"] if dry_run else t["records"])
     for key in ("platform", "record", "action", "reason"):
         records.add_column(t[key], overflow="fold")
     listed = 0
@@ -198,7 +201,11 @@ def render_summary(
         summary.add_row(escape(o.platform), o.direction, t["failed"] if o.error else t["ok"], escape(text))
         if o.report is None:
             continue
-        items = [i for i in o.report.items if i.action in LISTED]
+        # A dry run lists what would happen to each record (the customers an import would
+        # create with their numbers, the accounts it would create, link or adopt), not only
+        # the records that would not be done.
+        items = [i for i in o.report.items
+                 if i.action in LISTED or (dry_run and i.action.startswith("would-"))]
         for item in items[:ITEM_LIMIT]:
             records.add_row(escape(o.platform), escape(item.record), item.action, escape(item.detail))
         if len(items) > ITEM_LIMIT:

@@ -87,9 +87,11 @@ class FakeShop:
 
     def push(self, addresses: Sequence[ErpAddress], links: Mapping[int, str], *,
              claims: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
-             intents: Any = None) -> list[PushResult]:
+             intents: Any = None, dry_run: bool = False) -> list[PushResult]:
         self._call("push")
-        self.pushed.append([a.number for a in addresses])
+        if not dry_run:
+            self.pushed.append([a.number for a in addresses])
+        written = (lambda sid, a: None) if dry_run else self._written
         mine = [a.number for a in addresses if a.number not in links and own_id(a.number) in self.customers]
         intended = intents.pending(mine) if intents is not None and mine else set()
         results: list[PushResult] = []
@@ -100,11 +102,11 @@ class FakeShop:
             if code is not None:
                 results.append(PushResult(a.number, rejected, reason=f"refused: {code}", code=code))
             elif a.number in links and links[a.number] in self.customers:
-                self._written(links[a.number], a)
+                written(links[a.number], a)
                 results.append(PushResult(a.number, PushOutcome.UPDATED, links[a.number]))
             elif own_id(a.number) in self.customers:
                 recovered = a.number in intended
-                self._written(own_id(a.number), a)
+                written(own_id(a.number), a)
                 results.append(PushResult(a.number, PushOutcome.UPDATED if recovered else PushOutcome.ADOPTED,
                                           own_id(a.number), detail=RECOVERED_CREATE if recovered else None))
             elif (found := self._by_email(a.email)) is not None:
@@ -116,10 +118,10 @@ class FakeShop:
             else:
                 creates.append(a)
                 results.append(PushResult(a.number, PushOutcome.CREATED, own_id(a.number)))
-        if creates and intents is not None:
+        if creates and intents is not None and not dry_run:
             intents.record([(a.number, own_id(a.number)) for a in creates])  # write-ahead
         for a in creates:
-            self._written(own_id(a.number), a)
+            written(own_id(a.number), a)
         return results
 
     def set_active(self, shop_ids: Sequence[str], active: bool) -> dict[str, str | None]:

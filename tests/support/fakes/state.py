@@ -267,14 +267,14 @@ class FakeFailures(_Fake):
         self.rows: dict[tuple[str, str, str], Failure] = {}
 
     def record(self, platform: str, direction: str, record: object, step: str, reason: str,
-               code: str | None = None, *, conn: object = None) -> None:
+               code: str | None = None, *, fingerprint: str | None = None, conn: object = None) -> None:
         now = self.clock()
         key = (platform, str(direction), str(record))
         old = self.rows.get(key)
         self.rows[key] = Failure(
             platform=platform, direction=str(direction), record=str(record), step=step,
             reason=_clean_reason(reason), code=code, count=old.count + 1 if old else 1,
-            first_seen=old.first_seen if old else now, last_seen=now,
+            first_seen=old.first_seen if old else now, last_seen=now, fingerprint=fingerprint,
         )
 
     def clear(self, platform: str, direction: str, record: object, *, conn: object = None) -> bool:
@@ -298,6 +298,15 @@ class FakeFailures(_Fake):
         wanted = set(codes)
         return sorted(f.record for f in self.rows.values()
                       if f.platform == platform and f.direction == str(direction) and f.code in wanted)
+
+    def reasons(self, platform: str, direction: str, records: Iterable[object]) -> dict[str, str]:
+        keys = {str(r) for r in records}
+        return {f.record: f.reason for f in self.rows.values()
+                if f.platform == platform and f.direction == str(direction) and f.record in keys}
+
+    def fingerprints(self, platform: str, direction: str) -> dict[str, str]:
+        return {f.record: f.fingerprint for f in sorted(self.rows.values(), key=lambda f: f.record)
+                if f.platform == platform and f.direction == str(direction) and f.fingerprint is not None}
 
     def count(self, platform: str, direction: str | None = None) -> int:
         return sum(1 for f in self.rows.values()

@@ -4,7 +4,9 @@ logged in ``mail_sends`` so that ``[mail] max_per_minute`` / ``max_per_hour`` an
 count survive a restart, ``tombstones`` keep an erased address from being re-created, and
 ``account_activity`` holds each account's first and last shop login (activation tracking).
 
-Revision ID: 0004_mail_golive
+Revision ID: 0004_mail_golive (follows 0004_failure_fingerprint: issues 14 and 18 were linked into
+one chain at merge. A state store migrated by the unmerged issue-18 branch lacks 0004_failure_fingerprint
+and must be recreated; no released store has either.)
 """
 
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ from alembic import op
 from syncd.state.schema import UTCDateTime
 
 revision = "0004_mail_golive"
-down_revision = "0003"
+down_revision = "0004_failure_fingerprint"
 branch_labels = None
 depends_on = None
 

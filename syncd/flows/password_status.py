@@ -1,0 +1,63 @@
+"""Whose password an account has: the state store knows what syncd mailed, the shop what the
+customer did since (``syncd accounts list/export``; never a password, only a status).
+
+* ``none``: syncd never mailed credentials for the account;
+* ``initial``: the credentials mail (or set-password link) of the account's creation;
+* ``reset by staff``: an operator's ``send-credentials`` / ``reset-password``;
+* ``own password``: the customer set one of their own after syncd's newest mail. Shopware keeps
+  no password timestamp, so this reads the customer fields it does keep (notes §2 Timestamps):
+
+  - a login (``lastLogin``) after a set-password link: a link mail carries no password, so the
+    customer logged in with one they chose (through the link, or a recovery of their own);
+  - a write to the account (``updatedAt``) after syncd's newest mail and after syncd's own last
+    write to it that is not a login (a login bumps ``updatedAt`` to its ``lastLogin``): the
+    customer changed the password on their account page, or set one through a recovery link
+    and has not logged in since. A change of name or e-mail in the shop counts too (Shopware
+    cannot tell them apart); a recovery followed by a login in password mode is not seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+INITIAL = "initial"  # syncd mailed the first credentials when it created the account
+RESET_BY_STAFF = "reset by staff"  # an operator sent new credentials (send-credentials / reset-password)
+OWN = "own password"  # the customer set a password of their own after syncd's newest mail
+NONE = "none"  # syncd never mailed credentials for this account
+STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF,
+                    "reminder": INITIAL}  # an activation reminder carries syncd's new password
+
+# Clocks of syncd and the shop differ a little; a shop write this close to syncd's own is syncd's.
+SKEW = timedelta(seconds=5)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def from_shop(mailed_at: datetime | None, mode: str | None, our_last_write: datetime | None,
+              customer: Any) -> bool:
+    """Did the customer set a password of their own after syncd's newest mail (``mailed_at``)?
+    ``mode``: that mail's credential mode; ``our_last_write``: when syncd last wrote the account;
+    ``customer``: the shop's account (``last_login``, ``updated_at``)."""
+    mailed = _utc(mailed_at)
+    if mailed is None or customer is None:
+        return False
+    login, updated = _utc(getattr(customer, "last_login", None)), _utc(getattr(customer, "updated_at", None))
+    if mode == "link" and login is not None and login > mailed:
+        return True
+    baseline = max(t for t in (mailed, _utc(our_last_write)) if t is not None)
+    if updated is None or updated <= baseline + SKEW:
+        return False
+    return login is None or abs(updated - login) > SKEW  # the newest write was not a login
+
+
+def refine(statuses: Mapping[int, tuple[datetime | None, str | None, datetime | None, str | None]],
+           customers: Mapping[str, Any]) -> dict[int, bool]:
+    """ERP number -> own password, for (mailed_at, mode, our_last_write, shop_id) per number."""
+    return {n: from_shop(at, mode, ours, customers.get(sid or ""))
+            for n, (at, mode, ours, sid) in statuses.items()}
