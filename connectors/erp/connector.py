@@ -28,7 +28,7 @@ from syncd.connectors.erp.normalise import clean_rows
 from syncd.connectors.erp.reflect import Cache, MemoryCache
 from syncd.connectors.erp.table import AddressTable, ErpStats
 from syncd.connectors.erp.values import ValueProblem, clean_raw, parse_number
-from syncd.connectors.erp.writes import AddressUpdater, AddressWriter, PasswordFields
+from syncd.connectors.erp.writes import AddressUpdater, AddressWriter, PasswordFields, StatusWriter
 from syncd.core.domain import CheckItem, ErpAddress
 from syncd.core.errors import PermanentError
 
@@ -56,6 +56,7 @@ class SqlErp:
         self.passwords = PasswordFields(self.table, password_field, password_length, password_key)
         self.writer = AddressWriter(self.table, password_field)
         self.updater = AddressUpdater(self.table, password_field)
+        self.status = StatusWriter(self.table)
 
     def with_password_field(
         self, field: str | None, *, password_length: int = 12, password_key: str = PASSWORD_KEY
@@ -254,6 +255,10 @@ class SqlErp:
         if "shop_id" not in self.layout.logical:
             return set()
         return self.updater.update({n: {"shop_id": sid} for n, sid in shop_ids.items()}, touch=False)
+
+    def write_account_status(self, values: Mapping[int, Mapping[str, Any]]) -> None:
+        """syncd's status columns (``[erp.columns] credentials_sent_at``, ``account_state``)."""
+        self.status.write(values)
 
     def create_address(self, number: int, values: Mapping[str, Any]) -> bool:
         """Insert a new address; False when the number is taken (``AddressWriter``)."""

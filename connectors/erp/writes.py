@@ -22,6 +22,7 @@ from syncd.connectors.erp.reflect import ColumnInfo
 from syncd.connectors.erp.table import AddressTable, bind, raw
 from syncd.connectors.erp.values import ValueProblem, parse_number
 from syncd.core.errors import ConfigError, PermanentError
+from syncd.core.rules import STATUS_COLUMNS
 
 
 class _Taken(Exception):
@@ -361,3 +362,67 @@ class AddressUpdater:
         if touch and stamp_col and stamp_col not in values:
             values[stamp_col] = self.table.now()
         return sa.update(target).where(*where).values(values)
+
+
+
+
+class StatusWriter:
+    """syncd's account status in the ERP, for office staff (``[erp.columns] credentials_sent_at``,
+    ``account_state``): optional columns of the address table that syncd alone writes."""
+
+    def __init__(self, table: AddressTable) -> None:
+        self.table = table
+
+    def configured(self) -> tuple[str, ...]:
+        return tuple(n for n in STATUS_COLUMNS if n in self.table.layout.logical)
+
+    def write(self, values: Mapping[int, Mapping[str, Any]]) -> None:
+        """Per number, logical name -> value (a datetime in UTC, or text); names not mapped are
+        skipped. One transaction; a number missing from the ERP is skipped (it was deleted)."""
+        names = self.configured()
+        if not values or not names:
+            return
+        layout = self.table.layout
+        target = layout.table(layout.write)
+        num = raw(layout.table(layout.write).c[layout.write_number().name])
+        columns: dict[str, ColumnInfo] = {}
+        for name in names:
+            info, column = self.table.write_target(name, key=f"erp.columns.{name}")
+            if info is not layout.write:
+                raise ConfigError(f"{name} must be a column of {layout.write.name}",
+                                  key=f"erp.columns.{name}", value=column.name)
+            columns[name] = column
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for number, fields in values.items():
+            row: dict[str, Any] = {}
+            for name, value in fields.items():
+                column = columns.get(name)
+                if column is None:
+                    continue
+                row[column.name] = _status_value(column, value)
+            if row:
+                rows.append((int(number), row))
+        if not rows:
+            return
+        binds = {int(n): forms for n, forms in ((n, self.table.number_binds([n])[0]) for n, _ in rows)}
+
+        def go() -> None:
+            with self.table.engine.begin() as conn:
+                for number, row in rows:
+                    conn.execute(sa.update(target).where(num.in_(binds[number])).values(row))
+
+        run_db("write account status", go)
+
+
+def _status_value(column: ColumnInfo, value: Any) -> Any:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        if column.kind in ("datetime", "date"):
+            # ERP stamps are local wall-clock time without a zone (as büro+ keeps them).
+            return value.astimezone().replace(tzinfo=None)
+        value = value.astimezone().strftime("%Y-%m-%d %H:%M")
+    text = str(value)
+    if column.length is not None:
+        text = text[: column.length]  # a status, not a record: cut rather than refuse
+    return text

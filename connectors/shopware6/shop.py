@@ -7,7 +7,7 @@ import hashlib
 from collections import deque
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -21,6 +21,8 @@ from syncd.core.rules import email_key
 
 from . import drift
 from .http import ShopwareHttp
+from .logins import logins_since
+from .logins import shop_time as _shop_time
 from .mapping import (
     CustomerMapper,
     Rejected,
@@ -41,12 +43,6 @@ log = structlog.get_logger("syncd.shopware6")
 
 ID_CHUNK = 100  # values per equalsAny filter when reading given ids/e-mails: small, predictable requests
 
-
-def _shop_time(value: datetime) -> str:
-    """Shopware compares range values raw against its UTC storage format."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.000")
 
 
 class ShopwareShop:
@@ -317,6 +313,9 @@ class ShopwareShop:
         criteria.setdefault("sort", [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}])
         for row in self.search("customer", criteria):
             yield to_shop_customer(row, meta)
+
+    def logins_since(self, since: datetime | None) -> Iterator[tuple[str, datetime]]:
+        return logins_since(self.search, since)
 
     def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]:
         """Non-guest customers created or updated at/after ``since`` (all when None), oldest

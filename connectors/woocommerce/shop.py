@@ -35,6 +35,10 @@ NO_GROUPS = (
     "WooCommerce customers have no customer group; remove customer_group / customer_group_map / "
     "WooCommerce-Kunden haben keine Kundengruppe"
 )
+NO_LOGIN_TIMES = (
+    "WooCommerce's REST API does not report when a customer last logged in, so syncd cannot tell "
+    "an unused account: remove activation_reminder / WooCommerce meldet keine letzte Anmeldung"
+)
 NO_LINK_MODE = (
     'WooCommerce offers no REST route that mails a set-password link; use credential_mode = "password"'
 )
@@ -52,6 +56,8 @@ def unsupported(platform: PlatformSettings, key: str | None = None) -> list[tupl
         out.append((f"{key}.addresses.deactivate_blocked", NO_DEACTIVATION))
     if a.credential_mode == "link":
         out.append((f"{key}.addresses.credential_mode", NO_LINK_MODE))
+    if a.activation_reminder:  # every account would look unused: reminders for all
+        out.append((f"{key}.addresses.activation_reminder", NO_LOGIN_TIMES))
     return out
 
 
@@ -162,6 +168,19 @@ class WooShop:
         record fails with it, visible in ``syncd status`` and ``syncd accounts``; ``check`` says
         so up front). Reactivating needs nothing: the account never stopped working."""
         return {sid: None if active else NO_DEACTIVATION for sid in shop_ids}
+
+    def delete_customer(self, shop_id: str) -> bool:
+        """Delete the WordPress user of the account (``force``: customers have no trash); False
+        when it is gone already (WooCommerce answers 400 ``woocommerce_rest_invalid_id``). Its
+        orders stay, as WooCommerce keeps them."""
+        try:
+            result = self.http.call("DELETE", f"/customers/{int(shop_id)}", query={"force": "true"},
+                                    pass_statuses=frozenset({404}))
+        except PermanentError as exc:
+            if exc.code == "woocommerce_rest_invalid_id":
+                return False
+            raise
+        return result.status != 404
 
     def set_customer_number(self, shop_id: str, number: str) -> None:
         """Write the ERP number back (shop -> ERP import): the account's ``syncd_erp_number``."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from syncd.config.base import SECRET, Duration, FieldProblem, _Model
 from syncd.config.messaging import (
@@ -22,6 +23,19 @@ from syncd.config.messaging import (
     ReminderSettings,
     SmsSettings,
 )
+
+
+def _since(value: Any) -> Any:
+    # A TOML date (2026-01-31) or the same as a string ("2026-01-31"); "first-run" passes as is.
+    if isinstance(value, str) and value != "first-run":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError('a date such as 2026-01-31, or "first-run"') from None
+    return value
+
+
+Since = Annotated[date | Literal["first-run"] | None, BeforeValidator(_since)]
 
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -71,6 +85,10 @@ class ErpColumns(_Model):
     preferred_channel: str | None = None  # optional per-customer choice: e-mail / SMS / both / none
     # optional column whose truthy value marks a business address (an "address type" flag)
     business_flag: str | None = None
+    # Written by syncd for office staff (issue 18): when the last credentials mail went out, and
+    # the account's state (created | mail held | mailed | active | deactivated).
+    credentials_sent_at: str | None = None
+    account_state: str | None = None
 
 
 class ErpSettings(_Model):
@@ -143,6 +161,9 @@ class MailSettings(_Model):
     outbox_dir: str | None = None  # required when transport = "outbox"
     batch_size: int = Field(default=100, ge=1, le=10_000)
     accounts: dict[str, MailAccount] = {}
+    # Provider send limits (Microsoft 365: about 30 a minute); mails over them wait, queued in order.
+    max_per_minute: int | None = Field(default=None, ge=1)
+    max_per_hour: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _outbox(self) -> MailSettings:
@@ -191,6 +212,18 @@ class AddressSettings(_Model):
         Literal["salutation", "company", "first_name", "last_name", "street", "zip", "city", "country",
                 "phone"], ...
     ] = ("salutation", "company", "first_name", "last_name", "street", "zip", "city", "country", "phone")
+    # Go-live: accounts created for ERP rows last changed before this date (UTC midnight), or
+    # before the platform's first cycle ("first-run"), get no mail; `accounts list --never-mailed`.
+    send_credentials_since: Since = None
+    # Canary: the first N mails of a new mail configuration go out, the rest wait for `syncd release`.
+    canary: int | None = Field(default=None, ge=1)
+    # Activation reminders: accounts mailed but never logged in get new credentials this long after
+    # the last mail, at most activation_reminder_max times. None: no reminders.
+    activation_reminder: Duration | None = Field(default=None, gt=0)
+    activation_reminder_max: int = Field(default=2, ge=1, le=10)
+    # What an ERP address deleted (gone from the ERP, found by the reconciliation) does to its shop
+    # account; None: deactivate when deactivate_blocked is on (the behaviour before the key).
+    on_erp_delete: Literal["deactivate", "delete", "ignore"] | None = None
 
     @model_validator(mode="before")
     @classmethod

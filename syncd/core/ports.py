@@ -59,6 +59,10 @@ class ErpPort(Protocol):
 
     def get_addresses(self, numbers: Iterable[int]) -> dict[int, ErpAddress]: ...
 
+    def write_account_status(self, values: Mapping[int, Mapping[str, Any]]) -> None:
+        """syncd's status columns, when mapped (``credentials_sent_at``, ``account_state``)."""
+        ...
+
     # --- the password field (spec §1 step 3b/3f, I2) ---
     def write_password_fields(self, values: Mapping[int, str]) -> None:
         """Write all values in one transaction."""

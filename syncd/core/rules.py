@@ -56,6 +56,12 @@ class HistoryEvent(StrEnum):
     FORGOT_USERNAME = "forgot_username"
     SHOP_CHANGE_IMPORTED = "shop_change_imported"  # a customer's shop edit written to the ERP row
     SHOP_CHANGE_REPORTED = "shop_change_reported"  # a shop edit found, listed in `syncd status`
+    # issue 18
+    MAIL_HELD = "mail_held"  # account created, mail held (ERP row older than send_credentials_since)
+    MAIL_RELEASED = "mail_released"  # a held mail was asked for (`accounts send-credentials`)
+    LOGGED_IN = "logged_in"  # the shop's last-login time moved: the customer used the account
+    REMINDER_QUEUED = "reminder_queued"  # an account never used gets new credentials (activation_reminder)
+    ERP_DELETED = "erp_deleted"  # the ERP address is gone; reason = what on_erp_delete did
 
 
 class PushOutcome(StrEnum):
@@ -85,6 +91,8 @@ ADDRESS_FIELDS: tuple[str, ...] = (
 )
 # Every logical field is a configurable ERP column.
 LOGICAL_COLUMNS: tuple[str, ...] = ADDRESS_FIELDS
+# Optional ERP columns syncd writes for office staff, never reads as address data (issue 18).
+STATUS_COLUMNS: tuple[str, ...] = ("credentials_sent_at", "account_state")
 # Fields the ERP connector reads as one line of text; the number, the country (ISO code), the
 # blocked flag and the timestamp have their own parsers.
 TEXT_FIELDS: tuple[str, ...] = tuple(

@@ -29,7 +29,8 @@ from sqlalchemy import select
 from syncd.core.errors import SyncdError
 from syncd.core.rules import HistoryEvent
 from syncd.flows import password_status as ps
-from syncd.state.jobs import DONE
+from syncd.state.activity import AccountActivity
+from syncd.state.jobs import DONE, PENDING
 from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
 
@@ -47,6 +48,7 @@ LEASE_WAIT = 60.0  # seconds to wait for a daemon's cycle in flight before givin
 
 CSV_HEADER = (
     "platform", "address", "shop_id", "email", "kind", "active", "credentials_sent_at", "password_status",
+    "last_login_at",
 )
 
 
@@ -60,6 +62,7 @@ class AccountRow:
     active: bool  # the shop account is active (as syncd last set or saw it)
     credentials_sent_at: datetime | None  # newest credentials mail delivered, UTC
     password_status: str  # INITIAL | RESET_BY_STAFF | OWN | NONE
+    last_login_at: datetime | None = None  # newest shop login syncd saw (activation tracking), UTC
 
     def csv_values(self) -> list[str]:
         return [
@@ -71,6 +74,7 @@ class AccountRow:
             "true" if self.active else "false",
             iso(self.credentials_sent_at),
             self.password_status,
+            iso(self.last_login_at),
         ]
 
 
@@ -136,21 +140,22 @@ def list_accounts(
         shop = (shops or {}).get(platform)
         if changed_by_customer and shop is None:
             raise SyncdError(f"platform {platform!r}: --changed-by-customer needs the shop to be reachable")
+        logins = AccountActivity(store).get_many(platform)
         page: list[Link] = []
         for link in Links(store).iter(platform):
             page.append(link)
             if len(page) == PAGE:
-                shop = yield from _page(platform, page, sent, shop, on_shop_error, inactive, credentials_sent,
-                                        changed_by_customer)
+                shop = yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive,
+                                        credentials_sent, changed_by_customer)
                 page = []
         if page:
-            yield from _page(platform, page, sent, shop, on_shop_error, inactive, credentials_sent,
+            yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive, credentials_sent,
                              changed_by_customer)
 
 
-def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, str, str]], shop: Any,
-          on_shop_error: ShopError | None, inactive: bool, credentials_sent: bool | None,
-          changed_by_customer: bool) -> Generator[AccountRow, None, Any]:
+def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, str, str]],
+          logins: Mapping[str, Any], shop: Any, on_shop_error: ShopError | None, inactive: bool,
+          credentials_sent: bool | None, changed_by_customer: bool) -> Generator[AccountRow, None, Any]:
     own: dict[int, bool] = {}
     if shop is not None:
         wanted = {lk.erp_number: (sent[lk.erp_number][0], sent[lk.erp_number][2], lk.updated_at, lk.shop_id)
@@ -180,6 +185,7 @@ def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, st
             active=bool(link.shop_active),
             credentials_sent_at=delivered[0] if delivered else None,
             password_status=status,
+            last_login_at=logins[link.shop_id].last_login_at if link.shop_id in logins else None,
         )
         if not inactive and not row.active:
             continue
@@ -191,9 +197,32 @@ def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, st
     return shop
 
 
-def write_csv(rows: Iterable[AccountRow], out: TextIO) -> int:
-    """RFC 4180 CSV with ``CSV_HEADER``; returns the number of data rows."""
-    writer = csv.writer(out, lineterminator="\r\n")
+def never_mailed(store: StateStore, platform: str) -> set[int]:
+    """ERP numbers whose account's credentials mail was held at go-live (``send_credentials_since``)
+    and not sent since: what `accounts list --never-mailed` shows and `send-credentials` releases."""
+    t = credential_jobs
+    q = select(t.c.erp_number).where(t.c.platform == platform, t.c.step == PENDING, t.c.held.is_not(None))
+    with store.connect() as conn:
+        return {int(n) for (n,) in conn.execute(q)}
+
+
+def only_never_mailed(rows: Iterable[AccountRow], store: StateStore) -> Iterator[AccountRow]:
+    """The rows of ``never_mailed`` accounts (a filter over any ``list_accounts`` output)."""
+    held: dict[str, set[int]] = {}
+    for row in rows:
+        if row.platform not in held:
+            held[row.platform] = never_mailed(store, row.platform)
+        if row.address in held[row.platform]:
+            yield row
+
+
+def write_csv(rows: Iterable[AccountRow], out: TextIO, *, excel: bool = False) -> int:
+    """RFC 4180 CSV with ``CSV_HEADER``; returns the number of data rows. ``excel``: semicolons
+    and a UTF-8 byte-order mark first, so German spreadsheet programs split the columns and show
+    umlauts (``out`` must then encode UTF-8)."""
+    if excel:
+        out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n", delimiter=";" if excel else ",")
     writer.writerow(CSV_HEADER)
     n = 0
     for row in rows:
@@ -228,7 +257,7 @@ class AccountAction:
 
     @property
     def ok(self) -> bool:
-        return self.action in ("mailed", "deactivated", "created", "linked", "deleted")
+        return self.action in ("mailed", "deactivated", "created", "linked", "deleted", "erased")
 
 
 
@@ -303,6 +332,16 @@ def credential_lease(ctx: PlatformContext, *, wait: float | None = None) -> Iter
 
 def reset_password(ctx: PlatformContext, number: int) -> AccountAction:
     return send_credentials(ctx, [number], reason="reset")[0]
+
+
+def erase(ctx: PlatformContext, number: int) -> AccountAction:
+    """GDPR erasure of one address: shop account, link, history; a tombstone stays
+    (``syncd.flows.erasure``). Under the erp-to-shop lease, so no cycle pushes it meanwhile."""
+    from syncd.flows.erasure import erase as erase_one
+
+    with credential_lease(ctx):
+        action, detail = erase_one(ctx, int(number))
+    return AccountAction(int(number), action, detail)
 
 
 def deactivate(ctx: PlatformContext, number: int) -> AccountAction:

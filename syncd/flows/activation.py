@@ -1,110 +1,106 @@
-"""Activating and deactivating linked shop accounts: an address blocked or unblocked in the ERP,
-one no longer marked for the shop, and the accounts an approval holds inactive."""
+"""Activation tracking: did the customer use the account syncd mailed?
+
+Each erp-to-shop cycle reads the shop's last-login times incrementally (Shopware ``lastLogin``,
+written by every storefront login): the accounts logged in since the bookmark (cursor
+``last-login``, moved back by ``rules.SHOP_CHANGE_OVERLAP`` like every shop bookmark). A linked
+account whose login is newer than the one on record gets it recorded (``account_activity``) and
+a ``logged_in`` history event, so `accounts list` and `history` show mailed -> logged in, and
+the metric ``syncd_accounts_mailed_unused`` counts accounts mailed but never used.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from itertools import islice
 
 import structlog
 
-from syncd.core.domain import ErpAddress
-from syncd.core.errors import PermanentError
-from syncd.core.rules import HistoryEvent, LinkKind, email_problem
+from syncd.core.rules import SHOP_CHANGE_OVERLAP, HistoryEvent
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.failures import DIRECTION
-from syncd.flows.fingerprints import row_fingerprint
-from syncd.state.links import Link
-from syncd.state.uow import UnitOfWork
+from syncd.state.activity import AccountActivity, Activity
 
-log = structlog.get_logger("syncd.flows.push_addresses")
+log = structlog.get_logger("syncd.flows.activation")
 
-NOT_FOR_SHOP = "not marked for the shop (shop flag)"
+CURSOR = "last-login"
+PAGE = 200
 
 
-def holding(ctx: PlatformContext, addresses: list[ErpAddress], known: Mapping[int, str]
-             ) -> list[ErpAddress]:
-    """The addresses to push, those whose account an approval holds inactive marked blocked for
-    the push only: the mapping writes ``active`` = not blocked, and a pushed ERP change must not
-    activate a rejected account. (Blocked is no part of the fingerprint; links record the ERP's.)"""
-    ids = {known[a.number] for a in addresses if a.number in known}
-    if not ids:
-        return addresses
-    with ctx.uow() as uow:
-        held = uow.approvals.held(ctx.platform.name, ids)
-    return [replace(a, blocked=True) if known.get(a.number) in held else a for a in addresses]
-
-
-def not_held(ctx: PlatformContext, pairs: list[tuple[ErpAddress, Link]], report: CycleReport
-              ) -> list[tuple[ErpAddress, Link]]:
-    """Reactivations minus the accounts an approval keeps inactive (in progress, or rejected by
-    an operator: ``syncd accounts approve`` is what activates them)."""
-    with ctx.uow() as uow:
-        held = uow.approvals.held(ctx.platform.name, [lk.shop_id for _, lk in pairs])
-    for a, _ in (p for p in pairs if p[1].shop_id in held):
-        report.add(a.number, "skipped", "kept inactive: the account is not approved (syncd accounts approve)")
-    return [p for p in pairs if p[1].shop_id not in held]
-
-
-def blocked_event(ctx: PlatformContext, uow: UnitOfWork, a: ErpAddress) -> None:
-    """The address became blocked and its account was deactivated: the ``blocked`` event, in the
-    unit that records the deactivation, so a replayed cycle (which finds the link inactive) never
-    raises it twice. The ERP change stamp names the occurrence: blocked again later is a new one."""
-    from syncd.flows.messages.routing import Occurrence, notify  # not the package: no import circle
-
-    stamp = a.modified_at.isoformat() if a.modified_at is not None else uow.clock().isoformat()
-    uow.history.record(ctx.platform.name, a.number, HistoryEvent.BLOCKED, reason="ERP address blocked")
-    notify(ctx, Occurrence(event="blocked", key=f"{a.number}:{stamp}", erp_number=a.number,
-                           group=a.customer_group, email=a.email), uow=uow)
-
-
-def set_active(ctx: PlatformContext, pairs: Iterable[tuple[ErpAddress, Link]], active: bool,
-                report: CycleReport, *, credentials: bool) -> None:
-    pairs = list(pairs)
+def track(ctx: PlatformContext, report: CycleReport) -> int:
+    """Record new logins; returns how many. A shop without ``logins_since`` is skipped."""
+    logins_since = getattr(ctx.shop, "logins_since", None)
+    if logins_since is None:
+        return 0
     name = ctx.platform.name
-    try:
-        errors = ctx.shop.set_active([lk.shop_id for _, lk in pairs], active)
-    except PermanentError as exc:
-        errors = {lk.shop_id: str(exc) for _, lk in pairs}
-    action = "reactivated" if active else "deactivated"
-    done: list[tuple[ErpAddress, Link, str | None]] = []
     with ctx.uow() as uow:
-        for a, lk in pairs:
-            reason = (errors or {}).get(lk.shop_id)
-            if reason:
-                uow.failures.record(name, DIRECTION, a.number, action[:-1], reason,
-                                    fingerprint=row_fingerprint(a))
-                uow.history.record(name, a.number, HistoryEvent.REJECTED, shop_id=lk.shop_id,
-                                   reason=f"shop refused to {action[:-1]} the account: {reason}")
-                done.append((a, lk, reason))
-                continue
-            uow.links.set_state(name, a.number, erp_blocked=a.blocked, shop_active=active)
-            if not active and a.blocked:  # the event first: the deactivation is what it led to
-                blocked_event(ctx, uow, a)
-            uow.history.record(name, a.number,
-                               HistoryEvent.DEACTIVATED if not active else HistoryEvent.REACTIVATED,
-                               reason="blocked in the ERP" if not active else "no longer blocked in the ERP",
-                               shop_id=lk.shop_id)
-            # An account syncd created while the address was blocked never got its mail: the
-            # customer gets it now that the address is usable.
-            if active and credentials and lk.kind == LinkKind.ERP and not uow.jobs.ever_had(name, a.number) \
-                    and email_problem(a.email) is None:
-                uow.jobs.create(platform=name, erp_number=a.number, shop_id=lk.shop_id,
-                                email=(a.email or "").strip(), now=uow.clock(),
-                                mode=ctx.platform.addresses.credential_mode)
-            done.append((a, lk, None))
-        uow.commit()
-    unflagged = [(a.number, HistoryEvent.DEACTIVATED, NOT_FOR_SHOP, lk.shop_id)
-                 for a, lk, reason in done if not reason and not active and a.for_shop is False]
-    if unflagged:
+        stored = uow.cursors.get(name, CURSOR)
+    since = None
+    if stored and stored.get("at"):
+        from datetime import datetime
+
+        since = datetime.fromisoformat(stored["at"]) - SHOP_CHANGE_OVERLAP
+    repo = AccountActivity(ctx.state)
+    newest = None
+    found = 0
+    stream = iter(logins_since(since))
+    while page := list(islice(stream, PAGE)):
+        page_newest = max(at for _, at in page)
+        newest = page_newest if newest is None else max(newest, page_newest)
+        ids = [sid for sid, _ in page]
+        known = repo.get_many(name, ids)
         with ctx.uow() as uow:
-            uow.history.record_many(name, unflagged)
+            linked = uow.links.get_by_shops(name, ids)
+        fresh: list[Activity] = []
+        for sid, at in page:
+            link = linked.get(sid)
+            before = known.get(sid)
+            if link is None or (before is not None and at <= before.last_login_at):
+                continue
+            fresh.append(Activity(sid, link.erp_number, before.first_login_at if before else at, at))
+        # The activity first: a crash before the history event loses the event, never the login.
+        repo.record(name, fresh)
+        with ctx.uow() as uow:
+            uow.history.record_many(name, [(a.erp_number, HistoryEvent.LOGGED_IN,
+                                            a.last_login_at.isoformat(timespec="seconds"), a.shop_id)
+                                           for a in fresh])
             uow.commit()
-    for a, lk, reason in done:
-        if reason:
-            report.add(a.number, "failed", reason)
-            log.warning("account not " + action + ": the shop refused it", platform=name,
-                        address=a.number, step=action, reason=reason)
-            continue
-        report.add(a.number, action, NOT_FOR_SHOP if a.for_shop is False and not active else lk.shop_id)
-        log.info("account " + action, platform=name, address=a.number, step=action)
+        for a in fresh:
+            report.add(a.erp_number, "logged-in", a.last_login_at.isoformat(timespec="seconds"))
+        found += len(fresh)
+    if newest is not None:
+        with ctx.uow() as uow:
+            uow.cursors.set(name, CURSOR, {"at": newest.isoformat()})
+            uow.commit()
+    if found:
+        log.info("logins recorded", platform=name, accounts=found)
+    report.mailed_unused = repo.mailed_never_used(name)
+    queue_reminders(ctx, report)
+    return found
+
+
+def queue_reminders(ctx: PlatformContext, report: CycleReport) -> int:
+    """``activation_reminder``: accounts mailed that long ago and never used get a credentials job
+    (reason ``reminder``: a fresh password, the same layout, the same mail budget), at most
+    ``activation_reminder_max`` times. Sent by the next run of the credential queue."""
+    from datetime import timedelta
+
+    from syncd.flows.credentials import enabled
+
+    a = ctx.platform.addresses
+    if not a.activation_reminder or not enabled(ctx):
+        return 0
+    name = ctx.platform.name
+    now = ctx.clock()
+    due = AccountActivity(ctx.state).reminder_due(
+        name, mailed_before=now - timedelta(seconds=a.activation_reminder),
+        max_reminders=a.activation_reminder_max)
+    if not due:
+        return 0
+    with ctx.uow() as uow:
+        queued = [(n, sid) for n, sid, email in due
+                  if uow.jobs.create(platform=name, erp_number=n, shop_id=sid, email=email, now=now,
+                                     reason="reminder") is not None]
+        uow.history.record_many(name, [(n, HistoryEvent.REMINDER_QUEUED, "never logged in", sid)
+                                       for n, sid in queued])
+        uow.commit()
+    for n, _sid in queued:
+        report.add(n, "reminder-queued")
+    return len(queued)

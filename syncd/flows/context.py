@@ -65,6 +65,8 @@ class CycleReport:
     config_faults: Counter[str] = field(default_factory=Counter)
     # Set by a reconciliation (``syncd.flows.reconcile``): drift counts, ``syncd.state.drift.KEYS``.
     drift: dict[str, int] | None = None
+    # Set by activation tracking (``syncd.flows.activation``): accounts mailed but never logged in.
+    mailed_unused: int | None = None
 
     def add(self, record: Any, action: str, detail: str = "") -> None:
         self.counts[action] += 1

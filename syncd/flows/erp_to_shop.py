@@ -15,7 +15,8 @@ from typing import TypeVar
 
 import structlog
 
-from syncd.flows import approvals, credentials, messages, reminders
+from syncd.core.errors import SyncdError
+from syncd.flows import activation, approvals, credentials, golive, messages, reminders
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.corrected import reevaluate_corrected
 from syncd.flows.messages.sms import send_due_sms
@@ -75,6 +76,10 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
         return report
     name = ctx.platform.name
     mail = credentials.enabled(ctx)
+    if mail and ctx.platform.addresses.send_credentials_since == "first-run":
+        with ctx.uow() as uow:  # the first run's start is the cut-off, kept across restarts
+            golive.cutoff(ctx, uow.cursors, start=True)
+            uow.commit()
     credentials.settle(ctx, report, full=False)
     credentials.send_due(ctx, report)
     if not _numbers_apart(ctx, report):
@@ -103,6 +108,10 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     credentials.send_due(ctx, report)
     messages.send_due(ctx, report)  # the events this cycle found (an address blocked ...)
     send_due_sms(ctx, report)
+    try:
+        activation.track(ctx, report)
+    except SyncdError as exc:  # the cycle's own work is done: logins are read again next cycle
+        log.warning("shop logins not read", platform=name, error=str(exc))
     log.info("erp-to-shop cycle done", platform=name, addresses=done, **dict(report.counts))
     return report
 

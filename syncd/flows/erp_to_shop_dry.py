@@ -12,20 +12,27 @@ address created earlier in the cycle, an address met twice). The dry run keeps t
 would make in memory (``_Foreseen``) and hands them to the later chunks the same way.
 
 What it cannot foresee: a refusal only the shop's validation of the write makes, and the
-outcome of mails (it reports ``would-mail`` for each credentials mail the run would queue).
+outcome of mails. Mails are counted as the run would take them (``_Mails``): jobs already in
+flight (``would-mail``: the sweep sends them outside the mail budget), then queued jobs and the
+new accounts' mails in order, ``would-mail`` as far as the budget (rate limits, canary) allows
+and ``would-wait`` beyond; an account whose ERP row is older than ``send_credentials_since``
+is ``would-hold`` and a job already held ``held`` (issue 18, ``syncd.flows.golive``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.rules import LinkKind, email_key
-from syncd.flows import credentials
+from syncd.flows import credentials, golive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.corrected import corrected_failures
 from syncd.flows.fingerprints import address_fingerprint
+from syncd.flows.mailbudget import MailBudget
 from syncd.flows.push_addresses import (
     CONFIG_CODES,
     DIRECTION,
@@ -35,6 +42,7 @@ from syncd.flows.push_addresses import (
     plan_batch,
     push_action,
 )
+from syncd.state import jobs as steps
 from syncd.state.links import Link
 
 CURSOR = "erp-to-shop"
@@ -75,14 +83,51 @@ class _Foreseen:
         return {lk.shop_id: n for n, lk in self.links.items() if lk.shop_id in wanted}
 
 
+@dataclass
+class _Mails:
+    """The credentials mails the run would send: queued in order, the budget applied at the end."""
+
+    enabled: bool
+    cut: datetime | None = None  # send_credentials_since's cut-off (None: mail all)
+    in_flight: list[tuple[int, str]] = field(default_factory=list)
+    queued: list[tuple[int, str]] = field(default_factory=list)
+
+    def new_account(self, a: ErpAddress, report: CycleReport) -> None:
+        if golive.is_old(a, self.cut):
+            report.add(a.number, "would-hold", "ERP row older than send_credentials_since")
+        else:
+            self.queued.append((a.number, _to(a)))
+
+    def report(self, ctx: PlatformContext, report: CycleReport) -> None:
+        for number, detail in self.in_flight:
+            report.add(number, "would-mail", detail)
+        budget = MailBudget.open(ctx, credentials.KIND, start=False) if self.enabled else None
+        allowed = len(self.queued) if budget is None else budget.limit(len(self.queued))
+        for number, detail in self.queued[:allowed]:
+            report.add(number, "would-mail", detail)
+        for number, _detail in self.queued[allowed:]:
+            report.add(number, "would-wait", budget.why if budget is not None else "")
+
+
+def mails_next_cycle(report: CycleReport) -> int:
+    """What ``sync --dry-run`` and ``check`` print: the credentials mails the next cycle sends."""
+    return report.counts.get("would-mail", 0)
+
+
 def dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
     name = ctx.platform.name
-    mail = credentials.enabled(ctx)
+    mail = _Mails(credentials.enabled(ctx))
     with ctx.uow() as uow:  # read only: never committed
         for job in uow.jobs.active(name):
-            report.add(job.erp_number, "would-mail", f"unfinished credentials job ({job.step})")
+            if job.held:
+                report.add(job.erp_number, "held", f"credentials mail held ({job.held})")
+            elif job.step == steps.PENDING:
+                mail.queued.append((job.erp_number, "queued credentials job"))
+            else:
+                mail.in_flight.append((job.erp_number, f"unfinished credentials job ({job.step})"))
         cursor = uow.cursors.get(name, CURSOR)
         held = uow.failures.records_with_code(name, DIRECTION, CONFIG_CODES)
+        mail.cut = golive.cutoff(ctx, uow.cursors) if mail.enabled else None
     foreseen = _Foreseen(name)
     size = ctx.platform.batch_size
     numbers = [int(r) for r in held if r.isdigit()]
@@ -101,10 +146,11 @@ def dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(done, total)
+    mail.report(ctx, report)
     return report
 
 
-def _chunk(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport, mail: bool,
+def _chunk(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleReport, mail: _Mails,
            foreseen: _Foreseen) -> None:
     name = ctx.platform.name
     with ctx.uow() as uow:
@@ -113,7 +159,7 @@ def _chunk(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleR
         owners.update(foreseen.owners(email_key(a.email) for a in addresses if a.email))
         plan = plan_batch(addresses, links, owners, ctx.platform.addresses)
         mailed_before = {a.number for a, link in plan.reactivate
-                         if mail and link.kind == LinkKind.ERP and uow.jobs.ever_had(name, a.number)}
+                         if mail.enabled and link.kind == LinkKind.ERP and uow.jobs.ever_had(name, a.number)}
     for a, reason, _code in plan.fail:
         report.add(a.number, "would-fail", reason)
     for a, reason in plan.skip:
@@ -126,12 +172,12 @@ def _chunk(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: CycleR
         report.add(a.number, "would-deactivate", link.shop_id)
     for a, link in plan.reactivate:
         report.add(a.number, "would-reactivate", link.shop_id)
-        if mail and link.kind == LinkKind.ERP and a.number not in mailed_before:
-            report.add(a.number, "would-mail", _to(a))
+        if mail.enabled and link.kind == LinkKind.ERP and a.number not in mailed_before:
+            mail.queued.append((a.number, _to(a)))
 
 
 def _push(ctx: PlatformContext, addresses: Sequence[ErpAddress], links: Mapping[int, Link],
-          report: CycleReport, mail: bool, foreseen: _Foreseen) -> None:
+          report: CycleReport, mail: _Mails, foreseen: _Foreseen) -> None:
     known = {n: lk.shop_id for n, lk in links.items() if lk.kind != LinkKind.COLLECTIVE}
 
     def claims(ids: Iterable[str]) -> dict[str, int]:
@@ -150,8 +196,8 @@ def _push(ctx: PlatformContext, addresses: Sequence[ErpAddress], links: Mapping[
             continue
         report.add(r.number, would, r.shop_id or "")
         foreseen.add(a, r, new, old)
-        if new and mail and not a.blocked:
-            report.add(r.number, "would-mail", _to(a))
+        if new and mail.enabled and not a.blocked:
+            mail.new_account(a, report)
 
 
 def _to(address: ErpAddress) -> str:

@@ -4,35 +4,10 @@ What is polled: customers changed since the cursor ``shop-to-erp`` minus the ove
 nowhere else: a change committed late in the shop is still seen), with ``only_with_orders`` those
 with an order since then (a first order leaves updatedAt), and earlier failures. No guests.
 
-Per customer, in this order:
-
-1. Linked already (``links``): done when the shop's customer number equals the linked ERP
-   number; an ``import`` link whose write-back is missing is *resumed* (below). Links of the
-   ERP -> shop flow (kinds ``erp``/``email``) are that flow's business. With ``shop_changes``
-   on, a done customer's edits are imported or reported (``syncd.flows.shop_changes``).
-2. Not linked, but an ERP address already belongs to the customer: the row whose ``shop_id``
-   column holds the customer id (when ``[erp.columns] shop_id`` is mapped), the address the
-   customer number names when its e-mail is the customer's, or the one and only ERP address
-   with the customer's e-mail. It is adopted (link ``import`` + write-back), never imported
-   again; an address linked to another shop account is never adopted. A customer number naming
-   an address with another e-mail is taken for the shop's own number range and ignored.
-3. ``shop_to_erp`` off: linked to ``collective_address`` (kind ``collective``); nothing is
-   created in the ERP.
-4. Otherwise a new ERP address: content from the default billing address (shop values always
-   win for the address fields, even when empty), plus ``copy_fields`` read from
-   ``template_address``; a number from ``syncd.flows.numbers``.
-
-Crash safety (I4), and what the ERP -> shop flow sees: the link (kind ``import``, with the
-number and the e-mail written) is recorded in the state store **before** the ERP insert, so
-the ERP -> shop scan can never meet the new row unlinked (it would create a second shop
-account and mail credentials). Then the ERP insert, then the write-back of the number as the
-shop's customer number. The write-back is the "done" mark. After a crash anywhere in between,
-the next cycle sees an ``import`` link whose number the shop does not carry yet and finds out
-whether the ERP row is ours: by the ``shop_id`` column when it is mapped (the stable key,
-written into the new row), else by the e-mail recorded in the link. Ours: write back. Missing:
-insert it now. Someone else's (the number was taken while we were down): start over with a new
-number. The cursor only moves after the whole cycle went through, so a crashed customer is
-polled again.
+Per customer: linked already (done, resumed, or its shop edits handled), an ERP address that
+already belongs to it (adopted), the collective address, or a new ERP address; the link is
+recorded before the ERP insert (I4). The steps and the crash-safety argument are in
+docs/ARCHITECTURE.md, "The shop -> ERP import".
 
 State goes through one unit of work per batch (``ctx.uow()``), committed at each point that
 must be durable before the next shop or ERP call: the link before the ERP insert (the I4 point
@@ -61,6 +36,7 @@ from syncd.core.errors import ConfigError, PermanentError, SyncdError, Transient
 from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
 from syncd.flows.account_events import customer_validated
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.fingerprints import address_fingerprint
 from syncd.flows.import_plan import (
     Conventions,
     InvalidAddress,  # noqa: F401  (raised by new_address_values; imported from here by callers)
@@ -377,6 +353,7 @@ class _Import:
             self._settle()
             raise
         checkpoint("import:after-insert")
+        self._remember_as_pushed(c, number)
         self._write_back(c, number, "imported", f"ERP address {number}")
 
     def _claim(self, c: ShopCustomer, ours: set[int] | None = None) -> None:
@@ -397,6 +374,8 @@ class _Import:
                 return
             owner = True if self.ctx.erp.create_address(number, values) else self._owner(number, c, link)
         if owner:
+            if link.fingerprint is None:
+                self._remember_as_pushed(c, number)
             self._write_back(c, number, "imported", f"ERP address {number} (resumed)")
             return
         self.log.warning("linked number was taken by someone else, importing anew", number=number)
@@ -410,6 +389,14 @@ class _Import:
         if shop_col:
             return self.ctx.erp.read_columns(number, [shop_col]).get(shop_col) == c.id
         return self._email_matches(number, link.email)
+
+    def _remember_as_pushed(self, c: ShopCustomer, number: int) -> None:
+        """The new ERP row holds what the shop account holds: its fingerprint on the link, as a push
+        records, so the ERP -> shop scan finds the row unchanged instead of writing it back."""
+        address = self.ctx.erp.get_address(number)  # inserted a moment ago
+        self.uow.links.upsert(Link(self.platform, c.id, number, kind=LinkKind.IMPORT, email=c.email,
+                                   fingerprint=address_fingerprint(address) if address else None))
+        self._settle()
 
     def _write_back(self, c: ShopCustomer, number: int, action: str, detail: str) -> None:
         if self.dry_run:

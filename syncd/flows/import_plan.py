@@ -23,10 +23,6 @@ from syncd.flows.numbers import ImportBlocked
 from syncd.state.links import Link
 
 
-class InvalidAddress(PermanentError):
-    step = "validate"
-
-
 class WriteBackFailed(PermanentError):
     step = "write-back"
 
@@ -41,6 +37,10 @@ class LinkedMeanwhile(PermanentError):
 
 class SettingMissing(ImportBlocked):
     step = "settings"
+
+
+class InvalidAddress(PermanentError):
+    step = "validate"
 
 
 # --- the new address -------------------------------------------------------------------------

@@ -26,7 +26,8 @@ INITIAL = "initial"  # syncd mailed the first credentials when it created the ac
 RESET_BY_STAFF = "reset by staff"  # an operator sent new credentials (send-credentials / reset-password)
 OWN = "own password"  # the customer set a password of their own after syncd's newest mail
 NONE = "none"  # syncd never mailed credentials for this account
-STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF}
+STATUS_BY_REASON = {"created": INITIAL, "resend": RESET_BY_STAFF, "reset": RESET_BY_STAFF,
+                    "reminder": INITIAL}  # an activation reminder carries syncd's new password
 
 # Clocks of syncd and the shop differ a little; a shop write this close to syncd's own is syncd's.
 SKEW = timedelta(seconds=5)

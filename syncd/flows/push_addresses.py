@@ -20,10 +20,12 @@ from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
 from syncd.core.redaction import redact
 from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
-from syncd.flows.activation import NOT_FOR_SHOP, holding, not_held, set_active
+from syncd.flows import erpstatus, golive
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.deactivation import NOT_FOR_SHOP, holding, not_held, set_active
 from syncd.flows.failures import DIRECTION
 from syncd.flows.fingerprints import address_fingerprint, row_fingerprint
+from syncd.state import jobs as steps
 from syncd.state.links import Link
 from syncd.state.uow import UnitOfWork
 
@@ -152,6 +154,10 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
     intents the connector commits through ``_PlatformIntents``), then one for its outcome."""
     name = ctx.platform.name
     with ctx.uow() as uow:
+        # Erased on request (`syncd accounts erase`): never pushed again while the row exists.
+        erased = uow.tombstones.among(name, [a.number for a in addresses])
+        if erased:
+            addresses = [a for a in addresses if a.number not in erased]
         links, owners = load_links(uow, name, addresses)
         plan = plan_batch(addresses, links, owners, ctx.platform.addresses, force=force)
         # A reconciliation re-checks failed records daily: the same refusal again is no new event.
@@ -170,6 +176,8 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
         if plan.fail or plan.skip:
             uow.commit()
 
+    for number in sorted(erased):
+        report.add(number, "skipped", "erased on request (syncd accounts erase)")
     for a, reason, _code in plan.fail:
         report.add(a.number, "failed", reason)
         log.warning("address not transferred", platform=name, address=a.number, step="validate",
@@ -341,9 +349,19 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
             uow.links.delete(name, shop_id)
         uow.links.upsert_many(new_links)
         now, mode = uow.clock(), ctx.platform.addresses.credential_mode
+        cut = golive.cutoff(ctx, uow.cursors) if new_jobs else None
+        held: list[tuple[int, HistoryEvent, str | None, str | None]] = []
         for a, shop_id in new_jobs:
-            uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
-                            email=(a.email or "").strip(), now=now, mode=mode)
+            # An existing customer's account (ERP row older than send_credentials_since) gets
+            # its job held: no mail until an operator sends it (syncd.flows.golive).
+            old_row = golive.is_old(a, cut)
+            job = uow.jobs.create(platform=name, erp_number=a.number, shop_id=shop_id,
+                                  email=(a.email or "").strip(), now=now, mode=mode,
+                                  held=steps.GO_LIVE if old_row else None)
+            if old_row and job is not None:
+                held.append((a.number, HistoryEvent.MAIL_HELD, "ERP row older than send_credentials_since",
+                             shop_id))
+        events.extend(held)  # after the account's own event: created, then mail held
         # Every answered address: linked (with its job), or its create refused by the shop. An
         # account of ours whose recovering write was refused keeps its intent: it still exists.
         uow.intents.settle(name, [r.number for r in results
@@ -352,6 +370,10 @@ def _record_pushes(ctx: PlatformContext, pushed: Sequence[ErpAddress], results: 
         uow.history.record_many(name, events)
         uow.commit()
     checkpoint("after_link")
+    held_numbers = {n for n, *_ in held}
+    created = [n for n, act, _ in actions if act == "created"]
+    erpstatus.write(ctx, {n: {"account_state": erpstatus.HELD if n in held_numbers else erpstatus.CREATED}
+                          for n in created})
     for number, action, detail in actions:
         report.add(number, action, detail)
         if action not in ("failed", "deferred"):

@@ -37,10 +37,10 @@ from typing import TypeVar
 import structlog
 
 from syncd.core.domain import ErpAddress
-from syncd.core.rules import LinkKind
-from syncd.flows import credentials
-from syncd.flows.activation import set_active
+from syncd.core.rules import HistoryEvent, LinkKind
+from syncd.flows import credentials, erasure
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.deactivation import set_active
 from syncd.flows.erp_to_shop import run_erp_to_shop
 from syncd.flows.fingerprints import address_fingerprint
 from syncd.flows.push_addresses import (
@@ -228,7 +228,8 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
 
 def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *, repair: bool) -> None:
     name = ctx.platform.name
-    act: list[Link] = []  # personal links to deactivate, at most ORPHAN_LIMIT kept
+    on_delete = erasure.mode(ctx)  # platforms[].addresses.on_erp_delete
+    act: list[Link] = []  # personal links to deactivate or delete, at most ORPHAN_LIMIT kept
     for page in _link_pages(ctx):
         counts["links"] += len(page)
         present = ctx.erp.numbers_present(lk.erp_number for lk in page)
@@ -240,9 +241,10 @@ def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *,
                 log.warning("link without ERP address", platform=name, address=lk.erp_number,
                             shop_id=lk.shop_id, kind=lk.kind)
                 report.add(lk.erp_number, "orphaned", f"ERP address gone (shop account {lk.shop_id})")
-            if lk.kind in PERSONAL_KINDS and lk.shop_active and len(act) <= ORPHAN_LIMIT:
+            if lk.kind in PERSONAL_KINDS and (lk.shop_active or on_delete == "delete") \
+                    and len(act) <= ORPHAN_LIMIT:
                 act.append(lk)
-    if not (repair and ctx.platform.addresses.deactivate_blocked and act):
+    if not (repair and on_delete != "ignore" and act):
         return
     orphans, links = counts["orphaned_links"], counts["links"]
     # Addresses do not vanish by the thousand: when many links lose their address at once, the
@@ -256,10 +258,17 @@ def _orphans(ctx: PlatformContext, report: CycleReport, counts: Counter[str], *,
     page_report = CycleReport(name, DIRECTION)
     for start in range(0, len(act), LINK_PAGE):
         chunk = act[start:start + LINK_PAGE]
+        if on_delete == "delete":
+            erasure.delete_accounts(ctx, chunk, page_report)
+            continue
         set_active(ctx, [(ErpAddress(number=lk.erp_number, blocked=True), lk) for lk in chunk], False,
                     page_report, credentials=False)
+        with ctx.uow() as uow:
+            uow.history.record_many(name, [(lk.erp_number, HistoryEvent.ERP_DELETED, "account deactivated",
+                                            lk.shop_id) for lk in chunk])
+            uow.commit()
     _merge(report, page_report)
-    counts["repaired"] += sum(1 for i in page_report.items if i.action == "deactivated")
+    counts["repaired"] += sum(1 for i in page_report.items if i.action in ("deactivated", "deleted"))
 
 
 def _link_pages(ctx: PlatformContext) -> Iterator[list[Link]]:

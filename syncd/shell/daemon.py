@@ -42,6 +42,7 @@ from syncd.shell.scheduler import (
 )
 from syncd.shell.timetable import build_scheduler, poll_interval, prune_cycles, prune_history, schedule_cycles
 from syncd.state.leases import make_holder
+from syncd.state.mailsends import MailSends
 
 if TYPE_CHECKING:
     from syncd.config.model import PlatformSettings, Settings
@@ -54,6 +55,7 @@ BuildContext = Callable[["PlatformSettings"], "PlatformContext"]
 Reload = Callable[[], "Settings"]
 HEARTBEAT_ID = "_heartbeat"
 HOUSEKEEPING_ID = "_housekeeping"
+SEND_LOG_KEEP = timedelta(days=1)  # mail_sends rows older than this count for nothing
 HOUSEKEEPING_EVERY = 3600.0
 INTERNAL_JOBS = (HEARTBEAT_ID, HOUSEKEEPING_ID)
 RECONCILE_JOB = "reconcile"  # job id suffix: "<platform>/reconcile"
@@ -317,6 +319,8 @@ class Daemon:
         try:
             deleted = prune_cycles(self.store, now=self.clock())
             events = prune_history(self.store, now=self.clock(), days=self.settings.daemon.history_days)
+            # The mail budget's send log: only the last hour counts (syncd.flows.mailbudget).
+            MailSends(self.store).prune(self.clock() - SEND_LOG_KEEP)
         except Exception as exc:
             log.warning("housekeeping failed; it runs again in an hour", error=error_text(exc))
             return

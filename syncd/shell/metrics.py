@@ -90,6 +90,10 @@ class Metrics:
             "syncd_last_reconcile_timestamp_seconds", "Unix time the last reconciliation finished",
             ["platform"], registry=r,
         )
+        self.mailed_unused = Gauge(
+            "syncd_accounts_mailed_unused", "Accounts mailed credentials but never logged in to (activation)",
+            ["platform"], registry=r,
+        )
         self.last_success = Gauge(
             "syncd_last_success_timestamp_seconds", "Unix time of the last successful cycle",
             ["platform", "direction"], registry=r,
@@ -120,6 +124,9 @@ class Metrics:
         drift = getattr(report, "drift", None)
         if drift is not None:
             self.record_drift(platform, drift, self._clock())
+        unused = getattr(report, "mailed_unused", None)
+        if unused is not None:
+            self.mailed_unused.labels(platform).set(unused)
         self.cycles.labels(platform, direction, "ok" if ok else "failed").inc()
         self.duration.labels(platform, direction).observe(max(0.0, duration))
         now = self._clock()

@@ -21,6 +21,11 @@ nothing to do, and would wait for the daemon's running cycle.
   done or failed): mails still owed to customers, e.g. waiting for the SMTP server to come
   back. Addresses merely waiting for the next poll are not counted: nothing tracks them
   before the cycle reads them, and a count that needs an ERP scan would make status slow.
+* ``held``: credential jobs held at go-live (``send_credentials_since``), not in ``pending``:
+  sent only when asked for (`syncd accounts send-credentials`). Jobs waiting for the mail
+  budget (``[mail] max_per_minute`` / ``max_per_hour``, a canary) stay in ``pending``.
+* ``canary``: null without ``platforms[].addresses.canary``, else ``{"size", "sent",
+  "released", "holding"}``; ``holding``: the rest waits for `syncd release PLATFORM`.
 * ``reconcile``: the last reconciliation (`syncd sync --full`, ``[daemon] reconcile_interval``),
   null before the first: ``{"started", "finished", "counts": {KEY: n}}`` with the keys of
   ``syncd.state.drift.KEYS`` (``unlinked``, ``missing_in_shop``, ``stale``, ``orphaned_links``,
@@ -50,7 +55,7 @@ from sqlalchemy import func, select
 from syncd.state.drift import KEYS as DRIFT_KEYS
 from syncd.state.drift import NAME as DRIFT_NAME
 from syncd.state.jobs import ACTIVE_STEPS
-from syncd.state.schema import credential_jobs, cursors, cycles, failures, links
+from syncd.state.schema import credential_jobs, cursors, cycles, failures, links, mail_sends
 from syncd.state.shop_changes import NAME as SHOP_CHANGES_NAME
 from syncd.state.shop_changes import listed as listed_shop_changes
 
@@ -126,11 +131,16 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
             last = next((r for r in per_direction if r.finished is None and r.ok is None),
                         per_direction[0] if per_direction else None)
             linked = conn.execute(select(func.count()).select_from(links).where(links.c.platform == name))
+            j = credential_jobs
             pending = conn.execute(
-                select(func.count())
-                .select_from(credential_jobs)
-                .where(credential_jobs.c.platform == name, credential_jobs.c.step.in_(ACTIVE_STEPS))
+                select(func.count()).select_from(j)
+                .where(j.c.platform == name, j.c.step.in_(ACTIVE_STEPS), j.c.held.is_(None))
             )
+            held = int(conn.execute(
+                select(func.count()).select_from(j)
+                .where(j.c.platform == name, j.c.step.in_(ACTIVE_STEPS), j.c.held.is_not(None))
+            ).scalar_one())
+            canary = _canary(conn, platform)
             failed = conn.execute(
                 select(failures.c.record, failures.c.step, failures.c.reason)
                 .where(failures.c.platform == name)
@@ -153,6 +163,8 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                     "reconcile": _reconcile(stored),
                     # shop_changes = "report": customers' shop edits waiting for the operator
                     "shop_changes": listed_shop_changes(edits),
+                    "held": held,
+                    "canary": canary,
                 }
             )
     for p in platforms:
@@ -195,6 +207,22 @@ def _message_counts(store: StateStore, name: str) -> dict[str, Any]:
     return counts
 
 
+def _canary(conn: Any, platform: Any) -> dict[str, Any] | None:
+    """The platform's canary as the flow last recorded it (``syncd.flows.mailbudget``)."""
+    size = platform.addresses.canary
+    if not size:
+        return None
+    stored = conn.execute(select(cursors.c.value).where(
+        cursors.c.platform == platform.name, cursors.c.name == "canary")).scalar_one_or_none()
+    if not stored:
+        return {"size": size, "sent": 0, "released": False, "holding": False}
+    started = datetime.fromisoformat(stored["started"])
+    sent = int(conn.execute(select(func.count()).select_from(mail_sends).where(
+        mail_sends.c.platform == platform.name, mail_sends.c.at >= started)).scalar_one())
+    released = bool(stored.get("released"))
+    return {"size": size, "sent": sent, "released": released, "holding": not released and sent >= size}
+
+
 def _reconcile(stored: Any) -> dict[str, Any] | None:
     if not isinstance(stored, dict) or not stored.get("finished"):
         return None
@@ -220,6 +248,8 @@ _TEXT = {
         "drift": "Last reconciliation", "finished_at": "finished", "counts": "drift",
         "messages": "Event mails", "approvals": "Approvals", "reminders": "Reminders",
         "edits": "Changes made in the shop (not in the ERP)", "fields": "Fields (ERP -> shop)",
+        "held": "{platform}: {n} credentials mail(s) held at go-live (syncd accounts list --never-mailed)",
+        "canary": "{platform}: canary of {size} mail(s) sent; the rest waits for `syncd release {platform}`",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -231,6 +261,10 @@ _TEXT = {
         "drift": "Letzter Abgleich", "finished_at": "beendet", "counts": "Abweichungen",
         "messages": "Ereignis-Mails", "approvals": "Freigaben", "reminders": "Erinnerungen",
         "edits": "Änderungen im Shop (nicht in der Warenwirtschaft)", "fields": "Felder (WaWi -> Shop)",
+        "held": "{platform}: {n} Zugangsdaten-Mail(s) beim Start zurückgehalten "
+                "(syncd accounts list --never-mailed)",
+        "canary": "{platform}: Probelauf mit {size} Mail(s) versandt; der Rest wartet auf "
+                  "`syncd release {platform}`",
     },
 }
 
@@ -318,6 +352,12 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
     console.print(summary)
     if any_queue:
         console.print(queue)
+    for p in status["platforms"]:
+        if p.get("held"):
+            console.print(t["held"].format(platform=p["name"], n=p["held"]))
+        canary = p.get("canary")
+        if canary and canary["holding"]:
+            console.print(t["canary"].format(platform=p["name"], **canary))
     if any_drift:
         console.print(drift)
     if any_edit:

@@ -65,6 +65,12 @@ class History:
         return [Event(r["platform"], int(r["erp_number"]), r["event"], r["at"], r["reason"], r["shop_id"])
                 for r in rows]
 
+    def forget(self, platform: str, erp_number: int) -> int:
+        """Delete every event of one address on one platform (erasure on request)."""
+        with self.store.begin() as conn:
+            return conn.execute(delete(t).where(t.c.platform == platform,
+                                                t.c.erp_number == int(erp_number))).rowcount or 0
+
     def prune(self, before: datetime) -> int:
         """Delete events older than ``before``; returns how many."""
         with self.store.begin() as conn:

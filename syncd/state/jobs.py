@@ -44,6 +44,9 @@ SENT = "sent"
 DONE = "done"
 FAILED = "failed"
 
+# Why a pending job is not due (``credential_jobs.held``).
+GO_LIVE = "go-live"  # its ERP row predates send_credentials_since: mailed only when asked
+
 ACTIVE_STEPS = (PENDING, FIELD_WRITTEN, SENDING, SENT)
 FINAL_STEPS = (DONE, FAILED)
 # Steps reached before SMTP may have accepted the mail: restarting these with a fresh password
@@ -68,6 +71,7 @@ class CredentialJob:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    held: str | None = None  # GO_LIVE: not due until released (``release``)
 
     @property
     def active(self) -> bool:
@@ -99,6 +103,7 @@ def _job(row: Any) -> CredentialJob:
         created_at=_aware(m["created_at"]),
         updated_at=_aware(m["updated_at"]),
         finished_at=_aware(m["finished_at"]),
+        held=m.get("held"),
     )
 
 
@@ -130,10 +135,11 @@ class CredentialJobs:
         now: datetime,
         reason: str = "created",
         mode: str = "password",
+        held: str | None = None,
         conn: Connection | None = None,
     ) -> int | None:
         """Record a pending job; None when the address already has an active one (idempotent:
-        a replayed push must not queue a second mail)."""
+        a replayed push must not queue a second mail). ``held``: not due until ``release``."""
         with self._conn(conn) as c:
             existing = c.execute(
                 select(t.c.id).where(
@@ -154,6 +160,7 @@ class CredentialJobs:
                 send_attempts=0,
                 created_at=now,
                 updated_at=now,
+                held=held,
             )
             # The unique index backs the select: a racing instance makes this insert fail, which
             # rolls back the caller's transaction (link and job together) rather than queueing
@@ -187,11 +194,46 @@ class CredentialJobs:
         q = select(t).where(
             t.c.platform == platform,
             t.c.step == PENDING,
+            t.c.held.is_(None),
             or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now),
             t.c.id > after_id,
         )
         with self._conn(None) as c:
             return [_job(r) for r in c.execute(q.order_by(t.c.id).limit(limit))]
+
+    def count_due(self, platform: str, now: datetime) -> int:
+        """How many jobs ``due`` would hand out now (not held, backoff passed)."""
+        q = select(func.count()).select_from(t).where(
+            t.c.platform == platform, t.c.step == PENDING, t.c.held.is_(None),
+            or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now))
+        with self._conn(None) as c:
+            return int(c.execute(q).scalar_one())
+
+    def held(self, platform: str, *, conn: Connection | None = None) -> list[CredentialJob]:
+        """Jobs held back (``held`` set), oldest first."""
+        q = select(t).where(t.c.platform == platform, t.c.step == PENDING, t.c.held.is_not(None))
+        with self._conn(conn) as c:
+            return [_job(r) for r in c.execute(q.order_by(t.c.id))]
+
+    def release(self, platform: str, numbers: Iterable[int], now: datetime, *,
+                conn: Connection | None = None) -> set[int]:
+        """Make the held jobs of these addresses due; returns the numbers released."""
+        wanted = sorted({int(n) for n in numbers})
+        if not wanted:
+            return set()
+        where = (t.c.platform == platform, t.c.step == PENDING, t.c.held.is_not(None),
+                 t.c.erp_number.in_(wanted))
+        with self._conn(conn) as c:
+            found = {int(n) for (n,) in c.execute(select(t.c.erp_number).where(*where))}
+            if found:
+                c.execute(update(t).where(*where).values(held=None, next_attempt_at=None, updated_at=now))
+        return found
+
+    def forget(self, platform: str, erp_number: int, *, conn: Connection | None = None) -> int:
+        """Delete every job of one address (erasure on request); returns how many."""
+        with self._conn(conn) as c:
+            return c.execute(t.delete().where(t.c.platform == platform,
+                                              t.c.erp_number == int(erp_number))).rowcount or 0
 
     def ever_had(self, platform: str, erp_number: int, *, conn: Connection | None = None) -> bool:
         with self._conn(conn) as c:

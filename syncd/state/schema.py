@@ -126,6 +126,9 @@ credential_jobs = Table(
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
     Column("finished_at", TS),
+    # Not due until released: "go-live" (ERP row older than send_credentials_since; released by
+    # `syncd accounts send-credentials`). NULL: due as usual.
+    Column("held", String(16)),
 )
 Index("ix_credential_jobs_platform_step", credential_jobs.c.platform, credential_jobs.c.step)
 Index(
@@ -294,4 +297,38 @@ approvals = Table(
     Column("reason", Text),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+# One row per mail handed to the mail server (any kind): the window behind [mail] max_per_minute /
+# max_per_hour and the canary's count. Pruned after a day.
+mail_sends = Table(
+    "mail_sends",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("platform", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_mail_sends_at", "at"),
+)
+
+# An address erased on request (`syncd accounts erase`): nothing but its number and when, so that
+# the next cycle does not create its shop account again.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("erp_number", BigInteger, primary_key=True),
+    Column("erased_at", TS, nullable=False),
+)
+
+# Activation tracking: the shop's last-login time of each linked account, read incrementally
+# (syncd.flows.activation). first_login_at: the first login syncd saw after linking.
+account_activity = Table(
+    "account_activity",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("shop_id", String(64), primary_key=True),
+    Column("erp_number", BigInteger, nullable=False),
+    Column("first_login_at", TS, nullable=False),
+    Column("last_login_at", TS, nullable=False),
 )

@@ -51,6 +51,7 @@ from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
 from syncd.state.messages import Messages
 from syncd.state.reminders import Reminders
+from syncd.state.tombstones import Tombstones
 
 
 class UnitOfWork(Protocol):
@@ -153,6 +154,7 @@ class SqlUnitOfWork:
         self.messages = Messages(bound)
         self.approvals = Approvals(bound)
         self.reminders = Reminders(bound)
+        self.tombstones = Tombstones(bound)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -74,7 +74,8 @@ def test_sync_creates_accounts_mails_them_and_status_shows_the_cycle(env: Env, c
     assert list(status) == ["platforms"]
     (shop,) = status["platforms"]
     assert set(shop) == {"name", "last_cycle", "linked", "pending", "failed", "reconcile", "messages",
-                         "approvals", "reminders", "shop_changes"}
+                         "approvals", "reminders", "shop_changes",
+                         "held", "canary"}
     assert shop["reconcile"] is None  # no reconciliation yet
     assert shop["name"] == "shop" and shop["linked"] == 2 and shop["pending"] == 0
     assert shop["last_cycle"]["ok"] is True and shop["last_cycle"]["finished"].endswith("Z")

@@ -245,3 +245,21 @@ def test_compare_finds_missing_and_differing_accounts(sb):
     sb.data.update(c.shop_id, {"billing": {"city": "Anderswo"}})
     drift = shop.compare([erp(10001), erp(10002), erp(10003)], links)
     assert drift == {10002: "missing", 10003: "differs: billing.city"}
+
+
+# --- issue 18 on WooCommerce ------------------------------------------------------------------------
+def test_delete_removes_the_customer_and_a_second_delete_finds_it_gone(sb):
+    # `accounts delete`, `accounts erase` and on_erp_delete = "delete" go through delete_customer.
+    shop = connector(sb)
+    a, b = shop.push([erp(10001), erp(10002)], {})
+    assert shop.delete_customer(a.shop_id) is True
+    assert [c["id"] for c in sb.customers()] == [int(b.shop_id)]
+    assert shop.delete_customer(a.shop_id) is False  # gone already: no error
+
+
+def test_activation_reminders_are_refused_without_login_times(sb):
+    # WooCommerce reports no last login: every account would look unused and be reminded.
+    shop = connector(sb, activation_reminder="7d")
+    assert not hasattr(shop, "logins_since")  # activation tracking skips this shop
+    failed = {i.name: i.detail for i in shop.check() if not i.ok}
+    assert "last logged in" in failed["unsupported: platforms[woo].addresses.activation_reminder"]

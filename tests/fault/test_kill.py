@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,40 @@ def test_a_kill_right_after_an_smtp_acceptance_resends_that_one_mail(
     check_invariants(harness, numbers, runner)
     per_address = sorted(len(harness.mails_to(f"kunde{n}@example.com")) for n in numbers)
     assert per_address == [1] * 59 + [2]
+
+
+@pytest.mark.parametrize("point", ["after_field_written:1", "before_smtp:2", "after_smtp:2", "after_sent:1",
+                                   "after_clear:2"])
+def test_kill_during_a_rate_limited_queue_loses_and_duplicates_nothing(
+        harness: Harness, runner: Runner, point: str) -> None:
+    """[mail] max_per_minute = 3 over a queue of 9 (batches of 2): killed inside a limited run,
+    then run again as minutes pass. Every address gets its mail, the queue keeps its order, no job
+    fails for the limit, and the only extra mail is I5's resend of the one in flight."""
+    import sqlalchemy as sa
+
+    from syncd.state.schema import mail_sends
+
+    harness.mail = {"max_per_minute": 3}
+    harness.mail_batch_size = 2
+    runner.config = harness.config_file()
+    numbers = list(range(50001, 50010))
+    harness.insert([_person(n) for n in numbers])
+    assert runner.run(SYNCD_KILL_AT=point) == -signal.SIGKILL, runner.output[-1]
+    assert len(harness.smtp.messages) <= 3
+    for _ in range(8):
+        assert runner.run() == 0, runner.output[-1]
+        with harness.state.begin() as conn:  # a minute passes for the rate window
+            for row_id, at in conn.execute(sa.select(mail_sends.c.id, mail_sends.c.at)).all():
+                conn.execute(sa.update(mail_sends).where(mail_sends.c.id == row_id)
+                             .values(at=at - timedelta(minutes=2)))
+        if not CredentialJobs(harness.state).active(PLATFORM):
+            break
+    check_invariants(harness, numbers, runner)
+    per_address = [len(harness.mails_to(f"kunde{n}@example.com")) for n in numbers]
+    assert sum(per_address) <= len(numbers) + 1, per_address
+    first = []
+    for m in harness.smtp.messages:
+        n = int(m.rcpt_tos[0].split("@")[0].removeprefix("kunde"))
+        if n not in first:
+            first.append(n)
+    assert first == numbers  # the queue kept its order

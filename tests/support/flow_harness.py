@@ -49,6 +49,7 @@ SECRET_REF = "env:SYNCD_TEST_SHOP_SECRET"
 
 def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smtp_host: str, smtp_port: int,
                    state_url: str, *, mail_batch_size: int = 100, notifications: Any = (),
+                   mail: dict[str, Any] | None = None,
                    **addresses: Any) -> Settings:
     """``client_id``: a Shopware client id, or the kind's ``[[platforms]]`` keys
     (``ShopKit.platform_fields``)."""
@@ -62,7 +63,7 @@ def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smt
         daemon=DaemonSettings(state_url=state_url),
         erp=erp,
         mail=MailSettings(host=smtp_host, port=smtp_port, security="none", sender="Shop <shop@example.com>",
-                          timeout="10s", batch_size=mail_batch_size),
+                          timeout="10s", batch_size=mail_batch_size, **(mail or {})),
         platforms=(PlatformSettings(
             name=PLATFORM, url=shop_url, **fields, timeout="10s", addresses=AddressSettings(**values)),),
         notifications=tuple(NotificationSettings.model_validate(n) if isinstance(n, dict) else n
@@ -118,6 +119,7 @@ class Harness:
     state_url: str = ""
     mail_batch_size: int = 100
     notifications: tuple[dict[str, Any], ...] = ()  # [[notifications]] tables
+    mail: dict[str, Any] = field(default_factory=dict)  # more [mail] keys (max_per_minute ...)
     _state: StateStore | None = None
     _contexts: list[PlatformContext] = field(default_factory=list)
 
@@ -134,6 +136,7 @@ class Harness:
         return build_settings(self.erp_settings, self.kit.url, self.kit.platform_fields(SECRET_REF),
                               self.smtp.host, self.smtp.port, self.state_url,
                               mail_batch_size=self.mail_batch_size, notifications=self.notifications,
+                              mail=self.mail,
                               **self.addresses)
 
     @property
@@ -165,6 +168,7 @@ class Harness:
             "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
             "state_url": self.state_url, "addresses": self.addresses,
             "mail_batch_size": self.mail_batch_size, "notifications": list(self.notifications),
+            "mail": self.mail,
         }))
         return path
 
@@ -233,5 +237,6 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
         ErpSettings.model_validate(config["erp"]), config["shop_url"], config["platform"],
         config["smtp_host"], config["smtp_port"], config["state_url"],
         mail_batch_size=config.get("mail_batch_size", 100), notifications=config.get("notifications", ()),
+        mail=config.get("mail"),
         **config["addresses"],
     )

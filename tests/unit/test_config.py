@@ -307,6 +307,37 @@ def test_a_link_validity_beyond_what_the_shop_honours_is_refused(tmp_path):
     assert str(path) in text and "platforms[0].addresses.link_valid_for" in text
 
 
+# --- issue 18 keys ---------------------------------------------------------------------------------
+def test_send_credentials_since_takes_a_date_a_date_string_or_first_run():
+    from datetime import date
+
+    for value, expected in (("2026-01-31", date(2026, 1, 31)), ('"2026-01-31"', date(2026, 1, 31)),
+                            ('"first-run"', "first-run")):
+        text = MINIMAL + f"[platforms.addresses]\nsend_credentials_since = {value}\n"
+        s = parse_settings(text, file="x.toml")
+        assert s.platforms[0].addresses.send_credentials_since == expected
+
+
+def test_bad_send_credentials_since_names_key_and_value():
+    err = _error(MINIMAL + '[platforms.addresses]\nsend_credentials_since = "yesterday"\n')
+    assert err.key.startswith("platforms[0].addresses.send_credentials_since")
+    # The value itself is masked: the one redaction point treats keys naming credentials as secret.
+    assert "2026-01-31" in str(err) and "first-run" in str(err)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[mail]\nmax_per_minute = 0\n", "mail.max_per_minute"),
+    ("[mail]\nmax_per_hour = -5\n", "mail.max_per_hour"),
+    ("[platforms.addresses]\ncanary = 0\n", "platforms[0].addresses.canary"),
+    ('[platforms.addresses]\non_erp_delete = "purge"\n', "platforms[0].addresses.on_erp_delete"),
+    ('[platforms.addresses]\nactivation_reminder = "0s"\n', "platforms[0].addresses.activation_reminder"),
+])
+def test_bad_issue18_values_name_their_key(text, key):
+    # [mail] must come before [[platforms]] in TOML only for readability; both orders parse.
+    err = _error(MINIMAL + text)
+    assert err.key.startswith(key), err
+
+
 WOO = """
 [erp]
 url = "sqlite:///erp.db"

@@ -22,6 +22,7 @@ from syncd.core.rules import (
     LOGICAL_COLUMNS,
     SHOP_CHANGE_OVERLAP,
     SHOP_IMPORT_FIELDS,
+    STATUS_COLUMNS,
     TEXT_FIELDS,
     LinkKind,
     PushOutcome,
@@ -145,7 +146,7 @@ def test_logical_columns_are_the_configurable_columns():
     # Optional columns beyond the address fields: the import's shop id, and the messaging
     # channel's mobile number and preferred channel (issue 16; no profile names them).
     assert set(ErpColumns.model_fields) == {*LOGICAL_COLUMNS, "shop_id", "mobile", "preferred_channel",
-                                                 "business_flag"}
+                                                 "business_flag", *STATUS_COLUMNS}
     assert set(BUEROPLUS.columns) == {*LOGICAL_COLUMNS, "shop_id"}
     old = copy_of("syncd.config.model", "LOGICAL_COLUMNS")
     # Same fields; the old tuple lists e-mail after the country, and nothing reads it in order

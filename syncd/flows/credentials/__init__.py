@@ -14,13 +14,14 @@ The names below are the flow's interface for the rest of syncd and the tests. Tu
 from syncd.flows.credentials.jobrun import deliver, finish, start
 from syncd.flows.credentials.mail import build_mail, field_length, render_context
 from syncd.flows.credentials.pipeline import SHOP_CALLS_AHEAD, send_due
-from syncd.flows.credentials.policy import MAX_SENDS, STEP, backoff, enabled
+from syncd.flows.credentials.policy import KIND, MAX_SENDS, STEP, backoff, enabled
 from syncd.flows.credentials.queue import queue_credentials
 from syncd.flows.credentials.sweep import settle, sharing_platforms
 from syncd.flows.push_addresses import checkpoint
 
 __all__ = [
-    "MAX_SENDS", "SHOP_CALLS_AHEAD", "STEP", "backoff", "build_mail", "checkpoint", "deliver", "enabled",
+    "KIND", "MAX_SENDS", "SHOP_CALLS_AHEAD", "STEP", "backoff", "build_mail", "checkpoint", "deliver",
+    "enabled",
     "field_length", "finish", "queue_credentials", "render_context", "send_due", "settle",
     "sharing_platforms", "start",
 ]

@@ -41,7 +41,8 @@ from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.mail import build_mail, field_length, field_value
 from syncd.flows.credentials.outcomes import Item, delivery_unknown, done, fail, retry
-from syncd.flows.credentials.policy import MAX_SENDS
+from syncd.flows.credentials.policy import KIND, MAX_SENDS
+from syncd.flows.mailbudget import record_send
 from syncd.flows.passwords import generate_password
 from syncd.flows.push_addresses import checkpoint
 from syncd.state import jobs as steps
@@ -222,6 +223,7 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
                     ledger.advance(sent=accepted.job.id if accepted else None, sending=i.job.id,
                                    now=ctx.clock())
                     counted = True
+                    record_send(ctx, KIND)  # the rate window and the canary count it from here
                     if accepted is not None:
                         accepted.result, accepted = "sent", None
                     checkpoint("before_smtp")

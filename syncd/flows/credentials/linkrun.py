@@ -42,6 +42,7 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.jobrun import e_send
 from syncd.flows.credentials.mail import build_mail
 from syncd.flows.credentials.outcomes import Item, done, fail, retry
+from syncd.flows.mailbudget import MailBudget
 from syncd.flows.push_addresses import checkpoint
 from syncd.state import jobs as steps
 from syncd.state.jobs import CredentialJob, CredentialJobs
@@ -78,12 +79,16 @@ class LinkBatch:
         self._hashes = []
 
 
-def run_due(ctx: PlatformContext, report: CycleReport, session: MailSession | None) -> None:
-    """Every due pending job of the platform, batch by batch, over the run's session."""
+def run_due(ctx: PlatformContext, report: CycleReport, session: MailSession | None,
+            budget: MailBudget) -> None:
+    """Every due pending job of the platform, batch by batch, over the run's session, as far as
+    the mail budget allows (the rest stay pending in their order)."""
     repo = CredentialJobs(ctx.state)
     after_id = 0
-    while jobs := repo.due(ctx.platform.name, ctx.clock(), limit=ctx.settings.mail.batch_size,
-                           after_id=after_id):
+    size = ctx.settings.mail.batch_size
+    while not budget.exhausted and (jobs := repo.due(ctx.platform.name, ctx.clock(), limit=budget.limit(size),
+                                                     after_id=after_id)):
+        budget.take(len(jobs))
         after_id = jobs[-1].id
         deliver(ctx, jobs, report, session=session)
 

@@ -16,6 +16,7 @@ from syncd.core.domain import OutgoingMail
 from syncd.core.errors import ConfigurationFault
 from syncd.core.redaction import redact
 from syncd.core.rules import HistoryEvent
+from syncd.flows import erpstatus
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.policy import STEP, backoff
 from syncd.flows.failures import direction_of
@@ -26,7 +27,7 @@ log = structlog.get_logger("syncd.flows.credentials")
 
 # What a delivered job's mail was, for its history event (``CredentialJob.reason``).
 _PURPOSE = {"created": "first credentials mail", "resend": "new credentials sent by staff",
-            "reset": "password reset by staff"}
+            "reset": "password reset by staff", "reminder": "activation reminder"}
 
 
 def _what(job: CredentialJob) -> str:
@@ -90,7 +91,8 @@ def fail(ctx: PlatformContext, item: Item, reason: str, report: CycleReport, *, 
 
 def done(ctx: PlatformContext, jobs: Iterable[CredentialJob]) -> None:
     """Delivered and the field cleared: the jobs end, their mail failures go, the history says
-    to whom and why (first credentials, reset by staff ...), in one unit."""
+    to whom and why (first credentials, reset by staff ...), in one unit; then the ERP status
+    columns say "mailed" (``syncd.flows.erpstatus``; after the state store, never failing)."""
     jobs = list(jobs)
     if not jobs:
         return
@@ -102,6 +104,8 @@ def done(ctx: PlatformContext, jobs: Iterable[CredentialJob]) -> None:
                                         f"{_what(j)} to {j.email or '?'}", j.shop_id)
                                        for j in jobs])
         uow.commit()
+        now = uow.clock()
+    erpstatus.states(ctx, [j.erp_number for j in jobs], erpstatus.MAILED, sent_at=now)
 
 
 def delivery_unknown(ctx: PlatformContext, item: Item, error: object) -> None:

@@ -27,7 +27,8 @@ from syncd.core.ports import MailSession
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials import jobrun, linkrun
 from syncd.flows.credentials.outcomes import Item, retry
-from syncd.flows.credentials.policy import enabled, link_mode
+from syncd.flows.credentials.policy import KIND, enabled, link_mode
+from syncd.flows.mailbudget import MailBudget
 from syncd.state.jobs import CredentialJobs
 
 log = structlog.get_logger("syncd.flows.credentials")
@@ -54,6 +55,12 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
     ahead: deque[jobrun.Batch] = deque()  # fields written, shop call running or done, oldest first
     if not repo.due(ctx.platform.name, ctx.clock(), limit=1):
         return
+    # Rate limits and the canary: jobs over the allowance are not taken at all, so they stay
+    # pending in their order (never deferred, never failed) for a later run.
+    budget = MailBudget.open(ctx, KIND)
+    if budget.exhausted:
+        _report_waiting(ctx, repo, budget)
+        return
     with (
         ThreadPoolExecutor(max_workers=SHOP_CALLS_AHEAD, thread_name_prefix=f"passwords-{ctx.platform.name}")
         as shop_calls,
@@ -67,14 +74,17 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
             _defer_queue(ctx, report, exc)
             return
         if link_mode(ctx):  # no field, no password to set: the link jobs run on this thread
-            linkrun.run_due(ctx, report, session)
+            linkrun.run_due(ctx, report, session, budget)
+            if budget.exhausted:
+                _report_waiting(ctx, repo, budget)
             return
         submit = partial(_on_worker, shop_calls)
         try:
             while True:
-                jobs = [] if exhausted else repo.due(ctx.platform.name, ctx.clock(), limit=size,
-                                                     after_id=after_id)
+                jobs = [] if exhausted or budget.exhausted else repo.due(
+                    ctx.platform.name, ctx.clock(), limit=budget.limit(size), after_id=after_id)
                 if jobs:
+                    budget.take(len(jobs))
                     after_id = jobs[-1].id
                     batch = jobrun.start(ctx, jobs, jobrun.a_generate(ctx, jobs), report,
                                          field_written=False, submit=submit)
@@ -90,10 +100,19 @@ def send_due(ctx: PlatformContext, report: CycleReport) -> None:
                             session = None  # each batch then defers its own jobs with the reason
                     jobrun.finish(ctx, ahead.popleft(), report, session)
                 if exhausted and not ahead:
+                    if budget.exhausted:
+                        _report_waiting(ctx, repo, budget)
                     return
         finally:
             for batch in ahead:  # an error ended the loop: their fields wait for the next settle
                 batch.close()
+
+
+def _report_waiting(ctx: PlatformContext, repo: CredentialJobs, budget: MailBudget) -> None:
+    waiting = repo.count_due(ctx.platform.name, ctx.clock())
+    if waiting:
+        log.info("credential mails wait for the mail budget", platform=ctx.platform.name, waiting=waiting,
+                 limit=budget.why)
 
 
 def _on_worker(pool: Executor, fn: Any, arg: Any) -> Future[Any]:

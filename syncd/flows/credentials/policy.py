@@ -7,6 +7,7 @@ from datetime import timedelta
 from syncd.flows.context import PlatformContext
 
 STEP = "credentials"  # the failures' step and the cycle report's direction for this flow
+KIND = "credentials"  # this flow's mails in the shared send log (``syncd.flows.mailbudget``)
 MAX_SENDS = 2  # the first send plus at most one after a crash with unknown outcome (I5)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from syncd.core.rules import HistoryEvent
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.pipeline import send_due
 from syncd.flows.credentials.policy import enabled
@@ -34,6 +35,12 @@ def queue_credentials(ctx: PlatformContext, numbers: Iterable[int], *, reason: s
             report.add(n, "failed", "the address is blocked / the shop account is inactive")
         elif (problem := email_problem(address.email)) is not None:
             report.add(n, "failed", problem)
+        elif repo.release(ctx.platform.name, [n], ctx.clock()):
+            # The account's mail was held at go-live (syncd.flows.golive): asking for it sends it.
+            with ctx.uow() as uow:
+                uow.history.record(ctx.platform.name, n, HistoryEvent.MAIL_RELEASED,
+                                   reason="accounts send-credentials", shop_id=link.shop_id)
+                uow.commit()
         elif repo.create(platform=ctx.platform.name, erp_number=n, shop_id=link.shop_id,
                          email=(address.email or "").strip(), now=ctx.clock(), reason=reason,
                          mode=ctx.platform.addresses.credential_mode) is None:

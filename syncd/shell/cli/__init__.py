@@ -27,6 +27,7 @@ from .demo import demo_cmd
 from .layouts import layouts_group
 from .messages import msg
 from .records import history_cmd, retry_cmd
+from .release import release_cmd
 from .reminders import reminders_group
 from .run import run_cmd
 from .secrets import secrets_group
@@ -89,6 +90,7 @@ for command in (
     retry_cmd,
     history_cmd,
     reminders_group,
+    release_cmd,
 ):
     cli.add_command(command)
 

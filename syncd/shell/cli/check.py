@@ -75,6 +75,9 @@ def collect_checks(loaded: LoadedConfig, secrets: Secrets | None,
             if erp is not None:
                 items += _guard("config", f"platforms[{platform.name}].addresses",
                                 lambda p=platform, s=shop: _import_checks(loaded, secrets, p, erp, s))
+                if _mails(platform):
+                    items += _guard("mail", f"platforms[{platform.name}] next cycle",
+                                    lambda p=platform, s=shop: _mail_forecast(loaded, p, erp, s))
             elif "erp.password" in missing:
                 items.append(_skipped("config", f"platforms[{platform.name}].addresses", "erp.password",
                                       missing))
@@ -270,6 +273,29 @@ def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSet
         return check_import_settings(ctx)
     finally:
         state.close()
+
+
+def _mail_forecast(loaded: LoadedConfig, platform: PlatformSettings, erp: Any, shop: Any) -> list[CheckItem]:
+    """How many credentials mails the next cycle would send: the dry run's count (reads only)."""
+    from syncd.flows.context import PlatformContext
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+    from syncd.flows.erp_to_shop_dry import mails_next_cycle
+    from syncd.shell.bootstrap import open_state_read_only
+
+    state = open_state_read_only(loaded.settings.daemon.state_url)
+    try:
+        ctx = PlatformContext(settings=loaded.settings, platform=platform, erp=erp, shop=shop, state=state)
+        report = run_erp_to_shop(ctx, dry_run=True)
+    finally:
+        state.close()
+    n, held, waiting = mails_next_cycle(report), report.counts.get("would-hold", 0) + report.counts.get(
+        "held", 0), report.counts.get("would-wait", 0)
+    detail = f"{n} credentials mail(s) / Zugangsdaten-Mail(s)"
+    if held:
+        detail += f"; {held} held at go-live / beim Start zurückgehalten (send_credentials_since)"
+    if waiting:
+        detail += f"; {waiting} wait for the mail budget / warten auf das Versandlimit"
+    return [CheckItem("mail", f"platforms[{platform.name}] next cycle", True, detail)]
 
 
 def secret_checks(loaded: LoadedConfig) -> tuple[list[CheckItem], Secrets, dict[str, str]]:

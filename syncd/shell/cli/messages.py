@@ -86,6 +86,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "acc_active": {"en": "Active", "de": "Aktiv"},
     "acc_credentials_sent_at": {"en": "Credentials sent (UTC)", "de": "Zugangsdaten gesendet (UTC)"},
     "acc_password_status": {"en": "Password", "de": "Passwort"},
+    "acc_last_login_at": {"en": "Last login (UTC)", "de": "Letzte Anmeldung (UTC)"},
     "kind_erp": {"en": "created by syncd", "de": "von syncd angelegt"},
     "kind_email": {"en": "linked by e-mail", "de": "per E-Mail verknüpft"},
     "kind_import": {"en": "imported", "de": "importiert"},

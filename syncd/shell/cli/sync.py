@@ -175,6 +175,8 @@ def sync_once(
             runner.release_all([p.name for p in platforms], _directions(direction))
         runtime.close()
     render_summary(outcomes, console, dry_run=dry_run, lang=lang)
+    if dry_run:
+        render_mail_forecast(outcomes, console)
     render_drift(outcomes, console, lang=lang)
     failed = [o for o in outcomes if o.error]
     for o in failed:
@@ -212,6 +214,22 @@ def render_summary(
     console.print(summary)
     if listed:
         console.print(records)
+
+
+def render_mail_forecast(outcomes: list[DirectionResult], console: Console) -> None:
+    """One line per platform: the credentials mails the next cycle would send (and hold back)."""
+    for o in outcomes:
+        if o.report is None or o.direction != "erp-to-shop":
+            continue
+        c = o.report.counts
+        line = (f"{o.platform}: the next cycle would send {c.get('would-mail', 0)} credentials mail(s) / "
+                f"der nächste Lauf würde {c.get('would-mail', 0)} Zugangsdaten-Mail(s) senden")
+        held = c.get("would-hold", 0) + c.get("held", 0)
+        if held:
+            line += f"; held / zurückgehalten: {held}"
+        if c.get("would-wait"):
+            line += f"; over the mail budget / über dem Versandlimit: {c['would-wait']}"
+        console.print(escape(line))
 
 
 def render_drift(outcomes: list[DirectionResult], console: Console, *, lang: str = "en") -> None:

@@ -43,5 +43,18 @@ class FakeErp:
         row = self.rows[int(number)]
         return {c: row.get(c) for c in columns}
 
+    def get_address(self, number: int) -> Any:
+        """The row by logical name, as the SQL connector normalises it (text fields only)."""
+        from dataclasses import fields
+
+        from syncd.core.domain import ErpAddress
+
+        row = self.rows.get(int(number))
+        if row is None:
+            return None
+        names = {f.name for f in fields(ErpAddress)} - {"number", "row", "problems", "blocked", "modified_at"}
+        values = {name: row.get(self.columns[name]) for name in names if name in self.columns}
+        return ErpAddress(number=int(number), row=dict(row), **values)
+
     def find_numbers(self, column: str, value: Any) -> list[int]:
         return sorted(n for n, row in self.rows.items() if row.get(column) == value)

@@ -169,14 +169,15 @@ class FakeCredentialJobs(_Fake):
             self.rows[i] = replace(self.rows[i], **values)
 
     def create(self, *, platform: str, erp_number: int, shop_id: str | None, email: str | None, now: datetime,
-               reason: str = "created", mode: str = "password", conn: object = None) -> int | None:
+               reason: str = "created", mode: str = "password", held: str | None = None,
+               conn: object = None) -> int | None:
         if self.active(platform, [erp_number]):
             return None
         job_id, self._next_id = self._next_id, self._next_id + 1
         self.rows[job_id] = CredentialJob(
             id=job_id, platform=platform, erp_number=int(erp_number), shop_id=shop_id, email=email, mode=mode,
             reason=reason, step=steps.PENDING, attempts=0, send_attempts=0, last_error=None,
-            next_attempt_at=None, created_at=now, updated_at=now, finished_at=None,
+            next_attempt_at=None, created_at=now, updated_at=now, finished_at=None, held=held,
         )
         return job_id
 
@@ -192,8 +193,28 @@ class FakeCredentialJobs(_Fake):
 
     def due(self, platform: str, now: datetime, *, limit: int, after_id: int = 0) -> list[CredentialJob]:
         return [j for _, j in sorted(self.rows.items())
-                if j.platform == platform and j.step == steps.PENDING and j.id > after_id
+                if j.platform == platform and j.step == steps.PENDING and j.id > after_id and j.held is None
                 and (j.next_attempt_at is None or j.next_attempt_at <= now)][:limit]
+
+    def count_due(self, platform: str, now: datetime) -> int:
+        return len(self.due(platform, now, limit=len(self.rows) + 1))
+
+    def held(self, platform: str, *, conn: object = None) -> list[CredentialJob]:
+        return [j for _, j in sorted(self.rows.items())
+                if j.platform == platform and j.step == steps.PENDING and j.held is not None]
+
+    def release(self, platform: str, numbers: Iterable[int], now: datetime, *,
+                conn: object = None) -> set[int]:
+        wanted = {int(n) for n in numbers}
+        found = [j for j in self.held(platform) if j.erp_number in wanted]
+        self._set([j.id for j in found], held=None, next_attempt_at=None, updated_at=now)
+        return {j.erp_number for j in found}
+
+    def forget(self, platform: str, erp_number: int, *, conn: object = None) -> int:
+        ids = [i for i, j in self.rows.items() if j.platform == platform and j.erp_number == int(erp_number)]
+        for i in ids:
+            del self.rows[i]
+        return len(ids)
 
     def ever_had(self, platform: str, erp_number: int, *, conn: object = None) -> bool:
         return any(j.platform == platform and j.erp_number == erp_number for j in self.rows.values())
@@ -383,6 +404,11 @@ class FakeHistory(_Fake):
         return [e for e in self.events
                 if e.erp_number == int(erp_number) and platform in (None, e.platform)]
 
+    def forget(self, platform: str, erp_number: int) -> int:
+        kept = [e for e in self.events if not (e.platform == platform and e.erp_number == int(erp_number))]
+        gone, self.events = len(self.events) - len(kept), kept
+        return gone
+
     def prune(self, before: datetime) -> int:
         kept = [e for e in self.events if e.at >= before]
         pruned, self.events = len(self.events) - len(kept), kept
@@ -455,6 +481,22 @@ class FakeApprovals(_Fake):
         return Counter(a.state for (p, _), a in self.rows.items() if p == platform)
 
 
+class FakeTombstones(_Fake):
+    _DATA = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], datetime] = {}
+
+    def add(self, platform: str, erp_number: int, at: datetime, *, conn: object = None) -> None:
+        self.rows[(platform, int(erp_number))] = at
+
+    def among(self, platform: str, numbers: Iterable[int]) -> set[int]:
+        return {int(n) for n in numbers if (platform, int(n)) in self.rows}
+
+    def lift(self, platform: str, erp_number: int) -> bool:
+        return self.rows.pop((platform, int(erp_number)), None) is not None
+
+
 # ---------------------------------------------------------------------------------------- unit of work
 class FakeState:
     """The in-memory "database": one fake of each repository, shared by every unit over it."""
@@ -470,10 +512,11 @@ class FakeState:
         self.history = FakeHistory(clock)
         self.messages = FakeMessages()
         self.approvals = FakeApprovals(clock)
+        self.tombstones = FakeTombstones()
 
     def repositories(self) -> tuple[_Fake, ...]:
         return (self.links, self.jobs, self.failures, self.cursors, self.allocations, self.intents,
-                self.history, self.messages, self.approvals)
+                self.history, self.messages, self.approvals, self.tombstones)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [r._snapshot() for r in self.repositories()]
@@ -499,6 +542,7 @@ class FakeUnitOfWork:
         self.history = self.state.history
         self.messages = self.state.messages
         self.approvals = self.state.approvals
+        self.tombstones = self.state.tombstones
         self.drift = DriftReports.over(self.cursors)
         self.committed = 0
         self.rolled_back = 0

@@ -1,0 +1,93 @@
+"""Erasure: ERP addresses that are gone (``platforms[].addresses.on_erp_delete``) and an erasure on
+request (`syncd accounts erase ADDRESS`, a GDPR request).
+
+Deletion is detected by the reconciliation (``syncd.flows.reconcile``, `syncd sync --full` and
+the daemon every ``[daemon] reconcile_interval``): a link whose ERP row no longer exists. A
+change scan cannot see it (a deleted row has no change stamp). ``on_erp_delete``:
+``deactivate`` sets the account inactive, ``delete`` deletes it in the shop and removes the
+link, ``ignore`` reports it only; unset, the reconciliation deactivates when
+``deactivate_blocked`` is on (the behaviour before the key existed).
+
+``erase`` removes the shop account, the link, the credential jobs, the failures, the create
+intent and the history of one address, and leaves a tombstone (number and time only) so that
+the ERP -> shop flow does not create the account again while the ERP row exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from syncd.core.errors import PermanentError
+from syncd.core.rules import HistoryEvent, LinkKind
+from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.failures import DIRECTION, MAIL_DIRECTION
+from syncd.state.links import Link
+
+log = structlog.get_logger("syncd.flows.erasure")
+
+
+def mode(ctx: PlatformContext) -> str:
+    a = ctx.platform.addresses
+    return a.on_erp_delete or ("deactivate" if a.deactivate_blocked else "ignore")
+
+
+def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleReport) -> None:
+    """``on_erp_delete = "delete"``: the accounts of vanished ERP addresses are deleted."""
+    name = ctx.platform.name
+    errors = {lk.shop_id: _delete(ctx, lk.shop_id) for lk in links}
+    with ctx.uow() as uow:
+        for lk in links:
+            reason = errors.get(lk.shop_id)
+            if reason:
+                uow.failures.record(name, DIRECTION, lk.erp_number, "delete", reason)
+                continue
+            uow.links.delete(name, lk.shop_id)
+            uow.history.record(name, lk.erp_number, HistoryEvent.DELETED, shop_id=lk.shop_id,
+                               reason="the ERP address was deleted (on_erp_delete = delete)")
+        uow.commit()
+    for lk in links:
+        reason = errors.get(lk.shop_id)
+        report.add(lk.erp_number, "failed" if reason else "deleted", reason or lk.shop_id)
+        log.info("account deleted" if not reason else "account not deleted", platform=name,
+                 address=lk.erp_number, step="delete", reason=reason)
+
+
+def _delete(ctx: PlatformContext, shop_id: str) -> str | None:
+    """Delete one account in the shop (gone already counts as deleted); the shop's reason when
+    it refuses. A transient fault propagates: the cycle or the operator tries again."""
+    try:
+        ctx.shop.delete_customer(shop_id)
+    except PermanentError as exc:
+        return str(exc)
+    return None
+
+
+def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:
+    """Erase one address's account and syncd's record of it; (action, detail)."""
+    name = ctx.platform.name
+    with ctx.uow() as uow:
+        link = uow.links.get_by_erp(name, number)
+    if link is not None and link.kind == LinkKind.COLLECTIVE:
+        return "failed", "is the collective address, not one customer's account"
+    if link is not None:
+        problem = _delete(ctx, link.shop_id)
+        if problem:
+            return "failed", f"shop refused to delete the account: {problem}"
+    if ctx.platform.addresses.password_field:
+        ctx.erp.clear_password_fields([number])  # a password in flight must not outlive the account
+    with ctx.uow() as uow:
+        if link is not None:
+            uow.links.delete(name, link.shop_id)
+        uow.jobs.forget(name, number)
+        uow.failures.clear(name, DIRECTION, number)
+        uow.failures.clear(name, MAIL_DIRECTION, number)
+        uow.intents.settle(name, [number])
+        uow.tombstones.add(name, number, uow.clock())
+        uow.commit()
+    with ctx.uow() as uow:  # its own unit: History writes through its own transaction
+        uow.history.forget(name, number)
+        uow.commit()
+    log.info("address erased on request", platform=name, address=number, step="erase")
+    return "erased", link.shop_id if link is not None else "no shop account was linked"

@@ -1,0 +1,101 @@
+"""Issue 18, erasure: ``on_erp_delete`` for ERP addresses that are gone (found by the
+reconciliation) and `syncd accounts erase ADDRESS` (a GDPR request) with its tombstone. SQLite
+ERP, the sandbox over HTTP, real SMTP, SQLite and PostgreSQL state."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from syncd.flows import accounts
+from syncd.flows.reconcile import run_full
+from syncd.state.history import History
+from syncd.state.jobs import CredentialJobs
+from syncd.state.links import Links
+from syncd.state.schema import tombstones
+from tests.support.dbs import pg_schema_url
+from tests.support.flow_harness import PLATFORM, Harness
+from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
+from tests.support.shop_fixtures import sandbox  # noqa: F401
+
+
+def _person(n: int, **kw) -> dict:
+    row = {"number": n, "email": f"kunde{n}@example.com", "first_name": "Jörg", "last_name": f"Kühn-{n}",
+           "street": "Weg 1", "zip": "01067", "city": "Dresden", "country": "DE"}
+    row.update(kw)
+    return row
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    with contextlib.ExitStack() as stack:
+        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
+        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server,
+                    state_url=state_url)
+        stack.callback(h.close)
+        yield h
+
+
+def _delete_rows(h: Harness, *numbers: int) -> None:
+    engine = sa.create_engine(h.erp_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM adressen WHERE AdrNr = :n"), [{"n": n} for n in numbers])
+    engine.dispose()
+
+
+def _by_number(h: Harness) -> dict[int, dict]:
+    return {int(c["customerNumber"]): c for c in h.customers()}
+
+
+@pytest.mark.parametrize("on_delete", ["delete", "deactivate", "ignore"])
+def test_on_erp_delete(harness: Harness, on_delete: str) -> None:
+    harness.addresses = {"on_erp_delete": on_delete}
+    numbers = list(range(10001, 10015))  # enough links that two vanishing is "few"
+    harness.insert([_person(n) for n in numbers])
+    harness.run()
+    _delete_rows(harness, 10003, 10004)
+    run_full(harness.context())
+    shop = _by_number(harness)
+    links = {lk.erp_number: lk for lk in Links(harness.state).iter(PLATFORM)}
+    if on_delete == "delete":
+        assert 10003 not in shop and 10004 not in shop
+        assert 10003 not in links and 10004 not in links
+        assert [e.event for e in History(harness.state, harness.context().clock).of_address(10003)] == [
+            "created", "mail_sent", "deleted"]
+    elif on_delete == "deactivate":
+        assert shop[10003]["active"] is False and shop[10004]["active"] is False
+        assert links[10003].shop_active is False
+    else:
+        assert shop[10003]["active"] is True and links[10003].shop_active is True
+    assert all(shop[n]["active"] for n in numbers if n not in (10003, 10004))
+
+
+def test_erase_removes_account_link_and_history_and_keeps_a_tombstone(harness: Harness) -> None:
+    harness.insert([_person(10001), _person(10002)])
+    harness.run()
+    ctx = harness.context()
+    with ctx.uow() as uow:
+        uow.history.record(PLATFORM, 10001, "mail_sent", reason="250 ok")
+        uow.commit()
+    outcome = accounts.erase(ctx, 10001)
+    assert (outcome.action, outcome.ok) == ("erased", True)
+    assert sorted(_by_number(harness)) == [10002]
+    assert Links(harness.state).get_by_erp(PLATFORM, 10001) is None
+    assert not CredentialJobs(harness.state).ever_had(PLATFORM, 10001)
+    assert History(harness.state, ctx.clock).of_address(10001) == []
+    with harness.state.connect() as conn:
+        rows = conn.execute(sa.select(tombstones)).mappings().all()
+    assert [(r["platform"], r["erp_number"]) for r in rows] == [(PLATFORM, 10001)]
+    # The ERP row still exists and changes: the account is not created again.
+    harness.update(10001, city="Leipzig")
+    report = harness.run()
+    assert ("10001", "skipped") in {(i.record, i.action) for i in report.items}
+    run_full(harness.context())
+    assert sorted(_by_number(harness)) == [10002]
+    assert len(harness.mails_to("kunde10001@example.com")) == 1  # the first one, before the erasure
+    # Erasing again (or an address never linked) is harmless.
+    assert accounts.erase(harness.context(), 10001).action == "erased"
