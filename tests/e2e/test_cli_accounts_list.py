@@ -101,6 +101,18 @@ def test_names_missing_when_the_erp_cannot_be_read_and_the_list_still_shows(sync
     assert {a["name"] for a in accounts} == {None}
 
 
+def test_names_need_only_the_erp_secret(synced: Env, capsys, monkeypatch):
+    """Found from a fresh clone: after `syncd demo` the shop's secret (an environment variable of
+    the demo run) is gone, and the ERP names were hidden as "ERP not readable" because every
+    secret was resolved to open the ERP."""
+    monkeypatch.delenv(wired.SECRET_ENV)
+    code, out, err = synced.cli(capsys, "accounts", "list", "--format", "json", "--lang", "en")
+    assert code == 0, err
+    assert "names not shown" not in err and "shop not reachable" in err
+    names = [(a["address"], a["name"]) for a in json.loads(out)["accounts"]]
+    assert names == [(n, name) for n, name, _ in EXPECTED]
+
+
 def test_bad_format_or_language_is_a_usage_error(synced: Env, capsys):
     assert synced.cli(capsys, "accounts", "list", "--format", "xml")[0] == 2
     assert synced.cli(capsys, "accounts", "list", "--lang", "fr")[0] == 2

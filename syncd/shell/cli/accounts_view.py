@@ -84,13 +84,16 @@ LIST_FIELDS = ("address", "name", "email", "platform", "shop_id", "kind", "activ
 def _names(state: CliState, loaded: LoadedConfig, numbers: list[int]) -> tuple[dict[int, str], str | None]:
     """ERP number -> the address's name (company and/or person), from the ERP; with a note
     instead when the ERP cannot be read (the list itself comes from the state store)."""
+    from syncd.config.secrets import Secrets, resolve_secret
     from syncd.core.errors import SyncdError
     from syncd.shell.bootstrap import open_erp_for
 
     if not numbers:
         return {}, None
     try:
-        erp = open_erp_for(loaded.settings, state.secrets())
+        # The ERP's own password only: a shop or mail secret missing here must not hide the names.
+        erp_password = resolve_secret(loaded.settings.erp.password, file=str(loaded.path), key="erp.password")
+        erp = open_erp_for(loaded.settings, Secrets(erp_password=erp_password))
     except SyncdError as exc:
         return {}, str(exc)
     try:
