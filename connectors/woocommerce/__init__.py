@@ -17,7 +17,7 @@ from syncd.config.model import PlatformSettings
 from .http import WooHttp
 from .mapping import META_KEY
 from .push import DETAIL_EXISTED, DETAIL_LINK_GONE
-from .shop import WooShop, unsupported
+from .shop import NO_ORDERS_HERE, WooShop, unsupported
 
 KIND = "woocommerce"  # the ``platforms[].kind`` this connector serves
 
@@ -41,6 +41,7 @@ __all__ = [
     "DETAIL_EXISTED",
     "DETAIL_LINK_GONE",
     "META_KEY",
+    "NO_ORDERS_HERE",
     "WooHttp",
     "WooShop",
     "open_shop",

@@ -39,6 +39,14 @@ NO_LOGIN_TIMES = (
     "WooCommerce's REST API does not report when a customer last logged in, so syncd cannot tell "
     "an unused account: remove activation_reminder / WooCommerce meldet keine letzte Anmeldung"
 )
+NO_APPROVAL = (
+    'WooCommerce has no customer-group requests to approve; use approval = "auto" / '
+    "WooCommerce kennt keine Kundengruppen-Anfragen"
+)
+NO_ORDERS_HERE = (
+    "order reminders read Shopware's order and delivery states; WooCommerce orders are not read yet: "
+    "name a Shopware platform in reminders[].platform"
+)
 NO_LINK_MODE = (
     'WooCommerce offers no REST route that mails a set-password link; use credential_mode = "password"'
 )
@@ -58,6 +66,8 @@ def unsupported(platform: PlatformSettings, key: str | None = None) -> list[tupl
         out.append((f"{key}.addresses.credential_mode", NO_LINK_MODE))
     if a.activation_reminder:  # every account would look unused: reminders for all
         out.append((f"{key}.addresses.activation_reminder", NO_LOGIN_TIMES))
+    if a.approval == "manual":
+        out.append((f"{key}.addresses.approval", NO_APPROVAL))
     return out
 
 
@@ -77,6 +87,12 @@ class WooShop:
         self.log = log.bind(platform=self.name)
 
     # --- check -------------------------------------------------------------------------------
+    def customer_number_overlap(self, debtor_range: tuple[int, int], prefix: str | None = None
+                                ) -> tuple[None, None]:
+        """WooCommerce numbers no customers (syncd keeps the ERP number in ``meta_data``): no
+        range of the shop's own can collide with syncd's numbers."""
+        return None, None
+
     def unsupported(self) -> list[tuple[str, str]]:
         return unsupported(self.platform, f"platforms[{self.name}]")
 

@@ -63,8 +63,8 @@ def _values(c: ShopCustomer) -> dict[str, object]:
 
 def detect(ctx: PlatformContext, report: CycleReport) -> None:
     """Record new group requests; approve them at once with ``approval = "auto"``."""
-    if not wanted(ctx):
-        return
+    if not wanted(ctx) or not hasattr(ctx.shop, "group_requests"):
+        return  # WooCommerce has no group requests (approval = "manual" is refused there)
     name = ctx.platform.name
     auto = ctx.platform.addresses.approval == "auto"
     for c in ctx.shop.group_requests():  # type: ignore[attr-defined]

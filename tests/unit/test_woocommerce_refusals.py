@@ -1,0 +1,54 @@
+"""What WooCommerce cannot carry out is refused with the key named, never run into: found when the
+issue 13/15/16 merges called shop methods (number range, group requests, orders) WooShop lacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncd.config.loader import parse_settings
+from syncd.connectors.woocommerce import NO_ORDERS_HERE, unsupported
+from syncd.connectors.woocommerce.shop import NO_APPROVAL, WooShop
+
+WOO = """
+[erp]
+url = "sqlite:///erp.db"
+[[platforms]]
+name = "woo"
+kind = "woocommerce"
+url = "https://woo.example.com/"
+consumer_key = "ck_1"
+consumer_secret = "env:WOO_SECRET"
+[platforms.addresses]
+deactivate_blocked = false
+"""
+
+
+def test_a_plain_woocommerce_platform_has_nothing_refused():
+    [platform] = parse_settings(WOO, file="x.toml").platforms
+    assert unsupported(platform) == []
+
+
+def test_manual_approval_is_refused_with_its_key():
+    [platform] = parse_settings(WOO + 'approval = "manual"\n', file="x.toml").platforms
+    assert unsupported(platform) == [("platforms[woo].addresses.approval", NO_APPROVAL)]
+
+
+def test_woocommerce_has_no_number_range_to_collide():
+    assert WooShop.customer_number_overlap(object.__new__(WooShop), (10000, 69999), None) == (None, None)
+
+
+def test_a_reminder_naming_a_woocommerce_platform_is_refused_at_start(tmp_path):
+    from syncd.config.loader import LoadedConfig
+    from syncd.config.secrets import Secrets
+    from syncd.core.errors import ConfigError
+    from syncd.shell.bootstrap import preflight
+
+    erp = tmp_path / "erp.db"
+    erp.touch()
+    text = WOO.replace("sqlite:///erp.db", f"sqlite:///{erp.as_posix()}") + (
+        '\n[[reminders]]\nname = "pay"\nkind = "prepayment"\nplatform = "woo"\n'
+        'layout = "prepayment_reminder"\n')
+    loaded = LoadedConfig(parse_settings(text, file="x.toml"), tmp_path / "x.toml")
+    with pytest.raises(ConfigError) as info:
+        preflight(loaded, Secrets())
+    assert info.value.key == "reminders[0].platform" and NO_ORDERS_HERE in str(info.value)
