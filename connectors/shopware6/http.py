@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -24,7 +23,7 @@ from requests.adapters import HTTPAdapter
 
 from syncd.core import redaction
 from syncd.core.errors import PermanentError, TransientError
-from syncd.core.retry import call_with_retry
+from syncd.core.retry import call_with_retry, retry_after_seconds
 from syncd.core.text import clip, connection_reason
 
 log = structlog.get_logger("syncd.shopware6")
@@ -48,19 +47,6 @@ class HttpResult:
     status: int
     body: Any
     headers: Mapping[str, str]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def errors_of(body: Any) -> list[dict[str, Any]]:
@@ -159,7 +145,7 @@ class ShopwareHttp:
             wait = (
                 float(seconds)
                 if seconds is not None
-                else (_retry_after(resp.headers.get("Retry-After")) or 1.0)
+                else (retry_after_seconds(resp.headers.get("Retry-After")) or 1.0)
             )
             self._throttled_until = self._clock() + wait
             raise TransientError(f"shop token endpoint throttled us for {wait:.0f}s", retry_after=wait)
@@ -259,12 +245,12 @@ class ShopwareHttp:
         if status == 429 or status == 408:
             raise TransientError(
                 f"shop {method} {path} answered {status} (rate limited): {text}",
-                retry_after=_retry_after(resp.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
             )
         if status >= 500:
             raise TransientError(
                 f"shop {method} {path} answered {status}: {text}",
-                retry_after=_retry_after(resp.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
             )
         raise PermanentError(f"shop {method} {path} answered {status}: {text}", code=code)
 

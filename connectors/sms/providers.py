@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import jinja2
@@ -27,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from syncd.config.messaging import SmsSettings
 from syncd.core import redaction
 from syncd.core.errors import ConfigurationFault, PermanentError, TransientError
+from syncd.core.retry import retry_after_seconds
 
 SEVEN_URL = "https://gateway.seven.io/api/sms"
 LOX24_URL = "https://api.lox24.eu/sms"
@@ -53,19 +53,7 @@ class Reply:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        import time
-
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return retry_after_seconds(next((v for k, v in headers.items() if k.lower() == "retry-after"), None))
 
 
 def _short(text: str) -> str:

@@ -21,7 +21,6 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -31,7 +30,7 @@ from requests.adapters import HTTPAdapter
 
 from syncd.core import redaction
 from syncd.core.errors import PermanentError, TransientError
-from syncd.core.retry import call_with_retry
+from syncd.core.retry import call_with_retry, retry_after_seconds
 
 log = structlog.get_logger("syncd.woocommerce")
 
@@ -45,19 +44,6 @@ class HttpResult:
     status: int
     body: Any
     headers: Mapping[str, str]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def describe_error(body: Any) -> tuple[str, str | None]:
@@ -191,7 +177,7 @@ class WooHttp:
         if 200 <= status < 300 or status in pass_statuses:
             return HttpResult(status, payload, resp.headers)
         text, code = describe_error(payload)
-        wait = _retry_after(resp.headers.get("Retry-After"))
+        wait = retry_after_seconds(resp.headers.get("Retry-After"))
         if status in (408, 429):
             raise TransientError(
                 f"shop {method} {path} answered {status} (rate limited): {text}", retry_after=wait

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import structlog
@@ -97,3 +98,18 @@ def call_with_retry(
         before_sleep=before_sleep,
     )
     return retrying(fn)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` header (seconds or an HTTP date) as seconds from now; None when
+    absent or unreadable. Every connector hands it to the one policy as ``retry_after``."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
