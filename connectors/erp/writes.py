@@ -417,6 +417,8 @@ class StatusWriter:
 def _status_value(column: ColumnInfo, value: Any) -> Any:
     from datetime import datetime
 
+    if value is None:  # a status cleared (email_undeliverable once the e-mail changed)
+        return None
     if isinstance(value, datetime):
         if column.kind in ("datetime", "date"):
             # ERP stamps are local wall-clock time without a zone (as büro+ keeps them).

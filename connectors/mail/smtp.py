@@ -37,6 +37,7 @@ from syncd.config.model import MailSettings
 from syncd.connectors.mail.message import encode_message, parse_sender
 from syncd.core.domain import CheckItem, OutgoingMail
 from syncd.core.errors import ConfigurationFault, DeliveryUnknown, PermanentError, TransientError
+from syncd.core.returnpath import ReturnPaths
 
 log = structlog.get_logger("syncd.mail")
 
@@ -63,9 +64,12 @@ def _text(resp: bytes | str) -> str:
 class SmtpTransport:
     """``MailTransport`` over SMTP. ``password`` is the resolved secret (never the reference)."""
 
-    def __init__(self, settings: MailSettings, *, password: str | None = None) -> None:
+    def __init__(self, settings: MailSettings, *, password: str | None = None,
+                 return_paths: ReturnPaths | None = None) -> None:
         self.settings = settings
         self._password = password
+        # [mail.bounces]: each mail's envelope sender carries its tag (VERP); From: is unchanged.
+        self.return_paths = return_paths
         self._local_hostname = socket.gethostname() or "localhost"
         self._sender: Address | None = None
         self._warned_unverified = False
@@ -247,6 +251,8 @@ class SmtpSession:
         sender = t.sender(mail.sender)
         encoded = encode_message(mail, reply_to=t.settings.reply_to, sender=sender)
         data, from_addr, to_addr = encoded.data, encoded.envelope_from, encoded.envelope_to
+        if t.return_paths is not None:
+            from_addr = t.return_paths.envelope_sender(mail.key, to_addr)
         reused = self._conn is not None
         conn = self._connection()
         try:

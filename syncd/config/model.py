@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from syncd.config.base import SECRET, Duration, FieldProblem, _Model
+from syncd.config.bounces import BounceSettings
 from syncd.config.messaging import (
     MAIN_CONTACT_EVENTS,
     MessagesSettings,
@@ -89,6 +90,8 @@ class ErpColumns(_Model):
     # the account's state (created | mail held | mailed | active | deactivated).
     credentials_sent_at: str | None = None
     account_state: str | None = None
+    # Written on a hard bounce ([mail.bounces] erp_text and the date), cleared when the e-mail changes.
+    email_undeliverable: str | None = None
 
 
 class ErpSettings(_Model):
@@ -164,6 +167,7 @@ class MailSettings(_Model):
     # Provider send limits (Microsoft 365: about 30 a minute); mails over them wait, queued in order.
     max_per_minute: int | None = Field(default=None, ge=1)
     max_per_hour: int | None = Field(default=None, ge=1)
+    bounces: BounceSettings = BounceSettings()  # the return path and bounce reader (issue 18)
 
     @model_validator(mode="after")
     def _outbox(self) -> MailSettings:

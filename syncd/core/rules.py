@@ -62,6 +62,10 @@ class HistoryEvent(StrEnum):
     LOGGED_IN = "logged_in"  # the shop's last-login time moved: the customer used the account
     REMINDER_QUEUED = "reminder_queued"  # an account never used gets new credentials (activation_reminder)
     ERP_DELETED = "erp_deleted"  # the ERP address is gone; reason = what on_erp_delete did
+    # [mail.bounces]: reason = "<kind> to <address>: <DSN status> <diagnostic>"
+    MAIL_BOUNCED = "mail_bounced"  # hard bounce (5.x.x): the address is not mailed again ...
+    MAIL_SOFT_BOUNCED = "mail_soft_bounced"  # 4.x.x: recorded only
+    BOUNCE_CLEARED = "bounce_cleared"  # ... until the ERP e-mail changed: the bounced mail is retried once
 
 
 class PushOutcome(StrEnum):
@@ -92,7 +96,7 @@ ADDRESS_FIELDS: tuple[str, ...] = (
 # Every logical field is a configurable ERP column.
 LOGICAL_COLUMNS: tuple[str, ...] = ADDRESS_FIELDS
 # Optional ERP columns syncd writes for office staff, never reads as address data (issue 18).
-STATUS_COLUMNS: tuple[str, ...] = ("credentials_sent_at", "account_state")
+STATUS_COLUMNS: tuple[str, ...] = ("credentials_sent_at", "account_state", "email_undeliverable")
 # Fields the ERP connector reads as one line of text; the number, the country (ISO code), the
 # blocked flag and the timestamp have their own parsers.
 TEXT_FIELDS: tuple[str, ...] = tuple(

@@ -48,3 +48,15 @@ def states(ctx: PlatformContext, numbers: Iterable[int], state: str, *,
     if sent_at is not None:
         fields["credentials_sent_at"] = sent_at
     write(ctx, {int(n): fields for n in numbers})
+
+
+def write_fields(ctx: PlatformContext, values: Mapping[int, Mapping[str, Any]]) -> None:
+    """Status columns other than the account's (``email_undeliverable``): same write, same rule
+    that a failed write is logged, never fatal."""
+    if not values:
+        return
+    try:
+        ctx.erp.write_account_status(values)
+    except SyncdError as exc:
+        log.warning("status not written to the ERP", platform=ctx.platform.name, error=str(exc),
+                    addresses=len(values))

@@ -38,8 +38,10 @@ from syncd.connectors.sms import open_sms
 from syncd.connectors.woocommerce import WooShop
 from syncd.core.domain import CheckItem
 from syncd.core.errors import ConfigError, SyncdError
+from syncd.core.returnpath import ReturnPaths
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.render.store import LayoutStore
+from syncd.shell.bounces import return_paths
 from syncd.state.cache import Cache
 from syncd.state.db import StateStore, current_revisions, head_revisions, open_state
 
@@ -124,7 +126,8 @@ class Runtime:
                 erp=self.erp_for(platform),
                 shop=self.shop_for(platform),
                 state=self.state,
-                mail=open_mail_for(self.settings, self.secrets, platform),
+                mail=open_mail_for(self.settings, self.secrets, platform, return_paths=return_paths(
+                    self.settings, self.state, read_only=self.read_only)),
                 layouts=LayoutStore(self.settings.mail.layouts_dir),
                 sms=open_sms(self.settings.sms, self.secrets.sms_password),
             )
@@ -190,14 +193,15 @@ def open_shop_for(
 
 
 def open_mail_for(
-    settings: Settings, secrets: Secrets, platform: PlatformSettings | None = None
+    settings: Settings, secrets: Secrets, platform: PlatformSettings | None = None, *,
+    return_paths: ReturnPaths | None = None,
 ) -> MailTransport:
     """The mail transport of ``[mail]`` (SMTP, or the outbox folder), or of the platform's own
-    account (``platforms[].mail``)."""
+    account (``platforms[].mail``). ``return_paths``: the tagged envelope senders ([mail.bounces])."""
     if platform is not None and platform.mail is not None:
-        return open_transport(platform_mail(settings, platform),
+        return open_transport(platform_mail(settings, platform), return_paths=return_paths,
                               password=secrets.account_passwords.get(platform.mail))
-    return open_transport(settings.mail, password=secrets.mail_password)
+    return open_transport(settings.mail, password=secrets.mail_password, return_paths=return_paths)
 
 
 def check_mail(settings: Settings, secrets: Secrets, senders: tuple[str, ...] = (),

@@ -58,6 +58,7 @@ HOUSEKEEPING_ID = "_housekeeping"
 SEND_LOG_KEEP = timedelta(days=1)  # mail_sends rows older than this count for nothing
 HOUSEKEEPING_EVERY = 3600.0
 INTERNAL_JOBS = (HEARTBEAT_ID, HOUSEKEEPING_ID)
+BOUNCES_JOB = "mail/bounces"  # [mail.bounces]: the bounce mailbox check
 RECONCILE_JOB = "reconcile"  # job id suffix: "<platform>/reconcile"
 RECONCILE_DIRECTION = "erp-to-shop"  # the direction whose cycle reconciles when due
 
@@ -270,6 +271,10 @@ class Daemon:
         intervals = self._intervals(settings)
         wanted = set(schedule_cycles(self._scheduler, dict.fromkeys(self._jobs, self._cycle), intervals))
         wanted.update(self._schedule_reconcile(settings))
+        if settings.mail.bounces.enabled:  # [mail.bounces]: one reader for every platform
+            wanted.add(self._scheduler.add_job(
+                self._bounces, "interval", seconds=settings.mail.bounces.poll_interval, id=BOUNCES_JOB,
+                replace_existing=True, next_run_time=datetime.now(UTC) + timedelta(seconds=30)).id)
         for job in self._scheduler.get_jobs():
             if job.id not in INTERNAL_JOBS and job.id not in wanted:
                 job.remove()
@@ -311,6 +316,19 @@ class Daemon:
     def _mark_reconcile(self, platform: str) -> None:
         log.info("reconciliation due; the next erp-to-shop cycle runs it", platform=platform)
         self._reconcile_due.add(platform)
+
+    def _bounces(self) -> None:
+        from syncd.shell.bounces import check_bounces
+
+        def context(name: str) -> PlatformContext | None:
+            try:
+                return self._context(name)
+            except KeyError:
+                return None
+        try:
+            check_bounces(self.settings, self.store, context, clock=self.clock)
+        except Exception as exc:  # the mailbox is read again at the next interval
+            log.warning("bounce check failed", error=error_text(exc))
 
     def _heartbeat(self) -> None:
         self._last_beat = time.monotonic()

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from syncd.core.redaction import redact
 from syncd.core.text import clip
+from syncd.state.bounces import not_bounced
 from syncd.state.ledger import SendLedger
 from syncd.state.schema import credential_jobs as t
 
@@ -197,6 +198,7 @@ class CredentialJobs:
             t.c.held.is_(None),
             or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now),
             t.c.id > after_id,
+            not_bounced(t.c.platform, t.c.erp_number),
         )
         with self._conn(None) as c:
             return [_job(r) for r in c.execute(q.order_by(t.c.id).limit(limit))]
@@ -205,7 +207,8 @@ class CredentialJobs:
         """How many jobs ``due`` would hand out now (not held, backoff passed)."""
         q = select(func.count()).select_from(t).where(
             t.c.platform == platform, t.c.step == PENDING, t.c.held.is_(None),
-            or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now))
+            or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now),
+            not_bounced(t.c.platform, t.c.erp_number))
         with self._conn(None) as c:
             return int(c.execute(q).scalar_one())
 

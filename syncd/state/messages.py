@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from syncd.core.redaction import redact
+from syncd.state.bounces import not_bounced_recipient
 from syncd.state.jobs import _aware
 from syncd.state.ledger import SendLedger
 from syncd.state.schema import messages as t
@@ -146,6 +147,7 @@ class Messages:
         q = select(t).where(
             t.c.platform == platform, t.c.channel == channel, t.c.step.in_(LIVE_STEPS),
             or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now), t.c.id > after_id,
+            not_bounced_recipient(t.c.platform, t.c.recipient),
         )
         with self._conn(None) as c:
             return [_message(r) for r in c.execute(q.order_by(t.c.id).limit(limit))]

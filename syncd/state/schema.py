@@ -332,3 +332,37 @@ account_activity = Table(
     Column("first_login_at", TS, nullable=False),
     Column("last_login_at", TS, nullable=False),
 )
+
+# [mail.bounces] (syncd.state.bounces): one row per bounce read for a mail of syncd. ``severity``
+# "hard" (5.x.x) blocks the address until the ERP e-mail changes (``cleared_at``), "soft" (4.x.x)
+# is recorded only. ``email`` is the bounced address as it was mailed; ``diagnostic`` the server's
+# text, redacted and clipped. ``source_id`` (the bounce's Message-ID) keeps a re-read bounce single.
+mail_bounces = Table(
+    "mail_bounces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("platform", String(64), nullable=False),
+    Column("erp_number", BigInteger),
+    Column("kind", String(16), nullable=False),  # credentials | message
+    Column("job_id", Integer, nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("severity", String(8), nullable=False),  # hard | soft
+    Column("status", String(16)),  # the DSN status, e.g. 5.1.1
+    Column("diagnostic", Text),
+    Column("source_id", String(255), nullable=False),
+    Column("bounced_at", TS, nullable=False),
+    Column("cleared_at", TS),  # the ERP e-mail changed: no longer blocking
+    Column("retried_job", Integer),  # the one retry queued when cleared (credential or message job id)
+    Index("uq_mail_bounces_source", "source_id", "kind", "job_id", unique=True),
+    Index("ix_mail_bounces_open", "platform", "cleared_at"),
+)
+
+# The key of the return-path tags' HMAC (syncd.core.returnpath): made once per state store, so a
+# bounce of another store's mail cannot mark an address here. It authenticates bounces only.
+bounce_keys = Table(
+    "bounce_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+)

@@ -33,6 +33,7 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop, settle_password_fields
 from syncd.render.store import LayoutStore
 from syncd.shell.bootstrap import open_shop_for
+from syncd.shell.bounces import return_paths
 from syncd.state.db import StateStore, open_state
 from tests.support import erp_fixtures
 from tests.support.mailserver import MailServer
@@ -81,7 +82,8 @@ def build_context(settings: Settings, client_secret: str, state: StateStore) -> 
                          erp_columns=False)
     return PlatformContext(
         settings=settings, platform=platform, erp=erp, shop=shop, state=state,
-        mail=open_transport(settings.mail), layouts=LayoutStore(settings.mail.layouts_dir),
+        mail=open_transport(settings.mail, return_paths=return_paths(settings, state)),
+        layouts=LayoutStore(settings.mail.layouts_dir),
     )
 
 

@@ -20,6 +20,7 @@ from syncd.shell.logs import LEVELS, configure_logging
 
 from . import account_events  # noqa: F401 - adds approve / reject / forgot-username to `accounts`
 from .accounts import accounts_group
+from .bounces import bounces_group
 from .check import check_cmd
 from .clear_cache import clear_cache_cmd
 from .common import CliState
@@ -91,6 +92,7 @@ for command in (
     history_cmd,
     reminders_group,
     release_cmd,
+    bounces_group,
 ):
     cli.add_command(command)
 

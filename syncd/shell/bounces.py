@@ -1,0 +1,45 @@
+"""``[mail.bounces]`` wired: the return paths each transport gets, and one bounce check over the
+configured mailbox (the daemon's job and ``syncd bounces check``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from syncd.config.model import Settings
+from syncd.config.secrets import resolve_secret
+from syncd.connectors.mail.bounces import open_source
+from syncd.core.clock import utcnow
+from syncd.core.returnpath import ReturnPaths
+from syncd.flows.bounces import BounceReport, check
+from syncd.flows.context import PlatformContext
+from syncd.state.bounces import Bounces
+from syncd.state.db import StateStore
+
+log = structlog.get_logger("syncd.bounces")
+
+
+
+def return_paths(settings: Settings, state: StateStore, *, read_only: bool = False) -> ReturnPaths | None:
+    """The tagged envelope senders, when ``[mail.bounces]`` is on (the tag key is made on first
+    use; a read-only runtime makes none and sends untagged, which it never does anyway)."""
+    b = settings.mail.bounces
+    if not b.enabled or not b.return_path:
+        return None
+    key = Bounces(state).tag_key(utcnow(), create=not read_only)
+    return ReturnPaths(b.return_path, key) if key is not None else None
+
+
+def check_bounces(settings: Settings, state: StateStore, context: Callable[[str], PlatformContext | None],
+                  *, clock: Callable[[], datetime] = utcnow, file: str | None = None) -> BounceReport:
+    """One check of the bounce mailbox. Raises ConfigError (bad folder, secret) or TransientError
+    (the IMAP server unreachable); the caller decides what that means."""
+    b = settings.mail.bounces
+    password = resolve_secret(b.imap.password, file=file, key="mail.bounces.imap.password") \
+        if b.source == "imap" else None
+    with open_source(b, password=password) as source:
+        report = check(settings, state, source, context, clock)
+    log.info("bounces checked", **{k.replace("-", "_"): v for k, v in sorted(report.counts.items())})
+    return report
