@@ -9,6 +9,7 @@ is not marked, so the next check reads it again.
 
 from __future__ import annotations
 
+import logging
 import mailbox
 import re
 import ssl
@@ -20,11 +21,16 @@ from email import policy as email_policy
 from email.message import Message
 from typing import Protocol
 
+import structlog
 from flufl.bounce import all_failures
 
 from syncd.config.bounces import BounceSettings
 from syncd.core.errors import ConfigError, ConfigurationFault, TransientError
 from syncd.core.returnpath import Tag, find_tags
+
+log = structlog.get_logger("syncd.mail.bounces")
+# Its detectors log every step at INFO.
+logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 
 # An RFC 3463 enhanced status code, in a text bounce that carries no delivery-status part.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
@@ -60,7 +66,14 @@ def read_bounce(raw: bytes, return_path: str, ref: str) -> ReadBounce:
     headers = "\n".join(str(v) for h in _RECIPIENT_HEADERS for v in msg.get_all(h, []))
     # The envelope recipient first; else anywhere (Postfix's X-Postfix-Sender, the returned headers).
     tags = find_tags(return_path, headers) or find_tags(return_path, raw.decode("utf-8", "replace"))
-    temporary, permanent = all_failures(msg)
+    if not tags:  # not about a mail of syncd: nothing more to read
+        return ReadBounce(source_id, [])
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception as exc:  # a detector tripping over an odd message: the DSN fields still count
+        log.warning("bounce detectors failed on a message; using its status code only", message=ref,
+                    error=f"{type(exc).__name__}: {exc}")
+        temporary, permanent = frozenset(), frozenset()
     status, diagnostic = _dsn_fields(msg)
     if status is None:
         status, diagnostic = _text_status(msg)
