@@ -15,18 +15,17 @@ import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import Message
-from typing import Protocol
 
 import structlog
 from flufl.bounce import all_failures
 
 from syncd.config.bounces import BounceSettings
 from syncd.core.errors import ConfigError, ConfigurationFault, TransientError
-from syncd.core.returnpath import Tag, find_tags
+from syncd.core.ports import BounceSource
+from syncd.core.returnpath import ReadBounce, find_tags
 
 log = structlog.get_logger("syncd.mail.bounces")
 # Its detectors log every step at INFO.
@@ -36,28 +35,6 @@ logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 # The headers a mail server writes the envelope recipient into on delivery.
 _RECIPIENT_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "to")
-
-
-@dataclass(frozen=True)
-class ReadBounce:
-    """What one message says: the tags it was addressed to, the addresses that failed for good
-    (``permanent``) or for now (``temporary``), the DSN status and diagnostic (None if none)."""
-
-    source_id: str
-    tags: list[Tag]
-    permanent: frozenset[str] = field(default_factory=frozenset)
-    temporary: frozenset[str] = field(default_factory=frozenset)
-    status: str | None = None
-    diagnostic: str | None = None
-
-    @property
-    def severity(self) -> str | None:
-        """"hard", "soft", or None when the message is no bounce at all."""
-        if self.permanent or (self.status or "").startswith("5"):
-            return "hard"
-        if self.temporary or (self.status or "").startswith("4"):
-            return "soft"
-        return None
 
 
 def read_bounce(raw: bytes, return_path: str, ref: str) -> ReadBounce:
@@ -117,12 +94,6 @@ def _text_status(msg: Message) -> tuple[str | None, str | None]:
                 return found.group(0), " ".join(line.split())
         break  # the first text part is the explanation; later ones are the returned mail
     return None, None
-
-
-class BounceSource(Protocol):
-    def fetch(self, limit: int) -> list[tuple[str, bytes]]: ...
-    def done(self, ref: str, *, processed: bool) -> None: ...
-    def close(self) -> None: ...
 
 
 class MaildirSource:

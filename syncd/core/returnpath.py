@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CREDENTIALS = "c"
 MESSAGE = "m"
@@ -33,6 +33,28 @@ class Tag:
 
     def __str__(self) -> str:
         return f"{self.kind}{self.id}-{self.mac}"
+
+
+@dataclass(frozen=True)
+class ReadBounce:
+    """What one message says: the tags it was addressed to, the addresses that failed for good
+    (``permanent``) or for now (``temporary``), the DSN status and diagnostic (None if none)."""
+
+    source_id: str
+    tags: list[Tag]
+    permanent: frozenset[str] = field(default_factory=frozenset)
+    temporary: frozenset[str] = field(default_factory=frozenset)
+    status: str | None = None
+    diagnostic: str | None = None
+
+    @property
+    def severity(self) -> str | None:
+        """"hard", "soft", or None when the message is no bounce at all."""
+        if self.permanent or (self.status or "").startswith("5"):
+            return "hard"
+        if self.temporary or (self.status or "").startswith("4"):
+            return "soft"
+        return None
 
 
 def _mac(key: bytes, kind: str, ident: int, recipient: str) -> str:

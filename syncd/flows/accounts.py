@@ -30,6 +30,7 @@ from syncd.core.errors import SyncdError
 from syncd.core.rules import HistoryEvent
 from syncd.flows import password_status as ps
 from syncd.state.activity import AccountActivity
+from syncd.state.bounces import Bounces
 from syncd.state.jobs import DONE, PENDING
 from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
@@ -63,6 +64,7 @@ class AccountRow:
     credentials_sent_at: datetime | None  # newest credentials mail delivered, UTC
     password_status: str  # INITIAL | RESET_BY_STAFF | OWN | NONE
     last_login_at: datetime | None = None  # newest shop login syncd saw (activation tracking), UTC
+    bounced_at: datetime | None = None  # an open hard bounce: not mailed until the ERP e-mail changes
 
     def csv_values(self) -> list[str]:
         return [
@@ -141,21 +143,23 @@ def list_accounts(
         if changed_by_customer and shop is None:
             raise SyncdError(f"platform {platform!r}: --changed-by-customer needs the shop to be reachable")
         logins = AccountActivity(store).get_many(platform)
+        bounced = Bounces(store).open_since(platform)
         page: list[Link] = []
         for link in Links(store).iter(platform):
             page.append(link)
             if len(page) == PAGE:
                 shop = yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive,
-                                        credentials_sent, changed_by_customer)
+                                        credentials_sent, changed_by_customer, bounced)
                 page = []
         if page:
             yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive, credentials_sent,
-                             changed_by_customer)
+                             changed_by_customer, bounced)
 
 
 def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, str, str]],
           logins: Mapping[str, Any], shop: Any, on_shop_error: ShopError | None, inactive: bool,
-          credentials_sent: bool | None, changed_by_customer: bool) -> Generator[AccountRow, None, Any]:
+          credentials_sent: bool | None, changed_by_customer: bool,
+          bounced: Mapping[int, datetime]) -> Generator[AccountRow, None, Any]:
     own: dict[int, bool] = {}
     if shop is not None:
         wanted = {lk.erp_number: (sent[lk.erp_number][0], sent[lk.erp_number][2], lk.updated_at, lk.shop_id)
@@ -186,6 +190,7 @@ def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, st
             credentials_sent_at=delivered[0] if delivered else None,
             password_status=status,
             last_login_at=logins[link.shop_id].last_login_at if link.shop_id in logins else None,
+            bounced_at=bounced.get(link.erp_number),
         )
         if not inactive and not row.active:
             continue

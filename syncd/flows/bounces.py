@@ -23,9 +23,9 @@ from typing import Any
 import structlog
 
 from syncd.config.model import Settings
-from syncd.connectors.mail.bounces import BounceSource, ReadBounce, read_bounce
+from syncd.core.ports import BounceSource
 from syncd.core.redaction import error_text, redact
-from syncd.core.returnpath import CREDENTIALS, Tag, verify
+from syncd.core.returnpath import CREDENTIALS, ReadBounce, Tag, verify
 from syncd.core.rules import HistoryEvent
 from syncd.flows import erpstatus
 from syncd.flows.context import PlatformContext
@@ -59,17 +59,18 @@ class _Target:
 
 
 def check(settings: Settings, state: StateStore, source: BounceSource,
-          context: Callable[[str], PlatformContext | None], clock: Callable[[], datetime]) -> BounceReport:
-    """Read up to ``batch_size`` unseen messages, then release addresses whose e-mail changed."""
+          read: Callable[[bytes, str], ReadBounce], context: Callable[[str], PlatformContext | None],
+          clock: Callable[[], datetime]) -> BounceReport:
+    """Read up to ``batch_size`` unseen messages, then release addresses whose e-mail changed.
+    ``read(raw, ref)``: what a message says (``syncd.connectors.mail.bounces.read_bounce``)."""
     report = BounceReport()
     bounces = Bounces(state)
     key = bounces.tag_key(clock())
     assert key is not None
-    return_path = settings.mail.bounces.return_path or ""
     for ref, raw in source.fetch(settings.mail.bounces.batch_size):
         report.counts["read"] += 1
         try:
-            processed = _one(state, bounces, key, read_bounce(raw, return_path, ref), context, clock, report)
+            processed = _one(state, bounces, key, read(raw, ref), context, clock, report)
             source.done(ref, processed=processed)
         except Exception as exc:  # one bad message: reported, read again next time
             report.counts["error"] += 1

@@ -10,7 +10,7 @@ import structlog
 
 from syncd.config.model import Settings
 from syncd.config.secrets import resolve_secret
-from syncd.connectors.mail.bounces import open_source
+from syncd.connectors.mail.bounces import open_source, read_bounce
 from syncd.core.clock import utcnow
 from syncd.core.returnpath import ReturnPaths
 from syncd.flows.bounces import BounceReport, check
@@ -40,6 +40,7 @@ def check_bounces(settings: Settings, state: StateStore, context: Callable[[str]
     password = resolve_secret(b.imap.password, file=file, key="mail.bounces.imap.password") \
         if b.source == "imap" else None
     with open_source(b, password=password) as source:
-        report = check(settings, state, source, context, clock)
+        report = check(settings, state, source, lambda raw, ref: read_bounce(raw, b.return_path or "", ref),
+                       context, clock)
     log.info("bounces checked", **{k.replace("-", "_"): v for k, v in sorted(report.counts.items())})
     return report

@@ -169,7 +169,23 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
             )
     for p in platforms:
         p.update(_message_counts(store, p["name"]))
+        p["bounces"] = _bounces(store, p["name"])
     return {"platforms": platforms}
+
+
+def _bounces(store: StateStore, name: str) -> dict[str, Any]:
+    """[mail.bounces]: addresses blocked by a hard bounce, soft bounces, the latest one."""
+    from sqlalchemy.exc import DBAPIError
+
+    from syncd.state.bounces import Bounces
+
+    try:
+        hard, soft, latest = Bounces(store).summary(name)
+    except DBAPIError:  # a store not yet migrated to hold bounces
+        return {"bounced": 0, "soft": 0, "latest": None}
+    return {"bounced": hard, "soft": soft, "latest": None if latest is None else {
+        "address": latest.erp_number, "email": latest.email, "severity": latest.severity,
+        "status": latest.status, "diagnostic": latest.diagnostic, "at": _iso(latest.bounced_at)}}
 
 
 def _message_counts(store: StateStore, name: str) -> dict[str, Any]:
@@ -250,6 +266,8 @@ _TEXT = {
         "edits": "Changes made in the shop (not in the ERP)", "fields": "Fields (ERP -> shop)",
         "held": "{platform}: {n} credentials mail(s) held at go-live (syncd accounts list --never-mailed)",
         "canary": "{platform}: canary of {size} mail(s) sent; the rest waits for `syncd release {platform}`",
+        "bounced": "{platform}: {n} address(es) bounced, not mailed until the ERP e-mail changes; latest: "
+                   "{latest} (syncd bounces list)",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -265,6 +283,8 @@ _TEXT = {
                 "(syncd accounts list --never-mailed)",
         "canary": "{platform}: Probelauf mit {size} Mail(s) versandt; der Rest wartet auf "
                   "`syncd release {platform}`",
+        "bounced": "{platform}: {n} Adresse(n) unzustellbar, keine Mails bis zur Änderung der E-Mail in der "
+                   "Warenwirtschaft; zuletzt: {latest} (syncd bounces list)",
     },
 }
 
@@ -355,6 +375,11 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
     for p in status["platforms"]:
         if p.get("held"):
             console.print(t["held"].format(platform=p["name"], n=p["held"]))
+        b = p.get("bounces") or {}
+        if b.get("bounced") and b.get("latest"):
+            last = b["latest"]
+            latest = f"{last['address']} <{last['email']}> {last['status'] or ''} {_short(last['at'])}"
+            console.print(t["bounced"].format(platform=p["name"], n=b["bounced"], latest=latest))
         canary = p.get("canary")
         if canary and canary["holding"]:
             console.print(t["canary"].format(platform=p["name"], **canary))

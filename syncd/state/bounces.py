@@ -111,6 +111,15 @@ class Bounces:
         with self.store.connect() as c:
             return [_bounce(r) for r in c.execute(q.order_by(t.c.id))]
 
+    def open_since(self, platform: str) -> dict[int, datetime]:
+        """ERP number -> when its open hard bounce came in (a store not migrated yet: none)."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return {b.erp_number: b.bounced_at for b in self.open(platform) if b.erp_number is not None}
+        except DBAPIError:
+            return {}
+
     def blocked_numbers(self, platform: str, numbers: Iterable[int] | None = None) -> set[int]:
         """ERP numbers with an open hard bounce."""
         q = select(t.c.erp_number).where(t.c.platform == platform, t.c.severity == HARD,

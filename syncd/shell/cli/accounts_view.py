@@ -78,7 +78,7 @@ def _rows(state: CliState, platform: str | None, filters: Filters):  # noqa: ANN
 
 
 LIST_FIELDS = ("address", "name", "email", "platform", "shop_id", "kind", "active", "credentials_sent_at",
-               "password_status", "last_login_at")
+               "password_status", "last_login_at", "bounced_at")
 
 
 def _names(state: CliState, loaded: LoadedConfig, numbers: list[int]) -> tuple[dict[int, str], str | None]:
@@ -127,7 +127,8 @@ def list_accounts(
     records = [{"address": r.address, "name": names.get(r.address), "email": r.email,
                 "platform": r.platform, "shop_id": r.shop_id, "kind": r.kind, "active": r.active,
                 "credentials_sent_at": iso(r.credentials_sent_at) or None,
-                "password_status": r.password_status, "last_login_at": iso(r.last_login_at) or None}
+                "password_status": r.password_status, "last_login_at": iso(r.last_login_at) or None,
+                "bounced_at": iso(r.bounced_at) or None}
                for r in rows]
     if fmt == "json":
         json.dump({"accounts": records}, sys.stdout, ensure_ascii=False)
@@ -148,7 +149,7 @@ def list_accounts(
                       escape(rec["platform"]), rec["shop_id"], msg("kind_" + kind, lang, default=kind),
                       msg("yes" if rec["active"] else "no", lang), rec["credentials_sent_at"] or "–",
                       msg("pw_" + status.replace(" ", "_"), lang, default=status),
-                      rec["last_login_at"] or "–")
+                      rec["last_login_at"] or "–", rec["bounced_at"] or "–")
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
     click.echo(msg("accounts_count", lang, n=len(records)))
 

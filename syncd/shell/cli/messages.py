@@ -85,6 +85,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "acc_kind": {"en": "Kind", "de": "Art"},
     "acc_active": {"en": "Active", "de": "Aktiv"},
     "acc_credentials_sent_at": {"en": "Credentials sent (UTC)", "de": "Zugangsdaten gesendet (UTC)"},
+    "acc_bounced_at": {"en": "Bounced (UTC)", "de": "Unzustellbar seit (UTC)"},
     "acc_password_status": {"en": "Password", "de": "Passwort"},
     "acc_last_login_at": {"en": "Last login (UTC)", "de": "Letzte Anmeldung (UTC)"},
     "kind_erp": {"en": "created by syncd", "de": "von syncd angelegt"},
