@@ -149,12 +149,13 @@ class Bounces:
             return [_bounce(r) for r in c.execute(q)]
 
     def summary(self, platform: str | None = None) -> tuple[int, int, Bounce | None]:
-        """(open hard bounces, soft bounces, the latest bounce) for ``status``."""
+        """(open hard bounces, soft bounces, the latest open hard bounce) for ``status``."""
         where = [] if platform is None else [t.c.platform == platform]
         with self.store.connect() as c:
             hard = c.execute(select(func.count()).select_from(t).where(
                 *where, t.c.severity == HARD, t.c.cleared_at.is_(None))).scalar_one()
             soft = c.execute(select(func.count()).select_from(t).where(
                 *where, t.c.severity == SOFT)).scalar_one()
-            latest = c.execute(select(t).where(*where).order_by(t.c.id.desc()).limit(1)).first()
+            latest = c.execute(select(t).where(*where, t.c.severity == HARD, t.c.cleared_at.is_(None))
+                               .order_by(t.c.id.desc()).limit(1)).first()
         return int(hard), int(soft), (_bounce(latest) if latest is not None else None)

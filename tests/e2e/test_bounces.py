@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from syncd.core.returnpath import envelope_sender, make_tag
+from syncd.flows import accounts
 from syncd.flows.credentials import queue_credentials
 from syncd.shell.bounces import check_bounces
+from syncd.shell.status import collect_status, render_status_table
 from syncd.state.bounces import Bounces
 from syncd.state.history import History
 from syncd.state.jobs import CredentialJobs
@@ -100,6 +102,12 @@ def test_hard_bounce_blocks_until_the_erp_email_changes_then_one_retry(harness: 
     assert "User unknown" in (b.diagnostic or "")
     assert "mail_soft_bounced" in [e.event for e in History(harness.state, lambda: None).of_address(10002)]
     assert Bounces(harness.state).blocked_numbers(PLATFORM) == {10001}  # soft: not blocked
+    status = collect_status(harness.state, harness.settings)["platforms"][0]["bounces"]
+    assert status["bounced"] == 1 and status["soft"] == 1
+    table = render_status_table(collect_status(harness.state, harness.settings), lang="de", width=300)
+    assert "1 Adresse(n) unzustellbar" in table and "kunde10001@example.com" in table
+    listed = {r.address: r.bounced_at for r in accounts.list_accounts(harness.state, [PLATFORM])}
+    assert listed[10001] is not None and listed[10002] is None
     # processed bounces moved away, the rest marked seen and left
     box = mailbox.Maildir(str(folder), create=False)
     assert len(box.get_folder("syncd-processed")) == 2
