@@ -33,7 +33,7 @@ from syncd.state.bounces import HARD, Bounces
 from syncd.state.db import StateStore
 from syncd.state.history import History
 from syncd.state.jobs import CredentialJobs
-from syncd.state.messages import Messages
+from syncd.state.messages import LIVE_STEPS, Messages
 
 log = structlog.get_logger("syncd.flows.bounces")
 
@@ -43,7 +43,7 @@ KIND_NAMES = {CREDENTIALS: "credentials", "m": "message"}
 @dataclass
 class BounceReport:
     """What one check did. ``counts``: read, hard, soft, duplicate, not-ours, no-bounce,
-    unknown-tag, error, cleared, retried."""
+    unknown-tag, error, cleared, retried, moved (waiting messages readdressed)."""
 
     counts: Counter[str] = field(default_factory=Counter)
     items: list[tuple[str, str, str]] = field(default_factory=list)  # (what, platform/address, detail)
@@ -174,6 +174,7 @@ def release_changed(state: StateStore, context: Callable[[str], PlatformContext 
                 continue
             try:
                 retried = _retry(ctx, b, email)
+                report.counts["moved"] += _move_waiting(ctx, b, email)
                 bounces.clear(b.id, clock(), retried_job=retried)
             except Exception as exc:
                 report.counts["error"] += 1
@@ -202,6 +203,24 @@ def _retry(ctx: PlatformContext, b: Any, email: str) -> int | None:
     m = repo.get(b.job_id)
     if m is None:
         return None
+    return _readdress(repo, m, email, now)
+
+
+def _readdress(repo: Messages, m: Any, email: str, now: datetime) -> int | None:
     return repo.enqueue(platform=m.platform, kind=m.kind, occurrence=m.occurrence, recipient=email,
                         layout=m.layout, now=now, erp_number=m.erp_number, channel=m.channel,
                         sender=m.sender, context=m.context)
+
+
+def _move_waiting(ctx: PlatformContext, b: Any, email: str) -> int:
+    """Messages of the address that waited for the bounced one (the gate held them) go to the new
+    e-mail; the old ones are failed with the reason. How many moved."""
+    repo = Messages(ctx.state)
+    moved = 0
+    for m in repo.of(b.platform, erp_number=b.erp_number):
+        if m.channel != "email" or m.step not in LIVE_STEPS or m.recipient.strip().lower() != b.email:
+            continue
+        if _readdress(repo, m, email, ctx.clock()) is not None:
+            moved += 1
+        repo.fail(m.id, "e-mail address bounced; sent to the address's new e-mail instead", ctx.clock())
+    return moved

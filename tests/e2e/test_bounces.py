@@ -22,6 +22,7 @@ from syncd.shell.status import collect_status, render_status_table
 from syncd.state.bounces import Bounces
 from syncd.state.history import History
 from syncd.state.jobs import CredentialJobs
+from syncd.state.messages import Messages
 from tests.support import bounce_samples as samples
 from tests.support.dbs import pg_schema_url
 from tests.support.flow_harness import PLATFORM, Harness
@@ -164,3 +165,31 @@ def test_bounced_mail_is_retried_once_after_the_change(harness: Harness) -> None
                     samples.postfix_dsn(sender, "neu10001@example.com", message_id="<second@x>"))
     assert _check(harness).counts["hard"] == 1
     assert Bounces(harness.state).blocked_numbers(PLATFORM) == {10001}
+
+
+def test_event_mail_bounce_holds_later_messages_and_moves_them_to_the_new_email(harness: Harness) -> None:
+    h = harness
+    h.notifications = ({"event": "blocked"},)
+    h.insert([_person(10001)])
+    h.run()
+    h.smtp.clear()
+    h.update(10001, blocked="J")
+    h.run()
+    [blocked] = h.mails_to("kunde10001@example.com")
+    assert re.match(r"^bounces\+m\d+-[a-z2-7]{12}@example\.com$", blocked.mail_from)
+    samples.deliver(Path(h.settings.mail.bounces.maildir or ""),
+                    samples.postfix_dsn(blocked.mail_from, "kunde10001@example.com"))
+    assert _check(h).counts["hard"] == 1
+    # a later event mail to the bounced address waits
+    Messages(h.state).enqueue(platform=PLATFORM, kind="blocked", occurrence="later", layout="blocked",
+                              recipient="kunde10001@example.com", erp_number=10001, now=datetime.now(UTC))
+    h.smtp.clear()
+    h.run()
+    assert h.smtp.messages == []
+    h.update(10001, email="neu10001@example.com")
+    report = _check(h)
+    assert report.counts["cleared"] == 1 and report.counts["retried"] == 1 and report.counts["moved"] == 1
+    h.run()
+    h.run()
+    assert len(h.mails_to("neu10001@example.com")) == 2  # the bounced one again, and the one that waited
+    assert h.mails_to("kunde10001@example.com") == []

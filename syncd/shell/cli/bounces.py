@@ -24,6 +24,7 @@ _WHAT = {
     "no-bounce": "no bounce / kein Bounce", "unknown-tag": "unknown tag / unbekannte Kennung",
     "error": "errors / Fehler", "cleared": "e-mail changed / E-Mail geändert",
     "retried": "queued again / erneut eingereiht",
+    "moved": "waiting messages readdressed / wartende Nachrichten umadressiert",
 }
 
 
