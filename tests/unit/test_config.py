@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import messaging, model
+from syncd.config.bounces import BounceSettings, ImapSource
 from syncd.config.loader import find_config, load_settings, parse_settings
 from syncd.core.errors import ConfigError
 
@@ -71,11 +72,13 @@ def _example_keys() -> dict[str, set[str]]:
         ("reminders", messaging.ReminderSettings),
         ("mail.accounts.outlet", model.MailAccount),
         ("notifications", messaging.NotificationSettings),
+        ("mail.bounces", BounceSettings),
+        ("mail.bounces.imap", ImapSource),
     ],
 )
 def test_example_documents_every_key_with_its_default(section, cls):
     keys = _example_keys()[section]
-    nested = {"columns", "addresses"}
+    nested = {"columns", "addresses", "bounces", "imap"}
     expected = {f.alias or name for name, f in cls.model_fields.items()} - nested
     assert expected <= keys, f"undocumented in [{section}]: {expected - keys}"
     # every key that is set in the example carries the model's default (required keys excepted)
