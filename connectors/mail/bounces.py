@@ -159,7 +159,11 @@ class ImapSource:
         try:
             if s.security == "starttls":
                 self._client.starttls(context)
-            self._client.login(s.username or "", password or "")
+            user, secret = s.username or "", password or ""
+            if (user + secret).isascii():
+                self._client.login(user, secret)
+            else:  # LOGIN is ASCII only in imaplib; AUTHENTICATE PLAIN carries UTF-8 (RFC 4616)
+                self._client.plain_login(user, secret)
         except Exception as exc:  # imapclient raises LoginError, IMAP4.error, ssl errors ...
             self.close()
             raise ConfigurationFault(f"IMAP login as {s.username!r} at {where} failed: {type(exc).__name__}: "
