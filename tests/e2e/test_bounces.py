@@ -193,3 +193,32 @@ def test_event_mail_bounce_holds_later_messages_and_moves_them_to_the_new_email(
     h.run()
     assert len(h.mails_to("neu10001@example.com")) == 2  # the bounced one again, and the one that waited
     assert h.mails_to("kunde10001@example.com") == []
+
+
+def test_one_bad_message_never_stops_the_batch_and_is_read_again(harness: Harness, monkeypatch) -> None:
+    import syncd.shell.bounces as wiring
+
+    h = harness
+    h.insert([_person(10001), _person(10002)])
+    h.run()
+    folder = Path(h.settings.mail.bounces.maildir or "")
+    samples.deliver(folder,
+                    samples.postfix_dsn(_sender_of(h, "kunde10001@example.com"), "kunde10001@example.com",
+                                        message_id="<bad@x>"),
+                    samples.postfix_dsn(_sender_of(h, "kunde10002@example.com"), "kunde10002@example.com",
+                                        message_id="<good@x>"))
+    real = wiring.read_bounce
+
+    def flaky(raw: bytes, return_path: str, ref: str):
+        if b"<bad@x>" in raw:
+            raise RuntimeError("parser tripped")
+        return real(raw, return_path, ref)
+
+    monkeypatch.setattr(wiring, "read_bounce", flaky)
+    report = _check(h)
+    assert report.counts["error"] == 1 and report.counts["hard"] == 1
+    assert Bounces(h.state).blocked_numbers(PLATFORM) == {10002}
+    monkeypatch.setattr(wiring, "read_bounce", real)
+    report = _check(h)  # the bad one was left unseen: read again, now fine
+    assert report.counts["read"] == 1 and report.counts["hard"] == 1
+    assert Bounces(h.state).blocked_numbers(PLATFORM) == {10001, 10002}
