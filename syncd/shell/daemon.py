@@ -274,7 +274,7 @@ class Daemon:
         if settings.mail.bounces.enabled:  # [mail.bounces]: one reader for every platform
             wanted.add(self._scheduler.add_job(
                 self._bounces, "interval", seconds=settings.mail.bounces.poll_interval, id=BOUNCES_JOB,
-                replace_existing=True, next_run_time=datetime.now(UTC) + timedelta(seconds=30)).id)
+                replace_existing=True, next_run_time=datetime.now(UTC) + timedelta(seconds=5)).id)
         for job in self._scheduler.get_jobs():
             if job.id not in INTERNAL_JOBS and job.id not in wanted:
                 job.remove()
