@@ -192,7 +192,7 @@ def release_changed(state: StateStore, context: Callable[[str], PlatformContext 
 def _retry(ctx: PlatformContext, b: Any, email: str) -> int | None:
     """Queue the bounced mail once more; its id, or None when one is queued already."""
     now = ctx.clock()
-    if b.kind == "credentials":
+    if b.kind == KIND_NAMES[CREDENTIALS]:
         job = CredentialJobs(ctx.state).get(b.job_id)
         if job is None:
             return None
