@@ -12,6 +12,8 @@ from syncd.config.model import Settings
 from syncd.config.secrets import resolve_secret
 from syncd.connectors.mail.bounces import open_source, read_bounce
 from syncd.core.clock import utcnow
+from syncd.core.domain import CheckItem
+from syncd.core.errors import SyncdError
 from syncd.core.returnpath import ReturnPaths
 from syncd.flows.bounces import BounceReport, check
 from syncd.flows.context import PlatformContext
@@ -44,3 +46,20 @@ def check_bounces(settings: Settings, state: StateStore, context: Callable[[str]
                        context, clock)
     log.info("bounces checked", **{k.replace("-", "_"): v for k, v in sorted(report.counts.items())})
     return report
+
+
+def check_mailbox(settings: Settings, *, file: str | None = None) -> list[CheckItem]:
+    """``syncd check``: the bounce mailbox opens (maildir folder, IMAP login and folder)."""
+    b = settings.mail.bounces
+    if not b.enabled:
+        return []
+    where = (f"maildir {b.maildir}" if b.source == "maildir"
+             else f"IMAP {b.imap.username}@{b.imap.host}:{b.imap.port} folder {b.imap.folder}")
+    try:
+        password = resolve_secret(b.imap.password, file=file, key="mail.bounces.imap.password") \
+            if b.source == "imap" else None
+        with open_source(b, password=password):
+            pass
+    except SyncdError as exc:
+        return [CheckItem("mail", "bounces", False, f"{where}: {exc}")]
+    return [CheckItem("mail", "bounces", True, f"{where} readable; return path {b.return_path}")]

@@ -81,3 +81,18 @@ def test_imap_wrong_password_is_a_configuration_fault_naming_the_key(imap: ImapS
     with pytest.raises(ConfigurationFault) as err:
         check_bounces(_settings(imap), state, lambda name: None)
     assert err.value.key == "mail.bounces.imap.password" and "wrong" not in str(err.value)
+
+
+def test_check_names_the_bounce_mailbox(imap: ImapServer, monkeypatch, tmp_path) -> None:
+    from syncd.shell.bounces import check_mailbox
+
+    monkeypatch.setenv("SYNCD_TEST_IMAP_PASSWORD", PASSWORD)
+    [item] = check_mailbox(_settings(imap))
+    assert item.ok and f"IMAP {USER}@127.0.0.1:{imap.port} folder INBOX readable" in item.detail
+    monkeypatch.setenv("SYNCD_TEST_IMAP_PASSWORD", "wrong")
+    [item] = check_mailbox(_settings(imap))
+    assert not item.ok and "IMAP login as 'bounces'" in item.detail and "wrong" not in item.detail
+    missing = _settings(imap).model_copy(update={"mail": MailSettings(bounces=BounceSettings(
+        enabled=True, return_path=RP, maildir=str(tmp_path / "nope")))})
+    [item] = check_mailbox(missing)
+    assert not item.ok and "not a maildir folder" in item.detail

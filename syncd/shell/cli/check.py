@@ -255,7 +255,9 @@ def _mail_check(loaded: LoadedConfig, secrets: Secrets) -> list[CheckItem]:
     for p in platforms:  # each shop that mails from its own account: that server and sender too
         if p.mail and _mails(p):
             items += check_mail(loaded.settings, secrets, (p.sender,) if p.sender else (), platform=p)
-    return items
+    from syncd.shell.bounces import check_mailbox
+
+    return items + check_mailbox(loaded.settings, file=str(loaded.path))
 
 
 def _import_checks(loaded: LoadedConfig, secrets: Secrets, platform: PlatformSettings, erp: Any, shop: Any
