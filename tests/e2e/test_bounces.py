@@ -118,7 +118,9 @@ def test_hard_bounce_blocks_until_the_erp_email_changes_then_one_retry(harness: 
 
     # staff ask for new credentials: the address is not mailed while its bounce is open
     harness.smtp.clear()
-    queue_credentials(harness.context(), [10001, 10002])
+    asked = queue_credentials(harness.context(), [10001, 10002])
+    waits = [(str(i.record), i.action) for i in asked.items if "bounced" in i.detail]
+    assert waits == [("10001", "deferred")]
     harness.run()
     assert harness.mails_to("kunde10001@example.com") == []
     assert len(harness.mails_to("kunde10002@example.com")) == 1
@@ -222,3 +224,27 @@ def test_one_bad_message_never_stops_the_batch_and_is_read_again(harness: Harnes
     report = _check(h)  # the bad one was left unseen: read again, now fine
     assert report.counts["read"] == 1 and report.counts["hard"] == 1
     assert Bounces(h.state).blocked_numbers(PLATFORM) == {10001, 10002}
+
+
+def test_a_crash_between_recording_and_moving_records_the_bounce_once(harness: Harness, monkeypatch) -> None:
+    from syncd.connectors.mail.bounces import MaildirSource
+
+    h = harness
+    h.insert([_person(10001)])
+    h.run()
+    folder = Path(h.settings.mail.bounces.maildir or "")
+    sender = _sender_of(h, "kunde10001@example.com")
+    samples.deliver(folder, samples.postfix_dsn(sender, "kunde10001@example.com"))
+    real = MaildirSource.done
+
+    def dies(self, ref, *, processed):
+        raise OSError("killed before the move")
+
+    monkeypatch.setattr(MaildirSource, "done", dies)
+    assert _check(h).counts["hard"] == 1
+    monkeypatch.setattr(MaildirSource, "done", real)
+    report = _check(h)  # read again: the same bounce, recorded once
+    assert report.counts["duplicate"] == 1 and report.counts["hard"] == 0
+    events = [e.event for e in History(h.state, lambda: None).of_address(10001)]
+    assert events.count("mail_bounced") == 1
+    assert len(mailbox.Maildir(str(folder), create=False).get_folder("syncd-processed")) == 1

@@ -9,6 +9,7 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.credentials.pipeline import send_due
 from syncd.flows.credentials.policy import enabled
 from syncd.flows.push_addresses import email_problem
+from syncd.state.bounces import Bounces
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
 
@@ -45,5 +46,7 @@ def queue_credentials(ctx: PlatformContext, numbers: Iterable[int], *, reason: s
                          email=(address.email or "").strip(), now=ctx.clock(), reason=reason,
                          mode=ctx.platform.addresses.credential_mode) is None:
             report.add(n, "skipped", "a credentials mail for this address is already in progress")
+    for n in Bounces(ctx.state).blocked_numbers(ctx.platform.name, wanted):  # [mail.bounces]
+        report.add(n, "deferred", "the address's e-mail bounced: the mail waits until the ERP e-mail changes")
     send_due(ctx, report)
     return report
