@@ -30,7 +30,14 @@ def return_paths(settings: Settings, state: StateStore, *, read_only: bool = Fal
     b = settings.mail.bounces
     if not b.enabled or not b.return_path:
         return None
-    key = Bounces(state).tag_key(utcnow(), create=not read_only)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        key = Bounces(state).tag_key(utcnow(), create=not read_only)
+    except DBAPIError:  # a read-only look at a store not migrated yet: it sends nothing anyway
+        if not read_only:
+            raise
+        return None
     return ReturnPaths(b.return_path, key) if key is not None else None
 
 
