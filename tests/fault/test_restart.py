@@ -154,6 +154,7 @@ def test_restart_after_sigkill_settles_and_resumes_in_its_first_cycle(install: I
     slow = e.config.read_text().replace('poll_interval = "1s"', f'poll_interval = "{POLL}"')
     stop = 'shutdown_timeout = "20s"'
     e.config.write_text(slow.replace(stop, f'{stop}\nlease_ttl = "{POLL}"'))
+    assert f'lease_ttl = "{POLL}"' in e.config.read_text()
     restarted = inst.start()
     t0 = restarted.started
     settled = wait_for(lambda: not filled_fields(e), "settled password fields", BOUND, alive=restarted) - t0
