@@ -122,6 +122,25 @@ def create_erp(path: Path) -> None:
     engine.dispose()
 
 
+# The sample address table's columns (``create_erp``; the tests' ERP fixture has the same shape).
+ERP_COLUMNS = {
+    "number": "AdrNr", "company": "Firma", "salutation": "Anrede", "first_name": "Vorname",
+    "last_name": "Nachname", "street": "Strasse", "zip": "PLZ", "city": "Ort", "country": "Land",
+    "email": "EMail", "phone": "Telefon", "customer_group": "Gruppe", "blocked": "Gesperrt",
+    "modified_at": "Geaendert", "shop_id": "ShopId",
+}
+
+
+def erp_section(url: str, table: str = "Adressen", extra: str = "") -> str:
+    """The ``[erp]`` and ``[erp.columns]`` tables for the sample address table at ``url``;
+    ``extra``: more ``[erp]`` keys."""
+    columns = "".join(f'{key} = "{column}"\n' for key, column in ERP_COLUMNS.items())
+    keys = f'url = "{url}"\nprofile = "generic"\naddress_table = "{table}"\ndebtor_range = [10000, 69999]\n'
+    if extra:
+        keys += extra.rstrip("\n") + "\n"
+    return f"[erp]\n{keys}\n[erp.columns]\n{columns}"
+
+
 def write_config(folder: Path, shop: Any) -> Path:
     config = folder / "config.toml"
     config.write_text(
@@ -130,29 +149,7 @@ def write_config(folder: Path, shop: Any) -> Path:
 state_url = "sqlite:///{(folder / 'state.db').as_posix()}"
 poll_interval = "60s"
 
-[erp]
-url = "sqlite:///{(folder / 'erp.db').as_posix()}"
-profile = "generic"
-address_table = "Adressen"
-debtor_range = [10000, 69999]
-
-[erp.columns]
-number = "AdrNr"
-company = "Firma"
-salutation = "Anrede"
-first_name = "Vorname"
-last_name = "Nachname"
-street = "Strasse"
-zip = "PLZ"
-city = "Ort"
-country = "Land"
-email = "EMail"
-phone = "Telefon"
-customer_group = "Gruppe"
-blocked = "Gesperrt"
-modified_at = "Geaendert"
-shop_id = "ShopId"
-
+{erp_section(f"sqlite:///{(folder / 'erp.db').as_posix()}")}
 [mail]
 transport = "outbox"
 outbox_dir = "{(folder / 'outbox').as_posix()}"
