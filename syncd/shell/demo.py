@@ -254,6 +254,14 @@ def run_demo(folder: str | os.PathLike[str] | None = None, platform: str = "shop
     )
 
 
+# The report's action names in the German summary (the directions stay: they are option values).
+_ACTIONS_DE = {
+    "created": "angelegt", "updated": "aktualisiert", "unchanged": "unverändert", "mailed": "gemailt",
+    "failed": "fehlgeschlagen", "skipped": "übersprungen", "rejected": "abgelehnt",
+    "imported": "importiert", "no-orders": "ohne Bestellung", "linked": "verknüpft",
+}
+
+
 def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     """Rich renderables: what happened, where the mails are, one mail, how to go live."""
     from rich.panel import Panel
@@ -261,6 +269,7 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     from rich.text import Text
 
     de = lang == "de"
+    word = (lambda action: _ACTIONS_DE.get(action, action)) if de else (lambda action: action)
     out: list[Any] = []
     counts = Table(title="Ergebnis" if de else "Result", show_lines=False)
     counts.add_column("Richtung" if de else "Direction")
@@ -268,18 +277,27 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     counts.add_column("Anzahl" if de else "Count", justify="right")
     for report in result.reports:
         for action, n in sorted(report.counts.items()):
-            counts.add_row(report.direction, action, str(n))
+            counts.add_row(report.direction, word(action), str(n))
     out.append(counts)
 
-    details = Table(title="Nicht übertragen / importiert" if de else "Not transferred / imported")
+    # What did not go through (ERP addresses, with the reason), apart from what came from the shop:
+    # an import is a success, and its record is a shop customer id, not an ERP number.
+    details = Table(title="Nicht übertragen" if de else "Not transferred")
     details.add_column("Datensatz" if de else "Record")
     details.add_column("Aktion" if de else "Action")
     details.add_column("Grund" if de else "Reason")
+    imported = Table(title="Aus dem Shop importiert" if de else "Imported from the shop")
+    imported.add_column("Shop-Kunde (ID)" if de else "Shop customer (id)")
+    imported.add_column("Ergebnis" if de else "Result")
     for report in result.reports:
         for item in report.items:
-            if item.action in {"failed", "skipped", "imported", "rejected", "no-orders"}:
-                details.add_row(item.record, item.action, item.detail)
+            if item.action == "imported":
+                imported.add_row(item.record, item.detail)
+            elif item.action in {"failed", "skipped", "rejected", "no-orders"}:
+                details.add_row(item.record, word(item.action), item.detail)
     out.append(details)
+    if imported.row_count:
+        out.append(imported)
 
     where = Text()
     where.append(("Ordner: " if de else "Folder: ") + str(result.folder) + "\n")
@@ -314,5 +332,6 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     steps_de.insert(0, f"Zustand ansehen: syncd --config {result.config} status\n")
     steps_en.insert(0, f"See the state: syncd --config {result.config} status\n")
     out.append(Text("\n".join(steps_de if de else steps_en)))
-    out.append(Text(f"{result.seconds:.1f} s"))
+    took = f"{result.seconds:.1f}"
+    out.append(Text(f"Dauer: {took.replace('.', ',')} s" if de else f"Took {took} s"))
     return out

@@ -34,7 +34,8 @@ def show_status(loaded: LoadedConfig, *, as_json: bool, platform: str | None) ->
 @click.command(
     "status",
     help="Show per platform the last cycle, how many addresses are linked, pending and failed, "
-    "and the failed records with reasons. --json prints one stable JSON object (see README).",
+    "and the failed records with reasons, and a configuration reload the running daemon refused. "
+    "--json prints one stable JSON object (see README).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @platform_option()
