@@ -262,6 +262,21 @@ _ACTIONS_DE = {
 }
 
 
+def invocation() -> str:
+    """How the operator reaches syncd again from here: ``syncd`` when that is on the PATH, else
+    the command as it was run (the README's first line runs ``.venv/bin/syncd`` unactivated)."""
+    import shutil
+    import sys
+
+    ran = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("syncd")
+    if ran is None or ran.name not in ("syncd", "syncd.exe"):
+        return "syncd" if on_path else f"{sys.executable} -m syncd"
+    if on_path and Path(on_path).resolve() == ran.resolve():
+        return "syncd"
+    return str(ran)
+
+
 def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     """Rich renderables: what happened, where the mails are, one mail, how to go live."""
     from rich.panel import Panel
@@ -329,8 +344,9 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
         "  [mail] host, port, security, sender -> the SMTP server",
         "  then `syncd check`, then `syncd run` or the systemd service",
     ]
-    steps_de.insert(0, f"Zustand ansehen: syncd --config {result.config} status\n")
-    steps_en.insert(0, f"See the state: syncd --config {result.config} status\n")
+    syncd = invocation()
+    steps_de.insert(0, f"Zustand ansehen: {syncd} --config {result.config} status\n")
+    steps_en.insert(0, f"See the state: {syncd} --config {result.config} status\n")
     out.append(Text("\n".join(steps_de if de else steps_en)))
     took = f"{result.seconds:.1f}"
     out.append(Text(f"Dauer: {took.replace('.', ',')} s" if de else f"Took {took} s"))

@@ -11,6 +11,7 @@ from syncd.shell.status import locale_language
 
 def run_demo(directory: Path | None, platform: str = "shopware6") -> None:
     from rich.console import Console
+    from rich.text import Text
 
     from syncd.shell.demo import render_summary
     from syncd.shell.demo import run_demo as run
@@ -18,7 +19,9 @@ def run_demo(directory: Path | None, platform: str = "shopware6") -> None:
     result = run(directory, platform)
     console = Console()
     for part in render_summary(result, lang=locale_language()):
-        console.print(part)
+        # Lines of text hold paths and commands to copy: never broken at the console width (a
+        # terminal wraps them softly); tables and the mail panel fit themselves to it.
+        console.print(part, soft_wrap=isinstance(part, Text))
     if result.login_ok is False:
         raise click.ClickException("the mailed password did not log in to the sandbox shop")
 
