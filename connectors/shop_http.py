@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from syncd.core import redaction
 from syncd.core.errors import PermanentError, TransientError
@@ -26,6 +27,20 @@ class HttpResult:
     status: int
     body: Any
     headers: Mapping[str, str]
+
+
+def new_session(*, verify: bool, pool_size: int, user_agent: str) -> requests.Session:
+    """A JSON API session: one pool of ``pool_size`` connections, TLS verification as configured,
+    no retries of its own (the one retry policy, ``syncd.core.retry``, decides)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.verify = verify
+    session.headers.update(
+        {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": user_agent}
+    )
+    return session
 
 
 def send(session: requests.Session, method: str, url: str, path: str, *, data: bytes | None,

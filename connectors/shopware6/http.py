@@ -18,7 +18,6 @@ from typing import Any
 
 import requests
 import structlog
-from requests.adapters import HTTPAdapter
 
 from syncd.connectors import shop_http
 from syncd.connectors.shop_http import HttpResult
@@ -87,14 +86,7 @@ class ShopwareHttp:
         self.timeout = (min(connect_timeout, timeout), timeout)
         self.platform = platform
         self._clock = clock
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.verify = verify
-        self.session.headers.update(
-            {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
-        )
+        self.session = shop_http.new_session(verify=verify, pool_size=pool_size, user_agent=USER_AGENT)
         self._lock = threading.Lock()
         self._token: str | None = None
         self._token_valid_until = 0.0

@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import requests
 import structlog
-from requests.adapters import HTTPAdapter
 
 from syncd.connectors import shop_http
 from syncd.connectors.shop_http import HttpResult
@@ -109,14 +107,7 @@ class WooHttp:
         self.timeout = (min(connect_timeout, timeout), timeout)
         self.platform = platform
         self.https = self.base_url.startswith("https://")
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.verify = verify
-        self.session.headers.update(
-            {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
-        )
+        self.session = shop_http.new_session(verify=verify, pool_size=pool_size, user_agent=USER_AGENT)
         if self.https:
             self.session.auth = (consumer_key, consumer_secret)
         self.requests_sent = 0
