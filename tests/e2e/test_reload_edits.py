@@ -15,6 +15,7 @@ import pytest
 
 from syncd.connectors.shopware6.sandbox import Sandbox
 from tests.support import wired_env as wired
+from tests.support.dbs import state_store
 from tests.support.restart_env import Syncd, address, mails_by_recipient, wait_for
 from tests.support.wired_env import TABLE, Env
 
@@ -241,3 +242,37 @@ shop_to_erp = false
     for to, (password,) in got.items():
         assert env.kit.login(to, password) is (to != "anna@example.com"), to  # 10001: blocked in step 3
     assert env.password_fields().get(40104) is None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+def store(request, tmp_path):
+    with state_store(request.param, tmp_path) as s:
+        yield s
+
+
+def test_the_reload_outcome_is_kept_in_either_store_and_a_start_forgets_it(store):
+    from datetime import UTC, datetime
+
+    from syncd.config.loader import parse_settings
+    from syncd.shell import reloads
+    from syncd.shell.status import collect_status
+
+    text = ('[erp]\nurl = "sqlite:///erp.db"\n[[platforms]]\nname = "shop"\nurl = "https://s.example"\n'
+            'client_id = "id"\nclient_secret = "env:X"\n')
+    old = parse_settings(text)
+    new = parse_settings(text.replace("[erp]", '[mail]\nmax_per_minute = 30\n[erp]') + (
+        '[[platforms]]\nname = "woo"\nkind = "woocommerce"\nurl = "https://w.example"\n'
+        'consumer_key = "ck"\nconsumer_secret = "env:Y"\n'
+        '[platforms.addresses]\ndeactivate_blocked = false\n'))
+    assert reloads.changed_keys(old, new) == ["mail.max_per_minute", "platforms[woo]"]
+    assert reloads.changed_keys(new, old) == ["mail.max_per_minute", "platforms[woo]"]
+
+    assert collect_status(store, old)["reload"] is None
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    reloads.record(store, at=at, ok=False, error="config.toml: mail.max_per_minute: ... (got -3)")
+    assert collect_status(store, old)["reload"] == {
+        "at": "2026-03-01T08:00:00Z", "ok": False, "error": "config.toml: mail.max_per_minute: ... (got -3)",
+        "changed": []}
+    assert [p["name"] for p in collect_status(store, old)["platforms"]] == ["shop"]  # no platform ""
+    reloads.forget(store)
+    assert collect_status(store, old)["reload"] is None
