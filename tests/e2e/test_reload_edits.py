@@ -276,3 +276,29 @@ def test_the_reload_outcome_is_kept_in_either_store_and_a_start_forgets_it(store
     assert [p["name"] for p in collect_status(store, old)["platforms"]] == ["shop"]  # no platform ""
     reloads.forget(store)
     assert collect_status(store, old)["reload"] is None
+
+
+def test_reloads_during_the_sends_lose_and_repeat_no_mail(env: Env, capsys):
+    """SIGHUP after SIGHUP while a slow shop keeps credential jobs in flight: each reload swaps
+    the contexts under the running cycle, which finishes with the ones it started with."""
+    numbers = list(range(40200, 40224))
+    wired.erp_fixtures.insert_addresses(env.erp_url, TABLE, [address(n) for n in numbers])
+    env.write_config(poll="1s")
+    env.shop.faults.latency = 0.1  # about 3 s of sends: several reloads fall among them
+    p = start(env)
+    reloaded = 0
+    try:
+        expected = 2 + len(numbers)
+        while len(env.outbox_files()) < expected:
+            hup_and_wait(p)
+            reloaded += 1
+            assert reloaded < 200, f"{len(env.outbox_files())} of {expected} mails after {reloaded} reloads"
+        assert reloaded >= 3, "the reloads should fall among the sends"
+    finally:
+        code = p.stop()
+    assert code == 0, p.log.read_text()[-3000:]
+    got = mails_by_recipient(env)
+    assert len(got) == expected and all(len(pw) == 1 for pw in got.values())
+    for to, (password,) in got.items():
+        assert env.kit.login(to, password), to
+    assert not [v for v in env.password_fields().values() if v]
