@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from syncd.core import redaction
 from syncd.core.clock import Clock, utcnow
 from syncd.core.errors import ConfigError, SyncdError
 from syncd.core.text import clip
@@ -380,7 +381,10 @@ class Daemon:
             settings = self._reload_fn() if self._reload_fn is not None else self.settings
             contexts = self._build_contexts(settings)
         except Exception as exc:
-            error = str(exc) if isinstance(exc, ConfigError) else error_text(exc)
+            # A ConfigError is the operator's line (file: key: what (got value)), already without
+            # secret values; it is stored for `status`, so held secrets are masked here too.
+            error = (clip(redaction.redact(str(exc)), 1000) if isinstance(exc, ConfigError)
+                     else error_text(exc))
             log.error("reload refused; the running configuration stays", error=error)
             self._record_reload(ok=False, error=error)
             notify.ready("running (reload refused, see log)")
