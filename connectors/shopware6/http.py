@@ -14,17 +14,17 @@ import json as jsonlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 import structlog
-from requests.adapters import HTTPAdapter
 
+from syncd.connectors import shop_http
+from syncd.connectors.shop_http import HttpResult
 from syncd.core import redaction
 from syncd.core.errors import PermanentError, TransientError
 from syncd.core.retry import call_with_retry, retry_after_seconds
-from syncd.core.text import clip, connection_reason
+from syncd.core.text import clip
 
 log = structlog.get_logger("syncd.shopware6")
 
@@ -40,13 +40,6 @@ class RawJson(str):
     the encoding can be done ahead, off the thread that talks to the shop."""
 
     __slots__ = ()
-
-
-@dataclass(frozen=True)
-class HttpResult:
-    status: int
-    body: Any
-    headers: Mapping[str, str]
 
 
 def errors_of(body: Any) -> list[dict[str, Any]]:
@@ -93,14 +86,7 @@ class ShopwareHttp:
         self.timeout = (min(connect_timeout, timeout), timeout)
         self.platform = platform
         self._clock = clock
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.verify = verify
-        self.session.headers.update(
-            {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
-        )
+        self.session = shop_http.new_session(verify=verify, pool_size=pool_size, user_agent=USER_AGENT)
         self._lock = threading.Lock()
         self._token: str | None = None
         self._token_valid_until = 0.0
@@ -179,42 +165,11 @@ class ShopwareHttp:
             data = None
         else:  # ASCII: cheapest to encode
             data = (body if isinstance(body, RawJson) else encode_json(body)).encode("ascii")
-        started = time.perf_counter()
         self.requests_sent += 1
-        try:
-            resp = self.session.request(
-                method, self.base_url + path, data=data, headers=hdrs, timeout=self.timeout
-            )
-        except requests.exceptions.SSLError as exc:
-            # A certificate the shop does not pass today will not pass on retry either.
-            raise PermanentError(
-                f"shop {method} {path}: TLS verification failed ({clip(redaction.redact(str(exc)), 200)})",
-                code="SYNCD__TLS",
-            ) from None
-        except requests.Timeout as exc:
-            raise TransientError(f"shop {method} {path} timed out ({type(exc).__name__})") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(
-                f"shop {method} {path}: connection failed ({connection_reason(redaction.redact(str(exc)))})"
-            ) from None
-        log.debug(
-            "shop request",
-            platform=self.platform,
-            method=method,
-            path=path,
-            status=resp.status_code,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        return resp
+        return shop_http.send(self.session, method, self.base_url + path, path, data=data, headers=hdrs,
+                              timeout=self.timeout, log=log, platform=self.platform)
 
-    @staticmethod
-    def _decode(resp: requests.Response) -> Any:
-        if not resp.content:
-            return None
-        try:
-            return resp.json()
-        except ValueError:
-            return clip(resp.text, 500)
+    _decode = staticmethod(shop_http.decode)
 
     def _attempt(
         self,
@@ -241,18 +196,7 @@ class ShopwareHttp:
         status = resp.status_code
         if 200 <= status < 300 or status in pass_statuses:
             return HttpResult(status, data, resp.headers)
-        text, code = describe_errors(data)
-        if status == 429 or status == 408:
-            raise TransientError(
-                f"shop {method} {path} answered {status} (rate limited): {text}",
-                retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-            )
-        if status >= 500:
-            raise TransientError(
-                f"shop {method} {path} answered {status}: {text}",
-                retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-            )
-        raise PermanentError(f"shop {method} {path} answered {status}: {text}", code=code)
+        shop_http.fail(method, path, resp, *describe_errors(data))
 
     def call(
         self,

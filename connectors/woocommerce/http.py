@@ -20,30 +20,22 @@ import json as jsonlib
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import requests
 import structlog
-from requests.adapters import HTTPAdapter
 
+from syncd.connectors import shop_http
+from syncd.connectors.shop_http import HttpResult
 from syncd.core import redaction
-from syncd.core.errors import PermanentError, TransientError
-from syncd.core.retry import call_with_retry, retry_after_seconds
+from syncd.core.errors import PermanentError
+from syncd.core.retry import call_with_retry
 
 log = structlog.get_logger("syncd.woocommerce")
 
 API_PREFIX = "/wp-json/wc/v3"
 USER_AGENT = "syncd-woocommerce/1"
 encode_json = jsonlib.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-
-
-@dataclass(frozen=True)
-class HttpResult:
-    status: int
-    body: Any
-    headers: Mapping[str, str]
 
 
 def describe_error(body: Any) -> tuple[str, str | None]:
@@ -115,14 +107,7 @@ class WooHttp:
         self.timeout = (min(connect_timeout, timeout), timeout)
         self.platform = platform
         self.https = self.base_url.startswith("https://")
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.verify = verify
-        self.session.headers.update(
-            {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
-        )
+        self.session = shop_http.new_session(verify=verify, pool_size=pool_size, user_agent=USER_AGENT)
         if self.https:
             self.session.auth = (consumer_key, consumer_secret)
         self.requests_sent = 0
@@ -144,52 +129,20 @@ class WooHttp:
     ) -> HttpResult:
         url, qs = self._url_and_query(method, path, query)
         data = None if body is None else encode_json(body).encode("ascii")
-        started = time.perf_counter()
         self.requests_sent += 1
-        try:
-            resp = self.session.request(
-                method, url + (f"?{qs}" if qs else ""), data=data, timeout=self.timeout
-            )
-        except requests.exceptions.SSLError as exc:
-            raise PermanentError(
-                f"shop {method} {path}: TLS verification failed ({redaction.redact(str(exc))[:200]})",
-                code="SYNCD__TLS",
-            ) from None
-        except requests.Timeout as exc:
-            raise TransientError(f"shop {method} {path} timed out ({type(exc).__name__})") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(
-                f"shop {method} {path}: connection failed ({redaction.redact(str(exc))[:200]})"
-            ) from None
-        log.debug(
-            "shop request",
-            platform=self.platform,
-            method=method,
-            path=path,
-            status=resp.status_code,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        try:
-            payload = resp.json() if resp.content else None
-        except ValueError:
-            payload = resp.text[:500]
+        resp = shop_http.send(self.session, method, url + (f"?{qs}" if qs else ""), path, data=data,
+                              timeout=self.timeout, log=log, platform=self.platform)
+        payload = shop_http.decode(resp)
         status = resp.status_code
         if 200 <= status < 300 or status in pass_statuses:
             return HttpResult(status, payload, resp.headers)
         text, code = describe_error(payload)
-        wait = retry_after_seconds(resp.headers.get("Retry-After"))
-        if status in (408, 429):
-            raise TransientError(
-                f"shop {method} {path} answered {status} (rate limited): {text}", retry_after=wait
-            )
-        if status >= 500:
-            raise TransientError(f"shop {method} {path} answered {status}: {text}", retry_after=wait)
         if status == 401:
             raise PermanentError(
                 f"the shop refused the REST API key (consumer_key {self.consumer_key!r}, HTTP 401): {text}",
                 code=code,
             )
-        raise PermanentError(f"shop {method} {path} answered {status}: {text}", code=code)
+        shop_http.fail(method, path, resp, text, code)
 
     def call(
         self,

@@ -31,7 +31,7 @@ ENV_VAR = "SYNCD_CONFIG"
 # Keys that look sensitive by name but hold settings, not secrets: their bad values are shown.
 _NOT_SECRET = frozenset(
     {"password_field", "password_length", "password_alphabet", "send_credentials", "credential_mode",
-     "allow_password_by_sms"}
+     "allow_password_by_sms", "send_credentials_since", "credentials_sent_at"}
 )
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from syncd.config.base import Duration, FieldProblem, _Model
+from syncd.config.base import SECRET, Duration, FieldProblem, _Model
 
 Channel = Literal["email", "sms", "both", "none"]
 
@@ -18,7 +18,7 @@ class SmsSettings(_Model):
     provider: Literal["seven", "lox24", "http"] = "seven"
     url: str | None = None  # default: the provider's documented endpoint; required for "http"
     username: str | None = None  # LOX24: the client id; http: available as {{ username }}
-    password: str | None = None  # secret reference: the provider's API key / token
+    password: str | None = Field(default=None, json_schema_extra=SECRET)  # the provider's API key / token
     sender_id: str = Field(default="Shop", pattern=r"^(\+?[1-9][0-9]{0,14}|[A-Za-z0-9 ]{1,11})$")
     public_ip: str | None = None  # for providers that want the client's public IP in each request
     timeout: Duration = 15.0

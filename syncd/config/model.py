@@ -140,7 +140,7 @@ class MailAccount(_Model):
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, json_schema_extra=SECRET)
     verify_tls: bool = True
     ca_file: str | None = None
     timeout: Duration = 30.0

@@ -14,6 +14,7 @@ from syncd.connectors.mail.bounces import open_source, read_bounce
 from syncd.core.clock import utcnow
 from syncd.core.domain import CheckItem
 from syncd.core.errors import SyncdError
+from syncd.core.redaction import error_text
 from syncd.core.returnpath import ReturnPaths
 from syncd.flows.bounces import BounceReport, check
 from syncd.flows.context import PlatformContext
@@ -53,6 +54,21 @@ def check_bounces(settings: Settings, state: StateStore, context: Callable[[str]
                        context, clock)
     log.info("bounces checked", **{k.replace("-", "_"): v for k, v in sorted(report.counts.items())})
     return report
+
+
+def scheduled_check(settings: Settings, state: StateStore, context: Callable[[str], PlatformContext],
+                    *, clock: Callable[[], datetime] = utcnow) -> None:
+    """The daemon's job: a failed check is logged and the mailbox read again at the next interval.
+    ``context`` raises KeyError for a platform no longer configured (its bounces wait)."""
+    def known(name: str) -> PlatformContext | None:
+        try:
+            return context(name)
+        except KeyError:
+            return None
+    try:
+        check_bounces(settings, state, known, clock=clock)
+    except Exception as exc:
+        log.warning("bounce check failed", error=error_text(exc))
 
 
 def check_mailbox(settings: Settings, *, file: str | None = None) -> list[CheckItem]:

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from syncd.core import redaction
 from syncd.core.clock import Clock, utcnow
 from syncd.core.errors import ConfigError, SyncdError
 from syncd.core.text import clip
-from syncd.shell import notify
+from syncd.shell import notify, reloads
 from syncd.shell.daemon_signals import external_stop, trap_signals
 from syncd.shell.metrics import Metrics, MetricsServer
 from syncd.shell.pidfile import AlreadyRunning, PidFile, default_pid_file, store_identity
@@ -155,6 +156,7 @@ class Daemon:
         else:
             store = self._store
         self.store = store
+        reloads.forget(store)  # a refused reload of an earlier process says nothing about this one
         self.runner = CycleRunner(
             store, holder=self.holder, lease_ttl=self.settings.daemon.lease_ttl, metrics=self.metrics,
             sweep=self._sweep,
@@ -318,17 +320,9 @@ class Daemon:
         self._reconcile_due.add(platform)
 
     def _bounces(self) -> None:
-        from syncd.shell.bounces import check_bounces
+        from syncd.shell.bounces import scheduled_check
 
-        def context(name: str) -> PlatformContext | None:
-            try:
-                return self._context(name)
-            except KeyError:
-                return None
-        try:
-            check_bounces(self.settings, self.store, context, clock=self.clock)
-        except Exception as exc:  # the mailbox is read again at the next interval
-            log.warning("bounce check failed", error=error_text(exc))
+        scheduled_check(self.settings, self.store, self._context, clock=self.clock)
 
     def _heartbeat(self) -> None:
         self._last_beat = time.monotonic()
@@ -397,9 +391,15 @@ class Daemon:
             settings = self._reload_fn() if self._reload_fn is not None else self.settings
             contexts = self._build_contexts(settings)
         except Exception as exc:
-            log.error("reload refused; the running configuration stays", error=error_text(exc))
+            # A ConfigError is the operator's line (file: key: what (got value)), already without
+            # secret values; it is stored for `status`, so held secrets are masked here too.
+            error = (clip(redaction.redact(str(exc)), 1000) if isinstance(exc, ConfigError)
+                     else error_text(exc))
+            log.error("reload refused; the running configuration stays", error=error)
+            self._record_reload(ok=False, error=error)
             notify.ready("running (reload refused, see log)")
             return
+        changed = reloads.changed_keys(self.settings, settings)
         cleared = self._clear_cache()
         for key in ("state_url", "pid_file", "metrics_port", "metrics_host"):
             if getattr(settings.daemon, key) != getattr(self.settings.daemon, key):
@@ -411,8 +411,15 @@ class Daemon:
         self.runner.lease_ttl = float(settings.daemon.lease_ttl)
         self._schedule(settings)
         log.info("configuration reloaded", platforms=[p.name for p in settings.platforms],
-                 cache_cleared=cleared)
+                 cache_cleared=cleared, changed=changed)
+        self._record_reload(ok=True, changed=changed)
         notify.ready("running (reloaded)")
+
+    def _record_reload(self, **outcome: Any) -> None:
+        try:
+            reloads.record(self.store, at=datetime.now(UTC), **outcome)
+        except Exception as exc:  # the log has said it; status merely lacks it
+            log.warning("reload outcome not recorded", error=error_text(exc))
 
     def _clear_cache(self) -> int | None:
         from syncd.state.cache import Cache

@@ -122,6 +122,25 @@ def create_erp(path: Path) -> None:
     engine.dispose()
 
 
+# The sample address table's columns (``create_erp``; the tests' ERP fixture has the same shape).
+ERP_COLUMNS = {
+    "number": "AdrNr", "company": "Firma", "salutation": "Anrede", "first_name": "Vorname",
+    "last_name": "Nachname", "street": "Strasse", "zip": "PLZ", "city": "Ort", "country": "Land",
+    "email": "EMail", "phone": "Telefon", "customer_group": "Gruppe", "blocked": "Gesperrt",
+    "modified_at": "Geaendert", "shop_id": "ShopId",
+}
+
+
+def erp_section(url: str, table: str = "Adressen", extra: str = "") -> str:
+    """The ``[erp]`` and ``[erp.columns]`` tables for the sample address table at ``url``;
+    ``extra``: more ``[erp]`` keys."""
+    columns = "".join(f'{key} = "{column}"\n' for key, column in ERP_COLUMNS.items())
+    keys = f'url = "{url}"\nprofile = "generic"\naddress_table = "{table}"\ndebtor_range = [10000, 69999]\n'
+    if extra:
+        keys += extra.rstrip("\n") + "\n"
+    return f"[erp]\n{keys}\n[erp.columns]\n{columns}"
+
+
 def write_config(folder: Path, shop: Any) -> Path:
     config = folder / "config.toml"
     config.write_text(
@@ -130,29 +149,7 @@ def write_config(folder: Path, shop: Any) -> Path:
 state_url = "sqlite:///{(folder / 'state.db').as_posix()}"
 poll_interval = "60s"
 
-[erp]
-url = "sqlite:///{(folder / 'erp.db').as_posix()}"
-profile = "generic"
-address_table = "Adressen"
-debtor_range = [10000, 69999]
-
-[erp.columns]
-number = "AdrNr"
-company = "Firma"
-salutation = "Anrede"
-first_name = "Vorname"
-last_name = "Nachname"
-street = "Strasse"
-zip = "PLZ"
-city = "Ort"
-country = "Land"
-email = "EMail"
-phone = "Telefon"
-customer_group = "Gruppe"
-blocked = "Gesperrt"
-modified_at = "Geaendert"
-shop_id = "ShopId"
-
+{erp_section(f"sqlite:///{(folder / 'erp.db').as_posix()}")}
 [mail]
 transport = "outbox"
 outbox_dir = "{(folder / 'outbox').as_posix()}"
@@ -257,6 +254,29 @@ def run_demo(folder: str | os.PathLike[str] | None = None, platform: str = "shop
     )
 
 
+# The report's action names in the German summary (the directions stay: they are option values).
+_ACTIONS_DE = {
+    "created": "angelegt", "updated": "aktualisiert", "unchanged": "unverändert", "mailed": "gemailt",
+    "failed": "fehlgeschlagen", "skipped": "übersprungen", "rejected": "abgelehnt",
+    "imported": "importiert", "no-orders": "ohne Bestellung", "linked": "verknüpft",
+}
+
+
+def invocation() -> str:
+    """How the operator reaches syncd again from here: ``syncd`` when that is on the PATH, else
+    the command as it was run (the README's first line runs ``.venv/bin/syncd`` unactivated)."""
+    import shutil
+    import sys
+
+    ran = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("syncd")
+    if ran is None or ran.name not in ("syncd", "syncd.exe"):
+        return "syncd" if on_path else f"{sys.executable} -m syncd"
+    if on_path and Path(on_path).resolve() == ran.resolve():
+        return "syncd"
+    return str(ran)
+
+
 def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     """Rich renderables: what happened, where the mails are, one mail, how to go live."""
     from rich.panel import Panel
@@ -264,6 +284,7 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     from rich.text import Text
 
     de = lang == "de"
+    word = (lambda action: _ACTIONS_DE.get(action, action)) if de else (lambda action: action)
     out: list[Any] = []
     counts = Table(title="Ergebnis" if de else "Result", show_lines=False)
     counts.add_column("Richtung" if de else "Direction")
@@ -271,18 +292,27 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
     counts.add_column("Anzahl" if de else "Count", justify="right")
     for report in result.reports:
         for action, n in sorted(report.counts.items()):
-            counts.add_row(report.direction, action, str(n))
+            counts.add_row(report.direction, word(action), str(n))
     out.append(counts)
 
-    details = Table(title="Nicht übertragen / importiert" if de else "Not transferred / imported")
+    # What did not go through (ERP addresses, with the reason), apart from what came from the shop:
+    # an import is a success, and its record is a shop customer id, not an ERP number.
+    details = Table(title="Nicht übertragen" if de else "Not transferred")
     details.add_column("Datensatz" if de else "Record")
     details.add_column("Aktion" if de else "Action")
     details.add_column("Grund" if de else "Reason")
+    imported = Table(title="Aus dem Shop importiert" if de else "Imported from the shop")
+    imported.add_column("Shop-Kunde (ID)" if de else "Shop customer (id)")
+    imported.add_column("Ergebnis" if de else "Result")
     for report in result.reports:
         for item in report.items:
-            if item.action in {"failed", "skipped", "imported", "rejected", "no-orders"}:
-                details.add_row(item.record, item.action, item.detail)
+            if item.action == "imported":
+                imported.add_row(item.record, item.detail)
+            elif item.action in {"failed", "skipped", "rejected", "no-orders"}:
+                details.add_row(item.record, word(item.action), item.detail)
     out.append(details)
+    if imported.row_count:
+        out.append(imported)
 
     where = Text()
     where.append(("Ordner: " if de else "Folder: ") + str(result.folder) + "\n")
@@ -314,8 +344,10 @@ def render_summary(result: DemoResult, *, lang: str = "en") -> list[Any]:
         "  [mail] host, port, security, sender -> the SMTP server",
         "  then `syncd check`, then `syncd run` or the systemd service",
     ]
-    steps_de.insert(0, f"Zustand ansehen: syncd --config {result.config} status\n")
-    steps_en.insert(0, f"See the state: syncd --config {result.config} status\n")
+    syncd = invocation()
+    steps_de.insert(0, f"Zustand ansehen: {syncd} --config {result.config} status\n")
+    steps_en.insert(0, f"See the state: {syncd} --config {result.config} status\n")
     out.append(Text("\n".join(steps_de if de else steps_en)))
-    out.append(Text(f"{result.seconds:.1f} s"))
+    took = f"{result.seconds:.1f}"
+    out.append(Text(f"Dauer: {took.replace('.', ',')} s" if de else f"Took {took} s"))
     return out

@@ -37,6 +37,10 @@ nothing to do, and would wait for the daemon's running cycle.
 * ``reminders``: order reminders (``[[reminders]]``, ``syncd.state.reminders``) by state:
   ``{"scheduled", "done", "stopped", "cancelled"}``; the messages they queued (e-mail and SMS)
   are counted in ``messages``.
+* ``reload`` (top level, beside ``platforms``): the running daemon's last configuration reload
+  (SIGHUP), null before the first: ``{"at", "ok", "error", "changed"}``; ``ok`` false: the new
+  file was refused (``error`` names file, key and value) and the daemon runs with its previous
+  configuration; ``changed``: the dotted keys a reload changed (``syncd.shell.reloads``).
 * ``failed``: the records whose last attempt failed permanently (table ``failures``, both
   directions and the credential step), newest first; a record leaves the list when it later
   succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
@@ -52,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from syncd.shell import reloads
 from syncd.state.drift import KEYS as DRIFT_KEYS
 from syncd.state.drift import NAME as DRIFT_NAME
 from syncd.state.jobs import ACTIVE_STEPS
@@ -170,7 +175,9 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
     for p in platforms:
         p.update(_message_counts(store, p["name"]))
         p["bounces"] = _bounces(store, p["name"])
-    return {"platforms": platforms}
+    with _connect(store) as conn:
+        reload = reloads.last(conn)
+    return {"platforms": platforms, "reload": reload}
 
 
 def _bounces(store: StateStore, name: str) -> dict[str, Any]:
@@ -268,6 +275,7 @@ _TEXT = {
         "canary": "{platform}: canary of {size} mail(s) sent; the rest waits for `syncd release {platform}`",
         "bounced": "{platform}: {n} address(es) bounced, not mailed until the ERP e-mail changes; latest: "
                    "{latest} (syncd bounces list)",
+        "reload": "Reload refused at {at}; the daemon runs with its previous configuration: {error}",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -285,6 +293,8 @@ _TEXT = {
                   "`syncd release {platform}`",
         "bounced": "{platform}: {n} Adresse(n) unzustellbar, keine Mails bis zur Änderung der E-Mail in der "
                    "Warenwirtschaft; zuletzt: {latest} (syncd bounces list)",
+        "reload": "Neuladen der Konfiguration um {at} abgelehnt; der Dienst läuft mit der bisherigen "
+                  "weiter: {error}",
     },
 }
 
@@ -302,7 +312,10 @@ def _short(value: str | None) -> str:
     return value.replace("T", " ").replace("Z", "")[:19] if value else "–"
 
 
-def render_status_table(status: dict[str, Any], *, lang: str | None = None, width: int = 120) -> str:
+def render_status_table(status: dict[str, Any], *, lang: str | None = None, width: int = 120,
+                        only_reload: bool = False) -> str:
+    """The status as text; ``only_reload``: just the refused-reload line (the file does not load,
+    so there are no platforms to show)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -369,6 +382,11 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
             edits.add_row(p["name"], str(e["address"]), text)
     out = io.StringIO()
     console = Console(file=out, width=width, no_color=True, force_terminal=False)
+    reload = status.get("reload")
+    if reload and not reload["ok"]:
+        console.print(t["reload"].format(at=_short(reload["at"]), error=reload["error"]), markup=False)
+    if only_reload:
+        return out.getvalue()
     console.print(summary)
     if any_queue:
         console.print(queue)

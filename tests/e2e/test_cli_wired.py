@@ -71,7 +71,8 @@ def test_sync_creates_accounts_mails_them_and_status_shows_the_cycle(env: Env, c
     code, out, err = env.cli(capsys, "status", "--json")
     assert code == 0, err
     status = json.loads(out)
-    assert list(status) == ["platforms"]
+    assert list(status) == ["platforms", "reload"]
+    assert status["reload"] is None  # no daemon has reloaded
     (shop,) = status["platforms"]
     assert set(shop) == {"name", "last_cycle", "linked", "pending", "failed", "reconcile", "messages",
                          "approvals", "reminders", "shop_changes",

@@ -107,3 +107,16 @@ def test_the_demo_cycles_appear_in_status_for_the_demo_config(demo_run) -> None:
     with sqlite3.connect(folder / "state.db") as conn:
         directions = {row[0] for row in conn.execute("SELECT direction FROM cycles")}
     assert directions == {"erp-to-shop", "shop-to-erp"}
+
+
+def test_the_summary_is_the_output_and_says_what_each_part_is(demo_run) -> None:
+    """The README's first command prints this: per-record warnings only repeated the table of what
+    was not transferred ahead of it, an import (a success, keyed by a shop id) stood in that
+    table, and the run time was a bare number."""
+    proc, _, _, _ = demo_run
+    assert proc.returncode == 0, proc.stderr
+    assert "address not transferred" not in proc.stderr and "rejected by the shop" not in proc.stderr
+    not_transferred = proc.stdout.split("Not transferred", 1)[1].split("Imported from the shop", 1)[0]
+    assert "blocked in the ERP" in not_transferred and "imported" not in not_transferred
+    assert "ERP address 10100" in proc.stdout.split("Imported from the shop", 1)[1]
+    assert re.search(r"^Took \d+\.\d s$", proc.stdout, re.MULTILINE)

@@ -9,11 +9,8 @@ killed runner.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,52 +20,11 @@ import pytest
 
 from syncd.state.jobs import CredentialJobs
 from tests.support.flow_harness import PLATFORM, Harness, password_of
+from tests.support.kill_scaffold import Runner, check_mailed_once, person
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shops import shop  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def _person(n: int) -> dict:
-    return {"number": n, "email": f"kunde{n}@example.com", "first_name": "Jörg", "last_name": f"Kühn-{n}",
-            "street": "Weg 1", "zip": "01067", "city": "Dresden", "country": "DE"}
-
-
-class Runner:
-    """Starts kill runners and keeps everything they printed, for the leak check."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.output: list[str] = []
-        self.procs: list[subprocess.Popen] = []
-
-    def close(self) -> None:
-        """Kill what a failed test left running (a paused runner would sleep forever)."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-
-    def start(self, **env: str) -> subprocess.Popen:
-        full = dict(os.environ)
-        full.pop("SYNCD_KILL_AT", None)
-        full.pop("SYNCD_PAUSE_AT", None)
-        full.update(env)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.kill_runner", str(self.config)], cwd=ROOT, env=full,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def finish(self, proc: subprocess.Popen, timeout: float = 120) -> int:
-        out, err = proc.communicate(timeout=timeout)
-        self.output += [out, err]
-        return proc.returncode
-
-    def run(self, **env: str) -> int:
-        return self.finish(self.start(**env))
 
 
 @pytest.fixture
@@ -81,48 +37,9 @@ def harness(tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F8
         h.close()
 
 
-@pytest.fixture
-def runner(harness: Harness) -> Iterator[Runner]:
-    r = Runner(harness.config_file())
-    try:
-        yield r
-    finally:
-        r.close()
-
-
 def check_invariants(h: Harness, numbers: list[int], runner: Runner) -> None:
-    kit = h.kit
-    # I4: one shop customer per ERP address, none for anything else
-    by_number = h.accounts_by_number()
-    assert sorted(int(n) for n in by_number) == sorted(numbers)
-    dupes = {n: len(v) for n, v in by_number.items() if len(v) != 1}
-    assert not dupes, f"duplicate shop customers: {dupes}"
-    emails = [c.email.lower() for c in kit.accounts()]
-    assert len(emails) == len(set(emails))
-    passwords: list[str] = []
-    for n in numbers:
-        email = f"kunde{n}@example.com"
-        mails = h.mails_to(email)
-        # I1: a mail, and the newest one's password logs in
-        assert mails, f"no credentials mail for {n}"
-        newest = password_of(mails[-1])
-        assert kit.login(email, newest), f"newest mailed password of {n} does not log in"
-        # I5: at most one extra mail, with the same password
-        assert len(mails) <= 2, f"{len(mails)} mails for {n}"
-        mailed = {password_of(m) for m in mails}
-        assert len(mailed) == 1, f"two different passwords mailed to {n}"
-        passwords += list(mailed)
-    # I2: every field empty after the restart
-    assert h.password_fields() == {}
-    # every job finished
-    counts = CredentialJobs(h.state).counts(PLATFORM)
-    assert set(counts) <= {"done"}, counts
-    # I3: no password in the state store or in anything the runners printed
-    state_bytes = b"".join(p.read_bytes() for p in h.tmp.glob("state.db*"))
-    printed = "\n".join(runner.output)
-    for pw in passwords:
-        assert pw.encode() not in state_bytes
-        assert pw not in printed
+    check_mailed_once(h, numbers, runner, secret_of=password_of,
+                      works=lambda _n, email, password: h.kit.login(email, password))
 
 
 BOUNDARIES = [
@@ -134,7 +51,7 @@ BOUNDARIES = [
 @pytest.mark.parametrize("point", BOUNDARIES)
 def test_kill_at_each_step_boundary(harness: Harness, runner: Runner, point: str) -> None:
     numbers = list(range(10001, 10006))
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT=point) == -signal.SIGKILL, runner.output[-1]
     assert runner.run() == 0, runner.output[-1]
     check_invariants(harness, numbers, runner)
@@ -157,7 +74,7 @@ def test_kill_with_several_batches_in_flight(harness: Harness, runner: Runner, p
     harness.mail_batch_size = 2
     runner.config = harness.config_file()
     numbers = list(range(10001, 10008))
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT=point) == -signal.SIGKILL, runner.output[-1]
     assert runner.run() == 0, runner.output[-1]
     check_invariants(harness, numbers, runner)
@@ -168,7 +85,7 @@ def test_field_holds_the_password_only_in_flight(harness: Harness, runner: Runne
     the shop has; the job counts the send. Killed there, the restart sends the same password
     once more."""
     numbers = [10001, 10002]
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     proc = runner.start(SYNCD_PAUSE_AT="before_smtp")
     assert proc.stdout.readline().strip() == "READY"
     assert proc.stdout.readline().strip() == "PAUSED before_smtp"
@@ -187,7 +104,7 @@ def test_field_holds_the_password_only_in_flight(harness: Harness, runner: Runne
 
 def test_two_crashes_in_a_row(harness: Harness, runner: Runner) -> None:
     numbers = list(range(10001, 10005))
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT="after_set_passwords") == -signal.SIGKILL
     # the restart's sweep finishes the jobs with the fields' passwords; kill it after one mail
     assert runner.run(SYNCD_KILL_AT="after_smtp:1") == -signal.SIGKILL
@@ -207,7 +124,7 @@ def test_kill_at_random_moments_with_shop_latency(harness: Harness, runner: Runn
     interrupted = 0
     for trial in range(6):
         new = [20000 + trial * 20 + i for i in range(12)]
-        harness.insert([_person(n) for n in new])
+        harness.insert([person(n) for n in new])
         numbers += new
         proc = runner.start()
         assert proc.stdout.readline().strip() == "READY"
@@ -228,7 +145,7 @@ def test_two_kills_inside_data_cost_no_mail(harness: Harness, runner: Runner) ->
     discards both, nothing was delivered, so the third start mails everyone exactly once instead
     of failing the job as 'delivery unknown' (I1)."""
     numbers = [41007, 41013, 41029]
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT="before_commit") == -signal.SIGKILL, runner.output[-1]
     assert runner.run(SYNCD_KILL_AT="before_commit") == -signal.SIGKILL, runner.output[-1]
     assert harness.smtp.messages == []
@@ -246,7 +163,7 @@ def test_a_kill_right_after_an_smtp_acceptance_resends_that_one_mail(
     harness.mail_batch_size = batch_size
     runner.config = harness.config_file()
     numbers = list(range(30001, 30061))
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT=f"after_smtp:{accepted}") == -signal.SIGKILL, runner.output[-1]
     assert len(harness.smtp.messages) == accepted
     assert runner.run() == 0, runner.output[-1]
@@ -270,7 +187,7 @@ def test_kill_during_a_rate_limited_queue_loses_and_duplicates_nothing(
     harness.mail_batch_size = 2
     runner.config = harness.config_file()
     numbers = list(range(50001, 50010))
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT=point) == -signal.SIGKILL, runner.output[-1]
     assert len(harness.smtp.messages) <= 3
     for _ in range(8):

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from syncd.state.jobs import CredentialJobs
-from tests.fault.test_kill import Runner, _person
 from tests.support.flow_harness import PLATFORM, Harness, link_of
+from tests.support.kill_scaffold import Runner, check_mailed_once, person
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
 
@@ -33,43 +33,19 @@ def harness(tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa:
         h.close()
 
 
-@pytest.fixture
-def runner(harness: Harness) -> Iterator[Runner]:
-    r = Runner(harness.config_file())
-    try:
-        yield r
-    finally:
-        r.close()
-
-
 def check_link_invariants(h: Harness, numbers: list[int], runner: Runner) -> None:
-    by_number = h.customers_by_number()
-    assert sorted(int(n) for n in by_number) == sorted(numbers)
-    assert all(len(v) == 1 for v in by_number.values())
-    hashes: list[str] = []
-    for n in numbers:
-        email = f"kunde{n}@example.com"
-        mails = h.mails_to(email)
-        assert mails, f"no link mail for {n}"
-        assert len(mails) <= 2, f"{len(mails)} mails for {n}"
-        links = {link_of(m)[1] for m in mails}
-        assert len(links) == 1, f"two different links mailed to {n}"
-        newest = links.pop()
-        hashes.append(newest)
+    """I1 for a link: the newest mailed link sets a password that logs in."""
+
+    def works(n: int, email: str, link_hash: str) -> bool:
         resp = requests.post(
             f"{h.sandbox.url}/store-api/account/recovery-password-confirm",
-            json={"hash": newest, "newPassword": f"eigenes-{n}", "newPasswordConfirm": f"eigenes-{n}"},
+            json={"hash": link_hash, "newPassword": f"eigenes-{n}", "newPasswordConfirm": f"eigenes-{n}"},
             headers={"sw-access-key": h.sandbox.access_key, "Accept": "application/json"}, timeout=10,
         )
         assert resp.status_code == 200, f"the mailed link of {n} does not work: {resp.text}"
-        assert store_login(h.sandbox, email, f"eigenes-{n}")
-    assert h.password_fields() == {}
-    assert set(CredentialJobs(h.state).counts(PLATFORM)) <= {"done"}
-    state_bytes = b"".join(p.read_bytes() for p in h.tmp.glob("state.db*"))
-    printed = "\n".join(runner.output)
-    for link_hash in hashes:
-        assert link_hash.encode() not in state_bytes
-        assert link_hash not in printed
+        return store_login(h.sandbox, email, f"eigenes-{n}")
+
+    check_mailed_once(h, numbers, runner, secret_of=lambda mail: link_of(mail)[1], works=works)
 
 
 BOUNDARIES = [
@@ -81,7 +57,7 @@ BOUNDARIES = [
 @pytest.mark.parametrize("point", BOUNDARIES)
 def test_kill_during_a_link_mail(harness: Harness, runner: Runner, point: str) -> None:
     numbers = list(range(10001, 10006))
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT=point) == -signal.SIGKILL, runner.output[-1]
     assert runner.run() == 0, runner.output[-1]
     check_link_invariants(harness, numbers, runner)
@@ -90,7 +66,7 @@ def test_kill_during_a_link_mail(harness: Harness, runner: Runner, point: str) -
 def test_a_link_accepted_before_the_kill_is_resent_once_with_the_same_link(harness: Harness,
                                                                              runner: Runner) -> None:
     numbers = list(range(10001, 10006))
-    harness.insert([_person(n) for n in numbers])
+    harness.insert([person(n) for n in numbers])
     assert runner.run(SYNCD_KILL_AT="after_smtp:2") == -signal.SIGKILL, runner.output[-1]
     assert len(harness.smtp.messages) == 2
     assert runner.run() == 0, runner.output[-1]
@@ -105,7 +81,7 @@ def test_a_link_accepted_before_the_kill_is_resent_once_with_the_same_link(harne
 def test_a_link_used_before_the_restart_is_not_sent_again(harness: Harness, runner: Runner) -> None:
     """Killed after the server accepted the mail: the customer clicked it meanwhile, so the
     shop row is gone; the restart counts the mail as delivered instead of mailing a new link."""
-    harness.insert([_person(10001)])
+    harness.insert([person(10001)])
     assert runner.run(SYNCD_KILL_AT="after_smtp") == -signal.SIGKILL, runner.output[-1]
     [mail] = harness.mails_to("kunde10001@example.com")
     _, link_hash = link_of(mail)

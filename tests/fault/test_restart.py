@@ -1,6 +1,7 @@
 """`syncd run` SIGKILLed mid-work and restarted at once (systemd's Restart=on-failure), on a
-SQLite and a PostgreSQL state store: the restart settles every password field and pushes again
-within 5 s (the dead process's lease is taken over, not waited out), `status` shows the dead
+SQLite and a PostgreSQL state store: the restart settles every password field before new work and
+pushes again in its first cycle (the dead process's lease is taken over, not waited out; the
+seconds it takes are benchmarks/restart_recovery.py's figure), `status` shows the dead
 cycle as interrupted, `syncd sync` right after the kill runs (exit 0); and a restart loop of
 20+ kills at random points while the ERP changes ends, after one clean run, with I1-I5 intact.
 """
@@ -35,7 +36,8 @@ from tests.support.wired_env import SECRET_ENV, TABLE, Env
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
-GOAL = 5.0  # seconds from the restart to settled fields and to a new push (spec I2)
+POLL = "1h"  # the restarted daemon's poll interval and lease ttl: nothing it does early waits for them
+BOUND = 120  # seconds; far below POLL, far above the 1-3 s the benchmark measures (spec I2: "seconds")
 KILLS = 20  # the restart loop (issue 11: at least 20)
 # Kill points of the loop's rounds, in turn: half of them in the credential stream, so that the
 # kills cutting into it do not hang on a few lucky timings.
@@ -118,7 +120,12 @@ def last_cycle(inst: Install, capsys) -> dict:
     return json.loads(out)["platforms"][0]["last_cycle"]
 
 
-def test_restart_after_sigkill_settles_and_resumes_within_5_seconds(install: Install, capsys):
+def _first(p: Syncd, event: str) -> int | None:
+    """Index of the first log event ``event`` of ``p``."""
+    return next((i for i, ev in enumerate(p.events()) if ev.get("event") == event), None)
+
+
+def test_restart_after_sigkill_settles_and_resumes_in_its_first_cycle(install: Install, capsys):
     inst, e = install, install.env
     e.shop.faults.latency = 0.03  # a slower shop keeps passwords in flight longer
 
@@ -140,17 +147,32 @@ def test_restart_after_sigkill_settles_and_resumes_within_5_seconds(install: Ins
     fresh = [30200, 30201]
     inst.add(fresh)
     before = set(shop_numbers(e))
+    # The restart polls once an hour and would wait an hour for a lease: whatever it settles and
+    # pushes within the bound below it does in its first cycle, not after a poll interval or a
+    # lease expiry. (How many seconds that takes is benchmarks/restart_recovery.py's figure; a
+    # wall-clock bound here only measured the machine's load.)
+    slow = e.config.read_text().replace('poll_interval = "1s"', f'poll_interval = "{POLL}"')
+    stop = 'shutdown_timeout = "20s"'
+    e.config.write_text(slow.replace(stop, f'{stop}\nlease_ttl = "{POLL}"'))
+    assert f'lease_ttl = "{POLL}"' in e.config.read_text()
     restarted = inst.start()
     t0 = restarted.started
-    settled = wait_for(lambda: not filled_fields(e), "settled password fields", 60, alive=restarted) - t0
-    pushed = wait_for(lambda: set(shop_numbers(e)) - before, "a new push", 60, alive=restarted) - t0
+    settled = wait_for(lambda: not filled_fields(e), "settled password fields", BOUND, alive=restarted) - t0
+    pushed = wait_for(lambda: set(shop_numbers(e)) - before, "a new push", BOUND, alive=restarted) - t0
     print(f"restart: fields settled after {settled:.2f}s, first new push after {pushed:.2f}s")
-    assert settled <= GOAL, f"password fields settled only {settled:.1f}s after the restart"
-    assert pushed <= GOAL, f"first new push only {pushed:.1f}s after the restart"
     took_over = [ev for ev in restarted.events() if ev.get("event", "").startswith("took over the lease")]
     assert took_over, "the restart should have taken over the dead process's lease"
     waited_for_the_dead = [ev for ev in restarted.events() if f":{killed.proc.pid}:" in str(ev.get("holder"))]
     assert waited_for_the_dead == [], "the restart waited for the killed process's lease"
+    # In order: the sweep (every field settled) before any new work, and the new push in the
+    # first erp-to-shop cycle.
+    wait_for(lambda: _first(restarted, "address pushed") is not None, "the push in the log", 30,
+             alive=restarted)
+    sweep_done, pushed_at = _first(restarted, "start-up sweep done"), _first(restarted, "address pushed")
+    assert sweep_done is not None and sweep_done < pushed_at, "new work before the start-up sweep"
+    cycles_before_push = [ev for ev in restarted.events()[:pushed_at]
+                          if ev.get("event") == "cycle started" and ev.get("direction") == "erp-to-shop"]
+    assert len(cycles_before_push) == 1, "the new push should come from the restart's first cycle"
 
     wait_for(lambda: len(shop_numbers(e)) == len(inst.numbers) and len(e.outbox_files()) >= len(inst.numbers)
              and not filled_fields(e), "all addresses pushed and mailed", 120, every=0.1, alive=restarted)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from syncd.shell.cli import run_cli
+from syncd.shell.demo import erp_section
 from syncd.shell.logs import reset_logging
 from tests.support import erp_fixtures
 from tests.support.shop_fixtures import sandbox  # noqa: F401 - the fixture, re-exported
@@ -93,30 +94,7 @@ pid_file = "{(e.root / 'syncd.pid').as_posix()}"
 shutdown_timeout = "20s"
 {daemon}
 
-[erp]
-url = "{e.erp_url}"
-profile = "generic"
-address_table = "{TABLE}"
-debtor_range = [10000, 69999]
-{erp}
-
-[erp.columns]
-number = "AdrNr"
-company = "Firma"
-salutation = "Anrede"
-first_name = "Vorname"
-last_name = "Nachname"
-street = "Strasse"
-zip = "PLZ"
-city = "Ort"
-country = "Land"
-email = "EMail"
-phone = "Telefon"
-customer_group = "Gruppe"
-blocked = "Gesperrt"
-modified_at = "Geaendert"
-shop_id = "ShopId"
-
+{erp_section(e.erp_url, TABLE, erp)}
 [mail]
 {outbox}sender = "Testshop <shop@example.com>"
 {mail}

@@ -1,11 +1,7 @@
-import re
-import tomllib
 from pathlib import Path
 
 import pytest
 
-from syncd.config import messaging, model
-from syncd.config.bounces import BounceSettings, ImapSource
 from syncd.config.loader import find_config, load_settings, parse_settings
 from syncd.core.errors import ConfigError
 
@@ -21,9 +17,6 @@ url = "https://shop.example.com/"
 client_id = "id"
 client_secret = "env:SHOP_SECRET"
 """
-
-
-KIND_REQUIRED = {"client_id", "client_secret", "consumer_key", "consumer_secret"}
 
 
 def _error(text: str) -> ConfigError:
@@ -42,66 +35,8 @@ def test_example_config_loads_with_documented_defaults():
     assert s.platforms[0].login_url == "https://shop.example.com/account/login"
 
 
-def _example_keys() -> dict[str, set[str]]:
-    """section -> keys mentioned in config.example.toml, set or commented out."""
-    out: dict[str, set[str]] = {}
-    section = ""
-    for line in EXAMPLE.read_text().splitlines():
-        # A commented-out table ("# [[reminders]]") documents its keys too.
-        h = re.match(r"^(?:#\s*)?\[\[?([a-z_.]+)\]\]?", line)
-        if h:
-            section = h.group(1)
-            continue
-        k = re.match(r"^#?\s*([a-z_]+)\s*=", line)
-        if k:
-            out.setdefault(section, set()).add(k.group(1))
-    return out
-
-
-@pytest.mark.parametrize(
-    "section, cls",
-    [
-        ("daemon", model.DaemonSettings),
-        ("erp", model.ErpSettings),
-        ("erp.columns", model.ErpColumns),
-        ("mail", model.MailSettings),
-        ("platforms", model.PlatformSettings),
-        ("platforms.addresses", model.AddressSettings),
-        ("sms", messaging.SmsSettings),
-        ("messages", messaging.MessagesSettings),
-        ("reminders", messaging.ReminderSettings),
-        ("mail.accounts.outlet", model.MailAccount),
-        ("notifications", messaging.NotificationSettings),
-        ("mail.bounces", BounceSettings),
-        ("mail.bounces.imap", ImapSource),
-    ],
-)
-def test_example_documents_every_key_with_its_default(section, cls):
-    keys = _example_keys()[section]
-    nested = {"columns", "addresses", "bounces", "imap"}
-    expected = {f.alias or name for name, f in cls.model_fields.items()} - nested
-    assert expected <= keys, f"undocumented in [{section}]: {expected - keys}"
-    # every key that is set in the example carries the model's default (required keys excepted)
-    data = tomllib.loads(EXAMPLE.read_text())
-    values = data
-    for part in section.split("."):
-        if part not in values:  # a table shown commented out: its keys are documented, not set
-            values = {}
-            break
-        values = values[part][0] if isinstance(values[part], list) else values[part]
-    for name, field in cls.model_fields.items():
-        key = field.alias or name
-        # client_id / client_secret: required for kind shopware6 only (the model defaults them to None)
-        if key in values and key not in nested and not field.is_required() and key not in KIND_REQUIRED:
-            default = field.get_default(call_default_factory=True)
-            if isinstance(default, float) and isinstance(values[key], str):
-                from syncd.config.durations import parse_duration
-
-                assert parse_duration(values[key]) == default, key
-            elif isinstance(default, tuple):
-                assert tuple(values[key]) == default, key
-            elif key != "state_url":
-                assert values[key] == default, key
+# Every key of the model in config.example.toml with its default, and in README.md:
+# tests/unit/test_config_reference.py (walks the model, so new tables need no list here).
 
 
 def test_lookup_order(tmp_path, monkeypatch):

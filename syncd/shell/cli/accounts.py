@@ -95,7 +95,7 @@ def delete(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, addr
 @click.group(
     "accounts",
     help="Customer accounts: list, export (CSV), create, send credentials, reset passwords, deactivate, "
-         "delete.",
+         "delete, erase (GDPR), approve / reject, forgot-username.",
 )
 def accounts_group() -> None:
     pass
@@ -145,7 +145,7 @@ def _list_by_state(state: CliState, platform: str | None, approval: str | None) 
 @_filters
 @_state_filter
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="table: for people; csv / json: stable fields for scripts (README).")
 @LANG_OPTION
 @pass_state
 def list_cmd(state: CliState, platform: str | None, inactive: bool, credentials_sent: bool | None,

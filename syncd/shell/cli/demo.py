@@ -11,6 +11,7 @@ from syncd.shell.status import locale_language
 
 def run_demo(directory: Path | None, platform: str = "shopware6") -> None:
     from rich.console import Console
+    from rich.text import Text
 
     from syncd.shell.demo import render_summary
     from syncd.shell.demo import run_demo as run
@@ -18,7 +19,9 @@ def run_demo(directory: Path | None, platform: str = "shopware6") -> None:
     result = run(directory, platform)
     console = Console()
     for part in render_summary(result, lang=locale_language()):
-        console.print(part)
+        # Lines of text hold paths and commands to copy: never broken at the console width (a
+        # terminal wraps them softly); tables and the mail panel fit themselves to it.
+        console.print(part, soft_wrap=isinstance(part, Text))
     if result.login_ok is False:
         raise click.ClickException("the mailed password did not log in to the sandbox shop")
 
@@ -48,8 +51,9 @@ def run_demo(directory: Path | None, platform: str = "shopware6") -> None:
 def demo_cmd(ctx: click.Context, directory: Path | None, platform: str) -> None:
     root = ctx.find_root()
     if root.get_parameter_source("log_level") in (None, click.core.ParameterSource.DEFAULT):
-        # The summary is the demo's output; per-record logs would bury it unless asked for.
+        # The summary is the demo's output, and its tables list every record that did not go
+        # through: per-record logs (warnings included) would only repeat it ahead of it.
         from syncd.shell.logs import configure_logging
 
-        configure_logging(root.params.get("log_format"), "warning")
+        configure_logging(root.params.get("log_format"), "error")
     run_demo(directory, platform)

@@ -81,7 +81,8 @@ def _retry(state: CliState, platform: str | None, addresses: tuple[int, ...], al
     "deferred / failed, imported, deactivated, with time and reason (kept [daemon] history_days).",
 )
 @platform_option()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table: for people; json: one stable object for scripts (see README).")
 @LANG_OPTION
 @click.argument("address", type=click.IntRange(min=0))
 @pass_state
