@@ -3,7 +3,8 @@ marker, and the cross-field problem the loader reports with its key path."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -30,3 +31,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _since(value: Any) -> Any:
+    # A TOML date (2026-01-31) or the same as a string ("2026-01-31"); "first-run" passes as is.
+    if isinstance(value, str) and value != "first-run":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError('a date such as 2026-01-31, or "first-run"') from None
+    return value
+
+
+Since = Annotated[date | Literal["first-run"] | None, BeforeValidator(_since)]

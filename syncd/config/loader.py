@@ -347,6 +347,10 @@ def _validation_to_config_error(exc: ValidationError, data: dict[str, Any], file
 # --- checks that need the whole configuration ------------------------------------------------
 
 def _cross_checks(settings: Settings, file: str) -> None:
+    owner = settings.erp.shop_id_platform
+    if owner is not None and owner not in {p.name for p in settings.platforms}:
+        raise ConfigError("names no configured platform", file=file, key="erp.shop_id_platform", value=owner,
+                          allowed=[p.name for p in settings.platforms])
     columns = effective_columns(settings.erp)
     mapped = {col.lower(): logical for logical, col in columns.items() if col}
     lo, hi = settings.erp.debtor_range

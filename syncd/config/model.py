@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from syncd.config.base import SECRET, Duration, FieldProblem, _Model
+from syncd.config.base import SECRET, Duration, FieldProblem, Since, _Model
 from syncd.config.bounces import BounceSettings
 from syncd.config.messaging import (
     MAIN_CONTACT_EVENTS,
@@ -24,19 +23,6 @@ from syncd.config.messaging import (
     ReminderSettings,
     SmsSettings,
 )
-
-
-def _since(value: Any) -> Any:
-    # A TOML date (2026-01-31) or the same as a string ("2026-01-31"); "first-run" passes as is.
-    if isinstance(value, str) and value != "first-run":
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ValueError('a date such as 2026-01-31, or "first-run"') from None
-    return value
-
-
-Since = Annotated[date | Literal["first-run"] | None, BeforeValidator(_since)]
 
 # No look-alikes (0/O, 1/l/I) so a customer can type the password from a printout.
 DEFAULT_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -113,6 +99,7 @@ class ErpSettings(_Model):
     shop_flag: str | None = None
     # Salutation values that mark a business address ("Firma"), compared case-insensitively.
     business_salutations: tuple[str, ...] = ("Firma",)
+    shop_id_platform: str | None = None  # the one platform whose ids go into [erp.columns] shop_id
 
     @model_validator(mode="after")
     def _shop_flag(self) -> ErpSettings:

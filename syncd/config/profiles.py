@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from syncd.config.model import ErpSettings
+from syncd.config.model import ErpSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,25 @@ def effective_columns(erp: ErpSettings) -> dict[str, str]:
     if flag is not None:
         merged["shop_flag"] = flag[0]
     return merged
+
+
+def platform_columns(settings: Settings, platform: str) -> dict[str, str]:
+    """``effective_columns`` as one platform's flows use them. The ``shop_id`` column has room for
+    one shop customer id: two shops writing theirs would overwrite each other every cycle, and an
+    import recognises its own interrupted row by that id. So only the owning platform
+    (``[erp] shop_id_platform``, default the first) reads and writes it; the others recognise
+    their imports by e-mail, as without the column."""
+    columns = effective_columns(settings.erp)
+    if "shop_id" in columns and platform != shop_id_owner(settings):
+        del columns["shop_id"]
+    return columns
+
+
+def shop_id_owner(settings: Settings) -> str | None:
+    """The platform whose customer ids go into the ERP's ``shop_id`` column."""
+    if settings.erp.shop_id_platform is not None:
+        return settings.erp.shop_id_platform
+    return settings.platforms[0].name if settings.platforms else None
 
 
 def effective_shop_flag(erp: ErpSettings) -> tuple[str, str | None] | None:

@@ -3,7 +3,7 @@ the next address number is allowed, every copy field can be read."""
 
 from __future__ import annotations
 
-from syncd.config.profiles import effective_columns
+from syncd.config.profiles import effective_columns, platform_columns, shop_id_owner
 from syncd.core.domain import CheckItem
 from syncd.core.errors import SyncdError
 from syncd.flows.context import PlatformContext
@@ -46,11 +46,14 @@ def check_import_settings(ctx: PlatformContext) -> list[CheckItem]:
     except ImportBlocked as exc:
         item(start_key, False, str(exc))
 
-    columns = effective_columns(ctx.settings.erp)
+    columns = platform_columns(ctx.settings, ctx.platform.name)
     shop_col = columns.get("shop_id")
     item("shop_id column", True,
          f"new rows carry the shop customer id in {shop_col!r}" if shop_col
-         else "[erp.columns] shop_id not mapped: an interrupted import is recognised by its e-mail")
+         else "[erp.columns] shop_id not mapped" + (
+             f" (it holds platform {shop_id_owner(ctx.settings)!r}'s ids)"
+             if effective_columns(ctx.settings.erp).get("shop_id") else "")
+         + ": an interrupted import is recognised by its e-mail")
 
     if a.template_address is None:
         if a.copy_fields:

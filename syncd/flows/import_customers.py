@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import IntegrityError
 
-from syncd.config.profiles import effective_columns
+from syncd.config.profiles import platform_columns
 from syncd.core.domain import Direction, ShopCustomer
 from syncd.core.errors import ConfigError, PermanentError, SyncdError, TransientError
 from syncd.core.rules import SHOP_CHANGE_OVERLAP, LinkKind
@@ -102,7 +102,7 @@ class _Import:
         self.platform = ctx.platform.name
         self.settings = ctx.platform.addresses
         self.policy = NumberPolicy.from_settings(ctx.settings, ctx.platform)
-        self.columns = effective_columns(ctx.settings.erp)
+        self.columns = platform_columns(ctx.settings, ctx.platform.name)
         self.prefix = ctx.platform.customer_number_prefix
         self.conventions = Conventions.of(ctx.settings.erp)
         self.shop_changes = ShopChanges(ctx, report, dry_run)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from syncd.config.model import AddressSettings
-from syncd.config.profiles import effective_columns
+from syncd.config.profiles import platform_columns
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
 from syncd.core.redaction import redact
@@ -207,7 +207,7 @@ def write_shop_ids(ctx: PlatformContext, addresses: Sequence[ErpAddress], report
     imports already do, when the row does not hold it yet: an ERP user (and a büro+ bridge) sees
     which shop customer an address is. Runs after the links are stored, and again for any
     address of a later batch whose row still lacks it, so a failed write heals itself."""
-    column = effective_columns(ctx.settings.erp).get("shop_id")
+    column = platform_columns(ctx.settings, ctx.platform.name).get("shop_id")
     if not column:
         return
     rows = [a for a in addresses if column in a.row]

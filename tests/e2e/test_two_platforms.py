@@ -110,6 +110,14 @@ def test_one_daemon_serves_a_shopware_and_a_woocommerce_shop_from_one_erp(env: E
     assert env.password_fields() == {10001: None, 10002: None, 10003: None}  # Sel5, Shopware's
     with sqlite3.connect(env.erp_db) as conn:  # and Sel6, WooCommerce's
         assert conn.execute('SELECT "Sel6" FROM "Adressen" WHERE "Sel6" IS NOT NULL').fetchall() == []
+        shop_ids = dict(conn.execute(
+            'SELECT "AdrNr", "ShopId" FROM "Adressen" WHERE "AdrNr" IN (10001, 10002)'))
+    # One column holds one shop's id: the first platform's ([erp] shop_id_platform), never
+    # overwritten by the second's in every cycle.
+    assert shop_ids == {int(a.number): a.id for a in sw.accounts()}
+    writes = [json.loads(line) for line in log.read_text().splitlines()
+              if '"shop ids written to the ERP"' in line]
+    assert writes and {w["platform"] for w in writes} == {"shop"}
 
     code, out, _ = env.cli(capsys, "status", "--json")
     status = json.loads(out)

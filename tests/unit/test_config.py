@@ -346,3 +346,20 @@ def test_bad_notification_tables_are_refused_naming_the_key(tmp_path, tables, ke
     with pytest.raises(ConfigError) as info:
         load_settings(str(path))
     assert key in str(info.value) and words in str(info.value)
+
+
+def test_shop_id_column_belongs_to_one_platform():
+    from syncd.config.profiles import platform_columns
+
+    two = MINIMAL.replace('[erp]\n', '[erp]\nprofile = "bueroplus"\n') + (
+        '[[platforms]]\nname = "woo"\nkind = "woocommerce"\nurl = "https://woo.example.com/"\n'
+        'consumer_key = "ck_x"\nconsumer_secret = "env:WOO"\n'
+        '[platforms.addresses]\ndeactivate_blocked = false\n')
+    s = parse_settings(two)
+    assert platform_columns(s, "shop")["shop_id"] == "WShopID"
+    assert "shop_id" not in platform_columns(s, "woo")  # default owner: the first platform
+    owned = 'profile = "bueroplus"\nshop_id_platform = '
+    s = parse_settings(two.replace('profile = "bueroplus"\n', owned + '"woo"\n'))
+    assert "shop_id" not in platform_columns(s, "shop") and platform_columns(s, "woo")["shop_id"] == "WShopID"
+    error = _error(two.replace('profile = "bueroplus"\n', owned + '"wooo"\n'))
+    assert error.key == "erp.shop_id_platform" and error.value == "wooo" and "/etc/syncd/x.toml" in str(error)
