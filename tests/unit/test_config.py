@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import messaging, model
+from syncd.config.contacts import ContactSettings
 from syncd.config.loader import find_config, load_settings, parse_settings
 from syncd.core.errors import ConfigError
 
@@ -63,6 +64,7 @@ def _example_keys() -> dict[str, set[str]]:
         ("daemon", model.DaemonSettings),
         ("erp", model.ErpSettings),
         ("erp.columns", model.ErpColumns),
+        ("erp.contacts", ContactSettings),
         ("mail", model.MailSettings),
         ("platforms", model.PlatformSettings),
         ("platforms.addresses", model.AddressSettings),
@@ -75,7 +77,7 @@ def _example_keys() -> dict[str, set[str]]:
 )
 def test_example_documents_every_key_with_its_default(section, cls):
     keys = _example_keys()[section]
-    nested = {"columns", "addresses"}
+    nested = {"columns", "addresses", "contacts"}
     expected = {f.alias or name for name, f in cls.model_fields.items()} - nested
     assert expected <= keys, f"undocumented in [{section}]: {expected - keys}"
     # every key that is set in the example carries the model's default (required keys excepted)

@@ -1,0 +1,122 @@
+"""Contact persons (issue 18) and the main-contact events (issue 15), end to end: a büro+-shaped
+ERP (``Adressen`` / ``Anschriften`` / ``Ansprechpartner``, numbers as text) on SQLite and on
+MariaDB over ODBC, the Shopware sandbox, a real SMTP server, SQLite and PostgreSQL state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import requests
+
+from syncd.core.rules import contact_account
+from syncd.state.history import History
+from syncd.state.jobs import CredentialJobs
+from syncd.state.links import Links
+from syncd.state.messages import Messages
+from tests.support.contact_world import ContactWorld
+from tests.support.dbs import pg_schema_url
+from tests.support.flow_harness import PLATFORM, link_of
+from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
+from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
+
+JM, AS, OE = "j.mueller@mueller-gmbh.example", "a.schaefer@mueller-gmbh.example", None
+CONTACTS = [(1, "Herr", "Jörg", "Müller", JM), (2, "Frau", "Anja", "Schäfer", AS),
+            (3, "Herr", "Ölaf", "Ohne", OE)]
+
+
+@pytest.fixture(params=[("sqlite", "sqlite"), ("mariadb", "postgresql")], ids=["sqlite", "mariadb-pg"])
+def world(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[ContactWorld]:  # noqa: F811
+    erp, state = request.param
+    with ExitStack() as stack:
+        state_url = stack.enter_context(pg_schema_url()) if state == "postgresql" else ""
+        w = ContactWorld(erp, tmp_path, sandbox, smtp_server, state_url=state_url)
+        try:
+            yield w
+        finally:
+            w.close()
+
+
+def _events(w: ContactWorld, key: int) -> list[str]:
+    return [e.event for e in History(w.state, lambda: None).of_address(key)]
+
+
+def test_each_contact_with_an_email_gets_its_own_account_and_link_mail(world: ContactWorld) -> None:
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    report = world.run()
+    shop = world.customers()
+    # The company's own account stays; contacts 1 and 2 get theirs, 3 (no e-mail) none.
+    assert sorted(shop) == ["10001", "10001-1", "10001-2"]
+    jm, as_ = shop["10001-1"], shop["10001-2"]
+    assert (jm["email"], jm["firstName"], jm["lastName"]) == (JM, "Jörg", "Müller")
+    assert jm["company"] == "Müller GmbH"
+    assert as_["email"] == AS and as_["company"] == "Müller GmbH"
+    assert jm["customFields"] == {"syncd_company_number": "10001", "syncd_main_contact": True}
+    assert as_["customFields"]["syncd_main_contact"] is False
+    billing = world.bp.address_of(as_)
+    assert (billing["street"], billing["city"], billing["company"]) == ("Hauptstr. 1", "Köln", "Müller GmbH")
+    assert ("10001-3", "skipped") in [(i.record, i.action) for i in report.items]
+    assert "contact_skipped" in _events(world, contact_account(10001, 3))
+    # Each contact's own set-password link, through the crash-safe credential jobs.
+    for email, password in ((JM, "eigenes-jm"), (AS, "eigenes-as")):
+        [mail] = world.mails_to(email)
+        _url, recovery = link_of(mail)
+        resp = requests.post(
+            f"{world.kit.sandbox.url}/store-api/account/recovery-password-confirm",
+            json={"hash": recovery, "newPassword": password, "newPasswordConfirm": password},
+            headers={"sw-access-key": world.kit.sandbox.access_key, "Accept": "application/json"}, timeout=10)
+        assert resp.status_code == 200, resp.text
+        assert store_login(world.kit.sandbox, email, password)
+    links = {lk.erp_number: lk for lk in Links(world.state).iter(PLATFORM)}
+    assert links[contact_account(10001, 2)].shop_id == as_["id"]
+    assert set(CredentialJobs(world.state).counts(PLATFORM)) <= {"done"}
+    assert "created" in _events(world, contact_account(10001, 1))
+    # A second cycle: nothing new, nobody mailed again.
+    before = len(world.smtp.messages)
+    world.run()
+    assert len(world.smtp.messages) == before and sorted(world.customers()) == sorted(shop)
+
+
+def test_a_change_of_main_contact_mails_the_new_and_the_former_one_once(world: ContactWorld) -> None:
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.run()
+    world.smtp.clear()
+    world.set_main(10001, 2)
+    world.run()
+    [new] = world.mails_to(AS)
+    [former] = world.mails_to(JM)
+    assert "Hauptansprechpartner" in new["Subject"] and "jetzt" in new["Subject"]
+    assert "nicht mehr" in former["Subject"]
+    assert "Müller GmbH" in new.get_body(("plain",)).get_content()
+    assert "Frau Schäfer" in new.get_body(("plain",)).get_content()
+    assert len(world.smtp.messages) == 2
+    # The shop shows the new main contact.
+    shop = world.customers()
+    assert shop["10001-2"]["customFields"]["syncd_main_contact"] is True
+    assert shop["10001-1"]["customFields"]["syncd_main_contact"] is False
+    assert "message_sent" in _events(world, contact_account(10001, 2))
+    assert "main_contact" in _events(world, contact_account(10001, 1))
+    # Not again: the next cycle, and a fresh process (new ports) after it.
+    world.run()
+    world.run()
+    assert len(world.smtp.messages) == 2
+    # Back to the first one: a new occurrence, mailed again (each once).
+    world.set_main(10001, 1)
+    world.run()
+    assert len(world.mails_to(JM)) == 2 and len(world.mails_to(AS)) == 2
+    kinds = sorted(m.kind for m in Messages(world.state).of(PLATFORM))
+    assert kinds == ["former_main_contact", "former_main_contact", "new_main_contact", "new_main_contact"]
+
+
+def test_a_contact_changed_on_its_own_is_pushed(world: ContactWorld) -> None:
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.run()
+    world.update_contact(10001, 3, EMail1="o.ohne@mueller-gmbh.example")
+    world.update_contact(10001, 2, NNa="Schäfer-Berg")
+    world.run()
+    shop = world.customers()
+    assert shop["10001-2"]["lastName"] == "Schäfer-Berg"
+    assert shop["10001-3"]["email"] == "o.ohne@mueller-gmbh.example"
+    assert len(world.mails_to("o.ohne@mueller-gmbh.example")) == 1
