@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy import select
 
 from syncd.core.errors import SyncdError
-from syncd.core.rules import HistoryEvent
+from syncd.core.rules import HistoryEvent, account_label
 from syncd.flows import password_status as ps
 from syncd.state.activity import AccountActivity
 from syncd.state.jobs import DONE, PENDING
@@ -67,7 +67,7 @@ class AccountRow:
     def csv_values(self) -> list[str]:
         return [
             self.platform,
-            str(self.address),
+            account_label(self.address),  # "10001-2": a contact person's account
             self.shop_id,
             self.email or "",
             self.kind,

@@ -4,6 +4,7 @@ MariaDB over ODBC, the Shopware sandbox, a real SMTP server, SQLite and PostgreS
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import requests
 
 from syncd.core.rules import contact_account
+from syncd.shell.cli import run_cli
+from syncd.shell.logs import reset_logging
 from syncd.state.history import History
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
@@ -120,3 +123,41 @@ def test_a_contact_changed_on_its_own_is_pushed(world: ContactWorld) -> None:
     assert shop["10001-2"]["lastName"] == "Schäfer-Berg"
     assert shop["10001-3"]["email"] == "o.ohne@mueller-gmbh.example"
     assert len(world.mails_to("o.ohne@mueller-gmbh.example")) == 1
+
+
+def _cli(capsys, config: Path, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # the cycles' log lines
+    try:
+        code = run_cli(["--config", str(config), *args])
+    finally:
+        reset_logging()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_history_and_accounts_list_show_the_contacts(world: ContactWorld, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SHOP_SECRET", world.kit.secret)
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.run()
+    world.set_main(10001, 2)
+    world.run()
+    config = world.config_toml()
+    code, out, err = _cli(capsys, config, "history", "10001", "--format", "json")
+    assert code == 0, err
+    seen = {(e["account"], e["event"]) for e in json.loads(out)["events"]}
+    assert {("10001", "created"), ("10001-1", "created"), ("10001-2", "main_contact"),
+            ("10001-1", "main_contact"), ("10001-3", "contact_skipped"), ("10001-2", "message_sent")} <= seen
+    code, out, err = _cli(capsys, config, "history", "10001-2", "--format", "json")
+    assert code == 0 and {e["account"] for e in json.loads(out)["events"]} == {"10001-2"}
+    code, out, _err = _cli(capsys, config, "history", "10001", "--lang", "de")
+    assert "Hauptansprechpartner gewechselt" in out and "10001-3" in out
+    code, out, err = _cli(capsys, config, "accounts", "list", "--format", "json")
+    assert code == 0, err
+    rows = {(a["address"], a["contact"]): a for a in json.loads(out)["accounts"]}
+    assert set(rows) == {(10001, None), (10001, 1), (10001, 2)}
+    assert rows[(10001, 2)]["main_contact"] is True and rows[(10001, 1)]["main_contact"] is False
+    assert rows[(10001, None)]["main_contact"] is None
+    assert rows[(10001, 2)]["name"] == "Müller GmbH, Anja Schäfer"
+    code, out, err = _cli(capsys, config, "accounts", "list", "--lang", "de")
+    assert code == 0, err
+    assert "Hauptansprechpartner" in out and "10001-2" in out

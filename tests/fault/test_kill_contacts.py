@@ -23,8 +23,8 @@ from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
 pytestmark = pytest.mark.slow
 
 CONTACTS = {
-    10001: [(1, "Herr", "Jörg", "Müller", "jm@mueller.example"), (2, "Frau", "Anja", "Schäfer", "as@mueller.example"),
-            (3, "Herr", "Ölaf", "Ohne", None)],
+    10001: [(1, "Herr", "Jörg", "Müller", "jm@mueller.example"),
+            (2, "Frau", "Anja", "Schäfer", "as@mueller.example"), (3, "Herr", "Ölaf", "Ohne", None)],
     10002: [(1, "Frau", "Eva", "Groß", "eg@gross.example"), (4, "Herr", "Uwe", "Weiß", "uw@gross.example")],
 }
 EMAILS = ["jm@mueller.example", "as@mueller.example", "eg@gross.example", "uw@gross.example",

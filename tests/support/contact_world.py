@@ -100,6 +100,24 @@ class ContactWorld:
         }))
         return path
 
+    def config_toml(self) -> Path:
+        """A config file for the ``syncd`` command over the same ERP, shop and state store."""
+        erp = self.bp.erp_settings
+        fields = self.kit.platform_fields(SECRET_REF)
+        lines = ["[daemon]", f'state_url = "{self.bp.state_url}"', "[erp]", f'url = "{erp.url}"',
+                 'profile = "bueroplus"', *([f'schema = "{erp.schema_}"'] if erp.schema_ else []),
+                 "[mail]", f'host = "{self.smtp.host}"', f"port = {self.smtp.port}", 'security = "none"',
+                 'sender = "Shop <shop@example.com>"',
+                 "[[platforms]]", 'name = "shop"', f'url = "{self.kit.url}"',
+                 *[f"{k} = {json.dumps(v)}" for k, v in fields.items()], "[platforms.addresses]",
+                 *[f"{k} = {json.dumps(v)}" for k, v in self.addresses.items()], "shop_to_erp = false",
+                 "send_credentials = true"]
+        for table in self.notifications:
+            lines += ["[[notifications]]", *[f"{k} = {json.dumps(v)}" for k, v in table.items()]]
+        path = self.tmp / "syncd.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
     # --- what came out ----------------------------------------------------------------------
     def customers(self) -> dict[str, dict[str, Any]]:
         return self.bp.by_number()
