@@ -160,4 +160,4 @@ def test_history_and_accounts_list_show_the_contacts(world: ContactWorld, capsys
     assert rows[(10001, 2)]["name"] == "Müller GmbH, Anja Schäfer"
     code, out, err = _cli(capsys, config, "accounts", "list", "--lang", "de")
     assert code == 0, err
-    assert "Hauptansprechpartner" in out and "10001-2" in out
+    assert "Ansprech" in out and "10001-2" in out and "10001-3" not in out
