@@ -32,7 +32,7 @@ from syncd.connectors.erp.table import AddressTable, ErpStats
 from syncd.connectors.erp.values import ValueProblem, clean_raw, parse_number
 from syncd.connectors.erp.writes import AddressUpdater, AddressWriter, PasswordFields, StatusWriter
 from syncd.core.domain import CheckItem, ErpAddress
-from syncd.core.errors import PermanentError
+from syncd.core.errors import ConfigError, PermanentError
 from syncd.core.rules import account_parts
 
 PASSWORD_KEY = "platforms[].addresses.password_field"  # noqa: S105 - a config key, not a secret
@@ -200,6 +200,18 @@ class SqlErp:
             main = book.main_of(company)
             found[number] = [contact_address(company, c, main=c.contact == main, table=table) for c in items]
         return found
+
+    def check_contacts(self) -> list[CheckItem]:
+        """``syncd check`` / start-up: the contact persons' table and columns resolve."""
+        if self.contacts is None:
+            return []
+        try:
+            bound = self.contacts.bound
+        except ConfigError as exc:
+            return [CheckItem("erp", exc.key or "erp.contacts", False, exc.message)]
+        columns = ", ".join(f"{k} = {c.name}" for k, c in bound.columns.items())
+        main = self.contacts.settings.main if bound.main is not None else "none (no main-contact events)"
+        return [CheckItem("erp", "erp.contacts", True, f"{bound.info.name}: {columns}; main contact: {main}")]
 
     def main_contact(self, address: ErpAddress) -> int | None:
         """The number of the address's main contact person (None: no marker, or none set)."""

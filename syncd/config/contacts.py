@@ -70,6 +70,12 @@ def optional_contact_columns(erp: Any) -> frozenset[str]:
     return frozenset(k for k in PROFILE_OPTIONAL.get(erp.profile, ()) if k not in given)
 
 
+def contacts_used(settings: Any) -> bool:
+    """Whether any platform or event of ``settings`` (a ``Settings``) reads contact persons."""
+    return (any(p.addresses.accounts_per == "contact" for p in settings.platforms)
+            or any(n.event in MAIN_CONTACT_EVENTS and n.enabled for n in settings.notifications))
+
+
 def contact_problems(settings: Any) -> FieldProblem | None:
     """The first reason ``settings`` (a ``Settings``) cannot be served with its contact keys."""
     contacts = effective_contacts(settings.erp)

@@ -161,3 +161,12 @@ def test_history_and_accounts_list_show_the_contacts(world: ContactWorld, capsys
     code, out, err = _cli(capsys, config, "accounts", "list", "--lang", "de")
     assert code == 0, err
     assert "Ansprech" in out and "10001-2" in out and "10001-3" not in out
+
+
+def test_check_reads_the_contacts_and_names_a_wrong_column(world: ContactWorld, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SHOP_SECRET", world.kit.secret)
+    code, out, err = _cli(capsys, world.config_toml(), "check")
+    assert code == 0, out + err
+    assert "erp.contacts" in out and "Ansprechpartner" in out
+    code, out, err = _cli(capsys, world.config_toml(contacts='email = "EMail9"'), "check")
+    assert code != 0 and "erp.contacts.email" in out + err and "EMail9" in out + err

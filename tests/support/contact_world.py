@@ -100,7 +100,7 @@ class ContactWorld:
         }))
         return path
 
-    def config_toml(self) -> Path:
+    def config_toml(self, *, contacts: str = "") -> Path:
         """A config file for the ``syncd`` command over the same ERP, shop and state store."""
         erp = self.bp.erp_settings
         fields = self.kit.platform_fields(SECRET_REF)
@@ -112,6 +112,8 @@ class ContactWorld:
                  *[f"{k} = {json.dumps(v)}" for k, v in fields.items()], "[platforms.addresses]",
                  *[f"{k} = {json.dumps(v)}" for k, v in self.addresses.items()], "shop_to_erp = false",
                  "send_credentials = true"]
+        if contacts:  # [erp.contacts] lines
+            lines.insert(lines.index("[mail]"), "[erp.contacts]\n" + contacts)
         for table in self.notifications:
             lines += ["[[notifications]]", *[f"{k} = {json.dumps(v)}" for k, v in table.items()]]
         path = self.tmp / "syncd.toml"
