@@ -13,6 +13,8 @@ from typing import Any
 
 from syncd.config.base import FieldProblem, _Model
 
+# Platform kinds with company accounts a contact's own account can be linked to (WooCommerce has none).
+CONTACT_KINDS = ("shopware6",)
 # Events that need the contact persons and their main-contact marker.
 MAIN_CONTACT_EVENTS = ("new_main_contact", "former_main_contact")
 
@@ -83,7 +85,7 @@ def contact_problems(settings: Any) -> FieldProblem | None:
         if platform.addresses.accounts_per != "contact":
             continue
         path = ("platforms", index, "addresses", "accounts_per")
-        if platform.kind != "shopware6":
+        if platform.kind not in CONTACT_KINDS:
             return FieldProblem(path, f'kind = "{platform.kind}" has no company accounts syncd can link '
                                 "contact persons to; only shopware6 supports contact accounts", "contact")
         if contacts is None:

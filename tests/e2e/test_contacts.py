@@ -66,6 +66,7 @@ def test_each_contact_with_an_email_gets_its_own_account_and_link_mail(world: Co
     for email, password in ((JM, "eigenes-jm"), (AS, "eigenes-as")):
         [mail] = world.mails_to(email)
         _url, recovery = link_of(mail)
+        assert f"Kundennummer:  10001-{1 if email == JM else 2}" in mail.get_body(("plain",)).get_content()
         resp = requests.post(
             f"{world.kit.sandbox.url}/store-api/account/recovery-password-confirm",
             json={"hash": recovery, "newPassword": password, "newPasswordConfirm": password},
