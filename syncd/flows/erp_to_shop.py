@@ -125,7 +125,7 @@ def _push_config_deferred(ctx: PlatformContext, report: CycleReport, mail: bool)
     name = ctx.platform.name
     with ctx.uow() as uow:
         records = uow.failures.records_with_code(name, DIRECTION, CONFIG_CODES)
-    numbers = [int(r) for r in records if r.isdigit()]
+    numbers = [int(r) for r in records if r.lstrip("-").isdigit()]  # < 0: a contact account
     for chunk in _chunks(numbers, ctx.platform.batch_size):
         found = ctx.erp.get_addresses(chunk)
         gone = [n for n in chunk if n not in found]

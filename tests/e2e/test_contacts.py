@@ -171,3 +171,19 @@ def test_check_reads_the_contacts_and_names_a_wrong_column(world: ContactWorld, 
     assert "erp.contacts" in out and "Ansprechpartner" in out
     code, out, err = _cli(capsys, world.config_toml(contacts='email = "EMail9"'), "check")
     assert code != 0 and "erp.contacts.email" in out + err and "EMail9" in out + err
+
+
+def test_a_contact_with_the_companys_email_is_refused_and_the_others_go_on(world: ContactWorld) -> None:
+    shared = "info-10001@firma.example"  # the company account's login already
+    world.company(10001, "Müller GmbH", [(1, "Herr", "Jörg", "Müller", shared),
+                                         (2, "Frau", "Anja", "Schäfer", AS)])
+    world.company(10002, "Groß KG", [(7, "Frau", "Eva", "Groß", "eg@gross.example")], main=7)
+    report = world.run()
+    shop = world.customers()
+    assert sorted(shop) == ["10001", "10001-2", "10002", "10002-7"]
+    assert not shop["10001"].get("customFields")  # the company's account was not taken over
+    links = {lk.erp_number: lk.shop_id for lk in Links(world.state).iter(PLATFORM)}
+    assert links[10001] == shop["10001"]["id"] and contact_account(10001, 1) not in links
+    failed = {i.record: i.detail for i in report.items if i.action == "failed"}
+    assert set(failed) == {"10001-1"} and shared in failed["10001-1"]
+    assert len(world.mails_to(shared)) == 1 and len(world.mails_to(AS)) == 1
