@@ -187,3 +187,23 @@ def test_a_contact_with_the_companys_email_is_refused_and_the_others_go_on(world
     failed = {i.record: i.detail for i in report.items if i.action == "failed"}
     assert set(failed) == {"10001-1"} and shared in failed["10001-1"]
     assert len(world.mails_to(shared)) == 1 and len(world.mails_to(AS)) == 1
+
+
+def test_account_verbs_take_a_contact_account(world: ContactWorld, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SHOP_SECRET", world.kit.secret)
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.run()
+    [first] = world.mails_to(AS)
+    config = world.config_toml()
+    code, out, err = _cli(capsys, config, "accounts", "send-credentials", "10001-2")
+    assert code == 0, out + err
+    assert "10001-2: mailed" in out
+    mails = world.mails_to(AS)
+    assert len(mails) == 2 and link_of(mails[1])[1] != link_of(first)[1]  # a new link, to the contact
+    assert len(world.mails_to(JM)) == 1
+    code, out, err = _cli(capsys, config, "accounts", "deactivate", "10001-1")
+    assert code == 0 and "10001-1: deactivated" in out, out + err
+    shop = world.customers()
+    assert shop["10001-1"]["active"] is False and shop["10001"]["active"] is True
+    code, _out, err = _cli(capsys, config, "accounts", "send-credentials", "10001-x")
+    assert code == 2 and "10001-2" in err

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from syncd.core.rules import account_label, parse_account
+from syncd.core.rules import account_label
 
-from .common import CliState, check_platform, pass_state, platform_option
+from .common import AccountKey, CliState, check_platform, pass_state, platform_option
 from .messages import LANG_OPTION, msg
 
 
@@ -27,7 +27,7 @@ from .messages import LANG_OPTION, msg
 )
 @platform_option()
 @click.option("--failed", "all_failed", is_flag=True, help="Every record `syncd status` lists as failed.")
-@click.argument("addresses", nargs=-1, type=click.IntRange(min=0), metavar="ADDRESS...")
+@click.argument("addresses", nargs=-1, type=AccountKey(), metavar="ADDRESS...")
 @pass_state
 @click.pass_context
 def retry_cmd(ctx: click.Context, state: CliState, platform: str | None, all_failed: bool,
@@ -75,21 +75,6 @@ def _retry(state: CliState, platform: str | None, addresses: tuple[int, ...], al
     finally:
         runtime.close()
     return 0 if ok else 1
-
-
-class AccountKey(click.ParamType):
-    """An ERP number ("10001") or a contact person's account ("10001-2")."""
-
-    name = "address"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        key = parse_account(str(value))
-        if key is None:
-            self.fail(f"{value!r} is no ERP number (10001) or contact account (10001-2) / "
-                      "keine Adressnummer", param, ctx)
-        return key
 
 
 @click.command(
