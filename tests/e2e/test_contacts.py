@@ -207,3 +207,22 @@ def test_account_verbs_take_a_contact_account(world: ContactWorld, capsys, monke
     assert shop["10001-1"]["active"] is False and shop["10001"]["active"] is True
     code, _out, err = _cli(capsys, config, "accounts", "send-credentials", "10001-x")
     assert code == 2 and "10001-2" in err
+
+
+def test_erase_and_create_one_contacts_account(world: ContactWorld, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SHOP_SECRET", world.kit.secret)
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.run()
+    config = world.config_toml()
+    code, out, err = _cli(capsys, config, "accounts", "erase", "10001-2", "--yes")
+    assert code == 0, out + err
+    assert sorted(world.customers()) == ["10001", "10001-1"]
+    assert _events(world, contact_account(10001, 2)) == []
+    world.update_contact(10001, 2, NNa="Schäfer-Berg")  # a tombstone keeps it from coming back
+    world.run()
+    assert sorted(world.customers()) == ["10001", "10001-1"]
+    world.update_contact(10001, 3, EMail1="o.ohne@mueller-gmbh.example")
+    code, out, err = _cli(capsys, config, "accounts", "create", "10001-3")
+    assert code == 0 and "10001-3: created" in out, out + err
+    assert world.customers()["10001-3"]["email"] == "o.ohne@mueller-gmbh.example"
+    assert len(world.mails_to("o.ohne@mueller-gmbh.example")) == 1
