@@ -226,3 +226,22 @@ def test_erase_and_create_one_contacts_account(world: ContactWorld, capsys, monk
     assert code == 0 and "10001-3: created" in out, out + err
     assert world.customers()["10001-3"]["email"] == "o.ohne@mueller-gmbh.example"
     assert len(world.mails_to("o.ohne@mueller-gmbh.example")) == 1
+
+
+def test_many_companies_on_small_pages_with_one_timestamp(world: ContactWorld) -> None:
+    world.erp_overrides = {"batch_size": 2}  # the change scan pages 2 rows at a time
+    same = world.tick()
+    numbers = list(range(20001, 20008))
+    for n in numbers:
+        world.company(n, f"Firma {n}", [(1, "Frau", "Eva", f"Eins-{n}", f"eins-{n}@firma.example"),
+                                        (12, "Herr", "Uwe", f"Zwölf-{n}", f"zwoelf-{n}@firma.example")],
+                      main=12, stamp=same)
+    world.run()
+    world.run()  # the overlap re-reads everything: nothing twice
+    shop = world.customers()
+    assert sorted(shop) == sorted([str(n) for n in numbers] + [f"{n}-1" for n in numbers]
+                                  + [f"{n}-12" for n in numbers])
+    assert all(shop[f"{n}-12"]["customFields"]["syncd_main_contact"] for n in numbers)
+    for n in numbers:
+        assert len(world.mails_to(f"eins-{n}@firma.example")) == 1
+        assert len(world.mails_to(f"zwoelf-{n}@firma.example")) == 1

@@ -36,6 +36,7 @@ class ContactWorld:
             self.bp.state.close()
             self.bp.state_url, self.bp.state = state_url, open_state(state_url)
         self.stamp = T0
+        self.erp_overrides: dict[str, Any] = {}  # e.g. {"batch_size": 2}: scan pages smaller than the data
         self._contexts: list[Any] = []
 
     @property
@@ -48,9 +49,9 @@ class ContactWorld:
         return self.stamp
 
     def company(self, number: int, name: str, contacts: list[tuple[int, str | None, str, str, str | None]],
-                *, main: int | None = 1) -> None:
+                *, main: int | None = 1, stamp: datetime | None = None) -> None:
         """A business address ("Firma") with ``contacts`` (AspNr, Anr, VNa, NNa, EMail1)."""
-        stamp = self.tick()
+        stamp = stamp or self.tick()
         self.bp.add(number, na1="Firma", na2=name, email=f"info-{number}@firma.example", stamp=stamp)
         self.bp.update("Anschriften", number, AspNr=main)
         with self.bp.engine.begin() as conn:
@@ -72,9 +73,9 @@ class ContactWorld:
     # --- wiring -----------------------------------------------------------------------------
     @property
     def settings(self) -> Any:
-        return build_settings(self.bp.erp_settings, self.kit.url, self.kit.platform_fields(SECRET_REF),
-                              self.smtp.host, self.smtp.port, self.bp.state_url,
-                              notifications=self.notifications, **self.addresses)
+        erp = self.bp.erp_settings.model_copy(update=self.erp_overrides)
+        return build_settings(erp, self.kit.url, self.kit.platform_fields(SECRET_REF), self.smtp.host,
+                              self.smtp.port, self.bp.state_url, notifications=self.notifications, **self.addresses)
 
     def context(self) -> Any:
         ctx = build_context(self.settings, self.kit.secret, self.state)
