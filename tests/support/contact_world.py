@@ -75,7 +75,8 @@ class ContactWorld:
     def settings(self) -> Any:
         erp = self.bp.erp_settings.model_copy(update=self.erp_overrides)
         return build_settings(erp, self.kit.url, self.kit.platform_fields(SECRET_REF), self.smtp.host,
-                              self.smtp.port, self.bp.state_url, notifications=self.notifications, **self.addresses)
+                              self.smtp.port, self.bp.state_url, notifications=self.notifications,
+                              **self.addresses)
 
     def context(self) -> Any:
         ctx = build_context(self.settings, self.kit.secret, self.state)
