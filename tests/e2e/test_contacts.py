@@ -245,3 +245,18 @@ def test_many_companies_on_small_pages_with_one_timestamp(world: ContactWorld) -
     for n in numbers:
         assert len(world.mails_to(f"eins-{n}@firma.example")) == 1
         assert len(world.mails_to(f"zwoelf-{n}@firma.example")) == 1
+
+
+def test_full_reconciliation_keeps_contact_accounts_and_drops_a_deleted_contact(world: ContactWorld) -> None:
+    from syncd.flows.reconcile import run_full
+
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.run()
+    t = world.bp.t["Ansprechpartner"]
+    with world.bp.engine.begin() as conn:  # contact 1 leaves the company
+        conn.execute(t.delete().where(t.c.AdrNr == "10001", t.c.AspNr == 1))
+    report = run_full(world.context())
+    assert report.counts.get("failed", 0) == 0, report.items
+    shop = world.customers()
+    assert shop["10001"]["active"] is True and shop["10001-2"]["active"] is True
+    assert shop["10001-1"]["active"] is False  # gone from the ERP: deactivated, like a deleted address
