@@ -69,6 +69,15 @@ def follow(ctx: PlatformContext, chunk: Sequence[ErpAddress], report: CycleRepor
         uow.commit()
 
 
+def accounts_of(ctx: PlatformContext, chunk: Sequence[ErpAddress]) -> list[ErpAddress]:
+    """The contact accounts (with an e-mail) of ``chunk``'s business addresses; none unless
+    ``accounts_per = "contact"``. For the dry run, which plans them like any address."""
+    if not (active(ctx) and _accounts(ctx)):
+        return []
+    found = ctx.erp.contact_addresses([a for a in chunk if a.business and a.number > 0])
+    return [c for items in found.values() for c in items if (c.email or "").strip()]
+
+
 def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport, *,
           credentials: bool) -> None:
     with_mail = [a for a in accounts if (a.email or "").strip()]

@@ -260,3 +260,16 @@ def test_full_reconciliation_keeps_contact_accounts_and_drops_a_deleted_contact(
     shop = world.customers()
     assert shop["10001"]["active"] is True and shop["10001-2"]["active"] is True
     assert shop["10001-1"]["active"] is False  # gone from the ERP: deactivated, like a deleted address
+
+
+def test_the_dry_run_foresees_the_contact_accounts_and_their_mails(world: ContactWorld) -> None:
+    from syncd.flows.erp_to_shop import run_erp_to_shop
+    from syncd.flows.erp_to_shop_dry import mails_next_cycle
+
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    report = run_erp_to_shop(world.context(), dry_run=True)
+    actions = {(i.record, i.action) for i in report.items}
+    assert {("10001", "would-create"), ("10001-1", "would-create"), ("10001-2", "would-create")} <= actions
+    assert not any(r == "10001-3" for r, _a in actions)
+    assert mails_next_cycle(report) == 3
+    assert world.customers() == {} and world.smtp.messages == []
