@@ -186,6 +186,10 @@ def test_a_contact_with_the_companys_email_is_refused_and_the_others_go_on(world
     assert links[10001] == shop["10001"]["id"] and contact_account(10001, 1) not in links
     failed = {i.record: i.detail for i in report.items if i.action == "failed"}
     assert set(failed) == {"10001-1"} and shared in failed["10001-1"]
+    from syncd.shell.status import collect_status
+
+    [platform] = collect_status(world.state, world.settings)["platforms"]
+    assert [f["address"] for f in platform["failed"]] == ["10001-1"]
     assert len(world.mails_to(shared)) == 1 and len(world.mails_to(AS)) == 1
 
 
