@@ -81,7 +81,7 @@ def accounts_of(ctx: PlatformContext, chunk: Sequence[ErpAddress]) -> list[ErpAd
 def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport, *,
           credentials: bool) -> None:
     with_mail = [a for a in accounts if (a.email or "").strip()]
-    skipped = [a for a in accounts if a not in with_mail]
+    skipped = [a for a in accounts if not (a.email or "").strip()]
     for a in skipped:
         report.add(account_label(a.number), "skipped", NO_EMAIL)
     if skipped:
