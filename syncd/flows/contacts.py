@@ -127,11 +127,17 @@ def _main_changed(ctx: PlatformContext, uow: Any, company: ErpAddress, contacts:
         if person is not None:  # kept with the message: a contact deleted by then is still named
             values.update(first_name=person.first_name, last_name=person.last_name,
                           salutation=person.salutation)
-        email = person.email if person is not None else None
+        email = person.email if person is not None else _linked_email(uow, name, account)
         ids = notify(ctx, Occurrence(event=event, key=key, erp_number=account, group=company.customer_group,
                                      email=email, values=values), uow=uow)
         report.add(account_label(account), "queued" if ids else "unchanged", event)
     log.info("main contact changed", platform=name, address=number, former=old, new=main)
+
+
+def _linked_email(uow: Any, platform: str, account: int) -> str | None:
+    """A contact deleted with the change: the login of its account, if it had one."""
+    link = uow.links.get_by_erp(platform, account)
+    return link.email if link is not None else None
 
 
 def _label(number: int, contact: Any) -> str | None:

@@ -277,3 +277,18 @@ def test_the_dry_run_foresees_the_contact_accounts_and_their_mails(world: Contac
     assert not any(r == "10001-3" for r, _a in actions)
     assert mails_next_cycle(report) == 3
     assert world.customers() == {} and world.smtp.messages == []
+
+
+def test_a_former_main_contact_deleted_with_the_change_is_mailed_at_its_login(world: ContactWorld) -> None:
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.run()
+    world.smtp.clear()
+    t = world.bp.t["Ansprechpartner"]
+    with world.bp.engine.begin() as conn:
+        conn.execute(t.delete().where(t.c.AdrNr == "10001", t.c.AspNr == 1))
+    world.set_main(10001, 2)
+    world.run()
+    [former] = world.mails_to(JM)
+    # The row and its names are gone: the mail goes to the account's login, addressed generally.
+    assert "nicht mehr" in former["Subject"] and "Müller GmbH" in former.get_body(("plain",)).get_content()
+    assert len(world.mails_to(AS)) == 1
