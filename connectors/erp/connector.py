@@ -20,8 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from syncd.config.contacts import effective_contacts, optional_contact_columns
 from syncd.config.model import ErpSettings
 from syncd.connectors.erp import checks, scan
+from syncd.connectors.erp.contacts import ContactBook, contact_address
 from syncd.connectors.erp.engine import build_engine
 from syncd.connectors.erp.layout import Layout
 from syncd.connectors.erp.normalise import clean_rows
@@ -30,7 +32,8 @@ from syncd.connectors.erp.table import AddressTable, ErpStats
 from syncd.connectors.erp.values import ValueProblem, clean_raw, parse_number
 from syncd.connectors.erp.writes import AddressUpdater, AddressWriter, PasswordFields, StatusWriter
 from syncd.core.domain import CheckItem, ErpAddress
-from syncd.core.errors import PermanentError
+from syncd.core.errors import ConfigError, PermanentError
+from syncd.core.rules import account_parts
 
 PASSWORD_KEY = "platforms[].addresses.password_field"  # noqa: S105 - a config key, not a secret
 
@@ -57,6 +60,9 @@ class SqlErp:
         self.writer = AddressWriter(self.table, password_field)
         self.updater = AddressUpdater(self.table, password_field)
         self.status = StatusWriter(self.table)
+        contacts = effective_contacts(settings)
+        self.contacts = (ContactBook(self.table, contacts, optional_contact_columns(settings))
+                         if contacts is not None else None)
 
     def with_password_field(
         self, field: str | None, *, password_length: int = 12, password_key: str = PASSWORD_KEY
@@ -137,10 +143,21 @@ class SqlErp:
 
     # --- reads --------------------------------------------------------------------------------
     def get_addresses(self, numbers: Iterable[int]) -> dict[int, ErpAddress]:
+        """Addresses by number; a contact account's key (negative, ``rules.contact_account``)
+        gives that contact person's account address."""
+        wanted = {int(n) for n in numbers}
+        accounts = {n for n in wanted if n < 0}
+        found = self._addresses((wanted - accounts) | {account_parts(n)[0] for n in accounts})
+        if accounts and self.contacts is not None:
+            companies = [found[a] for a in {account_parts(n)[0] for n in accounts} if a in found]
+            for items in self.contact_addresses(companies).values():
+                found.update((c.number, c) for c in items if c.number in accounts)
+        return {n: a for n, a in found.items() if n in wanted}
+
+    def _addresses(self, wanted: set[int]) -> dict[int, ErpAddress]:
         table = self.table
         number_col = self.layout.col(self.layout.number())
         found: dict[int, ErpAddress] = {}
-        wanted = {int(n) for n in numbers}
         for chunk in table.number_binds(wanted):
             rows = clean_rows(table.read("read addresses", table.select().where(number_col.in_(chunk))))
             for row in rows:
@@ -156,12 +173,53 @@ class SqlErp:
         """Which of ``numbers`` the read source still holds (the number column only: the
         reconciliation asks this for every link, so it reads no address data)."""
         layout, table = self.layout, self.table
+        numbers = {int(n) for n in numbers}
+        accounts = {n: account_parts(n) for n in numbers if n < 0}
         num = layout.col(layout.number())
         found: set[int] = set()
-        for chunk in table.number_binds(numbers):
+        for chunk in table.number_binds(numbers - set(accounts)):
             stmt = sa.select(num.label("n")).select_from(layout.read_from()).where(num.in_(chunk))
             found |= table.numbers_of(row.n for row in table.read("find addresses", stmt))
+        if accounts and self.contacts is not None:  # a contact account lives while its contact row does
+            present = self.contacts.present(accounts.values())
+            found |= {n for n, pair in accounts.items() if pair in present}
         return found
+
+    # --- contact persons (syncd.connectors.erp.contacts) ---------------------------------------
+    def contact_addresses(self, companies: Sequence[ErpAddress]) -> dict[int, list[ErpAddress]]:
+        """Each business address's contact persons as account addresses (main one flagged),
+        with or without an e-mail; private addresses have none. Empty without ``[erp.contacts]``."""
+        book = self.contacts
+        if book is None:
+            return {}
+        business = {a.number: a for a in companies if a.business and a.number > 0}
+        table = book.settings.table or ""
+        found: dict[int, list[ErpAddress]] = {}
+        for number, items in book.contacts_of(list(business.values())).items():
+            company = business[number]
+            main = book.main_of(company)
+            found[number] = [contact_address(company, c, main=c.contact == main, table=table) for c in items]
+        return found
+
+    def check_contacts(self) -> list[CheckItem]:
+        """``syncd check`` / start-up: the contact persons' table and columns resolve."""
+        if self.contacts is None:
+            return []
+        try:
+            bound = self.contacts.bound
+        except ConfigError as exc:
+            return [CheckItem("erp", exc.key or "erp.contacts", False, exc.message)]
+        columns = ", ".join(f"{k} = {c.name}" for k, c in bound.columns.items())
+        main = self.contacts.settings.main if bound.main is not None else "none (no main-contact events)"
+        return [CheckItem("erp", "erp.contacts", True, f"{bound.info.name}: {columns}; main contact: {main}")]
+
+    def main_contact(self, address: ErpAddress) -> int | None:
+        """The number of the address's main contact person (None: no marker, or none set)."""
+        return self.contacts.main_of(address) if self.contacts is not None else None
+
+    def contacts_changed(self, since: Any) -> tuple[set[int], Any]:
+        """(addresses whose contact persons changed at or after ``since``, the newest stamp)."""
+        return self.contacts.changed_since(since) if self.contacts is not None else (set(), None)
 
     def scan_changes(
         self, cursor: Mapping[str, Any] | None, *, batch_size: int = 500
@@ -254,11 +312,12 @@ class SqlErp:
         no-op when no shop id column is mapped."""
         if "shop_id" not in self.layout.logical:
             return set()
-        return self.updater.update({n: {"shop_id": sid} for n, sid in shop_ids.items()}, touch=False)
+        # A contact account's id is not the company's: WShopID keeps the company's own account.
+        return self.updater.update({n: {"shop_id": sid} for n, sid in shop_ids.items() if n > 0}, touch=False)
 
     def write_account_status(self, values: Mapping[int, Mapping[str, Any]]) -> None:
         """syncd's status columns (``[erp.columns] credentials_sent_at``, ``account_state``)."""
-        self.status.write(values)
+        self.status.write({n: v for n, v in values.items() if n > 0})  # the row is the company's
 
     def create_address(self, number: int, values: Mapping[str, Any]) -> bool:
         """Insert a new address; False when the number is taken (``AddressWriter``)."""

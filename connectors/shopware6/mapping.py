@@ -32,9 +32,7 @@ from typing import Any
 
 from syncd.config.model import PlatformSettings
 from syncd.core.domain import ErpAddress, ShopCustomer
-from syncd.core.rules import (
-    email_problem,
-)
+from syncd.core.rules import account_label, account_parts, email_problem
 
 from .metadata import ShopMetadata
 from .versions import VersionTraits
@@ -307,7 +305,7 @@ class CustomerMapper:
             cid, aid = shop_id, self._ids(number)[1]
         payload: dict[str, Any] = {
             "id": cid,
-            "customerNumber": self.platform.customer_number_prefix + str(number),
+            "customerNumber": self.platform.customer_number_prefix + account_label(number),
             "groupId": self._group(address.customer_group),
             "firstName": first,
             "lastName": last,
@@ -317,6 +315,9 @@ class CustomerMapper:
         }
         if salutation:
             payload["salutationId"] = salutation
+        if address.main_contact is not None:  # a contact person's account: its company and role
+            payload["customFields"] = {"syncd_company_number": account_label(account_parts(number)[0]),
+                                       "syncd_main_contact": address.main_contact}
         if self.traits.has_account_type:
             # The address's own kind (ERP connector), not "a company column is filled": büro+
             # keeps a private customer's name in the same line as a company's (issue 13).

@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from syncd.core.rules import account_label, parse_account
+
 Search = Callable[[str, dict[str, Any]], Iterator[dict[str, Any]]]
 
 
 def shop_number(prefix: str, number: int) -> str:
-    """The customer number syncd gives ERP address ``number`` in the shop."""
-    return prefix + str(number)
+    """The customer number syncd gives ERP address ``number`` (or a contact account) in the shop."""
+    return prefix + account_label(number)
 
 
 def erp_number(prefix: str, text: Any) -> int | None:
@@ -29,7 +31,7 @@ def erp_number(prefix: str, text: Any) -> int | None:
         if not text.startswith(prefix):
             return None
         text = text[len(prefix):]
-    return int(text) if text.isdigit() else None
+    return parse_account(text) if text[:1].isdigit() else None
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,6 @@ NotificationEvent = Literal[
 # Shipped event layouts whose folder is not the event's name: "password_reset" is the layout of
 # the credentials mail a staff reset sends (with the new password); the event's notice is apart.
 EVENT_LAYOUTS = {"password_reset": "password_reset_notice"}
-# Events that need an ERP main-contact column, which no supported ERP profile exposes yet.
-MAIN_CONTACT_EVENTS = ("new_main_contact", "former_main_contact")
 
 
 class NotificationSettings(_Model):

@@ -16,8 +16,8 @@ from pydantic import Field, model_validator
 
 from syncd.config.base import SECRET, Duration, FieldProblem, Since, _Model
 from syncd.config.bounces import BounceSettings
+from syncd.config.contacts import ContactSettings, contact_problems
 from syncd.config.messaging import (
-    MAIN_CONTACT_EVENTS,
     MessagesSettings,
     NotificationSettings,
     ReminderSettings,
@@ -100,6 +100,7 @@ class ErpSettings(_Model):
     # Salutation values that mark a business address ("Firma"), compared case-insensitively.
     business_salutations: tuple[str, ...] = ("Firma",)
     shop_id_platform: str | None = None  # the one platform whose ids go into [erp.columns] shop_id
+    contacts: ContactSettings = ContactSettings()  # contact persons (syncd.config.contacts)
 
     @model_validator(mode="after")
     def _shop_flag(self) -> ErpSettings:
@@ -191,6 +192,8 @@ class AddressSettings(_Model):
     # "auto": a customer's own registration / group request is approved at once; "manual": it
     # waits "in progress" for `syncd accounts approve|reject`.
     approval: Literal["auto", "manual"] = "auto"
+    # "contact": each contact person (with an e-mail) of a business address gets its own account too.
+    accounts_per: Literal["address", "contact"] = "address"
     # An address whose shop flag ([erp] shop_flag) is cleared after it was pushed: "deactivate"
     # its shop account (like a blocked one) or "ignore" it (the account stays as it is).
     unflagged: Literal["deactivate", "ignore"] = "deactivate"
@@ -426,12 +429,7 @@ class Settings(_Model):
                     n.group,
                 )
             tables[(n.group, n.event)] = index
-            if n.event in MAIN_CONTACT_EVENTS and n.enabled:
-                # Refused rather than accepted and never fired (documented in the README).
-                raise FieldProblem(
-                    ("notifications", index, "event"),
-                    "needs the ERP's main contact person per company address ([erp.columns] main_contact), "
-                    "which no supported ERP profile exposes yet; set enabled = false or remove the table",
-                    n.event,
-                )
+        problem = contact_problems(self)
+        if problem is not None:
+            raise problem
         return self

@@ -48,6 +48,9 @@ class ErpAddress:
     for_shop: bool | None = None
     row: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     problems: tuple[str, ...] = ()
+    # A contact person's account (``syncd.core.rules.contact_account``): whether it is the company's
+    # main contact. None: an address's own account.
+    main_contact: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ class HistoryEvent(StrEnum):
     MAIL_BOUNCED = "mail_bounced"  # hard bounce (5.x.x): the address is not mailed again ...
     MAIL_SOFT_BOUNCED = "mail_soft_bounced"  # 4.x.x: recorded only
     BOUNCE_CLEARED = "bounce_cleared"  # ... until the ERP e-mail changed: the bounced mail is retried once
+    MAIN_CONTACT = "main_contact"  # a contact became ("new") or stopped being ("former") the main one
+    CONTACT_SKIPPED = "contact_skipped"  # a contact person got no account (reason: no e-mail ...)
 
 
 class PushOutcome(StrEnum):
@@ -139,3 +141,44 @@ def email_key(email: str | None) -> str:
 # skew between syncd and the shop. Applied once, by the flow that owns the bookmark; re-reading
 # is harmless because every import step is idempotent.
 SHOP_CHANGE_OVERLAP = timedelta(minutes=5)
+
+
+# Contact accounts (``accounts_per = "contact"``) are keyed like addresses, by one integer, in every
+# state table: -(address * CONTACT_SPAN + contact), a value no ERP address number takes (those are
+# positive), so links, jobs, intents, history and failures keep their keys and constraints.
+CONTACT_SPAN = 10_000
+
+
+def contact_account(address: int, contact: int) -> int:
+    """The account key of contact person ``contact`` (1..9999) of ERP address ``address``."""
+    if not 0 < int(contact) < CONTACT_SPAN or int(address) <= 0:
+        raise ValueError(f"contact {contact!r} of address {address!r}: contacts run 1..{CONTACT_SPAN - 1}")
+    return -(int(address) * CONTACT_SPAN + int(contact))
+
+
+def account_parts(key: int) -> tuple[int, int | None]:
+    """(ERP address number, contact number or None) of an account key."""
+    if key >= 0:
+        return key, None
+    address, contact = divmod(-key, CONTACT_SPAN)
+    return address, contact
+
+
+def account_label(key: int) -> str:
+    """How people see an account key: the ERP number, or "10001-2" for contact 2 of 10001 (also
+    the contact account's customer number in the shop)."""
+    address, contact = account_parts(key)
+    return str(address) if contact is None else f"{address}-{contact}"
+
+
+def parse_account(text: str) -> int | None:
+    """An account key from what an operator types ("10001" or "10001-2"); None if neither."""
+    head, sep, tail = text.strip().partition("-")
+    if not head.isdigit() or (sep and not tail.isdigit()):
+        return None
+    if not sep:
+        return int(head)
+    try:
+        return contact_account(int(head), int(tail))
+    except ValueError:
+        return None

@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy import select
 
 from syncd.core.errors import SyncdError
-from syncd.core.rules import HistoryEvent
+from syncd.core.rules import HistoryEvent, account_label, parse_account
 from syncd.flows import password_status as ps
 from syncd.state.activity import AccountActivity
 from syncd.state.bounces import Bounces
@@ -69,7 +69,7 @@ class AccountRow:
     def csv_values(self) -> list[str]:
         return [
             self.platform,
-            str(self.address),
+            account_label(self.address),  # "10001-2": a contact person's account
             self.shop_id,
             self.email or "",
             self.kind,
@@ -285,10 +285,7 @@ def send_credentials(
             _reset_notices(ctx, wanted, report)
     last: dict[int, AccountAction] = {}
     for item in report.items:
-        try:
-            number = int(item.record)
-        except ValueError:
-            continue
+        number = parse_account(item.record)  # a report names a contact account "10001-2"
         if number in wanted:
             last[number] = AccountAction(number, item.action, item.detail)
     return [last.get(n, AccountAction(n, "deferred", "queued; the running daemon sends it")) for n in wanted]
@@ -303,7 +300,7 @@ def _reset_notices(ctx: PlatformContext, numbers: list[int], report: CycleReport
 
     done = {item.record for item in report.items if item.action in ("mailed", "deferred")}
     for n in numbers:
-        if str(n) in done:
+        if account_label(n) in done:
             password_reset_notice(ctx, n)
     send_due(ctx, CycleReport(ctx.platform.name, "messages"))
 
@@ -400,7 +397,7 @@ def create(ctx: PlatformContext, number: int) -> AccountAction:
         apply_batch(ctx, [address], report, credentials=mail)
         if mail:
             credentials.send_due(ctx, report)
-    mine = [i for i in report.items if str(i.record) == str(number)]
+    mine = [i for i in report.items if i.record == account_label(number)]
     pushed = next((i for i in mine if i.action in ("created", "linked", "adopted", "updated", "unchanged",
                                                     "failed", "skipped", "deferred")), None)
     if pushed is None or pushed.action in ("failed", "skipped", "deferred"):

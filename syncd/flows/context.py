@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from syncd.core.clock import utcnow
+from syncd.core.rules import account_label
 from syncd.state.uow import SqlUnitOfWork
 
 if TYPE_CHECKING:
@@ -70,7 +71,10 @@ class CycleReport:
 
     def add(self, record: Any, action: str, detail: str = "") -> None:
         self.counts[action] += 1
-        self.items.append(ReportItem(str(record), action, detail))
+        # An account key reads as people see it: "10001", a contact person's "10001-2".
+        numbered = isinstance(record, int) and not isinstance(record, bool)
+        shown = account_label(record) if numbered else str(record)
+        self.items.append(ReportItem(shown, action, detail))
 
     def config_fault(self, reason: str) -> None:
         self.config_faults[reason] += 1

@@ -16,7 +16,7 @@ from typing import TypeVar
 import structlog
 
 from syncd.core.errors import SyncdError
-from syncd.flows import activation, approvals, credentials, golive, messages, reminders
+from syncd.flows import activation, approvals, contacts, credentials, golive, messages, reminders
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.corrected import reevaluate_corrected
 from syncd.flows.messages.sms import send_due_sms
@@ -96,12 +96,14 @@ def run_erp_to_shop(ctx: PlatformContext, *, dry_run: bool = False) -> CycleRepo
     for batch in scan.batches():
         for chunk in _chunks(batch, ctx.platform.batch_size):
             apply_batch(ctx, chunk, report, credentials=mail)
+            contacts.follow(ctx, chunk, report, credentials=mail)
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(done, total)
     with ctx.uow() as uow:
         uow.cursors.set(name, CURSOR, scan.cursor())
         uow.commit()
+    contacts.changed_alone(ctx, report, credentials=mail)
     # The cycle's mails go out after its push, as one stream: their jobs are durable, and one
     # stream keeps the shop's password calls overlapping the mailing instead of starting the
     # pipeline afresh after every push chunk.
@@ -123,7 +125,7 @@ def _push_config_deferred(ctx: PlatformContext, report: CycleReport, mail: bool)
     name = ctx.platform.name
     with ctx.uow() as uow:
         records = uow.failures.records_with_code(name, DIRECTION, CONFIG_CODES)
-    numbers = [int(r) for r in records if r.isdigit()]
+    numbers = [int(r) for r in records if r.lstrip("-").isdigit()]  # < 0: a contact account
     for chunk in _chunks(numbers, ctx.platform.batch_size):
         found = ctx.erp.get_addresses(chunk)
         gone = [n for n in chunk if n not in found]

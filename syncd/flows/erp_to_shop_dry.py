@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.rules import LinkKind, email_key
-from syncd.flows import credentials, golive
+from syncd.flows import contacts, credentials, golive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.corrected import corrected_failures
 from syncd.flows.fingerprints import address_fingerprint
@@ -130,7 +130,7 @@ def dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
         mail.cut = golive.cutoff(ctx, uow.cursors) if mail.enabled else None
     foreseen = _Foreseen(name)
     size = ctx.platform.batch_size
-    numbers = [int(r) for r in held if r.isdigit()]
+    numbers = [int(r) for r in held if r.lstrip("-").isdigit()]  # < 0: a contact account
     for chunk in _chunks(numbers, size):  # what the cycle pushes again first (a fixed mapping)
         found = ctx.erp.get_addresses(chunk)
         if found:
@@ -143,6 +143,8 @@ def dry_run(ctx: PlatformContext, report: CycleReport) -> CycleReport:
     for batch in scan.batches():
         for chunk in _chunks(batch, size):
             _chunk(ctx, chunk, report, mail, foreseen)
+            for accounts in _chunks(contacts.accounts_of(ctx, chunk), size):  # accounts_per = "contact"
+                _chunk(ctx, accounts, report, mail, foreseen)
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(done, total)

@@ -210,7 +210,8 @@ def write_shop_ids(ctx: PlatformContext, addresses: Sequence[ErpAddress], report
     column = platform_columns(ctx.settings, ctx.platform.name).get("shop_id")
     if not column:
         return
-    rows = [a for a in addresses if column in a.row]
+    # A contact account (number < 0) has no row of its own: the company's id stays in it.
+    rows = [a for a in addresses if column in a.row and a.number > 0]
     if not rows:
         return
     name = ctx.platform.name

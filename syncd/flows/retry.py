@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from syncd.core.rules import LinkKind
+from syncd.core.rules import LinkKind, parse_account
 from syncd.flows import credentials
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.corrected import chunks
@@ -43,7 +43,7 @@ def failed_records(ctx: PlatformContext) -> tuple[list[int], list[str]]:
     with ctx.uow() as uow:
         failures = uow.failures.list(ctx.platform.name)
     numbers = sorted({int(f.record) for f in failures
-                      if f.direction in (DIRECTION, MAIL_DIRECTION) and f.record.isdigit()})
+                      if f.direction in (DIRECTION, MAIL_DIRECTION) and f.record.lstrip("-").isdigit()})
     imports = sorted(f.record for f in failures if f.direction not in (DIRECTION, MAIL_DIRECTION))
     return numbers, imports
 
@@ -99,8 +99,9 @@ def _owed_mails(ctx: PlatformContext, numbers: list[int]) -> None:
 def _outcomes(ctx: PlatformContext, numbers: list[int], report: CycleReport) -> list[RetryOutcome]:
     last: dict[int, tuple[str, str]] = {}
     for item in report.items:
-        if item.record.isdigit() and int(item.record) in last.keys() | set(numbers):
-            last[int(item.record)] = (item.action, item.detail)
+        number = parse_account(item.record)  # "10001-2": a contact account
+        if number is not None and number in last.keys() | set(numbers):
+            last[number] = (item.action, item.detail)
     with ctx.uow() as uow:
         still = uow.failures.among(ctx.platform.name, DIRECTION, numbers) \
             | uow.failures.among(ctx.platform.name, MAIL_DIRECTION, numbers)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from syncd.core.domain import ErpAddress
-from syncd.core.rules import ADDRESS_FIELDS
+from syncd.core.rules import ADDRESS_FIELDS, account_label
 
 SUBJECT, TEXT, HTML = "subject.txt.j2", "body.txt.j2", "body.html.j2"
 SMS = "sms.txt.j2"  # the text of the same message as an SMS (optional; needed where SMS may be chosen)
@@ -90,13 +90,16 @@ def build_context(
     login_url = (_attr(shop, "login_url") or _attr(platform, "login_url")
                  or (f"{url}/account/login" if url else ""))
     display = _display_name(sender or _attr(platform, "sender") or "", url, name)
+    fields = dict(zip(ADDRESS_FIELDS, _address_fields(address), strict=True))
+    if address.number < 0:  # a contact person's account: "10001-2", as the shop numbers it
+        fields["number"] = account_label(address.number)
     ctx: dict[str, Any] = {
         "erp": erp_row,
-        "address": dict(zip(ADDRESS_FIELDS, _address_fields(address), strict=True)),
+        "address": fields,
         "shop": {"name": name, "display_name": display, "url": url, "login_url": login_url},
         "customer": {
             "email": email if email is not None else address.email,
-            "number": str(customer_number if customer_number is not None else address.number),
+            "number": str(customer_number if customer_number is not None else account_label(address.number)),
         },
         "password_column": password_column or "",
     }

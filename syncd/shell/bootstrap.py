@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from syncd.config.contacts import contacts_used
 from syncd.config.loader import LoadedConfig
 from syncd.config.messaging import sms_possible
 from syncd.config.model import PlatformSettings, Settings, platform_mail
@@ -345,6 +346,10 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
                                       key=f"{key}.{layout_key}", value=layout)
         if not validated:  # no password field in use: the table and columns still must exist
             _validate_erp(erp, file, None, 12, None)
+        if contacts_used(settings):
+            for item in erp.check_contacts():
+                if not item.ok:
+                    raise ConfigError(item.detail, file=file, key=item.name)
     finally:
         erp.close()
 

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from syncd.core.rules import account_label
 from syncd.shell import reloads
 from syncd.state.drift import KEYS as DRIFT_KEYS
 from syncd.state.drift import NAME as DRIFT_NAME
@@ -164,7 +165,8 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                     "last_cycle": _last_cycle(store, name, last),
                     "linked": int(linked.scalar_one()),
                     "pending": int(pending.scalar_one()),
-                    "failed": [{"address": r.record, "step": r.step, "reason": r.reason} for r in failed],
+                    "failed": [{"address": _shown(r.record), "step": r.step, "reason": r.reason}
+                               for r in failed],
                     "reconcile": _reconcile(stored),
                     # shop_changes = "report": customers' shop edits waiting for the operator
                     "shop_changes": listed_shop_changes(edits),
@@ -408,3 +410,8 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
     if any_failed:
         console.print(details)
     return out.getvalue()
+
+
+def _shown(record: str) -> str:
+    """A failure's record as people see it: a contact person's account "10001-2", not its key."""
+    return account_label(int(record)) if record.startswith("-") and record[1:].isdigit() else record

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 
 from syncd.core import redaction
-from syncd.core.rules import HistoryEvent
+from syncd.core.rules import CONTACT_SPAN, HistoryEvent
 from syncd.state.db import StateStore
 from syncd.state.schema import history as t
 
@@ -55,9 +55,15 @@ class History:
         with self.store.begin() as conn:
             conn.execute(insert(t), rows)
 
-    def of_address(self, erp_number: int, platform: str | None = None) -> list[Event]:
-        """Oldest first; every platform unless one is named."""
-        q = select(t).where(t.c.erp_number == int(erp_number))
+    def of_address(self, erp_number: int, platform: str | None = None, *,
+                   contacts: bool = False) -> list[Event]:
+        """Oldest first; every platform unless one is named. ``contacts``: with the events of the
+        address's contact persons' accounts (``rules.contact_account``)."""
+        n = int(erp_number)
+        q = select(t).where(t.c.erp_number == n)
+        if contacts and n > 0:
+            q = select(t).where((t.c.erp_number == n) | t.c.erp_number.between(
+                -(n * CONTACT_SPAN + CONTACT_SPAN - 1), -(n * CONTACT_SPAN + 1)))
         if platform is not None:
             q = q.where(t.c.platform == platform)
         with self.store.connect() as conn:

@@ -13,9 +13,10 @@ import click
 
 from syncd.config.loader import LoadedConfig
 from syncd.config.secrets import Secrets
+from syncd.core.rules import account_label
 
 from .accounts_view import LIST_FIELDS, Filters, _platforms, export_accounts, list_accounts
-from .common import CliState, check_platform, pass_state, platform_option
+from .common import AccountKey, CliState, check_platform, pass_state, platform_option
 from .messages import LANG_OPTION
 
 __all__ = ["LIST_FIELDS", "accounts_group"]
@@ -53,7 +54,7 @@ def _run(loaded: LoadedConfig, secrets: Secrets, platform: str | None,
         except UnknownAddresses as exc:
             raise click.BadParameter(str(exc), param_hint=hint) from None
     for o in outcomes:
-        line = f"{o.address}: {o.action}" + (f" ({o.detail})" if o.detail else "")
+        line = f"{account_label(o.address)}: {o.action}" + (f" ({o.detail})" if o.detail else "")
         click.echo(line, err=not o.ok)
     return 0 if all(o.ok for o in outcomes) else 1
 
@@ -186,7 +187,7 @@ def _prepare(state: CliState, platform: str | None) -> tuple[LoadedConfig, Secre
     "send-credentials", help="Generate new passwords for these ERP addresses and mail them credentials."
 )
 @platform_option()
-@click.argument("addresses", nargs=-1, required=True, type=click.IntRange(min=0), metavar="ADDRESS...")
+@click.argument("addresses", nargs=-1, required=True, type=AccountKey(), metavar="ADDRESS...")
 @pass_state
 @click.pass_context
 def send_credentials_cmd(
@@ -197,7 +198,7 @@ def send_credentials_cmd(
 
 @accounts_group.command("reset-password", help="Reset the shop password of one ERP address and mail it.")
 @platform_option()
-@click.argument("address", type=click.IntRange(min=0))
+@click.argument("address", type=AccountKey())
 @pass_state
 @click.pass_context
 def reset_password_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int) -> None:
@@ -216,20 +217,21 @@ def erase(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, addre
     "history of it; a tombstone keeps the account from being created again.",
 )
 @platform_option()
-@click.argument("address", type=click.IntRange(min=0))
+@click.argument("address", type=AccountKey())
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 @click.pass_context
 def erase_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int, yes: bool) -> None:
     if not yes:
-        click.confirm(f"Erase address {address} and delete its shop account? / Adresse {address} und ihr "
+        shown = account_label(address)
+        click.confirm(f"Erase address {shown} and delete its shop account? / Adresse {shown} und ihr "
                       "Shop-Konto endgültig löschen?", abort=True)
     ctx.exit(erase(*_prepare(state, platform), platform=platform, address=address))
 
 
 @accounts_group.command("deactivate", help="Deactivate the shop account of one ERP address.")
 @platform_option()
-@click.argument("address", type=click.IntRange(min=0))
+@click.argument("address", type=AccountKey())
 @pass_state
 @click.pass_context
 def deactivate_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int) -> None:
@@ -239,7 +241,7 @@ def deactivate_cmd(ctx: click.Context, state: CliState, platform: str | None, ad
 @accounts_group.command("create", help="Create the shop account of one ERP address now and mail it its "
                         "credentials (or set-password link).")
 @platform_option()
-@click.argument("address", type=click.IntRange(min=0))
+@click.argument("address", type=AccountKey())
 @pass_state
 @click.pass_context
 def create_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int) -> None:
@@ -249,7 +251,7 @@ def create_cmd(ctx: click.Context, state: CliState, platform: str | None, addres
 @accounts_group.command("delete", help="Delete the shop account of one ERP address and its link; the ERP "
                         "address stays.")
 @platform_option()
-@click.argument("address", type=click.IntRange(min=0))
+@click.argument("address", type=AccountKey())
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 @click.pass_context
@@ -259,6 +261,6 @@ def delete_cmd(ctx: click.Context, state: CliState, platform: str | None, addres
         if not sys.stdin.isatty():
             raise click.UsageError("refusing to delete without confirmation: pass --yes "
                                    "/ ohne Bestätigung wird nichts gelöscht: --yes angeben")
-        click.confirm(f"Delete the shop account of ERP address {address}? / Shop-Konto der ERP-Adresse "
-                      f"{address} löschen?", abort=True)
+        click.confirm(f"Delete the shop account of ERP address {account_label(address)}? / Shop-Konto der "
+                      f"ERP-Adresse {account_label(address)} löschen?", abort=True)
     ctx.exit(delete(loaded, secrets, platform=platform, address=address))

@@ -78,12 +78,14 @@ def _rows(state: CliState, platform: str | None, filters: Filters):  # noqa: ANN
 
 
 LIST_FIELDS = ("address", "name", "email", "platform", "shop_id", "kind", "active", "credentials_sent_at",
-               "password_status", "last_login_at", "bounced_at")
+               "password_status", "last_login_at", "bounced_at", "contact", "main_contact")
 
 
-def _names(state: CliState, loaded: LoadedConfig, numbers: list[int]) -> tuple[dict[int, str], str | None]:
-    """ERP number -> the address's name (company and/or person), from the ERP; with a note
-    instead when the ERP cannot be read (the list itself comes from the state store)."""
+def _names(state: CliState, loaded: LoadedConfig, numbers: list[int]
+           ) -> tuple[dict[int, tuple[str, bool | None]], str | None]:
+    """ERP number (or contact account) -> (the address's name, company and/or person; whether a
+    contact person is the main one), from the ERP; with a note instead when the ERP cannot be
+    read (the list itself comes from the state store)."""
     from syncd.config.secrets import Secrets, resolve_secret
     from syncd.core.errors import SyncdError
     from syncd.shell.bootstrap import open_erp_for
@@ -97,11 +99,11 @@ def _names(state: CliState, loaded: LoadedConfig, numbers: list[int]) -> tuple[d
     except SyncdError as exc:
         return {}, str(exc)
     try:
-        names: dict[int, str] = {}
+        names: dict[int, tuple[str, bool | None]] = {}
         for start in range(0, len(numbers), 500):
             for n, a in erp.get_addresses(numbers[start:start + 500]).items():
                 person = " ".join(p for p in (a.first_name, a.last_name) if p)
-                names[n] = ", ".join(p for p in (a.company, person) if p)
+                names[n] = ", ".join(p for p in (a.company, person) if p), a.main_contact
         return names, None
     except Exception as exc:  # a column of the report, never a reason to fail the whole list
         return {}, redact(f"{type(exc).__name__}: {exc}").splitlines()[0][:300]
@@ -118,18 +120,27 @@ def list_accounts(
     import csv
     import json
 
+    from syncd.core.rules import account_label, account_parts
     from syncd.flows.accounts import iso
 
-    rows = sorted(_rows(state, platform, filters), key=lambda r: (r.address, r.platform, r.shop_id))
+    # A contact person's account (accounts_per = "contact") beside its company's, by contact number.
+    rows = sorted(_rows(state, platform, filters),
+                  key=lambda r: (account_parts(r.address)[0], account_parts(r.address)[1] or 0, r.platform,
+                                 r.shop_id))
     names, problem = _names(state, loaded, sorted({r.address for r in rows}))
     if problem is not None:
         click.echo(msg("names_unavailable", lang, problem=problem), err=True)
-    records = [{"address": r.address, "name": names.get(r.address), "email": r.email,
-                "platform": r.platform, "shop_id": r.shop_id, "kind": r.kind, "active": r.active,
-                "credentials_sent_at": iso(r.credentials_sent_at) or None,
+    records = [{"address": account_parts(r.address)[0], "name": names.get(r.address, (None, None))[0],
+                "email": r.email, "platform": r.platform, "shop_id": r.shop_id, "kind": r.kind,
+                "active": r.active, "credentials_sent_at": iso(r.credentials_sent_at) or None,
                 "password_status": r.password_status, "last_login_at": iso(r.last_login_at) or None,
-                "bounced_at": iso(r.bounced_at) or None}
+                "bounced_at": iso(r.bounced_at) or None,
+                "contact": account_parts(r.address)[1], "main_contact": names.get(r.address, (None, None))[1],
+                "_label": account_label(r.address)}
                for r in rows]
+    if fmt in ("json", "csv"):
+        for rec in records:
+            del rec["_label"]
     if fmt == "json":
         json.dump({"accounts": records}, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -141,15 +152,19 @@ def list_accounts(
             writer.writerow([_csv_value(rec[k]) for k in LIST_FIELDS])
         return
     table = Table(show_lines=False)
-    for name in LIST_FIELDS:
+    # The contact columns only where contact accounts are (accounts_per = "contact").
+    shown = LIST_FIELDS if any(r["contact"] is not None for r in records) else LIST_FIELDS[:-2]
+    for name in shown:
         table.add_column(msg("acc_" + name, lang), overflow="fold")
     for rec in records:
-        kind, status = rec["kind"], rec["password_status"]
-        table.add_row(str(rec["address"]), escape(rec["name"] or ""), escape(rec["email"] or ""),
-                      escape(rec["platform"]), rec["shop_id"], msg("kind_" + kind, lang, default=kind),
-                      msg("yes" if rec["active"] else "no", lang), rec["credentials_sent_at"] or "–",
-                      msg("pw_" + status.replace(" ", "_"), lang, default=status),
-                      rec["last_login_at"] or "–", rec["bounced_at"] or "–")
+        kind, status, main = rec["kind"], rec["password_status"], rec["main_contact"]
+        cells = [rec["_label"], escape(rec["name"] or ""), escape(rec["email"] or ""),
+                 escape(rec["platform"]), rec["shop_id"], msg("kind_" + kind, lang, default=kind),
+                 msg("yes" if rec["active"] else "no", lang), rec["credentials_sent_at"] or "–",
+                 msg("pw_" + status.replace(" ", "_"), lang, default=status), rec["last_login_at"] or "–",
+                 rec["bounced_at"] or "–",
+                 str(rec["contact"] or "–"), "–" if main is None else msg("yes" if main else "no", lang)]
+        table.add_row(*cells[:len(shown)])
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
     click.echo(msg("accounts_count", lang, n=len(records)))
 

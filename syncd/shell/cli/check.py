@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from syncd.config.contacts import contacts_used
 from syncd.config.loader import LoadedConfig
 from syncd.config.messaging import sms_possible
 from syncd.config.model import PlatformSettings
@@ -242,6 +243,8 @@ def _erp_checks(loaded: LoadedConfig, secrets: Secrets, items: list[CheckItem]) 
     if not connected:
         erp.close()
         return None
+    if contacts_used(settings):
+        items += _guard("erp", "erp.contacts", erp.check_contacts)
     return erp
 
 

@@ -8,6 +8,7 @@ import click
 
 from syncd.config.loader import LoadedConfig, load_settings
 from syncd.config.secrets import Secrets, resolve_all
+from syncd.core.rules import parse_account
 
 
 @dataclass
@@ -55,3 +56,18 @@ def check_platform(state: CliState, name: str | None) -> None:
             f"{name!r} is not a configured platform; configured: {', '.join(names)}",
             param_hint="--platform",
         )
+
+
+class AccountKey(click.ParamType):
+    """An ERP number ("10001") or a contact person's account ("10001-2")."""
+
+    name = "address"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        key = parse_account(str(value))
+        if key is None:
+            self.fail(f"{value!r} is no ERP number (10001) or contact account (10001-2) / "
+                      "keine Adressnummer", param, ctx)
+        return key

@@ -76,6 +76,11 @@ _TEXT: dict[str, dict[str, str]] = {
     "event_imported": {"en": "imported", "de": "importiert"},
     "event_deactivated": {"en": "deactivated", "de": "deaktiviert"},
     "event_reactivated": {"en": "reactivated", "de": "reaktiviert"},
+    "event_main_contact": {"en": "main contact changed", "de": "Hauptansprechpartner gewechselt"},
+    "event_contact_skipped": {"en": "contact person skipped", "de": "Ansprechpartner übersprungen"},
+    "col_account": {"en": "Account", "de": "Konto"},
+    "acc_main_contact": {"en": "Main contact", "de": "Hauptansprechpartner"},
+    "acc_contact": {"en": "Contact", "de": "Ansprechpartner"},
     # syncd accounts list
     "acc_address": {"en": "Address", "de": "Adresse"},
     "acc_name": {"en": "Name", "de": "Name"},

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .common import CliState, check_platform, pass_state, platform_option
+from syncd.core.rules import account_label
+
+from .common import AccountKey, CliState, check_platform, pass_state, platform_option
 from .messages import LANG_OPTION, msg
 
 
@@ -25,7 +27,7 @@ from .messages import LANG_OPTION, msg
 )
 @platform_option()
 @click.option("--failed", "all_failed", is_flag=True, help="Every record `syncd status` lists as failed.")
-@click.argument("addresses", nargs=-1, type=click.IntRange(min=0), metavar="ADDRESS...")
+@click.argument("addresses", nargs=-1, type=AccountKey(), metavar="ADDRESS...")
 @pass_state
 @click.pass_context
 def retry_cmd(ctx: click.Context, state: CliState, platform: str | None, all_failed: bool,
@@ -77,14 +79,15 @@ def _retry(state: CliState, platform: str | None, addresses: tuple[int, ...], al
 
 @click.command(
     "history",
-    help="Every event of one ERP address, oldest first: pushed, created, adopted, rejected, mail sent / "
-    "deferred / failed, imported, deactivated, with time and reason (kept [daemon] history_days).",
+    help="Every event of one ERP address (and of its contact persons' accounts), oldest first: pushed, "
+    "created, adopted, rejected, mail sent / deferred / failed, imported, deactivated, main contact, "
+    "with time and reason (kept [daemon] history_days). ADDRESS: 10001, or 10001-2 for one contact.",
 )
 @platform_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="table: for people; json: one stable object for scripts (see README).")
 @LANG_OPTION
-@click.argument("address", type=click.IntRange(min=0))
+@click.argument("address", type=AccountKey())
 @pass_state
 def history_cmd(state: CliState, platform: str | None, fmt: str, lang: str | None, address: int) -> None:
     from syncd.shell.bootstrap import open_state_read_only
@@ -94,24 +97,29 @@ def history_cmd(state: CliState, platform: str | None, fmt: str, lang: str | Non
     settings = state.load().settings
     store = open_state_read_only(settings.daemon.state_url)
     try:
-        events = History(store, lambda: datetime.now(UTC)).of_address(address, platform)
+        events = History(store, lambda: datetime.now(UTC)).of_address(address, platform, contacts=True)
     finally:
         store.close()
     if fmt == "json":
-        json.dump({"address": str(address), "events": [
+        json.dump({"address": account_label(address), "events": [
             {"at": _iso(e.at), "platform": e.platform, "event": e.event, "reason": e.reason,
-             "shop_id": e.shop_id} for e in events]}, sys.stdout, ensure_ascii=False)
+             "shop_id": e.shop_id, "account": account_label(e.erp_number)} for e in events]},
+            sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
         return
     if not events:
-        click.echo(msg("history_none", lang, address=address, days=settings.daemon.history_days))
+        click.echo(msg("history_none", lang, address=account_label(address),
+                       days=settings.daemon.history_days))
         return
     table = Table(show_lines=False)
-    for key in ("col_time", "col_platform", "col_event", "col_reason"):
+    accounts = any(e.erp_number != address for e in events)  # contact accounts in it: say whose
+    columns = ("col_time", "col_platform", *(["col_account"] if accounts else []), "col_event", "col_reason")
+    for key in columns:
         table.add_column(msg(key, lang), overflow="fold")
     for e in events:
-        table.add_row(_iso(e.at), escape(e.platform), msg("event_" + e.event, lang, default=e.event),
-                      escape(e.reason or ""))
+        account = [account_label(e.erp_number)] if accounts else []
+        table.add_row(_iso(e.at), escape(e.platform), *account,
+                      msg("event_" + e.event, lang, default=e.event), escape(e.reason or ""))
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
