@@ -251,13 +251,40 @@ class Customers:
             stored = self.hashes.get(user["id"]) if user else None
         return bool(stored) and bcrypt.checkpw(password.encode(), stored)  # type: ignore[arg-type]
 
-    def add_order(self, customer_id: int, *, status: str = "processing") -> dict[str, Any]:
+    def add_order(
+        self, customer_id: int, *, status: str = "processing", payment_method: str = "bacs",
+        total: str = "49.90",
+    ) -> dict[str, Any]:
+        """An order as checkout makes it (``status``: pending, processing, on-hold, completed,
+        cancelled, refunded, failed; ``payment_method`` ``bacs`` = direct bank transfer, i.e.
+        prepayment). Checkout saves the billing address to the customer, but an order placed
+        through the sandbox does not move the user's modified date (nothing in it changed)."""
         with self.lock:
+            stamp = now_gmt()
             order = {
                 "id": 5000 + len(self.orders),
+                "number": str(5000 + len(self.orders)),
                 "customer_id": int(customer_id),
                 "status": status,
-                "date_created_gmt": now_gmt(),
+                "payment_method": payment_method,
+                "total": total,
+                "currency": "EUR",
+                "date_created_gmt": stamp,
+                "date_modified_gmt": stamp,
+                "date_paid_gmt": None if status in ("pending", "on-hold", "failed") else stamp,
+                "date_completed_gmt": stamp if status == "completed" else None,
             }
-            self.orders.append(order)  # an order does not touch the user's modified date
+            self.orders.append(order)
+            return dict(order)
+
+    def set_order_status(self, order_id: int, status: str) -> dict[str, Any]:
+        """The shop moves an order on (an admin marks it completed, a payment arrives): its
+        modified date moves."""
+        with self.lock:
+            order = next(o for o in self.orders if o["id"] == int(order_id))
+            order["status"], order["date_modified_gmt"] = status, now_gmt()
+            if status == "completed":
+                order["date_completed_gmt"] = order["date_modified_gmt"]
+            if status in ("processing", "completed") and not order["date_paid_gmt"]:
+                order["date_paid_gmt"] = order["date_modified_gmt"]
             return dict(order)
