@@ -29,7 +29,8 @@ def kit() -> Iterator[WooKit]:
 def _register(kit: WooKit, count: int, stamp: str, prefix: str) -> list[str]:
     ids = []
     for i in range(count):
-        sid = kit.register(f"{prefix}{i}@example.com", "Geheim-123", first_name="Kim", last_name=f"{prefix}{i}")
+        sid = kit.register(f"{prefix}{i}@example.com", "Geheim-123", first_name="Kim",
+                           last_name=f"{prefix}{i}")
         user = kit.sandbox.data.users[int(sid)]
         user["date_created_gmt"] = user["date_modified_gmt"] = stamp
         ids.append(sid)
