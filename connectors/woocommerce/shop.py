@@ -8,7 +8,7 @@ when called anyway (so a record fails with it, visible in ``syncd status``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,39 +16,43 @@ import structlog
 
 from syncd.config.model import PlatformSettings
 from syncd.core import redaction
-from syncd.core.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
+from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer
 from syncd.core.errors import PermanentError, SyncdError
 
 from .http import WooHttp, describe_error
 from .mapping import META_KEY, Rejected, differences, map_address, to_shop_customer
+from .orders import order_changes
 from .push import Claims, Intents, WooPusher
 from .reads import changed, gmt, new_customers, number_index, order_customer_ids, pages, rows_by_id
 
 log = structlog.get_logger("syncd.woocommerce")
 
+# Why each refused setting cannot be carried out over the REST API v3 (checked against
+# WooCommerce's customers controller and WC_Customer_Data_Store; shopware-notes §7).
 NO_DEACTIVATION = (
-    "WooCommerce customers have no active flag (a WordPress user with any role can still log "
-    "in); set deactivate_blocked = false, or block the account in WordPress by hand / "
-    "WooCommerce-Kunden haben kein Aktiv-Kennzeichen"
+    "WooCommerce customers have no active flag, and the customer's role is read-only over the "
+    "REST API (any WordPress role can log in anyway); set deactivate_blocked = false, or block "
+    "the account in WordPress by hand / WooCommerce-Kunden haben kein Aktiv-Kennzeichen, die "
+    "Rolle ist über die REST-API nicht änderbar"
 )
 NO_GROUPS = (
-    "WooCommerce customers have no customer group; remove customer_group / customer_group_map / "
+    "WooCommerce customers have no customer group (the only grouping, the WordPress role, is "
+    "read-only over the REST API); remove customer_group / customer_group_map / "
     "WooCommerce-Kunden haben keine Kundengruppe"
 )
 NO_LOGIN_TIMES = (
-    "WooCommerce's REST API does not report when a customer last logged in, so syncd cannot tell "
-    "an unused account: remove activation_reminder / WooCommerce meldet keine letzte Anmeldung"
+    "WooCommerce keeps only the day of a customer's last visit (meta wc_last_active) and its "
+    "REST API cannot filter by it, so telling unused accounts would read every customer each "
+    "cycle: remove activation_reminder / WooCommerce meldet die letzte Anmeldung nicht abfragbar"
 )
 NO_APPROVAL = (
-    'WooCommerce has no customer-group requests to approve; use approval = "auto" / '
-    "WooCommerce kennt keine Kundengruppen-Anfragen"
-)
-NO_ORDERS_HERE = (
-    "order reminders read Shopware's order and delivery states; WooCommerce orders are not read yet: "
-    "name a Shopware platform in reminders[].platform"
+    "WooCommerce has no customer-group requests to approve (customers cannot ask for a group); "
+    'use approval = "auto" / WooCommerce kennt keine Kundengruppen-Anfragen'
 )
 NO_LINK_MODE = (
-    'WooCommerce offers no REST route that mails a set-password link; use credential_mode = "password"'
+    "WooCommerce offers no REST route that mails a set-password link (only the storefront's "
+    "lost-password form does, with WordPress's own mail); use credential_mode = \"password\" / "
+    "WooCommerce hat keine REST-Route für Passwort-Links"
 )
 
 
@@ -290,6 +294,10 @@ class WooShop:
             if fields:
                 out[a.number] = "differs: " + ", ".join(fields)
         return out
+
+    def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
+        """New and changed orders for the reminders (``orders``: one bookmark on the modified date)."""
+        return order_changes(self.http, since, skip)
 
     def clear_cache(self) -> None:
         """Nothing kept: WooCommerce needs no metadata look-ups."""

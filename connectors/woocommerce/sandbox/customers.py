@@ -58,6 +58,10 @@ def now_gmt() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def _stamp(at: datetime | None) -> str:
+    return now_gmt() if at is None else at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 class Customers:
     def __init__(
         self,
@@ -253,14 +257,15 @@ class Customers:
 
     def add_order(
         self, customer_id: int, *, status: str = "processing", payment_method: str = "bacs",
-        total: str = "49.90",
+        total: str = "49.90", at: datetime | None = None,
     ) -> dict[str, Any]:
         """An order as checkout makes it (``status``: pending, processing, on-hold, completed,
         cancelled, refunded, failed; ``payment_method`` ``bacs`` = direct bank transfer, i.e.
         prepayment). Checkout saves the billing address to the customer, but an order placed
-        through the sandbox does not move the user's modified date (nothing in it changed)."""
+        through the sandbox does not move the user's modified date (nothing in it changed).
+        ``at``: the shop's clock for this order (tests that drive time)."""
         with self.lock:
-            stamp = now_gmt()
+            stamp = _stamp(at)
             order = {
                 "id": 5000 + len(self.orders),
                 "number": str(5000 + len(self.orders)),
@@ -273,16 +278,17 @@ class Customers:
                 "date_modified_gmt": stamp,
                 "date_paid_gmt": None if status in ("pending", "on-hold", "failed") else stamp,
                 "date_completed_gmt": stamp if status == "completed" else None,
+                "billing": dict(user["billing"]) if (user := self.users.get(int(customer_id))) else {},
             }
             self.orders.append(order)
             return dict(order)
 
-    def set_order_status(self, order_id: int, status: str) -> dict[str, Any]:
+    def set_order_status(self, order_id: int, status: str, at: datetime | None = None) -> dict[str, Any]:
         """The shop moves an order on (an admin marks it completed, a payment arrives): its
         modified date moves."""
         with self.lock:
             order = next(o for o in self.orders if o["id"] == int(order_id))
-            order["status"], order["date_modified_gmt"] = status, now_gmt()
+            order["status"], order["date_modified_gmt"] = status, _stamp(at)
             if status == "completed":
                 order["date_completed_gmt"] = order["date_modified_gmt"]
             if status in ("processing", "completed") and not order["date_paid_gmt"]:

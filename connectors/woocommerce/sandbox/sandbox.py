@@ -222,8 +222,8 @@ class WooSandbox:
     def add_order(self, customer_id: int | str, **order: Any) -> dict[str, Any]:
         return self.data.add_order(int(customer_id), **order)
 
-    def set_order_status(self, order_id: int | str, status: str) -> dict[str, Any]:
-        return self.data.set_order_status(int(order_id), status)
+    def set_order_status(self, order_id: int | str, status: str, **when: Any) -> dict[str, Any]:
+        return self.data.set_order_status(int(order_id), status, **when)
 
     def lose_customers(self, ids: list[int] | None = None) -> None:
         """The shop loses those (or all) accounts: a restored backup."""
