@@ -66,6 +66,8 @@ def unsupported(platform: PlatformSettings, key: str | None = None) -> list[tupl
         out.append((f"{key}.customer_group", NO_GROUPS))
     if a.erp_to_shop and a.deactivate_blocked:
         out.append((f"{key}.addresses.deactivate_blocked", NO_DEACTIVATION))
+    if a.on_erp_delete == "deactivate":  # "delete" works: the account is deleted instead
+        out.append((f"{key}.addresses.on_erp_delete", NO_DEACTIVATION))
     if a.credential_mode == "link":
         out.append((f"{key}.addresses.credential_mode", NO_LINK_MODE))
     if a.activation_reminder:  # every account would look unused: reminders for all

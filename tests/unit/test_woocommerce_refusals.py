@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from syncd.config.loader import parse_settings
 from syncd.connectors.woocommerce import unsupported
-from syncd.connectors.woocommerce.shop import NO_APPROVAL, WooShop
+from syncd.connectors.woocommerce.shop import NO_APPROVAL, NO_DEACTIVATION, WooShop
 
 WOO = """
 [erp]
@@ -29,6 +29,13 @@ def test_a_plain_woocommerce_platform_has_nothing_refused():
 def test_manual_approval_is_refused_with_its_key():
     [platform] = parse_settings(WOO + 'approval = "manual"\n', file="x.toml").platforms
     assert unsupported(platform) == [("platforms[woo].addresses.approval", NO_APPROVAL)]
+
+
+def test_deactivating_accounts_of_deleted_addresses_is_refused_deleting_them_is_not():
+    [platform] = parse_settings(WOO + 'on_erp_delete = "deactivate"\n', file="x.toml").platforms
+    assert unsupported(platform) == [("platforms[woo].addresses.on_erp_delete", NO_DEACTIVATION)]
+    [platform] = parse_settings(WOO + 'on_erp_delete = "delete"\n', file="x.toml").platforms
+    assert unsupported(platform) == []
 
 
 def test_woocommerce_has_no_number_range_to_collide():
