@@ -259,7 +259,7 @@ def test_rerun_imports_nothing(world):
 
 
 @shopware_only("WooCommerce has no guest accounts: a guest order carries customer_id 0 and no customer "
-               "(the connector leaves such orders out: test_woocommerce_connector)")
+               "(the connector leaves such orders out: test_woocommerce_import_scan)")
 def test_guests_are_never_imported(world):
     sandbox = world.sb
     cid = world.shop_user("guest@example.com", orders=1)
