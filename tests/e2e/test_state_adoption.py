@@ -276,7 +276,7 @@ def _first_sync_except(h: Harness, linked: int) -> dict[int, str]:
 
 
 # --- the CLI, as an operator runs it --------------------------------------------------------------
-env = wired.env  # fixture
+env = wired.kind_env  # fixture: each platform kind (``shop``)
 
 
 def _syncd(e: Env, *args: str) -> subprocess.CompletedProcess:
@@ -305,7 +305,7 @@ def test_cli_sync_after_mv_state_db_adopts_and_mails_nobody(env: Env):
     assert "created" not in again.stdout and "mailed" not in again.stdout
     assert env.outbox_files() == mails
     for to, password in sent.items():
-        assert store_login(env.shop, to, password)
+        assert env.kit.login(to, password)
     status = _syncd(env, "status", "--json")
     assert json.loads(status.stdout)["platforms"][0]["linked"] == 2
 
