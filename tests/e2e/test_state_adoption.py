@@ -234,6 +234,9 @@ def test_a_lost_store_adopts_an_account_whose_erp_email_changed_since(harness: H
     shop_ids, mails = _shop_ids(h), len(h.smtp.messages)
     _lose_state(h)
     h.update(71003, email="neue.adresse.71003@beispiel-firma.de")
+    predicted = h.run(dry_run=True)  # the dry run decides the same from reads only
+    assert predicted.counts["would-adopt"] == len(NUMBERS), predicted.counts
+    assert "would-create" not in predicted.counts and len(kit.accounts()) == len(NUMBERS)
 
     report = h.run()
 
