@@ -7,6 +7,8 @@ Modules, one job each:
 - ``http``: session, consumer key/secret (Basic over HTTPS, OAuth 1.0a over HTTP), error mapping, retries
 - ``mapping``: ERP address -> customer payload and shop JSON -> ``ShopCustomer`` (pure)
 - ``push``: batch creates/updates with per-item errors, the look-ups that keep creates idempotent
+- ``reads``: paging, look-ups by id, the ERP-number index, the incremental import scans
+- ``orders``: order changes for the reminders (statuses mapped onto Shopware's three states)
 - ``shop``: ``WooShop``, the ``ShopPort`` the flows use
 """
 
@@ -17,7 +19,7 @@ from syncd.config.model import PlatformSettings
 from .http import WooHttp
 from .mapping import META_KEY
 from .push import DETAIL_EXISTED, DETAIL_LINK_GONE
-from .shop import NO_ORDERS_HERE, WooShop, unsupported
+from .shop import WooShop, unsupported
 
 KIND = "woocommerce"  # the ``platforms[].kind`` this connector serves
 
@@ -41,7 +43,6 @@ __all__ = [
     "DETAIL_EXISTED",
     "DETAIL_LINK_GONE",
     "META_KEY",
-    "NO_ORDERS_HERE",
     "WooHttp",
     "WooShop",
     "open_shop",

@@ -68,6 +68,15 @@ class Intents(Protocol):
     def record(self, creates: Sequence[tuple[int, str]]) -> None: ...
 
 
+class Recovery(Protocol):
+    """What a push whose state store may have lost links reads: the ERP-number index (built once
+    per recovery, ``reads.number_index``) and fresh rows of the accounts it names."""
+
+    def index(self) -> Mapping[str, list[str]]: ...
+
+    def rows(self, shop_ids: Sequence[str]) -> Iterable[dict[str, Any]]: ...
+
+
 @dataclass(slots=True)
 class _Plan:
     address: ErpAddress
@@ -95,15 +104,23 @@ class _Plan:
 
 class WooPusher:
     def __init__(
-        self, http: WooHttp, batch_size: int, claims: Claims | None, intents: Intents | None
+        self,
+        http: WooHttp,
+        batch_size: int,
+        claims: Claims | None,
+        intents: Intents | None,
+        recovery: Recovery | None = None,
     ) -> None:
         self.http = http
         self.batch_size = batch_size
         self.claims = claims
         self.intents = intents
+        self.recovery = recovery
 
     def push(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> list[PushResult]:
         plans = self._prepare(addresses, links)
+        if self.recovery is not None:
+            self._decide_numbered(plans)
         for _ in range(ROUNDS):
             todo = [p for p in plans if not p.done]
             if not todo:
@@ -122,10 +139,12 @@ class WooPusher:
         run creates first and looks up what the shop refuses; the prediction looks every unlinked
         e-mail up (one GET each) and decides as ``_decide_existing`` would. No intent is recorded."""
         plans = self._prepare(addresses, links)
+        if self.recovery is not None:
+            self._decide_numbered(plans)
         unlinked = [p for p in plans if not p.done and p.linked is None]
         for p in plans:
-            if not p.done and p.linked is not None:
-                p.outcome, p.shop_id = PushOutcome.UPDATED, p.linked
+            if not p.done and p.linked is not None:  # linked, or found by its ERP number
+                p.outcome, p.shop_id = p.outcome or PushOutcome.UPDATED, p.linked
         if unlinked:
             self._decide_existing(unlinked)
         for p in unlinked:
@@ -210,6 +229,8 @@ class WooPusher:
                 lookups.append(p)
             elif not created and code in GONE_CODES and p.write is None:
                 p.linked, p.detail = None, DETAIL_LINK_GONE  # deleted in the shop: created again
+            elif not created and code in GONE_CODES:  # found by a look-up, deleted since: created
+                p.linked = p.write = p.outcome = p.detail = None
             elif not created and code == "existing_user_email":
                 p.reject(
                     f"e-mail {p.mapped.email} is already used by another shop account; not changing "  # type: ignore[union-attr]
@@ -219,6 +240,65 @@ class WooPusher:
             else:
                 p.reject(f"the shop refused the record: {text}", code)
         return lookups
+
+    # --- a push whose state store may have lost links (fresh, lost or replaced store) -----------
+    def _decide_numbered(self, plans: list[_Plan]) -> None:
+        """Unlinked addresses whose ERP number an account carries (``syncd_erp_number``): that
+        account is theirs even if the ERP e-mail changed since it was made - the e-mail look-up
+        after a refused create would miss it and the create would make a second account (I4).
+        The index is a hint; fresh rows decide. Outcomes as for an account found by e-mail:
+        ADOPTED (written, never a password) or, with a create intent pending, our own crashed
+        create (UPDATED, ``DETAIL_EXISTED``, it gets its job); refused when another address is
+        linked to it or has its e-mail (the two swapped: only an operator can tell)."""
+        index = self.recovery.index()  # type: ignore[union-attr]
+        hits = [p for p in plans if not p.done and p.linked is None and str(p.address.number) in index]
+        if not hits:
+            return
+        wanted = [sid for p in hits for sid in index[str(p.address.number)]]
+        rows = {str(r["id"]): r for r in self.recovery.rows(wanted)}  # type: ignore[union-attr]
+        owners = dict(self.claims(list(rows))) if self.claims is not None and rows else {}
+        numbers = [p.address.number for p in hits]
+        earlier = self.intents.pending(numbers) if self.intents is not None else set()
+        emails = {email_key(p.mapped.email): p.address.number for p in plans if p.mapped is not None}
+        for p in hits:
+            number, key = str(p.address.number), email_key(p.mapped.email)  # type: ignore[union-attr]
+            found = [rows[s] for s in index[number] if s in rows and erp_number_of(rows[s]) == number]
+            if len(found) > 1:
+                same = [r for r in found if email_key(r.get("email")) == key]
+                if len(same) != 1:
+                    ids = ", ".join(str(r["id"]) for r in found)
+                    p.reject(
+                        f"{len(found)} shop accounts carry ERP number {number} ({ids}); syncd adopts none "
+                        f"and creates no further one - delete the extra ones or clear their {META_KEY}",
+                        "SYNCD__AMBIGUOUS_ACCOUNT",
+                    )
+                    continue
+                found = same
+            if not found:
+                continue  # deleted or renumbered since the index was read: the create path decides
+            row = found[0]
+            sid = str(row["id"])
+            owner = owners.get(sid)
+            other = emails.get(email_key(row.get("email")))
+            if owner is not None and owner != p.address.number:
+                p.reject(
+                    f"shop account {sid} (ERP number {number} in its meta data) is linked to ERP address "
+                    f"{owner}; ERP address {number} neither takes it over nor gets a second account",
+                    "SYNCD__AMBIGUOUS_ACCOUNT",
+                )
+            elif other is not None and other != p.address.number:
+                p.reject(
+                    f"shop account {sid} carries ERP number {number} but the e-mail {row.get('email')} of "
+                    f"ERP address {other}; syncd neither links nor creates an account for ERP address "
+                    f"{number} until the e-mails are set right",
+                    "SYNCD__AMBIGUOUS_ACCOUNT",
+                )
+            else:
+                p.prior = p.address.number in earlier
+                p.linked, p.write = sid, {"id": row["id"], **p.mapped.payload}  # type: ignore[union-attr]
+                p.outcome, p.detail = (
+                    (PushOutcome.UPDATED, DETAIL_EXISTED) if p.prior else (PushOutcome.ADOPTED, None)
+                )
 
     @staticmethod
     def _made_by_us(p: _Plan, row: Mapping[str, Any]) -> bool:

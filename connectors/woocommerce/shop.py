@@ -8,47 +8,51 @@ when called anyway (so a record fails with it, visible in ``syncd status``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
 
 from syncd.config.model import PlatformSettings
 from syncd.core import redaction
-from syncd.core.domain import CheckItem, ErpAddress, PushResult, ShopCustomer
+from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer
 from syncd.core.errors import PermanentError, SyncdError
 
 from .http import WooHttp, describe_error
 from .mapping import META_KEY, Rejected, differences, map_address, to_shop_customer
+from .orders import order_changes
 from .push import Claims, Intents, WooPusher
+from .reads import changed, gmt, new_customers, number_index, order_customer_ids, pages, rows_by_id
 
 log = structlog.get_logger("syncd.woocommerce")
 
-PAGE = 100  # per_page maximum of the WordPress REST API
+# Why each refused setting cannot be carried out over the REST API v3 (checked against
+# WooCommerce's customers controller and WC_Customer_Data_Store; shopware-notes §7).
 NO_DEACTIVATION = (
-    "WooCommerce customers have no active flag (a WordPress user with any role can still log "
-    "in); set deactivate_blocked = false, or block the account in WordPress by hand / "
-    "WooCommerce-Kunden haben kein Aktiv-Kennzeichen"
+    "WooCommerce customers have no active flag, and the customer's role is read-only over the "
+    "REST API (any WordPress role can log in anyway); set deactivate_blocked = false, or block "
+    "the account in WordPress by hand / WooCommerce-Kunden haben kein Aktiv-Kennzeichen, die "
+    "Rolle ist über die REST-API nicht änderbar"
 )
 NO_GROUPS = (
-    "WooCommerce customers have no customer group; remove customer_group / customer_group_map / "
+    "WooCommerce customers have no customer group (the only grouping, the WordPress role, is "
+    "read-only over the REST API); remove customer_group / customer_group_map / "
     "WooCommerce-Kunden haben keine Kundengruppe"
 )
 NO_LOGIN_TIMES = (
-    "WooCommerce's REST API does not report when a customer last logged in, so syncd cannot tell "
-    "an unused account: remove activation_reminder / WooCommerce meldet keine letzte Anmeldung"
+    "WooCommerce keeps only the day of a customer's last visit (meta wc_last_active) and its "
+    "REST API cannot filter by it, so telling unused accounts would read every customer each "
+    "cycle: remove activation_reminder / WooCommerce meldet die letzte Anmeldung nicht abfragbar"
 )
 NO_APPROVAL = (
-    'WooCommerce has no customer-group requests to approve; use approval = "auto" / '
-    "WooCommerce kennt keine Kundengruppen-Anfragen"
-)
-NO_ORDERS_HERE = (
-    "order reminders read Shopware's order and delivery states; WooCommerce orders are not read yet: "
-    "name a Shopware platform in reminders[].platform"
+    "WooCommerce has no customer-group requests to approve (customers cannot ask for a group); "
+    'use approval = "auto" / WooCommerce kennt keine Kundengruppen-Anfragen'
 )
 NO_LINK_MODE = (
-    'WooCommerce offers no REST route that mails a set-password link; use credential_mode = "password"'
+    "WooCommerce offers no REST route that mails a set-password link (only the storefront's "
+    "lost-password form does, with WordPress's own mail); use credential_mode = \"password\" / "
+    "WooCommerce hat keine REST-Route für Passwort-Links"
 )
 
 
@@ -62,6 +66,8 @@ def unsupported(platform: PlatformSettings, key: str | None = None) -> list[tupl
         out.append((f"{key}.customer_group", NO_GROUPS))
     if a.erp_to_shop and a.deactivate_blocked:
         out.append((f"{key}.addresses.deactivate_blocked", NO_DEACTIVATION))
+    if a.on_erp_delete == "deactivate":  # "delete" works: the account is deleted instead
+        out.append((f"{key}.addresses.on_erp_delete", NO_DEACTIVATION))
     if a.credential_mode == "link":
         out.append((f"{key}.addresses.credential_mode", NO_LINK_MODE))
     if a.activation_reminder:  # every account would look unused: reminders for all
@@ -71,10 +77,22 @@ def unsupported(platform: PlatformSettings, key: str | None = None) -> list[tupl
     return out
 
 
-def _gmt(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+class _Recovery:
+    """The ERP-number index of one recovery (``reads.number_index``), read once when first asked."""
+
+    def __init__(self, http: WooHttp, logger: Any) -> None:
+        self.http, self.log = http, logger
+        self._index: dict[str, list[str]] | None = None
+
+    def index(self) -> dict[str, list[str]]:
+        if self._index is None:
+            self._index = number_index(self.http)
+            self.log.info("ERP numbers read from every customer (state store without a completed scan)",
+                          step="push", numbered=len(self._index))
+        return self._index
+
+    def rows(self, shop_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        return rows_by_id(self.http, shop_ids)
 
 
 class WooShop:
@@ -85,6 +103,7 @@ class WooShop:
         self.login_url = platform.login_url or self.url + "/my-account/"
         self.http = http
         self.log = log.bind(platform=self.name)
+        self._recovery: _Recovery | None = None
 
     # --- check -------------------------------------------------------------------------------
     def customer_number_overlap(self, debtor_range: tuple[int, int], prefix: str | None = None
@@ -149,14 +168,28 @@ class WooShop:
         ``dry_run``: decide from reads only, write nothing (``WooPusher.predict``)."""
         if not addresses:
             return []
+        recovery = self._recovery_for(intents)
+        size = self.platform.batch_size
         if dry_run:
-            return WooPusher(self.http, self.platform.batch_size, claims, None).predict(addresses, links)
-        results = WooPusher(self.http, self.platform.batch_size, claims, intents).push(addresses, links)
+            return WooPusher(self.http, size, claims, None, recovery).predict(addresses, links)
+        results = WooPusher(self.http, size, claims, intents, recovery).push(addresses, links)
         counts: dict[str, int] = {}
         for r in results:
             counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
         self.log.info("pushed customers", step="push", **counts)
         return results
+
+    def _recovery_for(self, intents: Intents | None) -> _Recovery | None:
+        """The ERP-number index while the state store says it may have lost links (``recovering``:
+        no ERP scan completed for this platform - a fresh, lost or replaced store); kept for the
+        pushes of that recovery, dropped once a scan has completed."""
+        probe = getattr(intents, "recovering", None)
+        if probe is None or not probe():
+            self._recovery = None
+            return None
+        if self._recovery is None:
+            self._recovery = _Recovery(self.http, self.log)
+        return self._recovery
 
     # --- account operations ------------------------------------------------------------------
     def _batch_update(self, items: list[dict[str, Any]]) -> dict[str, str | None]:
@@ -208,63 +241,45 @@ class WooShop:
         raise PermanentError(NO_LINK_MODE, code="SYNCD__UNSUPPORTED")
 
     # --- reading -----------------------------------------------------------------------------
-    def _pages(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every row of a list route, page by page, until ``X-WP-TotalPages`` is reached."""
-        page = 1
-        while True:
-            result = self.http.call("GET", path, query={**query, "per_page": PAGE, "page": page})
-            rows = result.body or []
-            yield from rows
-            try:
-                pages = int(result.headers.get("X-WP-TotalPages") or 0)
-            except ValueError:
-                pages = 0
-            if page >= pages or not rows:
-                return
-            page += 1
-
     def customers_changed_since(self, since: datetime | None) -> Iterator[ShopCustomer]:
-        """The customers route has no date filter: every customer is read (registration order)
-        and those modified at or after ``since`` are kept. O(customers) per call."""
-        bound = _gmt(since) if since is not None else None
-        for row in self._pages("/customers", {"role": "all", "orderby": "registered_date", "order": "asc"}):
-            changed = str(row.get("date_modified_gmt") or row.get("date_created_gmt") or "")
-            if bound is None or changed >= bound:
+        """Customers created or modified at or after ``since``. The customers route has no date
+        filter (``reads``), so a full pass reads every customer - done for the first import
+        (``since`` None) and when ``shop_changes`` must see every profile edit. Otherwise the
+        candidates are the customers registered since (newest first, stopping at ``since``) and
+        those with an order created or modified since (checkout writes the billing address to
+        the customer): O(new customers + recent orders) per poll, not O(customers)."""
+        if since is None or self.platform.addresses.shop_changes != "ignore":
+            bound = gmt(since) if since is not None else None
+            for row in pages(self.http, "/customers", {"role": "all", "orderby": "id", "order": "asc"}):
+                if bound is None or changed(row) >= bound:
+                    yield to_shop_customer(row)
+            return
+        bound, seen = gmt(since), set()
+        for row in new_customers(self.http, since):
+            seen.add(str(row["id"]))
+            yield to_shop_customer(row)
+        ordered = [sid for sid in order_customer_ids(self.http, since) if sid not in seen]
+        for row in rows_by_id(self.http, ordered):
+            if changed(row) >= bound:
                 yield to_shop_customer(row)
 
     def customers_with_orders(self, since: datetime | None) -> Iterator[ShopCustomer]:
-        """Customers with an order placed at or after ``since``: the orders route filters by date
-        (``after``, inclusive here by one second's margin); guest orders (customer_id 0) are left out."""
-        query: dict[str, Any] = {"orderby": "date", "order": "asc"}
-        if since is not None:
-            query["after"] = _gmt(since - timedelta(seconds=1))  # "after" is strict, the bound is not
-        ids: dict[str, None] = {}
-        for order in self._pages("/orders", query):
-            cid = int(order.get("customer_id") or 0)
-            if cid:
-                ids[str(cid)] = None
-        yield from self.get_customers(list(ids), has_orders=True).values()
+        """Customers with an order created or modified at or after ``since`` (``reads``)."""
+        yield from self.get_customers(order_customer_ids(self.http, since), has_orders=True).values()
 
     def get_customers(
         self, shop_ids: Sequence[str], *, has_orders: bool | None = None
     ) -> dict[str, ShopCustomer]:
         out: dict[str, ShopCustomer] = {}
-        for row in self._rows(shop_ids):
+        for row in rows_by_id(self.http, shop_ids):
             out[str(row["id"])] = to_shop_customer(row, has_orders=has_orders)
         return out
-
-    def _rows(self, shop_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
-        ids = [str(int(s)) for s in dict.fromkeys(shop_ids) if str(s).isdigit()]
-        for start in range(0, len(ids), PAGE):
-            chunk = ids[start : start + PAGE]
-            yield from self._pages("/customers", {"include": ",".join(chunk), "role": "all"})
 
     def compare(self, addresses: Sequence[ErpAddress], links: Mapping[int, str]) -> dict[int, str]:
         if not links:
             return {}
-        rows = {
-            str(r["id"]): r for r in self._rows([links[a.number] for a in addresses if a.number in links])
-        }
+        linked = [links[a.number] for a in addresses if a.number in links]
+        rows = {str(r["id"]): r for r in rows_by_id(self.http, linked)}
         out: dict[int, str] = {}
         for a in addresses:
             sid = links.get(a.number)
@@ -281,6 +296,10 @@ class WooShop:
             if fields:
                 out[a.number] = "differs: " + ", ".join(fields)
         return out
+
+    def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
+        """New and changed orders for the reminders (``orders``: one bookmark on the modified date)."""
+        return order_changes(self.http, since, skip)
 
     def clear_cache(self) -> None:
         """Nothing kept: WooCommerce needs no metadata look-ups."""

@@ -259,6 +259,14 @@ class _PlatformIntents:
             uow.intents.record(self.platform, creates)
             uow.commit()
 
+    def recovering(self) -> bool:
+        """True while no ERP scan has completed for the platform with this state store (a fresh,
+        lost or replaced store): accounts the shop holds may lack their links. A connector whose
+        look-ups cannot find an account by the ERP number (WooCommerce: no meta search) reads
+        its whole customer list once then; the scan's cursor (``erp_to_shop.CURSOR``) ends it."""
+        with self.uow() as uow:
+            return uow.cursors.get(self.platform, "erp-to-shop") is None
+
 
 def _is_new(result: PushResult, had_link: bool) -> bool:
     """Created by syncd: a fresh account, or our own account from a run that crashed before it

@@ -318,10 +318,6 @@ def preflight(loaded: LoadedConfig, secrets: Secrets) -> None:
         if platform.kind == woocommerce.KIND:
             for key, reason in woocommerce.unsupported(platform, f"platforms[{index}]"):
                 raise ConfigError(reason, file=file, key=key, value=_setting(platform, key))
-            for n, reminder in enumerate(settings.reminders):
-                if reminder.platform == platform.name:
-                    raise ConfigError(woocommerce.NO_ORDERS_HERE, file=file, key=f"reminders[{n}].platform",
-                                      value=reminder.platform)
     _reminder_layouts(settings, layouts, file)
     erp = open_erp_for(settings, secrets)
     try:

@@ -10,7 +10,8 @@ import json
 from tests.support import wired_env as wired
 from tests.support.wired_env import Env
 
-env, sandbox = wired.env, wired.sandbox  # fixtures
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
 
 TABLES = """
 [[notifications]]
@@ -55,6 +56,8 @@ def test_check_refuses_main_contact_events(env: Env, capsys):
     assert code == 2 and "notifications[0].event" in err and "main_contact" in err
 
 
+@wired.shopware_only('approval = "manual" is refused by check for WooCommerce (customers cannot request '
+                     "a customer group)")
 def test_approval_verbs_through_the_cli(env: Env, capsys):
     env.write_config(addresses='approval = "manual"\n' + TABLES)
     shop = env.shop

@@ -1,5 +1,6 @@
 """`syncd accounts list`: by ERP number, with name and e-mail, one language per run, table / CSV /
-JSON. A SQLite ERP, the Shopware sandbox, the outbox; rows inserted out of number order."""
+JSON. A SQLite ERP, the sandbox of each platform kind (``shop`` fixture), the outbox; rows inserted
+out of number order."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from syncd.shell.cli.accounts import LIST_FIELDS
 from tests.support import wired_env as wired
 from tests.support.wired_env import SAMPLE, Env, make_env
 
-sandbox = wired.sandbox  # fixture
+shop = wired.shop  # fixture: a sandbox of each platform kind
 
 EXTRA = [
     {"number": 10020, "company": "Zeta GmbH", "street": "Allee 20", "zip": "50667", "city": "Köln",
@@ -27,11 +28,11 @@ EXTRA = [
 
 
 @pytest.fixture
-def synced(tmp_path, sandbox, monkeypatch, capsys) -> Env:  # noqa: F811
+def synced(tmp_path, shop, monkeypatch, capsys) -> Env:  # noqa: F811
     monkeypatch.delenv("LC_ALL", raising=False)
     monkeypatch.delenv("LC_MESSAGES", raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
-    e = make_env(tmp_path, sandbox, monkeypatch, rows=list(reversed(EXTRA + SAMPLE)))
+    e = make_env(tmp_path, shop.sandbox, monkeypatch, rows=list(reversed(EXTRA + SAMPLE)))
     code, _, err = e.cli(capsys, "sync", "--direction", "erp-to-shop")
     assert code == 0, err
     return e

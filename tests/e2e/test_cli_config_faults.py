@@ -17,10 +17,10 @@ import pytest
 
 from tests.support import mailserver
 from tests.support import wired_env as wired
-from tests.support.shop_fixtures import store_login
 from tests.support.wired_env import FIELD, TABLE, Env, assert_nowhere, make_env
 
-env, sandbox = wired.env, wired.sandbox  # fixtures
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
 smtp_server_factory, smtp_tls_files = mailserver.smtp_server_factory, mailserver.smtp_tls_files
 
 SMTP_ENV = "SYNCD_FAULT_SMTP"
@@ -77,7 +77,7 @@ password = "env:{SMTP_ENV}"
     for message in messages:
         body = message.get_body(preferencelist=("plain",)).get_content()
         password = re.search(r"Passwort:\s+(\S+)", body).group(1)
-        assert store_login(env.shop, str(message["To"]).split("<")[-1].rstrip(">"), password)
+        assert env.kit.login(str(message["To"]).split("<")[-1].rstrip(">"), password)
         assert_nowhere(password, out, err, captured_logs.text, files=[env.state_db])
     assert all(v is None for v in env.password_fields().values())
     shop = _last_cycle(env, capsys)

@@ -12,7 +12,8 @@ from syncd.flows.accounts import CSV_HEADER
 from tests.support import wired_env as wired
 from tests.support.wired_env import Env
 
-env, sandbox = wired.env, wired.sandbox  # fixtures: pytest finds them by these module-level names
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
 
 
 def _old(e: Env, *numbers: int) -> None:

@@ -14,10 +14,10 @@ import pytest
 
 from syncd.render.store import shipped_root
 from tests.support import wired_env as wired
-from tests.support.shop_fixtures import store_login
 from tests.support.wired_env import Env, read_mail
 
-env, sandbox = wired.env, wired.sandbox  # fixtures
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
 
 
 def _details(out: str) -> str:
@@ -98,4 +98,4 @@ def test_a_reset_by_staff_is_mailed_with_its_own_wording(env: Env, capsys, layou
     assert words in html
     to, password = read_mail(new[0]) if layout == "credentials" else (None, None)
     if to:
-        assert store_login(env.shop, to, password)
+        assert env.kit.login(to, password)

@@ -15,7 +15,8 @@ from tests.e2e.test_cli_wired_daemon import _events, _start, _stop, _wait
 from tests.support import wired_env as wired
 from tests.support.wired_env import Env
 
-env, sandbox = wired.env, wired.sandbox  # fixtures
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pid files")
 

@@ -12,10 +12,10 @@ import pytest
 
 from tests.support import erp_fixtures, mailserver
 from tests.support import wired_env as wired
-from tests.support.shop_fixtures import store_login
 from tests.support.wired_env import FIELD, TABLE, Env, assert_nowhere, make_env, read_mail
 
-env, sandbox = wired.env, wired.sandbox  # fixtures: pytest finds them by these module-level names
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
 smtp_server_factory, smtp_tls_files = mailserver.smtp_server_factory, mailserver.smtp_tls_files
 
 
@@ -64,7 +64,7 @@ def test_sync_creates_accounts_mails_them_and_status_shows_the_cycle(env: Env, c
     assert len(mails) == 2
     for path in mails:
         to, password = read_mail(path)
-        assert store_login(env.shop, to, password)
+        assert env.kit.login(to, password)
         assert_nowhere(password, out, err, captured_logs.text, files=_state_files(env))
     assert all(v is None for v in env.password_fields().values())  # I2 after the cycle
 
@@ -310,7 +310,7 @@ password = "env:SYNCD_WIRED_SMTP"
     for message in messages:
         body = message.get_body(preferencelist=("plain",)).get_content()
         password = re.search(r"Passwort:\s+(\S+)", body).group(1)
-        assert store_login(env.shop, str(message["To"]).split("<")[-1].rstrip(">"), password)
+        assert env.kit.login(str(message["To"]).split("<")[-1].rstrip(">"), password)
         assert_nowhere(password, out, err, captured_logs.text, files=_state_files(env))
     assert "Smtp-Pass-77" not in out + err + captured_logs.text
     assert env.outbox_files() == []

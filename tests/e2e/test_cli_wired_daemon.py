@@ -16,10 +16,10 @@ import pytest
 
 from syncd.shell.pidfile import read_pid
 from tests.support import wired_env as wired
-from tests.support.shop_fixtures import store_login
 from tests.support.wired_env import Env, assert_nowhere, read_mail, subprocess_env
 
-env, sandbox = wired.env, wired.sandbox  # fixtures: pytest finds them by these module-level names
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -84,7 +84,7 @@ def test_run_creates_accounts_and_mails_and_stops_clean_on_sigterm(env: Env, cap
     assert any(e.get("event") == "daemon stopped" for e in _events(log))
     for path in env.outbox_files():
         to, password = read_mail(path)
-        assert store_login(env.shop, to, password)
+        assert env.kit.login(to, password)
         assert_nowhere(password, text, files=[env.state_db, env.state_db.with_name("state.db-wal")])
     code, out, _ = env.cli(capsys, "status", "--json")
     shop = json.loads(out)["platforms"][0]

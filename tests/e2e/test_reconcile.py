@@ -1,6 +1,7 @@
 """Reconciliation (issue 11, defect 5): drift the change scan cannot see is found and repaired by
 `syncd sync --full`, and `syncd status` says what was found. Real components throughout: a
-SQLite ERP, the Shopware sandbox over HTTP, the outbox transport, the CLI in-process."""
+SQLite ERP, the shop sandbox of each platform kind over HTTP (``shop`` fixture: Shopware 6,
+WooCommerce), the outbox transport, the CLI in-process."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from syncd.state.links import Links
 from tests.support import erp_fixtures
 from tests.support import wired_env as wired
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401 - fixtures
-from tests.support.shop_fixtures import store_login
 from tests.support.wired_env import TABLE, Env, make_env, read_mail
 
-sandbox = wired.sandbox  # fixture
+shop = wired.shop  # fixture: a sandbox of each platform kind
+NO_DEACTIVATION = wired.shopware_only(
+    "deactivating blocked or vanished addresses is refused by check for WooCommerce (customers have no "
+    "active flag); this case deactivates")
 
 
 def _row(n: int, **kw) -> dict:
@@ -42,8 +45,8 @@ GOOD = 7
 
 
 @pytest.fixture
-def env(tmp_path: Path, sandbox, monkeypatch: pytest.MonkeyPatch) -> Env:  # noqa: F811
-    return make_env(tmp_path, sandbox, monkeypatch, rows=ROWS)
+def env(tmp_path: Path, shop, monkeypatch: pytest.MonkeyPatch) -> Env:  # noqa: F811
+    return make_env(tmp_path, shop.sandbox, monkeypatch, rows=ROWS)
 
 
 def _status(e: Env, capsys) -> dict:
@@ -66,7 +69,7 @@ def test_shop_that_lost_its_data_is_refilled_by_full_sync_and_status_shows_the_d
     assert code == 0, err
     assert len(env.shop.customers()) == GOOD and len(env.outbox_files()) == GOOD
 
-    assert env.shop.lose_customers() == GOOD  # the shop restored an empty backup
+    env.shop.lose_customers()  # the shop restored an empty backup
     assert env.shop.customers() == []
 
     # What an operator saw before: all linked, nothing to do - the change scan cannot know.
@@ -78,13 +81,13 @@ def test_shop_that_lost_its_data_is_refilled_by_full_sync_and_status_shows_the_d
     assert code == 0, out + err
     assert "missing_in_shop" in out  # the drift table of the summary
 
-    customers = env.shop.customers()
-    assert sorted(int(c["customerNumber"]) for c in customers) == sorted(r["number"] for r in ROWS[:GOOD])
+    numbers = [a.number for a in env.kit.accounts()]
+    assert sorted(int(n) for n in numbers) == sorted(r["number"] for r in ROWS[:GOOD])
     mails = _mails(env)
     for r in ROWS[:GOOD]:
         first, second = mails[r["email"]]  # one more credentials mail each, with a new password
         assert second != first
-        assert store_login(env.shop, r["email"], second)
+        assert env.kit.login(r["email"], second)
     status = _status(env, capsys)
     drift = status["reconcile"]["counts"]
     assert drift["missing_in_shop"] == GOOD and drift["repaired"] == GOOD
@@ -131,7 +134,7 @@ def test_a_fixed_failure_the_change_scan_does_not_see_is_reevaluated(env: Env, c
     assert status["reconcile"]["counts"]["still_failed"] == 0
     assert status["reconcile"]["counts"]["repaired"] == 1
     [password] = _mails(env)["vera.fixed@beispiel.at"]
-    assert store_login(env.shop, "vera.fixed@beispiel.at", password)
+    assert env.kit.login("vera.fixed@beispiel.at", password)
 
 
 def test_dry_run_full_counts_drift_and_writes_nothing(env: Env, capsys):
@@ -152,16 +155,18 @@ def test_dry_run_full_counts_drift_and_writes_nothing(env: Env, capsys):
 MANY = [_row(30000 + 3 * i, Geaendert=erp_fixtures.utcnow() - timedelta(days=40, hours=i)) for i in range(40)]
 
 
-def test_reconcile_over_many_pages_finds_and_repairs_each_kind_of_drift(tmp_path, sandbox, monkeypatch,  # noqa: F811
+def test_reconcile_over_many_pages_finds_and_repairs_each_kind_of_drift(tmp_path, shop, monkeypatch,  # noqa: F811
                                                                         capsys):
+    """Every kind of drift over several pages; the blocked and the vanished address only where the
+    kind deactivates (WooCommerce refuses deactivate_blocked: there they are not made)."""
     from syncd.flows import reconcile as reconcile_flow
 
-    e = make_env(tmp_path, sandbox, monkeypatch, rows=MANY)
+    e = make_env(tmp_path, shop.sandbox, monkeypatch, rows=MANY)
     # ERP pages of 7, push chunks of 5, link pages of 6: every stream is read in several pages.
-    e.write_config(erp="batch_size = 7", addresses="deactivate_blocked = true")
+    e.write_config(erp="batch_size = 7", addresses="deactivate_blocked = true" if shop.deactivates else "")
     monkeypatch.setattr(reconcile_flow, "LINK_PAGE", 6)
-    e.config.write_text(e.config.read_text().replace('sales_channel = "Storefront"',
-                                                     'sales_channel = "Storefront"\nbatch_size = 5'))
+    platform_url = f'url = "{shop.url}"\n'
+    e.config.write_text(e.config.read_text().replace(platform_url, platform_url + "batch_size = 5\n"))
     assert e.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
     assert len(e.shop.customers()) == 40
     state = open_state(f"sqlite:///{e.state_db.as_posix()}", migrate=False)
@@ -173,33 +178,40 @@ def test_reconcile_over_many_pages_finds_and_repairs_each_kind_of_drift(tmp_path
     lost = [30000, 30033, 30117]  # gone from the shop
     e.shop.lose_customers([links[n].shop_id for n in lost])
     edited = 30060  # the customer's data changed in the shop, not by syncd
-    e.shop.edit_customer_as_shop_user(links[edited].shop_id, lastName="Überschrieben")
+    if shop.kind == "woocommerce":
+        e.shop.data.update(links[edited].shop_id, {"last_name": "Überschrieben"})
+    else:
+        e.shop.edit_customer_as_shop_user(links[edited].shop_id, lastName="Überschrieben")
     changed = 30090  # changed in the ERP without moving the stamp
     erp_fixtures.update_address(e.erp_url, TABLE, changed, {"Ort": "Graz"}, touch=False)
-    blocked = 30024  # blocked without moving the stamp
-    erp_fixtures.update_address(e.erp_url, TABLE, blocked, {"Gesperrt": 1}, touch=False)
-    gone = 30051  # deleted from the ERP
-    _delete_row(e, gone)
+    blocked, gone = 30024, 30051
+    if shop.deactivates:
+        erp_fixtures.update_address(e.erp_url, TABLE, blocked, {"Gesperrt": 1}, touch=False)  # stamp kept
+        _delete_row(e, gone)  # deleted from the ERP
     late = 39999  # inserted with a stamp far older than the scan's window
     erp_fixtures.insert_addresses(e.erp_url, TABLE, [
         _row(late, Geaendert=erp_fixtures.utcnow() - timedelta(days=50))])
     assert e.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
-    assert str(late) not in {c["customerNumber"] for c in e.shop.customers()}  # missed by the scan
+    assert str(late) not in {a.number for a in e.kit.accounts()}  # missed by the scan
 
     code, out, err = e.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")
     assert code == 0, out + err
 
     drift = _status(e, capsys)["reconcile"]["counts"]
-    assert drift["erp_addresses"] == 40 and drift["links"] == 41  # links are read after the ERP pass
+    deactivated = 2 if shop.deactivates else 0
+    assert drift["erp_addresses"] == 41 - deactivated // 2 and drift["links"] == 41
     assert drift["missing_in_shop"] == 3 and drift["stale"] == 2 and drift["unlinked"] == 1
-    assert drift["blocked_linked"] == 1 and drift["orphaned_links"] == 1
-    assert drift["repaired"] == 3 + 2 + 1 + 1 + 1 and drift["still_failed"] == 0
-    by_number = {c["customerNumber"]: c for c in e.shop.customers()}
+    assert drift["blocked_linked"] == deactivated // 2 and drift["orphaned_links"] == deactivated // 2
+    assert drift["repaired"] == 3 + 2 + 1 + deactivated and drift["still_failed"] == 0
+    by_number = {a.number: a for a in e.kit.accounts()}
     assert all(str(n) in by_number for n in lost) and str(late) in by_number
-    assert by_number[str(edited)]["lastName"] == _row(edited)["last_name"]
-    address = e.shop.customer(by_number[str(changed)]["id"])["addresses"][0]
-    assert address["city"] == "Graz"
-    assert by_number[str(blocked)]["active"] is False and by_number[str(gone)]["active"] is False
+    assert by_number[str(edited)].last_name == _row(edited)["last_name"]
+    if shop.kind == "woocommerce":
+        assert by_number[str(changed)].city == "Graz"
+    else:
+        assert e.shop.customer(by_number[str(changed)].id)["addresses"][0]["city"] == "Graz"
+    if shop.deactivates:
+        assert by_number[str(blocked)].active is False and by_number[str(gone)].active is False
     mails = _mails(e)
     assert all(len(mails[_row(n)["email"]]) == 2 for n in lost) and len(mails[_row(late)["email"]]) == 1
     assert len(e.outbox_files()) == 40 + 3 + 1
@@ -208,7 +220,7 @@ def test_reconcile_over_many_pages_finds_and_repairs_each_kind_of_drift(tmp_path
     assert e.cli(capsys, "sync", "--direction", "erp-to-shop", "--full")[0] == 0
     drift = _status(e, capsys)["reconcile"]["counts"]
     assert drift["repaired"] == 0 and drift["stale"] == 0 and drift["missing_in_shop"] == 0
-    assert drift["orphaned_links"] == 1  # reported for as long as the link exists
+    assert drift["orphaned_links"] == deactivated // 2  # reported for as long as the link exists
 
 
 def _delete_row(e: Env, number: int) -> None:
@@ -232,14 +244,14 @@ def test_failures_among_reads_only_the_given_records(tmp_path):
 
 # --- the daemon reconciles on its own ---------------------------------------------------------
 
-def test_daemon_reconciles_every_interval_and_publishes_drift_metrics(tmp_path, sandbox, monkeypatch,  # noqa: F811
+def test_daemon_reconciles_every_interval_and_publishes_drift_metrics(tmp_path, shop, monkeypatch,  # noqa: F811
                                                                       capsys):
     import socket
     import urllib.request
 
     from tests.e2e.test_cli_wired_daemon import _events, _start, _stop, _wait
 
-    e = make_env(tmp_path, sandbox, monkeypatch, rows=ROWS)
+    e = make_env(tmp_path, shop.sandbox, monkeypatch, rows=ROWS)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -277,7 +289,7 @@ def test_daemon_reconciles_every_interval_and_publishes_drift_metrics(tmp_path, 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb),
                         pytest.param("mariadb", marks=pytest.mark.realdb)])
-def harness(request, tmp_path: Path, sandbox, smtp_server):  # noqa: F811
+def harness(request, tmp_path: Path, shop, smtp_server):  # noqa: F811
     from contextlib import ExitStack
 
     from tests.support.dbs import mariadb_url, pg_schema_url, pg_url, unique_name
@@ -289,7 +301,7 @@ def harness(request, tmp_path: Path, sandbox, smtp_server):  # noqa: F811
         else:
             url = pg_url() if request.param == "postgresql" else mariadb_url()
             state_url = stack.enter_context(pg_schema_url("reconcile_state"))
-        h = Harness(tmp_path, url, unique_name("erp_reconcile"), sandbox, smtp_server, state_url=state_url)
+        h = Harness(tmp_path, url, unique_name("erp_reconcile"), shop, smtp_server, state_url=state_url)
         stack.callback(h.drop)
         stack.callback(h.close)
         yield h
@@ -316,13 +328,17 @@ def test_full_run_on_each_erp_backend_recreates_lost_accounts_and_reports_orphan
     report = reconcile_flow.run_full(harness.context())
 
     assert report.drift["missing_in_shop"] == 2 and report.drift["orphaned_links"] == 1
-    assert report.drift["repaired"] == 3  # two re-created, the orphan's account deactivated
     assert report.counts["created"] == 2 and report.counts["mailed"] == 2
     for n in (41002, 41099):
         mails = harness.mails_to(f"r{n}@beispiel.at")
         assert len(mails) == 2
-        assert store_login(harness.sandbox, f"r{n}@beispiel.at", password_of(mails[-1]))
-    assert harness.sandbox.customer(links[41020].shop_id)["active"] is False
+        assert harness.kit.login(f"r{n}@beispiel.at", password_of(mails[-1]))
+    if harness.kit.deactivates:  # two re-created, the orphan's account deactivated
+        assert report.drift["repaired"] == 3
+        assert harness.sandbox.customer(links[41020].shop_id)["active"] is False
+    else:  # WooCommerce: deactivate_blocked = false, so a vanished address is reported, its account kept
+        assert report.drift["repaired"] == 2
+        assert harness.sandbox.customer(links[41020].shop_id) is not None
     assert harness.password_fields() == {}
 
 
@@ -406,11 +422,12 @@ def test_daemon_schedule_counts_from_the_last_stored_reconciliation(tmp_path):
     assert rec.count("erp-to-shop", "shop") >= 1 and rec.count("erp-to-shop", "b2b") >= 2
 
 
-def test_many_vanished_addresses_are_reported_not_deactivated(tmp_path, sandbox, monkeypatch, capsys,  # noqa: F811
+@NO_DEACTIVATION
+def test_many_vanished_addresses_are_reported_not_deactivated(tmp_path, shop, monkeypatch, capsys,  # noqa: F811
                                                                caplog):
     # A read_source pointed at the wrong view looks like customers vanishing by the dozen: the
     # reconciliation says so and leaves their accounts alone.
-    e = make_env(tmp_path, sandbox, monkeypatch, rows=MANY)
+    e = make_env(tmp_path, shop.sandbox, monkeypatch, rows=MANY)
     assert e.cli(capsys, "sync", "--direction", "erp-to-shop")[0] == 0
     import sqlite3
 

@@ -258,8 +258,8 @@ def test_delete_removes_the_customer_and_a_second_delete_finds_it_gone(sb):
 
 
 def test_activation_reminders_are_refused_without_login_times(sb):
-    # WooCommerce reports no last login: every account would look unused and be reminded.
+    # WooCommerce reports no queryable last login: every account would look unused and be reminded.
     shop = connector(sb, activation_reminder="7d")
     assert not hasattr(shop, "logins_since")  # activation tracking skips this shop
     failed = {i.name: i.detail for i in shop.check() if not i.ok}
-    assert "last logged in" in failed["unsupported: platforms[woo].addresses.activation_reminder"]
+    assert "wc_last_active" in failed["unsupported: platforms[woo].addresses.activation_reminder"]

@@ -1,5 +1,6 @@
 """kill -9 during the reminders' SMS sends and queueing: a real process
-(tests/support/reminder_kill_runner.py) against the shop sandbox and the seven.io fake over
+(tests/support/reminder_kill_runner.py) against the shop sandbox of each platform kind (``shop``
+fixture: Shopware 6 orders shipped, WooCommerce orders completed) and the seven.io fake over
 loopback, SIGKILLed at a checkpoint, then run again. No SMS is lost, and at most the one whose
 outcome the kill left unknown goes out twice."""
 
@@ -21,7 +22,7 @@ from syncd.state.links import Link
 from syncd.state.messages import Messages
 from syncd.state.uow import SqlUnitOfWork
 from tests.support.fakes.sms_providers import FakeSeven
-from tests.support.shop_fixtures import sandbox  # noqa: F401 - the fixture
+from tests.support.shops import shop  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "seven-kill-test-key"
@@ -38,7 +39,8 @@ def seven():
 
 
 @pytest.fixture
-def setup(tmp_path, sandbox, seven):  # noqa: F811
+def setup(tmp_path, shop, seven):  # noqa: F811
+    sandbox = shop.sandbox
     url = f"sqlite:///{tmp_path / 'state.db'}"
     store = open_state(url)
     addresses = []
@@ -47,19 +49,21 @@ def setup(tmp_path, sandbox, seven):  # noqa: F811
             for i in range(N):
                 number = 61000 + i
                 email = f"sms.{number}@beispiel.example"
-                customer = sandbox.create_customer_as_shop_user(email, "geheim-passwort-1")
-                order = sandbox.add_order(customer["id"], at=T0)
-                sandbox.transition("order_delivery", order, "ship", at=T0 + timedelta(minutes=1))
-                uow.links.upsert(Link(platform="shop", shop_id=customer["id"], erp_number=number,
-                                      email=email))
+                customer = str(sandbox.create_customer_as_shop_user(email, "geheim-passwort-1")["id"])
+                if shop.kind == "woocommerce":  # fulfilled: WooCommerce's "shipped"
+                    sandbox.add_order(customer, status="completed", at=T0 + timedelta(minutes=1))
+                else:
+                    order = sandbox.add_order(customer, at=T0)
+                    sandbox.transition("order_delivery", order, "ship", at=T0 + timedelta(minutes=1))
+                uow.links.upsert(Link(platform="shop", shop_id=customer, erp_number=number, email=email))
                 addresses.append({"number": number, "email": email, "mobile": f"0170 55500{i:02d}"})
             uow.commit()
     finally:
         store.close()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({
-        "state_url": url, "shop_url": sandbox.url, "client_id": sandbox.client_id,
-        "client_secret": sandbox.client_secret, "sms_url": seven.url, "sms_key": KEY,
+        "state_url": url, "shop_url": sandbox.url, "platform": shop.platform_fields("env:UNUSED"),
+        "client_secret": shop.secret, "sms_url": seven.url, "sms_key": KEY,
         "addresses": addresses, "now": (T0 + timedelta(minutes=5)).isoformat(),
     }))
     return config, url

@@ -1,6 +1,7 @@
 """The reported cycle: a bulk import leaves more than ``[erp] batch_size`` addresses on ONE
 second-precision text stamp (SQLite ``DATETIME`` holding '2026-11-01 10:00:00'); every one of
-them reaches the shop, and later cycles push only what changed."""
+them reaches the shop, and later cycles push only what changed. For each platform kind (``shop``
+fixture: Shopware 6, WooCommerce)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from tests.support.dbs import unique_name
 from tests.support.flow_harness import Harness
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
-from tests.support.shop_fixtures import sandbox  # noqa: F401
+from tests.support.shops import shop  # noqa: F401
 
 ROWS = 1_300  # three ERP pages of 500
 
@@ -27,8 +28,8 @@ def _stamp_all(h: Harness, text: str, numbers=None) -> None:
         engine.dispose()
 
 
-def test_a_bulk_on_one_text_stamp_reaches_the_shop_whole(tmp_path: Path, sandbox, smtp_server) -> None:  # noqa: F811
-    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", unique_name("erp_bulk"), sandbox, smtp_server,
+def test_a_bulk_on_one_text_stamp_reaches_the_shop_whole(tmp_path: Path, shop, smtp_server) -> None:  # noqa: F811
+    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", unique_name("erp_bulk"), shop, smtp_server,
                 addresses={"send_credentials": False})
     try:
         numbers = list(range(50_001, 50_001 + ROWS))
@@ -39,7 +40,9 @@ def test_a_bulk_on_one_text_stamp_reaches_the_shop_whole(tmp_path: Path, sandbox
 
         first = h.run()
         assert first.counts["created"] == ROWS, (dict(first.counts), first.items[:1])
-        assert sorted(int(n) for n in h.customers_by_number()) == numbers
+        by_number = h.accounts_by_number()
+        assert sorted(int(n) for n in by_number) == numbers
+        assert all(len(accounts) == 1 for accounts in by_number.values())
 
         idle = h.run()
         assert sum(idle.counts.values()) == 0, dict(idle.counts)
@@ -48,7 +51,7 @@ def test_a_bulk_on_one_text_stamp_reaches_the_shop_whole(tmp_path: Path, sandbox
         _stamp_all(h, "2026-11-01 10:00:01", [50_777])
         later = h.run()
         assert later.counts["updated"] == 1, dict(later.counts)
-        assert h.customers_by_number()["50777"][0]["lastName"] == "Nachzügler"
+        assert h.accounts_by_number()["50777"][0].last_name == "Nachzügler"
     finally:
         h.close()
         h.drop()

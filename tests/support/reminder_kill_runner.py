@@ -3,9 +3,10 @@
     python -m tests.support.reminder_kill_runner CONFIG.json
 
 CONFIG.json (written by tests/fault/test_reminder_kill.py): the state store URL, the sandbox
-(url, client id, secret), the seven.io fake (url, key), the ERP addresses (number, e-mail,
-mobile) and the clock ("now", ISO). The runner builds the real shop adapter and SMS transport,
-an in-memory ERP, runs ``reminders.poll`` then ``send_due_sms``, and prints the report counts.
+(url, the ``[[platforms]]`` keys of its kind, secret), the seven.io fake (url, key), the ERP
+addresses (number, e-mail, mobile) and the clock ("now", ISO). The runner builds the real shop
+adapter and SMS transport, an in-memory ERP, runs ``reminders.poll`` then ``send_due_sms``, and
+prints the report counts.
 ``SYNCD_KILL_AT=NAME[:N]`` SIGKILLs it at the N-th checkpoint NAME (tests.support.kill_runner).
 """
 
@@ -25,7 +26,7 @@ from syncd.config.model import (
     PlatformSettings,
     Settings,
 )
-from syncd.connectors.shopware6 import open_shop
+from syncd.connectors import shopware6, woocommerce
 from syncd.connectors.sms import SmsTransport
 from syncd.core.domain import ErpAddress
 from syncd.flows import reminders
@@ -53,8 +54,7 @@ def main(argv: list[str]) -> int:
         daemon=DaemonSettings(state_url=config["state_url"]),
         erp=ErpSettings(url="sqlite://", columns=ErpColumns(mobile="Mobil")),
         mail=MailSettings(host="127.0.0.1", port=9, security="none", sender="Laden <post@laden.example>"),
-        platforms=(PlatformSettings(name="shop", url=config["shop_url"], client_id=config["client_id"],
-                                    client_secret="env:UNUSED"),),
+        platforms=(PlatformSettings(name="shop", url=config["shop_url"], **config["platform"]),),
         sms=SmsSettings(enabled=True, provider="seven", url=config["sms_url"], password="env:UNUSED"),
         messages=MessagesSettings(default_channel="sms"),
         reminders=(ReminderSettings(name="ship", kind="shipping_confirmation",
@@ -66,7 +66,10 @@ def main(argv: list[str]) -> int:
     state = open_state(settings.daemon.state_url)
     now = datetime.fromisoformat(config["now"])
     try:
-        shop = open_shop(settings.platforms[0], client_secret=config["client_secret"])
+        platform = settings.platforms[0]
+        shop = (woocommerce.open_shop(platform, consumer_secret=config["client_secret"])
+                if platform.kind == woocommerce.KIND
+                else shopware6.open_shop(platform, client_secret=config["client_secret"]))
         ctx = PlatformContext(settings=settings, platform=settings.platforms[0], erp=_Erp(addresses),  # type: ignore[arg-type]
                               shop=shop, state=state, mail=None, layouts=LayoutStore(), clock=lambda: now,
                               sms=SmsTransport(settings.sms, password=config["sms_key"]))

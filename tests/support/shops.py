@@ -34,6 +34,7 @@ class Account:
     number: str | None  # the ERP number the shop holds (customerNumber / meta syncd_erp_number)
     city: str | None
     active: bool
+    last_name: str | None = None
 
 
 class ShopwareKit:
@@ -69,6 +70,7 @@ class ShopwareKit:
                 c.get("customerNumber"),
                 (c.get("addresses") or [{}])[0].get("city"),
                 bool(c.get("active")),
+                c.get("lastName"),
             )
             for c in self.sandbox.customers()
         ]
@@ -162,7 +164,8 @@ class WooKit:
         from syncd.connectors.woocommerce.mapping import erp_number_of
 
         return [
-            Account(str(c["id"]), c["email"], erp_number_of(c), (c.get("billing") or {}).get("city"), True)
+            Account(str(c["id"]), c["email"], erp_number_of(c), (c.get("billing") or {}).get("city"), True,
+                    c.get("last_name"))
             for c in self.sandbox.customers()
         ]
 

@@ -2,6 +2,10 @@
 the Shopware sandbox, an outbox folder and a config file pointing at all three.
 
     from tests.support.wired_env import Env, env, sandbox  # noqa: F401 - fixtures
+
+``kind_env`` is ``env`` for each platform kind (the ``shop`` fixture's ``KINDS``); a module binds
+it as ``env = wired.kind_env`` (with ``shop = wired.shop``), and a case that cannot apply to
+WooCommerce says why with ``@shopware_only(reason)`` - reported as a skip with that reason.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from syncd.shell.demo import erp_section
 from syncd.shell.logs import reset_logging
 from tests.support import erp_fixtures
 from tests.support.shop_fixtures import sandbox  # noqa: F401 - the fixture, re-exported
-from tests.support.shops import ShopKit, kit_for
+from tests.support.shops import (
+    ShopKit,
+    kit_for,
+    shop,  # noqa: F401 - the fixture, re-exported
+)
 
 TABLE = "Adressen"
 FIELD = "Sel5"
@@ -127,7 +135,7 @@ def _kind_addresses(e: Env, addresses: str) -> str:
     return ""
 
 
-def make_env(root: Path, shop: Any, monkeypatch: pytest.MonkeyPatch, *, rows=SAMPLE, **table: Any) -> Env:
+def make_env(root: Path, shop: Any, monkeypatch: pytest.MonkeyPatch, *, rows=SAMPLE, **table: Any) -> Env:  # noqa: F811
     monkeypatch.setenv(SECRET_ENV, kit_for(shop).secret)
     monkeypatch.delenv("SYNCD_CONFIG", raising=False)
     monkeypatch.delenv("SYNCD_UNIT", raising=False)
@@ -146,6 +154,19 @@ def make_env(root: Path, shop: Any, monkeypatch: pytest.MonkeyPatch, *, rows=SAM
 @pytest.fixture
 def env(tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Env:  # noqa: F811
     return make_env(tmp_path, sandbox, monkeypatch)
+
+
+@pytest.fixture
+def kind_env(tmp_path: Path, shop: ShopKit, monkeypatch: pytest.MonkeyPatch) -> Env:  # noqa: F811
+    """``env`` over a sandbox of each platform kind."""
+    return make_env(tmp_path, shop.sandbox, monkeypatch)
+
+
+def shopware_only(reason: str) -> pytest.MarkDecorator:
+    """A ``kind_env`` case for Shopware alone; the WooCommerce one is reported skipped with
+    ``reason`` (say why: e.g. the feature is refused by ``check`` for WooCommerce)."""
+    woo = pytest.param("woocommerce", marks=pytest.mark.skip(reason=reason))
+    return pytest.mark.parametrize("shop", ["shopware6", woo], indirect=True)
 
 
 def subprocess_env(e: Env) -> dict[str, str]:

@@ -24,6 +24,14 @@ PREFIX = "/wp-json/wc/v3"
 Response = tuple[int, dict[str, str], Any]
 
 
+def _fields(rows: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    """WordPress's global ``_fields`` parameter: only the named top-level fields."""
+    if not query.get("_fields"):
+        return rows
+    wanted = {f.strip() for f in query["_fields"].split(",") if f.strip()}
+    return [{k: v for k, v in row.items() if k in wanted} for row in rows]
+
+
 class WooApi:
     def __init__(self, data: Customers, consumer_key: str, consumer_secret: str, base_url: Callable[[], str]):
         self.data = data
@@ -184,19 +192,34 @@ class WooApi:
                 "include": lambda u: u["id"],
             }.get(orderby, lambda u: (u["username"].lower(), u["id"]))
             users.sort(key=key, reverse=query.get("order", "asc") == "desc")
-            return self._paged([self.data.public(u) for u in users], query)
+            return self._paged(_fields([self.data.public(u) for u in users], query), query)
 
     def list_orders(self, query: dict[str, str]) -> Response:
+        """``WC_REST_CRUD_Controller::prepare_objects_query``: ``after``/``before`` on the created
+        date, ``modified_after``/``modified_before`` on the modified one, both strict and compared
+        in GMT only with ``dates_are_gmt`` (else in the site's local time, which is GMT here);
+        ``orderby`` ``date``/``modified`` with the id as tie-breaker, or ``id``; default newest first."""
         with self.data.lock:
-            orders = list(self.data.orders)
-        if query.get("after"):
-            orders = [o for o in orders if o["date_created_gmt"] > query["after"]]
+            orders = [dict(o) for o in self.data.orders]
+        for param, column, keep in (
+            ("after", "date_created_gmt", lambda v, b: v > b),
+            ("before", "date_created_gmt", lambda v, b: v < b),
+            ("modified_after", "date_modified_gmt", lambda v, b: v > b),
+            ("modified_before", "date_modified_gmt", lambda v, b: v < b),
+        ):
+            if query.get(param):
+                bound = query[param][:19]
+                orders = [o for o in orders if keep(o[column], bound)]
         if query.get("customer"):
             orders = [o for o in orders if str(o["customer_id"]) == query["customer"]]
-        orders.sort(
-            key=lambda o: (o["date_created_gmt"], o["id"]), reverse=query.get("order", "desc") == "desc"
-        )
-        return self._paged(orders, query)
+        status = query.get("status", "any")
+        if status != "any":
+            wanted = {s.strip() for s in status.split(",")}
+            orders = [o for o in orders if o["status"] in wanted]
+        columns = {"modified": "date_modified_gmt", "id": "id"}
+        column = columns.get(query.get("orderby", "date"), "date_created_gmt")
+        orders.sort(key=lambda o: (o[column], o["id"]), reverse=query.get("order", "desc") == "desc")
+        return self._paged(_fields(orders, query), query)
 
     # --- the customer's login (wp-login.php) -----------------------------------------------
     def login(self, body: bytes) -> Response:

@@ -58,6 +58,10 @@ def now_gmt() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def _stamp(at: datetime | None) -> str:
+    return now_gmt() if at is None else at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 class Customers:
     def __init__(
         self,
@@ -251,13 +255,42 @@ class Customers:
             stored = self.hashes.get(user["id"]) if user else None
         return bool(stored) and bcrypt.checkpw(password.encode(), stored)  # type: ignore[arg-type]
 
-    def add_order(self, customer_id: int, *, status: str = "processing") -> dict[str, Any]:
+    def add_order(
+        self, customer_id: int, *, status: str = "processing", payment_method: str = "bacs",
+        total: str = "49.90", at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """An order as checkout makes it (``status``: pending, processing, on-hold, completed,
+        cancelled, refunded, failed; ``payment_method`` ``bacs`` = direct bank transfer, i.e.
+        prepayment). Checkout saves the billing address to the customer, but an order placed
+        through the sandbox does not move the user's modified date (nothing in it changed).
+        ``at``: the shop's clock for this order (tests that drive time)."""
         with self.lock:
+            stamp = _stamp(at)
             order = {
                 "id": 5000 + len(self.orders),
+                "number": str(5000 + len(self.orders)),
                 "customer_id": int(customer_id),
                 "status": status,
-                "date_created_gmt": now_gmt(),
+                "payment_method": payment_method,
+                "total": total,
+                "currency": "EUR",
+                "date_created_gmt": stamp,
+                "date_modified_gmt": stamp,
+                "date_paid_gmt": None if status in ("pending", "on-hold", "failed") else stamp,
+                "date_completed_gmt": stamp if status == "completed" else None,
+                "billing": dict(user["billing"]) if (user := self.users.get(int(customer_id))) else {},
             }
-            self.orders.append(order)  # an order does not touch the user's modified date
+            self.orders.append(order)
+            return dict(order)
+
+    def set_order_status(self, order_id: int, status: str, at: datetime | None = None) -> dict[str, Any]:
+        """The shop moves an order on (an admin marks it completed, a payment arrives): its
+        modified date moves."""
+        with self.lock:
+            order = next(o for o in self.orders if o["id"] == int(order_id))
+            order["status"], order["date_modified_gmt"] = status, _stamp(at)
+            if status == "completed":
+                order["date_completed_gmt"] = order["date_modified_gmt"]
+            if status in ("processing", "completed") and not order["date_paid_gmt"]:
+                order["date_paid_gmt"] = order["date_modified_gmt"]
             return dict(order)

@@ -10,14 +10,24 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from syncd.connectors.shopware6.sandbox.faults import Faults, Injected
-from syncd.connectors.shopware6.sandbox.server import LoggedRequest
 
 from .api import PREFIX, WooApi
 from .customers import Customers, ItemError
+
+
+class LoggedRequest(NamedTuple):
+    """The Shopware sandbox's log entry, plus the query (OAuth parameters left out): a test can
+    tell a look-up by e-mail from a read of the whole customer list."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names, without Authorization
+    status: int
+    query: dict[str, str] = {}
 
 
 class _Server(ThreadingHTTPServer):
@@ -45,7 +55,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, out_headers, payload = sb._respond(self.command, split.path, query, body)
         sb._log(
             LoggedRequest(
-                self.command, split.path, {k: v for k, v in headers.items() if k != "authorization"}, status
+                self.command, split.path, {k: v for k, v in headers.items() if k != "authorization"}, status,
+                {k: v for k, v in query.items() if not k.startswith("oauth_")},
             )
         )
         if status < 0:
@@ -208,8 +219,11 @@ class WooSandbox:
     def delete_customer(self, customer_id: int | str) -> None:
         self.data.delete(customer_id)
 
-    def add_order(self, customer_id: int | str) -> dict[str, Any]:
-        return self.data.add_order(int(customer_id))
+    def add_order(self, customer_id: int | str, **order: Any) -> dict[str, Any]:
+        return self.data.add_order(int(customer_id), **order)
+
+    def set_order_status(self, order_id: int | str, status: str, **when: Any) -> dict[str, Any]:
+        return self.data.set_order_status(int(order_id), status, **when)
 
     def lose_customers(self, ids: list[int] | None = None) -> None:
         """The shop loses those (or all) accounts: a restored backup."""
