@@ -14,12 +14,12 @@ import structlog
 
 from syncd.config.model import PlatformSettings
 from syncd.core import redaction
-from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer
+from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer, StorefrontLogin
 from syncd.core.errors import ConfigError, PermanentError, SyncdError
 from syncd.core.ports import TenantCache
 from syncd.core.rules import email_key
 
-from . import drift
+from . import drift, imitate
 from .http import ShopwareHttp
 from .logins import logins_since
 from .logins import shop_time as _shop_time
@@ -42,7 +42,6 @@ from .versions import VersionTraits, traits_for
 log = structlog.get_logger("syncd.shopware6")
 
 ID_CHUNK = 100  # values per equalsAny filter when reading given ids/e-mails: small, predictable requests
-
 
 
 class ShopwareShop:
@@ -301,9 +300,8 @@ class ShopwareShop:
                        {"customerIds": list(shop_ids), "silentError": True}, headers=WRITE_HEADERS)
 
     def set_customer_number(self, shop_id: str, number: str) -> None:
-        self.http.call(
-            "PATCH", f"/api/customer/{shop_id}", {"customerNumber": str(number)}, headers=WRITE_HEADERS
-        )
+        body = {"customerNumber": str(number)}
+        self.http.call("PATCH", f"/api/customer/{shop_id}", body, headers=WRITE_HEADERS)
 
     # --- reading customers -------------------------------------------------------------------
     def _customers(self, criteria: dict[str, Any]) -> Iterator[ShopCustomer]:
@@ -430,6 +428,11 @@ class ShopwareShop:
         result = self.http.call("DELETE", f"/api/customer/{shop_id}", headers=WRITE_HEADERS,
                                 pass_statuses=frozenset({404}))
         return result.status != 404
+
+    def login_as(self, shop_id: str, user: str, password: str, now: datetime) -> StorefrontLogin:
+        """The shop's own "log in as customer" (``shopware6.imitate``); refused before 6.6.5.0."""
+        return imitate.Imitation(self.http, self.recoveries.storefront, self.metadata).login(
+            self.traits(), shop_id, user, password, now)
 
     def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
         return OrderReader(self).changes(since, skip)

@@ -312,6 +312,10 @@ class PlatformSettings(_Model):
     # "warn" (`syncd check` shows it as a warning) or "refuse" (`syncd check` fails and the
     # erp-to-shop cycle pushes nothing until a prefix is set or the ranges are moved apart).
     number_range_overlap: Literal["warn", "refuse"] = "warn"
+    # `syncd accounts login-as` (Shopware 6.6.5.0+): an Administration user with permission
+    # "api_proxy_imitate-customer" and its password (secret reference); None: login-as refused.
+    login_as_user: str | None = None
+    login_as_password: str | None = Field(default=None, json_schema_extra=SECRET)
 
     @model_validator(mode="before")
     @classmethod

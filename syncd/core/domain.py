@@ -163,3 +163,20 @@ class OrderChanges:
     orders: Iterable[ShopOrder]
     cursor: dict[str, Any]
     seen: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorefrontLogin:
+    """A one-time way into the storefront as a customer ("log in as customer"): the form the
+    shop's own route takes (``action``, POSTed ``fields``), valid until ``valid_until``. The
+    fields hold the shop's token: never logged, stored or printed (``repr`` hides them); the
+    caller hands them to the staff member's browser and nowhere else."""
+
+    action: str
+    fields: Mapping[str, str] = field(repr=False)
+    valid_until: datetime
+    staff_user: str  # the shop's admin user the shop records as imitating the customer
+
+    def __repr__(self) -> str:
+        return (f"StorefrontLogin(action={self.action!r}, fields=<hidden>, valid_until={self.valid_until!r}, "
+                f"staff_user={self.staff_user!r})")

@@ -62,6 +62,12 @@ class HistoryEvent(StrEnum):
     LOGGED_IN = "logged_in"  # the shop's last-login time moved: the customer used the account
     REMINDER_QUEUED = "reminder_queued"  # an account never used gets new credentials (activation_reminder)
     ERP_DELETED = "erp_deleted"  # the ERP address is gone; reason = what on_erp_delete did
+    # staff opened a storefront session as the customer (`accounts login-as`; never the link)
+    STAFF_LOGIN_AS = "staff_login_as"
+
+
+# A shop connector's PermanentError code: the shop has no "log in as customer" of its own.
+LOGIN_AS_UNSUPPORTED = "SYNCD__LOGIN_AS_UNSUPPORTED"
 
 
 class PushOutcome(StrEnum):

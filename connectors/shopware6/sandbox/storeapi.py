@@ -58,6 +58,7 @@ class StoreApi:
         self.recovery_mails: list[RecoveryMail] = []
         self._lock = threading.Lock()
         self.login_limiter = TokenLimiter()  # the "login" policy has the oauth steps
+        self.imitation: Any = None  # set by the sandbox ("log in as customer", imitation.py)
 
     def handle(self, req: Request) -> Response:
         if req.headers.get("sw-access-key") != self.access_key:
@@ -70,6 +71,9 @@ class StoreApi:
             return self.recover(req.json())
         if req.method == "POST" and req.path == "/store-api/account/recovery-password-confirm":
             return self.confirm(req.json())
+        if req.method == "POST" and req.path == "/store-api/account/login/imitate-customer" \
+                and self.imitation is not None:
+            return self.imitation.store_api(req)
         raise e.simple(404, "FRAMEWORK__ROUTE_NOT_FOUND", f'No route found for "{req.method} {req.path}"')
 
     # --- login -----------------------------------------------------------------------------

@@ -76,6 +76,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "event_imported": {"en": "imported", "de": "importiert"},
     "event_deactivated": {"en": "deactivated", "de": "deaktiviert"},
     "event_reactivated": {"en": "reactivated", "de": "reaktiviert"},
+    "event_staff_login_as": {"en": "staff logged in as the customer", "de": "Personal als Kunde angemeldet"},
     # syncd accounts list
     "acc_address": {"en": "Address", "de": "Adresse"},
     "acc_name": {"en": "Name", "de": "Name"},
