@@ -108,15 +108,18 @@ class ErpSettings(_Model):
     # "COLUMN=VALUE" (marked when the column holds VALUE). None: the profile's default
     # (bueroplus: WShopAdrKz); "": every address (no flag).
     shop_flag: str | None = None
+    # An address marked for deletion: "COLUMN" (truthy = marked) or "COLUMN=VALUE"; treated as
+    # deleted (platforms[].addresses.on_erp_delete). None: no mark (no profile names one).
+    deletion_mark: str | None = None
     # Salutation values that mark a business address ("Firma"), compared case-insensitively.
     business_salutations: tuple[str, ...] = ("Firma",)
 
     @model_validator(mode="after")
-    def _shop_flag(self) -> ErpSettings:
-        if self.shop_flag:
-            column, sep, value = self.shop_flag.partition("=")
-            if not column.strip() or (sep and not value.strip()):
-                raise FieldProblem("shop_flag", 'expected "COLUMN" or "COLUMN=VALUE"', self.shop_flag)
+    def _flags(self) -> ErpSettings:
+        for key in ("shop_flag", "deletion_mark"):
+            column, sep, value = (getattr(self, key) or "").partition("=")
+            if getattr(self, key) and (not column.strip() or (sep and not value.strip())):
+                raise FieldProblem(key, 'expected "COLUMN" or "COLUMN=VALUE"', getattr(self, key))
         return self
 
     @model_validator(mode="after")
@@ -404,11 +407,8 @@ class Settings(_Model):
         seen: dict[str, int] = {}
         for index, platform in enumerate(self.platforms):
             if platform.name in seen:
-                raise FieldProblem(
-                    ("platforms", index, "name"),
-                    f"duplicate platform name (already used by platforms[{seen[platform.name]}])",
-                    platform.name,
-                )
+                raise FieldProblem(("platforms", index, "name"), "duplicate platform name (already used by "
+                                   f"platforms[{seen[platform.name]}])", platform.name)
             seen[platform.name] = index
             if platform.mail is not None and platform.mail not in self.mail.accounts:
                 known = ", ".join(sorted(self.mail.accounts)) or "none defined"

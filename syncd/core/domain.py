@@ -46,6 +46,8 @@ class ErpAddress:
     business: bool | None = None
     # Marked for the shop ([erp] shop_flag); None when no flag is configured (every address is).
     for_shop: bool | None = None
+    # Marked for deletion in the ERP ([erp] deletion_mark); None when no mark is configured.
+    marked_deleted: bool | None = None
     row: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     problems: tuple[str, ...] = ()
 
