@@ -141,9 +141,8 @@ class ShopwareShop:
         except SyncdError as exc:
             items.append(CheckItem(area, "metadata", False, redaction.redact(str(exc))))
             return items
-        items.append(
-            CheckItem(area, "sales channel", True, f"{meta.sales_channel_name} ({meta.sales_channel_id})")
-        )
+        channel = f"{meta.sales_channel_name} ({meta.sales_channel_id})"
+        items.append(CheckItem(area, "sales channel", True, channel))
 
         def found(name: str, value: str | None, missing: str) -> None:
             items.append(CheckItem(area, name, bool(value), value or missing))
@@ -163,9 +162,8 @@ class ShopwareShop:
             found(f"customer group {name!r}", gid, f"not found in the shop ({key})")
         for key in SALUTATION_KEYS:
             found(f"salutation {key}", meta.salutations.get(key), "not found in the shop")
-        items.append(
-            CheckItem(area, "countries", bool(meta.countries), f"{len(meta.countries)} countries by ISO code")
-        )
+        countries = f"{len(meta.countries)} countries by ISO code"
+        items.append(CheckItem(area, "countries", bool(meta.countries), countries))
         a = self.platform.addresses
         if a.send_credentials and a.credential_mode == "link":
             try:  # the link goes to the storefront of the sales channel's first domain
@@ -419,6 +417,9 @@ class ShopwareShop:
 
     def open_recoveries(self, shop_ids: Sequence[str]) -> dict[str, Recovery]:
         return self.recoveries.read(shop_ids)
+
+    def recoveries_since(self, since: datetime | None) -> Iterator[tuple[str, str, datetime]]:
+        return self.recoveries.since(since)  # (row id, customer id, createdAt): no hash
 
     def recovery_url(self, recovery_hash: str) -> str:
         return self.recoveries.url(recovery_hash)

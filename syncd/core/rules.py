@@ -64,6 +64,8 @@ class HistoryEvent(StrEnum):
     ERP_DELETED = "erp_deleted"  # the ERP address is gone; reason = what on_erp_delete did
     # staff opened a storefront session as the customer (`accounts login-as`; never the link)
     STAFF_LOGIN_AS = "staff_login_as"
+    # the customer asked the shop for a new password ("forgot password"; syncd.flows.recovery_watch)
+    RECOVERY_REQUESTED = "recovery_requested"
 
 
 # A shop connector's PermanentError code: the shop has no "log in as customer" of its own.

@@ -40,14 +40,18 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def from_shop(mailed_at: datetime | None, mode: str | None, our_last_write: datetime | None,
-              customer: Any) -> bool:
+              customer: Any, recovered_at: datetime | None = None) -> bool:
     """Did the customer set a password of their own after syncd's newest mail (``mailed_at``)?
     ``mode``: that mail's credential mode; ``our_last_write``: when syncd last wrote the account;
-    ``customer``: the shop's account (``last_login``, ``updated_at``)."""
+    ``customer``: the shop's account (``last_login``, ``updated_at``); ``recovered_at``: the
+    customer's own recovery request seen by ``recovery_watch`` that is no longer open (used)."""
     mailed = _utc(mailed_at)
     if mailed is None or customer is None:
         return False
     login, updated = _utc(getattr(customer, "last_login", None)), _utc(getattr(customer, "updated_at", None))
+    recovered = _utc(recovered_at)
+    if recovered is not None and recovered > mailed and updated is not None and updated >= recovered - SKEW:
+        return True  # exact: the request was seen, its row is gone, the account was written since
     if mode == "link" and login is not None and login > mailed:
         return True
     baseline = max(t for t in (mailed, _utc(our_last_write)) if t is not None)
@@ -57,7 +61,8 @@ def from_shop(mailed_at: datetime | None, mode: str | None, our_last_write: date
 
 
 def refine(statuses: Mapping[int, tuple[datetime | None, str | None, datetime | None, str | None]],
-           customers: Mapping[str, Any]) -> dict[int, bool]:
-    """ERP number -> own password, for (mailed_at, mode, our_last_write, shop_id) per number."""
-    return {n: from_shop(at, mode, ours, customers.get(sid or ""))
+           customers: Mapping[str, Any], recovered: Mapping[int, datetime] | None = None) -> dict[int, bool]:
+    """ERP number -> own password, for (mailed_at, mode, our_last_write, shop_id) per number;
+    ``recovered``: number -> the customer's own recovery request, seen and since used."""
+    return {n: from_shop(at, mode, ours, customers.get(sid or ""), (recovered or {}).get(n))
             for n, (at, mode, ours, sid) in statuses.items()}
