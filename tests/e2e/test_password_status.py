@@ -48,8 +48,9 @@ def test_initial_staff_and_own_passwords_each_shown_exactly(env: Env, capsys):
 
     # 10001 changes the password on the account page (Store API change-password, logged in).
     token = _login(env.shop, "anna@example.com", mailed["anna@example.com"])
-    bad = _store(env.shop, "/account/change-password", {"password": "wrong-one", "newPassword": "Annas-Neues-1",
-                                                        "newPasswordConfirm": "Annas-Neues-1"}, token)
+    bad = _store(env.shop, "/account/change-password", {
+        "password": "wrong-one", "newPassword": "Annas-Neues-1", "newPasswordConfirm": "Annas-Neues-1"},
+        token)
     assert bad.status_code == 400  # the current password is checked
     ok = _store(env.shop, "/account/change-password", {"password": mailed["anna@example.com"],
                                                        "newPassword": "Annas-Neues-1",
