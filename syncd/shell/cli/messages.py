@@ -77,6 +77,8 @@ _TEXT: dict[str, dict[str, str]] = {
     "event_deactivated": {"en": "deactivated", "de": "deaktiviert"},
     "event_reactivated": {"en": "reactivated", "de": "reaktiviert"},
     "event_staff_login_as": {"en": "staff logged in as the customer", "de": "Personal als Kunde angemeldet"},
+    "event_recovery_requested": {"en": "customer asked for a new password",
+                                 "de": "Kunde hat ein neues Passwort angefordert"},
     # syncd accounts list
     "acc_address": {"en": "Address", "de": "Adresse"},
     "acc_name": {"en": "Name", "de": "Name"},
