@@ -58,7 +58,7 @@ def track(ctx: PlatformContext, report: CycleReport) -> int:
     with ctx.uow() as uow:
         uow.history.record_many(name, [
             (n, HistoryEvent.RECOVERY_REQUESTED, "the customer asked the shop for a new password "
-             f"(recovery {rid} at {at.astimezone(UTC).isoformat(timespec='seconds')})", cid)
+             f"(recovery {rid} at {at.astimezone(UTC).isoformat()})", cid)
             for n, rid, cid, at in fresh])
         uow.cursors.set(name, CURSOR, {"at": max(at for _, _, at in rows).isoformat()})
         uow.commit()

@@ -5,14 +5,22 @@ beside them, in `accounts list` and `accounts export --changed-by-customer`, nev
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import requests
 
+from syncd.flows import accounts
 from syncd.state.db import open_state
 from syncd.state.history import History
 from tests.e2e.test_accounts_ops import _age_state, _export
 from tests.support import wired_env as wired
+from tests.support.dbs import pg_schema_url
+from tests.support.flow_harness import Harness
+from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shop_fixtures import store_login
 from tests.support.wired_env import Env, assert_nowhere, read_mail
 
@@ -108,3 +116,39 @@ def test_change_password_on_the_account_page_is_an_own_password(env: Env, capsys
     rows = _export(env, capsys, "--changed-by-customer")
     assert sorted(rows) == ["10002"] and rows["10002"]["password_status"] == "own password"
     assert "Bernds-Neues-1" not in json.dumps(rows)
+
+
+# ------------------------------------------------------------------ SQLite and PostgreSQL state
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    with contextlib.ExitStack() as stack:
+        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
+        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server,
+                    state_url=state_url)
+        stack.callback(h.close)
+        yield h
+
+
+def test_a_used_recovery_is_an_own_password_on_either_state_store(harness: Harness) -> None:
+    harness.insert([{"number": n, "email": f"kunde{n}@example.com", "first_name": "Jörg",
+                     "last_name": f"Kühn-{n}", "street": "Weg 1", "zip": "01067", "city": "Dresden",
+                     "country": "DE"} for n in (10001, 10002)])
+    harness.run()
+    shop = harness.sandbox
+    for n in (10001, 10002):
+        assert _store(shop, "/account/recovery-password", {"email": f"kunde{n}@example.com",
+                                                           "storefrontUrl": shop.storefront_url}).ok
+    report = harness.run()
+    assert report.counts["recovery-requested"] == 2, report.items
+    harness.run()  # read again within the overlap: recorded once
+    mail = [m for m in shop.recovery_mails if m.email == "kunde10001@example.com"][-1]
+    new = "Eigenes-Passwort-1"
+    assert _store(shop, "/account/recovery-password-confirm",
+                  {"hash": mail.hash, "newPassword": new, "newPasswordConfirm": new}).ok
+    assert store_login(shop, "kunde10001@example.com", "Eigenes-Passwort-1")
+    ctx = harness.context()
+    rows = {r.address: r.password_status for r in accounts.list_accounts(
+        harness.state, ["shop"], shops={"shop": ctx.shop})}
+    assert rows == {10001: "own password", 10002: "initial"}
+    events = History(harness.state, clock=lambda: None).of_address(10001, "shop")
+    assert [e.event for e in events].count("recovery_requested") == 1
