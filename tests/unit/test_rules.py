@@ -128,9 +128,9 @@ def test_push_outcome_has_the_members_and_values_of_domain_outcome():
 def test_address_fields_are_the_erp_address_dataclass():
     from syncd.core.domain import ErpAddress
 
-    # ``business`` and ``for_shop`` are the connector's decisions about the address (issue 13),
-    # not fields a layout reads or an operator maps.
-    derived = ("row", "problems", "business", "for_shop")
+    # ``business``, ``for_shop`` (issue 13) and ``marked_deleted`` (issue 18) are the connector's
+    # decisions about the address, not fields a layout reads or an operator maps.
+    derived = ("row", "problems", "business", "for_shop", "marked_deleted")
     assert ADDRESS_FIELDS == tuple(f.name for f in fields(ErpAddress) if f.name not in derived)
 
 
