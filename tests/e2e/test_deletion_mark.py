@@ -119,3 +119,12 @@ def test_without_the_key_the_column_means_nothing_and_a_bad_spec_names_the_key(w
     assert w.sb.customer(w.links()[10004].shop_id)["active"] is True, report.items
     with pytest.raises(ValueError, match="deletion_mark"):
         ErpSettings.model_validate({"url": "sqlite://", "deletion_mark": "=X"})
+
+
+def test_check_names_the_deletion_mark_and_what_it_does(w):
+    from syncd.shell.cli.check import mapping_checks
+
+    details = [i.detail for i in mapping_checks(w.settings(erp=MARK, on_erp_delete="delete"))
+               if i.name.startswith("deletion mark")]
+    assert details == ["an address with Sel7 = 'X' is treated as deleted: on_erp_delete = delete"]
+    assert not [i for i in mapping_checks(w.settings()) if i.name.startswith("deletion mark")]
