@@ -30,7 +30,8 @@ NO_MECHANISM = {
 
 
 def _key(ctx: PlatformContext, name: str) -> str:
-    return f"platforms[{ctx.settings.platforms.index(ctx.platform)}].{name}"
+    index = next((i for i, p in enumerate(ctx.settings.platforms) if p.name == ctx.platform.name), 0)
+    return f"platforms[{index}].{name}"
 
 
 def start(ctx: PlatformContext, number: int, staff_password: str | None) -> tuple[StorefrontLogin, str]:

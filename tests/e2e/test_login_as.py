@@ -5,20 +5,28 @@ the logs, the state store or the history; shops without the mechanism are refuse
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from syncd.connectors.shopware6.sandbox.imitation import SESSION_COOKIE, TOKEN_LIFETIME
 from syncd.connectors.woocommerce.sandbox import WooSandbox
+from syncd.flows import login_as
+from syncd.shell.login_link import OneTimeLink
 from syncd.state.db import open_state
 from syncd.state.history import History
 from tests.support import wired_env as wired
+from tests.support.dbs import pg_schema_url
+from tests.support.flow_harness import Harness
+from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.wired_env import Env, assert_nowhere, subprocess_env
 
 env, sandbox = wired.env, wired.sandbox  # fixtures
@@ -193,3 +201,35 @@ def test_woocommerce_is_refused_with_the_reason(tmp_path: Path, capsys, monkeypa
         code, out, err = e.cli(capsys, "accounts", "login-as", "10001")
     assert code == 2 and "WooCommerce has no 'log in as customer'" in err and "platforms[0].kind" in err
     assert "http://127.0.0.1" not in out
+
+
+# ------------------------------------------------------------------ SQLite and PostgreSQL state
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    with contextlib.ExitStack() as stack:
+        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
+        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server,
+                    state_url=state_url)
+        stack.callback(h.close)
+        yield h
+
+
+def test_the_history_records_the_use_on_either_state_store(harness: Harness) -> None:
+    harness.insert([{"number": 10001, "email": "kunde@example.com", "first_name": "Jörg", "last_name": "Kühn",
+                     "street": "Weg 1", "zip": "01067", "city": "Dresden", "country": "DE"}])
+    harness.run()
+    harness.sandbox.add_admin_user(STAFF, STAFF_PW)
+    ctx = harness.context()
+    ctx.platform = ctx.platform.model_copy(update={"login_as_user": STAFF})
+    form, shop_id = login_as.start(ctx, 10001, STAFF_PW)
+    assert "token" not in repr(form) or "<hidden>" in repr(form)
+    with OneTimeLink(form) as link:
+        page = requests.get(link.url, timeout=10)
+        assert link.wait(5) and page.status_code == 200
+        assert requests.get(link.url, timeout=10).status_code == 410  # used: gone, even before it closes
+    login_as.record_use(ctx, 10001, shop_id, form.staff_user)
+    events = History(harness.state, clock=None).of_address(10001, "shop")
+    assert [e.event for e in events][-1] == "staff_login_as"
+    with harness.state.connect() as conn:
+        dump = " ".join(str(r) for r in conn.execute(sa.text("SELECT * FROM history")))
+    assert form.fields["token"] not in dump and link.url not in dump
