@@ -66,6 +66,8 @@ class HistoryEvent(StrEnum):
     STAFF_LOGIN_AS = "staff_login_as"
     # the customer asked the shop for a new password ("forgot password"; syncd.flows.recovery_watch)
     RECOVERY_REQUESTED = "recovery_requested"
+    # a write of the account in the shop no field explains (syncd.flows.password_writes)
+    PASSWORD_CHANGED_IN_SHOP = "password_changed_in_shop"  # noqa: S105 - an event name
 
 
 # A shop connector's PermanentError code: the shop has no "log in as customer" of its own.

@@ -163,7 +163,8 @@ def _page(store: StateStore, platform: str, page: list[Link], sent: Mapping[int,
                   for lk in page if lk.erp_number in sent and lk.kind != "collective"}
         try:
             customers = shop.get_customers([w[3] for w in wanted.values()]) if wanted else {}
-            own = ps.refine(wanted, customers, recovery_watch.recovered(shop, store, platform, wanted))
+            own = ps.refine(wanted, customers, recovery_watch.recovered(shop, store, platform, wanted),
+                            examined_until=recovery_watch.writes_examined_until(store, platform))
         except Exception as exc:  # the shop is down or refuses: the state store still answers
             if changed_by_customer or on_shop_error is None:
                 raise

@@ -31,7 +31,8 @@ from syncd.state.schema import credential_jobs, history
 log = structlog.get_logger("syncd.flows.recovery_watch")
 
 CURSOR = "customer-recovery"
-_ROW = re.compile(r"\(recovery ([0-9A-Za-z]+) at ([0-9T:+.\-]+)\)$")
+# "(recovery ROW at TIME)" of a request, "(write at TIME)" of a password write (password_writes)
+_ROW = re.compile(r"\((?:recovery ([0-9A-Za-z]+) |write )at ([0-9T:+.\-]+)\)$")
 
 
 def track(ctx: PlatformContext, report: CycleReport) -> int:
@@ -85,32 +86,39 @@ def _syncd_rows(ctx: PlatformContext, numbers: Iterable[int]) -> set[str]:
 
 def evidence_rows(store: StateStore, platform: str, numbers: Iterable[int]) -> list[tuple[str, int]]:
     """(recovery row id, ERP number) of every recorded request of these addresses."""
-    return [(rid, n) for n, (rid, _at) in _events(store, platform, numbers)]
+    return [(rid, n) for n, rid, _at in _events(store, platform, numbers, HistoryEvent.RECOVERY_REQUESTED)
+            if rid]
 
 
-def _events(store: StateStore, platform: str, numbers: Iterable[int]
-            ) -> list[tuple[int, tuple[str, datetime]]]:
+def evidence_of(store: StateStore, platform: str, numbers: Iterable[int], event: HistoryEvent
+                ) -> list[tuple[int, datetime]]:
+    """(ERP number, time) of every recorded ``event`` of these addresses (its reason ends in
+    "(... at TIME)")."""
+    return [(n, at) for n, _rid, at in _events(store, platform, numbers, event)]
+
+
+def _events(store: StateStore, platform: str, numbers: Iterable[int], event: HistoryEvent
+            ) -> list[tuple[int, str | None, datetime]]:
     numbers = [int(n) for n in numbers]
     if not numbers:
         return []
     t = history
     q = (select(t.c.erp_number, t.c.reason)
-         .where(t.c.platform == platform, t.c.event == str(HistoryEvent.RECOVERY_REQUESTED),
-                t.c.erp_number.in_(numbers))
+         .where(t.c.platform == platform, t.c.event == str(event), t.c.erp_number.in_(numbers))
          .order_by(t.c.at, t.c.id))
     out = []
     with store.connect() as conn:
         for n, reason in conn.execute(q):
             found = _ROW.search(reason or "")
             if found:
-                out.append((int(n), (found.group(1), datetime.fromisoformat(found.group(2)))))
+                out.append((int(n), found.group(1), datetime.fromisoformat(found.group(2))))
     return out
 
 
 def evidence(store: StateStore, platform: str, numbers: Iterable[int]) -> dict[int, datetime]:
     """ERP number -> when the customer last asked the shop for a new password (as recorded)."""
     out: dict[int, datetime] = {}
-    for n, (_rid, at) in _events(store, platform, numbers):
+    for n, at in evidence_of(store, platform, numbers, HistoryEvent.RECOVERY_REQUESTED):
         out[n] = max(out.get(n, at), at)
     return out
 
@@ -127,10 +135,25 @@ def recovered(shop: object, store: StateStore, platform: str,
     """Number -> the customer's own recovery request that is used: no recovery of the account is
     open in the shop any more. One shop look-up for a page's requests (``wanted``: number ->
     (..., shop id), as ``password_status.refine`` takes it)."""
+    out: dict[int, datetime] = {}
+    for n, at in evidence_of(store, platform, wanted, HistoryEvent.PASSWORD_CHANGED_IN_SHOP):
+        out[n] = max(out.get(n, at), at)  # the account page's writes, seen by password_writes
     requested = evidence(store, platform, wanted)
     open_recoveries = getattr(shop, "open_recoveries", None)
     if not requested or open_recoveries is None:
-        return {}
+        return out
     ids = {n: wanted[n][3] for n in requested}
     used = used_since(requested, open_recoveries(list(ids.values())), ids)
-    return {n: at for n, at in requested.items() if n in used}
+    for n, at in requested.items():
+        if n in used:
+            out[n] = max(out.get(n, at), at)
+    return out
+
+
+def writes_examined_until(store: StateStore, platform: str) -> datetime | None:
+    """Up to when ``password_writes`` has looked at the shop's writes (its bookmark): a write up
+    to then is classified by the evidence, only a newer one is left to the inference."""
+    from syncd.state.cursors import Cursors
+
+    stored = Cursors(store).get(platform, "shop-writes")  # password_writes.CURSOR
+    return datetime.fromisoformat(stored["at"]) if stored and stored.get("at") else None

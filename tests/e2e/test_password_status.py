@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
 from syncd.flows import accounts
+from syncd.state.cursors import Cursors
 from syncd.state.db import open_state
 from syncd.state.history import History
 from tests.e2e.test_accounts_ops import _age_state, _export
@@ -21,7 +23,7 @@ from tests.support import wired_env as wired
 from tests.support.dbs import pg_schema_url
 from tests.support.flow_harness import Harness
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
-from tests.support.shop_fixtures import store_login
+from tests.support.shop_fixtures import admin_session, store_login
 from tests.support.wired_env import Env, assert_nowhere, read_mail
 
 env, sandbox = wired.env, wired.sandbox  # fixtures
@@ -102,13 +104,25 @@ def test_initial_staff_and_own_passwords_each_shown_exactly(env: Env, capsys):
         assert_nowhere(secret, out, err, json.dumps(rows), files=[env.state_db])
 
 
+def _age(e: Env, minutes: int = 10) -> None:
+    """``_age_state`` plus the watch's bookmarks: everything so far happened ``minutes`` ago."""
+    _age_state(e, minutes)
+    with open_state(f"sqlite:///{e.state_db}") as store:
+        cursors = Cursors(store)
+        for name in ("shop-writes", "customer-recovery"):
+            stored = cursors.get("shop", name)
+            if stored and stored.get("at"):
+                at = datetime.fromisoformat(stored["at"]) - timedelta(minutes=minutes)
+                cursors.set("shop", name, {"at": at.isoformat()})
+
+
 def test_change_password_on_the_account_page_is_an_own_password(env: Env, capsys):
     code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
     assert code == 0, err
     mailed = dict(read_mail(p) for p in env.outbox_files())
-    _age_state(env)
+    _age(env)
     token = _login(env.shop, "bernd@example.com", mailed["bernd@example.com"])
-    _age_state(env)  # that login was a while ago too
+    _age(env)  # that login was a while ago too
     ok = _store(env.shop, "/account/change-password", {"password": mailed["bernd@example.com"],
                                                        "newPassword": "Bernds-Neues-1",
                                                        "newPasswordConfirm": "Bernds-Neues-1"}, token)
@@ -116,6 +130,36 @@ def test_change_password_on_the_account_page_is_an_own_password(env: Env, capsys
     rows = _export(env, capsys, "--changed-by-customer")
     assert sorted(rows) == ["10002"] and rows["10002"]["password_status"] == "own password"
     assert "Bernds-Neues-1" not in json.dumps(rows)
+
+
+def test_a_password_change_seen_by_the_cycle_survives_the_next_login(env: Env, capsys):
+    """The account page's write is kept as evidence by the next cycle (``password_writes``): a
+    later login no longer hides it; a visible profile edit is told apart from it."""
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    mailed = dict(read_mail(p) for p in env.outbox_files())
+    _age(env)
+    token = _login(env.shop, "anna@example.com", mailed["anna@example.com"])
+    _age(env)
+    new = "Annas-Neues-2"
+    assert _store(env.shop, "/account/change-password", {"password": mailed["anna@example.com"],
+                                                         "newPassword": new, "newPasswordConfirm": new},
+                  token).status_code == 200
+    # 10002 edits the name on the profile page instead (a write the shop shows).
+    bernd = next(c["id"] for c in env.shop.customers() if c["email"] == "bernd@example.com")
+    assert admin_session(env.shop).patch(f"{env.shop.url}/api/customer/{bernd}",
+                                         json={"lastName": "Bauer-Neu"}, timeout=10).status_code == 204
+    code, _, err = env.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert store_login(env.shop, "anna@example.com", new)  # the login that used to hide it
+    rows = _export(env, capsys)
+    assert rows["10001"]["password_status"] == "own password"
+    assert rows["10002"]["password_status"] == "initial"  # the name change explains that write
+    with open_state(f"sqlite:///{env.state_db}") as store:
+        history = History(store, clock=lambda: None)
+        assert [e.event for e in history.of_address(10001, "shop")].count("password_changed_in_shop") == 1
+        assert "password_changed_in_shop" not in [e.event for e in history.of_address(10002, "shop")]
+    assert_nowhere(new, json.dumps(rows), files=[env.state_db])
 
 
 # ------------------------------------------------------------------ SQLite and PostgreSQL state
