@@ -150,9 +150,10 @@ def test_the_shops_token_is_bound_and_expires_as_documented(env: Env, capsys, mo
 def test_an_unused_link_expires_and_records_nothing(env: Env, capsys, monkeypatch) -> None:
     _synced(env, capsys, monkeypatch)
     env.shop.add_admin_user(STAFF, STAFF_PW)
-    proc = _start(env, "--wait", "1s")
+    proc = _start(env, "--wait", "1s", "--lang", "de")  # German this time (the last --lang wins)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1 and "expired unused" in err
+    assert proc.returncode == 1 and "ungenutzt abgelaufen" in err, err
+    assert out.startswith("Einmal-Link für ERP-Adresse 10001")
     with open_state(f"sqlite:///{env.state_db}") as store:
         events = History(store, clock=None).of_address(10001, "shop")
     assert not [ev for ev in events if ev.event == "staff_login_as"]
