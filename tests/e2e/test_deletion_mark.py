@@ -2,11 +2,12 @@
 ``Sel7 = "X"``; the büro+ notes name no deletion flag, so there is no profile default) is found by
 the change scan like any change and applies ``on_erp_delete`` once, recorded in the history;
 clearing the mark makes the address usable again. A büro+-shaped ERP (numbers as text, three
-tables, identical stamps, more rows than one ERP page) on SQLite and MariaDB over ODBC, with the
-Shopware sandbox."""
+tables, identical stamps, more rows than one ERP page) on SQLite and MariaDB over ODBC, the
+state store on SQLite and PostgreSQL, with the Shopware sandbox."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -15,20 +16,22 @@ from syncd.config.model import ErpSettings
 from syncd.state.history import History
 from tests.support import shop_fixtures
 from tests.support.bueroplus_world import PLATFORM, BpWorld, utcnow
+from tests.support.dbs import pg_schema_url
 
 sandbox = shop_fixtures.sandbox
 MARK = {"deletion_mark": "Sel7=X", "batch_size": 2}  # two rows per ERP page: five rows are three pages
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.realdb)])
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.realdb),
+                        pytest.param("sqlite+postgresql-state", marks=pytest.mark.realdb)])
 def w(request, tmp_path, sandbox):
-    world = BpWorld(request.param, tmp_path, sandbox)
-    try:
+    with contextlib.ExitStack() as stack:
+        state_url = stack.enter_context(pg_schema_url()) if request.param.endswith("postgresql-state") else ""
+        world = BpWorld(request.param.split("+")[0], tmp_path, sandbox, state_url=state_url)
+        stack.callback(world.close)
         for n in range(10001, 10006):
             world.add(n, na1="Frau", na2=f"Kundin {n}", first="Jördis", last=f"Kühn-{n}")
         yield world
-    finally:
-        world.close()
 
 
 def _events(w: BpWorld, number: int) -> list[tuple[str, str | None]]:
