@@ -40,6 +40,10 @@ def mode(ctx: PlatformContext) -> str:
 
 
 MARKED = "marked for deletion in the ERP ([erp] deletion_mark)"
+# The events that say what became of an account (not logins, mails ...): after one of them a
+# new marking is a new occurrence.
+_LIFE = frozenset({HistoryEvent.ERP_DELETED, HistoryEvent.PUSHED, HistoryEvent.CREATED, HistoryEvent.ADOPTED,
+                   HistoryEvent.REACTIVATED, HistoryEvent.DEACTIVATED})
 
 
 def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleReport, *,
@@ -87,8 +91,9 @@ def apply_marks(ctx: PlatformContext, pairs: Sequence[tuple[ErpAddress, Link | N
     if how == "delete":
         delete_accounts(ctx, [lk for _, lk in linked], report, why=MARKED)
         return
-    with ctx.uow() as uow:
-        newest = {a.number: [e.event for e in uow.history.of_address(a.number, name)][-1:] for a, _ in linked}
+    with ctx.uow() as uow:  # ignore: recorded unless the newest event of the account's life is it
+        newest = {a.number: [e.event for e in uow.history.of_address(a.number, name) if e.event in _LIFE][-1:]
+                  for a, _ in linked}
     act = [(a, lk) for a, lk in linked if lk.shop_active] if how == "deactivate" else \
         [(a, lk) for a, lk in linked if newest[a.number] != [HistoryEvent.ERP_DELETED]]
     for a, lk in linked:

@@ -107,6 +107,8 @@ def test_ignore_records_the_marking_once_and_leaves_the_account(w):
     shop_id = w.links()[10003].shop_id
     _touch(w, 10003, Sel7="X")
     _push(w, "ignore")
+    # Other events of the account in between (a login, a mail) make no new marking of it.
+    History(w.state, utcnow).record(PLATFORM, 10003, "logged_in", reason="2026-01-01T00:00:00")
     _touch(w, 10003, Sel7="X")
     _push(w, "ignore")
     assert w.sb.customer(shop_id)["active"] is True
