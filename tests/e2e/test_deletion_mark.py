@@ -8,7 +8,7 @@ state store on SQLite and PostgreSQL, with the Shopware sandbox."""
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -108,7 +108,7 @@ def test_ignore_records_the_marking_once_and_leaves_the_account(w):
     _touch(w, 10003, Sel7="X")
     _push(w, "ignore")
     # Other events of the account in between (a login, a mail) make no new marking of it.
-    History(w.state, utcnow).record(PLATFORM, 10003, "logged_in", reason="2026-01-01T00:00:00")
+    History(w.state, lambda: datetime.now(UTC)).record(PLATFORM, 10003, "logged_in", reason="2026-01-01")
     _touch(w, 10003, Sel7="X")
     _push(w, "ignore")
     assert w.sb.customer(shop_id)["active"] is True
