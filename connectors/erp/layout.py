@@ -207,7 +207,7 @@ def resolve_layout(
         logical={},
         row_keys=row_keys,
     )
-    for logical, name in effective_columns(erp).items():
+    for logical, name in effective_columns(erp).items():  # ERP_FLAGS: "COLUMN[=VALUE]" keys of [erp]
         bound = layout.bind_in_sources(name)
         if bound is None:
             where = " / ".join(s.name for s in layout.sources)
@@ -215,7 +215,7 @@ def resolve_layout(
             hint = ('; set [erp] shop_flag = "" to push every address' if logical == "shop_flag" else "")
             findings.append(
                 Finding(
-                    "erp.shop_flag" if logical == "shop_flag" else f"erp.columns.{logical}",
+                    f"erp.{logical}" if logical in ERP_FLAGS else f"erp.columns.{logical}",
                     f"column {name!r} not found in {where}{near(name.rpartition('.')[2], candidates)}{hint}",
                     name,
                 )
@@ -259,6 +259,7 @@ def resolve_layout(
 
 
 STAMP_KINDS = ("datetime", "date", "int", "decimal")
+ERP_FLAGS = ("shop_flag", "deletion_mark")  # logical columns set as [erp] keys, not [erp.columns]
 
 
 def _resolve_joined_stamps(layout: Layout) -> None:

@@ -12,7 +12,12 @@ import sqlalchemy as sa
 import structlog
 
 from syncd.config.model import ErpSettings
-from syncd.config.profiles import company_is_name_line, effective_columns, effective_shop_flag
+from syncd.config.profiles import (
+    company_is_name_line,
+    effective_columns,
+    effective_deletion_mark,
+    effective_shop_flag,
+)
 from syncd.connectors.erp.layout import Layout
 from syncd.connectors.erp.values import (
     ValueProblem,
@@ -57,6 +62,9 @@ class AddressBuilder:
         flag = effective_shop_flag(settings)
         self._shop_flag = key_of("shop_flag") if flag is not None else None
         self._shop_flag_value = flag[1].casefold() if flag is not None and flag[1] is not None else None
+        mark = effective_deletion_mark(settings)
+        self._mark = key_of("deletion_mark") if mark is not None else None
+        self._mark_value = mark[1].casefold() if mark is not None and mark[1] is not None else None
         # Configured spellings that differ from the catalogue's (PostgreSQL folds unquoted names to
         # lower case): the row carries both, so a layout's ``erp.Sel10`` finds ``sel10``.
         configured = effective_columns(settings)
@@ -106,6 +114,7 @@ class AddressBuilder:
                 first, _, last = line.rpartition(" ")
                 fields["first_name"], fields["last_name"] = first.strip() or None, last
         for_shop = self._for_shop(raw, problems)
+        marked = self._flag(self._mark, self._mark_value, raw, problems, "deletion mark")
         modified = raw[self._modified[0]] if self._modified is not None else None
         row = raw
         if self._aliases:
@@ -116,6 +125,7 @@ class AddressBuilder:
             modified_at=modified if hasattr(modified, "isoformat") else None,
             business=business,
             for_shop=for_shop,
+            marked_deleted=marked,
             row=row,
             problems=tuple(problems),
             **fields,
@@ -138,13 +148,21 @@ class AddressBuilder:
         return not self._name_line and bool(fields.get("company"))
 
     def _for_shop(self, raw: dict[str, Any], problems: list[str]) -> bool | None:
-        if self._shop_flag is None:
+        return self._flag(self._shop_flag, self._shop_flag_value, raw, problems, "shop flag")
+
+    @staticmethod
+    def _flag(key: tuple[str, str] | None, wanted: str | None, raw: dict[str, Any], problems: list[str],
+              what: str) -> bool | None:
+        """A "COLUMN" (truthy) or "COLUMN=VALUE" flag of the row; None when none is configured.
+        An unreadable value is a problem of the record (it fails with the reason) and reads as
+        False: neither pushed as marked for the shop nor treated as deleted by guesswork."""
+        if key is None:
             return None
-        value = raw[self._shop_flag[0]]
-        if self._shop_flag_value is not None:
-            return (text_or_none(value) or "").casefold() == self._shop_flag_value
+        value = raw[key[0]]
+        if wanted is not None:
+            return (text_or_none(value) or "").casefold() == wanted
         try:
             return parse_blocked(value)
         except ValueProblem:
-            problems.append(f"{self._shop_flag[1]}: shop flag {value!r} is not one of 0/1, J/N, true/false")
+            problems.append(f"{key[1]}: {what} {value!r} is not one of 0/1, J/N, true/false")
             return False

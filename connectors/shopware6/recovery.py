@@ -95,6 +95,18 @@ class Recoveries:
                                                   parse_timestamp(row.get("createdAt")))
         return out
 
+    def since(self, since: datetime | None) -> Iterator[tuple[str, str, datetime]]:
+        """(row id, customer id, createdAt) of every open recovery created at/after ``since``,
+        oldest first; the hash is not fetched (a customer's own "forgot password" request)."""
+        filters = [{"type": "range", "field": "createdAt", "parameters": {"gte": _shop_time(since)}}] \
+            if since is not None else []
+        criteria = {"filter": filters, "includes": {"customer_recovery": ["id", "customerId", "createdAt"]},
+                    "sort": [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}]}
+        for row in self.search("customer-recovery", criteria):
+            at = parse_timestamp(row.get("createdAt"))
+            if at is not None:
+                yield str(row["id"]), str(row["customerId"]), at
+
     def replace(self, wanted: Mapping[str, tuple[str, str]], now: datetime) -> dict[str, str | None]:
         """Per customer (shop id -> (row id, hash)) make that row its one open recovery, created
         ``now``; returns shop id -> the shop's reason when refused (None: written)."""

@@ -14,12 +14,12 @@ import structlog
 
 from syncd.config.model import PlatformSettings
 from syncd.core import redaction
-from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer
+from syncd.core.domain import CheckItem, ErpAddress, OrderChanges, PushResult, ShopCustomer, StorefrontLogin
 from syncd.core.errors import ConfigError, PermanentError, SyncdError
 from syncd.core.ports import TenantCache
 from syncd.core.rules import email_key
 
-from . import drift
+from . import drift, imitate
 from .http import ShopwareHttp
 from .logins import logins_since
 from .logins import shop_time as _shop_time
@@ -42,7 +42,6 @@ from .versions import VersionTraits, traits_for
 log = structlog.get_logger("syncd.shopware6")
 
 ID_CHUNK = 100  # values per equalsAny filter when reading given ids/e-mails: small, predictable requests
-
 
 
 class ShopwareShop:
@@ -142,9 +141,8 @@ class ShopwareShop:
         except SyncdError as exc:
             items.append(CheckItem(area, "metadata", False, redaction.redact(str(exc))))
             return items
-        items.append(
-            CheckItem(area, "sales channel", True, f"{meta.sales_channel_name} ({meta.sales_channel_id})")
-        )
+        channel = f"{meta.sales_channel_name} ({meta.sales_channel_id})"
+        items.append(CheckItem(area, "sales channel", True, channel))
 
         def found(name: str, value: str | None, missing: str) -> None:
             items.append(CheckItem(area, name, bool(value), value or missing))
@@ -164,9 +162,8 @@ class ShopwareShop:
             found(f"customer group {name!r}", gid, f"not found in the shop ({key})")
         for key in SALUTATION_KEYS:
             found(f"salutation {key}", meta.salutations.get(key), "not found in the shop")
-        items.append(
-            CheckItem(area, "countries", bool(meta.countries), f"{len(meta.countries)} countries by ISO code")
-        )
+        countries = f"{len(meta.countries)} countries by ISO code"
+        items.append(CheckItem(area, "countries", bool(meta.countries), countries))
         a = self.platform.addresses
         if a.send_credentials and a.credential_mode == "link":
             try:  # the link goes to the storefront of the sales channel's first domain
@@ -301,9 +298,8 @@ class ShopwareShop:
                        {"customerIds": list(shop_ids), "silentError": True}, headers=WRITE_HEADERS)
 
     def set_customer_number(self, shop_id: str, number: str) -> None:
-        self.http.call(
-            "PATCH", f"/api/customer/{shop_id}", {"customerNumber": str(number)}, headers=WRITE_HEADERS
-        )
+        body = {"customerNumber": str(number)}
+        self.http.call("PATCH", f"/api/customer/{shop_id}", body, headers=WRITE_HEADERS)
 
     # --- reading customers -------------------------------------------------------------------
     def _customers(self, criteria: dict[str, Any]) -> Iterator[ShopCustomer]:
@@ -422,6 +418,9 @@ class ShopwareShop:
     def open_recoveries(self, shop_ids: Sequence[str]) -> dict[str, Recovery]:
         return self.recoveries.read(shop_ids)
 
+    def recoveries_since(self, since: datetime | None) -> Iterator[tuple[str, str, datetime]]:
+        return self.recoveries.since(since)  # (row id, customer id, createdAt): no hash
+
     def recovery_url(self, recovery_hash: str) -> str:
         return self.recoveries.url(recovery_hash)
 
@@ -430,6 +429,11 @@ class ShopwareShop:
         result = self.http.call("DELETE", f"/api/customer/{shop_id}", headers=WRITE_HEADERS,
                                 pass_statuses=frozenset({404}))
         return result.status != 404
+
+    def login_as(self, shop_id: str, user: str, password: str, now: datetime) -> StorefrontLogin:
+        """The shop's own "log in as customer" (``shopware6.imitate``); refused before 6.6.5.0."""
+        return imitate.Imitation(self.http, self.recoveries.storefront, self.metadata).login(
+            self.traits(), shop_id, user, password, now)
 
     def order_changes(self, since: Mapping[str, datetime], skip: Collection[str] = ()) -> OrderChanges:
         return OrderReader(self).changes(since, skip)

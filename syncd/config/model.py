@@ -97,17 +97,20 @@ class ErpSettings(_Model):
     # "COLUMN=VALUE" (marked when the column holds VALUE). None: the profile's default
     # (bueroplus: WShopAdrKz); "": every address (no flag).
     shop_flag: str | None = None
+    # An address marked for deletion: "COLUMN" (truthy = marked) or "COLUMN=VALUE"; treated as
+    # deleted (platforms[].addresses.on_erp_delete). None: no mark (no profile names one).
+    deletion_mark: str | None = None
     # Salutation values that mark a business address ("Firma"), compared case-insensitively.
     business_salutations: tuple[str, ...] = ("Firma",)
     shop_id_platform: str | None = None  # the one platform whose ids go into [erp.columns] shop_id
     contacts: ContactSettings = ContactSettings()  # contact persons (syncd.config.contacts)
 
     @model_validator(mode="after")
-    def _shop_flag(self) -> ErpSettings:
-        if self.shop_flag:
-            column, sep, value = self.shop_flag.partition("=")
-            if not column.strip() or (sep and not value.strip()):
-                raise FieldProblem("shop_flag", 'expected "COLUMN" or "COLUMN=VALUE"', self.shop_flag)
+    def _flags(self) -> ErpSettings:
+        for key in ("shop_flag", "deletion_mark"):
+            column, sep, value = (getattr(self, key) or "").partition("=")
+            if getattr(self, key) and (not column.strip() or (sep and not value.strip())):
+                raise FieldProblem(key, 'expected "COLUMN" or "COLUMN=VALUE"', getattr(self, key))
         return self
 
     @model_validator(mode="after")
@@ -306,6 +309,10 @@ class PlatformSettings(_Model):
     # "warn" (`syncd check` shows it as a warning) or "refuse" (`syncd check` fails and the
     # erp-to-shop cycle pushes nothing until a prefix is set or the ranges are moved apart).
     number_range_overlap: Literal["warn", "refuse"] = "warn"
+    # `syncd accounts login-as` (Shopware 6.6.5.0+): an Administration user with permission
+    # "api_proxy_imitate-customer" and its password (secret reference); None: login-as refused.
+    login_as_user: str | None = None
+    login_as_password: str | None = Field(default=None, json_schema_extra=SECRET)
 
     @model_validator(mode="before")
     @classmethod
@@ -394,11 +401,8 @@ class Settings(_Model):
         seen: dict[str, int] = {}
         for index, platform in enumerate(self.platforms):
             if platform.name in seen:
-                raise FieldProblem(
-                    ("platforms", index, "name"),
-                    f"duplicate platform name (already used by platforms[{seen[platform.name]}])",
-                    platform.name,
-                )
+                raise FieldProblem(("platforms", index, "name"), "duplicate platform name (already used by "
+                                   f"platforms[{seen[platform.name]}])", platform.name)
             seen[platform.name] = index
             if platform.mail is not None and platform.mail not in self.mail.accounts:
                 known = ", ".join(sorted(self.mail.accounts)) or "none defined"

@@ -111,6 +111,9 @@ def effective_columns(erp: ErpSettings) -> dict[str, str]:
     flag = effective_shop_flag(erp)
     if flag is not None:
         merged["shop_flag"] = flag[0]
+    mark = effective_deletion_mark(erp)
+    if mark is not None:
+        merged["deletion_mark"] = mark[0]
     return merged
 
 
@@ -140,6 +143,16 @@ def effective_shop_flag(erp: ErpSettings) -> tuple[str, str | None] | None:
     if not spec:
         return None
     column, sep, value = spec.partition("=")
+    return column.strip(), (value.strip() if sep else None)
+
+
+def effective_deletion_mark(erp: ErpSettings) -> tuple[str, str | None] | None:
+    """(column, value) of ``[erp] deletion_mark``: an address is marked for deletion when the
+    column is truthy (value None) or holds ``value``. None: no mark. No profile has a default:
+    the büro+ notes name no deletion flag of the address table (shared bueroplus-notes.md)."""
+    if not erp.deletion_mark:
+        return None
+    column, sep, value = erp.deletion_mark.partition("=")
     return column.strip(), (value.strip() if sep else None)
 
 

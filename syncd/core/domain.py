@@ -46,6 +46,8 @@ class ErpAddress:
     business: bool | None = None
     # Marked for the shop ([erp] shop_flag); None when no flag is configured (every address is).
     for_shop: bool | None = None
+    # Marked for deletion in the ERP ([erp] deletion_mark); None when no mark is configured.
+    marked_deleted: bool | None = None
     row: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     problems: tuple[str, ...] = ()
     # A contact person's account (``syncd.core.rules.contact_account``): whether it is the company's
@@ -166,3 +168,20 @@ class OrderChanges:
     orders: Iterable[ShopOrder]
     cursor: dict[str, Any]
     seen: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorefrontLogin:
+    """A one-time way into the storefront as a customer ("log in as customer"): the form the
+    shop's own route takes (``action``, POSTed ``fields``), valid until ``valid_until``. The
+    fields hold the shop's token: never logged, stored or printed (``repr`` hides them); the
+    caller hands them to the staff member's browser and nowhere else."""
+
+    action: str
+    fields: Mapping[str, str] = field(repr=False)
+    valid_until: datetime
+    staff_user: str  # the shop's admin user the shop records as imitating the customer
+
+    def __repr__(self) -> str:
+        return (f"StorefrontLogin(action={self.action!r}, fields=<hidden>, valid_until={self.valid_until!r}, "
+                f"staff_user={self.staff_user!r})")

@@ -68,6 +68,16 @@ class HistoryEvent(StrEnum):
     BOUNCE_CLEARED = "bounce_cleared"  # ... until the ERP e-mail changed: the bounced mail is retried once
     MAIN_CONTACT = "main_contact"  # a contact became ("new") or stopped being ("former") the main one
     CONTACT_SKIPPED = "contact_skipped"  # a contact person got no account (reason: no e-mail ...)
+    # staff opened a storefront session as the customer (`accounts login-as`; never the link)
+    STAFF_LOGIN_AS = "staff_login_as"
+    # the customer asked the shop for a new password ("forgot password"; syncd.flows.recovery_watch)
+    RECOVERY_REQUESTED = "recovery_requested"
+    # a write of the account in the shop no field explains (syncd.flows.password_writes)
+    PASSWORD_CHANGED_IN_SHOP = "password_changed_in_shop"  # noqa: S105 - an event name
+
+
+# A shop connector's PermanentError code: the shop has no "log in as customer" of its own.
+LOGIN_AS_UNSUPPORTED = "SYNCD__LOGIN_AS_UNSUPPORTED"
 
 
 class PushOutcome(StrEnum):

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from syncd.core.errors import SyncdError
 from syncd.core.rules import HistoryEvent, account_label, parse_account
 from syncd.flows import password_status as ps
+from syncd.flows import recovery_watch
 from syncd.state.activity import AccountActivity
 from syncd.state.bounces import Bounces
 from syncd.state.jobs import DONE, PENDING
@@ -148,15 +149,15 @@ def list_accounts(
         for link in Links(store).iter(platform):
             page.append(link)
             if len(page) == PAGE:
-                shop = yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive,
+                shop = yield from _page(store, platform, page, sent, logins, shop, on_shop_error, inactive,
                                         credentials_sent, changed_by_customer, bounced)
                 page = []
         if page:
-            yield from _page(platform, page, sent, logins, shop, on_shop_error, inactive, credentials_sent,
-                             changed_by_customer, bounced)
+            yield from _page(store, platform, page, sent, logins, shop, on_shop_error, inactive,
+                             credentials_sent, changed_by_customer, bounced)
 
 
-def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, str, str]],
+def _page(store: StateStore, platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, str, str]],
           logins: Mapping[str, Any], shop: Any, on_shop_error: ShopError | None, inactive: bool,
           credentials_sent: bool | None, changed_by_customer: bool,
           bounced: Mapping[int, datetime]) -> Generator[AccountRow, None, Any]:
@@ -166,7 +167,8 @@ def _page(platform: str, page: list[Link], sent: Mapping[int, tuple[datetime, st
                   for lk in page if lk.erp_number in sent and lk.kind != "collective"}
         try:
             customers = shop.get_customers([w[3] for w in wanted.values()]) if wanted else {}
-            own = ps.refine(wanted, customers)
+            own = ps.refine(wanted, customers, recovery_watch.recovered(shop, store, platform, wanted),
+                            examined_until=recovery_watch.writes_examined_until(store, platform))
         except Exception as exc:  # the shop is down or refuses: the state store still answers
             if changed_by_customer or on_shop_error is None:
                 raise

@@ -73,6 +73,10 @@ def track(ctx: PlatformContext, report: CycleReport) -> int:
         log.info("logins recorded", platform=name, accounts=found)
     report.mailed_unused = repo.mailed_never_used(name)
     queue_reminders(ctx, report)
+    from syncd.flows import password_writes, recovery_watch  # own passwords, read alike
+
+    recovery_watch.track(ctx, report)
+    password_writes.track(ctx, report)
     return found
 
 

@@ -3,7 +3,11 @@ request (`syncd accounts erase ADDRESS`, a GDPR request).
 
 Deletion is detected by the reconciliation (``syncd.flows.reconcile``, `syncd sync --full` and
 the daemon every ``[daemon] reconcile_interval``): a link whose ERP row no longer exists. A
-change scan cannot see it (a deleted row has no change stamp). ``on_erp_delete``:
+change scan cannot see it (a deleted row has no change stamp). A row *marked* for deletion
+(``[erp] deletion_mark``) is a change like any other: the change scan finds it (O(changes)) and
+``apply_marks`` treats it as deleted, once; clearing the mark makes the row usable again (a
+deactivated account is reactivated like an unblocked one; a deleted one is created anew).
+``on_erp_delete``:
 ``deactivate`` sets the account inactive, ``delete`` deletes it in the shop and removes the
 link, ``ignore`` reports it only; unset, the reconciliation deactivates when
 ``deactivate_blocked`` is on (the behaviour before the key existed).
@@ -19,8 +23,10 @@ from collections.abc import Sequence
 
 import structlog
 
+from syncd.core.domain import ErpAddress
 from syncd.core.errors import PermanentError
 from syncd.core.rules import HistoryEvent, LinkKind
+from syncd.flows import erpstatus
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION, MAIL_DIRECTION
 from syncd.state.links import Link
@@ -33,7 +39,15 @@ def mode(ctx: PlatformContext) -> str:
     return a.on_erp_delete or ("deactivate" if a.deactivate_blocked else "ignore")
 
 
-def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleReport) -> None:
+MARKED = "marked for deletion in the ERP ([erp] deletion_mark)"
+# The events that say what became of an account (not logins, mails ...): after one of them a
+# new marking is a new occurrence.
+_LIFE = frozenset({HistoryEvent.ERP_DELETED, HistoryEvent.PUSHED, HistoryEvent.CREATED, HistoryEvent.ADOPTED,
+                   HistoryEvent.REACTIVATED, HistoryEvent.DEACTIVATED})
+
+
+def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleReport, *,
+                    why: str = "the ERP address was deleted") -> None:
     """``on_erp_delete = "delete"``: the accounts of vanished ERP addresses are deleted."""
     name = ctx.platform.name
     errors = {lk.shop_id: _delete(ctx, lk.shop_id) for lk in links}
@@ -45,7 +59,7 @@ def delete_accounts(ctx: PlatformContext, links: Sequence[Link], report: CycleRe
                 continue
             uow.links.delete(name, lk.shop_id)
             uow.history.record(name, lk.erp_number, HistoryEvent.DELETED, shop_id=lk.shop_id,
-                               reason="the ERP address was deleted (on_erp_delete = delete)")
+                               reason=f"{why} (on_erp_delete = delete)")
         uow.commit()
     for lk in links:
         reason = errors.get(lk.shop_id)
@@ -62,6 +76,57 @@ def _delete(ctx: PlatformContext, shop_id: str) -> str | None:
     except PermanentError as exc:
         return str(exc)
     return None
+
+
+def apply_marks(ctx: PlatformContext, pairs: Sequence[tuple[ErpAddress, Link | None]],
+                report: CycleReport) -> None:
+    """Addresses marked for deletion, with their links: ``on_erp_delete`` once per marking. An
+    address without an account gets none; ``deactivate`` skips an account already inactive,
+    ``delete`` leaves no link to act on twice, ``ignore`` records the marking once."""
+    name, how = ctx.platform.name, mode(ctx)
+    linked = [(a, lk) for a, lk in pairs if lk is not None and lk.kind != LinkKind.COLLECTIVE]
+    for a, lk in pairs:
+        if lk is None or lk.kind == LinkKind.COLLECTIVE:
+            report.add(a.number, "skipped", f"{MARKED}: no shop account, none is created")
+    if how == "delete":
+        delete_accounts(ctx, [lk for _, lk in linked], report, why=MARKED)
+        return
+    with ctx.uow() as uow:  # ignore: recorded unless the newest event of the account's life is it
+        newest = {a.number: [e.event for e in uow.history.of_address(a.number, name) if e.event in _LIFE][-1:]
+                  for a, _ in linked}
+    act = [(a, lk) for a, lk in linked if lk.shop_active] if how == "deactivate" else \
+        [(a, lk) for a, lk in linked if newest[a.number] != [HistoryEvent.ERP_DELETED]]
+    for a, lk in linked:
+        if (a, lk) not in act:
+            report.add(a.number, "skipped", f"{MARKED}: already applied (on_erp_delete = {how})")
+    if not act:
+        return
+    errors: dict[str, str | None] = {}
+    if how == "deactivate":
+        try:
+            errors = ctx.shop.set_active([lk.shop_id for _, lk in act], False) or {}
+        except PermanentError as exc:
+            errors = {lk.shop_id: str(exc) for _, lk in act}
+    done = [(a, lk) for a, lk in act if not errors.get(lk.shop_id)]
+    what = "account deactivated" if how == "deactivate" else "account left as it is"
+    with ctx.uow() as uow:
+        for a, lk in act:
+            if errors.get(lk.shop_id):
+                uow.failures.record(name, DIRECTION, a.number, "deactivate", str(errors[lk.shop_id]))
+        for a, lk in done:
+            if how == "deactivate":
+                uow.links.set_state(name, a.number, shop_active=False)
+            uow.history.record(name, a.number, HistoryEvent.ERP_DELETED, shop_id=lk.shop_id,
+                               reason=f"{MARKED}: {what} (on_erp_delete = {how})")
+        uow.commit()
+    if how == "deactivate":
+        erpstatus.states(ctx, [a.number for a, _ in done], erpstatus.DEACTIVATED)
+    for a, lk in act:
+        problem = errors.get(lk.shop_id)
+        report.add(a.number, "failed" if problem else ("deactivated" if how == "deactivate" else "skipped"),
+                   problem or f"{MARKED}: {what}")
+        log.info("address marked for deletion", platform=name, address=a.number, step="erp-delete",
+                 on_erp_delete=how, reason=problem)
 
 
 def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:

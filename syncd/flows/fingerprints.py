@@ -12,7 +12,7 @@ from syncd.core.domain import ErpAddress
 # ``business`` and ``for_shop`` are derived from fields hashed anyway (salutation, company) or
 # decide whether the address goes to the shop at all; leaving them out keeps the fingerprints
 # stored before they existed valid.
-_NOT_FINGERPRINTED = ("row", "problems", "modified_at", "blocked", "business", "for_shop")
+_NOT_FINGERPRINTED = ("row", "problems", "modified_at", "blocked", "business", "for_shop", "marked_deleted")
 _FINGERPRINT_FIELDS = tuple(f.name for f in fields(ErpAddress) if f.name not in _NOT_FINGERPRINTED)
 
 

@@ -12,8 +12,11 @@ it never duplicates or loses a mail (the jobs' own steps decide that).
 
 Canary: the first N mails of a *new mail configuration* go out, the rest wait until the operator
 has checked them and runs ``syncd release PLATFORM``. The configuration is what shapes a mail:
-the layout name, ``[mail] layouts_dir``, the sender, ``credential_mode`` and the canary size; a
-change of any starts a new canary (cursor ``canary``: fingerprint, start, released).
+the layout name, ``[mail] layouts_dir``, the content of the layouts' template files (an edited
+subject or body is a new mail as much as another layout is), the sender, ``credential_mode`` and
+the canary size; a change of any starts a new canary (cursor ``canary``: fingerprint, start,
+released). Config keys that do not shape a mail (poll interval, rate limits, ERP columns ...) are
+left out, so changing them keeps a released canary released.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import structlog
 
 from syncd.flows.context import PlatformContext
+from syncd.render.digest import layouts_digest
 from syncd.state.cursors import Cursors
 from syncd.state.mailsends import MailSends
 
@@ -40,9 +44,18 @@ def tracking(ctx: PlatformContext) -> bool:
     return bool(m.max_per_minute or m.max_per_hour or ctx.platform.addresses.canary)
 
 
+def canary_layouts(ctx: PlatformContext) -> list[str]:
+    """Every layout this platform's mails can be rendered with: the credential purposes and the
+    event mails of ``[[notifications]]`` (they count against the same canary)."""
+    names = set(ctx.platform.addresses.layouts_in_use().values())
+    names.update(n.layout_name for n in ctx.settings.notifications if n.enabled)
+    return sorted(names)
+
+
 def fingerprint(ctx: PlatformContext) -> str:
     a, m = ctx.platform.addresses, ctx.settings.mail
     shape = {"layout": a.email_layout, "layouts_dir": m.layouts_dir,
+             "content": layouts_digest(m.layouts_dir, canary_layouts(ctx)),
              "sender": ctx.platform.sender or m.sender, "mode": a.credential_mode, "canary": a.canary}
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 

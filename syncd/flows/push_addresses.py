@@ -20,7 +20,7 @@ from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
 from syncd.core.redaction import redact
 from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
-from syncd.flows import erpstatus, golive
+from syncd.flows import erasure, erpstatus, golive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.deactivation import NOT_FOR_SHOP, holding, not_held, set_active
 from syncd.flows.failures import DIRECTION
@@ -58,6 +58,8 @@ checkpoint = Checkpoints()
 class Plan:
     push: list[ErpAddress] = field(default_factory=list)
     deactivate: list[tuple[ErpAddress, Link]] = field(default_factory=list)
+    # Marked for deletion in the ERP ([erp] deletion_mark), with their link (None: no account).
+    marked: list[tuple[ErpAddress, Link | None]] = field(default_factory=list)
     reactivate: list[tuple[ErpAddress, Link]] = field(default_factory=list)
     skip: list[tuple[ErpAddress, str]] = field(default_factory=list)
     fail: list[tuple[ErpAddress, str, str]] = field(default_factory=list)  # address, reason, code
@@ -86,6 +88,11 @@ def plan_batch(
         link = links.get(a.number)
         if link is not None and link.kind == LinkKind.COLLECTIVE:
             link = None  # the collective address is many shop customers; never pushed as one
+        if a.marked_deleted:
+            # Marked for deletion: as if the row were deleted (on_erp_delete, syncd.flows.erasure),
+            # never created or updated while the mark stays.
+            plan.marked.append((a, link))
+            continue
         if a.for_shop is False:
             # Not marked for the shop ([erp] shop_flag, büro+ WShopAdrKz): never created there.
             # An account it already has is deactivated like a blocked one (``unflagged``), never
@@ -194,6 +201,8 @@ def apply_batch(ctx: PlatformContext, addresses: Sequence[ErpAddress], report: C
         checkpoint("after_push")
         _record_pushes(ctx, plan.push, results, links, report, credentials=credentials)
 
+    if plan.marked:
+        erasure.apply_marks(ctx, plan.marked, report)
     if plan.deactivate:
         set_active(ctx, plan.deactivate, False, report, credentials=False)
     if plan.reactivate:

@@ -210,3 +210,43 @@ def test_canary_sends_the_first_mails_and_holds_the_rest_until_release(harness: 
     harness.insert([_person(n) for n in more])
     harness.run()
     assert _mailed(harness) == numbers + more[:2]
+
+
+def test_editing_a_layout_file_starts_a_new_canary_unrelated_config_does_not(harness: Harness,
+                                                                             tmp_path: Path) -> None:
+    """The operator's layout folder is part of the mail configuration by content: an edited
+    subject re-arms a released canary; a config change that shapes no mail keeps it released."""
+    import shutil
+
+    from syncd.render.store import shipped_root
+
+    layouts = tmp_path / "layouts"
+    own = layouts / "credentials"
+    own.mkdir(parents=True)
+    for file in ("subject.txt.j2", "body.txt.j2"):
+        shutil.copyfile(str(shipped_root() / "credentials" / file), own / file)
+    harness.mail = {"layouts_dir": str(layouts)}
+    harness.addresses = {"canary": 1}
+    harness.insert([_person(n) for n in (10001, 10002)])
+    harness.run()
+    assert _mailed(harness) == [10001]
+    mailbudget.release(harness.context())
+    harness.run()
+    assert _mailed(harness) == [10001, 10002]
+
+    # Unrelated keys (rate limit, poll batch) and a touched but unchanged file: still released.
+    (own / "body.txt.j2").touch()
+    harness.mail = {"layouts_dir": str(layouts), "max_per_hour": 1000}
+    harness.insert([_person(n) for n in (10003, 10004)])
+    harness.run()
+    assert _mailed(harness) == [10001, 10002, 10003, 10004]
+
+    # The subject edited in place: a new configuration, one mail, the rest held.
+    subject = own / "subject.txt.j2"
+    subject.write_text("Ihr neuer Zugang / your new access\n", encoding="utf-8")
+    harness.insert([_person(n) for n in (10005, 10006, 10007)])
+    harness.run()
+    assert _mailed(harness) == [10001, 10002, 10003, 10004, 10005]
+    assert harness.smtp.messages[-1]["Subject"] == "Ihr neuer Zugang / your new access"
+    status = collect_status(harness.state, harness.settings)["platforms"][0]
+    assert status["canary"] == {"size": 1, "sent": 1, "released": False, "holding": True}

@@ -43,7 +43,11 @@ def test_token_is_issued_for_the_integration_and_refused_for_a_bad_secret(sandbo
     assert bad.status_code == 401
     assert bad.json()["errors"][0]["code"] == "4"
 
-    unknown_grant = _token(sandbox, grant_type="password")
+    # The password grant exists (Administration users, `accounts login-as`) but only for the
+    # client "administration": an integration's access key there is league's invalid_client.
+    wrong_client = _token(sandbox, grant_type="password")
+    assert wrong_client.status_code == 401 and wrong_client.json()["errors"][0]["code"] == "4"
+    unknown_grant = _token(sandbox, grant_type="implicit")
     assert unknown_grant.status_code == 400
 
 

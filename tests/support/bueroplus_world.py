@@ -31,7 +31,7 @@ T0 = utcnow().replace(microsecond=0) - timedelta(days=2)
 
 
 class BpWorld:
-    def __init__(self, kind: str, tmp_path, sandbox) -> None:
+    def __init__(self, kind: str, tmp_path, sandbox, *, state_url: str = "") -> None:
         if kind == "sqlite":
             self.url, self.schema = f"sqlite:///{tmp_path}/bp.sqlite", None
         else:  # MariaDB over ODBC, a schema (database) of its own: the table names are fixed
@@ -42,7 +42,7 @@ class BpWorld:
         self.t = {n: sa.Table(n, md, autoload_with=self.engine)
                   for n in ("Adressen", "Anschriften", "Ansprechpartner")}
         self.sb = sandbox
-        self.state_url = f"sqlite:///{tmp_path / 'state.db'}"
+        self.state_url = state_url or f"sqlite:///{tmp_path / 'state.db'}"
         self.state = open_state(self.state_url)
         self._open: list[Any] = []
 

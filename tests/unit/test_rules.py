@@ -128,9 +128,9 @@ def test_push_outcome_has_the_members_and_values_of_domain_outcome():
 def test_address_fields_are_the_erp_address_dataclass():
     from syncd.core.domain import ErpAddress
 
-    # ``business``, ``for_shop`` and ``main_contact`` are the connector's decisions about the
-    # address (issues 13, 18), not fields a layout reads or an operator maps.
-    derived = ("row", "problems", "business", "for_shop", "main_contact")
+    # ``business``, ``for_shop`` (issue 13), ``main_contact`` and ``marked_deleted`` (issue 18) are
+    # the connector's decisions about the address, not fields a layout reads or an operator maps.
+    derived = ("row", "problems", "business", "for_shop", "main_contact", "marked_deleted")
     assert ADDRESS_FIELDS == tuple(f.name for f in fields(ErpAddress) if f.name not in derived)
 
 

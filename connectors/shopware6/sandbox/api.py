@@ -74,15 +74,21 @@ class Credentials:
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def issue(self) -> str:
+    def issue(self, user_id: str | None = None) -> str:
+        """A bearer token; ``user_id``: an Administration user's login (password grant), None:
+        the integration's (client credentials)."""
         token = secrets.token_urlsafe(48)
         with self._lock:
             now = time.monotonic()
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
             self._tokens[token] = now + self.token_lifetime
+            self._users = {t: u for t, u in getattr(self, "_users", {}).items() if t in self._tokens}
+            if user_id is not None:
+                self._users[token] = user_id
         return token
 
-    def check(self, header: str | None) -> None:
+    def check(self, header: str | None) -> str | None:
+        """The user id behind the token (None for the integration); 401 when it is not valid."""
         if not header:
             raise _oauth_denied('Missing "Authorization" header')
         scheme, _, token = header.partition(" ")
@@ -90,8 +96,10 @@ class Credentials:
             raise _oauth_denied("Access token could not be verified")
         with self._lock:
             expires = self._tokens.get(token.strip())
+            user_id = getattr(self, "_users", {}).get(token.strip())
         if expires is None or expires <= time.monotonic():
             raise _oauth_denied("Access token could not be verified")
+        return user_id
 
     def revoke_all(self) -> None:
         with self._lock:
@@ -144,15 +152,21 @@ class AdminApi:
         self.settings = settings
         self.store_api: Any = None  # set by the sandbox; the proxy route forwards to it
         self.on_flow_mail: Any = None  # set by the sandbox: records a business event's default mail
+        self.imitation: Any = None  # set by the sandbox: admin users and "log in as customer"
 
     def handle(self, req: Request) -> Response:
         if req.path == "/api/oauth/token":
             if req.method != "POST":
                 raise e.simple(405, "FRAMEWORK__METHOD_NOT_ALLOWED", "Method not allowed, use POST.")
             return self.token(req)
-        self.credentials.check(req.headers.get("authorization"))
+        user_id = self.credentials.check(req.headers.get("authorization"))
         if req.path == "/api/_info/version" and req.method == "GET":
             return 200, {}, {"version": self.version_text}
+        if req.path == "/api/_info/me" and req.method == "GET" and self.imitation is not None:
+            return self.imitation.me(user_id)
+        if req.path == "/api/_proxy/generate-imitate-customer-token" and req.method == "POST" \
+                and self.imitation is not None:
+            return self.imitation.generate(user_id, req)
         if req.path == "/api/_action/sync" and req.method == "POST":
             return self.sync(req)
         if (m := _SEARCH.match(req.path)) and req.method == "POST":
@@ -240,6 +254,8 @@ class AdminApi:
                     )
                 ],
             )
+        if grant == "password" and self.imitation is not None:
+            return self._user_token(body, key)
         if grant != "client_credentials":
             raise ApiError(
                 400,
@@ -270,6 +286,22 @@ class AdminApi:
             {},
             {"token_type": "Bearer", "expires_in": lifetime, "access_token": self.credentials.issue()},
         )
+
+    def _user_token(self, body: dict[str, Any], key: str) -> Response:
+        """The Administration's login: ``client_id`` must be ``administration`` (ClientRepository),
+        wrong user credentials are league's ``invalid_grant`` (code 6, 400)."""
+        if body.get("client_id") != "administration":
+            raise ApiError(
+                401, [e.error(401, "4", "Client authentication failed", title="Client authentication failed")]
+            )
+        user = self.imitation.login(str(body.get("username") or ""), str(body.get("password") or ""))
+        if user is None:
+            raise ApiError(400, [e.error(400, "6", "The user credentials were incorrect.",
+                                         title="The user credentials were incorrect.")])
+        self.limiter.success(key)
+        return 200, {}, {"token_type": "Bearer", "expires_in": int(self.credentials.token_lifetime),
+                         "access_token": self.credentials.issue(user.id),
+                         "refresh_token": secrets.token_urlsafe(32)}
 
     # --- search ----------------------------------------------------------------------------
     def _entity(self, url_name: str) -> Entity:

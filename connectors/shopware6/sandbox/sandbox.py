@@ -10,6 +10,7 @@ from typing import Any
 from .api import AdminApi, Credentials
 from .criteria import Searcher
 from .faults import Faults
+from .imitation import Imitation
 from .orders import seed_states
 from .schema import build_entities
 from .seed import SeedIds, seed
@@ -66,6 +67,7 @@ class Sandbox(ShopSide):
         self.ids: SeedIds | None = None
         self.admin_api: AdminApi | None = None
         self.store_api: StoreApi | None = None
+        self.imitation: Imitation | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> Sandbox:
@@ -106,7 +108,19 @@ class Sandbox(ShopSide):
             bcrypt_rounds=self._bcrypt_rounds,
         )
         self.admin_api.store_api = self.store_api
+        self.imitation = Imitation(self._store, self.shop_version, self.ids.sales_channel)
+        self.admin_api.imitation = self.store_api.imitation = self.imitation
         self.admin_api.on_flow_mail = self._record_event_mail
+
+    def add_admin_user(self, username: str, password: str, *, admin: bool = False,
+                       privileges: tuple[str, ...] = ("api_proxy_imitate-customer",)) -> str:
+        """An Administration login (password grant); its id. ``privileges`` unless ``admin``."""
+        return self._require_imitation().add_user(username, password, admin=admin, privileges=privileges)
+
+    def _require_imitation(self) -> Imitation:
+        if self.imitation is None:
+            raise RuntimeError("start() the sandbox first")
+        return self.imitation
 
     def stop(self) -> None:
         """Stop serving; the shop's data stays, and ``start()`` serves it again on the same URL."""

@@ -81,7 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if injected is not None:
                     return injected
             handler = (
-                sb.admin_api if is_admin else sb.store_api if req.path.startswith("/store-api/") else None
+                sb.admin_api if is_admin else sb.store_api if req.path.startswith("/store-api/")
+                else sb.imitation if req.path.startswith("/account") else None
             )
             if handler is None:
                 raise e.simple(
@@ -117,6 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = (
             b""
             if payload is None
+            else payload if isinstance(payload, bytes)  # a storefront page (HTML), sent as it is
             else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         )
         try:

@@ -58,6 +58,8 @@ class StoreApi:
         self.recovery_mails: list[RecoveryMail] = []
         self._lock = threading.Lock()
         self.login_limiter = TokenLimiter()  # the "login" policy has the oauth steps
+        self.imitation: Any = None  # set by the sandbox ("log in as customer", imitation.py)
+        self.contexts: dict[str, str] = {}  # context token -> the customer logged in with it
 
     def handle(self, req: Request) -> Response:
         if req.headers.get("sw-access-key") != self.access_key:
@@ -70,6 +72,11 @@ class StoreApi:
             return self.recover(req.json())
         if req.method == "POST" and req.path == "/store-api/account/recovery-password-confirm":
             return self.confirm(req.json())
+        if req.method == "POST" and req.path == "/store-api/account/change-password":
+            return self.change_password(req)
+        if req.method == "POST" and req.path == "/store-api/account/login/imitate-customer" \
+                and self.imitation is not None:
+            return self.imitation.store_api(req)
         raise e.simple(404, "FRAMEWORK__ROUTE_NOT_FOUND", f'No route found for "{req.method} {req.path}"')
 
     # --- login -----------------------------------------------------------------------------
@@ -122,6 +129,8 @@ class StoreApi:
                 self.store.put("customer", {**current, "lastLogin": stamp, "updatedAt": stamp})
         self.login_limiter.success(limiter_key)
         token = secrets.token_urlsafe(24)
+        with self._lock:
+            self.contexts[token] = customer["id"]  # the context token is the customer's session
         return 200, {"sw-context-token": token}, {"contextToken": token, "apiAlias": "array_struct"}
 
     def _customer_by_email(self, email: str, *, active_only: bool) -> dict[str, Any] | None:
@@ -137,6 +146,42 @@ class StoreApi:
             matches.append(c)
         matches.sort(key=lambda c: c.get("createdAt") or "")
         return matches[0] if matches else None
+
+    # --- change password (account page) ----------------------------------------------------
+    def change_password(self, req: Request) -> Response:
+        """``ChangePasswordRoute`` (login required): ``password`` must be the current one,
+        ``newPassword`` at least the minimum and equal to ``newPasswordConfirm``; the password is
+        written through the DAL (``updatedAt`` moves, ``lastLogin`` does not) and the shop fires
+        ``CustomerPasswordChangedEvent``, which it keeps nowhere the Admin API could read."""
+        with self._lock:
+            customer_id = self.contexts.get(req.headers.get("sw-context-token", ""))
+        if customer_id is None:
+            raise e.simple(403, "CHECKOUT__CUSTOMER_NOT_LOGGED_IN", "Customer is not logged in.")
+        body = req.json()
+        body = body if isinstance(body, dict) else {}
+        new, repeat = body.get("newPassword"), body.get("newPasswordConfirm")
+        violations = []
+        if not isinstance(new, str) or not new:
+            violations.append(e.not_blank("/newPassword"))
+        elif self.password_min and len(new) < self.password_min:
+            violations.append(e.too_short("/newPassword", self.password_min))
+        if new != repeat:
+            violations.append(e.violation("/newPassword", "FRAMEWORK__EQUAL_TO",
+                                          "This value should be equal to the confirmation."))
+        with self.store.lock:
+            stored = self.store.passwords.get(customer_id)
+        if stored is None or not verify_password(str(body.get("password") or ""), stored):
+            violations.append(e.violation("/password", "VIOLATION::CUSTOMER_PASSWORD_NOT_CORRECT",
+                                          "Password does not match."))
+        if violations:
+            raise ApiError(400, violations)
+        hashed = bcrypt.hashpw(str(new).encode(), bcrypt.gensalt(self.bcrypt_rounds))
+        with self.store.lock:
+            current = self.store.get("customer", customer_id)
+            self.store.passwords[customer_id] = hashed
+            self.store.put("customer", {**current, "updatedAt": now_iso()})
+        return 200, {"sw-context-token": req.headers["sw-context-token"]}, {
+            "contextToken": req.headers["sw-context-token"], "apiAlias": "array_struct"}
 
     # --- recovery --------------------------------------------------------------------------
     def recover(self, body: Any) -> Response:

@@ -78,6 +78,12 @@ class ShopVersion:
 
     # --- store api -------------------------------------------------------------------------
     @property
+    def imitates_customers(self) -> bool:
+        """"Log in as customer" (customer impersonation, NEXT-36854) shipped in 6.6.5.0: the Admin
+        API token route, the Store API and storefront ``account/login/imitate-customer`` routes."""
+        return self.at_least(6, 6, 5)
+
+    @property
     def inactive_login_code(self) -> str:
         """6.5 names an inactive account; 6.6 replaced InactiveCustomerException by bad credentials."""
         if self.at_least(6, 6):

@@ -17,6 +17,7 @@ from syncd.core.rules import account_label
 
 from .accounts_view import LIST_FIELDS, Filters, _platforms, export_accounts, list_accounts
 from .common import AccountKey, CliState, check_platform, pass_state, platform_option
+from .login_as import login_as_cmd
 from .messages import LANG_OPTION
 
 __all__ = ["LIST_FIELDS", "accounts_group"]
@@ -100,6 +101,9 @@ def delete(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, addr
 )
 def accounts_group() -> None:
     pass
+
+
+accounts_group.add_command(login_as_cmd)
 
 
 def _filters(fn):  # noqa: ANN001, ANN202 - click decorator stack

@@ -97,13 +97,19 @@ def _skipped(area: str, name: str, key: str, missing: Mapping[str, str]) -> Chec
 
 def mapping_checks(settings: Any) -> list[CheckItem]:
     """The mapping decisions an operator should see before the first push (issue 13)."""
-    from syncd.config.profiles import business_rule, shop_flag_rule
+    from syncd.config.profiles import business_rule, effective_deletion_mark, shop_flag_rule
 
     items = [CheckItem("erp", "private/business", True, business_rule(settings.erp))]
     for index, platform in enumerate(settings.platforms):
         a = platform.addresses
         items.append(CheckItem("erp", f"shop flag (platforms[{index}])", True,
                                shop_flag_rule(settings.erp, a.unflagged)))
+        mark = effective_deletion_mark(settings.erp)
+        if mark is not None:
+            marked = f"{mark[0]} = {mark[1]!r}" if mark[1] is not None else f"{mark[0]} set"
+            how = a.on_erp_delete or ("deactivate" if a.deactivate_blocked else "ignore")
+            items.append(CheckItem("erp", f"deletion mark (platforms[{index}])", True,
+                                   f"an address with {marked} is treated as deleted: on_erp_delete = {how}"))
         if platform.default_country:
             country = f"empty country -> {platform.default_country.upper()} (default_country)"
         else:

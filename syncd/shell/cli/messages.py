@@ -81,6 +81,11 @@ _TEXT: dict[str, dict[str, str]] = {
     "col_account": {"en": "Account", "de": "Konto"},
     "acc_main_contact": {"en": "Main contact", "de": "Hauptansprechpartner"},
     "acc_contact": {"en": "Contact", "de": "Ansprechpartner"},
+    "event_staff_login_as": {"en": "staff logged in as the customer", "de": "Personal als Kunde angemeldet"},
+    "event_recovery_requested": {"en": "customer asked for a new password",
+                                 "de": "Kunde hat ein neues Passwort angefordert"},
+    "event_password_changed_in_shop": {"en": "password changed in the shop",
+                                       "de": "Passwort im Shop geändert"},
     # syncd accounts list
     "acc_address": {"en": "Address", "de": "Adresse"},
     "acc_name": {"en": "Name", "de": "Name"},
