@@ -119,6 +119,7 @@ def main() -> None:
             t0 = time.perf_counter()
             poll(ctx, CycleReport("shop", "erp-to-shop"))
             idle.append((time.perf_counter() - t0) * 1000)
+        print("  idle polls in order (ms): " + " ".join(f"{v:.0f}" for v in idle))
         idle.sort()
         p95 = idle[max(0, int(len(idle) * 0.95) - 1)]
         print(f"  idle poll: median {statistics.median(idle):.1f} ms, p95 {p95:.1f} ms, max {idle[-1]:.1f} ms"

@@ -62,6 +62,10 @@ class HistoryEvent(StrEnum):
     LOGGED_IN = "logged_in"  # the shop's last-login time moved: the customer used the account
     REMINDER_QUEUED = "reminder_queued"  # an account never used gets new credentials (activation_reminder)
     ERP_DELETED = "erp_deleted"  # the ERP address is gone; reason = what on_erp_delete did
+    # issue 16: credentials by the customer's channel
+    SMS_SENT = "sms_sent"  # the credentials (or set-password link) SMS was accepted by the provider
+    SMS_FAILED = "sms_failed"  # the SMS leg ended without an SMS; reason says why (and what went instead)
+    NOT_SENT = "not_sent"  # no credentials message: the customer's channel is "none"
 
 
 class PushOutcome(StrEnum):

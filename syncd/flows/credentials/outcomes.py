@@ -42,7 +42,14 @@ class Item:
     job: CredentialJob
     password: str
     mail: OutgoingMail | None = None
-    result: str = ""  # sent | failed | retry | unknown ("" while the job goes on)
+    result: str = ""  # sent | failed | retry | unknown | none ("" while the job goes on)
+    # The SMS leg (``smsleg``): the E.164 recipient and the rendered text (memory only, it may
+    # carry the password), the mail that replaces an SMS the provider refuses, and whether the
+    # customer has the message by SMS already.
+    sms_to: str | None = None
+    sms_text: str | None = None
+    fallback_mail: OutgoingMail | None = None
+    sms_delivered: bool = False
 
 
 def retry(ctx: PlatformContext, items: Iterable[Item], error: object, report: CycleReport, *,
