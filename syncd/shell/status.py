@@ -37,6 +37,9 @@ nothing to do, and would wait for the daemon's running cycle.
 * ``reminders``: order reminders (``[[reminders]]``, ``syncd.state.reminders``) by state:
   ``{"scheduled", "done", "stopped", "cancelled"}``; the messages they queued (e-mail and SMS)
   are counted in ``messages``.
+* ``credential_channels``: credential jobs by the channel their message went by (the customer's
+  ``preferred_channel`` or ``[messages] default_channel`` as applied): ``{"email", "sms", "both",
+  "none"}``; ``none``: the customer chose no messages, nothing was sent (issue 16).
 * ``failed``: the records whose last attempt failed permanently (table ``failures``, both
   directions and the credential step), newest first; a record leaves the list when it later
   succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
@@ -204,6 +207,15 @@ def _message_counts(store: StateStore, name: str) -> dict[str, Any]:
                 counts["reminders"][state] = int(n)
     except DBAPIError:
         pass
+    counts["credential_channels"] = dict.fromkeys(("email", "sms", "both", "none"), 0)
+    try:  # its own try: a store migrated before channels existed
+        with _connect(store) as conn:
+            j = credential_jobs
+            for channel, n in conn.execute(select(j.c.channel, func.count()).where(
+                    j.c.platform == name, j.c.channel.is_not(None)).group_by(j.c.channel)):
+                counts["credential_channels"][channel] = int(n)
+    except DBAPIError:
+        pass
     return counts
 
 
@@ -250,6 +262,8 @@ _TEXT = {
         "edits": "Changes made in the shop (not in the ERP)", "fields": "Fields (ERP -> shop)",
         "held": "{platform}: {n} credentials mail(s) held at go-live (syncd accounts list --never-mailed)",
         "canary": "{platform}: canary of {size} mail(s) sent; the rest waits for `syncd release {platform}`",
+        "channels": "{platform}: credentials by SMS {sms}, by SMS and e-mail {both}, not sent (the customer "
+                    "chose none) {none}",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -265,6 +279,8 @@ _TEXT = {
                 "(syncd accounts list --never-mailed)",
         "canary": "{platform}: Probelauf mit {size} Mail(s) versandt; der Rest wartet auf "
                   "`syncd release {platform}`",
+        "channels": "{platform}: Zugangsdaten per SMS {sms}, per SMS und E-Mail {both}, nicht versandt "
+                    "(Kunde wünscht keine Nachrichten) {none}",
     },
 }
 
@@ -355,6 +371,9 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
     for p in status["platforms"]:
         if p.get("held"):
             console.print(t["held"].format(platform=p["name"], n=p["held"]))
+        channels = p.get("credential_channels") or {}
+        if channels.get("sms") or channels.get("both") or channels.get("none"):
+            console.print(t["channels"].format(platform=p["name"], **channels))
         canary = p.get("canary")
         if canary and canary["holding"]:
             console.print(t["canary"].format(platform=p["name"], **canary))

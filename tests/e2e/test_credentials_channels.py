@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.core.rules import HistoryEvent
+from syncd.shell.status import collect_status, render_status_table
 from syncd.state.jobs import CredentialJobs
 from syncd.state.schema import credential_jobs
 from tests.support.dbs import pg_schema_url, unique_name
@@ -137,6 +138,9 @@ def test_each_channel_choice_in_password_mode(new, seven, state_url, caplog):
     assert (HistoryEvent.NOT_SENT, "the customer chose no messages / keine Nachrichten gewünscht") in history(
         h, 71004)
     assert channels(h) == {71001: "email", 71002: "sms", 71003: "both", 71004: "none"}
+    status = collect_status(h.state, h.settings)
+    assert status["platforms"][0]["credential_channels"] == {"email": 1, "sms": 1, "both": 1, "none": 1}
+    assert "nicht versandt (Kunde wünscht keine Nachrichten) 1" in render_status_table(status, lang="de")
     assert set(CredentialJobs(h.state).counts(PLATFORM)) == {"done"}
     assert report.counts["not-sent"] == 1 and report.counts["sms"] == 2
     no_secret_at_rest(h, caplog.text, sms_password, password_of(mail), text, both_text)
