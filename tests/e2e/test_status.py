@@ -93,7 +93,8 @@ def test_json_shape_and_counts(url):
     json.dumps(status)  # what `syncd status --json` prints must serialise as is
     shop, b2b, idle = status["platforms"]
     assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed", "reconcile", "shop_changes",
-                          "held", "canary", "messages", "approvals", "reminders"]
+                          "held", "canary", "messages", "approvals", "reminders", "credential_channels"]
+    assert shop["credential_channels"] == {"email": 0, "sms": 0, "both": 0, "none": 0}
     assert shop["reminders"] == {"scheduled": 0, "done": 0, "stopped": 0, "cancelled": 0}
     assert shop["messages"] == {"pending": 0, "sending": 0, "sent": 0, "deferred": 0, "failed": 0}
     assert shop["approvals"] == {"in-progress": 0, "approved": 0, "rejected": 0}
