@@ -116,7 +116,8 @@ def test_json_shape_and_counts(url):
     assert idle == {"name": "idle", "last_cycle": never, "linked": 0, "pending": 0, "failed": [],
                     "reconcile": None, "held": 0, "canary": None, "messages": shop["messages"],
                     "approvals": shop["approvals"],
-                    "reminders": shop["reminders"], "shop_changes": []}
+                    "reminders": shop["reminders"], "shop_changes": [],
+                    "credential_channels": shop["credential_channels"]}
     assert shop["reconcile"] is None and b2b["reconcile"] is None
 
 
