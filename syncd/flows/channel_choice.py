@@ -19,10 +19,27 @@ SMS_WITHOUT_PERMISSION = ("a password is not sent by SMS unless [messages] allow
                           "/ Passwörter gehen nur mit allow_password_by_sms = true per SMS")
 
 
+def always_email(ctx: PlatformContext) -> bool:
+    """Every customer's channel is e-mail (no ``preferred_channel`` column, the default e-mail):
+    the flows then skip the planning and behave exactly as before channels existed."""
+    return ctx.settings.messages.default_channel == "email" and not ctx.settings.erp.columns.preferred_channel
+
+
+_COLUMNS: dict[int, tuple[Any, dict[str, str]]] = {}  # id(ErpSettings) -> (it, its columns)
+
+
+def _columns(erp: Any) -> dict[str, str]:
+    # Built once per settings object, not per message: effective_columns dumps the model.
+    hit = _COLUMNS.get(id(erp))
+    if hit is None or hit[0] is not erp:
+        hit = _COLUMNS[id(erp)] = (erp, effective_columns(erp))
+    return hit[1]
+
+
 def column(ctx: PlatformContext, address: ErpAddress | None, logical: str) -> Any:
     """The ERP row's value of a logical column (``mobile``, ``preferred_channel``); None when the
     column is not configured."""
-    name = effective_columns(ctx.settings.erp).get(logical)
+    name = _columns(ctx.settings.erp).get(logical)
     if address is None or not name:
         return None
     row = address.row

@@ -138,6 +138,8 @@ def test_each_channel_choice_in_password_mode(new, seven, state_url, caplog):
     assert (HistoryEvent.NOT_SENT, "the customer chose no messages / keine Nachrichten gewünscht") in history(
         h, 71004)
     assert channels(h) == {71001: "email", 71002: "sms", 71003: "both", 71004: "none"}
+    assert ("mail_sent", "first credentials mail by SMS") in history(h, 71002)
+    assert ("mail_sent", "first credentials mail to kunde71003@example.com and by SMS") in history(h, 71003)
     status = collect_status(h.state, h.settings)
     assert status["platforms"][0]["credential_channels"] == {"email": 1, "sms": 1, "both": 1, "none": 1}
     assert "nicht versandt (Kunde wünscht keine Nachrichten) 1" in render_status_table(status, lang="de")

@@ -285,7 +285,7 @@ def f_clear_field(ctx: PlatformContext, batch: Batch, report: CycleReport) -> No
     checkpoint("after_clear")
     smsleg.withheld(ctx, batch.items)
     sent = [i for i in batch.items if i.result == "sent"]
-    done(ctx, [i.job for i in sent])
+    done(ctx, [i.job for i in sent], smsleg.via(sent))
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")

@@ -187,7 +187,7 @@ def d_render(ctx: PlatformContext, items: list[Item], created: Mapping[int, date
 def f_done(ctx: PlatformContext, batch: LinkBatch, report: CycleReport) -> None:
     smsleg.withheld(ctx, batch.items)
     sent = [i for i in batch.items if i.result == "sent"]
-    done(ctx, [i.job for i in sent])
+    done(ctx, [i.job for i in sent], smsleg.via(sent))
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("set-password link sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")

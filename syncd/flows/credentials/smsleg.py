@@ -51,6 +51,13 @@ def prepare(ctx: PlatformContext, item: Item, address: ErpAddress, *, layout: st
     (``result`` "none", or failed with the reason). Render errors propagate (the caller fails
     the job with its layout)."""
     job = item.job
+    if channel_choice.always_email(ctx):
+        problem = email_problem(address.email)
+        if problem:
+            fail(ctx, item, problem, report, code="email")
+        else:
+            item.mail = build()
+        return
     plan, note = channel_choice.plan_for(ctx, address, layout=layout, carries_password=carries_password)
     if note:
         log.warning("preferred channel unreadable", platform=ctx.platform.name, address=job.erp_number,
@@ -213,6 +220,11 @@ def record_channels(ctx: PlatformContext, items: Iterable[Item]) -> None:
     repo = CredentialJobs(ctx.state)
     for channel, ids in groups.items():
         repo.set_channel(ids, channel, ctx.clock())
+
+
+def via(items: Iterable[Item]) -> dict[int, str]:
+    """Job id -> "sms" / "both" for the history of delivered jobs that went by SMS."""
+    return {i.job.id: "both" if i.mail is not None else "sms" for i in items if i.sms_delivered}
 
 
 def withheld(ctx: PlatformContext, items: Iterable[Item]) -> None:
