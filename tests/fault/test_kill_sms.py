@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from syncd.state.jobs import CredentialJobs
@@ -45,9 +46,11 @@ def seven() -> Iterator[FakeSeven]:
         yield fake
 
 
-def _harness(tmp_path: Path, sandbox, smtp, seven: FakeSeven, channel: str, state_url: str = "") -> Harness:  # noqa: F811
+def _harness(tmp_path: Path, sandbox, smtp, seven: FakeSeven, channel: str, state_url: str = "",  # noqa: F811
+             **addresses) -> Harness:
     h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp, mail_batch_size=2,
-                state_url=state_url, erp_columns={"mobile": "Sel7", "preferred_channel": "Sel8"},
+                state_url=state_url, addresses=addresses,
+                erp_columns={"mobile": "Sel7", "preferred_channel": "Sel8"},
                 sms={"enabled": True, "provider": "seven", "url": seven.url, "password": "env:UNUSED"},
                 sms_key=seven.api_key, messages={"allow_password_by_sms": True})
     h.insert([{**_person(n), "Sel7": mobile(n), "Sel8": channel} for n in NUMBERS])
@@ -137,3 +140,62 @@ def test_kill_during_a_credentials_sms_on_a_postgresql_state_store(tmp_path, san
         runner = _kill_and_restart(h, "cred_sms_after_request", 3)
         stack.callback(runner.close)
         assert check(h, seven, runner, "sms") == 1
+
+
+SMS_LINK = re.compile(r"https?://\S+/account/recover/password\?hash=([A-Za-z0-9]+)")
+
+
+def _confirm(h: Harness, link_hash: str, password: str) -> int:
+    return requests.post(
+        f"{h.sandbox.url}/store-api/account/recovery-password-confirm",
+        json={"hash": link_hash, "newPassword": password, "newPasswordConfirm": password},
+        headers={"sw-access-key": h.sandbox.access_key, "Accept": "application/json"}, timeout=10,
+    ).status_code
+
+
+@pytest.mark.parametrize("point", ["cred_sms_before_commit", "cred_sms_before_request",
+                                   "cred_sms_after_request"])
+@pytest.mark.parametrize("nth", [1, 3])
+def test_kill_during_a_set_password_link_sms(tmp_path, sandbox, smtp_server, seven, point, nth):  # noqa: F811
+    h = _harness(tmp_path, sandbox, smtp_server, seven, "sms", credential_mode="link")
+    runner = None
+    try:
+        runner = _kill_and_restart(h, point, nth)
+        extra = 0
+        hashes = []
+        for n in NUMBERS:
+            texts = [s.text for s in seven.sent if s.to == e164(n)]
+            assert 1 <= len(texts) <= 2, f"{len(texts)} SMS for {n}"
+            links = {SMS_LINK.search(t).group(1) for t in texts}
+            assert len(links) == 1, f"two different links sent to {n}"
+            link_hash = links.pop()
+            assert _confirm(h, link_hash, f"eigenes-{n}") == 200
+            assert store_login(h.sandbox, f"kunde{n}@example.com", f"eigenes-{n}")
+            extra += len(texts) - 1
+            hashes.append(link_hash)
+        assert extra == (1 if point == "cred_sms_after_request" else 0)
+        assert h.smtp.messages == [] and h.password_fields() == {}
+        assert set(CredentialJobs(h.state).counts(PLATFORM)) == {"done"}
+        state = b"".join(p.read_bytes() for p in h.tmp.glob("state.db*"))
+        printed = "\n".join(runner.output)
+        assert not any(x.encode() in state or x in printed for x in hashes)
+    finally:
+        if runner is not None:
+            runner.close()
+        h.close()
+
+
+def test_a_link_sms_used_before_the_restart_is_not_sent_again(tmp_path, sandbox, smtp_server,  # noqa: F811
+                                                              seven):
+    h = _harness(tmp_path, sandbox, smtp_server, seven, "sms", credential_mode="link")
+    runner = Runner(h.config_file())
+    try:
+        assert runner.run(SYNCD_KILL_AT="cred_sms_after_request:1") == -9, runner.output[-1][-3000:]
+        [sms] = seven.sent
+        assert _confirm(h, SMS_LINK.search(sms.text).group(1), "sofort-gesetzt") == 200
+        assert runner.run() == 0, runner.output[-1][-3000:]
+        assert len([s for s in seven.sent if s.to == sms.to]) == 1  # counted as delivered, not resent
+        assert set(CredentialJobs(h.state).counts(PLATFORM)) == {"done"}
+    finally:
+        runner.close()
+        h.close()
