@@ -104,18 +104,18 @@ def history(h: Harness, number: int) -> list[tuple[str, str]]:
     return [(e.event, e.reason or "") for e in History(h.state, lambda: None).of_address(number, PLATFORM)]
 
 
-def no_secret_at_rest(h: Harness, caplog_text: str, *secrets: str) -> None:
+def no_secret_at_rest(h: Harness, logs: str, *secrets: str) -> None:
     state = b"".join(p.read_bytes() for p in h.tmp.glob("state.db*"))
     if not h.state_url.startswith("sqlite"):
         with h.state.engine.connect() as c:
             state = repr([tuple(r) for r in c.execute(sa.select(credential_jobs))]).encode()
     for secret in secrets:
         assert secret and secret.encode() not in state
-        assert secret not in caplog_text
+        assert secret not in logs
 
 
 # --------------------------------------------------------------------------------- password mode
-def test_each_channel_choice_in_password_mode(new, seven, state_url, caplog):
+def test_each_channel_choice_in_password_mode(new, seven, state_url, captured_logs):
     h = new(seven, state_url=state_url)
     h.insert([person(71001), person(71002, channel="SMS", mobile="0049 171 2345678"),
               person(71003, channel="beide", mobile="+49 (0)172 3456789"), person(71004, channel="keine")])
@@ -145,7 +145,8 @@ def test_each_channel_choice_in_password_mode(new, seven, state_url, caplog):
     assert "nicht versandt (Kunde wünscht keine Nachrichten) 1" in render_status_table(status, lang="de")
     assert set(CredentialJobs(h.state).counts(PLATFORM)) == {"done"}
     assert report.counts["not-sent"] == 1 and report.counts["sms"] == 2
-    no_secret_at_rest(h, caplog.text, sms_password, password_of(mail), text, both_text)
+    assert "credentials SMS sent" in captured_logs.text  # the capture sees the run's log lines
+    no_secret_at_rest(h, captured_logs.text, sms_password, password_of(mail), text, both_text)
 
 
 def test_a_password_sms_without_permission_falls_back_to_mail_or_fails(new, seven):
@@ -226,7 +227,7 @@ def test_lox24_carries_the_credentials_sms(new):
 
 
 # --------------------------------------------------------------------------------- link mode
-def test_each_channel_choice_in_link_mode(new, seven, state_url, caplog):
+def test_each_channel_choice_in_link_mode(new, seven, state_url, captured_logs):
     from tests.e2e.test_link_mode import confirm
 
     h = new(seven, state_url=state_url, credential_mode="link",
@@ -246,4 +247,5 @@ def test_each_channel_choice_in_link_mode(new, seven, state_url, caplog):
     assert len(h.mails_to("kunde78004@example.com")) == 1  # no mobile: the link by e-mail
     assert channels(h) == {78001: "sms", 78002: "both", 78003: "none", 78004: "email"}
     assert set(CredentialJobs(h.state).counts(PLATFORM)) == {"done"}
-    no_secret_at_rest(h, caplog.text, link_hash, text)
+    assert "credentials SMS sent" in captured_logs.text
+    no_secret_at_rest(h, captured_logs.text, link_hash, text)
