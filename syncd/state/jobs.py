@@ -49,6 +49,9 @@ GO_LIVE = "go-live"  # its ERP row predates send_credentials_since: mailed only 
 
 ACTIVE_STEPS = (PENDING, FIELD_WRITTEN, SENDING, SENT)
 FINAL_STEPS = (DONE, FAILED)
+# A job whose message reached the customer: done, and not one whose customer chose no messages
+# (channel "none", issue 16): what "credentials sent" means to exports and activation reminders.
+DELIVERED = and_(t.c.step == DONE, or_(t.c.channel.is_(None), t.c.channel != "none"))
 # Steps reached before SMTP may have accepted the mail: restarting these with a fresh password
 # cannot contradict a mail already sent.
 BEFORE_SEND = (PENDING, FIELD_WRITTEN)

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.core.rules import HistoryEvent
+from syncd.flows import accounts
 from syncd.shell.status import collect_status, render_status_table
 from syncd.state.jobs import CredentialJobs
 from syncd.state.schema import credential_jobs
@@ -139,6 +140,9 @@ def test_each_channel_choice_in_password_mode(new, seven, state_url, captured_lo
         h, 71004)
     assert channels(h) == {71001: "email", 71002: "sms", 71003: "both", 71004: "none"}
     assert ("mail_sent", "first credentials mail by SMS") in history(h, 71002)
+    # "credentials sent" (export filter, activation reminders) means a message reached them
+    sent = {r.address for r in accounts.list_accounts(h.state, [PLATFORM], credentials_sent=True)}
+    assert sent == {71001, 71002, 71003}
     assert ("mail_sent", "first credentials mail to kunde71003@example.com and by SMS") in history(h, 71003)
     status = collect_status(h.state, h.settings)
     assert status["platforms"][0]["credential_channels"] == {"email": 1, "sms": 1, "both": 1, "none": 1}
