@@ -6,7 +6,8 @@ reminder poll (``syncd.flows.reminders.poll``) over HTTP against it with a SQLit
 
 Prints:
   - the first poll: read N orders page by page, schedule N reminders (wall time, orders/s);
-  - idle polls (nothing changed, nothing due; goal <= 50 ms): median / p95 / max of 20;
+  - idle polls (nothing changed, nothing due; goal <= 50 ms): each in order, then median / p95 /
+    max of 20, and syncd's own share (the poll minus the time waiting for the shop's answers);
   - a poll after 100 payments (O(changes)): wall time;
   - peak memory of this process (ru_maxrss; goal <= 150 MB) and the Python heap peak of the
     first poll (tracemalloc is off for the timings: it slows allocation-heavy code ~2x).
@@ -137,7 +138,8 @@ def main() -> None:
             own.append(idle[-1] - waited[0] * 1000)
         print("  idle polls in order (ms): " + " ".join(f"{v:.0f}" for v in idle))
         print(f"  of which syncd's own work (not waiting for the shop): median "
-              f"{statistics.median(own):.1f} ms, max {max(own):.1f} ms")
+              f"{statistics.median(own):.1f} ms, max {max(own):.1f} ms; in order: "
+              + " ".join(f"{v:.0f}" for v in own))
         idle.sort()
         p95 = idle[max(0, int(len(idle) * 0.95) - 1)]
         print(f"  idle poll: median {statistics.median(idle):.1f} ms, p95 {p95:.1f} ms, max {idle[-1]:.1f} ms"
