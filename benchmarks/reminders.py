@@ -6,7 +6,8 @@ reminder poll (``syncd.flows.reminders.poll``) over HTTP against it with a SQLit
 
 Prints:
   - the first poll: read N orders page by page, schedule N reminders (wall time, orders/s);
-  - idle polls (nothing changed, nothing due; goal <= 50 ms): median / p95 / max of 20;
+  - idle polls (nothing changed, nothing due; goal <= 50 ms): each in order, then median / p95 /
+    max of 20, and syncd's own share (the poll minus the time waiting for the shop's answers);
   - a poll after 100 payments (O(changes)): wall time;
   - peak memory of this process (ru_maxrss; goal <= 150 MB) and the Python heap peak of the
     first poll (tracemalloc is off for the timings: it slows allocation-heavy code ~2x).
@@ -106,6 +107,20 @@ def main() -> None:
         ctx = PlatformContext(settings=settings, platform=settings.platforms[0], erp=None,  # type: ignore[arg-type]
                               shop=open_shop(settings.platforms[0], client_secret=secret), state=store,
                               clock=lambda: now[0])
+        # How long each poll waits for the shop's answers: the rest is syncd's own work.
+        waited = [0.0]
+        session = ctx.shop.http.session if hasattr(ctx.shop, "http") else None
+        if session is not None:
+            send = session.send
+
+            def timed_send(*a: Any, **kw: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return send(*a, **kw)
+                finally:
+                    waited[0] += time.perf_counter() - t
+
+            session.send = timed_send  # type: ignore[method-assign]
         base_rss = rss_mb()
         t0 = time.perf_counter()
         poll(ctx, CycleReport("shop", "erp-to-shop"))
@@ -113,12 +128,18 @@ def main() -> None:
         counts = __import__("syncd.state.reminders", fromlist=["Reminders"]).Reminders(store).counts("shop")
         print(f"  first poll: {first:.1f} s for {counts.get('scheduled', 0):,} scheduled reminders "
               f"({args.orders / first:,.0f} orders/s)")
-        idle = []
+        idle, own = [], []
         for _ in range(args.idle):
             now[0] += timedelta(seconds=60)
+            waited[0] = 0.0
             t0 = time.perf_counter()
             poll(ctx, CycleReport("shop", "erp-to-shop"))
             idle.append((time.perf_counter() - t0) * 1000)
+            own.append(idle[-1] - waited[0] * 1000)
+        print("  idle polls in order (ms): " + " ".join(f"{v:.0f}" for v in idle))
+        print(f"  of which syncd's own work (not waiting for the shop): median "
+              f"{statistics.median(own):.1f} ms, max {max(own):.1f} ms; in order: "
+              + " ".join(f"{v:.0f}" for v in own))
         idle.sort()
         p95 = idle[max(0, int(len(idle) * 0.95) - 1)]
         print(f"  idle poll: median {statistics.median(idle):.1f} ms, p95 {p95:.1f} ms, max {idle[-1]:.1f} ms"

@@ -49,7 +49,7 @@ class MessagesSettings(_Model):
     fallback_to_email: bool = True  # an SMS that cannot go out (no/unusable number) goes by e-mail
     # Phone region when the address has no usable country.
     default_region: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
-    allow_password_by_sms: bool = False  # credential SMS carrying a password: refused by `check` unless true
+    allow_password_by_sms: bool = False  # a password goes by SMS only when true (`check` and the run)
 
 
 ReminderKind = Literal["shipping_confirmation", "review_request", "prepayment"]

@@ -92,10 +92,11 @@ def plan_channels(
     default_region: str = "DE",
     sms_enabled: bool = True,
     fallback_to_email: bool = True,
+    sms_unavailable: str | None = None,
 ) -> ChannelPlan:
     """The deliveries for one message. An SMS that cannot go out (channel off, no or unusable
-    number) is a problem; with ``fallback_to_email`` the customer gets the e-mail instead,
-    unless an e-mail is going anyway (``both``)."""
+    number, or the caller's ``sms_unavailable`` reason) is a problem; with ``fallback_to_email``
+    the customer gets the e-mail instead, unless an e-mail is going anyway (``both``)."""
     deliveries: list[Delivery] = []
     problems: list[str] = []
     if wanted == "none":
@@ -110,6 +111,8 @@ def plan_channels(
         try:
             if not sms_enabled:
                 raise ValueError("the SMS channel is off ([sms] enabled = false)")
+            if sms_unavailable:  # the caller's reason why this message cannot go by SMS
+                raise ValueError(sms_unavailable)
             deliveries.append(Delivery("sms", e164(mobile, country, default_region)))
         except ValueError as exc:
             problems.append(f"sms: {exc}")

@@ -75,6 +75,11 @@ class HistoryEvent(StrEnum):
     # a write of the account in the shop no field explains (syncd.flows.password_writes)
     PASSWORD_CHANGED_IN_SHOP = "password_changed_in_shop"  # noqa: S105 - an event name
 
+    # issue 16: credentials by the customer's channel
+    SMS_SENT = "sms_sent"  # the credentials (or set-password link) SMS was accepted by the provider
+    SMS_FAILED = "sms_failed"  # the SMS leg ended without an SMS; reason says why (and what went instead)
+    NOT_SENT = "not_sent"  # no credentials message: the customer's channel is "none"
+
 
 # A shop connector's PermanentError code: the shop has no "log in as customer" of its own.
 LOGIN_AS_UNSUPPORTED = "SYNCD__LOGIN_AS_UNSUPPORTED"

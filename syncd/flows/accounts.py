@@ -32,7 +32,7 @@ from syncd.flows import password_status as ps
 from syncd.flows import recovery_watch
 from syncd.state.activity import AccountActivity
 from syncd.state.bounces import Bounces
-from syncd.state.jobs import DONE, PENDING
+from syncd.state.jobs import DELIVERED, PENDING
 from syncd.state.links import Link, Links
 from syncd.state.schema import credential_jobs
 
@@ -104,7 +104,7 @@ def _deliveries(store: StateStore, platform: str) -> dict[int, tuple[datetime, s
     t = credential_jobs
     q = (
         select(t.c.erp_number, t.c.finished_at, t.c.reason, t.c.mode)
-        .where(t.c.platform == platform, t.c.step == DONE)
+        .where(t.c.platform == platform, DELIVERED)
         .order_by(t.c.finished_at, t.c.id)
     )
     out: dict[int, tuple[datetime, str, str]] = {}

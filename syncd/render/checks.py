@@ -60,17 +60,25 @@ def check_reads(name: str, origin: str, parsed: Mapping[str, nodes.Template], wh
 
 
 def sms_problems(name: str, origin: str, parsed: Mapping[str, nodes.Template],
-                 password_column: str | None, allow_password_by_sms: bool) -> list[CheckItem]:
+                 password_column: str | None, allow_password_by_sms: bool, *, shipped: bool = False
+                 ) -> list[CheckItem]:
     """A layout that may go out as an SMS: it needs ``sms.txt.j2``; and an SMS carrying the
     password (``password_column`` given: credential mode "password") is refused unless the operator
     allowed it: an SMS is stored in plain text by the provider and on the phone. The link mode
-    (a one-time link) is fine."""
+    (a one-time link) is fine. A shipped layout's SMS text is not the operator's wish to send
+    passwords by SMS: without the permission it is reported, not refused."""
     if SMS not in parsed:
         return [CheckItem("layout", name, False,
                           f"{origin}: {SMS} is missing; it is needed because messages may go by SMS "
                           f"/ {SMS} fehlt, Nachrichten können per SMS gehen")]
     if password_column is None:
         return []
+    if not allow_password_by_sms and shipped:
+        # The shipped layouts carry an SMS text for when it is allowed; without the permission
+        # the credentials go by e-mail at run time (``syncd.flows.credentials.smsleg``).
+        return [CheckItem("layout", name, True,
+                          f"{origin}: credentials go by e-mail; by SMS only with [messages] "
+                          "allow_password_by_sms = true / Zugangsdaten per E-Mail")]
     if not allow_password_by_sms:
         return [CheckItem("layout", name, False,
                           f"{origin}: credentials by SMS would carry the password in plain text; "

@@ -358,7 +358,7 @@ class LayoutStore:
                          for problem in unknown_names(tree, known_columns))
         if sms:
             items.extend(sms_problems(name, origin, parsed, password_column if mode == "password" else None,
-                                      allow_password_by_sms))
+                                      allow_password_by_sms, shipped=not source.operator))
         parsed.pop(SMS, None)  # the mail's own checks below are about the mail's files
         if mode == "link":
             items.extend(check_reads(name, origin, parsed, "the set-password link ({{ link }})",

@@ -41,6 +41,9 @@ nothing to do, and would wait for the daemon's running cycle.
   (SIGHUP), null before the first: ``{"at", "ok", "error", "changed"}``; ``ok`` false: the new
   file was refused (``error`` names file, key and value) and the daemon runs with its previous
   configuration; ``changed``: the dotted keys a reload changed (``syncd.shell.reloads``).
+* ``credential_channels``: credential jobs by the channel their message went by (the customer's
+  ``preferred_channel`` or ``[messages] default_channel`` as applied): ``{"email", "sms", "both",
+  "none"}``; ``none``: the customer chose no messages, nothing was sent (issue 16).
 * ``failed``: the records whose last attempt failed permanently (table ``failures``, both
   directions and the credential step), newest first; a record leaves the list when it later
   succeeds. ``address`` is the ERP number, or the shop customer id for a shop customer that
@@ -229,6 +232,15 @@ def _message_counts(store: StateStore, name: str) -> dict[str, Any]:
                 counts["reminders"][state] = int(n)
     except DBAPIError:
         pass
+    counts["credential_channels"] = dict.fromkeys(("email", "sms", "both", "none"), 0)
+    try:  # its own try: a store migrated before channels existed
+        with _connect(store) as conn:
+            j = credential_jobs
+            for channel, n in conn.execute(select(j.c.channel, func.count()).where(
+                    j.c.platform == name, j.c.channel.is_not(None)).group_by(j.c.channel)):
+                counts["credential_channels"][channel] = int(n)
+    except DBAPIError:
+        pass
     return counts
 
 
@@ -278,6 +290,8 @@ _TEXT = {
         "bounced": "{platform}: {n} address(es) bounced, not mailed until the ERP e-mail changes; latest: "
                    "{latest} (syncd bounces list)",
         "reload": "Reload refused at {at}; the daemon runs with its previous configuration: {error}",
+        "channels": "{platform}: credentials by SMS {sms}, by SMS and e-mail {both}, not sent (the customer "
+                    "chose none) {none}",
     },
     "de": {
         "platform": "Plattform", "started": "Letzter Lauf gestartet", "finished": "beendet", "ok": "Ergebnis",
@@ -297,6 +311,8 @@ _TEXT = {
                    "Warenwirtschaft; zuletzt: {latest} (syncd bounces list)",
         "reload": "Neuladen der Konfiguration um {at} abgelehnt; der Dienst läuft mit der bisherigen "
                   "weiter: {error}",
+        "channels": "{platform}: Zugangsdaten per SMS {sms}, per SMS und E-Mail {both}, nicht versandt "
+                    "(Kunde wünscht keine Nachrichten) {none}",
     },
 }
 
@@ -400,6 +416,9 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
             last = b["latest"]
             latest = f"{last['address']} <{last['email']}> {last['status'] or ''} {_short(last['at'])}"
             console.print(t["bounced"].format(platform=p["name"], n=b["bounced"], latest=latest))
+        channels = p.get("credential_channels") or {}
+        if channels.get("sms") or channels.get("both") or channels.get("none"):
+            console.print(t["channels"].format(platform=p["name"], **channels))
         canary = p.get("canary")
         if canary and canary["holding"]:
             console.print(t["canary"].format(platform=p["name"], **canary))

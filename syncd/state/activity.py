@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, exists, func, select
 
 from syncd.state.db import StateStore, upsert
-from syncd.state.jobs import DONE
+from syncd.state.jobs import DELIVERED
 from syncd.state.schema import account_activity as t
 from syncd.state.schema import credential_jobs, links
 
@@ -56,7 +56,7 @@ class AccountActivity:
         reminders and no credentials job in progress; oldest first."""
         j = credential_jobs
         newest = (select(func.max(j.c.finished_at)).where(
-            j.c.platform == links.c.platform, j.c.erp_number == links.c.erp_number, j.c.step == DONE)
+            j.c.platform == links.c.platform, j.c.erp_number == links.c.erp_number, DELIVERED)
             .scalar_subquery())
         reminders = (select(func.count()).where(
             j.c.platform == links.c.platform, j.c.erp_number == links.c.erp_number, j.c.reason == "reminder")
@@ -77,7 +77,7 @@ class AccountActivity:
         in to since syncd has tracked logins."""
         j = credential_jobs
         mailed = exists().where(j.c.platform == links.c.platform, j.c.erp_number == links.c.erp_number,
-                                j.c.step == DONE)
+                                DELIVERED)
         used = exists().where(and_(t.c.platform == links.c.platform, t.c.shop_id == links.c.shop_id))
         q = select(func.count()).select_from(links).where(links.c.platform == platform, mailed, ~used)
         with self.store.connect() as c:

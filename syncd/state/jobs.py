@@ -50,6 +50,9 @@ GO_LIVE = "go-live"  # its ERP row predates send_credentials_since: mailed only 
 
 ACTIVE_STEPS = (PENDING, FIELD_WRITTEN, SENDING, SENT)
 FINAL_STEPS = (DONE, FAILED)
+# A job whose message reached the customer: done, and not one whose customer chose no messages
+# (channel "none", issue 16): what "credentials sent" means to exports and activation reminders.
+DELIVERED = and_(t.c.step == DONE, or_(t.c.channel.is_(None), t.c.channel != "none"))
 # Steps reached before SMTP may have accepted the mail: restarting these with a fresh password
 # cannot contradict a mail already sent.
 BEFORE_SEND = (PENDING, FIELD_WRITTEN)
@@ -73,6 +76,9 @@ class CredentialJob:
     updated_at: datetime
     finished_at: datetime | None
     held: str | None = None  # GO_LIVE: not due until released (``release``)
+    channel: str | None = None  # what the message went by: email, sms, both, none (None: e-mail, older)
+    sms_step: str | None = None  # the SMS leg: None (none yet), SENDING, SENT, FAILED
+    sms_attempts: int = 0  # SMS requests counted at their commit point, outcome not known refused
 
     @property
     def active(self) -> bool:
@@ -105,6 +111,9 @@ def _job(row: Any) -> CredentialJob:
         updated_at=_aware(m["updated_at"]),
         finished_at=_aware(m["finished_at"]),
         held=m.get("held"),
+        channel=m.get("channel"),
+        sms_step=m.get("sms_step"),
+        sms_attempts=m.get("sms_attempts") or 0,
     )
 
 
@@ -310,6 +319,8 @@ class CredentialJobs:
                 .values(
                     step=PENDING,
                     send_attempts=0,  # the next attempt has a fresh password: a new I5 budget
+                    sms_step=None,
+                    sms_attempts=0,
                     attempts=t.c.attempts + 1,
                     last_error=_error_text(error),
                     next_attempt_at=next_attempt_at,
@@ -326,8 +337,38 @@ class CredentialJobs:
             c.execute(
                 update(t)
                 .where(t.c.id.in_(ids), t.c.step.in_(ACTIVE_STEPS))
-                .values(step=PENDING, send_attempts=0, next_attempt_at=None, updated_at=now)
+                .values(step=PENDING, send_attempts=0, sms_step=None, sms_attempts=0, next_attempt_at=None,
+                        updated_at=now)
             )
+
+    # --- the SMS leg (``syncd.flows.credentials.smsleg``) ------------------------------------
+    def set_channel(self, ids: Iterable[int], channel: str, now: datetime) -> None:
+        ids = list(ids)
+        if ids:
+            with self._conn(None) as c:
+                c.execute(update(t).where(t.c.id.in_(ids)).values(channel=channel, updated_at=now))
+
+    def sms_sending(self, job_id: int, now: datetime) -> None:
+        """The SMS's commit point, right before its request leaves: counted, so a crash resends it
+        at most once (I5 per channel)."""
+        with self._conn(None) as c:
+            c.execute(update(t).where(t.c.id == job_id, t.c.step.in_(ACTIVE_STEPS)).values(
+                sms_step=SENDING, sms_attempts=t.c.sms_attempts + 1, updated_at=now))
+
+    def sms_done(self, job_id: int, step: str, now: datetime, *, job_sent: bool = False) -> None:
+        """The SMS leg ended (``SENT`` or ``FAILED``); ``job_sent``: it was the job's last message,
+        so the job is ``sent`` in the same write."""
+        values: dict[str, Any] = {"sms_step": step, "updated_at": now}
+        if job_sent:
+            values["step"] = SENT
+        with self._conn(None) as c:
+            c.execute(update(t).where(t.c.id == job_id, t.c.step.in_(ACTIVE_STEPS)).values(**values))
+
+    def sms_refused(self, job_id: int, now: datetime) -> None:
+        """The provider refused the request: its outcome is known, so it no longer counts."""
+        with self._conn(None) as c:
+            c.execute(update(t).where(t.c.id == job_id, t.c.sms_attempts > 0).values(
+                sms_attempts=t.c.sms_attempts - 1, updated_at=now))
 
     def fail(self, job_id: int, error: object, now: datetime, *, conn: Connection | None = None) -> None:
         with self._conn(conn) as c:

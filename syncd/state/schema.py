@@ -129,6 +129,13 @@ credential_jobs = Table(
     # Not due until released: "go-live" (ERP row older than send_credentials_since; released by
     # `syncd accounts send-credentials`). NULL: due as usual.
     Column("held", String(16)),
+    # The SMS leg of a job whose customer is messaged by SMS (issue 16): NULL none yet,
+    # sending (its request counted in sms_attempts before it left), sent, failed. Mail keeps
+    # step/send_attempts; each channel has its own I5 bound.
+    # What the job's message went by: email, sms, both, none (the customer's choice as applied).
+    Column("channel", String(8)),
+    Column("sms_step", String(16)),
+    Column("sms_attempts", Integer, nullable=False, server_default=text("0")),
 )
 Index("ix_credential_jobs_platform_step", credential_jobs.c.platform, credential_jobs.c.step)
 Index(

@@ -88,3 +88,36 @@ def test_order_changes_reads_new_orders_and_state_changes_only(sandbox) -> None:
     assert datetime.fromisoformat(changes.cursor["states"]) == T0 + timedelta(hours=1)
     again = shop.order_changes(since, skip=set(changes.seen))
     assert list(again.orders) == []  # everything listed was seen: nothing handed out again
+
+
+def test_a_since_read_over_many_orders_answers_as_a_scan_would(sandbox) -> None:  # noqa: F811
+    """The sandbox's timestamp index (``SORTED_INDEX_MIN`` rows and more, with a sort): the same
+    rows as a scan, ``gt`` excluding the bound, and an order added afterwards is found."""
+    from syncd.connectors.shopware6.sandbox import criteria
+
+    customer = _customer(sandbox)
+    for i in range(criteria.SORTED_INDEX_MIN + 10):
+        sandbox.add_order(customer, at=T0 + timedelta(seconds=i // 2))  # pairs share a timestamp
+    s = admin_session(sandbox)
+
+    def since(op: str, at: datetime, sort: bool = True) -> list[str]:
+        found: list[str] = []
+        for page in range(1, 100):
+            window = {"type": "range", "field": "createdAt", "parameters": {op: at.isoformat()}}
+            body: dict = {"filter": [window],
+                          "limit": 500, "page": page, "includes": {"order": ["id", "createdAt"]}}
+            if sort:
+                body["sort"] = [{"field": "createdAt", "order": "ASC"}, {"field": "id", "order": "ASC"}]
+            data = s.post(f"{sandbox.url}/api/search/order", json=body).json()["data"]
+            found += [o["id"] for o in data]
+            if len(data) < 500:
+                return found
+        raise AssertionError("too many pages")
+
+    bound = T0 + timedelta(seconds=500)
+    indexed = since("gte", bound)
+    assert len(indexed) == criteria.SORTED_INDEX_MIN + 10 - 1000
+    assert sorted(indexed) == sorted(since("gte", bound, sort=False))  # the scan's answer
+    assert len(since("gt", bound)) == len(indexed) - 2  # the two at the bound itself
+    late = sandbox.add_order(customer, at=T0 + timedelta(days=1))
+    assert since("gte", bound)[-1] == late

@@ -93,8 +93,10 @@ def test_json_shape_and_counts(url):
     json.dumps(status)  # what `syncd status --json` prints must serialise as is
     shop, b2b, idle = status["platforms"]
     assert list(shop) == ["name", "last_cycle", "linked", "pending", "failed", "reconcile", "shop_changes",
-                          "held", "canary", "messages", "approvals", "reminders", "bounces"]
+                          "held", "canary", "messages", "approvals", "reminders",
+                          "credential_channels", "bounces"]
     assert shop["bounces"] == {"bounced": 0, "soft": 0, "latest": None}
+    assert shop["credential_channels"] == {"email": 0, "sms": 0, "both": 0, "none": 0}
     assert shop["reminders"] == {"scheduled": 0, "done": 0, "stopped": 0, "cancelled": 0}
     assert shop["messages"] == {"pending": 0, "sending": 0, "sent": 0, "deferred": 0, "failed": 0}
     assert shop["approvals"] == {"in-progress": 0, "approved": 0, "rejected": 0}
@@ -116,7 +118,8 @@ def test_json_shape_and_counts(url):
     assert idle == {"name": "idle", "last_cycle": never, "linked": 0, "pending": 0, "failed": [],
                     "reconcile": None, "held": 0, "canary": None, "messages": shop["messages"],
                     "approvals": shop["approvals"],
-                    "reminders": shop["reminders"], "shop_changes": [], "bounces": shop["bounces"]}
+                    "reminders": shop["reminders"], "shop_changes": [], "bounces": shop["bounces"],
+                    "credential_channels": shop["credential_channels"]}
     assert shop["reconcile"] is None and b2b["reconcile"] is None
 
 

@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from syncd.state.jobs import CredentialJobs
-from tests.fault.test_kill import Runner
 from tests.support.contact_world import ContactWorld
 from tests.support.dbs import pg_schema_url
 from tests.support.flow_harness import PLATFORM, link_of
+from tests.support.kill_scaffold import Runner
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
 

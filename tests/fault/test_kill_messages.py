@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from syncd.state.messages import Messages
-from tests.fault.test_kill import Runner
 from tests.support.dbs import pg_schema_url
 from tests.support.flow_harness import PLATFORM, Harness
+from tests.support.kill_scaffold import Runner
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
 

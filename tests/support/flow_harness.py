@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from syncd.config.messaging import NotificationSettings
+from syncd.config.messaging import MessagesSettings, NotificationSettings, SmsSettings
 from syncd.config.model import (
     AddressSettings,
     DaemonSettings,
@@ -29,6 +29,7 @@ from syncd.config.model import (
 from syncd.config.secrets import Secrets
 from syncd.connectors.erp import open_erp
 from syncd.connectors.mail import open_transport
+from syncd.connectors.sms import open_sms
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.erp_to_shop import run_erp_to_shop, settle_password_fields
 from syncd.render.store import LayoutStore
@@ -50,7 +51,8 @@ SECRET_REF = "env:SYNCD_TEST_SHOP_SECRET"
 
 def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smtp_host: str, smtp_port: int,
                    state_url: str, *, mail_batch_size: int = 100, notifications: Any = (),
-                   mail: dict[str, Any] | None = None,
+                   mail: dict[str, Any] | None = None, sms: dict[str, Any] | None = None,
+                   messages: dict[str, Any] | None = None,
                    **addresses: Any) -> Settings:
     """``client_id``: a Shopware client id, or the kind's ``[[platforms]]`` keys
     (``ShopKit.platform_fields``)."""
@@ -69,10 +71,13 @@ def build_settings(erp: Any, shop_url: str, client_id: str | dict[str, Any], smt
             name=PLATFORM, url=shop_url, **fields, timeout="10s", addresses=AddressSettings(**values)),),
         notifications=tuple(NotificationSettings.model_validate(n) if isinstance(n, dict) else n
                             for n in notifications),
+        sms=SmsSettings.model_validate(sms or {}),
+        messages=MessagesSettings.model_validate(messages or {}),
     )
 
 
-def build_context(settings: Settings, client_secret: str, state: StateStore) -> PlatformContext:
+def build_context(settings: Settings, client_secret: str, state: StateStore, sms_key: str | None = None
+                  ) -> PlatformContext:
     """The ports of the one platform, as ``syncd.shell.bootstrap`` would wire them."""
     platform = settings.platforms[0]
     a = platform.addresses
@@ -84,6 +89,7 @@ def build_context(settings: Settings, client_secret: str, state: StateStore) -> 
         settings=settings, platform=platform, erp=erp, shop=shop, state=state,
         mail=open_transport(settings.mail, return_paths=return_paths(settings, state)),
         layouts=LayoutStore(settings.mail.layouts_dir),
+        sms=open_sms(settings.sms, sms_key),
     )
 
 
@@ -122,6 +128,10 @@ class Harness:
     mail_batch_size: int = 100
     notifications: tuple[dict[str, Any], ...] = ()  # [[notifications]] tables
     mail: dict[str, Any] = field(default_factory=dict)  # more [mail] keys (max_per_minute ...)
+    sms: dict[str, Any] = field(default_factory=dict)  # [sms] keys (a provider fake's url ...)
+    sms_key: str | None = None  # the SMS provider's API key (the secret [sms] password names)
+    messages: dict[str, Any] = field(default_factory=dict)  # [messages] keys
+    erp_columns: dict[str, str] = field(default_factory=dict)  # more [erp.columns] (mobile ...)
     _state: StateStore | None = None
     _contexts: list[PlatformContext] = field(default_factory=list)
 
@@ -130,6 +140,9 @@ class Harness:
         self.sandbox = self.kit.sandbox
         self.erp_settings = erp_fixtures.create_address_table(self.erp_url, self.table,
                                                               password_field=PASSWORD_FIELD)
+        if self.erp_columns:
+            columns = self.erp_settings.columns.model_copy(update=self.erp_columns)
+            self.erp_settings = self.erp_settings.model_copy(update={"columns": columns})
         self.state_url = self.state_url or f"sqlite:///{self.tmp / 'state.db'}"
 
     # --- building ---------------------------------------------------------------------------
@@ -138,7 +151,7 @@ class Harness:
         return build_settings(self.erp_settings, self.kit.url, self.kit.platform_fields(SECRET_REF),
                               self.smtp.host, self.smtp.port, self.state_url,
                               mail_batch_size=self.mail_batch_size, notifications=self.notifications,
-                              mail=self.mail,
+                              mail=self.mail, sms=self.sms, messages=self.messages,
                               **self.addresses)
 
     @property
@@ -148,7 +161,7 @@ class Harness:
         return self._state
 
     def context(self) -> PlatformContext:
-        ctx = build_context(self.settings, self.kit.secret, self.state)
+        ctx = build_context(self.settings, self.kit.secret, self.state, self.sms_key)
         self._contexts.append(ctx)
         return ctx
 
@@ -170,7 +183,7 @@ class Harness:
             "smtp_host": self.smtp.host, "smtp_port": self.smtp.port,
             "state_url": self.state_url, "addresses": self.addresses,
             "mail_batch_size": self.mail_batch_size, "notifications": list(self.notifications),
-            "mail": self.mail,
+            "mail": self.mail, "sms": self.sms, "sms_key": self.sms_key, "messages": self.messages,
         }))
         return path
 
@@ -239,6 +252,6 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
         ErpSettings.model_validate(config["erp"]), config["shop_url"], config["platform"],
         config["smtp_host"], config["smtp_port"], config["state_url"],
         mail_batch_size=config.get("mail_batch_size", 100), notifications=config.get("notifications", ()),
-        mail=config.get("mail"),
+        mail=config.get("mail"), sms=config.get("sms"), messages=config.get("messages"),
         **config["addresses"],
     )

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     install_hooks()
     state = open_state(settings.daemon.state_url)
     try:
-        ctx = build_context(settings, config["client_secret"], state)
+        ctx = build_context(settings, config["client_secret"], state, config.get("sms_key"))
         print("READY", flush=True)  # imports and set-up done: the random kill timings start here
         counts: Counter[str] = Counter()
         counts.update(settle_password_fields(ctx).counts)

@@ -7,6 +7,7 @@ storage format (``2024-10-01 00:00:00.000``) and ISO 8601, as MySQL does.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import operator
@@ -42,11 +43,17 @@ def parse_datetime(value: Any, pointer: str) -> str:
     return format_dt(dt)
 
 
+SORTED_INDEX_MIN = 1000  # below this a scan is as cheap as keeping the index
+
+
 class Searcher:
     def __init__(self, store: Store, max_limit: int | None):
         self.store = store
         self.max_limit = max_limit
         self._cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # callers hold the store lock
+        # (entity, date field) -> (generation, sorted values, ids in that order): what a shop's
+        # database index on a timestamp is, so "changed since" reads cost O(log n + answer).
+        self._sorted: dict[tuple[str, str], tuple[int, list[str], list[str]]] = {}
 
     # --- field access ----------------------------------------------------------------------
     def resolve(self, entity: Entity, record: dict[str, Any], path: list[str]) -> list[Any]:
@@ -213,7 +220,8 @@ class Searcher:
             return hit[1]
         tests = [self.compile(entity, f, f"/filter/{i}") for i, f in enumerate(filters)]
         tests += [self.compile(entity, f, f"/post-filter/{i}") for i, f in enumerate(post)]
-        candidates = self._candidates(entity, criteria.get("ids"), filters)
+        candidates = self._candidates(entity, criteria.get("ids"), filters,
+                                      sorted_after=bool(criteria.get("sort")))
         rows = list(candidates)
         for test in tests:  # one pass per filter: list comprehensions beat a generator per row
             rows = [r for r in rows if test(r)]
@@ -224,7 +232,7 @@ class Searcher:
             self._cache[key] = (self.store.generation, rows)
         return rows
 
-    def _candidates(self, entity: Entity, ids: Any, filters: list[Any]):
+    def _candidates(self, entity: Entity, ids: Any, filters: list[Any], *, sorted_after: bool = False):
         table = self.store.tables[entity.name]
         if ids:
             if isinstance(ids, str):
@@ -251,7 +259,43 @@ class Searcher:
                 for v in values:
                     found.update(dict.fromkeys(self.store.ids_by(entity.name, fname, v)))
                 return [table[i] for i in found]
+        # With a sort the answer's order is the sort's, so the index order may stand in for the
+        # table's; without one, callers see insertion order as before.
+        since = self._lower_date_bound(entity, filters) if sorted_after else None
+        if since is not None and len(table) >= SORTED_INDEX_MIN:
+            values, ids = self._date_index(entity, since[0])
+            # A superset (``gt`` included at the bound): the filter tests run on these rows anyway.
+            return [table[i] for i in ids[bisect.bisect_left(values, since[1]):]]
         return list(table.values())
+
+    @staticmethod
+    def _lower_date_bound(entity: Entity, filters: list[Any]) -> tuple[str, str] | None:
+        """(field, bound) of a top-level range filter with a lower bound on a plain date field."""
+        for f in filters:
+            if not isinstance(f, dict) or f.get("type") != "range":
+                continue
+            fname = str(f.get("field", "")).removeprefix(f"{entity.name}.")
+            params = f.get("parameters")
+            if fname not in DATETIME_FIELDS or "." in fname or not isinstance(params, dict):
+                continue
+            for op in ("gte", "gt"):
+                if op in params:
+                    try:
+                        return fname, parse_datetime(params[op], "/filter")
+                    except ApiError:
+                        return None  # the filter's own compile reports it
+        return None
+
+    def _date_index(self, entity: Entity, field: str) -> tuple[list[str], list[str]]:
+        key = (entity.name, field)
+        hit = self._sorted.get(key)
+        if hit is not None and hit[0] == self.store.generation:
+            return hit[1], hit[2]
+        rows = self.store.tables[entity.name].items()
+        pairs = sorted((v, i) for i, r in rows if isinstance(v := r.get(field), str))
+        values, ids = [v for v, _ in pairs], [i for _, i in pairs]
+        self._sorted[key] = (self.store.generation, values, ids)
+        return values, ids
 
     def _sort(self, entity: Entity, rows: list[dict[str, Any]], sort: Any) -> None:
         if not sort:

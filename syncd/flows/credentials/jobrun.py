@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 import structlog
@@ -37,9 +38,9 @@ from syncd.core.errors import DeliveryUnknown, PermanentError, SyncdError, Trans
 from syncd.core.ports import MailSession
 from syncd.core.redaction import redact, register, unregister
 from syncd.core.retry import call_with_retry
-from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
-from syncd.flows.credentials.mail import build_mail, field_length, field_value
+from syncd.flows.credentials import smsleg
+from syncd.flows.credentials.mail import build_mail, field_length, field_value, render_context
 from syncd.flows.credentials.outcomes import Item, delivery_unknown, done, fail, retry
 from syncd.flows.credentials.policy import KIND, MAX_SENDS
 from syncd.flows.mailbudget import record_send
@@ -177,18 +178,17 @@ def d_render(ctx: PlatformContext, items: list[Item], report: CycleReport) -> li
             # than mail a password the shop does not have.
             retry(ctx, [i], "the password field changed while the mail was prepared", report)
             continue
-        problem = email_problem(address.email)
-        if problem:
-            fail(ctx, i, problem, report, code="email")
-            continue
         layout = ctx.platform.addresses.layout_for(i.job.reason)
         try:
-            i.mail = build_mail(ctx, address, i.job)
+            smsleg.prepare(ctx, i, address, layout=layout, context=partial(render_context, ctx, address),
+                           build=partial(build_mail, ctx, address, i.job), carries_password=True,
+                           report=report)
         except SyncdError as exc:
             fail(ctx, i, f"layout {layout!r}: {exc}", report, code="layout")
         except Exception as exc:  # a template error must end this job, not the batch
             fail(ctx, i, f"layout {layout!r}: {type(exc).__name__}: {exc}", report, code="layout")
-    return [i for i in items if i.mail is not None and not i.result]
+    smsleg.record_channels(ctx, items)
+    return smsleg.ready(items)
 
 
 def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared: MailSession | None = None
@@ -203,8 +203,12 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
     assert ctx.mail is not None
     for i in items:
         if i.job.send_attempts >= MAX_SENDS:
-            fail(ctx, i, "delivery unknown after an interrupted resend; not sent again (use "
-                 "`syncd accounts send-credentials` to send new credentials)", report)
+            why = ("delivery unknown after an interrupted resend; not sent again (use "
+                   "`syncd accounts send-credentials` to send new credentials)")
+            if i.sms_delivered:
+                smsleg.mail_leg_failed(ctx, i, why, report)
+            else:
+                fail(ctx, i, why, report)
     todo = [i for i in items if not i.result]
     accepted: Item | None = None  # the server has it; recorded as sent by the next write
     try:
@@ -246,18 +250,27 @@ def e_send(ctx: PlatformContext, items: list[Item], report: CycleReport, shared:
                 except TransientError as exc:
                     if counted:
                         repo.refused(i.job.id, ctx.clock())
-                    retry(ctx, [i], f"mail server: {exc}", report, cause=exc)
+                    if i.sms_delivered:
+                        smsleg.mail_leg_failed(ctx, i, f"mail server: {exc}", report)
+                    else:
+                        retry(ctx, [i], f"mail server: {exc}", report, cause=exc)
                     continue
                 except PermanentError as exc:
                     if counted:
                         repo.refused(i.job.id, ctx.clock())
-                    fail(ctx, i, f"mail server refused: {exc}", report, code=exc.code)
+                    if i.sms_delivered:
+                        smsleg.mail_leg_failed(ctx, i, f"mail server refused: {exc}", report)
+                    else:
+                        fail(ctx, i, f"mail server refused: {exc}", report, code=exc.code)
                     continue
                 accepted = i
                 checkpoint("after_smtp")
     except TransientError as exc:  # the session could not be opened (or re-opened)
-        retry(ctx, [i for i in todo if not i.result and i is not accepted], f"mail server: {exc}", report,
-              cause=exc)
+        left = [i for i in todo if not i.result and i is not accepted]
+        for i in left:
+            if i.sms_delivered:
+                smsleg.mail_leg_failed(ctx, i, f"mail server: {exc}", report)
+        retry(ctx, left, f"mail server: {exc}", report, cause=exc)
     finally:
         # What the server accepted is recorded before anything else happens to the job.
         if accepted is not None:
@@ -270,8 +283,9 @@ def f_clear_field(ctx: PlatformContext, batch: Batch, report: CycleReport) -> No
     """After each job's outcome is recorded; a mail whose delivery is unknown keeps its field."""
     ctx.erp.clear_password_fields([i.job.erp_number for i in batch.items if i.result != "unknown"])
     checkpoint("after_clear")
+    smsleg.withheld(ctx, batch.items)
     sent = [i for i in batch.items if i.result == "sent"]
-    done(ctx, [i.job for i in sent])
+    done(ctx, [i.job for i in sent], smsleg.via(sent))
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("credentials sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")
@@ -306,8 +320,10 @@ def finish(ctx: PlatformContext, batch: Batch, report: CycleReport, session: Mai
         checkpoint("after_set_passwords")
         ready = d_render(ctx, live, report)
         checkpoint("after_render")
-        if ready:
-            e_send(ctx, ready, report, session)
+        smsleg.send(ctx, ready, report)
+        mails = [i for i in ready if i.mail is not None and not i.result]
+        if mails:
+            e_send(ctx, mails, report, session)
         f_clear_field(ctx, batch, report)
     finally:
         batch.close()

@@ -30,6 +30,7 @@ import secrets
 import string
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -37,10 +38,10 @@ import structlog
 from syncd.core.errors import PermanentError, SyncdError, TransientError
 from syncd.core.ports import MailSession
 from syncd.core.redaction import register, sensitive, unregister
-from syncd.core.rules import email_problem
 from syncd.flows.context import CycleReport, PlatformContext
+from syncd.flows.credentials import smsleg
 from syncd.flows.credentials.jobrun import e_send
-from syncd.flows.credentials.mail import build_mail
+from syncd.flows.credentials.mail import build_mail, render_context
 from syncd.flows.credentials.outcomes import Item, done, fail, retry
 from syncd.flows.mailbudget import MailBudget
 from syncd.flows.push_addresses import checkpoint
@@ -107,8 +108,10 @@ def deliver(ctx: PlatformContext, jobs: list[CredentialJob], report: CycleReport
         live = [i for i in batch.items if not i.result]
         ready = d_render(ctx, live, batch.created, report)
         checkpoint("after_render")
-        if ready:
-            e_send(ctx, ready, report, session)
+        smsleg.send(ctx, ready, report)
+        mails = [i for i in ready if i.mail is not None and not i.result]
+        if mails:
+            e_send(ctx, mails, report, session)
         f_done(ctx, batch, report)
     finally:
         batch.close()
@@ -157,10 +160,6 @@ def d_render(ctx: PlatformContext, items: list[Item], created: Mapping[int, date
         if address is None:
             fail(ctx, i, "the address no longer exists in the ERP", report)
             continue
-        problem = email_problem(address.email)
-        if problem:
-            fail(ctx, i, problem, report, code="email")
-            continue
         try:
             link = ctx.shop.recovery_url(i.password)
         except TransientError as exc:
@@ -172,20 +171,32 @@ def d_render(ctx: PlatformContext, items: list[Item], created: Mapping[int, date
         # Shown in the server's time zone: the customer reads it as a clock time.
         expires = (created[i.job.id] + valid_for).astimezone()
         try:
-            i.mail = build_mail(ctx, address, i.job, link=link, link_expires=expires)
+            # A one-time link may go by SMS (no password in it): the customer's channel decides.
+            smsleg.prepare(ctx, i, address, layout=layout,
+                           context=partial(render_context, ctx, address, link=link, link_expires=expires),
+                           build=partial(build_mail, ctx, address, i.job, link=link, link_expires=expires),
+                           carries_password=False, report=report)
         except SyncdError as exc:
             fail(ctx, i, f"layout {layout!r}: {exc}", report, code="layout")
         except Exception as exc:  # a template error must end this job, not the batch
             fail(ctx, i, f"layout {layout!r}: {type(exc).__name__}: {exc}", report, code="layout")
-    return [i for i in items if i.mail is not None and not i.result]
+    smsleg.record_channels(ctx, items)
+    return smsleg.ready(items)
 
 
 def f_done(ctx: PlatformContext, batch: LinkBatch, report: CycleReport) -> None:
+    smsleg.withheld(ctx, batch.items)
     sent = [i for i in batch.items if i.result == "sent"]
-    done(ctx, [i.job for i in sent])
+    done(ctx, [i.job for i in sent], smsleg.via(sent))
     for i in sent:
         report.add(i.job.erp_number, "mailed", i.job.email or "")
         log.info("set-password link sent", platform=ctx.platform.name, address=i.job.erp_number, step="done")
+
+
+def _sent_once(j: CredentialJob) -> bool:
+    """A send of this job's link was counted on some channel: it may have arrived."""
+    mailed = j.step == steps.SENDING and j.send_attempts > 0
+    return mailed or (j.sms_step in (steps.SENDING, steps.SENT) and j.sms_attempts > 0)
 
 
 def settle(ctx: PlatformContext, report: CycleReport) -> None:
@@ -220,7 +231,7 @@ def _settle_open(ctx: PlatformContext, open_jobs: list[CredentialJob], rows: Map
         ours = row is not None and row.id == ctx.shop.recovery_id(link_key(j))
         if ours and row.valid_at(now, margin=RESEND_MARGIN):
             finish[j.id] = row
-        elif j.step == steps.SENDING and j.send_attempts > 0 and not ours:
+        elif _sent_once(j) and not ours:
             delivered.append(j)
         else:
             restart.append(j)

@@ -7,7 +7,7 @@ one unit of work with its ``syncd history`` event (the address, a reason; never 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -42,7 +42,14 @@ class Item:
     job: CredentialJob
     password: str
     mail: OutgoingMail | None = None
-    result: str = ""  # sent | failed | retry | unknown ("" while the job goes on)
+    result: str = ""  # sent | failed | retry | unknown | none ("" while the job goes on)
+    # The SMS leg (``smsleg``): the E.164 recipient and the rendered text (memory only, it may
+    # carry the password), the mail that replaces an SMS the provider refuses, and whether the
+    # customer has the message by SMS already.
+    sms_to: str | None = None
+    sms_text: str | None = None
+    fallback_mail: OutgoingMail | None = None
+    sms_delivered: bool = False
 
 
 def retry(ctx: PlatformContext, items: Iterable[Item], error: object, report: CycleReport, *,
@@ -89,9 +96,16 @@ def fail(ctx: PlatformContext, item: Item, reason: str, report: CycleReport, *, 
                 step=STEP, reason=reason)
 
 
-def done(ctx: PlatformContext, jobs: Iterable[CredentialJob]) -> None:
+def _to(j: CredentialJob, via: str) -> str:
+    if via == "sms":
+        return "by SMS"
+    return f"to {j.email or '?'}" + (" and by SMS" if via == "both" else "")
+
+
+def done(ctx: PlatformContext, jobs: Iterable[CredentialJob], via: Mapping[int, str] | None = None) -> None:
     """Delivered and the field cleared: the jobs end, their mail failures go, the history says
-    to whom and why (first credentials, reset by staff ...), in one unit; then the ERP status
+    to whom and why (first credentials, reset by staff ...; ``via``: job id -> "sms" / "both"
+    when not by mail alone), in one unit; then the ERP status
     columns say "mailed" (``syncd.flows.erpstatus``; after the state store, never failing)."""
     jobs = list(jobs)
     if not jobs:
@@ -101,7 +115,7 @@ def done(ctx: PlatformContext, jobs: Iterable[CredentialJob]) -> None:
         uow.jobs.set_step([j.id for j in jobs], steps.DONE, uow.clock())
         uow.failures.clear_many(name, direction_of(STEP), [j.erp_number for j in jobs])
         uow.history.record_many(name, [(j.erp_number, HistoryEvent.MAIL_SENT,
-                                        f"{_what(j)} to {j.email or '?'}", j.shop_id)
+                                        f"{_what(j)} {_to(j, (via or {}).get(j.id, 'email'))}", j.shop_id)
                                        for j in jobs])
         uow.commit()
         now = uow.clock()

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from syncd.core.rules import HistoryEvent, email_problem
-from syncd.state.messages import EMAIL, Messages
+from syncd.core.rules import HistoryEvent
+from syncd.flows.messages.channels import CustomerPlan, customer_plan
+from syncd.state.messages import EMAIL, SMS, Messages
 
 if TYPE_CHECKING:
     from syncd.config.messaging import NotificationSettings
@@ -55,41 +56,57 @@ def notify(ctx: PlatformContext, occurrence: Occurrence, *, uow: Any = None) -> 
     table = choose(ctx.settings, occurrence.group, occurrence.event)
     if table is None:
         return []
-    recipients: list[tuple[str, str]] = []  # (address, role)
-    if table.to_customer and occurrence.email:
-        problem = email_problem(occurrence.email)
-        if problem is None:
-            recipients.append((occurrence.email.strip(), "customer"))
-        else:
-            log.warning("event mail to the customer skipped", platform=ctx.platform.name,
-                        address=occurrence.erp_number, kind=occurrence.event, reason=problem)
-    recipients += [(r.strip(), "internal") for r in table.internal_to if r.strip()]
-    if not recipients:
+    # The customer by their channel (``channels``); internal recipients are staff: e-mail.
+    plan = (customer_plan(ctx, occurrence.event, table.layout_name, occurrence.erp_number, occurrence.email)
+            if table.to_customer else CustomerPlan(()))
+    recipients: list[tuple[str, str, str, bool]] = [  # (address, role, channel, fallback)
+        (d.to, "customer", d.channel, d.fallback) for d in plan.deliveries]
+    recipients += [(r.strip(), "internal", EMAIL, False) for r in table.internal_to if r.strip()]
+    if not recipients and not plan.withheld and not plan.problems:
         return []
     if uow is None:
         with ctx.uow() as own:
-            ids = _enqueue(ctx, own, occurrence, table, recipients)
+            ids = _enqueue(ctx, own, occurrence, table, recipients, plan)
             own.commit()
         return ids
-    return _enqueue(ctx, uow, occurrence, table, recipients)
+    return _enqueue(ctx, uow, occurrence, table, recipients, plan)
 
 
 def _enqueue(ctx: PlatformContext, uow: Any, occurrence: Occurrence, table: NotificationSettings,
-             recipients: list[tuple[str, str]]) -> list[int]:
+             recipients: list[tuple[str, str, str, bool]], plan: CustomerPlan) -> list[int]:
     repo: Messages = uow.messages
     now = uow.clock()
     ids = []
-    for recipient, role in recipients:
+    context = {**occurrence.values, "group": occurrence.group, "customer_email": occurrence.email}
+    for recipient, role, channel, fallback in recipients:
         new = repo.enqueue(
             platform=ctx.platform.name, kind=occurrence.event, occurrence=occurrence.key,
-            recipient=recipient, erp_number=occurrence.erp_number, channel=EMAIL, layout=table.layout_name,
+            recipient=recipient, erp_number=occurrence.erp_number, channel=channel, layout=table.layout_name,
             sender=table.sender, now=now,
-            context={**occurrence.values, "role": role, "group": occurrence.group,
-                     "customer_email": occurrence.email},
+            context={**context, "role": role, **({"fallback": True} if fallback else {})},
         )
         if new is not None:
             ids.append(new)
             if occurrence.erp_number is not None:
+                via = f", {channel}" if channel != EMAIL else ""
                 uow.history.record(ctx.platform.name, occurrence.erp_number, HistoryEvent.MESSAGE_QUEUED,
-                                   reason=f"{occurrence.event} -> {role} ({table.layout_name})")
+                                   reason=f"{occurrence.event} -> {role} ({table.layout_name}{via})")
+    _unsent(ctx, uow, occurrence, table, plan, context, now)
     return ids
+
+
+def _unsent(ctx: PlatformContext, uow: Any, occurrence: Occurrence, table: NotificationSettings,
+            plan: CustomerPlan, context: dict[str, Any], now: Any) -> None:
+    """What the customer does not get, on record: "none" in the history; an SMS they wanted that
+    cannot go as a failed SMS message with the reason (one per occurrence, shown by ``status``)."""
+    if plan.withheld and occurrence.erp_number is not None:
+        uow.history.record(ctx.platform.name, occurrence.erp_number, HistoryEvent.NOT_SENT,
+                           reason=f"{occurrence.event}: the customer chose no messages / keine Nachrichten")
+    sms_problems = [p for p in plan.problems if p.startswith("sms")]
+    if sms_problems and not any(d.channel == SMS for d in plan.deliveries):
+        failed = uow.messages.enqueue(
+            platform=ctx.platform.name, kind=occurrence.event, occurrence=occurrence.key,
+            recipient="(no usable number)", erp_number=occurrence.erp_number, channel=SMS,
+            layout=table.layout_name, now=now, context={**context, "role": "customer"})
+        if failed is not None:
+            uow.messages.fail(failed, "; ".join(sms_problems), now)

@@ -247,12 +247,31 @@ class FakeCredentialJobs(_Fake):
     def retry_later(self, ids: Iterable[int], *, error: object, next_attempt_at: datetime, now: datetime,
                     conn: object = None) -> None:
         for i in self._active(ids):
-            self._set([i], step=steps.PENDING, send_attempts=0, attempts=self.rows[i].attempts + 1,
+            self._set([i], step=steps.PENDING, send_attempts=0, sms_step=None, sms_attempts=0,
+                      attempts=self.rows[i].attempts + 1,
                       last_error=_error_text(error), next_attempt_at=next_attempt_at, updated_at=now)
 
     def restart(self, ids: Iterable[int], now: datetime, *, conn: object = None) -> None:
-        self._set(self._active(ids), step=steps.PENDING, send_attempts=0, next_attempt_at=None,
-                  updated_at=now)
+        self._set(self._active(ids), step=steps.PENDING, send_attempts=0, sms_step=None, sms_attempts=0,
+                  next_attempt_at=None, updated_at=now)
+
+    def set_channel(self, ids: Iterable[int], channel: str, now: datetime) -> None:
+        self._set([i for i in ids if i in self.rows], channel=channel, updated_at=now)
+
+    def sms_sending(self, job_id: int, now: datetime) -> None:
+        for i in self._active([job_id]):
+            self._set([i], sms_step=steps.SENDING, sms_attempts=self.rows[i].sms_attempts + 1, updated_at=now)
+
+    def sms_done(self, job_id: int, step: str, now: datetime, *, job_sent: bool = False) -> None:
+        values: dict[str, Any] = {"sms_step": step, "updated_at": now}
+        if job_sent:
+            values["step"] = steps.SENT
+        self._set(self._active([job_id]), **values)
+
+    def sms_refused(self, job_id: int, now: datetime) -> None:
+        job = self.rows.get(job_id)
+        if job is not None and job.sms_attempts > 0:
+            self._set([job_id], sms_attempts=job.sms_attempts - 1, updated_at=now)
 
     def fail(self, job_id: int, error: object, now: datetime, *, conn: object = None) -> None:
         self._set(self._active([job_id]), step=steps.FAILED, last_error=_error_text(error), updated_at=now,
