@@ -76,7 +76,7 @@ def test_sync_creates_accounts_mails_them_and_status_shows_the_cycle(env: Env, c
     (shop,) = status["platforms"]
     assert set(shop) == {"name", "last_cycle", "linked", "pending", "failed", "reconcile", "messages",
                          "approvals", "reminders", "shop_changes",
-                         "held", "canary", "credential_channels"}
+                         "held", "canary", "credential_channels", "bounces"}
     assert shop["credential_channels"] == {"email": 2, "sms": 0, "both": 0, "none": 0}
     assert shop["reconcile"] is None  # no reconciliation yet
     assert shop["name"] == "shop" and shop["linked"] == 2 and shop["pending"] == 0
