@@ -62,19 +62,19 @@ def test_on_erp_delete(harness: Harness, on_delete: str) -> None:
     harness.run()
     _delete_rows(harness, 10003, 10004)
     run_full(harness.context())
-    shop = _by_number(harness)
+    found = _by_number(harness)
     links = {lk.erp_number: lk for lk in Links(harness.state).iter(PLATFORM)}
     if on_delete == "delete":
-        assert 10003 not in shop and 10004 not in shop
+        assert 10003 not in found and 10004 not in found
         assert 10003 not in links and 10004 not in links
         assert [e.event for e in History(harness.state, harness.context().clock).of_address(10003)] == [
             "created", "mail_sent", "deleted"]
     elif on_delete == "deactivate":
-        assert not shop[10003].active and not shop[10004].active
+        assert not found[10003].active and not found[10004].active
         assert links[10003].shop_active is False
     else:
-        assert shop[10003].active and links[10003].shop_active is True
-    assert all(shop[n].active for n in numbers if n not in (10003, 10004))
+        assert found[10003].active and links[10003].shop_active is True
+    assert all(found[n].active for n in numbers if n not in (10003, 10004))
 
 
 def test_erase_removes_account_link_and_history_and_keeps_a_tombstone(harness: Harness) -> None:

@@ -39,8 +39,8 @@ TABLES = (
     {"event": "rejected"},
 )
 
-NO_APPROVAL = ("approval = \"manual\" / group requests are refused by check for WooCommerce (no customer groups)"
-               " / WooCommerce kennt keine Kundengruppen-Anfragen")
+NO_APPROVAL = ('approval = "manual" / group requests are refused by check for WooCommerce (no customer '
+               "groups) / WooCommerce kennt keine Kundengruppen-Anfragen")
 
 # The blocked event is the notice of the deactivation (syncd.flows.deactivation.blocked_event).
 NO_BLOCKING = ("the blocked mail tells of the account's deactivation, and deactivate_blocked is refused by "
@@ -143,10 +143,10 @@ def test_forgot_username_answers_with_the_login_never_a_password(harness: Harnes
 def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harness: Harness) -> None:
     h = harness
     h.addresses = {"approval": "manual"}
-    shop = h.sandbox
-    customer = shop.create_customer_as_shop_user("neu@laden-kunde.example", "geheim-12345",
+    sw = h.sandbox
+    customer = sw.create_customer_as_shop_user("neu@laden-kunde.example", "geheim-12345",
                                                  last_name="Neumann", requested_group="Händler")
-    dealer = shop.ids.customer_groups["Händler"]
+    dealer = sw.ids.customer_groups["Händler"]
     h.run()
     [approval] = Approvals(h.state).of_state(PLATFORM)
     assert (approval.shop_id, approval.state, approval.requested_group) == (customer["id"], "in-progress",
@@ -158,7 +158,7 @@ def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harnes
 
     [d] = decide(h.context(), [customer["id"]], approve=True)
     assert d.action == "approved"
-    c = shop.customer(customer["id"])
+    c = sw.customer(customer["id"])
     assert c["groupId"] == dealer and c["requestedGroupId"] is None and c["active"]
     [mail] = h.mails_to("neu@laden-kunde.example")
     assert "freigeschaltet" in mail["Subject"] and "Frau Neumann" in _text(mail)
@@ -168,13 +168,13 @@ def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harnes
 
     [d] = decide(h.context(), [customer["id"]], approve=False, reason="Kein Gewerbenachweis")
     assert d.action == "rejected"
-    assert not shop.customer(customer["id"])["active"]
+    assert not sw.customer(customer["id"])["active"]
     rejected = h.mails_to("neu@laden-kunde.example")[-1]
     assert "Begründung: Kein Gewerbenachweis" in _text(rejected)
-    assert not store_login(shop, "neu@laden-kunde.example", "geheim-12345")
+    assert not store_login(sw, "neu@laden-kunde.example", "geheim-12345")
     assert Approvals(h.state).counts(PLATFORM) == {"rejected": 1}
     assert collect_status(h.state, h.settings)["platforms"][0]["approvals"]["rejected"] == 1
-    assert not [m for m in shop.flow_mails if m["event"].startswith("customer.group")]  # the shop's own mail
+    assert not [m for m in sw.flow_mails if m["event"].startswith("customer.group")]  # the shop's own mail
     with pytest.raises(UnknownAccounts):
         decide(h.context(), ["99999"], approve=True)
 
@@ -182,25 +182,25 @@ def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harnes
 @shopware_only(NO_APPROVAL)
 def test_a_declined_request_in_manual_mode_and_auto_approval(harness: Harness) -> None:
     h = harness
-    shop = h.sandbox
-    a = shop.create_customer_as_shop_user("auto@laden-kunde.example", "geheim-12345",
+    sw = h.sandbox
+    a = sw.create_customer_as_shop_user("auto@laden-kunde.example", "geheim-12345",
                                           requested_group="Händler")
     h.addresses = {"approval": "auto"}
     h.run()
-    c = shop.customer(a["id"])
-    assert c["groupId"] == shop.ids.customer_groups["Händler"] and c["requestedGroupId"] is None
+    c = sw.customer(a["id"])
+    assert c["groupId"] == sw.ids.customer_groups["Händler"] and c["requestedGroupId"] is None
     assert Approvals(h.state).get(PLATFORM, a["id"]).state == "approved"
     subjects = [m["Subject"] for m in h.mails_to("auto@laden-kunde.example")]
     assert len(subjects) == 2 and any("freigeschaltet" in s for s in subjects)
 
     h.addresses = {"approval": "manual"}
-    b = shop.create_customer_as_shop_user("nein@laden-kunde.example", "geheim-12345",
+    b = sw.create_customer_as_shop_user("nein@laden-kunde.example", "geheim-12345",
                                           requested_group="Händler")
     h.run()
     [d] = decide(h.context(), [b["id"]], approve=False)
     assert d.action == "rejected"
-    c = shop.customer(b["id"])
-    assert c["requestedGroupId"] is None and c["groupId"] != shop.ids.customer_groups["Händler"]
+    c = sw.customer(b["id"])
+    assert c["requestedGroupId"] is None and c["groupId"] != sw.ids.customer_groups["Händler"]
     assert not c["active"]
     text = _text(h.mails_to("nein@laden-kunde.example")[-1])
     assert "nicht freischalten" in text and "Begründung" not in text
@@ -237,18 +237,18 @@ def test_validated_is_mailed_once_when_a_shop_customer_becomes_an_erp_customer(h
 def test_manual_approval_holds_self_registered_accounts_until_approved(harness: Harness) -> None:
     h = harness
     h.addresses = {"approval": "manual"}
-    shop = h.sandbox
+    sw = h.sandbox
     h.insert([_person(61050)])
-    old = shop.create_customer_as_shop_user("vorher@laden-kunde.example", "geheim-12345")
+    old = sw.create_customer_as_shop_user("vorher@laden-kunde.example", "geheim-12345")
     h.run()  # the first look only notes the time: existing accounts stay as they are
-    assert shop.customer(old["id"])["active"]
+    assert sw.customer(old["id"])["active"]
     h.smtp.clear()
-    new = shop.create_customer_as_shop_user("selbst@laden-kunde.example", "geheim-12345", last_name="Selbst")
+    new = sw.create_customer_as_shop_user("selbst@laden-kunde.example", "geheim-12345", last_name="Selbst")
     h.run()
-    assert not shop.customer(new["id"])["active"]
-    assert not store_login(shop, "selbst@laden-kunde.example", "geheim-12345")
+    assert not sw.customer(new["id"])["active"]
+    assert not store_login(sw, "selbst@laden-kunde.example", "geheim-12345")
     assert Approvals(h.state).get(PLATFORM, new["id"]).state == "in-progress"
-    assert shop.customer(old["id"])["active"]
+    assert sw.customer(old["id"])["active"]
     syncd_made = [c for c in h.customers() if c["email"] == "einkauf-61050@kunde.example"]
     assert syncd_made and syncd_made[0]["active"]  # the account syncd created is not held
     assert len(h.mails_to(INTERNAL)) == 1
@@ -256,7 +256,7 @@ def test_manual_approval_holds_self_registered_accounts_until_approved(harness: 
     assert len(h.mails_to(INTERNAL)) == 1  # once per account
     [d] = decide(h.context(), [new["id"]], approve=True)
     assert d.action == "approved"
-    assert store_login(shop, "selbst@laden-kunde.example", "geheim-12345")
+    assert store_login(sw, "selbst@laden-kunde.example", "geheim-12345")
 
 
 @shopware_only(NO_BLOCKING)
