@@ -259,7 +259,28 @@ def test_manual_approval_holds_self_registered_accounts_until_approved(harness: 
     assert store_login(sw, "selbst@laden-kunde.example", "geheim-12345")
 
 
-@shopware_only(NO_BLOCKING)
+def _raise_events(h: Harness, numbers: list[int]) -> str:
+    """An event for each of ``numbers`` that the next cycle mails, the kind's own: ``blocked``
+    where the shop deactivates, else (WooCommerce) ``validated`` for shop customers imported as
+    ``numbers``. Returns the event."""
+    from syncd.flows.import_customers import run_shop_to_erp
+
+    if h.kit.deactivates:
+        h.insert([_person(n) for n in numbers])
+        h.run()
+        for n in numbers:
+            h.update(n, blocked="J")
+        return "blocked"
+    h.notifications = (*TABLES, {"event": "validated"})
+    for n in numbers:
+        person = {k: _person(n)[k] for k in ("first_name", "last_name", "street", "zip", "city")}
+        h.kit.register(f"einkauf-{n}@kunde.example", "geheim-12345", country="DE", **person)
+    h.addresses = {"shop_to_erp": True, "only_with_orders": False, "next_address_number": numbers[0],
+                   "send_credentials": False}
+    assert run_shop_to_erp(h.context()).counts["imported"] == len(numbers)
+    return "validated"
+
+
 def test_smtp_faults_on_event_mails_defer_or_fail_one_and_the_rest_go_out(harness: Harness) -> None:
     """Real SMTP: a 550 for one recipient fails that message only (reason in status); a 451 that
     outlasts the retries defers one, which goes out after the backoff once the server takes it."""
@@ -272,16 +293,13 @@ def test_smtp_faults_on_event_mails_defer_or_fail_one_and_the_rest_go_out(harnes
 
     h = harness
     numbers = [61100 + i for i in range(6)]
-    h.insert([_person(n) for n in numbers])
-    h.run()
-    for n in numbers:
-        h.update(n, blocked="J")
+    event = _raise_events(h, numbers)
     h.smtp.clear()
     h.smtp.reject_recipient("einkauf-61101@kunde.example", 550, "no such mailbox")
     h.smtp.reject_recipient("einkauf-61100@kunde.example", 451, "greylisted")
     h.run()
     by_number: dict[int, list] = {}
-    for m in Messages(h.state).of(PLATFORM, kind="blocked"):
+    for m in Messages(h.state).of(PLATFORM, kind=event):
         by_number.setdefault(m.erp_number, []).append(m)
     customer = {n: next(m for m in ms if m.recipient.startswith("einkauf")) for n, ms in by_number.items()}
     assert customer[61101].step == steps.FAILED and "550" in customer[61101].last_error
