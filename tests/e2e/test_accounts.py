@@ -140,6 +140,18 @@ def test_deactivate_where_the_kind_has_no_active_flag_fails_with_the_reason(sync
     assert {r["address"]: r["active"] for r in _export(synced, capsys, "--inactive")} == {
         "10001": "true", "10002": "true"}  # nothing recorded as done that the shop did not do
 
+def test_erase_deletes_the_account_and_a_later_sync_does_not_bring_it_back(synced: Env, capsys):
+    shop_id = next(r["shop_id"] for r in _export(synced, capsys) if r["address"] == "10002")
+    code, out, err = synced.cli(capsys, "accounts", "erase", "10002", "--yes")
+    assert code == 0 and "10002: erased" in out, out + err
+    assert shop_id not in {a.id for a in synced.kit.accounts()}
+    assert [r["address"] for r in _export(synced, capsys, "--inactive")] == ["10001"]
+    wired.erp_fixtures.update_address(synced.erp_url, wired.TABLE, 10002, {"city": "Kiel"})
+    code, _, err = synced.cli(capsys, "sync", "--direction", "erp-to-shop")
+    assert code == 0, err
+    assert "bernd@example.com" not in {a.email for a in synced.kit.accounts()}  # the tombstone holds
+    assert len(synced.outbox_files()) == 2
+
 def test_several_platforms_need_platform_for_changes(synced: Env, capsys):
     text = synced.config.read_text()
     second = text[text.index("[[platforms]]"):].replace('name = "shop"', 'name = "other"')
