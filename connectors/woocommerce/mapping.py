@@ -35,10 +35,37 @@ _SPACES = re.compile(r"\s+")
 
 
 class Rejected(Exception):
-    def __init__(self, reason: str, code: str) -> None:
+    def __init__(self, reason: str, code: str, field: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.field = field  # the address field at fault, when there is one
+
+
+# The field a WordPress / WooCommerce error code is about: the errors of wc_create_new_customer()
+# and wp_insert_user() name no field themselves, but each code belongs to one (shopware-notes §7).
+ERROR_FIELDS = {
+    "registration-error-invalid-email": "email",
+    "registration-error-email-exists": "email",
+    "existing_user_email": "email",
+    "user_email_too_long": "email",
+    "registration-error-invalid-username": "username",
+    "registration-error-username-exists": "username",
+    "existing_user_login": "username",
+    "user_login_too_long": "username",
+}
+
+
+def error_field(error: Any) -> str | None:
+    """The field a per-item error is about: by its code, else the first of the parameters a
+    ``rest_invalid_param`` error lists (``data.params``)."""
+    if not isinstance(error, dict):
+        return None
+    field = ERROR_FIELDS.get(str(error.get("code")))
+    params = (error.get("data") or {}).get("params") if isinstance(error.get("data"), dict) else None
+    if field is None and isinstance(params, dict) and params:
+        field = str(next(iter(params)))
+    return field
 
 
 def clean(value: Any) -> str:
@@ -56,11 +83,11 @@ def map_address(address: ErpAddress) -> MappedCustomer:
     problem = email_problem(address.email)
     if problem:
         code = "SYNCD__NO_EMAIL" if problem == "no e-mail address" else "SYNCD__BAD_EMAIL"
-        raise Rejected(problem, code)
+        raise Rejected(problem, code, "email")
     email = clean(address.email)
     first, last, company = clean(address.first_name), clean(address.last_name), clean(address.company)
     if not (first or last or company):
-        raise Rejected("the address has neither a name nor a company", "SYNCD__NO_NAME")
+        raise Rejected("the address has neither a name nor a company", "SYNCD__NO_NAME", "last_name")
     billing = {
         "first_name": first,
         "last_name": last,

@@ -42,7 +42,16 @@ from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.rules import PushOutcome, email_key
 
 from .http import WooHttp, describe_error
-from .mapping import META_KEY, MappedCustomer, Rejected, create_item, erp_number_of, fingerprint, map_address
+from .mapping import (
+    META_KEY,
+    MappedCustomer,
+    Rejected,
+    create_item,
+    erp_number_of,
+    error_field,
+    fingerprint,
+    map_address,
+)
 
 DETAIL_EXISTED = "existed_with_deterministic_id"  # the flow's RECOVERED_CREATE: our create, link lost
 DETAIL_LINK_GONE = "linked_account_missing"
@@ -86,17 +95,19 @@ class _Plan:
     shop_id: str | None = None
     reason: str | None = None
     code: str | None = None
+    field: str | None = None  # the field the shop (or the mapping) refused
     detail: str | None = None
     write: dict[str, Any] | None = None  # an update item decided by a look-up
     done: bool = False
     prior: bool = False  # a create intent was pending before this push: an earlier push crashed
     first_try: float | None = None  # set when the create request needed more than one attempt
 
-    def reject(self, reason: str, code: str | None) -> None:
-        self.outcome, self.reason, self.code, self.shop_id, self.done = (
+    def reject(self, reason: str, code: str | None, field: str | None = None) -> None:
+        self.outcome, self.reason, self.code, self.field, self.shop_id, self.done = (
             PushOutcome.REJECTED,
             reason,
             code,
+            field,
             None,
             True,
         )
@@ -164,7 +175,7 @@ class WooPusher:
             try:
                 p.mapped = map_address(address)
             except Rejected as exc:
-                p.reject(exc.reason, exc.code)
+                p.reject(exc.reason, exc.code, exc.field)
                 continue
             owner = owners.setdefault(email_key(p.mapped.email), address.number)
             if owner != address.number:
@@ -236,9 +247,10 @@ class WooPusher:
                     f"e-mail {p.mapped.email} is already used by another shop account; not changing "  # type: ignore[union-attr]
                     f"ERP address {p.address.number} to it ({text})",
                     "SYNCD__DUPLICATE_EMAIL",
+                    "email",
                 )
             else:
-                p.reject(f"the shop refused the record: {text}", code)
+                p.reject(f"the shop refused the record: {text}", code, error_field(error))
         return lookups
 
     # --- a push whose state store may have lost links (fresh, lost or replaced store) -----------
@@ -375,6 +387,7 @@ def to_result(p: _Plan) -> PushResult:
         shop_id=p.shop_id,
         reason=p.reason,
         code=p.code,
+        field=p.field,
         detail=p.detail,
         fingerprint=fingerprint(p.mapped.payload) if written else None,
     )  # type: ignore[union-attr]

@@ -1,6 +1,6 @@
 """`syncd bounces check` / `bounces list` as the operator runs them: a config file with
-[mail.bounces] on a maildir, a SQLite ERP, the sandbox, the state store in tmp_path; the bounce is an
-Exim text bounce for the first customer's credentials mail. Output in German and English."""
+[mail.bounces] on a maildir, a SQLite ERP, the sandbox of each kind, the state store in tmp_path;
+the bounce is an Exim text bounce for the first customer's credentials mail. Output in German and English."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.support import bounce_samples as samples
 from tests.support import wired_env as wired
 from tests.support.wired_env import Env
 
-env, sandbox = wired.env, wired.sandbox  # fixtures
+env, shop = wired.kind_env, wired.shop  # fixtures: ``env`` for each platform kind
 
 
 def _bounces(e: Env, *, enabled: bool = True) -> str:

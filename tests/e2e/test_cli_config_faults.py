@@ -20,7 +20,7 @@ from tests.support import wired_env as wired
 from tests.support.wired_env import FIELD, TABLE, Env, assert_nowhere, make_env
 
 # fixtures, found by these module-level names: ``env`` runs each case for each platform kind
-env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
+env, shop = wired.kind_env, wired.shop
 smtp_server_factory, smtp_tls_files = mailserver.smtp_server_factory, mailserver.smtp_tls_files
 
 SMTP_ENV = "SYNCD_FAULT_SMTP"
@@ -124,9 +124,11 @@ ROWS = [
 ]
 
 
+@wired.shopware_only("customer_group_map is refused by check for WooCommerce: its customers have no "
+                     "customer group (the WordPress role is read-only over the REST API)")
 def test_a_customer_group_map_target_missing_in_the_shop_fails_the_sync_until_fixed(
-        tmp_path: Path, sandbox, monkeypatch, capsys):
-    e = make_env(tmp_path, sandbox, monkeypatch, rows=ROWS)
+        tmp_path: Path, shop, monkeypatch, capsys):
+    e = make_env(tmp_path, shop.sandbox, monkeypatch, rows=ROWS)
     _with_group_map(e, 'GH = "Großhandel"')
     code, out, err = e.cli(capsys, "check")
     assert code == 2 and "Großhandel" in out

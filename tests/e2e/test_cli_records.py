@@ -1,4 +1,4 @@
-"""`syncd retry` and `syncd history` end to end: a SQLite ERP, the Shopware sandbox over HTTP, a
+"""`syncd retry` and `syncd history` end to end: a SQLite ERP, the shop sandbox of each kind, a
 real SMTP server on loopback (tests/support/mailserver.py), the state store in tmp_path."""
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from syncd.state.db import open_state
 from syncd.state.history import History
 from tests.support import erp_fixtures, mailserver
 from tests.support import wired_env as wired
-from tests.support.shop_fixtures import store_login
 from tests.support.wired_env import TABLE, Env, assert_nowhere
 
 # fixtures, found by these module-level names: ``env`` runs each case for each platform kind
-env, shop, sandbox = wired.kind_env, wired.shop, wired.sandbox
+env, shop = wired.kind_env, wired.shop
 smtp_server_factory, smtp_tls_files = mailserver.smtp_server_factory, mailserver.smtp_tls_files
 
 NO_DEACTIVATION = "deactivation is refused by check for WooCommerce (customers have no active flag)"
@@ -292,15 +291,14 @@ def test_the_same_refusal_again_is_not_a_new_event(env: Env, capsys, smtp):
     assert [e["event"] for e in events] == ["rejected", "rejected"] and "still@@broken" in events[1]["reason"]
 
 
-def test_retry_failed_over_several_batches_through_shop_and_smtp_faults(tmp_path, sandbox, monkeypatch,  # noqa: F811
+def test_retry_failed_over_several_batches_through_shop_and_smtp_faults(tmp_path, shop, monkeypatch,  # noqa: F811
                                                                         capsys, smtp_server_factory):
     rows = [{"number": n, "first_name": "Kunde", "last_name": str(n), "street": "Weg 1", "zip": "10115",
              "city": "Berlin", "country": "DE", "email": f"kunde{n}@@kaputt"} for n in range(20001, 20008)]
-    e = wired.make_env(tmp_path, sandbox, monkeypatch, rows=rows)
+    e = wired.make_env(tmp_path, shop.sandbox, monkeypatch, rows=rows)
     server = smtp_server_factory()
     e.write_config(mail=_smtp_config(server))
-    e.config.write_text(e.config.read_text().replace('sales_channel = "Storefront"',
-                                                     'sales_channel = "Storefront"\nbatch_size = 2'))
+    e.config.write_text(e.config.read_text().replace('name = "shop"\n', 'name = "shop"\nbatch_size = 2\n', 1))
     code, _, err = e.cli(capsys, "sync", "--direction", "erp-to-shop")
     assert code == 0, err
     assert len(_failed(e, capsys)) == 7
@@ -309,7 +307,7 @@ def test_retry_failed_over_several_batches_through_shop_and_smtp_faults(tmp_path
 
     # The shop answers 503 a few times (within the retry budget) and the mail server defers one
     # recipient's mail (451, beyond the budget): that one waits, everything else is done.
-    sandbox.faults.fail_next(2, 503)
+    shop.sandbox.faults.fail_next(2, 503)
     server.reject_recipient("kunde20004@example.com", 451)
     code, out, err = e.cli(capsys, "retry", "--failed")
 
@@ -318,7 +316,7 @@ def test_retry_failed_over_several_batches_through_shop_and_smtp_faults(tmp_path
     for n in (20001, 20002, 20003, 20005, 20006, 20007):
         assert f"shop {n}: ok: mailed" in out
         [mail] = [m for m in server.messages if _to(m) == f"kunde{n}@example.com"]
-        assert store_login(sandbox, f"kunde{n}@example.com", _password(mail))
+        assert shop.login(f"kunde{n}@example.com", _password(mail))
     assert _failed(e, capsys) == []  # 20004's mail is deferred, not failed: `status` counts it pending
     assert [x["event"] for x in _history(e, capsys, 20004)][-1] == "mail_deferred"
 
@@ -326,5 +324,5 @@ def test_retry_failed_over_several_batches_through_shop_and_smtp_faults(tmp_path
     code, out, err = e.cli(capsys, "retry", "20004")
     assert code == 0, out + err
     [mail] = [m for m in server.messages if _to(m) == "kunde20004@example.com"]
-    assert store_login(sandbox, "kunde20004@example.com", _password(mail))
+    assert shop.login("kunde20004@example.com", _password(mail))
     assert len(server.messages) == 7  # one mail each

@@ -24,7 +24,7 @@ from tests.support.dbs import mariadb_url, pg_url, unique_name
 from tests.support.erp_fixtures import create_address_table, drop_table, insert_addresses
 from tests.support.mailserver import free_port
 
-sandbox = wired.sandbox  # fixture
+shop = wired.shop  # fixture: a sandbox of each platform kind
 
 
 class Forwarder:
@@ -135,11 +135,11 @@ def test_a_mariadb_connection_goes_through_the_urls_port(maria_table, forwarder)
 
 
 @pytest.mark.realdb
-def test_syncd_check_prints_where_it_connected(tmp_path: Path, sandbox, monkeypatch, capsys, maria_table,
+def test_syncd_check_prints_where_it_connected(tmp_path: Path, shop, monkeypatch, capsys, maria_table,
                                               forwarder):
     url, table = maria_table
     create_address_table(url, table, password_field=wired.FIELD)
-    e = wired.make_env(tmp_path, sandbox, monkeypatch)
+    e = wired.make_env(tmp_path, shop.sandbox, monkeypatch)
 
     def configure(erp_url: str) -> None:
         text = wired.config_text(e).replace(f'url = "{e.erp_url}"', f'url = "{erp_url}"')

@@ -23,7 +23,9 @@ from syncd.state.messages import Messages
 from tests.support.dbs import pg_schema_url
 from tests.support.flow_harness import PLATFORM, Harness, password_of
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
-from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
+from tests.support.shop_fixtures import store_login
+from tests.support.shops import shop  # noqa: F401 - the fixture
+from tests.support.wired_env import shopware_only
 
 INTERNAL = "innendienst@haendler.example"
 TABLES = (
@@ -37,6 +39,13 @@ TABLES = (
     {"event": "rejected"},
 )
 
+NO_APPROVAL = ('approval = "manual" / group requests are refused by check for WooCommerce (no customer '
+               "groups) / WooCommerce kennt keine Kundengruppen-Anfragen")
+
+# The blocked event is the notice of the deactivation (syncd.flows.deactivation.blocked_event).
+NO_BLOCKING = ("the blocked mail tells of the account's deactivation, and deactivate_blocked is refused by "
+               "check for WooCommerce (no active flag) / WooCommerce-Konten lassen sich nicht sperren")
+
 
 def _person(n: int, **extra) -> dict:
     # Numbers above 60000, umlauts, a group value the shop does not know (falls back to the default)
@@ -46,10 +55,11 @@ def _person(n: int, **extra) -> dict:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
+def harness(request, tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    """Each case for each platform kind (``shop``) and state store."""
     with ExitStack() as stack:
         state_url = "" if request.param == "sqlite" else stack.enter_context(pg_schema_url())
-        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server,
+        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server,
                     state_url=state_url, notifications=TABLES)
         try:
             yield h
@@ -66,6 +76,7 @@ def _events(h: Harness, n: int) -> list[str]:
     return [e.event for e in History(h.state, lambda: None).of_address(n)]
 
 
+@shopware_only(NO_BLOCKING)
 def test_blocked_mails_customer_and_internal_once_with_the_group_table(harness: Harness) -> None:
     h = harness
     h.insert([_person(61001), _person(61002, customer_group="Gastro")])
@@ -81,7 +92,7 @@ def test_blocked_mails_customer_and_internal_once_with_the_group_table(harness: 
     assert "61001" in _text(internal)
     [en] = h.mails_to("einkauf-61002@kunde.example")
     assert "blocked" in en["Subject"] and "gastro@shop.example" in en["From"]
-    assert all(not c["active"] for c in h.customers())
+    assert all(not a.active for a in h.kit.accounts())
     h.smtp.clear()
     h.run()  # nothing new: the occurrence is on record
     h.update(61001, city="Leipzig")  # still blocked, changed: no second occurrence
@@ -128,13 +139,14 @@ def test_forgot_username_answers_with_the_login_never_a_password(harness: Harnes
         forgot_username(h.context(), "nobody@kunde.example")
 
 
+@shopware_only(NO_APPROVAL)
 def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harness: Harness) -> None:
     h = harness
     h.addresses = {"approval": "manual"}
-    shop = h.sandbox
-    customer = shop.create_customer_as_shop_user("neu@laden-kunde.example", "geheim-12345",
+    sw = h.sandbox
+    customer = sw.create_customer_as_shop_user("neu@laden-kunde.example", "geheim-12345",
                                                  last_name="Neumann", requested_group="Händler")
-    dealer = shop.ids.customer_groups["Händler"]
+    dealer = sw.ids.customer_groups["Händler"]
     h.run()
     [approval] = Approvals(h.state).of_state(PLATFORM)
     assert (approval.shop_id, approval.state, approval.requested_group) == (customer["id"], "in-progress",
@@ -146,7 +158,7 @@ def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harnes
 
     [d] = decide(h.context(), [customer["id"]], approve=True)
     assert d.action == "approved"
-    c = shop.customer(customer["id"])
+    c = sw.customer(customer["id"])
     assert c["groupId"] == dealer and c["requestedGroupId"] is None and c["active"]
     [mail] = h.mails_to("neu@laden-kunde.example")
     assert "freigeschaltet" in mail["Subject"] and "Frau Neumann" in _text(mail)
@@ -156,38 +168,39 @@ def test_manual_approval_each_transition_mails_and_is_applied_in_the_shop(harnes
 
     [d] = decide(h.context(), [customer["id"]], approve=False, reason="Kein Gewerbenachweis")
     assert d.action == "rejected"
-    assert not shop.customer(customer["id"])["active"]
+    assert not sw.customer(customer["id"])["active"]
     rejected = h.mails_to("neu@laden-kunde.example")[-1]
     assert "Begründung: Kein Gewerbenachweis" in _text(rejected)
-    assert not store_login(shop, "neu@laden-kunde.example", "geheim-12345")
+    assert not store_login(sw, "neu@laden-kunde.example", "geheim-12345")
     assert Approvals(h.state).counts(PLATFORM) == {"rejected": 1}
     assert collect_status(h.state, h.settings)["platforms"][0]["approvals"]["rejected"] == 1
-    assert not [m for m in shop.flow_mails if m["event"].startswith("customer.group")]  # the shop's own mail
+    assert not [m for m in sw.flow_mails if m["event"].startswith("customer.group")]  # the shop's own mail
     with pytest.raises(UnknownAccounts):
         decide(h.context(), ["99999"], approve=True)
 
 
+@shopware_only(NO_APPROVAL)
 def test_a_declined_request_in_manual_mode_and_auto_approval(harness: Harness) -> None:
     h = harness
-    shop = h.sandbox
-    a = shop.create_customer_as_shop_user("auto@laden-kunde.example", "geheim-12345",
+    sw = h.sandbox
+    a = sw.create_customer_as_shop_user("auto@laden-kunde.example", "geheim-12345",
                                           requested_group="Händler")
     h.addresses = {"approval": "auto"}
     h.run()
-    c = shop.customer(a["id"])
-    assert c["groupId"] == shop.ids.customer_groups["Händler"] and c["requestedGroupId"] is None
+    c = sw.customer(a["id"])
+    assert c["groupId"] == sw.ids.customer_groups["Händler"] and c["requestedGroupId"] is None
     assert Approvals(h.state).get(PLATFORM, a["id"]).state == "approved"
     subjects = [m["Subject"] for m in h.mails_to("auto@laden-kunde.example")]
     assert len(subjects) == 2 and any("freigeschaltet" in s for s in subjects)
 
     h.addresses = {"approval": "manual"}
-    b = shop.create_customer_as_shop_user("nein@laden-kunde.example", "geheim-12345",
+    b = sw.create_customer_as_shop_user("nein@laden-kunde.example", "geheim-12345",
                                           requested_group="Händler")
     h.run()
     [d] = decide(h.context(), [b["id"]], approve=False)
     assert d.action == "rejected"
-    c = shop.customer(b["id"])
-    assert c["requestedGroupId"] is None and c["groupId"] != shop.ids.customer_groups["Händler"]
+    c = sw.customer(b["id"])
+    assert c["requestedGroupId"] is None and c["groupId"] != sw.ids.customer_groups["Händler"]
     assert not c["active"]
     text = _text(h.mails_to("nein@laden-kunde.example")[-1])
     assert "nicht freischalten" in text and "Begründung" not in text
@@ -201,37 +214,41 @@ def test_validated_is_mailed_once_when_a_shop_customer_becomes_an_erp_customer(h
     h.notifications = (*TABLES, {"event": "validated", "internal_to": [INTERNAL]})
     h.addresses = {"shop_to_erp": True, "only_with_orders": False, "next_address_number": 63001,
                    "send_credentials": False}
-    customer = h.sandbox.create_customer_as_shop_user("registriert@laden-kunde.example", "geheim-12345",
-                                                      last_name="Reger", salutation="mr")
+    shop_id = h.kit.register("registriert@laden-kunde.example", "geheim-12345", first_name="Rita",
+                             last_name="Reger", street="Ufer 9", zip="01067", city="Dresden", country="DE",
+                             salutation="mr")
     report = run_shop_to_erp(h.context())
     assert report.counts["imported"] == 1
     h.run()  # the erp-to-shop cycle owns the message run
     [mail] = h.mails_to("registriert@laden-kunde.example")
     assert "bestätigt" in mail["Subject"] and "Kundennummer: 63001" in _text(mail)
-    assert "Sehr geehrter Herr Reger" in _text(mail)
+    # WooCommerce customers have no salutation: the layout greets them by name
+    greeting = "Sehr geehrter Herr Reger" if h.kit.kind == "shopware6" else "Guten Tag Rita Reger"
+    assert greeting in _text(mail)
     assert len(h.mails_to(INTERNAL)) == 1
     run_shop_to_erp(h.context())
     h.run()
     assert len(h.smtp.messages) == 2
     assert "validated" in _events(h, 63001)
-    assert h.sandbox.customer(customer["id"])["customerNumber"] == "63001"
+    assert [a.number for a in h.kit.accounts() if a.id == shop_id] == ["63001"]
 
 
+@shopware_only(NO_APPROVAL)
 def test_manual_approval_holds_self_registered_accounts_until_approved(harness: Harness) -> None:
     h = harness
     h.addresses = {"approval": "manual"}
-    shop = h.sandbox
+    sw = h.sandbox
     h.insert([_person(61050)])
-    old = shop.create_customer_as_shop_user("vorher@laden-kunde.example", "geheim-12345")
+    old = sw.create_customer_as_shop_user("vorher@laden-kunde.example", "geheim-12345")
     h.run()  # the first look only notes the time: existing accounts stay as they are
-    assert shop.customer(old["id"])["active"]
+    assert sw.customer(old["id"])["active"]
     h.smtp.clear()
-    new = shop.create_customer_as_shop_user("selbst@laden-kunde.example", "geheim-12345", last_name="Selbst")
+    new = sw.create_customer_as_shop_user("selbst@laden-kunde.example", "geheim-12345", last_name="Selbst")
     h.run()
-    assert not shop.customer(new["id"])["active"]
-    assert not store_login(shop, "selbst@laden-kunde.example", "geheim-12345")
+    assert not sw.customer(new["id"])["active"]
+    assert not store_login(sw, "selbst@laden-kunde.example", "geheim-12345")
     assert Approvals(h.state).get(PLATFORM, new["id"]).state == "in-progress"
-    assert shop.customer(old["id"])["active"]
+    assert sw.customer(old["id"])["active"]
     syncd_made = [c for c in h.customers() if c["email"] == "einkauf-61050@kunde.example"]
     assert syncd_made and syncd_made[0]["active"]  # the account syncd created is not held
     assert len(h.mails_to(INTERNAL)) == 1
@@ -239,7 +256,29 @@ def test_manual_approval_holds_self_registered_accounts_until_approved(harness: 
     assert len(h.mails_to(INTERNAL)) == 1  # once per account
     [d] = decide(h.context(), [new["id"]], approve=True)
     assert d.action == "approved"
-    assert store_login(shop, "selbst@laden-kunde.example", "geheim-12345")
+    assert store_login(sw, "selbst@laden-kunde.example", "geheim-12345")
+
+
+def _raise_events(h: Harness, numbers: list[int]) -> str:
+    """An event for each of ``numbers`` that the next cycle mails, the kind's own: ``blocked``
+    where the shop deactivates, else (WooCommerce) ``validated`` for shop customers imported as
+    ``numbers``. Returns the event."""
+    from syncd.flows.import_customers import run_shop_to_erp
+
+    if h.kit.deactivates:
+        h.insert([_person(n) for n in numbers])
+        h.run()
+        for n in numbers:
+            h.update(n, blocked="J")
+        return "blocked"
+    h.notifications = (*TABLES, {"event": "validated"})
+    for n in numbers:
+        person = {k: _person(n)[k] for k in ("first_name", "last_name", "street", "zip", "city")}
+        h.kit.register(f"einkauf-{n}@kunde.example", "geheim-12345", country="DE", **person)
+    h.addresses = {"shop_to_erp": True, "only_with_orders": False, "next_address_number": numbers[0],
+                   "send_credentials": False}
+    assert run_shop_to_erp(h.context()).counts["imported"] == len(numbers)
+    return "validated"
 
 
 def test_smtp_faults_on_event_mails_defer_or_fail_one_and_the_rest_go_out(harness: Harness) -> None:
@@ -254,16 +293,13 @@ def test_smtp_faults_on_event_mails_defer_or_fail_one_and_the_rest_go_out(harnes
 
     h = harness
     numbers = [61100 + i for i in range(6)]
-    h.insert([_person(n) for n in numbers])
-    h.run()
-    for n in numbers:
-        h.update(n, blocked="J")
+    event = _raise_events(h, numbers)
     h.smtp.clear()
     h.smtp.reject_recipient("einkauf-61101@kunde.example", 550, "no such mailbox")
     h.smtp.reject_recipient("einkauf-61100@kunde.example", 451, "greylisted")
     h.run()
     by_number: dict[int, list] = {}
-    for m in Messages(h.state).of(PLATFORM, kind="blocked"):
+    for m in Messages(h.state).of(PLATFORM, kind=event):
         by_number.setdefault(m.erp_number, []).append(m)
     customer = {n: next(m for m in ms if m.recipient.startswith("einkauf")) for n, ms in by_number.items()}
     assert customer[61101].step == steps.FAILED and "550" in customer[61101].last_error
@@ -284,6 +320,7 @@ def test_smtp_faults_on_event_mails_defer_or_fail_one_and_the_rest_go_out(harnes
     assert "message_failed" in _events(h, 61101)
 
 
+@shopware_only(NO_APPROVAL)
 def test_a_rejected_erp_account_stays_inactive_when_its_address_changes(harness: Harness) -> None:
     h = harness
     h.insert([_person(61200)])

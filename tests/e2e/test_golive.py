@@ -21,7 +21,8 @@ from syncd.state.schema import mail_sends
 from tests.support.dbs import pg_schema_url
 from tests.support.flow_harness import PLATFORM, Harness, password_of
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
-from tests.support.shop_fixtures import sandbox, store_login  # noqa: F401
+from tests.support.shops import shop  # noqa: F401 - the fixture
+from tests.support.wired_env import shopware_only
 
 OLD = datetime(2020, 3, 1, 8, 0)  # naive, like the ERP's stamps
 
@@ -34,10 +35,11 @@ def _person(n: int, **kw) -> dict:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
-def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
+def harness(request, tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
+    """Each case for each platform kind (``shop``) and state store."""
     with contextlib.ExitStack() as stack:
         state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
-        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server,
+        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server,
                     state_url=state_url)
         stack.callback(h.close)
         yield h
@@ -69,7 +71,7 @@ def test_old_rows_get_accounts_without_mail_until_asked(harness: Harness) -> Non
     assert forecast.counts["would-mail"] == 2 and forecast.counts["would-hold"] == 3
 
     report = harness.run()
-    assert sorted(int(c["customerNumber"]) for c in harness.customers()) == old + new
+    assert sorted(int(n) for n in harness.accounts_by_number()) == old + new
     assert sorted(_mailed(harness)) == new  # no surprise for existing customers
     assert harness.password_fields() == {}
     assert accounts.never_mailed(harness.state, PLATFORM) == set(old)
@@ -90,7 +92,7 @@ def test_old_rows_get_accounts_without_mail_until_asked(harness: Harness) -> Non
     outcome = accounts.send_credentials(harness.context(), [10002])
     assert [o.action for o in outcome] == ["mailed"]
     mails = harness.mails_to("kunde10002@example.com")
-    assert len(mails) == 1 and store_login(harness.sandbox, "kunde10002@example.com", password_of(mails[0]))
+    assert len(mails) == 1 and harness.kit.login("kunde10002@example.com", password_of(mails[0]))
     assert accounts.never_mailed(harness.state, PLATFORM) == {10001, 10003}
     events = [e.event for e in History(harness.state, harness.context().clock).of_address(10002)]
     assert events == ["created", "mail_held", "mail_released", "mail_sent"]
@@ -162,14 +164,14 @@ def test_rate_limit_keeps_the_rest_queued_in_order(harness: Harness, captured_lo
     for n in numbers:
         mail = harness.mails_to(f"kunde{n}@example.com")[0]
         passwords.append(password_of(mail))
-        assert store_login(harness.sandbox, f"kunde{n}@example.com", passwords[-1])
+        assert harness.kit.login(f"kunde{n}@example.com", passwords[-1])
     # I3 across waits in the queue: no mailed password in the logs or any state table
     state, logs = _state_text(harness), captured_logs.text
     assert "kunde10007@example.com" in state  # the dump does see the jobs
     assert not [pw for pw in passwords if pw in state or pw in logs]
 
 
-
+@shopware_only("credential_mode = \"link\" is refused by check for WooCommerce (no recovery link)")
 def test_link_mode_keeps_to_the_rate_limit_too(harness: Harness) -> None:
     # Link jobs run their own loop (syncd.flows.credentials.linkrun): the budget applies there as well.
     harness.addresses = {"credential_mode": "link"}

@@ -1,5 +1,6 @@
 """Issue 18: an address imported from the shop is not pushed back to the shop as an "update" on
-the next ERP -> shop cycle (the sandbox over HTTP, a SQLite ERP table, SQLite state)."""
+the next ERP -> shop cycle (the sandbox of each platform kind over HTTP, a SQLite ERP table,
+SQLite state)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ import pytest
 from syncd.flows.erp_to_shop import run_erp_to_shop
 from syncd.flows.import_customers import run_shop_to_erp
 from tests.e2e.test_flow_import import World, erp_settings  # noqa: F401 - the fixture
-from tests.support import shop_fixtures
-
-sandbox = shop_fixtures.sandbox
+from tests.support.shops import shop  # noqa: F401 - the fixture
 
 
 @pytest.fixture
-def world(sandbox, erp_settings, tmp_path):  # noqa: F811
-    w = World(sandbox, erp_settings, tmp_path)
+def world(shop, erp_settings, tmp_path):  # noqa: F811
+    w = World(shop, erp_settings, tmp_path)
     yield w
     w.close()
 

@@ -19,7 +19,8 @@ from tests.support.dbs import state_store
 from tests.support.restart_env import Syncd, address, mails_by_recipient, wait_for
 from tests.support.wired_env import TABLE, Env
 
-env, sandbox = wired.env, wired.sandbox  # fixtures: pytest finds them by these module-level names
+# fixtures, found by these module-level names: ``env`` runs each case for each platform kind
+env, shop = wired.kind_env, wired.shop
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -142,6 +143,27 @@ def _cycles(p: Syncd, platform: str) -> int:
                if ev.get("event") == "cycle finished" and ev.get("platform") == platform)
 
 
+def test_an_edit_asking_woocommerce_for_what_it_cannot_do_is_refused_at_reload(env: Env, capsys):
+    """I7 at SIGHUP too: what ``check`` refuses for the kind is no running configuration."""
+    if env.kit.kind != "woocommerce":
+        pytest.skip("Shopware carries out link mode")
+    env.write_config(poll="1s")
+    good = env.config.read_text()
+    p = start(env)
+    try:
+        wait_for(lambda: len(env.outbox_files()) == 2, "the first two mails", 60, alive=p)
+        # with a layout that carries the link: only the kind refuses it
+        env.config.write_text(good.replace('email_layout = "credentials"',
+                                           'email_layout = "set_password_link"\ncredential_mode = "link"'))
+        refused = hup_and_wait(p, "reload refused; the running configuration stays")
+        assert "credential_mode" in refused["error"] and "WooCommerce" in refused["error"], refused
+        assert p.proc.poll() is None
+    finally:
+        code = p.stop()
+    assert code == 0, p.log.read_text()[-3000:]
+
+@wired.shopware_only("its step 3 mails the blocked event of a deactivation, and deactivate_blocked is "
+                     "refused by check for WooCommerce (no active flag)")
 def test_new_values_take_effect_at_sighup_without_losing_or_repeating_a_queued_mail(env: Env, capsys,
                                                                                    monkeypatch):
     """One daemon, one edit after another: the rate limit raised (the queue drains), a canary
@@ -284,7 +306,7 @@ def test_reloads_during_the_sends_lose_and_repeat_no_mail(env: Env, capsys):
     numbers = list(range(40200, 40224))
     wired.erp_fixtures.insert_addresses(env.erp_url, TABLE, [address(n) for n in numbers])
     env.write_config(poll="1s")
-    env.shop.faults.latency = 0.1  # about 3 s of sends: several reloads fall among them
+    env.shop.faults.latency = env.kit.kill_latency  # about 3 s of sends: several reloads fall among them
     p = start(env)
     reloaded = 0
     try:

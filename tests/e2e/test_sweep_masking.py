@@ -13,12 +13,14 @@ from syncd.flows.erp_to_shop import settle_password_fields
 from tests.support.dbs import unique_name
 from tests.support.flow_harness import Harness
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
-from tests.support.shop_fixtures import sandbox  # noqa: F401
+from tests.support.shops import shop  # noqa: F401 - the fixture
 
 
 @pytest.fixture
-def harness(tmp_path, sandbox, smtp_server):  # noqa: F811
-    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", unique_name("sweepmask"), sandbox, smtp_server)
+def harness(tmp_path, shop, smtp_server):  # noqa: F811
+    """For each platform kind (``shop``)."""
+    h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", unique_name("sweepmask"), shop,
+                smtp_server)
     try:
         yield h
     finally:

@@ -1,4 +1,6 @@
-"""Every fault switch of the sandbox, observed over real HTTP."""
+"""Every fault switch of the shop sandbox of each platform kind (``shop``: Shopware 6, WooCommerce,
+which shares the switches), observed over real HTTP. Shopware's token endpoint has switches of
+its own; WooCommerce has no token (signed requests): those cases are Shopware-only."""
 
 from __future__ import annotations
 
@@ -8,48 +10,95 @@ import pytest
 import requests
 
 from syncd.connectors.shopware6.sandbox import Sandbox
-from tests.support import shop_fixtures
-from tests.support.shop_fixtures import admin_session, customer_payload, store_login
+from syncd.connectors.woocommerce.http import oauth1_params
+from syncd.connectors.woocommerce.sandbox import WooSandbox
+from tests.support.shop_fixtures import admin_session, customer_payload
+from tests.support.shops import WooKit, shop  # noqa: F401 - the fixture
+from tests.support.wired_env import shopware_only
 
-sandbox = shop_fixtures.sandbox  # the fixture
+NO_TOKEN = "WooCommerce signs each request (OAuth 1.0a): there is no token endpoint to throttle or fail"
 
 
-def _version(s, sb, timeout=10):
-    return s.get(f"{sb.url}/api/_info/version", timeout=timeout)
+class Raw:
+    """Plain requests to a sandbox of either kind, as any client of its API would send them: a
+    read, a write creating customer ``n``, the status an error body names, a customer login."""
+
+    def __init__(self, kit) -> None:
+        self.kit, self.sb = kit, kit.sandbox
+        self.woo = isinstance(kit, WooKit)
+        self.session = requests.Session() if self.woo else admin_session(self.sb)
+
+    def _woo(self, method: str, path: str, timeout: float, body=None) -> requests.Response:
+        url = f"{self.sb.url}/wp-json/wc/v3{path}"
+        params = oauth1_params(method, url, {}, self.sb.consumer_key, self.sb.consumer_secret)
+        return self.session.request(method, url, params=params, json=body, timeout=timeout)
+
+    def read(self, timeout: float = 10) -> requests.Response:
+        if self.woo:
+            return self._woo("GET", "/customers", timeout)
+        return self.session.get(f"{self.sb.url}/api/_info/version", timeout=timeout)
+
+    def write(self, n: int, timeout: float = 10) -> requests.Response:
+        if self.woo:
+            return self._woo("POST", "/customers/batch", timeout,
+                             {"create": [{"email": f"kunde{n}@example.com", "first_name": "Max"}]})
+        return self.session.post(
+            f"{self.sb.url}/api/_action/sync",
+            json={"w": {"entity": "customer", "action": "upsert", "payload": [customer_payload(self.sb, n)]}},
+            headers={"sw-skip-trigger-flow": "1"}, timeout=timeout)
+
+    def emails(self) -> list[str]:
+        return [a.email for a in self.kit.accounts()]
+
+    def error_status(self, resp: requests.Response) -> str:
+        """The status the error body carries, in the kind's own error format."""
+        body = resp.json()
+        return str(body["data"]["status"]) if self.woo else body["errors"][0]["status"]
+
+    def login(self) -> bool:
+        return self.kit.login("nobody@example.com", "whatever1")
 
 
-def test_latency_delays_admin_requests_but_not_the_store_api(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.latency = 0.3
+@pytest.fixture
+def raw(shop) -> Raw:  # noqa: F811
+    return Raw(shop)
+
+
+def test_latency_delays_admin_requests_but_not_the_customer_login(raw):
+    raw.sb.faults.latency = 0.3
     t0 = time.perf_counter()
-    assert _version(s, sandbox).status_code == 200
+    assert raw.read().status_code == 200
     assert time.perf_counter() - t0 >= 0.3
     t0 = time.perf_counter()
-    store_login(sandbox, "nobody@example.com", "whatever1")
+    raw.login()
     assert time.perf_counter() - t0 < 0.3
 
 
-def test_fail_next_answers_the_given_status_n_times_in_shopware_format(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.fail_next(2, 502)
-    first, second, third = (_version(s, sandbox) for _ in range(3))
+def test_fail_next_answers_the_given_status_n_times_in_the_kinds_format(raw):
+    raw.sb.faults.fail_next(2, 502)
+    first, second, third = (raw.read() for _ in range(3))
     assert (first.status_code, second.status_code, third.status_code) == (502, 502, 200)
-    assert first.json()["errors"][0]["status"] == "502"
+    assert raw.error_status(first) == "502"
 
 
-def test_fail_next_also_hits_the_token_endpoint(sandbox):
+@shopware_only(NO_TOKEN)
+def test_fail_next_also_hits_the_token_endpoint(shop):  # noqa: F811
+    sandbox = shop.sandbox
     sandbox.faults.fail_next(1, 503)
     with pytest.raises(requests.HTTPError):
         admin_session(sandbox)
     admin_session(sandbox)
 
 
-def test_error_rate_is_deterministic_for_a_seed():
+@pytest.mark.parametrize("kind", [Sandbox, WooSandbox])
+def test_error_rate_is_deterministic_for_a_seed(kind):
+    from tests.support.shops import kit_for
+
     def statuses(seed):
-        with Sandbox(random_seed=seed) as sb:
-            s = admin_session(sb)
+        with kind(random_seed=seed) as sb:
+            r = Raw(kit_for(sb))
             sb.faults.error_rate_5xx = 0.5
-            return [_version(s, sb).status_code for _ in range(40)]
+            return [r.read().status_code for _ in range(40)]
 
     a, b = statuses(7), statuses(7)
     assert a == b
@@ -57,25 +106,25 @@ def test_error_rate_is_deterministic_for_a_seed():
     assert statuses(8) != a
 
 
-def test_rate_limit_count_gives_429_with_retry_after(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.rate_limit = 2
-    sandbox.faults.retry_after = 3
-    r1, r2, r3 = (_version(s, sandbox) for _ in range(3))
+def test_rate_limit_count_gives_429_with_retry_after(raw):
+    raw.sb.faults.rate_limit = 2
+    raw.sb.faults.retry_after = 3
+    r1, r2, r3 = (raw.read() for _ in range(3))
     assert [r.status_code for r in (r1, r2, r3)] == [429, 429, 200]
     assert r1.headers["Retry-After"] == "3"
 
 
-def test_rate_limit_per_second_refuses_the_excess(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.rate_limit_per_second = 3
-    codes = [_version(s, sandbox).status_code for _ in range(5)]
+def test_rate_limit_per_second_refuses_the_excess(raw):
+    raw.sb.faults.rate_limit_per_second = 3
+    codes = [raw.read().status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
     time.sleep(1.05)
-    assert _version(s, sandbox).status_code == 200
+    assert raw.read().status_code == 200
 
 
-def test_token_throttle_answers_auth_throttled_without_retry_after(sandbox):
+@shopware_only(NO_TOKEN)
+def test_token_throttle_answers_auth_throttled_without_retry_after(shop):  # noqa: F811
+    sandbox = shop.sandbox
     sandbox.faults.token_throttle = 1.5
     resp = requests.post(
         f"{sandbox.url}/api/oauth/token",
@@ -94,65 +143,47 @@ def test_token_throttle_answers_auth_throttled_without_retry_after(sandbox):
     admin_session(sandbox)  # the wait is over
 
 
-def test_hang_makes_a_client_time_out(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.hang = 1.0
+def test_hang_makes_a_client_time_out(raw):
+    raw.sb.faults.hang = 1.0
     with pytest.raises(requests.exceptions.ReadTimeout):
-        _version(s, sandbox, timeout=0.3)
-    sandbox.faults.hang = 0
-    assert _version(s, sandbox).status_code == 200
+        raw.read(timeout=0.3)
+    raw.sb.faults.hang = 0
+    assert raw.read().status_code == 200
 
 
-def test_hang_after_write_times_out_but_the_write_happened(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.hang_after_write = 0.5
-    p = customer_payload(sandbox, 1)
+def test_hang_after_write_times_out_but_the_write_happened(raw):
+    raw.sb.faults.hang_after_write = 0.5
     with pytest.raises((requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError)):
-        s.post(
-            f"{sandbox.url}/api/_action/sync",
-            json={"w": {"entity": "customer", "action": "upsert", "payload": [p]}},
-            timeout=0.2,
-        )
+        raw.write(1, timeout=0.2)
     time.sleep(0.4)
-    assert [c["id"] for c in sandbox.customers()] == [p["id"]]
+    assert raw.emails() == ["kunde1@example.com"]
 
 
-def test_reset_clears_every_switch(sandbox):
-    s = admin_session(sandbox)
-    f = sandbox.faults
+def test_reset_clears_every_switch(raw):
+    f = raw.sb.faults
     f.latency, f.error_rate_5xx, f.rate_limit, f.hang = 0.2, 1.0, 5, 0.2
     f.fail_next(3)
     f.token_throttle = 10
     f.reset()
     t0 = time.perf_counter()
-    assert _version(s, sandbox).status_code == 200
+    assert raw.read().status_code == 200
     assert time.perf_counter() - t0 < 0.2
-    admin_session(sandbox)
+    if not raw.woo:
+        admin_session(raw.sb)  # the token endpoint too
 
 
-def test_fail_after_write_replaces_only_the_answer(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.fail_next(1, 504, after_write=True)
-    p = customer_payload(sandbox, 1)
-    resp = s.post(
-        f"{sandbox.url}/api/_action/sync",
-        json={"w": {"entity": "customer", "action": "upsert", "payload": [p]}},
-        headers={"sw-skip-trigger-flow": "1"},
-    )
+def test_fail_after_write_replaces_only_the_answer(raw):
+    raw.sb.faults.fail_next(1, 504, after_write=True)
+    resp = raw.write(1)
     assert resp.status_code == 504
-    assert [c["id"] for c in sandbox.customers()] == [p["id"]]  # the shop did the work
-    assert _version(s, sandbox).status_code == 200  # only one answer was replaced
+    assert raw.emails() == ["kunde1@example.com"]  # the shop did the work
+    assert raw.read().status_code == 200  # only one answer was replaced
 
 
-def test_drop_next_closes_the_connection_without_processing(sandbox):
-    s = admin_session(sandbox)
-    sandbox.faults.drop_next(1)
-    p = customer_payload(sandbox, 1)
+def test_drop_next_closes_the_connection_without_processing(raw):
+    raw.sb.faults.drop_next(1)
     with pytest.raises(requests.exceptions.ConnectionError):
-        s.post(
-            f"{sandbox.url}/api/_action/sync",
-            json={"w": {"entity": "customer", "action": "upsert", "payload": [p]}},
-        )
-    assert sandbox.customers() == []
-    assert sandbox.request_log[-1].status == -1
-    assert _version(s, sandbox).status_code == 200
+        raw.write(1)
+    assert raw.emails() == []
+    assert raw.sb.request_log[-1].status == -1
+    assert raw.read().status_code == 200

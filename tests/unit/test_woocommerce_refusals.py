@@ -58,3 +58,16 @@ def test_a_reminder_naming_a_woocommerce_platform_passes_the_start_checks(tmp_pa
         preflight(loaded, Secrets())
     except Exception as exc:  # an ERP or secret problem is fine here; the reminder must not be named
         assert "reminders[0]" not in str(getattr(exc, "key", "")), exc
+
+
+def test_a_refused_record_names_the_field_its_error_is_about():
+    """WordPress's per-item errors name no field: the code does, or ``data.params`` does."""
+    from syncd.connectors.woocommerce.mapping import error_field
+
+    assert error_field({"code": "registration-error-invalid-email", "data": {"status": 400}}) == "email"
+    assert error_field({"code": "user_login_too_long", "data": {"status": 400}}) == "username"
+    invalid = {"code": "rest_invalid_param", "message": "Invalid parameter(s): billing",
+               "data": {"status": 400, "params": {"billing": "billing[country] is not one of ..."}}}
+    assert error_field(invalid) == "billing"
+    assert error_field({"code": "woocommerce_rest_invalid_id", "data": {"status": 404}}) is None
+    assert error_field("not a dict") is None
