@@ -56,7 +56,7 @@ def follow(ctx: PlatformContext, chunk: Sequence[ErpAddress], report: CycleRepor
     main-contact changes."""
     if not active(ctx):
         return
-    companies = [a for a in chunk if a.business and a.number > 0]
+    companies = _companies(ctx, chunk)
     if not companies:
         return
     found = ctx.erp.contact_addresses(companies)
@@ -74,8 +74,19 @@ def accounts_of(ctx: PlatformContext, chunk: Sequence[ErpAddress]) -> list[ErpAd
     ``accounts_per = "contact"``. For the dry run, which plans them like any address."""
     if not (active(ctx) and _accounts(ctx)):
         return []
-    found = ctx.erp.contact_addresses([a for a in chunk if a.business and a.number > 0])
+    found = ctx.erp.contact_addresses(_companies(ctx, chunk))
     return [c for items in found.values() for c in items if (c.email or "").strip()]
+
+
+def _companies(ctx: PlatformContext, chunk: Sequence[ErpAddress]) -> list[ErpAddress]:
+    """The business addresses of ``chunk`` whose contacts are read: not an erased company (GDPR,
+    ``syncd accounts erase``), whose contacts get no account, nor main-contact record, again."""
+    companies = [a for a in chunk if a.business and a.number > 0]
+    if not companies:
+        return []
+    with ctx.uow() as uow:
+        erased = uow.tombstones.among(ctx.platform.name, [a.number for a in companies])
+    return [a for a in companies if a.number not in erased]
 
 
 def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport, *,

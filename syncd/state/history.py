@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 
 from syncd.core import redaction
-from syncd.core.rules import CONTACT_SPAN, HistoryEvent
+from syncd.core.rules import HistoryEvent, contact_keys
 from syncd.state.db import StateStore
 from syncd.state.schema import history as t
 
@@ -62,8 +62,7 @@ class History:
         n = int(erp_number)
         q = select(t).where(t.c.erp_number == n)
         if contacts and n > 0:
-            q = select(t).where((t.c.erp_number == n) | t.c.erp_number.between(
-                -(n * CONTACT_SPAN + CONTACT_SPAN - 1), -(n * CONTACT_SPAN + 1)))
+            q = select(t).where((t.c.erp_number == n) | t.c.erp_number.between(*contact_keys(n)))
         if platform is not None:
             q = q.where(t.c.platform == platform)
         with self.store.connect() as conn:

@@ -1,0 +1,116 @@
+"""Contact accounts over their life (issue 18, after the first build): named ``10001-2`` in every
+log line, erased with their company, re-created by the reconciliation when lost in the shop, and
+handled like deleted addresses when their ``Ansprechpartner`` row goes (``on_erp_delete``).
+büro+-shaped ERP on SQLite and MariaDB over ODBC, the Shopware sandbox, SQLite and PostgreSQL state."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from syncd.core.rules import contact_account
+from syncd.flows import erasure
+from syncd.flows.reconcile import run_full
+from syncd.shell.cli import run_cli
+from syncd.shell.logs import configure_logging, reset_logging
+from syncd.state.cursors import Cursors
+from syncd.state.history import History
+from syncd.state.jobs import CredentialJobs
+from syncd.state.links import Links
+from tests.support.contact_world import ContactWorld
+from tests.support.dbs import pg_schema_url
+from tests.support.flow_harness import PLATFORM
+from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
+from tests.support.shop_fixtures import sandbox  # noqa: F401
+
+JM, AS = "j.mueller@mueller-gmbh.example", "a.schaefer@mueller-gmbh.example"
+CONTACTS = [(1, "Herr", "Jörg", "Müller", JM), (2, "Frau", "Anja", "Schäfer", AS),
+            (3, "Herr", "Ölaf", "Ohne", None)]
+KEYS = [contact_account(10001, n) for n in (1, 2, 3)] + [contact_account(10002, 7)]
+
+
+@pytest.fixture(params=[("sqlite", "sqlite"), ("mariadb", "postgresql")], ids=["sqlite", "mariadb-pg"])
+def world(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[ContactWorld]:  # noqa: F811
+    erp, state = request.param
+    with ExitStack() as stack:
+        state_url = stack.enter_context(pg_schema_url()) if state == "postgresql" else ""
+        w = ContactWorld(erp, tmp_path, sandbox, smtp_server, state_url=state_url)
+        try:
+            yield w
+        finally:
+            w.close()
+
+
+def _delete_contact(w: ContactWorld, number: int, contact: int) -> None:
+    t = w.bp.t["Ansprechpartner"]
+    with w.bp.engine.begin() as conn:
+        conn.execute(t.delete().where(t.c.AdrNr == str(number), t.c.AspNr == contact))
+
+
+def test_logs_name_contact_accounts_by_their_label(world: ContactWorld) -> None:
+    buf = io.StringIO()
+    configure_logging("json", "debug", stream=buf)
+    try:
+        world.company(10001, "Müller GmbH", CONTACTS, main=1)
+        world.company(10002, "Groß KG", [(7, "Frau", "Eva", "Groß", "info-10001@firma.example")], main=7)
+        world.run()  # created, mailed, skipped, one failed (the e-mail is another account's login)
+        world.set_main(10001, 2)
+        world.run()  # the main-contact messages
+        _delete_contact(world, 10001, 1)
+        run_full(world.context())  # a link without its ERP row: logged, deactivated
+        erasure.erase(world.context(), contact_account(10001, 2))
+    finally:
+        reset_logging()
+    text = buf.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    named = {str(v) for e in lines for k, v in e.items() if k == "address"}
+    assert {"10001-1", "10001-2", "10002-7"} <= named, sorted(named)
+    for key in KEYS:
+        assert str(-key) not in text, f"raw key {key} in the log"
+
+
+def _cli(capsys, config: Path, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    try:
+        code = run_cli(["--config", str(config), *args])
+    finally:
+        reset_logging()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_erasing_a_company_erases_its_contacts_accounts(world: ContactWorld, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SHOP_SECRET", world.kit.secret)
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.company(10002, "Groß KG", [(7, "Frau", "Eva", "Groß", "eg@gross.example")], main=7)
+    world.run()
+    world.set_main(10001, 2)
+    world.run()  # a main-contact record and messages for 10001
+    assert sorted(world.customers()) == ["10001", "10001-1", "10001-2", "10002", "10002-7"]
+    code, out, err = _cli(capsys, world.config_toml(), "accounts", "erase", "10001", "--yes")
+    assert code == 0, out + err
+    assert "10001: erased" in out and "10001-1, 10001-2" in out, out
+    assert sorted(world.customers()) == ["10002", "10002-7"]  # the other company untouched
+    links = {lk.erp_number for lk in Links(world.state).iter(PLATFORM)}
+    assert links == {10002, contact_account(10002, 7)}
+    assert History(world.state, lambda: None).of_address(10001, PLATFORM, contacts=True) == []
+    assert not CredentialJobs(world.state).ever_had(PLATFORM, contact_account(10001, 2))
+    assert Cursors(world.state).get(PLATFORM, "main-contact:10001") is None
+    assert Cursors(world.state).get(PLATFORM, "main-contact:10002") is not None
+    # Tombstones: the company, its contacts and a contact added later get no account again.
+    world.update_contact(10001, 2, NNa="Schäfer-Berg")
+    world.update_contact(10001, 3, EMail1="o.ohne@mueller-gmbh.example")
+    world.bp.update("Anschriften", 10001, AspNr=1, LtzAend=world.tick())
+    world.run()
+    assert sorted(world.customers()) == ["10002", "10002-7"]
+    assert Cursors(world.state).get(PLATFORM, "main-contact:10001") is None
+    assert world.mails_to("o.ohne@mueller-gmbh.example") == []
+    # One contact alone: the company and its other contacts stay.
+    code, out, err = _cli(capsys, world.config_toml(), "accounts", "erase", "10002-7", "--yes")
+    assert code == 0 and "10002-7: erased" in out, out + err
+    assert sorted(world.customers()) == ["10002"]
