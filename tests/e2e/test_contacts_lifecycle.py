@@ -114,3 +114,32 @@ def test_erasing_a_company_erases_its_contacts_accounts(world: ContactWorld, cap
     code, out, err = _cli(capsys, world.config_toml(), "accounts", "erase", "10002-7", "--yes")
     assert code == 0 and "10002-7: erased" in out, out + err
     assert sorted(world.customers()) == ["10002"]
+
+
+def test_reconciliation_recreates_a_lost_contact_account_and_reports_its_drift(world: ContactWorld) -> None:
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.company(10002, "Groß KG", [(7, "Frau", "Eva", "Groß", "eg@gross.example")], main=7)
+    taken = (5, "Herr", "Udo", "Doppelt", "info-10001@firma.example")  # the company 10001's login
+    world.company(10003, "Doppel AG", [taken], main=5)
+    world.run()
+    links = Links(world.state).get_many(PLATFORM, [10002, *KEYS])
+    lost = [links[contact_account(10001, 2)].shop_id, links[10002].shop_id]
+    world.kit.sandbox.lose_customers(lost)  # a contact's account and a company's own
+    world.kit.sandbox.edit_customer_as_shop_user(links[contact_account(10001, 1)].shop_id, lastName="Anders")
+    world.smtp.clear()
+    report = run_full(world.context())
+    assert {i.record for i in report.items if i.action == "failed"} == {"10003-5"}, report.items
+    drift = report.drift
+    assert drift["missing_in_shop"] == 2 and drift["stale"] == 1 and drift["repaired"] == 3, drift
+    assert drift["failed_rechecked"] == 1 and drift["still_failed"] == 1, drift
+    assert drift["unlinked"] == 1  # 10003-5 (failing); 10001-3 has no e-mail: not an account to miss
+    shop = world.customers()
+    assert shop["10001-2"]["id"] == lost[0] and shop["10001-2"]["email"] == AS  # under its id again
+    assert shop["10001-1"]["lastName"] == "Müller"
+    assert sorted(shop) == ["10001", "10001-1", "10001-2", "10002", "10002-7", "10003"]
+    # A re-created account is a new account: its set-password link is mailed, like an address's.
+    assert len(world.mails_to(AS)) == 1 and len(world.mails_to("info-10002@firma.example")) == 1
+    assert world.mails_to("info-10001@firma.example") == []
+    assert world.mails_to(JM) == []
+    again = run_full(world.context())
+    assert again.drift["missing_in_shop"] == again.drift["stale"] == 0 and len(world.smtp.messages) == 2
