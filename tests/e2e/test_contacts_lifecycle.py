@@ -143,3 +143,36 @@ def test_reconciliation_recreates_a_lost_contact_account_and_reports_its_drift(w
     assert world.mails_to(JM) == []
     again = run_full(world.context())
     assert again.drift["missing_in_shop"] == again.drift["stale"] == 0 and len(world.smtp.messages) == 2
+
+
+@pytest.mark.parametrize("on_delete", ["deactivate", "delete", "ignore"])
+def test_a_deleted_contact_row_is_handled_like_a_deleted_address(world: ContactWorld, on_delete: str) -> None:
+    world.addresses["on_erp_delete"] = on_delete
+    world.company(10001, "Müller GmbH", CONTACTS, main=2)
+    world.company(10002, "Groß KG", [(7, "Frau", "Eva", "Groß", "eg@gross.example")], main=7)
+    world.run()
+    gone = contact_account(10001, 1)
+    shop_id = Links(world.state).get_by_erp(PLATFORM, gone).shop_id
+    _delete_contact(world, 10001, 1)
+    world.run()  # a change scan cannot see a deleted row: nothing happens yet
+    assert world.kit.sandbox.customer(shop_id)["active"] is True
+    report = run_full(world.context())
+    assert ("10001-1", "orphaned") in {(i.record, i.action) for i in report.items}
+    assert report.drift["orphaned_links"] == 1
+    account = world.kit.sandbox.customer(shop_id)
+    link = Links(world.state).get_by_erp(PLATFORM, gone)
+    events = [e.event for e in History(world.state, lambda: None).of_address(gone, PLATFORM)]
+    if on_delete == "deactivate":
+        assert account["active"] is False and link is not None and link.shop_active is False
+        assert "erp_deleted" in events
+    elif on_delete == "delete":
+        assert account is None and link is None and "deleted" in events
+    else:
+        assert account["active"] is True and link is not None and link.shop_active is True
+    # The company's own account and the other contacts are untouched; nothing comes back.
+    shop = world.customers()
+    assert all(shop[n]["active"] for n in ("10001", "10001-2", "10002", "10002-7"))
+    world.run()
+    run_full(world.context())
+    assert ("10001-1" in world.customers()) is (on_delete != "delete")
+    assert len(world.mails_to(JM)) == 1 and len(world.mails_to(AS)) == 1
