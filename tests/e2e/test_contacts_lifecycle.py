@@ -176,3 +176,32 @@ def test_a_deleted_contact_row_is_handled_like_a_deleted_address(world: ContactW
     run_full(world.context())
     assert ("10001-1" in world.customers()) is (on_delete != "delete")
     assert len(world.mails_to(JM)) == 1 and len(world.mails_to(AS)) == 1
+
+
+def test_status_names_contact_accounts_in_failures_edits_and_bounces(world: ContactWorld, capsys,
+                                                                     monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from syncd.shell.status import collect_status, render_status_table
+    from syncd.state.bounces import Bounces
+
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.company(10002, "Groß KG", [(7, "Frau", "Eva", "Groß", "info-10001@firma.example")], main=7)
+    world.run()  # 10002-7 fails: its e-mail is 10001's login
+    key = contact_account(10001, 2)
+    Cursors(world.state).set(PLATFORM, "shop-changes", {"addresses": {str(key): {
+        "shop_id": "s1", "seen": "2026-01-01T00:00:00+00:00", "fields": {"lastName": ["Schäfer", "Berg"]}}}})
+    Bounces(world.state).record(platform=PLATFORM, erp_number=key, kind="credentials", job_id=1, email=AS,
+                                severity="hard", status="5.1.1", diagnostic="user unknown", source_id="m1",
+                                now=datetime.now(UTC))
+    status = collect_status(world.state, world.settings)
+    [platform] = status["platforms"]
+    assert [f["address"] for f in platform["failed"]] == ["10002-7"]
+    assert [e["address"] for e in platform["shop_changes"]] == ["10001-2"]
+    assert platform["bounces"]["latest"]["address"] == "10001-2"
+    text = json.dumps(status, default=str) + render_status_table(status, lang="de", width=300)
+    assert "10001-2" in text and not any(str(-k) in text for k in KEYS)
+    monkeypatch.setenv("SYNCD_TEST_SHOP_SECRET", world.kit.secret)
+    for args in (("bounces", "list", "--json"), ("bounces", "list")):
+        code, out, err = _cli(capsys, world.config_toml(), *args)
+        assert code == 0 and "10001-2" in out and str(-key) not in out, out + err
