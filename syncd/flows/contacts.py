@@ -64,8 +64,9 @@ def follow(ctx: PlatformContext, chunk: Sequence[ErpAddress], report: CycleRepor
         _push(ctx, [c for items in found.values() for c in items], report, credentials=credentials)
     by_number = {a.number: a for a in companies}
     with ctx.uow() as uow:
+        stored = uow.cursors.get_many(ctx.platform.name, [MAIN + str(n) for n in found])  # one read
         for number, items in found.items():
-            _main_changed(ctx, uow, by_number[number], items, report)
+            _main_changed(ctx, uow, by_number[number], items, report, stored.get(MAIN + str(number)))
         uow.commit()
 
 
@@ -97,8 +98,8 @@ def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport,
         report.add(account_label(a.number), "skipped", NO_EMAIL)
     if skipped:
         with ctx.uow() as uow:
-            last = {n: _last_event(uow, ctx.platform.name, n) for n in (a.number for a in skipped)}
-            new = [n for n, e in last.items() if e != HistoryEvent.CONTACT_SKIPPED]  # once per change
+            last = uow.history.last_events(ctx.platform.name, [a.number for a in skipped])
+            new = [a.number for a in skipped if last.get(a.number) != HistoryEvent.CONTACT_SKIPPED]  # once
             uow.history.record_many(ctx.platform.name, [(n, HistoryEvent.CONTACT_SKIPPED, NO_EMAIL, None)
                                                         for n in new])
             uow.commit()
@@ -106,16 +107,10 @@ def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport,
         apply_batch(ctx, with_mail[start:start + ctx.platform.batch_size], report, credentials=credentials)
 
 
-def _last_event(uow: Any, platform: str, number: int) -> str | None:
-    events = uow.history.of_address(number, platform)
-    return events[-1].event if events else None
-
-
 def _main_changed(ctx: PlatformContext, uow: Any, company: ErpAddress, contacts: list[ErpAddress],
-                  report: CycleReport) -> None:
+                  report: CycleReport, stored: dict[str, Any] | None) -> None:
     name, number = ctx.platform.name, company.number
     main = ctx.erp.main_contact(company)
-    stored = uow.cursors.get(name, MAIN + str(number))
     if stored is not None and stored.get("contact") == main:
         return
     seq = int(stored.get("seq", 0)) + 1 if stored is not None else 0

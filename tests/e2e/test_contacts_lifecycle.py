@@ -205,3 +205,26 @@ def test_status_names_contact_accounts_in_failures_edits_and_bounces(world: Cont
     for args in (("bounces", "list", "--json"), ("bounces", "list")):
         code, out, err = _cli(capsys, world.config_toml(), *args)
         assert code == 0 and "10001-2" in out and str(-key) not in out, out + err
+
+
+def test_the_main_contact_records_of_a_chunk_are_read_in_one_query(world: ContactWorld) -> None:
+    import sqlalchemy as sa
+
+    same = world.tick()
+    for n in range(20001, 20031):  # one chunk of 30 companies, re-read by the overlap each cycle
+        world.company(n, f"Firma {n}", [(1, "Frau", "Eva", f"Eins-{n}", None)], main=1, stamp=same)
+    world.run()
+    reads: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        select = statement.lstrip().upper().startswith("SELECT")
+        if select and ("cursors" in statement or "history" in statement):
+            reads.append(statement)
+
+    sa.event.listen(world.state.engine, "before_cursor_execute", seen)
+    try:
+        report = world.run()
+    finally:
+        sa.event.remove(world.state.engine, "before_cursor_execute", seen)
+    assert report.counts["skipped"] == 30  # each contact (no e-mail) seen again, its history read
+    assert len(reads) <= 6, f"{len(reads)} cursor/history reads for 30 companies"
