@@ -78,10 +78,11 @@ def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:
         if action == "failed":
             return "failed", f"contact {account_label(key)}: {detail}"
     action, detail = _erase_one(ctx, number)
-    if action == "erased" and contacts:
+    if action == "erased" and number > 0:  # its main contact too (kept for the events, any accounts_per)
         with ctx.uow() as uow:
             uow.cursors.delete(ctx.platform.name, MAIN + str(number))
             uow.commit()
+    if action == "erased" and contacts:
         detail += f"; {len(contacts)} contact account(s): " + ", ".join(account_label(k) for k in contacts)
     return action, detail
 
