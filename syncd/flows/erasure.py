@@ -83,7 +83,7 @@ def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:
             uow.cursors.delete(ctx.platform.name, MAIN + str(number))
             uow.commit()
     if action == "erased" and contacts:
-        detail += f"; {len(contacts)} contact account(s): " + ", ".join(account_label(k) for k in contacts)
+        detail += "; its contact persons too: " + ", ".join(account_label(k) for k in contacts)
     return action, detail
 
 
