@@ -8,9 +8,10 @@ change scan cannot see it (a deleted row has no change stamp). ``on_erp_delete``
 link, ``ignore`` reports it only; unset, the reconciliation deactivates when
 ``deactivate_blocked`` is on (the behaviour before the key existed).
 
-``erase`` removes the shop account, the link, the credential jobs, the failures, the create
-intent and the history of one address, and leaves a tombstone (number and time only) so that
-the ERP -> shop flow does not create the account again while the ERP row exists. Erasing a
+``erase`` removes the shop account, the link, the credential jobs, the event messages (but one
+being sent), the failures, the create intent and the history of one address, and leaves a
+tombstone (number and time only) so that the ERP -> shop flow does not create the account again
+while the ERP row exists. Erasing a
 company erases its contact persons' accounts with it (each one as above, each with its
 tombstone) and its main-contact record: a GDPR request about a company covers the people
 syncd knows through it, and a contact added later is not given an account either
@@ -117,6 +118,7 @@ def _erase_one(ctx: PlatformContext, number: int) -> tuple[str, str]:
         if link is not None:
             uow.links.delete(name, link.shop_id)
         uow.jobs.forget(name, number)
+        uow.messages.forget(name, number)  # event mails keep the recipient and names
         uow.failures.clear(name, DIRECTION, number)
         uow.failures.clear(name, MAIL_DIRECTION, number)
         uow.intents.settle(name, [number])

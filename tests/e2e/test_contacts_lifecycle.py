@@ -22,6 +22,7 @@ from syncd.state.cursors import Cursors
 from syncd.state.history import History
 from syncd.state.jobs import CredentialJobs
 from syncd.state.links import Links
+from syncd.state.messages import Messages
 from tests.support.contact_world import ContactWorld
 from tests.support.dbs import pg_schema_url
 from tests.support.flow_harness import PLATFORM
@@ -92,6 +93,7 @@ def test_erasing_a_company_erases_its_contacts_accounts(world: ContactWorld, cap
     world.set_main(10001, 2)
     world.run()  # a main-contact record and messages for 10001
     assert sorted(world.customers()) == ["10001", "10001-1", "10001-2", "10002", "10002-7"]
+    assert {m.erp_number for m in Messages(world.state).of(PLATFORM)} == set(KEYS[:2])  # main contact
     code, out, err = _cli(capsys, world.config_toml(), "accounts", "erase", "10001", "--yes")
     assert code == 0, out + err
     assert "10001: erased" in out and "10001-1, 10001-2" in out, out
@@ -102,6 +104,7 @@ def test_erasing_a_company_erases_its_contacts_accounts(world: ContactWorld, cap
     assert not CredentialJobs(world.state).ever_had(PLATFORM, contact_account(10001, 2))
     assert Cursors(world.state).get(PLATFORM, "main-contact:10001") is None
     assert Cursors(world.state).get(PLATFORM, "main-contact:10002") is not None
+    assert Messages(world.state).of(PLATFORM) == []  # their recipients and names went with them
     # Tombstones: the company, its contacts and a contact added later get no account again.
     world.update_contact(10001, 2, NNa="Schäfer-Berg")
     world.update_contact(10001, 3, EMail1="o.ohne@mueller-gmbh.example")

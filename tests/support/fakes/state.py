@@ -453,6 +453,12 @@ class FakeMessages(_Fake):
     def counts(self, platform: str) -> Counter[str]:
         return Counter(r["step"] for r in self.rows if r["platform"] == platform)
 
+    def forget(self, platform: str, erp_number: int, *, conn: Any = None) -> int:
+        kept = [r for r in self.rows if not (r["platform"] == platform and r["erp_number"] == int(erp_number)
+                                             and r["step"] != "sending")]
+        gone, self.rows = len(self.rows) - len(kept), kept
+        return gone
+
 
 class FakeApprovals(_Fake):
     """``syncd.state.approvals.Approvals`` in memory."""
