@@ -231,3 +231,23 @@ def test_the_main_contact_records_of_a_chunk_are_read_in_one_query(world: Contac
         sa.event.remove(world.state.engine, "before_cursor_execute", seen)
     assert report.counts["skipped"] == 30  # each contact (no e-mail) seen again, its history read
     assert len(reads) <= 6, f"{len(reads)} cursor/history reads for 30 companies"
+
+
+def test_a_refusal_names_the_contact_account_that_owns_the_email(world: ContactWorld) -> None:
+    world.company(10001, "Müller GmbH", CONTACTS, main=1)
+    world.company(10002, "Groß KG", [(7, "Frau", "Eva", "Groß", JM)], main=7)  # 10001-1's login
+    report = world.run()
+    [(record, detail)] = [(i.record, i.detail) for i in report.items if i.action == "failed"]
+    owner = ({"10001-1", "10002-7"} - {record}).pop()  # one of the two keeps the login
+    assert record in {"10001-1", "10002-7"} and f"ERP address {owner}" in detail, detail
+    from syncd.shell.status import collect_status
+
+    [platform] = collect_status(world.state, world.settings)["platforms"]
+    assert owner in platform["failed"][0]["reason"]
+    assert not any(str(-k) in json.dumps(platform, default=str) for k in KEYS)
+    # A later cycle: the login is an existing contact account's in the shop and the state store.
+    world.company(10003, "Dritte OHG", [(4, "Herr", "Max", "Drei", AS)], main=4)
+    later = world.run()
+    details = " ".join(i.detail for i in later.items if i.action == "failed" and i.record == "10003-4")
+    assert "10001-2" in details, details
+    assert not any(str(-k) in details for k in [*KEYS, contact_account(10003, 4)]), details
