@@ -52,6 +52,7 @@ from typing import Any, Protocol
 
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.rules import PushOutcome, email_key
+from syncd.core.rules import account_label as label  # a contact account as 10001-2
 
 from .http import encode_json
 from .mapping import CustomerMapper, MappedCustomer, Rejected, customer_id, fingerprint
@@ -177,8 +178,8 @@ class CustomerPusher:
             if owner != address.number:
                 plan.outcome, plan.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 plan.reason = (
-                    f"e-mail {plan.mapped.email} is already used by ERP address {owner}; "
-                    f"ERP address {address.number} gets no second shop account for it"
+                    f"e-mail {plan.mapped.email} is already used by ERP address {label(owner)}; "
+                    f"ERP address {label(address.number)} gets no second shop account for it"
                 )
                 continue
             if fingerprints is not None:
@@ -331,7 +332,7 @@ class CustomerPusher:
                 p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
                     f"e-mail {mapped.email} is already used by shop account {other['id']}"
-                    f"{self._owner_text(other, owners)}; not changing ERP address {number} to it"
+                    f"{self._owner_text(other, owners)}; not changing ERP address {label(number)} to it"
                 )
                 return
             if linked or p.detail is not None:
@@ -339,7 +340,7 @@ class CustomerPusher:
                 return
             owner = owners.get(own)
             if owner is not None and owner != number:
-                self._reject_owned(p, own, owner, f"syncd's id for ERP address {number}")
+                self._reject_owned(p, own, owner, f"syncd's id for ERP address {label(number)}")
                 return
             if number in intended or (current is not None and current.get("updatedAt") is None):
                 # Made by a push of ours that crashed before storing the link: the account never
@@ -366,8 +367,8 @@ class CustomerPusher:
             if owner is not None and owner != number:
                 p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__DUPLICATE_EMAIL"
                 p.reason = (
-                    f"e-mail {mapped.email} is already used by ERP address {owner} (shop account "
-                    f"{other['id']}); ERP address {number} gets no second shop account for it"
+                    f"e-mail {mapped.email} is already used by ERP address {label(owner)} (shop account "
+                    f"{other['id']}); ERP address {label(number)} gets no second shop account for it"
                 )
                 return
             p.outcome, p.shop_id = PushOutcome.LINKED, other["id"]
@@ -391,15 +392,15 @@ class CustomerPusher:
         for c in numbered:
             owner = self._owner_number(c, owners)
             if owner is not None and owner != number:
-                self._reject_owned(p, c["id"], owner, f"customer number {number}")
+                self._reject_owned(p, c["id"], owner, f"customer number {label(number)}")
                 return True
             other = group_emails.get(email_key(c.get("email")))
             if other is not None and other != number:
                 p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
                 p.reason = (
-                    f"shop account {c['id']} carries customer number {number} but the e-mail "
-                    f"{c.get('email')} of ERP address {other}; syncd neither links nor creates an "
-                    f"account for ERP address {number} until the e-mails are set right"
+                    f"shop account {c['id']} carries customer number {label(number)} but the e-mail "
+                    f"{c.get('email')} of ERP address {label(other)}; syncd neither links nor creates an "
+                    f"account for ERP address {label(number)} until the e-mails are set right"
                 )
                 return True
         same = [c for c in numbered if email_key(c.get("email")) == key]
@@ -407,7 +408,7 @@ class CustomerPusher:
             ids = ", ".join(c["id"] for c in same)
             p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
             p.reason = (
-                f"{len(same)} shop accounts carry customer number {number} and e-mail "
+                f"{len(same)} shop accounts carry customer number {label(number)} and e-mail "
                 f"{p.mapped.email} ({ids}); syncd links none of them and creates no further one - "  # type: ignore[union-attr]
                 f"delete or renumber the extra ones in the shop"
             )
@@ -418,8 +419,8 @@ class CustomerPusher:
     def _reject_owned(p: _Plan, shop_id: str, owner: int, found_by: str) -> None:
         p.outcome, p.code = PushOutcome.REJECTED, "SYNCD__AMBIGUOUS_ACCOUNT"
         p.reason = (
-            f"shop account {shop_id} ({found_by}) is linked to ERP address {owner}; ERP address "
-            f"{p.address.number} neither takes it over nor gets a second account"
+            f"shop account {shop_id} ({found_by}) is linked to ERP address {label(owner)}; ERP address "
+            f"{label(p.address.number)} neither takes it over nor gets a second account"
         )
 
     def _owner_number(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> int | None:
@@ -432,7 +433,7 @@ class CustomerPusher:
 
     def _owner_text(self, account: Mapping[str, Any], reverse_links: Mapping[str, int]) -> str:
         owner = self._owner_number(account, reverse_links)
-        return f" of ERP address {owner}" if owner is not None else ""
+        return f" of ERP address {label(owner)}" if owner is not None else ""
 
 
 def to_result(p: _Plan) -> PushResult:

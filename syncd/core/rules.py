@@ -171,6 +171,11 @@ def contact_account(address: int, contact: int) -> int:
     return -(int(address) * CONTACT_SPAN + int(contact))
 
 
+def contact_keys(address: int) -> tuple[int, int]:
+    """The (lowest, highest) account key any contact of ERP address ``address`` can have."""
+    return -(int(address) * CONTACT_SPAN + CONTACT_SPAN - 1), -(int(address) * CONTACT_SPAN + 1)
+
+
 def account_parts(key: int) -> tuple[int, int | None]:
     """(ERP address number, contact number or None) of an account key."""
     if key >= 0:

@@ -95,7 +95,7 @@ class UnknownAddresses(SyncdError):
     def __init__(self, platform: str, reasons: dict[int, str]) -> None:
         self.platform = platform
         self.reasons = reasons
-        listed = "; ".join(f"{n}: {why}" for n, why in sorted(reasons.items()))
+        listed = "; ".join(f"{account_label(n)}: {why}" for n, why in sorted(reasons.items()))
         super().__init__(f"platform {platform!r}: {listed}")
 
 

@@ -29,11 +29,12 @@ from syncd.core.rules import HistoryEvent, account_label, account_parts, contact
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.messages import Occurrence, notify
 from syncd.flows.push_addresses import apply_batch
+from syncd.state.cursors import MAIN_CONTACT
 
 log = structlog.get_logger("syncd.flows.contacts")
 
 CURSOR = "erp-to-shop:contacts"
-MAIN = "main-contact:"  # + ERP number: {"contact": AspNr | None, "seq": n}
+MAIN = MAIN_CONTACT
 NO_EMAIL = "contact person has no e-mail address: no shop account / Ansprechpartner ohne E-Mail: kein Konto"
 
 
@@ -56,7 +57,7 @@ def follow(ctx: PlatformContext, chunk: Sequence[ErpAddress], report: CycleRepor
     main-contact changes."""
     if not active(ctx):
         return
-    companies = [a for a in chunk if a.business and a.number > 0]
+    companies = _companies(ctx, chunk)
     if not companies:
         return
     found = ctx.erp.contact_addresses(companies)
@@ -64,8 +65,9 @@ def follow(ctx: PlatformContext, chunk: Sequence[ErpAddress], report: CycleRepor
         _push(ctx, [c for items in found.values() for c in items], report, credentials=credentials)
     by_number = {a.number: a for a in companies}
     with ctx.uow() as uow:
+        stored = uow.cursors.get_many(ctx.platform.name, [MAIN + str(n) for n in found])  # one read
         for number, items in found.items():
-            _main_changed(ctx, uow, by_number[number], items, report)
+            _main_changed(ctx, uow, by_number[number], items, report, stored.get(MAIN + str(number)))
         uow.commit()
 
 
@@ -74,8 +76,19 @@ def accounts_of(ctx: PlatformContext, chunk: Sequence[ErpAddress]) -> list[ErpAd
     ``accounts_per = "contact"``. For the dry run, which plans them like any address."""
     if not (active(ctx) and _accounts(ctx)):
         return []
-    found = ctx.erp.contact_addresses([a for a in chunk if a.business and a.number > 0])
+    found = ctx.erp.contact_addresses(_companies(ctx, chunk))
     return [c for items in found.values() for c in items if (c.email or "").strip()]
+
+
+def _companies(ctx: PlatformContext, chunk: Sequence[ErpAddress]) -> list[ErpAddress]:
+    """The business addresses of ``chunk`` whose contacts are read: not an erased company (GDPR,
+    ``syncd accounts erase``), whose contacts get no account, nor main-contact record, again."""
+    companies = [a for a in chunk if a.business and a.number > 0]
+    if not companies:
+        return []
+    with ctx.uow() as uow:
+        erased = uow.tombstones.among(ctx.platform.name, [a.number for a in companies])
+    return [a for a in companies if a.number not in erased]
 
 
 def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport, *,
@@ -86,8 +99,8 @@ def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport,
         report.add(account_label(a.number), "skipped", NO_EMAIL)
     if skipped:
         with ctx.uow() as uow:
-            last = {n: _last_event(uow, ctx.platform.name, n) for n in (a.number for a in skipped)}
-            new = [n for n, e in last.items() if e != HistoryEvent.CONTACT_SKIPPED]  # once per change
+            last = uow.history.last_events(ctx.platform.name, [a.number for a in skipped])
+            new = [a.number for a in skipped if last.get(a.number) != HistoryEvent.CONTACT_SKIPPED]  # once
             uow.history.record_many(ctx.platform.name, [(n, HistoryEvent.CONTACT_SKIPPED, NO_EMAIL, None)
                                                         for n in new])
             uow.commit()
@@ -95,16 +108,10 @@ def _push(ctx: PlatformContext, accounts: list[ErpAddress], report: CycleReport,
         apply_batch(ctx, with_mail[start:start + ctx.platform.batch_size], report, credentials=credentials)
 
 
-def _last_event(uow: Any, platform: str, number: int) -> str | None:
-    events = uow.history.of_address(number, platform)
-    return events[-1].event if events else None
-
-
 def _main_changed(ctx: PlatformContext, uow: Any, company: ErpAddress, contacts: list[ErpAddress],
-                  report: CycleReport) -> None:
+                  report: CycleReport, stored: dict[str, Any] | None) -> None:
     name, number = ctx.platform.name, company.number
     main = ctx.erp.main_contact(company)
-    stored = uow.cursors.get(name, MAIN + str(number))
     if stored is not None and stored.get("contact") == main:
         return
     seq = int(stored.get("seq", 0)) + 1 if stored is not None else 0

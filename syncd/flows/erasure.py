@@ -12,9 +12,14 @@ deactivated account is reactivated like an unblocked one; a deleted one is creat
 link, ``ignore`` reports it only; unset, the reconciliation deactivates when
 ``deactivate_blocked`` is on (the behaviour before the key existed).
 
-``erase`` removes the shop account, the link, the credential jobs, the failures, the create
-intent and the history of one address, and leaves a tombstone (number and time only) so that
-the ERP -> shop flow does not create the account again while the ERP row exists.
+``erase`` removes the shop account, the link, the credential jobs, the event messages (but one
+being sent), the failures, the create intent and the history of one address, and leaves a
+tombstone (number and time only) so that the ERP -> shop flow does not create the account again
+while the ERP row exists. Erasing a
+company erases its contact persons' accounts with it (each one as above, each with its
+tombstone) and its main-contact record: a GDPR request about a company covers the people
+syncd knows through it, and a contact added later is not given an account either
+(``contacts.follow`` skips a tombstoned company). `accounts erase 10001-2` erases one contact.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ import structlog
 
 from syncd.core.domain import ErpAddress
 from syncd.core.errors import PermanentError
-from syncd.core.rules import HistoryEvent, LinkKind
+from syncd.core.rules import HistoryEvent, LinkKind, account_label
 from syncd.flows import erpstatus
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION, MAIL_DIRECTION
+from syncd.state.cursors import MAIN_CONTACT as MAIN
 from syncd.state.links import Link
 
 log = structlog.get_logger("syncd.flows.erasure")
@@ -130,7 +136,38 @@ def apply_marks(ctx: PlatformContext, pairs: Sequence[tuple[ErpAddress, Link | N
 
 
 def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:
-    """Erase one address's account and syncd's record of it; (action, detail)."""
+    """Erase one address's account and syncd's record of it, a company's with its contact
+    persons' accounts; (action, detail)."""
+    contacts = _contact_keys(ctx, number) if number > 0 else []
+    for key in contacts:  # first: a refusal leaves the company's account for a second try
+        action, detail = _erase_one(ctx, key)
+        if action == "failed":
+            return "failed", f"contact {account_label(key)}: {detail}"
+    action, detail = _erase_one(ctx, number)
+    if action == "erased" and number > 0:  # its main contact too (kept for the events, any accounts_per)
+        with ctx.uow() as uow:
+            uow.cursors.delete(ctx.platform.name, MAIN + str(number))
+            uow.commit()
+    if action == "erased" and contacts:
+        detail += "; its contact persons too: " + ", ".join(account_label(k) for k in contacts)
+    return action, detail
+
+
+def _contact_keys(ctx: PlatformContext, number: int) -> list[int]:
+    """Every contact account of address ``number`` syncd knows: linked, in the history, or in
+    the ERP now (a contact not yet pushed gets its tombstone too)."""
+    name = ctx.platform.name
+    with ctx.uow() as uow:
+        keys = {lk.erp_number for lk in uow.links.of_contacts(name, number)}
+        events = uow.history.of_address(number, name, contacts=True)
+    keys |= {e.erp_number for e in events if e.erp_number < 0}
+    company = ctx.erp.get_address(number) if getattr(ctx.erp, "contacts", None) is not None else None
+    if company is not None:
+        keys |= {c.number for c in ctx.erp.contact_addresses([company]).get(number, [])}
+    return sorted(keys, reverse=True)  # 10001-1, 10001-2, ...
+
+
+def _erase_one(ctx: PlatformContext, number: int) -> tuple[str, str]:
     name = ctx.platform.name
     with ctx.uow() as uow:
         link = uow.links.get_by_erp(name, number)
@@ -140,12 +177,13 @@ def erase(ctx: PlatformContext, number: int) -> tuple[str, str]:
         problem = _delete(ctx, link.shop_id)
         if problem:
             return "failed", f"shop refused to delete the account: {problem}"
-    if ctx.platform.addresses.password_field:
+    if ctx.platform.addresses.password_field and number > 0:  # a contact account has no ERP field
         ctx.erp.clear_password_fields([number])  # a password in flight must not outlive the account
     with ctx.uow() as uow:
         if link is not None:
             uow.links.delete(name, link.shop_id)
         uow.jobs.forget(name, number)
+        uow.messages.forget(name, number)  # event mails keep the recipient and names
         uow.failures.clear(name, DIRECTION, number)
         uow.failures.clear(name, MAIL_DIRECTION, number)
         uow.intents.settle(name, [number])

@@ -18,7 +18,7 @@ from syncd.config.model import ErpSettings
 from syncd.config.profiles import company_is_name_line, effective_shop_flag
 from syncd.core.domain import ShopCustomer
 from syncd.core.errors import PermanentError
-from syncd.core.rules import SHOP_IMPORT_FIELDS, HistoryEvent, LinkKind
+from syncd.core.rules import SHOP_IMPORT_FIELDS, HistoryEvent, LinkKind, account_label
 from syncd.flows.numbers import ImportBlocked
 from syncd.state.links import Link
 
@@ -31,7 +31,8 @@ class LinkedMeanwhile(PermanentError):
     """The customer got linked by the ERP -> shop flow while this cycle was deciding."""
 
     def __init__(self, link: Link) -> None:
-        super().__init__(f"linked meanwhile to ERP address {link.erp_number} (kind {link.kind})")
+        number = account_label(link.erp_number)
+        super().__init__(f"linked meanwhile to ERP address {number} (kind {link.kind})")
         self.link = link
 
 

@@ -19,7 +19,7 @@ from syncd.config.profiles import platform_columns
 from syncd.core.domain import ErpAddress, PushResult
 from syncd.core.errors import PermanentError
 from syncd.core.redaction import redact
-from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, email_key, email_problem
+from syncd.core.rules import HistoryEvent, LinkKind, PushOutcome, account_label, email_key, email_problem
 from syncd.flows import erasure, erpstatus, golive
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.deactivation import NOT_FOR_SHOP, holding, not_held, set_active
@@ -118,7 +118,7 @@ def plan_batch(
         key = email_key(a.email)
         owner = owners.get(key)
         if owner is not None and owner != a.number:
-            reason = f"e-mail address {a.email} is also used by ERP address {owner}"
+            reason = f"e-mail address {a.email} is also used by ERP address {account_label(owner)}"
             plan.fail.append((a, reason, "email-duplicate"))
             continue
         owners[key] = a.number

@@ -24,6 +24,11 @@ Cost and memory: two streams, each O(table), one page in memory at a time.
    address is gone (``orphaned_links``) is reported, and its account deactivated when
    ``deactivate_blocked`` is on (a vanished address is treated like a blocked one).
 
+With ``accounts_per = "contact"`` each page carries its business addresses' contact persons'
+accounts (one ERP query per page, ``contacts.accounts_of``): they are compared, counted and
+repaired like the address's own, and a contact account whose ``Ansprechpartner`` row is gone is an
+orphaned link (``on_erp_delete``).
+
 Accounts the customer linked themselves (link kind ``email``) or that were imported from the
 shop are compared for presence only: their data is the customer's until the ERP row changes.
 """
@@ -37,8 +42,8 @@ from typing import TypeVar
 import structlog
 
 from syncd.core.domain import ErpAddress
-from syncd.core.rules import HistoryEvent, LinkKind
-from syncd.flows import credentials, erasure
+from syncd.core.rules import HistoryEvent, LinkKind, account_label
+from syncd.flows import contacts, credentials, erasure
 from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.deactivation import set_active
 from syncd.flows.erp_to_shop import run_erp_to_shop
@@ -155,7 +160,7 @@ class _Repairs:
         with ctx.uow() as uow:
             left = uow.failures.among(name, DIRECTION, counted)
         for n in counted:
-            actions = outcome.get(str(n), set())
+            actions = outcome.get(account_label(n), set())
             if actions and actions <= DONE_ACTIONS and str(n) not in left:
                 self.counts["repaired"] += 1
 
@@ -165,12 +170,15 @@ def _erp_page(ctx: PlatformContext, page: Sequence[ErpAddress], counts: Counter[
     name = ctx.platform.name
     settings = ctx.platform.addresses
     counts["erp_addresses"] += len(page)
+    # Contact persons' accounts (accounts_per = "contact") are compared and repaired with their
+    # company's page, by the same rules: they are accounts like the address's own.
+    page = [*page, *contacts.accounts_of(ctx, page)]
     numbers = [a.number for a in page]
     with ctx.uow() as uow:
         links = {n: lk for n, lk in uow.links.get_many(name, numbers).items()
                  if lk.kind != LinkKind.COLLECTIVE}
         recorded = uow.failures.among(name, DIRECTION, numbers)
-    failed = {int(r) for r in recorded if r.isdigit()}
+    failed = {int(r) for r in recorded if r.lstrip("-").isdigit()}  # "-100010002": a contact account
     counts["_matched"] += len(links)
     compared = [a for a in page if a.number in links and not a.blocked and a.for_shop is not False]
     shop_view = ctx.shop.compare(compared, {a.number: links[a.number].shop_id for a in compared})

@@ -33,7 +33,7 @@ import structlog
 
 from syncd.config.profiles import company_is_name_line, effective_columns
 from syncd.core.domain import ErpAddress, ShopCustomer
-from syncd.core.rules import HistoryEvent
+from syncd.core.rules import HistoryEvent, account_label
 from syncd.state.shop_changes import ReportedShopChanges
 
 log = structlog.get_logger("syncd.flows.shop_changes")
@@ -157,17 +157,17 @@ class ShopChanges:
         text = _describe(changes)
         if self.mode == "report":
             if self.dry_run:
-                self.report.add(c.id, "would-report-change", f"ERP address {number}: {text}")
+                self.report.add(c.id, "would-report-change", f"ERP address {account_label(number)}: {text}")
                 return
             seen = (_utc(c.updated_at or c.created_at) or datetime.now(UTC)).isoformat()
             if reported.put(number, c.id, seen, {ch.field: (ch.erp, ch.shop) for ch in changes}):
                 uow.history.record(self.platform, number, HistoryEvent.SHOP_CHANGE_REPORTED, reason=text,
                                    shop_id=c.id)
-            self.report.add(c.id, "reported-change", f"ERP address {number}: {text}")
+            self.report.add(c.id, "reported-change", f"ERP address {account_label(number)}: {text}")
             bound.info("shop change reported", changes=text)
             return
         if self.dry_run:
-            self.report.add(c.id, "would-import-change", f"ERP address {number}: {text}")
+            self.report.add(c.id, "would-import-change", f"ERP address {account_label(number)}: {text}")
             return
         values = erp_values(changes, a, self.name_line)
         erp.update_addresses({number: values})
@@ -180,4 +180,4 @@ class ShopChanges:
         reported.drop(number)
         uow.history.record(self.platform, number, HistoryEvent.SHOP_CHANGE_IMPORTED, reason=text,
                            shop_id=c.id)
-        self.report.add(c.id, "imported-change", f"ERP address {number}: {text}")
+        self.report.add(c.id, "imported-change", f"ERP address {account_label(number)}: {text}")

@@ -16,6 +16,7 @@ from typing import IO, Any, Literal
 import structlog
 
 from syncd.core.redaction import MASK, structlog_processor
+from syncd.core.rules import CONTACT_SPAN, account_label
 
 Format = Literal["json", "console"]
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -37,6 +38,32 @@ def _mask_inline(text: str) -> str:
 
 def _inline_secret_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: _mask_inline(v) if isinstance(v, str) else v for k, v in event_dict.items()}
+
+
+# Fields that name state-store accounts. A contact person's account is keyed by a negative
+# integer (``rules.contact_account``); people, and a grep for "10001-2", know it by its label.
+# Naming it here, once, covers every log call and the records bound to the context.
+ACCOUNT_FIELDS = frozenset({"address", "addresses", "account", "accounts", "record", "records"})
+_KEY_TEXT = re.compile(r"-\d+")
+
+
+def _label(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return account_label(value) if value <= -CONTACT_SPAN else value
+    if isinstance(value, str):
+        return _label(int(value)) if _KEY_TEXT.fullmatch(value) else value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_label(v) for v in value]
+    return value
+
+
+def account_label_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Contact accounts as ``10001-2`` in every field that names an account."""
+    for key in ACCOUNT_FIELDS.intersection(event_dict):
+        event_dict[key] = _label(event_dict[key])
+    return event_dict
 
 
 def redaction_chain() -> list[Any]:
@@ -105,6 +132,7 @@ def configure_logging(
         foreign_pre_chain=_pre_chain(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            account_label_processor,
             *redaction_chain(),
             renderer,
         ],

@@ -172,7 +172,8 @@ def collect_status(store: StateStore, settings: Settings) -> dict[str, Any]:
                                for r in failed],
                     "reconcile": _reconcile(stored),
                     # shop_changes = "report": customers' shop edits waiting for the operator
-                    "shop_changes": listed_shop_changes(edits),
+                    "shop_changes": [{**e, "address": _shown(e["address"])}
+                                     for e in listed_shop_changes(edits)],
                     "held": held,
                     "canary": canary,
                 }
@@ -196,7 +197,7 @@ def _bounces(store: StateStore, name: str) -> dict[str, Any]:
     except DBAPIError:  # a store not yet migrated to hold bounces
         return {"bounced": 0, "soft": 0, "latest": None}
     return {"bounced": hard, "soft": soft, "latest": None if latest is None else {
-        "address": latest.erp_number, "email": latest.email, "severity": latest.severity,
+        "address": _shown(latest.erp_number), "email": latest.email, "severity": latest.severity,
         "status": latest.status, "diagnostic": latest.diagnostic, "at": _iso(latest.bounced_at)}}
 
 
@@ -431,6 +432,8 @@ def render_status_table(status: dict[str, Any], *, lang: str | None = None, widt
     return out.getvalue()
 
 
-def _shown(record: str) -> str:
-    """A failure's record as people see it: a contact person's account "10001-2", not its key."""
-    return account_label(int(record)) if record.startswith("-") and record[1:].isdigit() else record
+def _shown(record: Any) -> Any:
+    """A record (failure, shop edit, bounce) as people see it: a contact person's account
+    "10001-2", not its key; anything else as it came."""
+    text = str(record)
+    return account_label(int(text)) if text.startswith("-") and text[1:].isdigit() else record

@@ -6,15 +6,19 @@ write it in the same transaction as that work.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from syncd.core.clock import utcnow
-from syncd.state.db import StateStore, upsert
+from syncd.state.db import StateStore, chunked, upsert
 from syncd.state.schema import cursors as t
+
+# The last main contact seen per company (syncd.flows.contacts), + ERP number:
+# {"contact": AspNr | None, "seq": n}. Erasing the company deletes it (syncd.flows.erasure).
+MAIN_CONTACT = "main-contact:"
 
 
 class Cursors:
@@ -28,6 +32,16 @@ class Cursors:
                 select(t.c.value).where(t.c.platform == platform, t.c.name == name)
             ).scalar_one_or_none()
         return dict(value) if value is not None else None
+
+    def get_many(self, platform: str, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The cursors of ``names`` that exist, by name: one query per 500 names."""
+        found: dict[str, dict[str, Any]] = {}
+        with self.store.connect() as conn:
+            for batch in chunked(sorted(set(names))):
+                rows = conn.execute(select(t.c.name, t.c.value).where(t.c.platform == platform,
+                                                                      t.c.name.in_(batch)))
+                found.update((name, dict(value)) for name, value in rows if value is not None)
+        return found
 
     def set(self, platform: str, name: str, value: dict[str, Any], *, conn: Connection | None = None) -> None:
         if not isinstance(value, dict):

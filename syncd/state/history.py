@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 
 from syncd.core import redaction
-from syncd.core.rules import CONTACT_SPAN, HistoryEvent
-from syncd.state.db import StateStore
+from syncd.core.rules import HistoryEvent, contact_keys
+from syncd.state.db import StateStore, chunked
 from syncd.state.schema import history as t
 
 REASON_LIMIT = 500
@@ -62,14 +62,23 @@ class History:
         n = int(erp_number)
         q = select(t).where(t.c.erp_number == n)
         if contacts and n > 0:
-            q = select(t).where((t.c.erp_number == n) | t.c.erp_number.between(
-                -(n * CONTACT_SPAN + CONTACT_SPAN - 1), -(n * CONTACT_SPAN + 1)))
+            q = select(t).where((t.c.erp_number == n) | t.c.erp_number.between(*contact_keys(n)))
         if platform is not None:
             q = q.where(t.c.platform == platform)
         with self.store.connect() as conn:
             rows = conn.execute(q.order_by(t.c.at, t.c.id)).mappings().all()
         return [Event(r["platform"], int(r["erp_number"]), r["event"], r["at"], r["reason"], r["shop_id"])
                 for r in rows]
+
+    def last_events(self, platform: str, numbers: Iterable[int]) -> dict[int, str]:
+        """The latest event of each of ``numbers`` that has one: one query per 500 numbers."""
+        last: dict[int, str] = {}
+        with self.store.connect() as conn:
+            for batch in chunked(sorted({int(n) for n in numbers})):
+                rows = conn.execute(select(t.c.erp_number, t.c.event).where(
+                    t.c.platform == platform, t.c.erp_number.in_(batch)).order_by(t.c.at, t.c.id))
+                last.update((int(n), event) for n, event in rows)
+        return last
 
     def forget(self, platform: str, erp_number: int) -> int:
         """Delete every event of one address on one platform (erasure on request)."""

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from syncd.core.clock import utcnow
-from syncd.core.rules import LinkKind
+from syncd.core.rules import LinkKind, contact_keys
 from syncd.state.db import StateStore, chunked, upsert
 from syncd.state.schema import links as t
 
@@ -68,6 +68,13 @@ class Links:
                 rows = conn.execute(select(t).where(t.c.platform == platform, t.c.erp_number.in_(batch)))
                 found.extend(_row_to_link(r) for r in rows)
         return _prefer_own(found)
+
+    def of_contacts(self, platform: str, number: int) -> list[Link]:
+        """The links of ERP address ``number``'s contact persons' accounts."""
+        with self.store.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.platform == platform,
+                                                t.c.erp_number.between(*contact_keys(number))))
+            return [_row_to_link(r) for r in rows]
 
     def get_by_shop(self, platform: str, shop_id: str) -> Link | None:
         return self.get_by_shops(platform, [shop_id]).get(shop_id)

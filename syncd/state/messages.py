@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from syncd.core.redaction import redact
 from syncd.state.bounces import not_bounced_recipient
@@ -193,3 +193,10 @@ class Messages:
         with self._conn(None) as c:
             c.execute(update(t).where(t.c.id == message_id, t.c.step.in_(LIVE_STEPS)).values(
                 step=FAILED, last_error=_error_text(error), updated_at=now, finished_at=now))
+
+    def forget(self, platform: str, erp_number: int, *, conn: Connection | None = None) -> int:
+        """Erasure on request: the messages of one address (recipient, names in ``context``),
+        sent or waiting. One in ``sending`` stays: its send loop holds it at the commit point."""
+        with self._conn(conn) as c:
+            return c.execute(delete(t).where(t.c.platform == platform, t.c.erp_number == int(erp_number),
+                                             t.c.step != SENDING)).rowcount or 0

@@ -102,3 +102,19 @@ def test_bad_level_and_format_are_refused():
         parse_level("loud")
     with pytest.raises(ValueError, match="log format"):
         configure_logging("xml", "info", stream=io.StringIO())
+
+
+def test_contact_account_keys_are_logged_by_their_label(captured_logs):
+    log = structlog.get_logger("syncd.test")
+    log.info("one", address=-100010002, platform="shop")
+    log.info("many", addresses=[10001, -100010002, "-420000017"], accounts=3, cycle=-100010002)
+    structlog.contextvars.bind_contextvars(address=-100010001)
+    try:
+        log.info("bound")
+    finally:
+        structlog.contextvars.unbind_contextvars("address")
+    one, many, bound = captured_logs.events()
+    assert one["address"] == "10001-2"
+    assert many["addresses"] == [10001, "10001-2", "42000-17"] and many["accounts"] == 3
+    assert many["cycle"] == -100010002  # not an account field: left as it is
+    assert bound["address"] == "10001-1"

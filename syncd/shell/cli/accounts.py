@@ -218,7 +218,8 @@ def erase(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, addre
 @accounts_group.command(
     "erase",
     help="Erase one ERP address on request (GDPR): delete its shop account, the link and syncd's "
-    "history of it; a tombstone keeps the account from being created again.",
+    "history of it; a tombstone keeps the account from being created again. A company's contact "
+    "persons' accounts (10001-2) are erased with it; 10001-2 erases one contact's.",
 )
 @platform_option()
 @click.argument("address", type=AccountKey())
@@ -228,8 +229,9 @@ def erase(loaded: LoadedConfig, secrets: Secrets, *, platform: str | None, addre
 def erase_cmd(ctx: click.Context, state: CliState, platform: str | None, address: int, yes: bool) -> None:
     if not yes:
         shown = account_label(address)
-        click.confirm(f"Erase address {shown} and delete its shop account? / Adresse {shown} und ihr "
-                      "Shop-Konto endgültig löschen?", abort=True)
+        click.confirm(f"Erase address {shown} and delete its shop account (a company's with its contact "
+                      f"persons' accounts)? / Adresse {shown} und ihr Shop-Konto (bei einer Firma mit den "
+                      "Konten ihrer Ansprechpartner) endgültig löschen?", abort=True)
     ctx.exit(erase(*_prepare(state, platform), platform=platform, address=address))
 
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncd.config.loader import LoadedConfig
+from syncd.core.rules import account_label
 
 
 def list_by_state(loaded: LoadedConfig, *, platform: str | None, state: str) -> None:
@@ -29,7 +30,8 @@ def list_by_state(loaded: LoadedConfig, *, platform: str | None, state: str) -> 
         for name in [p.name for p in loaded.settings.platforms if platform in (None, p.name)]:
             for a in Approvals(store).of_state(name, state):
                 count += 1
-                table.add_row(escape(name), a.shop_id, "" if a.erp_number is None else str(a.erp_number),
+                number = "" if a.erp_number is None else account_label(a.erp_number)
+                table.add_row(escape(name), a.shop_id, number,
                               escape(a.email or ""), a.state, escape(a.requested_group or ""),
                               escape(a.reason or ""), iso(a.updated_at))
     finally:

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncd.core.errors import ConfigError
+from syncd.core.rules import account_label
 
 from .common import CliState, check_platform, pass_state, platform_option
 
@@ -85,7 +86,7 @@ def list_cmd(state: CliState, platform: str | None, only_open: bool, as_json: bo
     if as_json:
         for b in rows:
             click.echo(json.dumps({
-                "platform": b.platform, "address": b.erp_number, "kind": b.kind, "email": b.email,
+                "platform": b.platform, "address": _label(b.erp_number), "kind": b.kind, "email": b.email,
                 "severity": b.severity, "status": b.status, "diagnostic": b.diagnostic,
                 "bounced_at": b.bounced_at.isoformat(),
                 "cleared_at": b.cleared_at.isoformat() if b.cleared_at else None,
@@ -96,9 +97,15 @@ def list_cmd(state: CliState, platform: str | None, only_open: bool, as_json: bo
                   "cleared / aufgehoben", "diagnostic / Meldung"):
         table.add_column(title, overflow="fold")
     for b in rows:
-        table.add_row(escape(b.platform), str(b.erp_number or "–"), b.kind, escape(b.email), b.severity,
+        number = str(_label(b.erp_number) or "–")
+        table.add_row(escape(b.platform), number, b.kind, escape(b.email), b.severity,
                       b.status or "–", b.bounced_at.isoformat(timespec="minutes"),
                       b.cleared_at.isoformat(timespec="minutes") if b.cleared_at else "–",
                       escape(b.diagnostic or ""))
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
     click.echo(f"{len(rows)} bounce(s)")
+
+
+def _label(number: int | None) -> int | str | None:
+    """A contact person's account as "10001-2"; an address's number as it is."""
+    return account_label(number) if number is not None and number < 0 else number

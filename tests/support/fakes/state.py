@@ -31,7 +31,7 @@ from typing import Any, Self
 from sqlalchemy.exc import IntegrityError
 
 from syncd.core.clock import Clock, utcnow
-from syncd.core.rules import HistoryEvent, LinkKind
+from syncd.core.rules import HistoryEvent, LinkKind, contact_keys
 from syncd.state import jobs as steps
 from syncd.state.approvals import Approval
 from syncd.state.drift import DriftReports
@@ -73,6 +73,10 @@ class FakeLinks(_Fake):
     def get_many(self, platform: str, numbers: Iterable[int]) -> dict[int, Link]:
         wanted = {int(n) for n in numbers}
         return _prefer_own(x for x in self.rows.values() if x.platform == platform and x.erp_number in wanted)
+
+    def of_contacts(self, platform: str, number: int) -> list[Link]:
+        low, high = contact_keys(number)
+        return [x for x in self.rows.values() if x.platform == platform and low <= x.erp_number <= high]
 
     def get_by_shop(self, platform: str, shop_id: str) -> Link | None:
         return self.rows.get((platform, shop_id))
@@ -345,6 +349,9 @@ class FakeCursors(_Fake):
         value = self.rows.get((platform, name))
         return dict(json.loads(value)) if value is not None else None
 
+    def get_many(self, platform: str, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {n: v for n in names if (v := self.get(platform, n)) is not None}
+
     def set(self, platform: str, name: str, value: dict[str, Any], *, conn: object = None) -> None:
         if not isinstance(value, dict):
             raise TypeError(f"a cursor value is a dict, got {type(value).__name__}")
@@ -419,9 +426,16 @@ class FakeHistory(_Fake):
         self.events.extend(Event(platform, int(n), str(HistoryEvent(e)), now, _reason(r), sid)
                            for n, e, r, sid in events)
 
-    def of_address(self, erp_number: int, platform: str | None = None) -> list[Event]:
-        return [e for e in self.events
-                if e.erp_number == int(erp_number) and platform in (None, e.platform)]
+    def of_address(self, erp_number: int, platform: str | None = None, *,
+                   contacts: bool = False) -> list[Event]:
+        low, high = contact_keys(int(erp_number)) if contacts and int(erp_number) > 0 else (0, -1)
+        return [e for e in self.events if platform in (None, e.platform)
+                and (e.erp_number == int(erp_number) or low <= e.erp_number <= high)]
+
+    def last_events(self, platform: str, numbers: Iterable[int]) -> dict[int, str]:
+        wanted = {int(n) for n in numbers}
+        return {e.erp_number: e.event for e in self.events
+                if e.platform == platform and e.erp_number in wanted}
 
     def forget(self, platform: str, erp_number: int) -> int:
         kept = [e for e in self.events if not (e.platform == platform and e.erp_number == int(erp_number))]
@@ -457,6 +471,12 @@ class FakeMessages(_Fake):
 
     def counts(self, platform: str) -> Counter[str]:
         return Counter(r["step"] for r in self.rows if r["platform"] == platform)
+
+    def forget(self, platform: str, erp_number: int, *, conn: Any = None) -> int:
+        kept = [r for r in self.rows if not (r["platform"] == platform and r["erp_number"] == int(erp_number)
+                                             and r["step"] != "sending")]
+        gone, self.rows = len(self.rows) - len(kept), kept
+        return gone
 
 
 class FakeApprovals(_Fake):
