@@ -4,7 +4,6 @@ mailed -> logged in; the metric counts accounts mailed but never used. SQLite an
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import pytest
 from syncd.flows import accounts
 from syncd.shell.metrics import Metrics
 from syncd.state.history import History
-from tests.support.dbs import pg_schema_url
-from tests.support.flow_harness import PLATFORM, Harness, password_of
+from tests.support.flow_harness import PLATFORM, STATE_STORES, Harness, harness_on, password_of
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shop_fixtures import store_login
 from tests.support.shops import shop  # noqa: F401 - the fixture
@@ -31,13 +29,9 @@ def _person(n: int) -> dict:
             "street": "Weg 1", "zip": "01067", "city": "Dresden", "country": "DE"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+@pytest.fixture(params=STATE_STORES)
 def harness(request, tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
-    with contextlib.ExitStack() as stack:
-        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
-        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server,
-                    state_url=state_url)
-        stack.callback(h.close)
+    with harness_on(request.param, tmp_path, shop, smtp_server) as h:
         yield h
 
 

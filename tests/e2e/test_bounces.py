@@ -5,7 +5,6 @@ SMTP server (aiosmtpd), SQLite and PostgreSQL state stores."""
 
 from __future__ import annotations
 
-import contextlib
 import mailbox
 import re
 from collections.abc import Iterator
@@ -24,8 +23,7 @@ from syncd.state.history import History
 from syncd.state.jobs import CredentialJobs
 from syncd.state.messages import Messages
 from tests.support import bounce_samples as samples
-from tests.support.dbs import pg_schema_url
-from tests.support.flow_harness import PLATFORM, Harness
+from tests.support.flow_harness import PLATFORM, STATE_STORES, Harness, harness_on
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shops import shop  # noqa: F401 - the fixture
 
@@ -39,17 +37,13 @@ def _person(n: int, **kw) -> dict:
     return row
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+@pytest.fixture(params=STATE_STORES)
 def harness(request, tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
     """Each case for each platform kind (``shop``) and state store."""
-    with contextlib.ExitStack() as stack:
-        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
-        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server,
-                    state_url=state_url)
+    with harness_on(request.param, tmp_path, shop, smtp_server) as h:
         mailbox.Maildir(str(tmp_path / "bounces"), create=True).close()
         h.mail = {"bounces": {"enabled": True, "return_path": "bounces@example.com",
                               "maildir": str(tmp_path / "bounces")}}
-        stack.callback(h.close)
         yield h
 
 

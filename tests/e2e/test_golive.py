@@ -5,7 +5,6 @@ sandbox over HTTP, a real SMTP server, SQLite and PostgreSQL state stores."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +17,7 @@ from syncd.shell.status import collect_status, render_status_table
 from syncd.state.history import History
 from syncd.state.jobs import CredentialJobs
 from syncd.state.schema import mail_sends
-from tests.support.dbs import pg_schema_url
-from tests.support.flow_harness import PLATFORM, Harness, password_of
+from tests.support.flow_harness import PLATFORM, STATE_STORES, Harness, harness_on, password_of
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shops import shop  # noqa: F401 - the fixture
 from tests.support.wired_env import shopware_only
@@ -34,14 +32,10 @@ def _person(n: int, **kw) -> dict:
     return row
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+@pytest.fixture(params=STATE_STORES)
 def harness(request, tmp_path: Path, shop, smtp_server) -> Iterator[Harness]:  # noqa: F811
     """Each case for each platform kind (``shop``) and state store."""
-    with contextlib.ExitStack() as stack:
-        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
-        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server,
-                    state_url=state_url)
-        stack.callback(h.close)
+    with harness_on(request.param, tmp_path, shop, smtp_server) as h:
         yield h
 
 

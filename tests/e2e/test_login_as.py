@@ -5,7 +5,6 @@ the logs, the state store or the history; shops without the mechanism are refuse
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
 import subprocess
@@ -24,8 +23,7 @@ from syncd.shell.login_link import OneTimeLink
 from syncd.state.db import open_state
 from syncd.state.history import History
 from tests.support import wired_env as wired
-from tests.support.dbs import pg_schema_url
-from tests.support.flow_harness import Harness
+from tests.support.flow_harness import STATE_STORES, Harness, harness_on
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.wired_env import Env, assert_nowhere, subprocess_env
 
@@ -205,13 +203,9 @@ def test_woocommerce_is_refused_with_the_reason(tmp_path: Path, capsys, monkeypa
 
 
 # ------------------------------------------------------------------ SQLite and PostgreSQL state
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+@pytest.fixture(params=STATE_STORES)
 def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
-    with contextlib.ExitStack() as stack:
-        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
-        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server,
-                    state_url=state_url)
-        stack.callback(h.close)
+    with harness_on(request.param, tmp_path, sandbox, smtp_server) as h:
         yield h
 
 

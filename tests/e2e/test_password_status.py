@@ -5,7 +5,6 @@ beside them, in `accounts list` and `accounts export --changed-by-customer`, nev
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -20,8 +19,7 @@ from syncd.state.db import open_state
 from syncd.state.history import History
 from tests.e2e.test_accounts_ops import _age_state, _export
 from tests.support import wired_env as wired
-from tests.support.dbs import pg_schema_url
-from tests.support.flow_harness import Harness
+from tests.support.flow_harness import STATE_STORES, Harness, harness_on
 from tests.support.mailserver import smtp_server, smtp_server_factory, smtp_tls_files  # noqa: F401
 from tests.support.shop_fixtures import admin_session, store_login
 from tests.support.wired_env import Env, assert_nowhere, read_mail
@@ -163,13 +161,9 @@ def test_a_password_change_seen_by_the_cycle_survives_the_next_login(env: Env, c
 
 
 # ------------------------------------------------------------------ SQLite and PostgreSQL state
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)])
+@pytest.fixture(params=STATE_STORES)
 def harness(request, tmp_path: Path, sandbox, smtp_server) -> Iterator[Harness]:  # noqa: F811
-    with contextlib.ExitStack() as stack:
-        state_url = stack.enter_context(pg_schema_url()) if request.param == "postgresql" else ""
-        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", sandbox, smtp_server,
-                    state_url=state_url)
-        stack.callback(h.close)
+    with harness_on(request.param, tmp_path, sandbox, smtp_server) as h:
         yield h
 
 

@@ -8,13 +8,16 @@ real SMTP server (aiosmtpd, ``tests.support.mailserver``), the shipped layouts a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from syncd.config.messaging import MessagesSettings, NotificationSettings, SmsSettings
@@ -255,3 +258,23 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
         mail=config.get("mail"), sms=config.get("sms"), messages=config.get("messages"),
         **config["addresses"],
     )
+
+
+# The state stores a flow test runs on: SQLite, and PostgreSQL (a fresh schema) where the test
+# environment has it (``pytest.mark.realdb``).
+STATE_STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.realdb)]
+
+
+@contextlib.contextmanager
+def harness_on(state: str, tmp_path: Path, shop: Any, smtp_server: MailServer, **options: Any
+               ) -> Iterator[Harness]:
+    """A Harness over a SQLite ERP table ``adressen`` and the state store ``state`` (one of
+    ``STATE_STORES``), closed afterwards."""
+    from tests.support.dbs import pg_schema_url
+
+    with contextlib.ExitStack() as stack:
+        state_url = stack.enter_context(pg_schema_url()) if state == "postgresql" else ""
+        h = Harness(tmp_path, f"sqlite:///{tmp_path / 'erp.db'}", "adressen", shop, smtp_server,
+                    state_url=state_url, **options)
+        stack.callback(h.close)
+        yield h
