@@ -363,3 +363,17 @@ def test_shop_id_column_belongs_to_one_platform():
     assert "shop_id" not in platform_columns(s, "shop") and platform_columns(s, "woo")["shop_id"] == "WShopID"
     error = _error(two.replace('profile = "bueroplus"\n', owned + '"wooo"\n'))
     assert error.key == "erp.shop_id_platform" and error.value == "wooo" and "/etc/syncd/x.toml" in str(error)
+
+
+def test_check_warns_that_a_blocked_notification_cannot_fire_without_deactivation():
+    from syncd.shell.cli.check import mapping_checks
+
+    table = '[[notifications]]\ngroup = "*"\nevent = "blocked"\n'
+    off = '[platforms.addresses]\ndeactivate_blocked = false\n'
+
+    def warned(text: str) -> list[str]:
+        return [i.detail for i in mapping_checks(parse_settings(text)) if i.warning and "blocked" in i.name]
+
+    assert warned(MINIMAL + off + table) and "never sent" in warned(MINIMAL + off + table)[0]
+    assert warned(MINIMAL + table) == []  # Shopware deactivates by default: the event fires
+    assert warned(MINIMAL + off) == []  # no such table: nothing to warn about

@@ -119,6 +119,13 @@ def mapping_checks(settings: Any) -> list[CheckItem]:
             items.append(CheckItem("config", f"platforms[{index}].addresses.shop_changes", True,
                                    f"{a.shop_changes}: {', '.join(a.shop_change_fields)} "
                                    "(newer change wins, ties go to the ERP)"))
+    # The blocked event is the notice of a deactivation: where no platform deactivates, a
+    # configured table would never fire, and the operator would not find out from the logs.
+    if any(t.event == "blocked" and t.enabled for t in settings.notifications) and not any(
+            p.addresses.deactivate_blocked for p in settings.platforms):
+        items.append(CheckItem("config", "notifications: event = \"blocked\"", True,
+                               "never sent: no platform deactivates blocked addresses (deactivate_blocked = "
+                               "false; WooCommerce cannot deactivate)", warning=True))
     return items
 
 
