@@ -36,6 +36,7 @@ from syncd.flows.context import CycleReport, PlatformContext
 from syncd.flows.failures import DIRECTION, MAIL_DIRECTION
 from syncd.state.cursors import MAIN_CONTACT as MAIN
 from syncd.state.links import Link
+from syncd.state.shop_changes import ReportedShopChanges
 
 log = structlog.get_logger("syncd.flows.erasure")
 
@@ -188,6 +189,8 @@ def _erase_one(ctx: PlatformContext, number: int) -> tuple[str, str]:
         uow.failures.clear(name, MAIL_DIRECTION, number)
         uow.intents.settle(name, [number])
         uow.tombstones.add(name, number, uow.clock())
+        uow.tombstones.forget_traces(name, number)
+        ReportedShopChanges(uow.cursors, name).drop(number)  # the shop edits reported: old and new values
         uow.commit()
     with ctx.uow() as uow:  # its own unit: History writes through its own transaction
         uow.history.forget(name, number)

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select
 
 from syncd.state.db import StateStore, upsert
+from syncd.state.schema import account_activity, approvals, mail_bounces
 from syncd.state.schema import tombstones as t
 
 
@@ -23,6 +24,15 @@ class Tombstones:
         with self.store.write(conn) as c:
             upsert(c, t, {"platform": platform, "erp_number": int(erp_number), "erased_at": at},
                    keys=["platform", "erp_number"], update=["erased_at"])
+
+    def forget_traces(self, platform: str, erp_number: int, *, conn: Connection | None = None) -> int:
+        """The rest of what syncd keeps about the erased address: its approval (e-mail, the
+        operator's reason), its last logins, its bounces (e-mail, the server's diagnostic).
+        Order reminders are kept by order, not by address, and stay until the order is done."""
+        with self.store.write(conn) as c:
+            return sum(c.execute(delete(table).where(table.c.platform == platform,
+                                                     table.c.erp_number == int(erp_number))).rowcount or 0
+                       for table in (approvals, account_activity, mail_bounces))
 
     def among(self, platform: str, numbers: Iterable[int]) -> set[int]:
         wanted = sorted({int(n) for n in numbers})

@@ -96,3 +96,40 @@ def test_erase_removes_account_link_and_history_and_keeps_a_tombstone(harness: H
     assert len(harness.mails_to("kunde10001@example.com")) == 1  # the first one, before the erasure
     # Erasing again (or an address never linked) is harmless.
     assert accounts.erase(harness.context(), 10001).action == "erased"
+
+
+def test_erase_leaves_no_approval_login_bounce_or_shop_edit_of_the_address(harness: Harness) -> None:
+    from datetime import UTC, datetime
+
+    from syncd.state.schema import account_activity, approvals, mail_bounces
+    from syncd.state.shop_changes import ReportedShopChanges
+
+    harness.insert([_person(10001), _person(10002)])
+    harness.run()
+    ctx = harness.context()
+    now = datetime.now(UTC)
+    with harness.state.begin() as conn:
+        for n in (10001, 10002):
+            conn.execute(sa.insert(approvals).values(platform=PLATFORM, shop_id=f"s{n}", erp_number=n,
+                                                     email=f"kunde{n}@example.com", state="approved",
+                                                     created_at=now, updated_at=now))
+            conn.execute(sa.insert(account_activity).values(platform=PLATFORM, shop_id=f"s{n}", erp_number=n,
+                                                            first_login_at=now, last_login_at=now))
+            conn.execute(sa.insert(mail_bounces).values(
+                platform=PLATFORM, erp_number=n, kind="credentials", job_id=n, email=f"kunde{n}@example.com",
+                severity="hard", status="5.1.1", diagnostic="user unknown", source_id=f"<{n}@mx>",
+                bounced_at=now))
+    with ctx.uow() as uow:
+        for n in (10001, 10002):
+            edits = ReportedShopChanges(uow.cursors, PLATFORM)
+            edits.put(n, f"s{n}", now.isoformat(), {"city": ("Alt", "Neu")})
+        uow.commit()
+
+    assert accounts.erase(ctx, 10001).action == "erased"
+
+    with harness.state.connect() as conn:
+        for table in (approvals, account_activity, mail_bounces):
+            left = conn.execute(sa.select(table.c.erp_number).where(table.c.platform == PLATFORM)).scalars()
+            assert sorted(left) == [10002], table.name  # the other address keeps its rows
+    with ctx.uow() as uow:
+        assert set(ReportedShopChanges(uow.cursors, PLATFORM).all()) == {"10002"}

@@ -535,6 +535,9 @@ class FakeTombstones(_Fake):
     def lift(self, platform: str, erp_number: int) -> bool:
         return self.rows.pop((platform, int(erp_number)), None) is not None
 
+    def forget_traces(self, platform: str, erp_number: int, *, conn: object = None) -> int:
+        return 0  # the fakes keep no approvals by address, logins or bounces
+
 
 # ---------------------------------------------------------------------------------------- unit of work
 class FakeState:
