@@ -147,18 +147,34 @@ class ImapSource:
         s = settings.imap
         self._settings = settings
         where = f"{s.host}:{s.port}"
-        context = ssl.create_default_context(cafile=s.ca_file)
+        try:
+            context = ssl.create_default_context(cafile=s.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the CA file: {exc}", key="mail.bounces.imap.ca_file",
+                              value=s.ca_file) from None
         if not s.verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         try:
             self._client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl",
                                       ssl_context=context, timeout=s.timeout)
-        except (OSError, ssl.SSLError) as exc:
-            raise TransientError(f"cannot connect to IMAP server {where}: {exc}") from None
-        try:
             if s.security == "starttls":
+                if not self._client.has_capability("STARTTLS"):
+                    raise ConfigurationFault(f"IMAP server {where} does not offer STARTTLS (security = "
+                                             '"starttls"); refusing to log in in clear text',
+                                             key="mail.bounces.imap.security")
                 self._client.starttls(context)
+        except ConfigurationFault:
+            self.close()
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise _untrusted(where, exc) from None
+        except Exception as exc:  # refused, timed out, a TLS handshake that failed otherwise
+            self.close()
+            raise TransientError(f"cannot connect to IMAP server {where} (security = {s.security!r}): "
+                                 f"{type(exc).__name__}: {exc}") from None
+        try:
             user, secret = s.username or "", password or ""
             if (user + secret).isascii():
                 self._client.login(user, secret)
@@ -215,6 +231,13 @@ class ImapSource:
             client.logout()
         except Exception:  # noqa: S110 - closing a connection that may already be gone
             pass
+
+
+def _untrusted(where: str, exc: ssl.SSLCertVerificationError) -> ConfigurationFault:
+    """The same words and key as the SMTP side's untrusted certificate (``smtp.py``)."""
+    return ConfigurationFault(f"TLS certificate of IMAP server {where} not trusted: "
+                              f"{exc.verify_message or exc} (set [mail.bounces.imap] ca_file to the "
+                              "server's CA)", key="mail.bounces.imap.ca_file")
 
 
 @contextmanager
