@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -29,6 +29,7 @@ from syncd.core.returnpath import CREDENTIALS, ReadBounce, Tag, verify
 from syncd.core.rules import HistoryEvent
 from syncd.flows import erpstatus
 from syncd.flows.context import PlatformContext
+from syncd.flows.push_addresses import checkpoint
 from syncd.state.bounces import HARD, Bounces
 from syncd.state.db import StateStore
 from syncd.state.history import History
@@ -71,6 +72,7 @@ def check(settings: Settings, state: StateStore, source: BounceSource,
         report.counts["read"] += 1
         try:
             processed = _one(state, bounces, key, read(raw, ref), context, clock, report)
+            checkpoint("bounce_before_done")
             source.done(ref, processed=processed)
         except Exception as exc:  # one bad message: reported, read again next time
             report.counts["error"] += 1
@@ -100,27 +102,47 @@ def _one(state: StateStore, bounces: Bounces, key: bytes, rb: ReadBounce,
         return False
     now = clock()
     for target in targets:
+        detail = redact(f"{target.kind} to {target.email}: {rb.status or '?'} {rb.diagnostic or ''}".strip())
+        event = HistoryEvent.MAIL_BOUNCED if severity == HARD else HistoryEvent.MAIL_SOFT_BOUNCED
+
+        def history(conn: Any, t: _Target = target, reason: str = detail, e: HistoryEvent = event) -> None:
+            if t.erp_number is not None:
+                History(state, clock).record_many(t.platform, [(t.erp_number, e, reason, None)], conn=conn)
+
         recorded = bounces.record(platform=target.platform, erp_number=target.erp_number, kind=target.kind,
                                   job_id=target.job_id, email=target.email, severity=severity,
-                                  status=rb.status, diagnostic=rb.diagnostic, source_id=rb.source_id, now=now)
+                                  status=rb.status, diagnostic=rb.diagnostic, source_id=rb.source_id, now=now,
+                                  also=history)
+        checkpoint("bounce_after_record")
         if recorded is None:
             report.counts["duplicate"] += 1
+            # Killed after the record, before the ERP field: the message is read again; writing the
+            # same text again (the first bounce's date) is harmless, never writing it is not.
+            _mark_erp(state, context, target, severity)
             continue
         report.counts[severity] += 1
         where = f"{target.platform}/{target.erp_number if target.erp_number is not None else '-'}"
-        detail = redact(f"{target.kind} to {target.email}: {rb.status or '?'} {rb.diagnostic or ''}".strip())
         report.items.append((severity, where, detail))
-        if target.erp_number is not None:
-            event = HistoryEvent.MAIL_BOUNCED if severity == HARD else HistoryEvent.MAIL_SOFT_BOUNCED
-            History(state, clock).record(target.platform, target.erp_number, event, reason=detail)
         log.warning("mail bounced", platform=target.platform, address=target.erp_number, kind=target.kind,
                     severity=severity, status=rb.status)
-        if severity == HARD and target.erp_number is not None:
-            ctx = context(target.platform)
-            if ctx is not None:
-                text = f"{ctx.settings.mail.bounces.erp_text} {now.astimezone().strftime('%Y-%m-%d')}"
-                _erp_field(ctx, target.erp_number, text)
+        _mark_erp(state, context, target, severity)
     return True
+
+
+def _mark_erp(state: StateStore, context: Callable[[str], PlatformContext | None], target: _Target,
+              severity: str) -> None:
+    """``[erp.columns] email_undeliverable`` of a hard-bounced address: the text and the day of the
+    address's open bounce (so a repeat writes the same value). Nothing once the bounce is cleared."""
+    if severity != HARD or target.erp_number is None:
+        return
+    ctx = context(target.platform)
+    if ctx is None or not ctx.settings.erp.columns.email_undeliverable:
+        return
+    since = Bounces(state).open_since(target.platform).get(target.erp_number)
+    if since is None:
+        return
+    day = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone().strftime("%Y-%m-%d")
+    _erp_field(ctx, target.erp_number, f"{ctx.settings.mail.bounces.erp_text} {day}")
 
 
 def _target(state: StateStore, key: bytes, tag: Tag, rb: ReadBounce) -> _Target | None:

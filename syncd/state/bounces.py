@@ -9,11 +9,11 @@ and message runs). ``diagnostic`` goes through the one redaction point like ever
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from syncd.core import redaction
@@ -84,8 +84,10 @@ class Bounces:
     # --- recording ------------------------------------------------------------------------
     def record(self, *, platform: str, erp_number: int | None, kind: str, job_id: int, email: str,
                severity: str, status: str | None, diagnostic: str | None, source_id: str,
-               now: datetime) -> int | None:
-        """The bounce's row id; None when this bounce (source, job) was recorded before."""
+               now: datetime, also: Callable[[Connection], None] | None = None) -> int | None:
+        """The bounce's row id; None when this bounce (source, job) was recorded before.
+        ``also(conn)`` writes in the same transaction (the history event: a kill -9 between the
+        two would leave the bounce recorded and, read again as a duplicate, its event never written)."""
         text = clip(redaction.redact(diagnostic), DIAGNOSTIC_LIMIT) if diagnostic else None
         values = dict(platform=platform, erp_number=erp_number, kind=kind, job_id=job_id,
                       email=email.strip().lower(), severity=severity, status=status, diagnostic=text,
@@ -95,7 +97,10 @@ class Bounces:
                                                     t.c.job_id == job_id)).first()
             if exists is not None:
                 return None
-            return int(c.execute(insert(t).values(**values)).inserted_primary_key[0])
+            row_id = int(c.execute(insert(t).values(**values)).inserted_primary_key[0])
+            if also is not None:
+                also(c)
+            return row_id
 
     def clear(self, bounce_id: int, now: datetime, *, retried_job: int | None) -> None:
         with self.store.begin() as c:

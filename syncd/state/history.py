@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from syncd.core import redaction
 from syncd.core.rules import HistoryEvent, contact_keys
@@ -44,7 +44,8 @@ class History:
         self.record_many(platform, [(erp_number, event, reason, shop_id)])
 
     def record_many(self, platform: str,
-                    events: Iterable[tuple[int, HistoryEvent | str, str | None, str | None]]) -> None:
+                    events: Iterable[tuple[int, HistoryEvent | str, str | None, str | None]], *,
+                    conn: Connection | None = None) -> None:
         """(ERP number, event, reason, shop id) rows, all at the same ``clock()`` time."""
         now = self.clock()
         rows = [{"platform": platform, "erp_number": int(n), "event": str(HistoryEvent(e)), "at": now,
@@ -52,8 +53,11 @@ class History:
                 for n, e, reason, shop_id in events]
         if not rows:
             return
-        with self.store.begin() as conn:
+        if conn is not None:  # the caller's transaction: the event commits with what it records
             conn.execute(insert(t), rows)
+            return
+        with self.store.begin() as c:
+            c.execute(insert(t), rows)
 
     def of_address(self, erp_number: int, platform: str | None = None, *,
                    contacts: bool = False) -> list[Event]:
