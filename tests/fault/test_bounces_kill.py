@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -30,10 +31,11 @@ from tests.support.flow_harness import STATE_STORES
 from tests.support.shops import shop  # noqa: F401 - the fixture
 from tests.support.wired_env import Env
 
-ROOT = wired.Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 N = 5
 NUMBERS = [20001 + i for i in range(N)]
 COLUMN = "Sel3"
+RP = "bounces@example.com"
 pytestmark = pytest.mark.slow
 
 
@@ -50,10 +52,11 @@ def env(request, tmp_path, shop, monkeypatch) -> Iterator[tuple[Env, str]]:  # n
                      else f"sqlite:///{e.state_db.as_posix()}")
         folder = tmp_path / "bounces"
         mailbox.Maildir(str(folder), create=True).close()
-        text = wired.config_text(e, mail=(f'\n[mail.bounces]\nenabled = true\nreturn_path = "bounces@example.com"\n'
-                                          f'maildir = "{folder.as_posix()}"\n'))
+        section = f'\n[mail.bounces]\nenabled = true\nreturn_path = "{RP}"\nmaildir = "{folder.as_posix()}"\n'
+        text = wired.config_text(e, mail=section)
         text = text.replace(f'state_url = "sqlite:///{e.state_db.as_posix()}"', f'state_url = "{state_url}"')
-        e.config.write_text(text.replace("[erp.columns]\n", f'[erp.columns]\nemail_undeliverable = "{COLUMN}"\n'))
+        text = text.replace("[erp.columns]\n", f'[erp.columns]\nemail_undeliverable = "{COLUMN}"\n')
+        e.config.write_text(text)
         yield e, state_url
 
 
@@ -61,8 +64,8 @@ def _syncd(e: Env, *args: str, **env: str) -> subprocess.CompletedProcess:
     full = wired.subprocess_env(e)
     full.pop("SYNCD_KILL_AT", None)
     full.update(env)
-    return subprocess.run([sys.executable, "-m", "tests.support.bounce_kill_runner", "--config", str(e.config),
-                           *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "tests.support.bounce_kill_runner", "--config", str(e.config), *args]
+    return subprocess.run(command, cwd=ROOT, env=full, capture_output=True, text=True, timeout=300)
 
 
 def _deliver_bounces(e: Env, state_url: str) -> None:
@@ -74,7 +77,8 @@ def _deliver_bounces(e: Env, state_url: str) -> None:
     finally:
         store.close()
     assert sorted(jobs) == NUMBERS and key is not None
-    mails = [samples.postfix_dsn(envelope_sender("bounces@example.com", make_tag(key, "c", jobs[n].id, jobs[n].email)),
+    mails = [samples.postfix_dsn(envelope_sender("bounces@example.com", make_tag(key, "c", jobs[n].id,
+                                                                                 jobs[n].email)),
                                  jobs[n].email, message_id=f"<dsn-{n}@mx.example.net>") for n in NUMBERS]
     samples.deliver(e.root / "bounces", mails[0], mails[1], samples.unrelated(), *mails[2:])
 
