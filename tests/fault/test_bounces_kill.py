@@ -84,18 +84,20 @@ def _deliver_bounces(e: Env, state_url: str) -> None:
 
 
 def _count_erp_writes(e: Env) -> None:
-    """Every change of the ERP field, by a trigger on the table (the syncd process cannot hide one)."""
+    """Every UPDATE of the ERP field, and whether it changed the value, by a trigger on the table
+    (the syncd process cannot hide one)."""
     with sqlite3.connect(e.erp_db) as conn:
-        conn.execute("CREATE TABLE undeliverable_writes (number INTEGER, value TEXT)")
+        conn.execute("CREATE TABLE undeliverable_writes (number INTEGER, value TEXT, changed INTEGER)")
         conn.execute(f'CREATE TRIGGER count_writes AFTER UPDATE OF "{COLUMN}" ON "{wired.TABLE}" '
-                     f'WHEN old."{COLUMN}" IS NOT new."{COLUMN}" BEGIN INSERT INTO undeliverable_writes '
-                     f'VALUES (new."AdrNr", new."{COLUMN}"); END')
+                     f'BEGIN INSERT INTO undeliverable_writes VALUES (new."AdrNr", new."{COLUMN}", '
+                     f'old."{COLUMN}" IS NOT new."{COLUMN}"); END')
 
 
+# The maildir's key order mixes the unrelated mail in among the bounces.
 @pytest.mark.parametrize("point", [
     "bounce_after_record:3",  # the 3rd bounce and its event committed; ERP field not written, not moved
-    "bounce_before_done:3",   # the 3rd bounce fully handled but not moved
-    "bounce_before_done:2",   # the unrelated mail (the 3rd message) handled, not marked seen
+    "bounce_before_done:3",   # the 3rd message handled (ERP field written), not moved or marked seen
+    "bounce_before_done:2",
 ])
 def test_kill_inside_the_bounce_batch_loses_nothing_and_marks_once(env, point: str) -> None:
     e, state_url = env
@@ -127,7 +129,11 @@ def test_kill_inside_the_bounce_batch_loses_nothing_and_marks_once(env, point: s
     [left] = list(box.iterkeys())  # the unrelated mail stays, seen
     assert "S" in box.get_message(left).get_flags()
     with sqlite3.connect(e.erp_db) as conn:
-        writes = Counter(n for n, _ in conn.execute("SELECT number, value FROM undeliverable_writes"))
+        writes = conn.execute("SELECT number, value, changed FROM undeliverable_writes").fetchall()
         values = dict(conn.execute(f'SELECT "AdrNr", "{COLUMN}" FROM "{wired.TABLE}"').fetchall())
-    assert writes == dict.fromkeys(NUMBERS, 1)
+    assert Counter(n for n, _, changed in writes if changed) == dict.fromkeys(NUMBERS, 1)  # set once
+    # Written again (the same value) at most for the one bounce the kill caught after its ERP write.
+    again_written = Counter(n for n, _, _ in writes) - Counter(NUMBERS)
+    assert sum(again_written.values()) <= (1 if point.startswith("bounce_before_done") else 0), writes
+    assert len({v for n, v, _ in writes if n in again_written}) <= 1
     assert all(str(values[n]).startswith("E-Mail unzustellbar 20") for n in NUMBERS), values
